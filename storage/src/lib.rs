@@ -1,0 +1,24 @@
+//! Branchline's on-disk stores.
+//!
+//! # Layout
+//! - [`content`]: the content model. Pieces, their BLAKE3 hashes, the
+//!   canonical manifest and the content id.
+//! - [`piece_map`]: the have-map, one bit per piece.
+//! - [`piece_cache`]: the client's piece cache. sled holds manifests,
+//!   have-maps and entries; piece bytes live in one file per content.
+//! - [`meta_store`]: the server's metadata: contents, clients, holdings.
+//! - [`records`]: versioned encoding of what is kept in sled.
+//!
+//! Everything here blocks on disk; the actors call it from blocking threads.
+//! `storage/DESIGN.md` says what is durable when.
+
+pub mod content;
+pub mod meta_store;
+pub mod piece_cache;
+pub mod piece_map;
+pub mod records;
+
+pub use content::{ContentId, Hash, Manifest};
+pub use meta_store::{ClientRecord, ContentRecord, MetaStore, NodeId};
+pub use piece_cache::{CacheConfig, CacheError, PieceCache};
+pub use piece_map::PieceMap;

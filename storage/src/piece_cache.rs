@@ -1,0 +1,600 @@
+//! The client's piece cache: verified pieces of contents, with a have-map per
+//! content, a byte quota and least-recently-used eviction.
+//!
+//! sled is the store of record: manifests, have-maps and per-content entries
+//! (size, pinned, complete, last use). Piece bytes live in one file per
+//! content, at their offsets (see `storage/DESIGN.md` for the measurement that
+//! chose this). The order for every piece is **verify, write, sync, mark**: a
+//! piece's bit is set in sled only after its bytes hashed right and were
+//! synced to disk, so a set bit always means durable, verified bytes.
+//!
+//! Every method blocks on disk. Actors call them from a blocking thread pool.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{ContentError, ContentId, Manifest};
+use crate::piece_map::PieceMap;
+use crate::records::{self, BadRecord, unix_ms};
+
+/// Where and how big the cache is.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Directory holding `db/` (sled) and `pieces/` (one file per content).
+    pub dir: PathBuf,
+    /// Most bytes of contents the cache may hold.
+    pub quota_bytes: u64,
+    /// Memory sled may use for its page cache.
+    pub sled_cache_bytes: u64,
+}
+
+/// What can go wrong in the cache. Every variant names the content or path.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// sled failed.
+    #[error("cache database error: {0}")]
+    Db(#[from] sled::Error),
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The disk is full; nothing was marked.
+    #[error("disk full while writing {path}; the piece was not stored (free space, then retry)")]
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+    },
+    /// A content or piece was refused.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The content is not in the cache.
+    #[error("content {0} is not in the cache")]
+    Unknown(ContentId),
+    /// The piece is not held.
+    #[error("piece {index} of {id} is not in the cache")]
+    NotHeld {
+        /// The content.
+        id: ContentId,
+        /// The piece.
+        index: u32,
+    },
+    /// Adding the content would pass the quota even after eviction.
+    #[error("content of {need} bytes does not fit the cache quota of {quota} bytes ({pinned_or_busy} bytes are pinned or downloading)")]
+    QuotaExceeded {
+        /// Bytes the content needs.
+        need: u64,
+        /// The quota.
+        quota: u64,
+        /// Bytes that could not be evicted.
+        pinned_or_busy: u64,
+    },
+    /// The content is not complete yet.
+    #[error("content {id} is incomplete: {have} of {total} pieces")]
+    Incomplete {
+        /// The content.
+        id: ContentId,
+        /// Pieces held.
+        have: u32,
+        /// Pieces in all.
+        total: u32,
+    },
+    /// A stored piece no longer matches its hash; it was unmarked.
+    #[error("stored piece {index} of {id} is corrupt on disk; it was dropped and will be fetched again")]
+    Corrupt {
+        /// The content.
+        id: ContentId,
+        /// The piece.
+        index: u32,
+    },
+    /// A record in sled could not be decoded.
+    #[error(transparent)]
+    BadRecord(#[from] BadRecord),
+}
+
+/// Per-content bookkeeping kept in sled.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Entry {
+    size: u64,
+    pinned: bool,
+    complete: bool,
+    last_used_ms: u64,
+}
+
+/// What `put_piece` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// False if the piece was already held (nothing written).
+    pub newly_stored: bool,
+    /// True if the content is now complete.
+    pub complete: bool,
+    /// Pieces held after this call.
+    pub have: u32,
+}
+
+/// One content in the cache, for listings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContentSummary {
+    /// The content id.
+    pub id: ContentId,
+    /// The manifest's name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Pieces held.
+    pub have: u32,
+    /// Pieces in all.
+    pub pieces: u32,
+    /// Pinned contents are never evicted.
+    pub pinned: bool,
+    /// Last use, ms since the epoch.
+    pub last_used_ms: u64,
+}
+
+/// Quota and usage.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes reserved by the contents present (their full sizes).
+    pub reserved_bytes: u64,
+    /// Bytes of verified pieces held.
+    pub stored_bytes: u64,
+    /// The quota.
+    pub quota_bytes: u64,
+}
+
+/// An open content: its manifest and its piece file.
+struct OpenContent {
+    manifest: Arc<Manifest>,
+    file: File,
+    path: PathBuf,
+}
+
+/// The piece cache. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct PieceCache {
+    db: sled::Db,
+    manifests: sled::Tree,
+    have: sled::Tree,
+    entries: sled::Tree,
+    pieces_dir: PathBuf,
+    quota: u64,
+    open: Mutex<HashMap<ContentId, Arc<OpenContent>>>,
+    /// Serialises add, evict and remove, so two adds cannot both pass the quota.
+    admit: Mutex<()>,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            CacheError::DiskFull { path: path.to_owned() }
+        } else {
+            CacheError::Io { op, path: path.to_owned(), source }
+        }
+    }
+}
+
+impl PieceCache {
+    /// Opens (or creates) the cache in `config.dir`.
+    pub fn open(config: &CacheConfig) -> Result<Self, CacheError> {
+        let pieces_dir = config.dir.join("pieces");
+        std::fs::create_dir_all(&pieces_dir).map_err(io_err("create", &pieces_dir))?;
+        let db = sled::Config::new()
+            .path(config.dir.join("db"))
+            .cache_capacity(config.sled_cache_bytes)
+            .open()?;
+        Ok(PieceCache {
+            manifests: db.open_tree("manifests")?,
+            have: db.open_tree("have")?,
+            entries: db.open_tree("entries")?,
+            db,
+            pieces_dir,
+            quota: config.quota_bytes,
+            open: Mutex::new(HashMap::new()),
+            admit: Mutex::new(()),
+        })
+    }
+
+    /// The underlying sled database, for other small records of the node
+    /// (its id, its settings) that must share the cache's durability.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn piece_path(&self, id: &ContentId) -> PathBuf {
+        self.pieces_dir.join(format!("{}.data", id.to_hex()))
+    }
+
+    fn entry(&self, id: &ContentId) -> Result<Option<Entry>, CacheError> {
+        match self.entries.get(id.0)? {
+            Some(bytes) => Ok(Some(records::decode(&bytes, || format!("entries/{id}"))?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_entry(&self, id: &ContentId, entry: &Entry) -> Result<(), CacheError> {
+        self.entries.insert(id.0, records::encode(entry))?;
+        Ok(())
+    }
+
+    /// The manifest of a content in the cache.
+    pub fn manifest(&self, id: &ContentId) -> Result<Option<Arc<Manifest>>, CacheError> {
+        match self.opened(id) {
+            Ok(open) => Ok(Some(open.manifest.clone())),
+            Err(CacheError::Unknown(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn opened(&self, id: &ContentId) -> Result<Arc<OpenContent>, CacheError> {
+        if let Some(open) = self.open.lock().expect("open map lock").get(id) {
+            return Ok(open.clone());
+        }
+        let bytes = self.manifests.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
+        let manifest = Manifest::from_bytes(&bytes)?;
+        let path = self.piece_path(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        let open = Arc::new(OpenContent { manifest: Arc::new(manifest), file, path });
+        self.open.lock().expect("open map lock").insert(*id, open.clone());
+        Ok(open)
+    }
+
+    /// Adds a content (its manifest) to the cache, evicting least-recently-used
+    /// complete, unpinned contents if the quota needs room. Adding a content
+    /// that is already present only refreshes its last use. Returns the
+    /// content's have-map.
+    pub fn add(&self, manifest: &Manifest, pinned: bool) -> Result<PieceMap, CacheError> {
+        manifest.validate()?;
+        let id = manifest.content_id();
+        let _admit = self.admit.lock().expect("admit lock");
+        if let Some(mut entry) = self.entry(&id)? {
+            entry.last_used_ms = unix_ms();
+            entry.pinned |= pinned;
+            self.put_entry(&id, &entry)?;
+            return self.have(&id);
+        }
+        self.make_room(manifest.size, &id)?;
+        let path = self.piece_path(&id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        file.set_len(manifest.size).map_err(io_err("size", &path))?;
+        let map = PieceMap::new(manifest.piece_count());
+        self.manifests.insert(id.0, manifest.to_bytes())?;
+        self.have.insert(id.0, map.raw())?;
+        let entry = Entry { size: manifest.size, pinned, complete: manifest.size == 0, last_used_ms: unix_ms() };
+        self.put_entry(&id, &entry)?;
+        self.db.flush()?;
+        Ok(map)
+    }
+
+    /// Evicts LRU complete unpinned contents until `need` more bytes fit.
+    fn make_room(&self, need: u64, adding: &ContentId) -> Result<(), CacheError> {
+        let mut entries = self.all_entries()?;
+        let mut reserved: u64 = entries.iter().map(|(_, e)| e.size).sum();
+        if reserved + need <= self.quota {
+            return Ok(());
+        }
+        entries.retain(|(id, e)| e.complete && !e.pinned && id != adding);
+        entries.sort_by_key(|(_, e)| e.last_used_ms);
+        for (id, entry) in entries {
+            if reserved + need <= self.quota {
+                break;
+            }
+            tracing::info!(content = %id, bytes = entry.size, "evicting least recently used content to make room");
+            self.remove_locked(&id)?;
+            reserved -= entry.size;
+        }
+        if reserved + need > self.quota {
+            return Err(CacheError::QuotaExceeded { need, quota: self.quota, pinned_or_busy: reserved });
+        }
+        Ok(())
+    }
+
+    fn all_entries(&self) -> Result<Vec<(ContentId, Entry)>, CacheError> {
+        let mut out = Vec::new();
+        for item in self.entries.iter() {
+            let (key, value) = item?;
+            let id = key_to_id(&key, "entries")?;
+            out.push((id, records::decode(&value, || format!("entries/{id}"))?));
+        }
+        Ok(out)
+    }
+
+    /// Verifies and stores one piece: **verify, write, sync, mark**. A piece
+    /// already held is not written again.
+    pub fn put_piece(&self, id: &ContentId, index: u32, bytes: &[u8]) -> Result<PutOutcome, CacheError> {
+        let open = self.opened(id)?;
+        open.manifest.verify_piece(index, bytes)?;
+        let before = self.have(id)?;
+        if before.get(index) {
+            return Ok(PutOutcome { newly_stored: false, complete: before.is_complete(), have: before.count() });
+        }
+        let offset = open.manifest.piece_offset(index);
+        open.file.write_all_at(bytes, offset).map_err(io_err("write", &open.path))?;
+        open.file.sync_data().map_err(io_err("sync", &open.path))?;
+        let after = self.mark(id, open.manifest.piece_count(), index)?;
+        let complete = after.is_complete();
+        if complete {
+            self.update_entry(id, |e| e.complete = true)?;
+        }
+        self.db.flush()?;
+        Ok(PutOutcome { newly_stored: true, complete, have: after.count() })
+    }
+
+    /// Sets a piece's bit in the durable have-map (atomically against
+    /// concurrent marks) and returns the new map.
+    fn mark(&self, id: &ContentId, len: u32, index: u32) -> Result<PieceMap, CacheError> {
+        let updated = self.have.update_and_fetch(id.0, |old| {
+            let mut map = old
+                .and_then(|raw| PieceMap::from_raw(len, raw.to_vec()).ok())
+                .unwrap_or_else(|| PieceMap::new(len));
+            map.set(index);
+            Some(map.raw().to_vec())
+        })?;
+        let raw = updated.ok_or(CacheError::Unknown(*id))?;
+        Ok(PieceMap::from_raw(len, raw.to_vec()).expect("we just wrote a map of this length"))
+    }
+
+    fn update_entry(&self, id: &ContentId, change: impl FnOnce(&mut Entry)) -> Result<(), CacheError> {
+        let mut entry = self.entry(id)?.ok_or(CacheError::Unknown(*id))?;
+        change(&mut entry);
+        self.put_entry(id, &entry)
+    }
+
+    /// The have-map of a content.
+    pub fn have(&self, id: &ContentId) -> Result<PieceMap, CacheError> {
+        let open = self.opened(id)?;
+        let raw = self.have.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
+        PieceMap::from_raw(open.manifest.piece_count(), raw.to_vec())
+            .map_err(|e| BadRecord { what: format!("have/{id}"), reason: e.to_string() }.into())
+    }
+
+    /// Reads a held piece, verifying it again on the way out so bit rot on
+    /// disk is never served. A piece that fails is unmarked and reported.
+    pub fn read_piece(&self, id: &ContentId, index: u32) -> Result<Vec<u8>, CacheError> {
+        let open = self.opened(id)?;
+        if !self.have(id)?.get(index) {
+            return Err(CacheError::NotHeld { id: *id, index });
+        }
+        let mut buf = vec![0u8; usize::try_from(open.manifest.piece_len(index)).expect("piece fits memory")];
+        open.file
+            .read_exact_at(&mut buf, open.manifest.piece_offset(index))
+            .map_err(io_err("read", &open.path))?;
+        if open.manifest.verify_piece(index, &buf).is_err() {
+            tracing::error!(content = %id, piece = index, "stored piece failed verification; dropping it");
+            self.unmark(id, open.manifest.piece_count(), index)?;
+            return Err(CacheError::Corrupt { id: *id, index });
+        }
+        Ok(buf)
+    }
+
+    fn unmark(&self, id: &ContentId, len: u32, index: u32) -> Result<(), CacheError> {
+        self.have.update_and_fetch(id.0, |old| {
+            let mut map = PieceMap::from_raw(len, old?.to_vec()).ok()?;
+            map.clear(index);
+            Some(map.raw().to_vec())
+        })?;
+        self.update_entry(id, |e| e.complete = false)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a complete content to `out`, atomically: into `out.partial`,
+    /// synced, then renamed.
+    pub fn export(&self, id: &ContentId, out: &Path) -> Result<(), CacheError> {
+        let open = self.opened(id)?;
+        let have = self.have(id)?;
+        if !have.is_complete() {
+            return Err(CacheError::Incomplete { id: *id, have: have.count(), total: have.len() });
+        }
+        let mut partial = out.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        std::fs::copy(&open.path, &partial).map_err(io_err("copy to", &partial))?;
+        File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", &partial))?;
+        std::fs::rename(&partial, out).map_err(io_err("rename to", out))?;
+        self.update_entry(id, |e| e.last_used_ms = unix_ms())?;
+        Ok(())
+    }
+
+    /// Pins or unpins a content; pinned contents are never evicted.
+    pub fn set_pinned(&self, id: &ContentId, pinned: bool) -> Result<(), CacheError> {
+        self.update_entry(id, |e| e.pinned = pinned)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes a content and its bytes.
+    pub fn remove(&self, id: &ContentId) -> Result<(), CacheError> {
+        let _admit = self.admit.lock().expect("admit lock");
+        self.remove_locked(id)
+    }
+
+    fn remove_locked(&self, id: &ContentId) -> Result<(), CacheError> {
+        // Unmark first: a crash part-way leaves bytes without marks (garbage
+        // that `open` ignores), never marks without bytes.
+        self.have.remove(id.0)?;
+        self.entries.remove(id.0)?;
+        self.manifests.remove(id.0)?;
+        self.db.flush()?;
+        self.open.lock().expect("open map lock").remove(id);
+        let path = self.piece_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every content in the cache.
+    pub fn contents(&self) -> Result<Vec<ContentSummary>, CacheError> {
+        let mut out = Vec::new();
+        for (id, entry) in self.all_entries()? {
+            let open = self.opened(&id)?;
+            let have = self.have(&id)?;
+            out.push(ContentSummary {
+                id,
+                name: open.manifest.name.clone(),
+                size: entry.size,
+                have: have.count(),
+                pieces: have.len(),
+                pinned: entry.pinned,
+                last_used_ms: entry.last_used_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Quota and usage.
+    pub fn usage(&self) -> Result<Usage, CacheError> {
+        let mut usage = Usage { reserved_bytes: 0, stored_bytes: 0, quota_bytes: self.quota };
+        for (id, entry) in self.all_entries()? {
+            usage.reserved_bytes += entry.size;
+            let open = self.opened(&id)?;
+            let have = self.have(&id)?;
+            usage.stored_bytes += have.iter_set().map(|i| open.manifest.piece_len(i)).sum::<u64>();
+        }
+        Ok(usage)
+    }
+}
+
+fn key_to_id(key: &[u8], tree: &str) -> Result<ContentId, BadRecord> {
+    <[u8; 32]>::try_from(key)
+        .map(crate::content::Hash)
+        .map_err(|_| BadRecord { what: format!("{tree}/<key>"), reason: format!("key of {} bytes", key.len()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::MIN_PIECE_SIZE;
+
+    fn package(len: usize, seed: u8) -> (Vec<u8>, Manifest) {
+        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let m = Manifest::from_reader(&format!("p{seed}"), &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
+        (data, m)
+    }
+
+    fn piece<'a>(data: &'a [u8], m: &Manifest, i: u32) -> &'a [u8] {
+        let s = m.piece_offset(i) as usize;
+        &data[s..s + m.piece_len(i) as usize]
+    }
+
+    fn cache(dir: &Path, quota: u64) -> PieceCache {
+        PieceCache::open(&CacheConfig { dir: dir.into(), quota_bytes: quota, sled_cache_bytes: 1 << 20 }).unwrap()
+    }
+
+    fn fill(c: &PieceCache, data: &[u8], m: &Manifest) {
+        let id = m.content_id();
+        for i in 0..m.piece_count() {
+            c.put_piece(&id, i, piece(data, m, i)).unwrap();
+        }
+    }
+
+    #[test]
+    fn pieces_survive_a_reopen_and_export_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(100_000, 1);
+        let id = m.content_id();
+        {
+            let c = cache(dir.path(), 1 << 30);
+            c.add(&m, false).unwrap();
+            let first = c.put_piece(&id, 0, piece(&data, &m, 0)).unwrap();
+            assert_eq!(first, PutOutcome { newly_stored: true, complete: false, have: 1 });
+            let again = c.put_piece(&id, 0, piece(&data, &m, 0)).unwrap();
+            assert!(!again.newly_stored);
+        }
+        let c = cache(dir.path(), 1 << 30);
+        assert_eq!(c.have(&id).unwrap().iter_set().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(c.read_piece(&id, 0).unwrap(), piece(&data, &m, 0));
+        let out = dir.path().join("out.bin");
+        assert!(matches!(c.export(&id, &out), Err(CacheError::Incomplete { have: 1, total: 7, .. })));
+        fill(&c, &data, &m);
+        c.export(&id, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+
+    #[test]
+    fn a_bad_piece_is_refused_and_nothing_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(40_000, 2);
+        let id = m.content_id();
+        let c = cache(dir.path(), 1 << 30);
+        c.add(&m, false).unwrap();
+        let mut bad = piece(&data, &m, 1).to_vec();
+        bad[5] ^= 0x40;
+        let err = c.put_piece(&id, 1, &bad).unwrap_err();
+        assert!(err.to_string().starts_with("piece 1 hash mismatch"), "{err}");
+        assert_eq!(c.have(&id).unwrap().count(), 0);
+        assert!(matches!(c.read_piece(&id, 1), Err(CacheError::NotHeld { index: 1, .. })));
+    }
+
+    #[test]
+    fn bit_rot_on_disk_is_caught_on_read_and_the_piece_unmarked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(40_000, 3);
+        let id = m.content_id();
+        let c = cache(dir.path(), 1 << 30);
+        c.add(&m, false).unwrap();
+        fill(&c, &data, &m);
+        let file = OpenOptions::new().write(true).open(c.piece_path(&id)).unwrap();
+        file.write_all_at(b"X", 10).unwrap();
+        assert!(matches!(c.read_piece(&id, 0), Err(CacheError::Corrupt { index: 0, .. })));
+        assert!(!c.have(&id).unwrap().get(0));
+        assert!(c.have(&id).unwrap().get(1));
+    }
+
+    #[test]
+    fn quota_evicts_lru_complete_unpinned_and_refuses_what_cannot_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), 100_000);
+        let (d1, m1) = package(40_000, 1);
+        let (d2, m2) = package(40_000, 2);
+        let (_, m3) = package(40_000, 3);
+        c.add(&m1, false).unwrap();
+        fill(&c, &d1, &m1);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        c.add(&m2, true).unwrap();
+        fill(&c, &d2, &m2);
+        // m1 is the least recently used, complete and unpinned: it goes.
+        c.add(&m3, false).unwrap();
+        let ids: Vec<_> = c.contents().unwrap().into_iter().map(|s| s.id).collect();
+        assert!(!ids.contains(&m1.content_id()));
+        assert!(ids.contains(&m2.content_id()) && ids.contains(&m3.content_id()));
+        assert!(!c.piece_path(&m1.content_id()).exists());
+        // m2 is pinned, m3 incomplete: a fourth cannot fit.
+        let (_, m4) = package(40_000, 4);
+        let err = c.add(&m4, false).unwrap_err();
+        assert!(matches!(err, CacheError::QuotaExceeded { need: 40_000, quota: 100_000, .. }), "{err}");
+        assert_eq!(c.usage().unwrap().reserved_bytes, 80_000);
+    }
+
+    #[test]
+    fn unknown_content_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cache(dir.path(), 1 << 20);
+        let (_, m) = package(20_000, 9);
+        let err = c.have(&m.content_id()).unwrap_err();
+        assert_eq!(err.to_string(), format!("content {} is not in the cache", m.content_id()));
+    }
+}

@@ -1,0 +1,149 @@
+//! A have-map: one bit per piece of a content, set when the piece is held.
+//!
+//! The same bitmap is the client's durable record of what it stores and the
+//! server's record of what each client holds, so 100k clients holding a
+//! 1 GiB content (1024 pieces) cost 128 bytes each.
+
+use serde::{Deserialize, Serialize};
+
+/// A fixed-length bitmap of pieces.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PieceMap {
+    len: u32,
+    bits: Vec<u8>,
+}
+
+/// A bitmap whose byte length does not fit its piece count.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("have-map of {got} bytes does not fit {len} pieces")]
+pub struct BadPieceMap {
+    /// Pieces expected.
+    pub len: u32,
+    /// Bytes received.
+    pub got: usize,
+}
+
+impl PieceMap {
+    /// An empty map of `len` pieces.
+    pub fn new(len: u32) -> Self {
+        PieceMap { len, bits: vec![0; (len as usize).div_ceil(8)] }
+    }
+
+    /// A map with every piece set.
+    pub fn full(len: u32) -> Self {
+        let mut map = Self::new(len);
+        for i in 0..len {
+            map.set(i);
+        }
+        map
+    }
+
+    /// Rebuilds a map from its raw bytes, refusing a wrong length or stray
+    /// bits past the end.
+    pub fn from_raw(len: u32, bits: Vec<u8>) -> Result<Self, BadPieceMap> {
+        let bad = BadPieceMap { len, got: bits.len() };
+        if bits.len() != (len as usize).div_ceil(8) {
+            return Err(bad);
+        }
+        let tail = len % 8;
+        if tail != 0 && bits.last().is_some_and(|last| last >> tail != 0) {
+            return Err(bad);
+        }
+        Ok(PieceMap { len, bits })
+    }
+
+    /// The raw bytes, piece 0 in the lowest bit of byte 0.
+    pub fn raw(&self) -> &[u8] {
+        &self.bits
+    }
+
+    /// Number of pieces the map covers.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// True if the map covers no pieces.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True if piece `i` is set. Out of range is never set.
+    pub fn get(&self, i: u32) -> bool {
+        i < self.len && self.bits[(i / 8) as usize] & (1 << (i % 8)) != 0
+    }
+
+    /// Sets piece `i`; returns true if it was not set before.
+    ///
+    /// # Panics
+    /// If `i` is out of range: callers check indices against the manifest.
+    pub fn set(&mut self, i: u32) -> bool {
+        assert!(i < self.len, "piece {i} out of range {}", self.len);
+        let byte = &mut self.bits[(i / 8) as usize];
+        let mask = 1 << (i % 8);
+        let was = *byte & mask != 0;
+        *byte |= mask;
+        !was
+    }
+
+    /// Clears piece `i`.
+    pub fn clear(&mut self, i: u32) {
+        if i < self.len {
+            self.bits[(i / 8) as usize] &= !(1 << (i % 8));
+        }
+    }
+
+    /// Number of pieces set.
+    pub fn count(&self) -> u32 {
+        self.bits.iter().map(|b| b.count_ones()).sum()
+    }
+
+    /// True if every piece is set.
+    pub fn is_complete(&self) -> bool {
+        self.count() == self.len
+    }
+
+    /// Indices of set pieces, ascending.
+    pub fn iter_set(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len).filter(|&i| self.get(i))
+    }
+
+    /// Indices of missing pieces, ascending.
+    pub fn iter_missing(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len).filter(|&i| !self.get(i))
+    }
+}
+
+impl std::fmt::Debug for PieceMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PieceMap({}/{})", self.count(), self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_count_and_missing() {
+        let mut m = PieceMap::new(10);
+        assert!(m.set(3));
+        assert!(!m.set(3));
+        m.set(9);
+        assert!(m.get(3) && m.get(9) && !m.get(4) && !m.get(10));
+        assert_eq!(m.count(), 2);
+        assert_eq!(m.iter_set().collect::<Vec<_>>(), vec![3, 9]);
+        assert_eq!(m.iter_missing().count(), 8);
+        m.clear(3);
+        assert_eq!(m.count(), 1);
+        assert!(PieceMap::full(10).is_complete());
+    }
+
+    #[test]
+    fn raw_round_trip_and_refusals() {
+        let m = PieceMap::full(10);
+        assert_eq!(PieceMap::from_raw(10, m.raw().to_vec()).unwrap(), m);
+        assert_eq!(PieceMap::from_raw(10, vec![0; 3]), Err(BadPieceMap { len: 10, got: 3 }));
+        // A stray bit beyond piece 9 is refused, not silently kept.
+        assert!(PieceMap::from_raw(10, vec![0xff, 0xff]).is_err());
+    }
+}
