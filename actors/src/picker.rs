@@ -1,0 +1,493 @@
+//! Piece picking and request bookkeeping for one download: a plain state
+//! machine that takes `now` as an argument and does no I/O.
+//!
+//! The transfer actor feeds it what the office knows (which peer holds which
+//! pieces, which pieces this node may take from the origin) and the outcome
+//! of every request; it answers which requests to send next.
+//!
+//! Policy:
+//! - Pieces a peer holds are taken from peers, **rarest first** (fewest
+//!   holders), each from the holder with the fewest requests in flight, at
+//!   most `per_peer` per peer and `total` overall.
+//! - A piece no peer holds is taken from the origin only under a lease the
+//!   server granted this node, so each piece leaves the origin once. Origins
+//!   are tried in their published order (CDN first, then file storage).
+//! - A source that sent bytes that failed verification is set aside for the
+//!   rest of the transfer. A source that failed otherwise (refused, timed
+//!   out, unreachable) cools down for `retry_after`.
+//! - Every request carries an id; an outcome for an unknown id (a request
+//!   already written off) is ignored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use branchline_storage::{NodeId, PieceMap};
+
+use crate::wire::PeerHolding;
+
+/// Limits on requests in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests in flight to one peer.
+    pub per_peer: u32,
+    /// Requests in flight in all.
+    pub total: u32,
+    /// Requests in flight to origins.
+    pub origin: u32,
+    /// How long a source that failed (other than with bad bytes) rests.
+    pub retry_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { per_peer: 4, total: 16, origin: 4, retry_after: Duration::from_secs(2) }
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Another client.
+    Peer(NodeId, SocketAddr),
+    /// The origin at this index of the content's origin list.
+    Origin(usize),
+}
+
+/// A request to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Its id, to match the outcome.
+    pub id: u64,
+    /// The piece.
+    pub index: u32,
+    /// Where from.
+    pub source: Source,
+}
+
+/// How a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The bytes failed verification: the source is set aside.
+    BadData,
+    /// Refused, unreachable or timed out: the source rests a while.
+    Unavailable,
+}
+
+/// What the picker did with an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted.
+    Applied,
+    /// The id was unknown (the request had been written off).
+    Stale,
+}
+
+#[derive(Debug)]
+struct PeerState {
+    addr: SocketAddr,
+    have: PieceMap,
+    in_flight: u32,
+    resting_until: Option<Instant>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct OriginState {
+    set_aside: bool,
+    resting_until: Option<Instant>,
+}
+
+/// The picker for one content.
+#[derive(Debug)]
+pub struct Picker {
+    limits: Limits,
+    have: PieceMap,
+    peers: BTreeMap<NodeId, PeerState>,
+    set_aside_peers: BTreeSet<NodeId>,
+    origins: Vec<OriginState>,
+    in_flight: HashMap<u64, (u32, Source)>,
+    pieces_in_flight: BTreeSet<u32>,
+    granted: BTreeSet<u32>,
+    leased_elsewhere: PieceMap,
+    to_release: BTreeSet<u32>,
+    next_id: u64,
+}
+
+fn resting(until: Option<Instant>, now: Instant) -> bool {
+    until.is_some_and(|t| t > now)
+}
+
+impl Picker {
+    /// A picker for a content of which `have` is held, with `origins` origin
+    /// URLs.
+    pub fn new(have: PieceMap, origins: usize, limits: Limits) -> Self {
+        let len = have.len();
+        Picker {
+            limits,
+            have,
+            peers: BTreeMap::new(),
+            set_aside_peers: BTreeSet::new(),
+            origins: vec![OriginState::default(); origins],
+            in_flight: HashMap::new(),
+            pieces_in_flight: BTreeSet::new(),
+            granted: BTreeSet::new(),
+            leased_elsewhere: PieceMap::new(len),
+            to_release: BTreeSet::new(),
+            next_id: 1,
+        }
+    }
+
+    /// What is held.
+    pub fn have(&self) -> &PieceMap {
+        &self.have
+    }
+
+    /// True when every piece is held.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_complete()
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> u32 {
+        u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Peers known as sources (not set aside).
+    pub fn source_count(&self) -> u32 {
+        u32::try_from(self.peers.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Takes in what the server (through the office) says: who holds what,
+    /// what others are fetching from the origin, and this node's leases.
+    /// Peers set aside stay set aside; a peer that vanished keeps the
+    /// requests already sent to it but gets no new ones.
+    pub fn update_sources(&mut self, peers: &[PeerHolding], leased_elsewhere: PieceMap, granted: &[u32]) {
+        let len = self.have.len();
+        let mut next = BTreeMap::new();
+        for peer in peers {
+            if self.set_aside_peers.contains(&peer.id) || peer.have.len() != len {
+                continue;
+            }
+            let old = self.peers.remove(&peer.id);
+            next.insert(
+                peer.id,
+                PeerState {
+                    addr: peer.addr,
+                    have: peer.have.clone(),
+                    in_flight: old.as_ref().map_or(0, |p| p.in_flight),
+                    resting_until: old.and_then(|p| p.resting_until),
+                },
+            );
+        }
+        // Peers with requests in flight stay known until those finish.
+        for (id, mut state) in std::mem::take(&mut self.peers) {
+            if state.in_flight > 0 {
+                state.have = PieceMap::new(len);
+                next.insert(id, state);
+            }
+        }
+        self.peers = next;
+        if leased_elsewhere.len() == len {
+            self.leased_elsewhere = leased_elsewhere;
+        }
+        self.granted = granted.iter().copied().filter(|&i| i < len && !self.have.get(i)).collect();
+    }
+
+    fn usable_holders(&self, index: u32, now: Instant) -> impl Iterator<Item = (&NodeId, &PeerState)> {
+        self.peers.iter().filter(move |(_, p)| {
+            p.have.get(index) && p.in_flight < self.limits.per_peer && !resting(p.resting_until, now)
+        })
+    }
+
+    fn holders(&self, index: u32) -> usize {
+        self.peers.values().filter(|p| p.have.get(index)).count()
+    }
+
+    fn origin_in_flight(&self) -> u32 {
+        let n = self.in_flight.values().filter(|(_, s)| matches!(s, Source::Origin(_))).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn wanted(&self) -> impl Iterator<Item = u32> + '_ {
+        self.have.iter_missing().filter(|i| !self.pieces_in_flight.contains(i))
+    }
+
+    /// The requests to send now; they are counted as in flight.
+    pub fn next_requests(&mut self, now: Instant) -> Vec<Request> {
+        let mut out = Vec::new();
+        // Rarest first among pieces some peer holds.
+        let mut candidates: Vec<(usize, u32)> =
+            self.wanted().map(|i| (self.holders(i), i)).filter(|&(holders, _)| holders > 0).collect();
+        candidates.sort_unstable();
+        for (_, index) in candidates {
+            if self.in_flight() >= self.limits.total {
+                return out;
+            }
+            let best = self
+                .usable_holders(index, now)
+                .min_by_key(|(id, p)| (p.in_flight, spread(id, index)))
+                .map(|(id, p)| (*id, p.addr));
+            if let Some((id, addr)) = best {
+                out.push(self.start(index, Source::Peer(id, addr)));
+            }
+        }
+        // Leased pieces from the origin, in order of the origin list.
+        let granted: Vec<u32> = self.granted.iter().copied().filter(|i| !self.pieces_in_flight.contains(i)).collect();
+        for index in granted {
+            if self.in_flight() >= self.limits.total || self.origin_in_flight() >= self.limits.origin {
+                break;
+            }
+            if self.holders(index) > 0 {
+                continue; // a peer has it now; the lease goes back
+            }
+            match self.usable_origin(now) {
+                Some(origin) => out.push(self.start(index, Source::Origin(origin))),
+                None => break,
+            }
+        }
+        out
+    }
+
+    fn usable_origin(&self, now: Instant) -> Option<usize> {
+        self.origins.iter().position(|o| !o.set_aside && !resting(o.resting_until, now))
+    }
+
+    /// True when every origin has been set aside for bad bytes.
+    pub fn origins_exhausted(&self) -> bool {
+        self.origins.iter().all(|o| o.set_aside)
+    }
+
+    fn start(&mut self, index: u32, source: Source) -> Request {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight.insert(id, (index, source));
+        self.pieces_in_flight.insert(index);
+        if let Source::Peer(peer, _) = source {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.in_flight += 1;
+            }
+        }
+        Request { id, index, source }
+    }
+
+    fn finish(&mut self, id: u64) -> Option<(u32, Source)> {
+        let (index, source) = self.in_flight.remove(&id)?;
+        self.pieces_in_flight.remove(&index);
+        if let Source::Peer(peer, _) = source {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.in_flight = p.in_flight.saturating_sub(1);
+            }
+        }
+        Some((index, source))
+    }
+
+    /// A request delivered a verified, stored piece.
+    pub fn on_stored(&mut self, id: u64) -> Outcome {
+        let Some((index, _)) = self.finish(id) else { return Outcome::Stale };
+        self.have.set(index);
+        self.granted.remove(&index);
+        Outcome::Applied
+    }
+
+    /// A request failed.
+    pub fn on_failed(&mut self, id: u64, failure: Failure, now: Instant) -> Outcome {
+        let Some((_, source)) = self.finish(id) else { return Outcome::Stale };
+        match (source, failure) {
+            (Source::Peer(peer, _), Failure::BadData) => {
+                self.set_aside_peers.insert(peer);
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.have = PieceMap::new(self.have.len());
+                }
+            }
+            (Source::Peer(peer, _), Failure::Unavailable) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.resting_until = Some(now + self.limits.retry_after);
+                }
+            }
+            (Source::Origin(i), Failure::BadData) => self.origins[i].set_aside = true,
+            (Source::Origin(i), Failure::Unavailable) => {
+                self.origins[i].resting_until = Some(now + self.limits.retry_after);
+            }
+        }
+        if self.origins_exhausted() {
+            let granted = std::mem::take(&mut self.granted);
+            self.to_release.extend(granted);
+        }
+        Outcome::Applied
+    }
+
+    /// How many more origin leases this node would use now: pieces no usable
+    /// peer holds and nobody else is fetching, up to the free origin slots.
+    pub fn wanted_leases(&self) -> u32 {
+        if self.origins_exhausted() {
+            return 0;
+        }
+        let slots = self.limits.origin.saturating_sub(self.origin_in_flight() + self.granted_waiting());
+        let needed = self
+            .wanted()
+            .filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i) && !self.granted.contains(&i))
+            .take(slots as usize)
+            .count();
+        u32::try_from(needed).unwrap_or(u32::MAX)
+    }
+
+    fn granted_waiting(&self) -> u32 {
+        let n = self.granted.iter().filter(|i| !self.pieces_in_flight.contains(i)).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Leases to give back to the server (taken once).
+    pub fn take_releases(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.to_release).into_iter().collect()
+    }
+
+    /// Pieces nobody can supply: missing, not in flight, no peer holds them,
+    /// no one holds a lease and every origin is set aside.
+    pub fn unobtainable(&self) -> Vec<u32> {
+        if !self.origins_exhausted() {
+            return Vec::new();
+        }
+        self.wanted().filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i)).collect()
+    }
+
+    /// The earliest time a resting source wakes, so the actor can come back.
+    pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let peers = self.peers.values().filter_map(|p| p.resting_until);
+        let origins = self.origins.iter().filter_map(|o| o.resting_until);
+        peers.chain(origins).filter(|&t| t > now).min()
+    }
+}
+
+/// A cheap per-(peer, piece) tie-breaker, so equal peers share the load
+/// instead of the lowest id taking every request.
+fn spread(id: &NodeId, index: u32) -> u32 {
+    let mut h = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+    h ^= index.wrapping_mul(0x9E37_79B9);
+    h.rotate_left(13).wrapping_mul(0x85EB_CA6B)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(n: u8) -> NodeId {
+        NodeId([n; 16])
+    }
+
+    fn peer(n: u8, pieces: &[u32], len: u32) -> PeerHolding {
+        let mut have = PieceMap::new(len);
+        for &p in pieces {
+            have.set(p);
+        }
+        PeerHolding { id: node(n), addr: SocketAddr::from(([127, 0, 0, n], 1)), have }
+    }
+
+    fn limits() -> Limits {
+        Limits { per_peer: 2, total: 6, origin: 2, retry_after: Duration::from_secs(1) }
+    }
+
+    #[test]
+    fn given_pieces_of_different_rarity_when_picking_then_rarest_go_first() {
+        let mut p = Picker::new(PieceMap::new(4), 1, limits());
+        // piece 3 is held by one peer, piece 0 by two, 1 and 2 by none.
+        p.update_sources(&[peer(1, &[0, 3], 4), peer(2, &[0], 4)], PieceMap::new(4), &[]);
+        let reqs = p.next_requests(Instant::now());
+        assert_eq!(reqs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![3, 0]);
+        assert_eq!(reqs[0].source, Source::Peer(node(1), SocketAddr::from(([127, 0, 0, 1], 1))));
+        // piece 0 went to peer 2, which has nothing in flight.
+        assert!(matches!(reqs[1].source, Source::Peer(id, _) if id == node(2)));
+    }
+
+    #[test]
+    fn given_per_peer_and_total_limits_when_picking_then_they_hold() {
+        let mut p = Picker::new(PieceMap::new(20), 1, limits());
+        p.update_sources(&[peer(1, &(0..20).collect::<Vec<_>>(), 20)], PieceMap::new(20), &[]);
+        assert_eq!(p.next_requests(Instant::now()).len(), 2);
+        let all: Vec<u32> = (0..20).collect();
+        p.update_sources(&[peer(1, &all, 20), peer(2, &all, 20), peer(3, &all, 20), peer(4, &all, 20)], PieceMap::new(20), &[]);
+        assert_eq!(p.next_requests(Instant::now()).len(), 4, "6 total, 2 already in flight");
+        assert!(p.next_requests(Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn given_no_holder_when_asking_then_leases_are_wanted_and_used_for_the_origin() {
+        let mut p = Picker::new(PieceMap::new(5), 2, limits());
+        let mut elsewhere = PieceMap::new(5);
+        elsewhere.set(0);
+        p.update_sources(&[peer(1, &[1], 5)], elsewhere.clone(), &[]);
+        // 2, 3, 4: nobody holds or leases them; 2 origin slots.
+        assert_eq!(p.wanted_leases(), 2);
+        p.update_sources(&[peer(1, &[1], 5)], elsewhere, &[2, 3]);
+        assert_eq!(p.wanted_leases(), 0);
+        let reqs = p.next_requests(Instant::now());
+        let origin: Vec<_> = reqs.iter().filter(|r| r.source == Source::Origin(0)).map(|r| r.index).collect();
+        assert_eq!(origin, vec![2, 3]);
+        assert!(reqs.iter().any(|r| r.index == 1 && matches!(r.source, Source::Peer(..))));
+    }
+
+    #[test]
+    fn given_bad_bytes_from_a_peer_when_failed_then_it_is_set_aside_for_good() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(2), 1, limits());
+        p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
+        let reqs = p.next_requests(now);
+        assert_eq!(p.on_failed(reqs[0].id, Failure::BadData, now), Outcome::Applied);
+        p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
+        let again = p.next_requests(now + Duration::from_secs(60));
+        assert!(again.is_empty(), "peer 1 is set aside: {again:?}");
+        assert_eq!(p.wanted_leases(), 1, "only piece {} lacks a source; the other is in flight", reqs[0].index);
+    }
+
+    #[test]
+    fn given_bad_bytes_from_the_first_origin_when_failed_then_the_next_origin_is_used() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 2, limits());
+        p.update_sources(&[], PieceMap::new(1), &[0]);
+        let first = p.next_requests(now);
+        assert_eq!(first[0].source, Source::Origin(0));
+        p.on_failed(first[0].id, Failure::BadData, now);
+        let second = p.next_requests(now);
+        assert_eq!(second[0].source, Source::Origin(1));
+        p.on_failed(second[0].id, Failure::BadData, now);
+        assert!(p.origins_exhausted());
+        assert_eq!(p.take_releases(), vec![0]);
+        assert_eq!(p.unobtainable(), vec![0]);
+    }
+
+    #[test]
+    fn given_an_unavailable_peer_when_failed_then_it_rests_and_comes_back() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        p.update_sources(&[peer(1, &[0], 1)], PieceMap::new(1), &[]);
+        let r = p.next_requests(now);
+        p.on_failed(r[0].id, Failure::Unavailable, now);
+        assert!(p.next_requests(now).is_empty());
+        assert_eq!(p.next_wake(now), Some(now + Duration::from_secs(1)));
+        assert_eq!(p.next_requests(now + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn given_a_written_off_request_when_its_outcome_arrives_then_it_is_stale() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        p.update_sources(&[peer(1, &[0], 1)], PieceMap::new(1), &[]);
+        let r = p.next_requests(now);
+        assert_eq!(p.on_stored(r[0].id), Outcome::Applied);
+        assert_eq!(p.on_stored(r[0].id), Outcome::Stale);
+        assert!(p.is_complete());
+        assert!(p.next_requests(now).is_empty());
+    }
+
+    #[test]
+    fn given_peer_vanishes_with_requests_in_flight_then_no_new_requests_go_to_it() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 1, limits());
+        p.update_sources(&[peer(1, &[0, 1, 2], 3)], PieceMap::new(3), &[]);
+        let r = p.next_requests(now);
+        assert_eq!(r.len(), 2);
+        p.update_sources(&[], PieceMap::new(3), &[]);
+        assert!(p.next_requests(now).is_empty());
+        assert_eq!(p.on_stored(r[0].id), Outcome::Applied);
+        assert_eq!(p.source_count(), 1, "still one request in flight to it");
+    }
+}

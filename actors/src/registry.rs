@@ -1,0 +1,479 @@
+//! The server's registry as a plain state machine: clients and their
+//! heartbeats, published contents, who holds which pieces, and origin
+//! leases. It takes `now` as an argument and does no I/O; the registry actor
+//! drives it and persists what it reports as changed.
+//!
+//! **Origin leases** are how a piece leaves the origin once: a client asks
+//! for up to N pieces that nobody holds, and the registry grants pieces that
+//! nobody holds and nobody else is fetching. A lease ends when its holder
+//! reports the piece, gives it back, expires (`lease_ttl`) or its holder
+//! leaves.
+//!
+//! Every change to a content's holdings or leases bumps its version, which
+//! wakes long-polling `Sources` queries.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
+
+use crate::wire::{ClientView, ContentView, PeerHolding, Registration, SourcesAnswer, SourcesQuery};
+
+/// Timing of the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryTiming {
+    /// A client with no heartbeat for this long is dropped.
+    pub client_timeout: Duration,
+    /// An origin lease not fulfilled within this long is given to someone else.
+    pub lease_ttl: Duration,
+}
+
+/// Why the registry refused a request.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// The client is not registered (or was expired).
+    #[error("client {0} is not registered")]
+    UnknownClient(NodeId),
+    /// No such content.
+    #[error("content {0} is not published")]
+    UnknownContent(ContentId),
+    /// A have-map of the wrong length.
+    #[error("have-map of {got} pieces for content {content} of {expected} pieces")]
+    BadHaveMap {
+        /// The content.
+        content: ContentId,
+        /// Pieces in the content.
+        expected: u32,
+        /// Pieces in the map.
+        got: u32,
+    },
+}
+
+#[derive(Debug)]
+struct Client {
+    record: ClientRecord,
+    last_seen: Instant,
+}
+
+#[derive(Debug)]
+struct Lease {
+    holder: NodeId,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct Content {
+    record: ContentRecord,
+    holders: BTreeMap<NodeId, PieceMap>,
+    leases: BTreeMap<u32, Lease>,
+    version: u64,
+}
+
+impl Content {
+    fn held_by_anyone(&self, index: u32) -> bool {
+        self.holders.values().any(|h| h.get(index))
+    }
+
+    fn expire_leases(&mut self, now: Instant) -> bool {
+        let before = self.leases.len();
+        self.leases.retain(|_, l| l.expires > now);
+        before != self.leases.len()
+    }
+}
+
+/// What changed and must be persisted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Clients registered or re-registered.
+    pub clients: Vec<ClientRecord>,
+    /// Clients removed (with their holdings).
+    pub removed: Vec<NodeId>,
+    /// Holdings changed.
+    pub holdings: Vec<(ContentId, NodeId, PieceMap)>,
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Registry {
+    timing: RegistryTiming,
+    clients: HashMap<NodeId, Client>,
+    contents: HashMap<ContentId, Content>,
+    dirty_clients: HashSet<NodeId>,
+    dirty_holdings: HashSet<(ContentId, NodeId)>,
+    removed: HashSet<NodeId>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(timing: RegistryTiming) -> Self {
+        Registry {
+            timing,
+            clients: HashMap::new(),
+            contents: HashMap::new(),
+            dirty_clients: HashSet::new(),
+            dirty_holdings: HashSet::new(),
+            removed: HashSet::new(),
+        }
+    }
+
+    /// Reloads what the store kept. Clients get a full timeout from `now` to
+    /// send a heartbeat before they expire.
+    pub fn restore(
+        &mut self,
+        contents: Vec<ContentRecord>,
+        clients: Vec<ClientRecord>,
+        holdings: Vec<(ContentId, NodeId, PieceMap)>,
+        now: Instant,
+    ) {
+        for record in contents {
+            self.publish(record);
+        }
+        for record in clients {
+            self.clients.insert(record.id, Client { record, last_seen: now });
+        }
+        for (content, client, have) in holdings {
+            if let Some(c) = self.contents.get_mut(&content) {
+                if self.clients.contains_key(&client) && have.len() == c.record.manifest.piece_count() {
+                    c.holders.insert(client, have);
+                }
+            }
+        }
+    }
+
+    /// Publishes a content. Publishing the same content again adds origins
+    /// it did not list before. Returns its id.
+    pub fn publish(&mut self, record: ContentRecord) -> ContentId {
+        let id = record.manifest.content_id();
+        match self.contents.get_mut(&id) {
+            Some(existing) => {
+                for origin in record.origins {
+                    if !existing.record.origins.contains(&origin) {
+                        existing.record.origins.push(origin);
+                    }
+                }
+            }
+            None => {
+                self.contents.insert(id, Content { record, holders: BTreeMap::new(), leases: BTreeMap::new(), version: 1 });
+            }
+        }
+        id
+    }
+
+    /// A content's record.
+    pub fn content(&self, id: &ContentId) -> Option<&ContentRecord> {
+        self.contents.get(id).map(|c| &c.record)
+    }
+
+    /// The current version of a content's holdings and leases.
+    pub fn version(&self, id: &ContentId) -> Option<u64> {
+        self.contents.get(id).map(|c| c.version)
+    }
+
+    /// Registers a client with what it holds (unknown contents and maps of
+    /// the wrong length are skipped).
+    pub fn register(&mut self, reg: Registration, now_ms: u64, now: Instant) {
+        let record = ClientRecord { id: reg.id, name: reg.name, addr: reg.addr, last_seen_ms: now_ms };
+        self.clients.insert(reg.id, Client { record, last_seen: now });
+        self.dirty_clients.insert(reg.id);
+        self.removed.remove(&reg.id);
+        for (content, have) in reg.holdings {
+            let _ = self.set_have(reg.id, content, have);
+        }
+    }
+
+    /// Records a heartbeat. False if the client is unknown (it must register).
+    pub fn heartbeat(&mut self, id: &NodeId, now: Instant) -> bool {
+        match self.clients.get_mut(id) {
+            Some(c) => {
+                c.last_seen = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A client reports what it holds of a content.
+    pub fn report_have(&mut self, id: NodeId, content: ContentId, have: PieceMap, now: Instant) -> Result<(), RegistryError> {
+        if !self.heartbeat(&id, now) {
+            return Err(RegistryError::UnknownClient(id));
+        }
+        self.set_have(id, content, have)
+    }
+
+    fn set_have(&mut self, id: NodeId, content: ContentId, have: PieceMap) -> Result<(), RegistryError> {
+        let c = self.contents.get_mut(&content).ok_or(RegistryError::UnknownContent(content))?;
+        let expected = c.record.manifest.piece_count();
+        if have.len() != expected {
+            return Err(RegistryError::BadHaveMap { content, expected, got: have.len() });
+        }
+        // A lease ends when anyone holds the piece.
+        c.leases.retain(|&i, _| !have.get(i));
+        if c.holders.get(&id) != Some(&have) {
+            c.holders.insert(id, have);
+            c.version += 1;
+            self.dirty_holdings.insert((content, id));
+        }
+        Ok(())
+    }
+
+    /// Answers "who holds which pieces", after taking back the asker's
+    /// released leases and granting new ones.
+    pub fn sources(&mut self, query: &SourcesQuery, now: Instant) -> Result<SourcesAnswer, RegistryError> {
+        if !self.heartbeat(&query.id, now) {
+            return Err(RegistryError::UnknownClient(query.id));
+        }
+        let ttl = self.timing.lease_ttl;
+        let c = self.contents.get_mut(&query.content).ok_or(RegistryError::UnknownContent(query.content))?;
+        let mut changed = c.expire_leases(now);
+        for index in &query.release {
+            if c.leases.get(index).is_some_and(|l| l.holder == query.id) {
+                c.leases.remove(index);
+                changed = true;
+            }
+        }
+        let mut new = 0;
+        for index in 0..c.record.manifest.piece_count() {
+            if new >= query.want_leases {
+                break;
+            }
+            if !c.leases.contains_key(&index) && !c.held_by_anyone(index) {
+                c.leases.insert(index, Lease { holder: query.id, expires: now + ttl });
+                new += 1;
+            }
+        }
+        if changed || new > 0 {
+            c.version += 1;
+        }
+        let len = c.record.manifest.piece_count();
+        let mut leased_elsewhere = PieceMap::new(len);
+        let mut granted = Vec::new();
+        for (&index, lease) in &c.leases {
+            if lease.holder == query.id {
+                granted.push(index);
+            } else {
+                leased_elsewhere.set(index);
+            }
+        }
+        let peers = c
+            .holders
+            .iter()
+            .filter(|(id, have)| **id != query.id && have.count() > 0)
+            .filter_map(|(id, have)| {
+                self.clients.get(id).map(|client| PeerHolding { id: *id, addr: client.record.addr, have: have.clone() })
+            })
+            .collect();
+        Ok(SourcesAnswer { version: c.version, peers, leased_elsewhere, granted })
+    }
+
+    /// Drops clients whose heartbeats stopped, with their holdings and
+    /// leases. Returns who was dropped.
+    pub fn expire(&mut self, now: Instant) -> Vec<NodeId> {
+        let timeout = self.timing.client_timeout;
+        let gone: Vec<NodeId> =
+            self.clients.iter().filter(|(_, c)| now.duration_since(c.last_seen) > timeout).map(|(id, _)| *id).collect();
+        for id in &gone {
+            self.clients.remove(id);
+            self.removed.insert(*id);
+            self.dirty_clients.remove(id);
+        }
+        for c in self.contents.values_mut() {
+            let before = (c.holders.len(), c.leases.len());
+            c.holders.retain(|id, _| !gone.contains(id));
+            c.leases.retain(|_, l| !gone.contains(&l.holder));
+            let expired = c.expire_leases(now);
+            if expired || before != (c.holders.len(), c.leases.len()) {
+                c.version += 1;
+            }
+        }
+        gone
+    }
+
+    /// Takes what changed since the last call, for persisting.
+    pub fn take_dirty(&mut self) -> Dirty {
+        let clients = self.dirty_clients.drain().filter_map(|id| self.clients.get(&id).map(|c| c.record.clone())).collect();
+        let holdings = self
+            .dirty_holdings
+            .drain()
+            .filter_map(|(content, client)| {
+                let have = self.contents.get(&content)?.holders.get(&client)?;
+                Some((content, client, have.clone()))
+            })
+            .collect();
+        Dirty { clients, removed: self.removed.drain().collect(), holdings }
+    }
+
+    /// Live clients, for status.
+    pub fn client_views(&self, now: Instant) -> Vec<ClientView> {
+        let mut out: Vec<ClientView> = self
+            .clients
+            .values()
+            .map(|c| ClientView {
+                id: c.record.id,
+                name: c.record.name.clone(),
+                addr: c.record.addr,
+                last_seen_ms_ago: u64::try_from(now.duration_since(c.last_seen).as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Published contents, for status.
+    pub fn content_views(&self) -> Vec<ContentView> {
+        let mut out: Vec<ContentView> = self
+            .contents
+            .iter()
+            .map(|(id, c)| {
+                let complete = c.holders.values().filter(|h| h.is_complete()).count();
+                let partial = c.holders.values().filter(|h| !h.is_complete() && h.count() > 0).count();
+                ContentView {
+                    id: *id,
+                    name: c.record.manifest.name.clone(),
+                    size: c.record.manifest.size,
+                    pieces: c.record.manifest.piece_count(),
+                    origins: c.record.origins.clone(),
+                    complete_holders: u32::try_from(complete).unwrap_or(u32::MAX),
+                    partial_holders: u32::try_from(partial).unwrap_or(u32::MAX),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use branchline_storage::Manifest;
+    use branchline_storage::content::MIN_PIECE_SIZE;
+
+    fn timing() -> RegistryTiming {
+        RegistryTiming { client_timeout: Duration::from_secs(15), lease_ttl: Duration::from_secs(30) }
+    }
+
+    fn content(pieces: usize) -> ContentRecord {
+        let data = vec![1u8; pieces * MIN_PIECE_SIZE as usize];
+        let manifest = Manifest::from_reader("p", &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
+        ContentRecord { manifest, origins: vec!["http://o/p".into()], published_ms: 0 }
+    }
+
+    fn node(n: u8) -> NodeId {
+        NodeId([n; 16])
+    }
+
+    fn reg(n: u8) -> Registration {
+        Registration { id: node(n), name: format!("c{n}"), addr: ([127, 0, 0, n], 34760).into(), holdings: vec![] }
+    }
+
+    fn query(n: u8, content: ContentId, want: u32) -> SourcesQuery {
+        SourcesQuery { id: node(n), content, since: 0, want_leases: want, release: vec![], wait_ms: 0 }
+    }
+
+    fn setup(pieces: usize, clients: u8) -> (Registry, ContentId, Instant) {
+        let now = Instant::now();
+        let mut r = Registry::new(timing());
+        let id = r.publish(content(pieces));
+        for n in 1..=clients {
+            r.register(reg(n), 0, now);
+        }
+        (r, id, now)
+    }
+
+    #[test]
+    fn given_two_askers_when_leasing_then_no_piece_is_leased_twice() {
+        let (mut r, id, now) = setup(6, 2);
+        let a = r.sources(&query(1, id, 4), now).unwrap();
+        let b = r.sources(&query(2, id, 4), now).unwrap();
+        assert_eq!(a.granted, vec![0, 1, 2, 3]);
+        assert_eq!(b.granted, vec![4, 5]);
+        assert_eq!(b.leased_elsewhere.iter_set().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn given_a_held_piece_when_leasing_then_it_is_not_granted_and_the_holder_is_a_source() {
+        let (mut r, id, now) = setup(3, 2);
+        let mut have = PieceMap::new(3);
+        have.set(0);
+        r.report_have(node(1), id, have, now).unwrap();
+        let b = r.sources(&query(2, id, 5), now).unwrap();
+        assert_eq!(b.granted, vec![1, 2]);
+        assert_eq!(b.peers.len(), 1);
+        assert_eq!(b.peers[0].id, node(1));
+    }
+
+    #[test]
+    fn given_a_lease_when_reported_released_or_expired_then_it_ends() {
+        let (mut r, id, now) = setup(3, 2);
+        assert_eq!(r.sources(&query(1, id, 3), now).unwrap().granted, vec![0, 1, 2]);
+        let mut have = PieceMap::new(3);
+        have.set(0);
+        r.report_have(node(1), id, have, now).unwrap();
+        let mut q = query(1, id, 0);
+        q.release = vec![1];
+        assert_eq!(r.sources(&q, now).unwrap().granted, vec![2]);
+        // Client 2 gets piece 1 now, and piece 2 once client 1's lease
+        // expires (its own expired lease on 1 is granted to it again).
+        assert_eq!(r.sources(&query(2, id, 3), now).unwrap().granted, vec![1]);
+        let later = now + Duration::from_secs(31);
+        r.heartbeat(&node(1), later);
+        assert_eq!(r.sources(&query(2, id, 3), later).unwrap().granted, vec![1, 2]);
+        assert!(r.sources(&query(1, id, 3), later).unwrap().granted.is_empty());
+    }
+
+    #[test]
+    fn given_silent_clients_when_expiring_then_they_their_holdings_and_leases_go() {
+        let (mut r, id, now) = setup(2, 2);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        r.sources(&query(2, id, 0), now).unwrap();
+        let v = r.version(&id).unwrap();
+        let later = now + Duration::from_secs(16);
+        r.heartbeat(&node(2), later);
+        assert_eq!(r.expire(later), vec![node(1)]);
+        assert!(r.version(&id).unwrap() > v);
+        let answer = r.sources(&query(2, id, 2), later).unwrap();
+        assert!(answer.peers.is_empty());
+        assert_eq!(answer.granted, vec![0, 1]);
+        assert_eq!(r.report_have(node(1), id, PieceMap::full(2), later), Err(RegistryError::UnknownClient(node(1))));
+        assert_eq!(r.take_dirty().removed, vec![node(1)]);
+    }
+
+    #[test]
+    fn given_bad_reports_then_they_are_refused_with_reasons() {
+        let (mut r, id, now) = setup(2, 1);
+        let err = r.report_have(node(1), id, PieceMap::new(5), now).unwrap_err();
+        assert_eq!(err.to_string(), format!("have-map of 5 pieces for content {id} of 2 pieces"));
+        let other = branchline_storage::Hash([9; 32]);
+        assert_eq!(r.report_have(node(1), other, PieceMap::new(2), now), Err(RegistryError::UnknownContent(other)));
+    }
+
+    #[test]
+    fn given_changes_then_versions_move_and_dirty_lists_them_once() {
+        let (mut r, id, now) = setup(2, 1);
+        let v0 = r.version(&id).unwrap();
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        let v1 = r.version(&id).unwrap();
+        assert!(v1 > v0);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert_eq!(r.version(&id).unwrap(), v1, "same map, no change");
+        let dirty = r.take_dirty();
+        assert_eq!(dirty.holdings.len(), 1);
+        assert_eq!(dirty.clients.len(), 1);
+        assert_eq!(r.take_dirty(), Dirty::default());
+    }
+
+    #[test]
+    fn given_a_restart_when_restored_then_holdings_come_back() {
+        let (mut r, id, now) = setup(2, 1);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        let record = r.content(&id).unwrap().clone();
+        let dirty = r.take_dirty();
+        let mut back = Registry::new(timing());
+        back.restore(vec![record], dirty.clients, dirty.holdings, now);
+        back.register(reg(2), 0, now);
+        let answer = back.sources(&query(2, id, 2), now).unwrap();
+        assert_eq!(answer.peers.len(), 1);
+        assert!(answer.granted.is_empty());
+        assert_eq!(back.content_views()[0].complete_holders, 1);
+    }
+}

@@ -1,0 +1,493 @@
+//! The wire: length-delimited, versioned frames carrying serde messages
+//! (postcard), with a hard size cap checked before anything is allocated.
+//!
+//! A frame is `[version: u8][length: u32 LE][payload]`. Piece bytes do not go
+//! in frames: a `PeerReply::Piece` header is followed by the raw bytes on the
+//! same QUIC stream. A peer that sends a frame of another version, over the
+//! cap, or that does not decode gets an error and its stream is dropped.
+//!
+//! The same framing carries three conversations, each with its own messages:
+//! peer to peer ([`PeerRequest`]), client to server ([`ServerRequest`]) and a
+//! command line tool to its local node over the admin socket
+//! ([`AdminRequest`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use branchline_storage::content::MAX_MANIFEST_BYTES;
+use branchline_storage::piece_cache::{ContentSummary, Usage};
+use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol version every frame starts with.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest request frame accepted (requests are small).
+pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
+/// Largest reply frame accepted (a reply may carry a manifest).
+pub const MAX_REPLY_FRAME: usize = MAX_MANIFEST_BYTES + 64 * 1024;
+/// Bytes of frame header: version and length.
+pub const FRAME_HEADER: usize = 5;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The stream failed.
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame")]
+    Truncated,
+    /// The frame is of a version we do not speak.
+    #[error("frame version {0} is not supported (this node speaks {PROTOCOL_VERSION})")]
+    Version(u8),
+    /// The frame is over the cap for this conversation.
+    #[error("frame of {len} bytes is over the {max}-byte cap")]
+    TooLarge {
+        /// Declared length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The payload does not decode as the expected message.
+    #[error("frame does not decode: {0}")]
+    Decode(String),
+}
+
+/// Encodes a message as one frame.
+pub fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
+    let payload = postcard::to_stdvec(message).expect("wire messages always serialise");
+    let len = u32::try_from(payload.len()).expect("frames are far below 4 GiB");
+    let mut out = Vec::with_capacity(FRAME_HEADER + payload.len());
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Checks a frame header and returns the payload length.
+fn check_header(header: [u8; FRAME_HEADER], max: usize) -> Result<usize, FrameError> {
+    if header[0] != PROTOCOL_VERSION {
+        return Err(FrameError::Version(header[0]));
+    }
+    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    Ok(len)
+}
+
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(payload).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// Decodes one frame from the front of `bytes`; returns the message and the
+/// bytes consumed. For tests and fuzzing without sockets.
+pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<(T, usize), FrameError> {
+    let header: [u8; FRAME_HEADER] = bytes.get(..FRAME_HEADER).ok_or(FrameError::Truncated)?.try_into().expect("5 bytes");
+    let len = check_header(header, max)?;
+    let payload = bytes.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(FrameError::Truncated)?;
+    Ok((decode_payload(payload)?, FRAME_HEADER + len))
+}
+
+/// Reads one frame. Returns `Ok(None)` if the stream ended cleanly before
+/// the first byte.
+pub async fn read_frame<T: DeserializeOwned>(
+    reader: &mut (impl AsyncRead + Unpin),
+    max: usize,
+) -> Result<Option<T>, FrameError> {
+    let mut header = [0u8; FRAME_HEADER];
+    let mut filled = 0;
+    while filled < FRAME_HEADER {
+        let n = reader.read(&mut header[filled..]).await?;
+        if n == 0 {
+            return if filled == 0 { Ok(None) } else { Err(FrameError::Truncated) };
+        }
+        filled += n;
+    }
+    let len = check_header(header, max)?;
+    let mut payload = vec![0u8; len];
+    reader.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    decode_payload(&payload).map(Some)
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize>(writer: &mut (impl AsyncWrite + Unpin), message: &T) -> Result<(), FrameError> {
+    writer.write_all(&encode_frame(message)).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- peer ----
+
+/// What one client asks another, one request per QUIC stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// Send piece `index` of `content`.
+    GetPiece {
+        /// The content.
+        content: ContentId,
+        /// The piece.
+        index: u32,
+    },
+}
+
+/// The answer to a [`PeerRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerReply {
+    /// The piece follows: exactly `len` raw bytes on the stream.
+    Piece {
+        /// Bytes that follow.
+        len: u32,
+    },
+    /// The request was refused.
+    Refused(Refusal),
+}
+
+/// Why a peer refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The peer does not hold that piece (any more).
+    #[error("peer does not hold the piece")]
+    NotHeld,
+    /// The peer is too busy; try elsewhere or later.
+    #[error("peer is busy")]
+    Busy,
+    /// The peer failed to read its own store.
+    #[error("peer failed to read the piece")]
+    Internal,
+}
+
+// -------------------------------------------------------------- server ----
+
+/// A client registering with the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The client's id.
+    pub id: NodeId,
+    /// A name for people.
+    pub name: String,
+    /// Where peers reach the client.
+    pub addr: SocketAddr,
+    /// What the client holds, so the server knows after its own restart.
+    pub holdings: Vec<(ContentId, PieceMap)>,
+}
+
+/// "Who holds which pieces of X", long-polled: the server answers at once if
+/// anything changed since `since`, or grants origin leases, and otherwise
+/// waits up to `wait_ms` for a change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcesQuery {
+    /// Who asks.
+    pub id: NodeId,
+    /// The content.
+    pub content: ContentId,
+    /// The version of the last answer seen (0 for none).
+    pub since: u64,
+    /// How many more pieces the asker would fetch from the origin now.
+    pub want_leases: u32,
+    /// Leases the asker gives back (it could not fetch those pieces).
+    pub release: Vec<u32>,
+    /// Longest wait for a change, in ms (the server caps it).
+    pub wait_ms: u32,
+}
+
+/// Another client and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHolding {
+    /// The peer.
+    pub id: NodeId,
+    /// Where to reach it.
+    pub addr: SocketAddr,
+    /// What it holds.
+    pub have: PieceMap,
+}
+
+/// The answer to a [`SourcesQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcesAnswer {
+    /// Version of the holdings and leases of this content.
+    pub version: u64,
+    /// Other clients holding at least one piece.
+    pub peers: Vec<PeerHolding>,
+    /// Pieces another client is fetching from the origin right now.
+    pub leased_elsewhere: PieceMap,
+    /// Pieces this client may fetch from the origin (its leases, old and new).
+    pub granted: Vec<u32>,
+}
+
+/// What a client asks the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerRequest {
+    /// Register (or register again after a server restart).
+    Register(Registration),
+    /// I am alive.
+    Heartbeat {
+        /// Who.
+        id: NodeId,
+    },
+    /// Send the manifest and origins of a content.
+    GetContent {
+        /// The content.
+        content: ContentId,
+    },
+    /// This is what I now hold of a content.
+    Have {
+        /// Who.
+        id: NodeId,
+        /// The content.
+        content: ContentId,
+        /// Its full have-map.
+        have: PieceMap,
+    },
+    /// Who holds which pieces (see [`SourcesQuery`]).
+    Sources(SourcesQuery),
+}
+
+/// The server's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerReply {
+    /// Registered; send a heartbeat every `heartbeat_ms`.
+    Registered {
+        /// Heartbeat interval in ms.
+        heartbeat_ms: u32,
+    },
+    /// Done.
+    Ok,
+    /// The server does not know this client: register again.
+    UnknownClient,
+    /// A content's record.
+    Content(ContentRecord),
+    /// No such content has been published.
+    NotFound,
+    /// Sources of a content.
+    Sources(SourcesAnswer),
+    /// The request was refused; the text says why.
+    Error(String),
+}
+
+// --------------------------------------------------------------- admin ----
+
+/// What a command line tool asks its local node over the admin socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// The node's status.
+    Status,
+    /// Client: download a content and write it to `out`. Progress frames
+    /// follow until `Fetched` or `Error`.
+    Fetch {
+        /// The content.
+        content: ContentId,
+        /// Where to write it (absolute path).
+        out: PathBuf,
+    },
+    /// Server: publish a manifest with its origins.
+    Publish {
+        /// The manifest.
+        manifest: Manifest,
+        /// Where the bytes live.
+        origins: Vec<String>,
+    },
+}
+
+/// The local node's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AdminReply {
+    /// Status of a client node.
+    ClientStatus(ClientStatus),
+    /// Status of a server node.
+    ServerStatus(ServerStatus),
+    /// A fetch is under way.
+    Progress(TransferProgress),
+    /// A fetch finished; the file is written.
+    Fetched(TransferProgress),
+    /// Published; the content id.
+    Published(ContentId),
+    /// The request failed; one line that says why.
+    Error(String),
+}
+
+/// Bytes a client received, by where they came from, and served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteCounters {
+    /// Bytes of verified pieces received from peers.
+    pub from_peers: u64,
+    /// Bytes of verified pieces received from origins.
+    pub from_origin: u64,
+    /// Bytes of pieces served to peers.
+    pub served: u64,
+    /// Pieces stored (verified and new).
+    pub pieces_stored: u64,
+    /// Pieces rejected because their hash did not match.
+    pub pieces_rejected: u64,
+}
+
+/// Progress of one download.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferProgress {
+    /// The content.
+    pub content: ContentId,
+    /// Its name.
+    pub name: String,
+    /// Pieces held.
+    pub have: u32,
+    /// Pieces in all.
+    pub pieces: u32,
+    /// Bytes held.
+    pub have_bytes: u64,
+    /// Content size.
+    pub size: u64,
+    /// Bytes received by this transfer from peers.
+    pub from_peers: u64,
+    /// Bytes received by this transfer from origins.
+    pub from_origin: u64,
+    /// Peers this transfer knows as sources.
+    pub sources: u32,
+    /// Requests in flight.
+    pub in_flight: u32,
+}
+
+/// A client node's status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Where peers reach it.
+    pub addr: SocketAddr,
+    /// The server it registers with.
+    pub server: SocketAddr,
+    /// True while registered with a live server.
+    pub registered: bool,
+    /// Cache quota and use.
+    pub usage: Usage,
+    /// Contents in the cache.
+    pub contents: Vec<ContentSummary>,
+    /// Downloads under way.
+    pub transfers: Vec<TransferProgress>,
+    /// Byte counters since start.
+    pub counters: ByteCounters,
+}
+
+/// One registered client, as the server shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientView {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Milliseconds since its last heartbeat.
+    pub last_seen_ms_ago: u64,
+}
+
+/// One published content, as the server shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentView {
+    /// Its id.
+    pub id: ContentId,
+    /// Its name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Pieces.
+    pub pieces: u32,
+    /// Origins.
+    pub origins: Vec<String>,
+    /// Clients holding all of it.
+    pub complete_holders: u32,
+    /// Clients holding part of it.
+    pub partial_holders: u32,
+}
+
+/// A server node's status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// Where clients reach it.
+    pub addr: SocketAddr,
+    /// Registered (live) clients: one license each.
+    pub clients: Vec<ClientView>,
+    /// Published contents.
+    pub contents: Vec<ContentView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_in_memory_and_over_a_stream() {
+        let req = PeerRequest::GetPiece { content: branchline_storage::Hash([3; 32]), index: 7 };
+        let bytes = encode_frame(&req);
+        let (back, used) = decode_frame::<PeerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap();
+        assert_eq!((back, used), (req.clone(), bytes.len()));
+
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            write_frame(&mut a, &req).await.unwrap();
+            drop(a);
+            let got: Option<PeerRequest> = read_frame(&mut b, MAX_REQUEST_FRAME).await.unwrap();
+            assert_eq!(got, Some(req));
+            let end: Option<PeerRequest> = read_frame(&mut b, MAX_REQUEST_FRAME).await.unwrap();
+            assert_eq!(end, None);
+        });
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocating() {
+        let mut bytes = vec![PROTOCOL_VERSION];
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        let err = decode_frame::<PeerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
+        assert_eq!(err.to_string(), format!("frame of {} bytes is over the 65536-byte cap", u32::MAX));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let err = rt
+            .block_on(read_frame::<PeerRequest>(&mut &bytes[..], MAX_REQUEST_FRAME))
+            .unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn wrong_version_truncation_and_garbage_are_named() {
+        let mut bytes = encode_frame(&ServerRequest::Heartbeat { id: NodeId([1; 16]) });
+        bytes[0] = 9;
+        let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
+        assert_eq!(err.to_string(), "frame version 9 is not supported (this node speaks 1)");
+        let good = encode_frame(&ServerRequest::Heartbeat { id: NodeId([1; 16]) });
+        let err = decode_frame::<ServerRequest>(&good[..good.len() - 1], MAX_REQUEST_FRAME).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated));
+        let garbage = [PROTOCOL_VERSION, 3, 0, 0, 0, 0xff, 0xff, 0xff];
+        assert!(matches!(decode_frame::<ServerRequest>(&garbage, MAX_REQUEST_FRAME), Err(FrameError::Decode(_))));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let err = rt.block_on(read_frame::<ServerRequest>(&mut &good[..3], MAX_REQUEST_FRAME)).unwrap_err();
+        assert!(matches!(err, FrameError::Truncated));
+    }
+
+    #[test]
+    fn random_frames_decode_or_fail_but_never_panic() {
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            let len = (x % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            let mut bytes = bytes;
+            if let Some(first) = bytes.first_mut() {
+                *first = PROTOCOL_VERSION;
+            }
+            let _ = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME);
+            let _ = decode_frame::<PeerRequest>(&bytes, MAX_REQUEST_FRAME);
+            let _ = decode_frame::<AdminRequest>(&bytes, MAX_REQUEST_FRAME);
+        }
+    }
+}
