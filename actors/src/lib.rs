@@ -1,13 +1,29 @@
 //! Branchline's actors and the decisions they make.
 //!
 //! # Layout
+//! Decisions, plain state machines tested without sockets:
+//! - [`picker`]: piece picking and request bookkeeping for one download.
+//! - [`registry`]: the server's registry: clients, holdings, origin leases.
+//!
+//! Actors (actix, each with a bounded mailbox, each `Supervised`):
+//! - [`store`]: the piece cache, on the blocking pool.
+//! - [`office`]: the node's office; starts transfers and answers their
+//!   source queries.
+//! - [`transfer`]: one per content being downloaded.
+//! - [`registry_actor`]: the server's registry, persisted to sled.
+//!
+//! Shared pieces:
 //! - [`wire`]: frames and the messages of the three conversations (peer,
 //!   server, admin).
-//! - [`picker`]: piece picking and request bookkeeping for one download, a
-//!   plain state machine.
-//! - [`registry`]: the server's registry (clients, holdings, origin leases),
-//!   a plain state machine.
+//! - [`messages`]: what these actors ask of the runtime's I/O actors.
+//! - [`counters`]: a node's byte counters.
 
+pub mod counters;
+pub mod messages;
+pub mod office;
 pub mod picker;
 pub mod registry;
+pub mod registry_actor;
+pub mod store;
+pub mod transfer;
 pub mod wire;

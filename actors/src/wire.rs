@@ -405,15 +405,35 @@ pub struct ContentView {
     pub partial_holders: u32,
 }
 
+/// What the registry shows: live clients and published contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryView {
+    /// Registered (live) clients: one license each.
+    pub clients: Vec<ClientView>,
+    /// Published contents.
+    pub contents: Vec<ContentView>,
+}
+
+/// The embedded file storage, as the server shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStorageView {
+    /// The base URL it serves at.
+    pub base_url: String,
+    /// The directory it serves.
+    pub dir: PathBuf,
+    /// Body bytes it has sent since start.
+    pub bytes_served: u64,
+}
+
 /// A server node's status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatus {
     /// Where clients reach it.
     pub addr: SocketAddr,
-    /// Registered (live) clients: one license each.
-    pub clients: Vec<ClientView>,
-    /// Published contents.
-    pub contents: Vec<ContentView>,
+    /// Clients and contents.
+    pub registry: RegistryView,
+    /// The embedded file storage, if enabled.
+    pub file_storage: Option<FileStorageView>,
 }
 
 #[cfg(test)]

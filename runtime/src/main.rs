@@ -1,1 +1,126 @@
-fn main() {}
+//! The `branchline` binary: server, client, the tools that talk to them,
+//! and the demo.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`commands`]: `publish`, `fetch`, `status`;
+//!   [`demo`]: `branchline demo`.
+//! - [`config`]: server and client TOML with flag overrides; [`logging`].
+//! - [`node`]: starting a node (one actix System each) and its actors.
+//! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
+//! - [`server_link`]: a client's link to the server; [`control`]: the
+//!   server's endpoint for it.
+//! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
+//!   embedded HTTP file storage.
+//! - [`admin`]: the local admin socket; [`identity`]: a node's id.
+
+mod admin;
+mod cli;
+mod commands;
+mod config;
+mod control;
+mod demo;
+mod file_storage;
+mod identity;
+mod logging;
+mod node;
+mod origin;
+mod server_link;
+mod tls;
+mod transport;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, ClientArgs, Command, ServerArgs};
+use config::{ClientConfig, LogSection, ServerConfig};
+use node::Stop;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest takes the process-wide rustls provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => {
+            let config = server_config(args)?;
+            logging::init(&config.log);
+            node::server::run(config, Stop::Signal)
+        }
+        Command::Client(args) => {
+            let config = client_config(args)?;
+            logging::init(&config.log);
+            node::client::run(config, Stop::Signal)
+        }
+        Command::Publish(args) => {
+            logging::init(&quiet());
+            commands::publish::run(&args)
+        }
+        Command::Fetch(args) => {
+            logging::init(&quiet());
+            commands::fetch::run(&args)
+        }
+        Command::Status(args) => {
+            logging::init(&quiet());
+            commands::status::run(&args)
+        }
+        Command::Demo(args) => demo::run(&args),
+    }
+}
+
+fn quiet() -> LogSection {
+    LogSection { level: "warn".into(), ..LogSection::default() }
+}
+
+fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path)?,
+        None => ServerConfig::empty(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = Some(dir);
+    }
+    if let Some(dir) = args.file_storage {
+        config.file_storage.enabled = true;
+        config.file_storage.dir = Some(dir);
+    }
+    if let Some(listen) = args.file_storage_listen {
+        config.file_storage.listen = listen;
+    }
+    Ok(config)
+}
+
+fn client_config(args: ClientArgs) -> anyhow::Result<ClientConfig> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path)?,
+        None => ClientConfig::empty(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(server) = args.server {
+        config.server = Some(server);
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = Some(dir);
+    }
+    if let Some(advertise) = args.advertise {
+        config.advertise = Some(advertise);
+    }
+    if let Some(name) = args.name {
+        config.name = Some(name);
+    }
+    Ok(config)
+}

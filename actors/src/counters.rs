@@ -1,0 +1,58 @@
+//! A node's byte counters: what it received by source class and what it
+//! served. Shared by the node's actors as atomics, read by status.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::wire::ByteCounters;
+
+/// Counters of one node.
+#[derive(Debug, Default)]
+pub struct Counters {
+    from_peers: AtomicU64,
+    from_origin: AtomicU64,
+    served: AtomicU64,
+    pieces_stored: AtomicU64,
+    pieces_rejected: AtomicU64,
+}
+
+/// Where verified bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceClass {
+    /// A peer in the office.
+    Peer,
+    /// An origin (CDN or file storage).
+    Origin,
+}
+
+impl Counters {
+    /// A verified piece of `bytes` was stored.
+    pub fn stored(&self, class: SourceClass, bytes: u64) {
+        let counter = match class {
+            SourceClass::Peer => &self.from_peers,
+            SourceClass::Origin => &self.from_origin,
+        };
+        counter.fetch_add(bytes, Ordering::Relaxed);
+        self.pieces_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A piece failed verification.
+    pub fn rejected(&self) {
+        self.pieces_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `bytes` of a piece were served to a peer.
+    pub fn served(&self, bytes: u64) {
+        self.served.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A snapshot.
+    pub fn snapshot(&self) -> ByteCounters {
+        ByteCounters {
+            from_peers: self.from_peers.load(Ordering::Relaxed),
+            from_origin: self.from_origin.load(Ordering::Relaxed),
+            served: self.served.load(Ordering::Relaxed),
+            pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
+            pieces_rejected: self.pieces_rejected.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The office actor: one per office the node deals with (in a one-office
+//! setup, the node's own). It starts and keeps the node's transfers, answers
+//! their "where can I get pieces of X" by asking the server and applying
+//! what the office knows (peers banned for bad bytes), and hands them the
+//! content's manifest and origins.
+//!
+//! Source order for a piece: a peer in the office, then the origin under a
+//! lease the server grants, so each piece leaves the origin once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use branchline_storage::{ContentId, ContentRecord, NodeId};
+
+use crate::counters::Counters;
+use crate::messages::{FetchFromOrigin, FetchFromPeer, LinkError, ReportHave, ServerCall};
+use crate::store::Store;
+use crate::transfer::{Transfer, TransferDeps, TransferSettings};
+use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
+
+/// Messages the office's mailbox holds at most.
+pub const OFFICE_MAILBOX: usize = 256;
+/// How long a finished transfer stays listed.
+const LINGER: Duration = Duration::from_secs(60);
+
+/// What the office needs from the rest of the node.
+#[derive(Clone)]
+pub struct OfficeDeps {
+    /// This node's id.
+    pub node: NodeId,
+    /// The store.
+    pub store: Addr<Store>,
+    /// The server link.
+    pub server: Recipient<ServerCall>,
+    /// The server link, for have reports.
+    pub have_report: Recipient<ReportHave>,
+    /// The transport, for peers.
+    pub peer_fetch: Recipient<FetchFromPeer>,
+    /// The origin fetcher.
+    pub origin_fetch: Recipient<FetchFromOrigin>,
+    /// The node's counters.
+    pub counters: Arc<Counters>,
+}
+
+struct Entry {
+    addr: Addr<Transfer>,
+    finished: Option<(Instant, bool)>,
+}
+
+/// The office actor.
+pub struct Office {
+    deps: OfficeDeps,
+    settings: TransferSettings,
+    transfers: HashMap<ContentId, Entry>,
+    banned: HashSet<NodeId>,
+}
+
+impl Office {
+    /// An office for a node.
+    pub fn new(deps: OfficeDeps, settings: TransferSettings) -> Self {
+        Office { deps, settings, transfers: HashMap::new(), banned: HashSet::new() }
+    }
+
+    async fn call(server: Recipient<ServerCall>, request: ServerRequest) -> Result<ServerReply, LinkError> {
+        server
+            .send(ServerCall(request))
+            .await
+            .map_err(|e| LinkError::Refused(format!("server link unavailable: {e}")))?
+    }
+}
+
+impl Actor for Office {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(OFFICE_MAILBOX);
+        ctx.run_interval(Duration::from_secs(10), |act, _| {
+            let now = Instant::now();
+            act.transfers.retain(|_, e| e.finished.is_none_or(|(at, _)| now.duration_since(at) < LINGER));
+        });
+    }
+}
+
+impl Supervised for Office {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("office actor restarting");
+    }
+}
+
+/// Starts (or finds) the transfer of a content.
+#[derive(Debug, Message)]
+#[rtype(result = "Addr<Transfer>")]
+pub struct StartTransfer(pub ContentId);
+
+impl Handler<StartTransfer> for Office {
+    type Result = MessageResult<StartTransfer>;
+    fn handle(&mut self, msg: StartTransfer, ctx: &mut Context<Self>) -> Self::Result {
+        let reusable = self.transfers.get(&msg.0).filter(|e| e.addr.connected() && e.finished.is_none_or(|(_, ok)| ok));
+        if let Some(entry) = reusable {
+            return MessageResult(entry.addr.clone());
+        }
+        let deps = TransferDeps {
+            store: self.deps.store.clone(),
+            office: ctx.address(),
+            peer_fetch: self.deps.peer_fetch.clone(),
+            origin_fetch: self.deps.origin_fetch.clone(),
+            have_report: self.deps.have_report.clone(),
+            counters: self.deps.counters.clone(),
+        };
+        let (content, settings) = (msg.0, self.settings);
+        let addr = Supervisor::start(move |_| Transfer::new(content, settings, deps));
+        self.transfers.insert(msg.0, Entry { addr: addr.clone(), finished: None });
+        MessageResult(addr)
+    }
+}
+
+/// Every transfer the office keeps (running or recently finished).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Addr<Transfer>>")]
+pub struct ListTransfers;
+
+impl Handler<ListTransfers> for Office {
+    type Result = MessageResult<ListTransfers>;
+    fn handle(&mut self, _: ListTransfers, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.transfers.values().map(|e| e.addr.clone()).collect())
+    }
+}
+
+/// A transfer finished, well or not.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TransferFinished {
+    /// The content.
+    pub content: ContentId,
+    /// Ok, or why it failed.
+    pub outcome: Result<(), String>,
+}
+
+impl Handler<TransferFinished> for Office {
+    type Result = ();
+    fn handle(&mut self, msg: TransferFinished, _: &mut Context<Self>) {
+        if let Some(entry) = self.transfers.get_mut(&msg.content) {
+            entry.finished = Some((Instant::now(), msg.outcome.is_ok()));
+        }
+    }
+}
+
+/// A peer sent bytes that failed verification: no transfer of this node
+/// uses it again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SourceBan(pub NodeId);
+
+impl Handler<SourceBan> for Office {
+    type Result = ();
+    fn handle(&mut self, msg: SourceBan, _: &mut Context<Self>) {
+        if self.banned.insert(msg.0) {
+            tracing::warn!(peer = %msg.0, "peer banned for sending bytes that failed verification");
+        }
+    }
+}
+
+/// The manifest and origins of a content, from the server.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ContentRecord, String>")]
+pub struct ContentInfo(pub ContentId);
+
+impl Handler<ContentInfo> for Office {
+    type Result = ResponseFuture<Result<ContentRecord, String>>;
+    fn handle(&mut self, msg: ContentInfo, _: &mut Context<Self>) -> Self::Result {
+        let server = self.deps.server.clone();
+        Box::pin(async move {
+            match Self::call(server, ServerRequest::GetContent { content: msg.0 }).await {
+                Ok(ServerReply::Content(record)) => Ok(record),
+                Ok(ServerReply::NotFound) => Err(format!("content {} is not published on the server", msg.0)),
+                Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
+/// A transfer's long-poll for sources (see [`SourcesQuery`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SourcesAnswer, LinkError>")]
+pub struct SourcesRequest {
+    /// The content.
+    pub content: ContentId,
+    /// Version last seen.
+    pub since: u64,
+    /// Origin leases wanted.
+    pub want_leases: u32,
+    /// Leases given back.
+    pub release: Vec<u32>,
+    /// Longest wait.
+    pub wait: Duration,
+}
+
+impl Handler<SourcesRequest> for Office {
+    type Result = ResponseActFuture<Self, Result<SourcesAnswer, LinkError>>;
+    fn handle(&mut self, msg: SourcesRequest, _: &mut Context<Self>) -> Self::Result {
+        let query = SourcesQuery {
+            id: self.deps.node,
+            content: msg.content,
+            since: msg.since,
+            want_leases: msg.want_leases,
+            release: msg.release,
+            wait_ms: u32::try_from(msg.wait.as_millis()).unwrap_or(u32::MAX),
+        };
+        let call = Self::call(self.deps.server.clone(), ServerRequest::Sources(query));
+        Box::pin(call.into_actor(self).map(|reply, act, _| match reply? {
+            ServerReply::Sources(mut answer) => {
+                answer.peers.retain(|p| !act.banned.contains(&p.id) && p.id != act.deps.node);
+                Ok(answer)
+            }
+            ServerReply::UnknownClient => Err(LinkError::Refused("not registered yet".into())),
+            ServerReply::Error(e) => Err(LinkError::Refused(e)),
+            other => Err(LinkError::Refused(format!("unexpected answer {other:?}"))),
+        }))
+    }
+}

@@ -1,0 +1,232 @@
+//! The registry actor: the server's [`Registry`] behind a bounded mailbox,
+//! persisted to the [`MetaStore`] on a blocking thread.
+//!
+//! - Publishes are written and flushed before they are acknowledged.
+//! - Registrations and holdings are written in batches once a second; after
+//!   a crash the clients' registrations carry their holdings again.
+//! - `Sources` queries that find nothing new wait (long-poll) on a watch
+//!   channel per content until its version moves or the wait ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use branchline_storage::records::unix_ms;
+use branchline_storage::{ContentId, ContentRecord, Manifest, MetaStore};
+use tokio::sync::watch;
+
+use crate::registry::{Registry, RegistryError};
+use crate::wire::{RegistryView, ServerReply, ServerRequest, SourcesQuery};
+
+/// Messages the registry's mailbox holds at most.
+pub const REGISTRY_MAILBOX: usize = 1024;
+/// Longest long-poll a client may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// The registry actor.
+pub struct RegistryActor {
+    registry: Registry,
+    store: Arc<MetaStore>,
+    heartbeat: Duration,
+    watchers: HashMap<ContentId, watch::Sender<u64>>,
+    persisting: bool,
+}
+
+impl RegistryActor {
+    /// A registry restored from `store`.
+    pub fn new(
+        mut registry: Registry,
+        store: Arc<MetaStore>,
+        heartbeat: Duration,
+    ) -> Result<Self, branchline_storage::meta_store::MetaError> {
+        registry.restore(store.contents()?, store.clients()?, store.holdings()?, Instant::now());
+        Ok(RegistryActor { registry, store, heartbeat, watchers: HashMap::new(), persisting: false })
+    }
+
+    fn wake_watchers(&mut self) {
+        let registry = &self.registry;
+        self.watchers.retain(|content, tx| {
+            if let Some(v) = registry.version(content) {
+                tx.send_if_modified(|old| std::mem::replace(old, v) != v);
+            }
+            tx.receiver_count() > 0
+        });
+    }
+
+    fn persist(&mut self, ctx: &mut Context<Self>) {
+        if self.persisting {
+            return;
+        }
+        let dirty = self.registry.take_dirty();
+        if dirty.clients.is_empty() && dirty.removed.is_empty() && dirty.holdings.is_empty() {
+            return;
+        }
+        self.persisting = true;
+        let store = self.store.clone();
+        let job = tokio::task::spawn_blocking(move || -> Result<(), branchline_storage::meta_store::MetaError> {
+            for id in &dirty.removed {
+                store.remove_client(id)?;
+            }
+            for client in &dirty.clients {
+                store.put_client(client)?;
+            }
+            for (content, client, have) in &dirty.holdings {
+                store.put_holding(content, client, have)?;
+            }
+            store.flush()
+        });
+        ctx.spawn(job.into_actor(self).map(|result, act, _| {
+            act.persisting = false;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "persisting the registry failed"),
+                Err(e) => tracing::error!(error = %e, "registry persist worker failed"),
+            }
+        }));
+    }
+
+    fn sources_reply(&mut self, query: &SourcesQuery) -> ServerReply {
+        let reply = match self.registry.sources(query, Instant::now()) {
+            Ok(answer) => ServerReply::Sources(answer),
+            Err(e) => error_reply(e),
+        };
+        self.wake_watchers();
+        reply
+    }
+
+    fn serve(&mut self, request: ServerRequest, from: SocketAddr) -> ServerReply {
+        let now = Instant::now();
+        let reply = match request {
+            ServerRequest::Register(reg) => {
+                tracing::info!(client = %reg.id, name = %reg.name, addr = %reg.addr, %from, contents = reg.holdings.len(), "client registered");
+                self.registry.register(reg, unix_ms(), now);
+                ServerReply::Registered { heartbeat_ms: u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX) }
+            }
+            ServerRequest::Heartbeat { id } => {
+                if self.registry.heartbeat(&id, now) { ServerReply::Ok } else { ServerReply::UnknownClient }
+            }
+            ServerRequest::GetContent { content } => match self.registry.content(&content) {
+                Some(record) => ServerReply::Content(record.clone()),
+                None => ServerReply::NotFound,
+            },
+            ServerRequest::Have { id, content, have } => match self.registry.report_have(id, content, have, now) {
+                Ok(()) => ServerReply::Ok,
+                Err(e) => error_reply(e),
+            },
+            ServerRequest::Sources(query) => return self.sources_reply(&query),
+        };
+        self.wake_watchers();
+        reply
+    }
+}
+
+fn error_reply(e: RegistryError) -> ServerReply {
+    match e {
+        RegistryError::UnknownClient(_) => ServerReply::UnknownClient,
+        other => ServerReply::Error(other.to_string()),
+    }
+}
+
+impl Actor for RegistryActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            for id in act.registry.expire(Instant::now()) {
+                tracing::info!(client = %id, "client expired: no heartbeat");
+            }
+            act.wake_watchers();
+            act.persist(ctx);
+        });
+    }
+}
+
+impl Supervised for RegistryActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("registry actor restarting");
+        self.persisting = false;
+    }
+}
+
+/// A request from a client, with the address it came from.
+#[derive(Debug, Message)]
+#[rtype(result = "ServerReply")]
+pub struct Serve {
+    /// The request.
+    pub request: ServerRequest,
+    /// The client's address as the transport saw it.
+    pub from: SocketAddr,
+}
+
+impl Handler<Serve> for RegistryActor {
+    type Result = ResponseActFuture<Self, ServerReply>;
+    fn handle(&mut self, msg: Serve, _: &mut Context<Self>) -> Self::Result {
+        let ServerRequest::Sources(mut query) = msg.request else {
+            let reply = self.serve(msg.request, msg.from);
+            return Box::pin(actix::fut::ready(reply));
+        };
+        let reply = self.sources_reply(&query);
+        let unchanged = matches!(&reply, ServerReply::Sources(a) if a.version == query.since);
+        if !unchanged {
+            return Box::pin(actix::fut::ready(reply));
+        }
+        let version = self.registry.version(&query.content).unwrap_or(0);
+        let mut rx = self.watchers.entry(query.content).or_insert_with(|| watch::channel(version).0).subscribe();
+        let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
+        query.release.clear();
+        let waiting = async move {
+            let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != version)).await;
+        };
+        Box::pin(waiting.into_actor(self).map(move |(), act, _| act.sources_reply(&query)))
+    }
+}
+
+/// Publishes a content; durable when answered.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ContentId, String>")]
+pub struct Publish {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its origins.
+    pub origins: Vec<String>,
+}
+
+impl Handler<Publish> for RegistryActor {
+    type Result = ResponseActFuture<Self, Result<ContentId, String>>;
+    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        let record = ContentRecord { manifest: msg.manifest, origins: msg.origins, published_ms: unix_ms() };
+        if let Err(e) = record.manifest.validate() {
+            return Box::pin(actix::fut::ready(Err(e.to_string())));
+        }
+        let store = self.store.clone();
+        let id = self.registry.publish(record);
+        let merged = self.registry.content(&id).expect("just published").clone();
+        let write = tokio::task::spawn_blocking(move || store.put_content(&merged));
+        Box::pin(write.into_actor(self).map(move |result, _, _| match result {
+            Ok(Ok(())) => {
+                tracing::info!(content = %id, "content published");
+                Ok(id)
+            }
+            Ok(Err(e)) => Err(format!("storing the content failed: {e}")),
+            Err(e) => Err(format!("storing the content failed: {e}")),
+        }))
+    }
+}
+
+/// What the registry holds, for status.
+#[derive(Debug, Message)]
+#[rtype(result = "RegistryView")]
+pub struct GetRegistryView;
+
+impl Handler<GetRegistryView> for RegistryActor {
+    type Result = MessageResult<GetRegistryView>;
+    fn handle(&mut self, _: GetRegistryView, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(RegistryView {
+            clients: self.registry.client_views(Instant::now()),
+            contents: self.registry.content_views(),
+        })
+    }
+}

@@ -1,0 +1,412 @@
+//! The transfer actor: one per content being downloaded.
+//!
+//! It drives a [`Picker`]: it long-polls the office for sources, sends the
+//! picker's requests to peers and origins with several in flight, has every
+//! piece verified and stored by the store actor, tells the server at once,
+//! and reports progress. A restarted transfer starts again from the pieces
+//! already in the cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use branchline_storage::content::ContentError;
+use branchline_storage::{CacheError, ContentId, Manifest, PieceMap};
+use bytes::Bytes;
+
+use crate::counters::{Counters, SourceClass};
+use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
+use crate::office::{ContentInfo, Office, SourceBan, SourcesRequest, TransferFinished};
+use crate::picker::{Failure, Limits, Picker, Request, Source};
+use crate::store::{AddContent, Lookup, PutPiece, Store, StoreError};
+use crate::wire::TransferProgress;
+
+/// Messages a transfer's mailbox holds at most.
+pub const TRANSFER_MAILBOX: usize = 64;
+
+/// How a transfer behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct TransferSettings {
+    /// Requests in flight.
+    pub limits: Limits,
+    /// Longest wait for one piece.
+    pub request_timeout: Duration,
+    /// Longest long-poll wait for a change of sources.
+    pub poll_wait: Duration,
+}
+
+/// The actors and counters a transfer works with.
+#[derive(Clone)]
+pub struct TransferDeps {
+    /// The node's store.
+    pub store: Addr<Store>,
+    /// The node's office actor.
+    pub office: Addr<Office>,
+    /// The transport, for peers.
+    pub peer_fetch: Recipient<FetchFromPeer>,
+    /// The origin fetcher.
+    pub origin_fetch: Recipient<FetchFromOrigin>,
+    /// The server link, for have reports.
+    pub have_report: Recipient<ReportHave>,
+    /// The node's counters.
+    pub counters: Arc<Counters>,
+}
+
+/// Where a transfer is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    /// Looking up the manifest and the cache.
+    Starting,
+    /// Downloading.
+    Running,
+    /// Every piece is held.
+    Complete,
+    /// It cannot finish; the text says why.
+    Failed(String),
+}
+
+/// Progress and phase, for whoever waits on the transfer.
+#[derive(Clone, Debug, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct TransferState {
+    /// The phase.
+    pub phase: Phase,
+    /// Progress (zeroes while starting).
+    pub progress: TransferProgress,
+}
+
+/// Asks a transfer for its state.
+#[derive(Debug, Message)]
+#[rtype(result = "TransferState")]
+pub struct GetState;
+
+struct Running {
+    manifest: Arc<Manifest>,
+    origins: Vec<String>,
+    picker: Picker,
+    since: u64,
+    polling: bool,
+    wake_armed: bool,
+    from_peers: u64,
+    from_origin: u64,
+}
+
+/// The transfer actor.
+pub struct Transfer {
+    content: ContentId,
+    settings: TransferSettings,
+    deps: TransferDeps,
+    phase: Phase,
+    run: Option<Running>,
+}
+
+type Started = Result<(Arc<Manifest>, Vec<String>, PieceMap), String>;
+
+impl Transfer {
+    /// A transfer of `content`; it starts when the actor starts.
+    pub fn new(content: ContentId, settings: TransferSettings, deps: TransferDeps) -> Self {
+        Transfer { content, settings, deps, phase: Phase::Starting, run: None }
+    }
+
+    fn begin(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Starting;
+        self.run = None;
+        let content = self.content;
+        let store = self.deps.store.clone();
+        let office = self.deps.office.clone();
+        let start = async move {
+            let cached = store.send(Lookup(content)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            if let Some((manifest, have)) = &cached {
+                if have.is_complete() {
+                    return Ok((manifest.clone(), Vec::new(), have.clone()));
+                }
+            }
+            let record = office.send(ContentInfo(content)).await.map_err(|e| e.to_string())??;
+            if record.manifest.content_id() != content {
+                return Err(format!("the server sent a manifest that is not content {content}"));
+            }
+            let have = store
+                .send(AddContent(record.manifest.clone()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok((Arc::new(record.manifest), record.origins, have))
+        };
+        ctx.spawn(start.into_actor(self).map(|started: Started, act, ctx| act.on_started(started, ctx)));
+    }
+
+    fn on_started(&mut self, started: Started, ctx: &mut Context<Self>) {
+        match started {
+            Err(reason) => self.fail(reason),
+            Ok((manifest, origins, have)) => {
+                let picker = Picker::new(have, origins.len(), self.settings.limits);
+                tracing::info!(content = %self.content, name = %manifest.name, have = picker.have().count(), pieces = manifest.piece_count(), "transfer started");
+                self.run = Some(Running {
+                    manifest,
+                    origins,
+                    picker,
+                    since: 0,
+                    polling: false,
+                    wake_armed: false,
+                    from_peers: 0,
+                    from_origin: 0,
+                });
+                self.phase = Phase::Running;
+                self.check_complete();
+                self.poll(ctx);
+                self.pump(ctx);
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        tracing::error!(content = %self.content, %reason, "transfer failed");
+        self.phase = Phase::Failed(reason.clone());
+        self.deps.office.do_send(TransferFinished { content: self.content, outcome: Err(reason) });
+    }
+
+    fn check_complete(&mut self) {
+        let complete = self.run.as_ref().is_some_and(|r| r.picker.is_complete());
+        if complete && self.phase == Phase::Running {
+            tracing::info!(content = %self.content, "transfer complete");
+            self.phase = Phase::Complete;
+            self.deps.office.do_send(TransferFinished { content: self.content, outcome: Ok(()) });
+        }
+    }
+
+    /// Long-polls the office for sources; one poll at a time.
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        if run.polling {
+            return;
+        }
+        run.polling = true;
+        let request = SourcesRequest {
+            content: self.content,
+            since: run.since,
+            want_leases: run.picker.wanted_leases(),
+            release: run.picker.take_releases(),
+            wait: self.settings.poll_wait,
+        };
+        let office = self.deps.office.clone();
+        let call = async move { office.send(request).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string()) };
+        ctx.spawn(call.into_actor(self).map(|answer, act, ctx| {
+            let Some(run) = act.run.as_mut() else { return };
+            run.polling = false;
+            match answer {
+                Ok(answer) => {
+                    run.since = answer.version;
+                    run.picker.update_sources(&answer.peers, answer.leased_elsewhere, &answer.granted);
+                    act.pump(ctx);
+                    act.poll(ctx);
+                }
+                Err(reason) => {
+                    tracing::warn!(content = %act.content, %reason, "asking for sources failed; retrying in 1 s");
+                    ctx.run_later(Duration::from_secs(1), |act, ctx| act.poll(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Sends every request the picker allows now.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let now = Instant::now();
+        let Some(run) = self.run.as_mut() else { return };
+        let requests = run.picker.next_requests(now);
+        for request in requests {
+            let fetch = self.fetch(request);
+            ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| act.on_fetched(request, result, ctx)));
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        let unobtainable = run.picker.unobtainable();
+        if !unobtainable.is_empty() && run.picker.in_flight() == 0 {
+            let reason = format!(
+                "piece {} of {} is held by no peer and every origin failed ({})",
+                unobtainable[0],
+                self.content,
+                run.origins.join(", ")
+            );
+            self.fail(reason);
+            return;
+        }
+        if let Some(wake) = run.picker.next_wake(now) {
+            if !run.wake_armed {
+                run.wake_armed = true;
+                ctx.run_later(wake - now, |act, ctx| {
+                    if let Some(run) = act.run.as_mut() {
+                        run.wake_armed = false;
+                    }
+                    act.pump(ctx);
+                    act.poll(ctx);
+                });
+            }
+        }
+    }
+
+    fn fetch(&self, request: Request) -> impl Future<Output = Result<Bytes, FetchError>> + 'static + use<> {
+        let run = self.run.as_ref().expect("requests come from a running transfer");
+        let len = run.manifest.piece_len(request.index);
+        let timeout = self.settings.request_timeout;
+        let call: std::pin::Pin<Box<dyn Future<Output = Result<Result<Bytes, FetchError>, MailboxError>>>> =
+            match request.source {
+                Source::Peer(_, addr) => Box::pin(self.deps.peer_fetch.send(FetchFromPeer {
+                    addr,
+                    content: self.content,
+                    index: request.index,
+                    len: u32::try_from(len).expect("pieces are at most 16 MiB"),
+                })),
+                Source::Origin(i) => Box::pin(self.deps.origin_fetch.send(FetchFromOrigin {
+                    url: run.origins[i].clone(),
+                    offset: run.manifest.piece_offset(request.index),
+                    len,
+                })),
+            };
+        async move {
+            match tokio::time::timeout(timeout, call).await {
+                Err(_) => Err(FetchError::Timeout),
+                Ok(Err(mailbox)) => Err(FetchError::Unreachable(mailbox.to_string())),
+                Ok(Ok(result)) => result,
+            }
+        }
+    }
+
+    fn source_name(&self, source: Source) -> String {
+        match source {
+            Source::Peer(id, addr) => format!("peer {id} at {addr}"),
+            Source::Origin(i) => {
+                let url = self.run.as_ref().map_or("?", |r| r.origins[i].as_str());
+                format!("origin {url}")
+            }
+        }
+    }
+
+    fn on_fetched(&mut self, request: Request, result: Result<Bytes, FetchError>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(bytes) => {
+                let store = self.deps.store.clone();
+                let put = PutPiece { content: self.content, index: request.index, bytes };
+                let len = put.bytes.len() as u64;
+                let stored = async move { store.send(put).await.map_err(|e| StoreError::Worker(e.to_string()))? };
+                ctx.spawn(stored.into_actor(self).map(move |result, act, ctx| act.on_stored(request, len, result, ctx)));
+            }
+            Err(error) => {
+                tracing::debug!(content = %self.content, piece = request.index, source = %self.source_name(request.source), %error, "piece request failed");
+                if let Some(run) = self.run.as_mut() {
+                    run.picker.on_failed(request.id, Failure::Unavailable, Instant::now());
+                }
+                self.pump(ctx);
+                self.poll(ctx);
+            }
+        }
+    }
+
+    fn on_stored(
+        &mut self,
+        request: Request,
+        len: u64,
+        result: Result<branchline_storage::piece_cache::PutOutcome, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let source_name = self.source_name(request.source);
+        let Some(run) = self.run.as_mut() else { return };
+        match result {
+            Ok(outcome) => {
+                run.picker.on_stored(request.id);
+                if outcome.newly_stored {
+                    let class = match request.source {
+                        Source::Peer(..) => {
+                            run.from_peers += len;
+                            SourceClass::Peer
+                        }
+                        Source::Origin(_) => {
+                            run.from_origin += len;
+                            SourceClass::Origin
+                        }
+                    };
+                    self.deps.counters.stored(class, len);
+                }
+                let have = run.picker.have().clone();
+                if let Err(e) = self.deps.have_report.try_send(ReportHave { content: self.content, have }) {
+                    tracing::warn!(content = %self.content, error = %e, "server link busy; have report dropped, the next one carries it");
+                }
+                self.check_complete();
+            }
+            Err(StoreError::Cache(CacheError::Content(e @ ContentError::PieceHashMismatch { .. })))
+            | Err(StoreError::Cache(CacheError::Content(e @ ContentError::PieceLength { .. }))) => {
+                tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; setting the source aside");
+                self.deps.counters.rejected();
+                run.picker.on_failed(request.id, Failure::BadData, Instant::now());
+                if let Source::Peer(id, _) = request.source {
+                    self.deps.office.do_send(SourceBan(id));
+                }
+            }
+            Err(e) => {
+                self.fail(format!("storing piece {} failed: {e}", request.index));
+                return;
+            }
+        }
+        self.pump(ctx);
+        self.poll(ctx);
+    }
+
+    fn state(&self) -> TransferState {
+        let progress = match &self.run {
+            Some(run) => {
+                let have = run.picker.have();
+                TransferProgress {
+                    content: self.content,
+                    name: run.manifest.name.clone(),
+                    have: have.count(),
+                    pieces: have.len(),
+                    have_bytes: have.iter_set().map(|i| run.manifest.piece_len(i)).sum(),
+                    size: run.manifest.size,
+                    from_peers: run.from_peers,
+                    from_origin: run.from_origin,
+                    sources: run.picker.source_count(),
+                    in_flight: run.picker.in_flight(),
+                }
+            }
+            None => TransferProgress {
+                content: self.content,
+                name: String::new(),
+                have: 0,
+                pieces: 0,
+                have_bytes: 0,
+                size: 0,
+                from_peers: 0,
+                from_origin: 0,
+                sources: 0,
+                in_flight: 0,
+            },
+        };
+        TransferState { phase: self.phase.clone(), progress }
+    }
+}
+
+impl Actor for Transfer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(TRANSFER_MAILBOX);
+        self.begin(ctx);
+    }
+}
+
+impl Supervised for Transfer {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(content = %self.content, "transfer restarting; resuming from the cache");
+    }
+}
+
+impl Handler<GetState> for Transfer {
+    type Result = MessageResult<GetState>;
+    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state())
+    }
+}

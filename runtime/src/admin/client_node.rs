@@ -1,0 +1,135 @@
+//! What a client node answers on its admin socket: status, and fetch (start
+//! or join the content's transfer, stream progress, write the file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::Addr;
+use branchline_actors::counters::Counters;
+use branchline_actors::office::{ListTransfers, Office, StartTransfer};
+use branchline_actors::store::{Export, GetInventory, Store};
+use branchline_actors::transfer::{GetState, Phase};
+use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus};
+use branchline_storage::ContentId;
+
+use super::listener::Replies;
+use crate::server_link::Identity;
+
+/// How often a fetch reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// The client node's admin handler.
+pub struct ClientAdmin {
+    /// The office actor.
+    pub office: Addr<Office>,
+    /// The store.
+    pub store: Addr<Store>,
+    /// The node's counters.
+    pub counters: Arc<Counters>,
+    /// Who the node is.
+    pub me: Identity,
+    /// The server.
+    pub server: SocketAddr,
+    /// Whether the server link is registered.
+    pub registered: Arc<AtomicBool>,
+}
+
+impl ClientAdmin {
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
+        let reply = match request {
+            AdminRequest::Status => match self.status().await {
+                Ok(status) => AdminReply::ClientStatus(status),
+                Err(e) => AdminReply::Error(e),
+            },
+            AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
+            AdminRequest::Publish { .. } => {
+                AdminReply::Error("this is a client; publish with the server's config (`branchline publish --config server.toml`)".into())
+            }
+        };
+        replies.send(&reply).await;
+    }
+
+    async fn status(&self) -> Result<ClientStatus, String> {
+        let inventory = self.store.send(GetInventory).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let mut transfers = Vec::new();
+        for transfer in self.office.send(ListTransfers).await.map_err(|e| e.to_string())? {
+            if let Ok(state) = transfer.send(GetState).await {
+                if matches!(state.phase, Phase::Running | Phase::Starting) {
+                    transfers.push(state.progress);
+                }
+            }
+        }
+        Ok(ClientStatus {
+            id: self.me.id,
+            name: self.me.name.clone(),
+            addr: self.me.addr,
+            server: self.server,
+            registered: self.registered.load(Ordering::Relaxed),
+            usage: inventory.usage,
+            contents: inventory.contents,
+            transfers,
+            counters: self.counters.snapshot(),
+        })
+    }
+
+    async fn fetch(&self, content: ContentId, out: PathBuf, mut replies: Replies) {
+        if let Err(e) = check_output(&out) {
+            replies.send(&AdminReply::Error(e)).await;
+            return;
+        }
+        let transfer = match self.office.send(StartTransfer(content)).await {
+            Ok(t) => t,
+            Err(e) => {
+                replies.send(&AdminReply::Error(format!("office unavailable: {e}"))).await;
+                return;
+            }
+        };
+        loop {
+            let state = match transfer.send(GetState).await {
+                Ok(state) => state,
+                Err(e) => {
+                    replies.send(&AdminReply::Error(format!("the transfer stopped: {e}"))).await;
+                    return;
+                }
+            };
+            match state.phase {
+                Phase::Starting | Phase::Running => {
+                    if !replies.send(&AdminReply::Progress(state.progress)).await {
+                        return; // the tool went away; the download goes on
+                    }
+                    tokio::time::sleep(PROGRESS_EVERY).await;
+                }
+                Phase::Failed(reason) => {
+                    replies.send(&AdminReply::Error(reason)).await;
+                    return;
+                }
+                Phase::Complete => {
+                    let reply = match self.store.send(Export { content, out: out.clone() }).await {
+                        Ok(Ok(())) => AdminReply::Fetched(state.progress),
+                        Ok(Err(e)) => AdminReply::Error(format!("writing {} failed: {e}", out.display())),
+                        Err(e) => AdminReply::Error(format!("store unavailable: {e}")),
+                    };
+                    replies.send(&reply).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn check_output(out: &std::path::Path) -> Result<(), String> {
+    if !out.is_absolute() {
+        return Err(format!("output path {} is not absolute", out.display()));
+    }
+    if out.is_dir() {
+        return Err(format!("output path {} is a directory", out.display()));
+    }
+    match out.parent() {
+        Some(parent) if parent.is_dir() => Ok(()),
+        _ => Err(format!("the directory of output path {} does not exist", out.display())),
+    }
+}

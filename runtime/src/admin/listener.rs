@@ -1,0 +1,83 @@
+//! Binding the admin socket and serving its connections.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use branchline_actors::wire::{AdminReply, AdminRequest, MAX_REPLY_FRAME, read_frame, write_frame};
+use tokio::net::UnixStream;
+
+/// Why the admin socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminBindError {
+    /// A node already answers on this socket.
+    #[error("another node is running with this data directory (its admin socket {0} answers)")]
+    InUse(String),
+    /// The OS refused.
+    #[error("cannot create the admin socket {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the admin socket (mode 0600). Must be called before the runtime
+/// starts; returns a std listener to hand to the runtime.
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, AdminBindError> {
+    let io = |source| AdminBindError::Io { path: path.display().to_string(), source };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(AdminBindError::InUse(path.display().to_string()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    Ok(listener)
+}
+
+/// Where replies to one request go. A handler may send several (progress).
+pub struct Replies {
+    stream: UnixStream,
+}
+
+impl Replies {
+    /// Sends one reply; false if the tool went away.
+    pub async fn send(&mut self, reply: &AdminReply) -> bool {
+        write_frame(&mut self.stream, reply).await.is_ok()
+    }
+}
+
+/// Serves the admin socket: each connection carries one request, answered
+/// by `handle`.
+pub async fn serve<H, F>(listener: std::os::unix::net::UnixListener, handle: H)
+where
+    H: Fn(AdminRequest, Replies) -> F + 'static,
+    F: Future<Output = ()>,
+{
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "admin socket unusable");
+            return;
+        }
+    };
+    let handle = Rc::new(handle);
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let handle = handle.clone();
+        actix_rt::spawn(async move {
+            match read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME).await {
+                Ok(Some(request)) => handle(request, Replies { stream }).await,
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = write_frame(&mut stream, &AdminReply::Error(format!("bad admin request: {e}"))).await;
+                }
+            }
+        });
+    }
+}

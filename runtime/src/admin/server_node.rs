@@ -1,0 +1,50 @@
+//! What a server node answers on its admin socket: status and publish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Addr;
+use branchline_actors::registry_actor::{GetRegistryView, Publish, RegistryActor};
+use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
+
+use super::listener::Replies;
+use crate::file_storage::FileStorage;
+
+/// The server node's admin handler.
+pub struct ServerAdmin {
+    /// The registry.
+    pub registry: Addr<RegistryActor>,
+    /// The control endpoint's address.
+    pub addr: SocketAddr,
+    /// The embedded file storage and its base URL, if enabled.
+    pub file_storage: Option<(FileStorage, String)>,
+}
+
+impl ServerAdmin {
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
+        let reply = match request {
+            AdminRequest::Status => match self.registry.send(GetRegistryView).await {
+                Ok(registry) => AdminReply::ServerStatus(ServerStatus {
+                    addr: self.addr,
+                    registry,
+                    file_storage: self.file_storage.as_ref().map(|(fs, url)| FileStorageView {
+                        base_url: url.clone(),
+                        dir: fs.root().to_path_buf(),
+                        bytes_served: fs.bytes_served(),
+                    }),
+                }),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::Publish { manifest, origins } => match self.registry.send(Publish { manifest, origins }).await {
+                Ok(Ok(id)) => AdminReply::Published(id),
+                Ok(Err(e)) => AdminReply::Error(e),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::Fetch { .. } => {
+                AdminReply::Error("this is the server; fetch with a client's config (`branchline fetch --config client.toml`)".into())
+            }
+        };
+        replies.send(&reply).await;
+    }
+}

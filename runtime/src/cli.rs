@@ -1,0 +1,155 @@
+//! The command line: every subcommand and flag, with `--help` on each.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Branchline: peer-to-peer distribution of large packages to branch offices.
+#[derive(Debug, Parser)]
+#[command(name = "branchline", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: registry of clients and contents, control endpoint,
+    /// optional embedded file storage.
+    Server(ServerArgs),
+    /// Run a client: piece cache, downloads, serving peers.
+    Client(ClientArgs),
+    /// Hash a package and publish it on the server (run where the server
+    /// runs). Prints the content id as the last line of stdout.
+    Publish(PublishArgs),
+    /// Download a content through the local client and write it to a file.
+    Fetch(FetchArgs),
+    /// Show a node's status.
+    Status(StatusArgs),
+    /// Run a server, file storage and 8 clients in this process, spread a
+    /// generated package to all of them and show what peers saved.
+    Demo(DemoArgs),
+}
+
+/// `branchline server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Server config file (TOML); flags override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Control endpoint address (QUIC/UDP), e.g. 0.0.0.0:34323.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (metadata and admin socket).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Serve this directory over HTTP as file storage.
+    #[arg(long, value_name = "DIR")]
+    pub file_storage: Option<PathBuf>,
+    /// Address of the file storage (TCP), e.g. 127.0.0.1:34380.
+    #[arg(long, value_name = "ADDR")]
+    pub file_storage_listen: Option<SocketAddr>,
+}
+
+/// `branchline client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Client config file (TOML); flags override it.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Foreground endpoint address (QUIC/UDP), e.g. 127.10.1.11:34760.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// The server's control endpoint, e.g. 127.10.1.1:34323.
+    #[arg(long)]
+    pub server: Option<SocketAddr>,
+    /// Data directory (piece cache and admin socket).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The address peers reach this client at, if not --listen.
+    #[arg(long)]
+    pub advertise: Option<SocketAddr>,
+    /// A name for people.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Where a tool finds its node: a config file or a data directory.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct NodeLocator {
+    /// The node's config file.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The node's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `branchline publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The server.
+    #[command(flatten)]
+    pub node: NodeLocator,
+    /// The package file.
+    pub file: PathBuf,
+    /// Where clients fetch the bytes when no peer has them, in order
+    /// (CDN first, then file storage): http(s):// or file:// URLs. Default:
+    /// the embedded file storage if the file is inside it, else file://.
+    #[arg(long = "origin", value_name = "URL")]
+    pub origins: Vec<String>,
+    /// Piece size in bytes (16 KiB to 16 MiB).
+    #[arg(long, default_value_t = branchline_storage::content::DEFAULT_PIECE_SIZE)]
+    pub piece_size: u32,
+    /// The content's name; the file name by default.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `branchline fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The local client.
+    #[command(flatten)]
+    pub node: NodeLocator,
+    /// The content id (64 hex characters, as `publish` printed it).
+    pub content: String,
+    /// Where to write the package.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `branchline status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node.
+    #[command(flatten)]
+    pub node: NodeLocator,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `branchline demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of clients.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=80))]
+    pub clients: u8,
+    /// Package size in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub size_mib: u64,
+    /// Work directory (default: a new temporary directory, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The /24 the demo uses on loopback, as its first three octets.
+    #[arg(long, default_value = "127.10.1")]
+    pub subnet: String,
+}

@@ -1,0 +1,32 @@
+//! The command line tools that talk to a running node over its admin
+//! socket: `publish`, `fetch`, `status`.
+
+pub mod fetch;
+pub mod publish;
+pub mod status;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::cli::NodeLocator;
+use crate::config;
+
+/// The data directory of the node a tool talks to.
+pub fn data_dir(node: &NodeLocator) -> anyhow::Result<PathBuf> {
+    match (&node.config, &node.data_dir) {
+        (Some(path), _) => Ok(config::data_dir_of(path)?),
+        (None, Some(dir)) => Ok(dir.clone()),
+        (None, None) => anyhow::bail!("give --config or --data-dir"),
+    }
+}
+
+/// A single-threaded runtime for a tool's one conversation.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tool's runtime")
+}
+
+/// Formats bytes as MiB with one decimal.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}

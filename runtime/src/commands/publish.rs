@@ -1,0 +1,130 @@
+//! `branchline publish`: hash a package as a stream (never loading it
+//! whole) with a progress bar, choose its origins, and register it with the
+//! server. The content id is the last line on stdout.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::Context as _;
+use branchline_actors::wire::{AdminReply, AdminRequest};
+use branchline_storage::{ContentId, Manifest};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{data_dir, mib, runtime};
+use crate::admin::{connect, socket_path};
+use crate::cli::PublishArgs;
+use crate::config::{self, FileStorageSection, ServerConfig};
+use crate::origin::OriginUrl;
+
+/// Runs `branchline publish`.
+pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
+    let (data_dir, file_storage) = match &args.node.config {
+        Some(path) => {
+            let config: ServerConfig = config::load(path)?;
+            (config.validate()?, config.file_storage)
+        }
+        None => (data_dir(&args.node)?, FileStorageSection::default()),
+    };
+    let socket = socket_path(&data_dir);
+    let rt = runtime()?;
+    // Fail before hashing many GB if the server is not there.
+    rt.block_on(connect::request(&socket, &AdminRequest::Status, |reply| match reply {
+        AdminReply::ServerStatus(_) => Some(Ok(())),
+        AdminReply::ClientStatus(_) => Some(Err(anyhow::anyhow!("{} is a client's data directory; publish needs the server's", data_dir.display()))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    }))??;
+    let origins = if args.origins.is_empty() {
+        default_origin(&args.file, &file_storage)?
+    } else {
+        for origin in &args.origins {
+            OriginUrl::parse(origin)?;
+        }
+        args.origins.clone()
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args.file.file_name().map(|n| n.to_string_lossy().into_owned()).context("the package path has no file name")?,
+    };
+    let manifest = hash_file(&args.file, &name, args.piece_size, true)?;
+    let id = rt.block_on(publish_manifest(&socket, manifest.clone(), origins.clone()))?;
+    eprintln!(
+        "published {name}: {} in {} pieces of {}, origins: {}",
+        mib(manifest.size),
+        manifest.piece_count(),
+        mib(u64::from(manifest.piece_size)),
+        origins.join(", ")
+    );
+    println!("{id}");
+    Ok(())
+}
+
+/// Hashes a package file into a manifest, optionally with a progress bar.
+pub fn hash_file(path: &Path, name: &str, piece_size: u32, progress: bool) -> anyhow::Result<Manifest> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    let bar = if progress { ProgressBar::new(meta.len()) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("hashing {bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"),
+    );
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let manifest = Manifest::from_reader(name, reader, piece_size, |n| bar.set_position(n))
+        .with_context(|| format!("cannot publish {}", path.display()))?;
+    bar.finish_and_clear();
+    Ok(manifest)
+}
+
+/// Registers a manifest with the server over its admin socket.
+pub async fn publish_manifest(socket: &Path, manifest: Manifest, origins: Vec<String>) -> anyhow::Result<ContentId> {
+    let request = AdminRequest::Publish { manifest, origins };
+    connect::request(socket, &request, |reply| match reply {
+        AdminReply::Published(id) => Some(Ok(id)),
+        AdminReply::Error(e) => Some(Err(anyhow::anyhow!("the server refused the content: {e}"))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?
+}
+
+/// The origin of a package when none is given: its URL in the embedded file
+/// storage if it lies inside it, else its `file://` path.
+fn default_origin(file: &Path, storage: &FileStorageSection) -> anyhow::Result<Vec<String>> {
+    let real = file.canonicalize().with_context(|| format!("cannot open {}", file.display()))?;
+    if let (true, Some(dir)) = (storage.enabled, &storage.dir) {
+        let root = dir.canonicalize().with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
+        if let Ok(relative) = real.strip_prefix(&root) {
+            return Ok(vec![format!("{}/{}", storage.url()?, url_path(relative))]);
+        }
+    }
+    eprintln!("note: no --origin given; clients will read file://{} (only where that path is visible)", real.display());
+    Ok(vec![format!("file://{}", real.display())])
+}
+
+/// A relative path as URL path segments, with unsafe bytes escaped.
+fn url_path(relative: &Path) -> String {
+    let mut out = String::new();
+    for (i, part) in relative.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in part.to_string_lossy().bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_escaped_url_paths() {
+        assert_eq!(url_path(Path::new("a/my pkg.bin")), "a/my%20pkg.bin");
+        assert_eq!(url_path(Path::new("x%y")), "x%25y");
+    }
+}

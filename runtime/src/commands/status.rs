@@ -1,0 +1,73 @@
+//! `branchline status`: a node's status as text or JSON.
+
+use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, ServerStatus};
+
+use super::{data_dir, mib, runtime};
+use crate::admin::{connect, socket_path};
+use crate::cli::StatusArgs;
+
+/// Runs `branchline status`.
+pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    let data_dir = data_dir(&args.node)?;
+    let reply = runtime()?.block_on(connect::request(&socket_path(&data_dir), &AdminRequest::Status, Some))?;
+    match (reply, args.json) {
+        (AdminReply::ClientStatus(s), true) => println!("{}", serde_json::to_string_pretty(&s)?),
+        (AdminReply::ServerStatus(s), true) => println!("{}", serde_json::to_string_pretty(&s)?),
+        (AdminReply::ClientStatus(s), false) => print_client(&s),
+        (AdminReply::ServerStatus(s), false) => print_server(&s),
+        (AdminReply::Error(e), _) => anyhow::bail!(e),
+        (other, _) => anyhow::bail!("unexpected answer {other:?}"),
+    }
+    Ok(())
+}
+
+fn print_client(s: &ClientStatus) {
+    let registered = if s.registered { "registered" } else { "NOT registered" };
+    println!("client {} ({}) at {}, server {} ({registered})", s.name, s.id, s.addr, s.server);
+    println!("cache: {} of {} quota, {} reserved", mib(s.usage.stored_bytes), mib(s.usage.quota_bytes), mib(s.usage.reserved_bytes));
+    let c = &s.counters;
+    println!(
+        "received: {} from peers, {} from origins; served {}; pieces stored {}, rejected {}",
+        mib(c.from_peers),
+        mib(c.from_origin),
+        mib(c.served),
+        c.pieces_stored,
+        c.pieces_rejected
+    );
+    println!("contents ({}):", s.contents.len());
+    for content in &s.contents {
+        let pinned = if content.pinned { " pinned" } else { "" };
+        println!("  {}  {:<24} {:>5}/{:<5} pieces  {}{pinned}", content.id, content.name, content.have, content.pieces, mib(content.size));
+    }
+    println!("transfers ({}):", s.transfers.len());
+    for t in &s.transfers {
+        println!(
+            "  {}  {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight",
+            t.content, t.name, t.have, t.pieces, t.sources, t.in_flight
+        );
+    }
+}
+
+fn print_server(s: &ServerStatus) {
+    println!("server at {}; {} clients registered (licenses in use)", s.addr, s.registry.clients.len());
+    if let Some(fs) = &s.file_storage {
+        println!("file storage: {} serving {}, {} sent", fs.base_url, fs.dir.display(), mib(fs.bytes_served));
+    }
+    println!("contents ({}):", s.registry.contents.len());
+    for c in &s.registry.contents {
+        println!(
+            "  {}  {:<24} {}  {} pieces  held by {} (+{} partly)  origins: {}",
+            c.id,
+            c.name,
+            mib(c.size),
+            c.pieces,
+            c.complete_holders,
+            c.partial_holders,
+            c.origins.join(", ")
+        );
+    }
+    println!("clients ({}):", s.registry.clients.len());
+    for c in &s.registry.clients {
+        println!("  {:<20} {}  {}  seen {:.1} s ago", c.name, c.id, c.addr, c.last_seen_ms_ago as f64 / 1000.0);
+    }
+}

@@ -1,0 +1,396 @@
+//! Configuration of the server and the client: TOML files, every key
+//! optional but a few, unknown keys refused, and command line flags that
+//! override the file so a node can be started from a script without one.
+//!
+//! Every error is one line that names the file, the line and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default control port of the server (the manual's server message port).
+pub const DEFAULT_CONTROL_PORT: u16 = 34323;
+/// Default foreground data port of clients (the manual's in-office data port).
+pub const DEFAULT_FOREGROUND_PORT: u16 = 34760;
+/// Default port of the embedded file storage (HTTP).
+pub const DEFAULT_FILE_STORAGE_PORT: u16 = 34380;
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a bad key or value.
+    #[error("invalid config {path}{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// " line N" where known.
+        line: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or missing.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// Logging settings, shared by server and client.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter: `info`, `debug`, `branchline=debug,warn`, ...
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's registry timing.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySection {
+    /// Seconds between client heartbeats.
+    pub heartbeat_secs: u64,
+    /// Seconds without a heartbeat before a client is dropped.
+    pub client_timeout_secs: u64,
+    /// Seconds an origin lease lasts before it is given to another client.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        RegistrySection { heartbeat_secs: 5, client_timeout_secs: 20, lease_ttl_secs: 60 }
+    }
+}
+
+/// The embedded file storage.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileStorageSection {
+    /// Serve `dir` over HTTP.
+    pub enabled: bool,
+    /// The directory served.
+    pub dir: Option<PathBuf>,
+    /// Where it listens (TCP).
+    pub listen: SocketAddr,
+    /// The URL clients use to reach it; derived from `listen` if that is a
+    /// specific address.
+    pub base_url: Option<String>,
+}
+
+impl Default for FileStorageSection {
+    fn default() -> Self {
+        FileStorageSection {
+            enabled: false,
+            dir: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_FILE_STORAGE_PORT)),
+            base_url: None,
+        }
+    }
+}
+
+impl FileStorageSection {
+    /// The base URL clients fetch from.
+    pub fn url(&self) -> Result<String, ConfigError> {
+        match &self.base_url {
+            Some(url) => Ok(url.trim_end_matches('/').to_owned()),
+            None if self.listen.ip().is_unspecified() => Err(ConfigError::Invalid(format!(
+                "file_storage.listen is {} which clients cannot reach; set file_storage.base_url",
+                self.listen
+            ))),
+            None => Ok(format!("http://{}", self.listen)),
+        }
+    }
+}
+
+/// The server's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the server keeps its metadata and admin socket.
+    pub data_dir: Option<PathBuf>,
+    /// The control endpoint (QUIC, UDP).
+    #[serde(default = "default_control")]
+    pub listen: SocketAddr,
+    /// Registry timing.
+    #[serde(default)]
+    pub registry: RegistrySection,
+    /// The embedded file storage.
+    #[serde(default)]
+    pub file_storage: FileStorageSection,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+fn default_control() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_CONTROL_PORT))
+}
+
+fn default_foreground() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_FOREGROUND_PORT))
+}
+
+/// The client's piece cache.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// Most MiB of contents the cache holds; least recently used complete
+    /// contents are evicted to make room.
+    pub quota_mib: u64,
+    /// MiB of memory sled may use for its page cache.
+    pub sled_cache_mib: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection { quota_mib: 10 * 1024, sled_cache_mib: 4 }
+    }
+}
+
+/// How downloads behave.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferSection {
+    /// Piece requests in flight to one peer.
+    pub per_peer: u32,
+    /// Piece requests in flight per download.
+    pub max_in_flight: u32,
+    /// Piece requests in flight to origins per download.
+    pub origin_in_flight: u32,
+    /// Seconds before a piece request is given up.
+    pub request_timeout_secs: u64,
+    /// Milliseconds a source that failed rests before it is asked again.
+    pub retry_after_ms: u64,
+}
+
+impl Default for TransferSection {
+    fn default() -> Self {
+        TransferSection { per_peer: 4, max_in_flight: 16, origin_in_flight: 4, request_timeout_secs: 30, retry_after_ms: 2000 }
+    }
+}
+
+/// The client's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Where the client keeps its cache and admin socket.
+    pub data_dir: Option<PathBuf>,
+    /// The server's control endpoint.
+    pub server: Option<SocketAddr>,
+    /// The foreground endpoint peers connect to (QUIC, UDP).
+    #[serde(default = "default_foreground")]
+    pub listen: SocketAddr,
+    /// The address peers use to reach this client, if not `listen`.
+    pub advertise: Option<SocketAddr>,
+    /// A name for people; the host name by default.
+    pub name: Option<String>,
+    /// The piece cache.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// Downloads.
+    #[serde(default)]
+    pub transfer: TransferSection,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// Reads and parses a TOML file into `T`, with one-line errors.
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse(&text, path)
+}
+
+/// Parses TOML text into `T`; `path` names it in errors.
+pub fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|span| format!(" line {}", text[..span.start.min(text.len())].lines().count().max(1)));
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line: line.unwrap_or_default(),
+            message: e.message().trim().replace('\n', " "),
+        }
+    })
+}
+
+/// Only the data directory of a config file of either kind: what the
+/// command line tools need to find a node's admin socket.
+pub fn data_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    #[derive(Deserialize)]
+    struct DataDirOnly {
+        data_dir: Option<PathBuf>,
+    }
+    let only: DataDirOnly = {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let table: toml::Table = parse(&text, path)?;
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            line: String::new(),
+            message: e.message().to_owned(),
+        })?
+    };
+    only.data_dir.ok_or_else(|| ConfigError::Invalid(format!("{} sets no data_dir", path.display())))
+}
+
+fn positive(value: u64, key: &str) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
+    }
+    Ok(())
+}
+
+fn required<T: Clone>(value: &Option<T>, key: &str, flag: &str) -> Result<T, ConfigError> {
+    value.clone().ok_or_else(|| ConfigError::Invalid(format!("{key} is not set (in the config file or with {flag})")))
+}
+
+impl ServerConfig {
+    /// A configuration with defaults only.
+    pub fn empty() -> Self {
+        parse("", Path::new("<defaults>")).expect("defaults parse")
+    }
+
+    /// Checks values and returns the data directory.
+    pub fn validate(&self) -> Result<PathBuf, ConfigError> {
+        positive(self.registry.heartbeat_secs, "registry.heartbeat_secs")?;
+        positive(self.registry.lease_ttl_secs, "registry.lease_ttl_secs")?;
+        if self.registry.client_timeout_secs <= self.registry.heartbeat_secs {
+            return Err(ConfigError::Invalid(format!(
+                "registry.client_timeout_secs ({}) must be longer than registry.heartbeat_secs ({})",
+                self.registry.client_timeout_secs, self.registry.heartbeat_secs
+            )));
+        }
+        if self.file_storage.enabled {
+            required(&self.file_storage.dir, "file_storage.dir", "--file-storage")?;
+            self.file_storage.url()?;
+        }
+        required(&self.data_dir, "data_dir", "--data-dir")
+    }
+}
+
+/// The client's settings after validation.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The server.
+    pub server: SocketAddr,
+}
+
+impl ClientConfig {
+    /// A configuration with defaults only.
+    pub fn empty() -> Self {
+        parse("", Path::new("<defaults>")).expect("defaults parse")
+    }
+
+    /// Checks values.
+    pub fn validate(&self) -> Result<ClientSettings, ConfigError> {
+        positive(self.cache.quota_mib, "cache.quota_mib")?;
+        positive(self.cache.sled_cache_mib, "cache.sled_cache_mib")?;
+        let t = &self.transfer;
+        for (value, key) in [
+            (u64::from(t.per_peer), "transfer.per_peer"),
+            (u64::from(t.max_in_flight), "transfer.max_in_flight"),
+            (u64::from(t.origin_in_flight), "transfer.origin_in_flight"),
+            (t.request_timeout_secs, "transfer.request_timeout_secs"),
+        ] {
+            positive(value, key)?;
+        }
+        if t.per_peer > t.max_in_flight {
+            return Err(ConfigError::Invalid(format!(
+                "transfer.per_peer ({}) must not exceed transfer.max_in_flight ({})",
+                t.per_peer, t.max_in_flight
+            )));
+        }
+        if let Some(name) = &self.name {
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid("name must be 1 to 64 printable characters".into()));
+            }
+        }
+        Ok(ClientSettings {
+            data_dir: required(&self.data_dir, "data_dir", "--data-dir")?,
+            server: required(&self.server, "server", "--server")?,
+        })
+    }
+
+    /// Request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.transfer.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(text: &str) -> Result<ClientConfig, ConfigError> {
+        parse(text, Path::new("client.toml"))
+    }
+
+    #[test]
+    fn the_example_configs_parse_and_validate() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let c: ClientConfig = load(&root.join("client.toml")).unwrap();
+        c.validate().unwrap();
+        let s: ServerConfig = load(&root.join("server.toml")).unwrap();
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = client("server = \"127.0.0.1:1\"\n\n[cache]\nquota_gib = 3\n").unwrap_err().to_string();
+        assert!(err.starts_with("invalid config client.toml line 4: unknown field `quota_gib`"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        let err = client("server = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("invalid config client.toml line 1: invalid socket address"), "{err}");
+        let err = client("[transfer]\nper_peer = -1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn values_out_of_range_and_missing_keys_are_refused() {
+        let mut c = client("data_dir = \"/d\"\nserver = \"127.0.0.1:1\"\n").unwrap();
+        c.validate().unwrap();
+        c.transfer.max_in_flight = 0;
+        assert_eq!(c.validate().unwrap_err().to_string(), "invalid config: transfer.max_in_flight must be greater than 0");
+        let c = client("server = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: data_dir is not set (in the config file or with --data-dir)"
+        );
+        let mut s = ServerConfig::empty();
+        s.data_dir = Some("/d".into());
+        s.file_storage.enabled = true;
+        s.file_storage.dir = Some("/srv".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("set file_storage.base_url"), "{err}");
+    }
+}

@@ -1,0 +1,61 @@
+//! The server's control endpoint: accepts client connections over QUIC and
+//! answers one request per stream through the registry actor. A malformed
+//! or oversized request ends its stream with an error and is never passed
+//! on. Streams per connection are capped by the endpoint.
+
+use std::time::Duration;
+
+use actix::Addr;
+use branchline_actors::registry_actor::{RegistryActor, Serve};
+use branchline_actors::wire::{MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame};
+
+/// Deadline for a client to send its request once it opened a stream.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Accepts connections until the endpoint closes. Run it on the control
+/// arbiter.
+pub async fn serve(endpoint: quinn::Endpoint, registry: Addr<RegistryActor>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let registry = registry.clone();
+        actix_rt::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(conn, registry).await,
+                Err(e) => tracing::debug!(error = %e, "control handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(conn: quinn::Connection, registry: Addr<RegistryActor>) {
+    let from = conn.remote_address();
+    loop {
+        let (mut send, mut recv) = match conn.accept_bi().await {
+            Ok(streams) => streams,
+            Err(e) => {
+                tracing::debug!(%from, reason = %e, "control connection closed");
+                return;
+            }
+        };
+        let registry = registry.clone();
+        actix_rt::spawn(async move {
+            let request = match tokio::time::timeout(REQUEST_DEADLINE, read_frame::<ServerRequest>(&mut recv, MAX_REQUEST_FRAME)).await {
+                Ok(Ok(Some(request))) => request,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(%from, error = %e, "bad request frame; dropping the stream");
+                    let _ = write_frame(&mut send, &ServerReply::Error(format!("bad request: {e}"))).await;
+                    let _ = send.finish();
+                    return;
+                }
+                Err(_) => return,
+            };
+            let reply = match registry.send(Serve { request, from }).await {
+                Ok(reply) => reply,
+                Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),
+            };
+            if write_frame(&mut send, &reply).await.is_ok() {
+                let _ = send.finish();
+            }
+        });
+    }
+}

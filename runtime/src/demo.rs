@@ -1,0 +1,298 @@
+//! `branchline demo`: one process runs a server with embedded file storage
+//! and N clients, each node its own actix System on its own loopback
+//! address, exactly as they run as separate processes. It publishes a
+//! generated package, fetches it on every client at once with live
+//! progress, checks every copy's SHA-256 and shows what peers saved.
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, ServerStatus};
+use branchline_storage::content::DEFAULT_PIECE_SIZE;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::admin::{connect, socket_path};
+use crate::cli::DemoArgs;
+use crate::commands::{fetch, mib, publish};
+use crate::config::{self, ClientConfig, LogSection, ServerConfig};
+use crate::node::{self, Stop};
+
+/// A node running on its own thread.
+struct NodeThread {
+    name: String,
+    system: actix_rt::System,
+    thread: JoinHandle<anyhow::Result<()>>,
+}
+
+impl NodeThread {
+    fn spawn(name: String, run: impl FnOnce(Stop) -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name(name.clone()).spawn(move || run(Stop::Handle(tx)))?;
+        match rx.recv() {
+            Ok(system) => Ok(NodeThread { name, system, thread }),
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e.context(format!("{name} failed to start"))),
+                _ => anyhow::bail!("{name} failed to start"),
+            },
+        }
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        self.system.stop();
+        self.thread.join().map_err(|_| anyhow::anyhow!("{} panicked", self.name))?
+    }
+}
+
+struct Demo {
+    work: PathBuf,
+    subnet: [u8; 3],
+    nodes: Vec<NodeThread>,
+}
+
+impl Demo {
+    fn addr(&self, host: u8, port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(self.subnet[0], self.subnet[1], self.subnet[2], host), port))
+    }
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    crate::logging::init(&LogSection { level: "warn".into(), ..LogSection::default() });
+    let subnet = parse_subnet(&args.subnet)?;
+    let temp;
+    let work = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new().prefix("branchline-demo-").tempdir().context("cannot make a work directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut demo = Demo { work, subnet, nodes: Vec::new() };
+    let result = demo.play(args);
+    for node in demo.nodes.drain(..) {
+        if let Err(e) = node.stop() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    result
+}
+
+fn parse_subnet(text: &str) -> anyhow::Result<[u8; 3]> {
+    let octets: Vec<u8> = text.split('.').map(str::parse).collect::<Result<_, _>>().ok().unwrap_or_default();
+    match octets[..] {
+        [127, b, c] => Ok([127, b, c]),
+        _ => anyhow::bail!("--subnet `{text}` must be three octets of a loopback /24, e.g. 127.10.1"),
+    }
+}
+
+impl Demo {
+    fn play(&mut self, args: &DemoArgs) -> anyhow::Result<()> {
+        let size = args.size_mib * 1024 * 1024;
+        let storage = self.work.join("storage");
+        std::fs::create_dir_all(&storage)?;
+        let package = storage.join("package.bin");
+        println!("Branchline demo: a server, its file storage and {} clients on {}.0/24", args.clients, args.subnet);
+        let sha = generate(&package, size)?;
+
+        let server_addr = self.addr(1, config::DEFAULT_CONTROL_PORT);
+        let mut server: ServerConfig = ServerConfig::empty();
+        server.data_dir = Some(self.work.join("server"));
+        server.listen = server_addr;
+        server.file_storage.enabled = true;
+        server.file_storage.dir = Some(storage.clone());
+        server.file_storage.listen = self.addr(1, config::DEFAULT_FILE_STORAGE_PORT);
+        server.log = LogSection { level: "warn".into(), ..LogSection::default() };
+        let server_socket = socket_path(&self.work.join("server"));
+        let file_storage = server.file_storage.clone();
+        self.nodes.push(NodeThread::spawn("server".into(), move |stop| node::server::run(server, stop))?);
+
+        let mut clients = Vec::new();
+        for i in 0..args.clients {
+            let host = 11 + i;
+            let name = format!("client-{host}");
+            let mut client = ClientConfig::empty();
+            client.data_dir = Some(self.work.join(&name));
+            client.server = Some(server_addr);
+            client.listen = self.addr(host, config::DEFAULT_FOREGROUND_PORT);
+            client.name = Some(name.clone());
+            client.log = LogSection { level: "warn".into(), ..LogSection::default() };
+            clients.push((name.clone(), socket_path(&self.work.join(&name)), self.work.join(format!("{name}.out"))));
+            self.nodes.push(NodeThread::spawn(name, move |stop| node::client::run(client, stop))?);
+        }
+        let rt = crate::commands::runtime()?;
+        rt.block_on(wait_for_clients(&server_socket, clients.len()))?;
+
+        let manifest = publish::hash_file(&package, "package.bin", DEFAULT_PIECE_SIZE, true)?;
+        let origin = format!("{}/package.bin", file_storage.url()?);
+        let content = rt.block_on(publish::publish_manifest(&server_socket, manifest.clone(), vec![origin.clone()]))?;
+        println!("published {} ({}, {} pieces), origin {origin}", content, mib(size), manifest.piece_count());
+
+        let bars = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}").expect("valid template");
+        let started = Instant::now();
+        let fetches = clients.iter().map(|(name, socket, out)| {
+            let bar = bars.add(ProgressBar::new(size));
+            bar.set_style(style.clone());
+            bar.set_prefix(name.clone());
+            fetch_one(socket.clone(), content, out.clone(), bar, started)
+        });
+        let outcomes = rt.block_on(futures_util::future::join_all(fetches));
+        let mut finish_times = Vec::new();
+        for ((name, _, _), outcome) in clients.iter().zip(outcomes) {
+            finish_times.push(outcome.with_context(|| format!("{name} failed"))?);
+        }
+        let wall = finish_times.iter().copied().fold(Duration::ZERO, Duration::max);
+
+        println!("checking SHA-256 of {} copies...", clients.len());
+        let outputs: Vec<&PathBuf> = clients.iter().map(|(_, _, out)| out).collect();
+        let matching = verify_all(&outputs, &sha)?;
+
+        let server_status = rt.block_on(server_status(&server_socket))?;
+        let mut client_statuses = Vec::new();
+        for (_, socket, _) in &clients {
+            client_statuses.push(rt.block_on(client_status(socket))?);
+        }
+        report(args, size, wall, matching, &server_status, &client_statuses);
+        anyhow::ensure!(matching == clients.len(), "{} of {} copies do not match the package", clients.len() - matching, clients.len());
+        Ok(())
+    }
+}
+
+/// Writes a deterministic pseudo-random package; returns its SHA-256.
+fn generate(path: &Path, size: u64) -> anyhow::Result<[u8; 32]> {
+    let bar = ProgressBar::new(size);
+    bar.set_style(ProgressStyle::with_template("making package {bar:40} {bytes}/{total_bytes}").expect("valid template"));
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    let mut sha = Sha256::new();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    while written < size {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = usize::try_from((size - written).min(block.len() as u64)).expect("block fits usize");
+        out.write_all(&block[..n])?;
+        sha.update(&block[..n]);
+        written += n as u64;
+        bar.set_position(written);
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    Ok(sha.finalize().into())
+}
+
+async fn wait_for_clients(server: &Path, count: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let registered = server_status(server).await.map(|s| s.registry.clients.len()).unwrap_or(0);
+        if registered >= count {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {registered} of {count} clients registered within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fetch_one(
+    socket: PathBuf,
+    content: branchline_storage::ContentId,
+    out: PathBuf,
+    bar: ProgressBar,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    let request = AdminRequest::Fetch { content, out };
+    let result = connect::request(&socket, &request, |reply| match reply {
+        AdminReply::Progress(p) => {
+            fetch::show(&bar, &p);
+            bar.set_message(format!("peers {:>9}  origin {:>9}", mib(p.from_peers), mib(p.from_origin)));
+            None
+        }
+        AdminReply::Fetched(p) => {
+            fetch::show(&bar, &p);
+            bar.set_message(format!("peers {:>9}  origin {:>9}  done in {:.1} s", mib(p.from_peers), mib(p.from_origin), started.elapsed().as_secs_f64()));
+            Some(Ok(started.elapsed()))
+        }
+        AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?;
+    bar.finish();
+    result
+}
+
+/// Hashes the outputs on as many threads as there are cores; returns how
+/// many match.
+fn verify_all(outputs: &[&PathBuf], expected: &[u8; 32]) -> anyhow::Result<usize> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunks: Vec<Vec<PathBuf>> = outputs.chunks(outputs.len().div_ceil(threads)).map(|c| c.iter().map(|p| (*p).clone()).collect()).collect();
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|paths| std::thread::spawn(move || paths.iter().map(|p| sha256_file(p)).collect::<anyhow::Result<Vec<_>>>()))
+        .collect();
+    let mut matching = 0;
+    for handle in handles {
+        let digests = handle.join().map_err(|_| anyhow::anyhow!("hashing thread panicked"))??;
+        matching += digests.iter().filter(|d| *d == expected).count();
+    }
+    Ok(matching)
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(sha.finalize().into());
+        }
+        sha.update(&buf[..n]);
+    }
+}
+
+async fn server_status(socket: &Path) -> anyhow::Result<ServerStatus> {
+    connect::request(socket, &AdminRequest::Status, |reply| match reply {
+        AdminReply::ServerStatus(s) => Some(Ok(s)),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?
+}
+
+async fn client_status(socket: &Path) -> anyhow::Result<ClientStatus> {
+    connect::request(socket, &AdminRequest::Status, |reply| match reply {
+        AdminReply::ClientStatus(s) => Some(Ok(s)),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?
+}
+
+fn report(args: &DemoArgs, size: u64, wall: Duration, matching: usize, server: &ServerStatus, clients: &[ClientStatus]) {
+    let n = clients.len() as u64;
+    let origin = server.file_storage.as_ref().map_or(0, |f| f.bytes_served);
+    let peers: u64 = clients.iter().map(|c| c.counters.from_peers).sum();
+    let origin_by_clients: u64 = clients.iter().map(|c| c.counters.from_origin).sum();
+    let without = n * size;
+    let ratio = |bytes: u64| bytes as f64 / size as f64;
+    println!();
+    println!("  {} clients, {} package, all fetching at once", args.clients, mib(size));
+    println!("  ------------------------------------------------------------------");
+    println!("  copies matching the package's SHA-256      {matching} of {n}");
+    println!("  wall time (publish to last client done)    {:.1} s", wall.as_secs_f64());
+    println!("  bytes from the origin (file storage)       {:>12}  ({:.2}x the package)", mib(origin), ratio(origin));
+    println!("    as the clients counted it                {:>12}", mib(origin_by_clients));
+    println!("  bytes between peers (clients' counters)    {:>12}  ({:.2}x)", mib(peers), ratio(peers));
+    println!("  without peers, bytes from the origin       {:>12}  ({:.2}x)", mib(without), ratio(without));
+    println!("  origin traffic saved                       {:>11.1} %", 100.0 * (1.0 - origin as f64 / without as f64));
+}

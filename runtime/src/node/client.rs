@@ -1,0 +1,111 @@
+//! Starting a client node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use branchline_actors::counters::Counters;
+use branchline_actors::office::{Office, OfficeDeps};
+use branchline_actors::picker::Limits;
+use branchline_actors::store::Store;
+use branchline_actors::transfer::TransferSettings;
+use branchline_storage::{CacheConfig, PieceCache};
+
+use super::{Stop, on_arbiter, run_until};
+use crate::admin::client_node::ClientAdmin;
+use crate::admin::{listener, socket_path};
+use crate::config::ClientConfig;
+use crate::origin::Origin;
+use crate::server_link::{Identity, ServerLink};
+use crate::transport::{Transport, TransportDeps, endpoint};
+use crate::{identity, logging};
+
+/// Runs a client node until it is told to stop.
+pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
+    let settings = config.validate()?;
+    logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+    let socket = endpoint::bind(config.listen)?;
+    let bound = socket.local_addr().context("reading the bound address")?;
+    let advertise = advertised(config.advertise, bound)?;
+    let cache = PieceCache::open(&CacheConfig {
+        dir: settings.data_dir.join("cache"),
+        quota_bytes: config.cache.quota_mib * 1024 * 1024,
+        sled_cache_bytes: config.cache.sled_cache_mib * 1024 * 1024,
+    })
+    .with_context(|| format!("cannot open the cache in {} (is another client using it?)", settings.data_dir.display()))?;
+    let me = Identity {
+        id: identity::node_id(cache.db())?,
+        name: config.name.clone().unwrap_or_else(host_name),
+        addr: advertise,
+    };
+    let admin = listener::bind(&socket_path(&settings.data_dir))?;
+    let cache = Arc::new(cache);
+    tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, server = %settings.server, "client starting");
+
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let counters = Arc::new(Counters::default());
+        let registered = Arc::new(AtomicBool::new(false));
+        let store = Supervisor::start(move |_| Store::new(cache));
+        let io = Arbiter::new();
+        let (store2, counters2, me2, registered2, server) = (store.clone(), counters.clone(), me.clone(), registered.clone(), settings.server);
+        let (transport, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
+            let endpoint = endpoint::endpoint(socket)?;
+            let deps = TransportDeps { endpoint: endpoint.clone(), store: store2.clone(), counters: counters2 };
+            let transport = Supervisor::start(move |_| Transport::new(deps));
+            let link = Supervisor::start(move |_| ServerLink::new(endpoint, server, me2, store2, registered2));
+            Ok((transport, link))
+        })
+        .await??;
+        let origin = Origin::new().context("making the HTTP client")?;
+        let origin = Supervisor::start(move |_| origin);
+        let deps = OfficeDeps {
+            node: me.id,
+            store: store.clone(),
+            server: link.clone().recipient(),
+            have_report: link.recipient(),
+            peer_fetch: transport.recipient(),
+            origin_fetch: origin.recipient(),
+            counters: counters.clone(),
+        };
+        let transfer = &config.transfer;
+        let transfer_settings = TransferSettings {
+            limits: Limits {
+                per_peer: transfer.per_peer,
+                total: transfer.max_in_flight,
+                origin: transfer.origin_in_flight,
+                retry_after: Duration::from_millis(transfer.retry_after_ms),
+            },
+            request_timeout: config.request_timeout(),
+            poll_wait: Duration::from_secs(2),
+        };
+        let office = Supervisor::start(move |_| Office::new(deps, transfer_settings));
+        let handler = Arc::new(ClientAdmin { office, store, counters, me, server: settings.server, registered });
+        actix_rt::spawn(listener::serve(admin, move |request, replies| handler.clone().handle(request, replies)));
+        anyhow::Ok(())
+    })?;
+    run_until(system, stop)
+}
+
+fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {
+    match advertise {
+        Some(addr) => Ok(addr),
+        None if bound.ip().is_unspecified() => {
+            anyhow::bail!("listen address {bound} is not one peers can reach: set `advertise` (or --advertise)")
+        }
+        None => Ok(bound),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "client".into())
+}

@@ -1,0 +1,67 @@
+//! Starting a node: one actix System per node (one runtime per node), its
+//! actors under supervision, its sockets bound before anything starts so a
+//! port in use or a locked data directory is a clear error.
+//!
+//! - [`client`]: store, transport (own arbiter), server link, origin, office,
+//!   admin socket.
+//! - [`server`]: registry, control endpoint (own arbiter), file storage (own
+//!   arbiter), admin socket.
+
+pub mod client;
+pub mod server;
+
+use actix::Arbiter;
+use anyhow::Context as _;
+
+/// How a node is told to stop.
+pub enum Stop {
+    /// On SIGINT or SIGTERM (the command line).
+    Signal,
+    /// When the caller stops the returned System (the demo).
+    Handle(std::sync::mpsc::Sender<actix_rt::System>),
+}
+
+/// Runs the started System until it is told to stop.
+fn run_until(system: actix_rt::SystemRunner, stop: Stop) -> anyhow::Result<()> {
+    match stop {
+        Stop::Signal => {
+            system.block_on(async {
+                actix_rt::spawn(async {
+                    wait_for_signal().await;
+                    tracing::info!("stopping");
+                    actix_rt::System::current().stop();
+                });
+            });
+        }
+        Stop::Handle(tx) => {
+            let _ = tx.send(system.block_on(async { actix_rt::System::current() }));
+        }
+    }
+    system.run().context("node runtime failed")
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs `make` on `arbiter` and returns its result: how an endpoint is made
+/// on the arbiter whose runtime will drive it.
+async fn on_arbiter<T: Send + 'static>(arbiter: &Arbiter, make: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = arbiter.spawn(async move {
+        let _ = tx.send(make());
+    });
+    anyhow::ensure!(spawned, "arbiter is not running");
+    rx.await.context("arbiter dropped the task")
+}

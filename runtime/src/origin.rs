@@ -1,0 +1,160 @@
+//! The origin actor: fetches byte ranges from where a content's bytes live,
+//! the last resort when no peer holds a piece. `http(s)://` URLs (a CDN, or
+//! file storage served over HTTP) get a `Range` request and must answer 206
+//! with exactly that range; `file://` URLs (file storage on a share) are read
+//! at the offset on a blocking thread.
+
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use branchline_actors::messages::{FetchError, FetchFromOrigin};
+use bytes::{Bytes, BytesMut};
+
+/// Messages the origin actor's mailbox holds at most.
+pub const ORIGIN_MAILBOX: usize = 256;
+
+/// An origin URL, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginUrl {
+    /// HTTP or HTTPS.
+    Http(String),
+    /// A local or mounted path.
+    File(PathBuf),
+}
+
+/// An origin URL that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("origin `{url}` is not usable: {reason}")]
+pub struct BadOrigin {
+    /// The URL.
+    pub url: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl OriginUrl {
+    /// Parses an origin URL.
+    pub fn parse(url: &str) -> Result<Self, BadOrigin> {
+        let bad = |reason| BadOrigin { url: url.to_owned(), reason };
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(bad("a file:// URL needs an absolute path (file:///srv/pkg.bin)"));
+            }
+            return Ok(OriginUrl::File(PathBuf::from(path)));
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return reqwest::Url::parse(url).map(|_| OriginUrl::Http(url.to_owned())).map_err(|_| bad("not a valid URL"));
+        }
+        Err(bad("only http://, https:// and file:// origins are supported"))
+    }
+}
+
+/// The origin actor.
+pub struct Origin {
+    http: reqwest::Client,
+}
+
+impl Origin {
+    /// An origin fetcher with its own HTTP client.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(8)
+            .no_proxy()
+            .build()?;
+        Ok(Origin { http })
+    }
+}
+
+impl Actor for Origin {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(ORIGIN_MAILBOX);
+    }
+}
+
+impl Supervised for Origin {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("origin actor restarting");
+    }
+}
+
+impl Handler<FetchFromOrigin> for Origin {
+    type Result = ResponseFuture<Result<Bytes, FetchError>>;
+    fn handle(&mut self, msg: FetchFromOrigin, _: &mut Context<Self>) -> Self::Result {
+        let http = self.http.clone();
+        Box::pin(async move {
+            match OriginUrl::parse(&msg.url).map_err(|e| FetchError::Protocol(e.to_string()))? {
+                OriginUrl::Http(url) => fetch_http(&http, &url, msg.offset, msg.len).await,
+                OriginUrl::File(path) => fetch_file(path, msg.offset, msg.len).await,
+            }
+        })
+    }
+}
+
+async fn fetch_http(http: &reqwest::Client, url: &str, offset: u64, len: u64) -> Result<Bytes, FetchError> {
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    let range = format!("bytes={}-{}", offset, offset + len - 1);
+    let mut response = http
+        .get(url)
+        .header(reqwest::header::RANGE, &range)
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?;
+    let status = response.status();
+    if status != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(FetchError::Protocol(format!("{url} answered {status} to Range {range}, expected 206")));
+    }
+    let expected = format!("bytes {}-{}/", offset, offset + len - 1);
+    let content_range = response.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_range.starts_with(&expected) {
+        return Err(FetchError::Protocol(format!("{url} sent Content-Range `{content_range}` for Range {range}")));
+    }
+    let want = usize::try_from(len).map_err(|_| FetchError::Protocol("range too large".into()))?;
+    let mut buf = BytesMut::with_capacity(want);
+    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))? {
+        if buf.len() + chunk.len() > want {
+            return Err(FetchError::Protocol(format!("{url} sent more than the {want} bytes asked for")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.len() != want {
+        return Err(FetchError::Protocol(format!("{url} sent {} of {want} bytes", buf.len())));
+    }
+    Ok(buf.freeze())
+}
+
+async fn fetch_file(path: PathBuf, offset: u64, len: u64) -> Result<Bytes, FetchError> {
+    let want = usize::try_from(len).map_err(|_| FetchError::Protocol("range too large".into()))?;
+    let job = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let file = std::fs::File::open(&path)?;
+        let mut buf = vec![0u8; want];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    });
+    match job.await {
+        Ok(Ok(buf)) => Ok(Bytes::from(buf)),
+        Ok(Err(e)) => Err(FetchError::Unreachable(e.to_string())),
+        Err(e) => Err(FetchError::Unreachable(format!("origin read worker failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_urls_parse_or_say_why_not() {
+        assert_eq!(OriginUrl::parse("file:///srv/p.bin"), Ok(OriginUrl::File("/srv/p.bin".into())));
+        assert!(matches!(OriginUrl::parse("http://127.0.0.1:8080/p.bin"), Ok(OriginUrl::Http(_))));
+        let err = OriginUrl::parse("ftp://x/p").unwrap_err();
+        assert_eq!(err.to_string(), "origin `ftp://x/p` is not usable: only http://, https:// and file:// origins are supported");
+        assert!(OriginUrl::parse("file://relative/p").is_err());
+        assert!(OriginUrl::parse("http://").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The server link actor: a client's connection to the server. It
+//! registers (with everything the cache holds), sends heartbeats, carries
+//! the other actors' requests, and coalesces have reports so only the newest
+//! map per content is sent. It survives server outages: calls fail with a
+//! clear error meanwhile, and it registers again when the server is back or
+//! says it does not know this client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
+use branchline_actors::store::{GetInventory, Store};
+use branchline_actors::wire::{MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, read_frame, write_frame};
+use branchline_storage::{ContentId, NodeId, PieceMap};
+
+use crate::transport::connection_slot::ConnectionSlot;
+
+/// Messages the link's mailbox holds at most.
+pub const LINK_MAILBOX: usize = 512;
+/// Deadline for dialling the server.
+const DIAL_DEADLINE: Duration = Duration::from_secs(5);
+/// Deadline for one call (long-polls wait up to 5 s on the server).
+const CALL_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Who this client is, as it registers.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Where peers reach it.
+    pub addr: SocketAddr,
+}
+
+/// The server link actor.
+pub struct ServerLink {
+    slot: ConnectionSlot,
+    me: Identity,
+    store: Addr<Store>,
+    registered: Arc<AtomicBool>,
+    registering: bool,
+    heartbeat: Duration,
+    pending_have: HashMap<ContentId, PieceMap>,
+    flushing: bool,
+}
+
+impl ServerLink {
+    /// A link to the server at `server` from `endpoint`. `registered` is
+    /// shared with status.
+    pub fn new(endpoint: quinn::Endpoint, server: SocketAddr, me: Identity, store: Addr<Store>, registered: Arc<AtomicBool>) -> Self {
+        ServerLink {
+            slot: ConnectionSlot::new(endpoint, server),
+            me,
+            store,
+            registered,
+            registering: false,
+            heartbeat: Duration::from_secs(5),
+            pending_have: HashMap::new(),
+            flushing: false,
+        }
+    }
+
+    fn register(&mut self, ctx: &mut Context<Self>) {
+        if self.registering {
+            return;
+        }
+        self.registering = true;
+        self.registered.store(false, Ordering::Relaxed);
+        let (slot, store, me) = (self.slot.clone(), self.store.clone(), self.me.clone());
+        let attempt = async move {
+            let inventory = store.send(GetInventory).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            let registration = Registration { id: me.id, name: me.name, addr: me.addr, holdings: inventory.holdings };
+            call(&slot, ServerRequest::Register(registration)).await.map_err(|e| e.to_string())
+        };
+        ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
+            act.registering = false;
+            match result {
+                Ok(ServerReply::Registered { heartbeat_ms }) => {
+                    act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
+                    act.registered.store(true, Ordering::Relaxed);
+                    tracing::info!(server = %act.slot.addr(), "registered with the server");
+                    act.flush(ctx);
+                }
+                Ok(other) => {
+                    tracing::warn!(answer = ?other, "server refused registration; retrying in 2 s");
+                    ctx.run_later(Duration::from_secs(2), |act, ctx| act.register(ctx));
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "registration failed; retrying in 2 s");
+                    ctx.run_later(Duration::from_secs(2), |act, ctx| act.register(ctx));
+                }
+            }
+        }));
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if !self.registered.load(Ordering::Relaxed) {
+            return;
+        }
+        let (slot, id) = (self.slot.clone(), self.me.id);
+        ctx.spawn(async move { call(&slot, ServerRequest::Heartbeat { id }).await }.into_actor(self).map(
+            |result, act, ctx| match result {
+                Ok(ServerReply::Ok) => {}
+                Ok(ServerReply::UnknownClient) => act.register(ctx),
+                Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat failed; will register again when the server answers");
+                    act.registered.store(false, Ordering::Relaxed);
+                    act.register(ctx);
+                }
+            },
+        ));
+    }
+
+    /// Sends pending have reports one at a time, newest map per content.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.pending_have.is_empty() || !self.registered.load(Ordering::Relaxed) {
+            return;
+        }
+        self.flushing = true;
+        let batch: Vec<(ContentId, PieceMap)> = self.pending_have.drain().collect();
+        let (slot, id) = (self.slot.clone(), self.me.id);
+        let send = async move {
+            for (i, (content, have)) in batch.iter().enumerate() {
+                match call(&slot, ServerRequest::Have { id, content: *content, have: have.clone() }).await {
+                    Ok(ServerReply::Ok) => {}
+                    Ok(ServerReply::UnknownClient) => return Err((batch[i..].to_vec(), true)),
+                    Ok(other) => tracing::warn!(answer = ?other, "server refused a have report"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "have report failed");
+                        return Err((batch[i..].to_vec(), false));
+                    }
+                }
+            }
+            Ok(())
+        };
+        ctx.spawn(send.into_actor(self).map(|result, act, ctx| {
+            act.flushing = false;
+            match result {
+                Ok(()) => act.flush(ctx),
+                Err((unsent, unknown)) => {
+                    for (content, have) in unsent {
+                        act.pending_have.entry(content).or_insert(have);
+                    }
+                    if unknown {
+                        act.register(ctx);
+                    } else {
+                        ctx.run_later(Duration::from_secs(1), |act, ctx| act.flush(ctx));
+                    }
+                }
+            }
+        }));
+    }
+}
+
+/// One request, one QUIC stream, one reply.
+async fn call(slot: &ConnectionSlot, request: ServerRequest) -> Result<ServerReply, LinkError> {
+    let unreachable = |reason: String| LinkError::Unreachable { addr: slot.addr(), reason };
+    let exchange = async {
+        let (mut send, mut recv) = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
+        write_frame(&mut send, &request).await.map_err(|e| unreachable(e.to_string()))?;
+        send.finish().map_err(|e| unreachable(e.to_string()))?;
+        read_frame::<ServerReply>(&mut recv, MAX_REPLY_FRAME)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .ok_or_else(|| unreachable("the server closed the stream without answering".into()))
+    };
+    tokio::time::timeout(CALL_DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| Err(unreachable(format!("no answer within {} s", CALL_DEADLINE.as_secs()))))
+}
+
+impl Actor for ServerLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(LINK_MAILBOX);
+        self.registering = false;
+        self.flushing = false;
+        self.register(ctx);
+        fn tick(act: &mut ServerLink, ctx: &mut Context<ServerLink>) {
+            act.heartbeat(ctx);
+            ctx.run_later(act.heartbeat, tick);
+        }
+        ctx.run_later(self.heartbeat, tick);
+    }
+}
+
+impl Supervised for ServerLink {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("server link restarting");
+    }
+}
+
+impl Handler<ServerCall> for ServerLink {
+    type Result = ResponseActFuture<Self, Result<ServerReply, LinkError>>;
+    fn handle(&mut self, msg: ServerCall, _: &mut Context<Self>) -> Self::Result {
+        let slot = self.slot.clone();
+        Box::pin(async move { call(&slot, msg.0).await }.into_actor(self).map(|result, act, ctx| {
+            if let Ok(ServerReply::UnknownClient) = &result {
+                act.register(ctx);
+            }
+            result
+        }))
+    }
+}
+
+impl Handler<ReportHave> for ServerLink {
+    type Result = ();
+    fn handle(&mut self, msg: ReportHave, ctx: &mut Context<Self>) {
+        self.pending_have.insert(msg.content, msg.have);
+        self.flush(ctx);
+    }
+}

@@ -1,0 +1,88 @@
+//! Building a node's QUIC endpoint: one UDP socket that both accepts (as a
+//! server) and connects (as a client), with flow-control windows sized for
+//! 1 MiB pieces and several requests in flight.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Endpoint, EndpointConfig, IdleTimeout, TransportConfig, VarInt};
+
+use crate::tls;
+
+/// Streams a peer may have open to us at once on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+
+/// Why an endpoint could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+        /// A hint for the common case.
+        hint: &'static str,
+    },
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// quinn refused the configuration.
+    #[error("QUIC configuration failed: {0}")]
+    Config(String),
+}
+
+fn transport_config() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
+    t.stream_receive_window(VarInt::from_u32(4 * 1024 * 1024));
+    t.receive_window(VarInt::from_u32(32 * 1024 * 1024));
+    t.send_window(32 * 1024 * 1024);
+    t.max_idle_timeout(Some(IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid idle timeout")));
+    t.keep_alive_interval(Some(Duration::from_secs(10)));
+    t
+}
+
+/// Binds the UDP socket first (outside any runtime), so a port in use is a
+/// clear error before anything starts.
+pub fn bind(addr: SocketAddr) -> Result<UdpSocket, EndpointError> {
+    UdpSocket::bind(addr).map_err(|source| EndpointError::Bind {
+        addr,
+        hint: match source.kind() {
+            std::io::ErrorKind::AddrInUse => " (another process uses this port; is a node already running?)",
+            std::io::ErrorKind::AddrNotAvailable => " (no interface has this address)",
+            _ => "",
+        },
+        source,
+    })
+}
+
+/// Makes the endpoint on a bound socket. Must run inside the tokio runtime
+/// (the actix arbiter) that will drive it.
+pub fn endpoint(socket: UdpSocket) -> Result<Endpoint, EndpointError> {
+    let transport = Arc::new(transport_config());
+    let server_crypto = QuicServerConfig::try_from(tls::server_config()?).map_err(|e| EndpointError::Config(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(transport.clone());
+    let client_crypto = QuicClientConfig::try_from(tls::client_config()?).map_err(|e| EndpointError::Config(e.to_string()))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+    let mut endpoint = Endpoint::new(EndpointConfig::default(), Some(server), socket, Arc::new(quinn::TokioRuntime))
+        .map_err(|e| EndpointError::Config(e.to_string()))?;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+/// Connects to `addr`, with a deadline.
+pub async fn connect(endpoint: &Endpoint, addr: SocketAddr, deadline: Duration) -> Result<quinn::Connection, String> {
+    let connecting = endpoint.connect(addr, tls::SERVER_NAME).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(deadline, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
+    }
+}

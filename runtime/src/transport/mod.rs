@@ -1,0 +1,123 @@
+//! The transport: a node's QUIC endpoint and its peer sessions.
+//!
+//! The [`Transport`] actor owns the endpoint, accepts connections and keeps
+//! one [`PeerSession`] actor per remote peer (by address), which both
+//! serves the peer's requests and carries this node's requests to it. It
+//! runs on its own arbiter: nothing blocking runs there, so the endpoint's
+//! driver is never held up.
+
+pub mod connection_slot;
+pub mod endpoint;
+pub mod peer_session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use branchline_actors::counters::Counters;
+use branchline_actors::messages::{FetchError, FetchFromPeer};
+use branchline_actors::store::Store;
+use bytes::Bytes;
+
+use peer_session::{Attach, PeerSession};
+
+/// Messages the transport's mailbox holds at most.
+pub const TRANSPORT_MAILBOX: usize = 1024;
+/// QUIC error code sent when a connection is refused for load.
+const BUSY: u32 = 1;
+
+/// What the transport needs.
+#[derive(Clone)]
+pub struct TransportDeps {
+    /// The endpoint.
+    pub endpoint: quinn::Endpoint,
+    /// The node's store.
+    pub store: Addr<Store>,
+    /// The node's counters.
+    pub counters: Arc<Counters>,
+}
+
+/// The transport actor.
+pub struct Transport {
+    deps: TransportDeps,
+    sessions: HashMap<SocketAddr, Addr<PeerSession>>,
+}
+
+impl Transport {
+    /// A transport over an endpoint.
+    pub fn new(deps: TransportDeps) -> Self {
+        Transport { deps, sessions: HashMap::new() }
+    }
+
+    fn session(&mut self, addr: SocketAddr) -> Addr<PeerSession> {
+        if let Some(session) = self.sessions.get(&addr).filter(|s| s.connected()) {
+            return session.clone();
+        }
+        let deps = self.deps.clone();
+        let session = Supervisor::start(move |_| PeerSession::new(addr, deps));
+        self.sessions.insert(addr, session.clone());
+        session
+    }
+}
+
+impl Actor for Transport {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(TRANSPORT_MAILBOX);
+        let endpoint = self.deps.endpoint.clone();
+        let me = ctx.address();
+        // The accept loop; dropped and made again if the actor restarts.
+        ctx.spawn(
+            async move {
+                while let Some(incoming) = endpoint.accept().await {
+                    let me = me.clone();
+                    actix_rt::spawn(async move {
+                        match incoming.await {
+                            Ok(conn) => {
+                                if me.try_send(Incoming(conn.clone())).is_err() {
+                                    conn.close(BUSY.into(), b"busy");
+                                }
+                            }
+                            Err(e) => tracing::debug!(error = %e, "incoming handshake failed"),
+                        }
+                    });
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Supervised for Transport {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("transport restarting");
+    }
+}
+
+/// A connection a peer opened to us.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Incoming(quinn::Connection);
+
+impl Handler<Incoming> for Transport {
+    type Result = ();
+    fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) {
+        let addr = msg.0.remote_address();
+        if let Err(e) = self.session(addr).try_send(Attach(msg.0.clone())) {
+            tracing::warn!(%addr, error = %e, "peer session busy; refusing the connection");
+            msg.0.close(BUSY.into(), b"busy");
+        }
+    }
+}
+
+impl Handler<FetchFromPeer> for Transport {
+    type Result = ResponseFuture<Result<Bytes, FetchError>>;
+    fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
+        let session = self.session(msg.addr);
+        Box::pin(async move {
+            session.send(msg).await.map_err(|e| FetchError::Unreachable(format!("peer session: {e}")))?
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The peer session actor (the "client actor"): one per remote peer. It
+//! serves the peer's piece requests on connections the peer opened, and
+//! carries this node's piece requests to the peer on a connection it opens
+//! itself. It counts bytes both ways.
+//!
+//! Serving: each request is one QUIC stream; the piece is read through the
+//! store's bounded mailbox with `try_send`, and a full mailbox is answered
+//! `Busy` at once. The number of streams a peer may have open is capped by
+//! the endpoint (64 per connection).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use branchline_actors::counters::Counters;
+use branchline_actors::messages::{FetchError, FetchFromPeer};
+use branchline_actors::store::{ServePiece, Store, StoreError};
+use branchline_actors::wire::{MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame};
+use branchline_storage::CacheError;
+use bytes::{Bytes, BytesMut};
+
+use super::TransportDeps;
+use super::connection_slot::ConnectionSlot;
+
+/// Messages a session's mailbox holds at most.
+pub const SESSION_MAILBOX: usize = 128;
+/// Deadline for dialling a peer.
+const DIAL_DEADLINE: Duration = Duration::from_secs(5);
+/// Deadline for a peer to send its request once it opened a stream.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Bytes moved in one session.
+#[derive(Debug, Default)]
+struct SessionStats {
+    received: AtomicU64,
+    served: AtomicU64,
+}
+
+/// The peer session actor.
+pub struct PeerSession {
+    addr: SocketAddr,
+    store: Addr<Store>,
+    counters: Arc<Counters>,
+    outgoing: ConnectionSlot,
+    stats: Arc<SessionStats>,
+}
+
+impl PeerSession {
+    /// A session with the peer at `addr`.
+    pub fn new(addr: SocketAddr, deps: TransportDeps) -> Self {
+        PeerSession {
+            addr,
+            store: deps.store,
+            counters: deps.counters,
+            outgoing: ConnectionSlot::new(deps.endpoint, addr),
+            stats: Arc::new(SessionStats::default()),
+        }
+    }
+}
+
+impl Actor for PeerSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(SESSION_MAILBOX);
+    }
+}
+
+impl Supervised for PeerSession {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(peer = %self.addr, "peer session restarting");
+    }
+}
+
+/// Serve a connection the peer opened.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach(pub quinn::Connection);
+
+impl Handler<Attach> for PeerSession {
+    type Result = ();
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
+        let conn = msg.0;
+        let (store, counters, stats, peer) = (self.store.clone(), self.counters.clone(), self.stats.clone(), self.addr);
+        ctx.spawn(
+            async move {
+                loop {
+                    match conn.accept_bi().await {
+                        Ok((send, recv)) => {
+                            let (store, counters, stats) = (store.clone(), counters.clone(), stats.clone());
+                            actix_rt::spawn(async move {
+                                if let Err(e) = serve_stream(send, recv, &store, &counters, &stats).await {
+                                    tracing::debug!(%peer, error = %e, "serving a stream failed");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, reason = %e, "incoming connection closed");
+                            break;
+                        }
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    store: &Addr<Store>,
+    counters: &Counters,
+    stats: &SessionStats,
+) -> Result<(), String> {
+    let request: PeerRequest = match tokio::time::timeout(REQUEST_DEADLINE, read_frame(&mut recv, MAX_REQUEST_FRAME)).await {
+        Err(_) => return Err("no request within the deadline".into()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(request))) => request,
+    };
+    let PeerRequest::GetPiece { content, index } = request;
+    let (reply, bytes) = match read_for_peer(store, content, index).await {
+        Ok(bytes) => (PeerReply::Piece { len: u32::try_from(bytes.len()).map_err(|e| e.to_string())? }, Some(bytes)),
+        Err(refusal) => (PeerReply::Refused(refusal), None),
+    };
+    write_frame(&mut send, &reply).await.map_err(|e| e.to_string())?;
+    if let Some(bytes) = bytes {
+        let len = bytes.len() as u64;
+        send.write_chunk(Bytes::from(bytes)).await.map_err(|e| e.to_string())?;
+        counters.served(len);
+        stats.served.fetch_add(len, Ordering::Relaxed);
+    }
+    send.finish().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn read_for_peer(store: &Addr<Store>, content: branchline_storage::ContentId, index: u32) -> Result<Vec<u8>, Refusal> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    store.try_send(ServePiece { content, index, reply }).map_err(|_| Refusal::Busy)?;
+    match answer.await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(StoreError::Cache(
+            CacheError::NotHeld { .. } | CacheError::Unknown(_) | CacheError::Corrupt { .. } | CacheError::Content(_),
+        ))) => Err(Refusal::NotHeld),
+        Ok(Err(e)) => {
+            tracing::error!(%content, piece = index, error = %e, "reading a piece for a peer failed");
+            Err(Refusal::Internal)
+        }
+        Err(_) => Err(Refusal::Internal),
+    }
+}
+
+impl Handler<FetchFromPeer> for PeerSession {
+    type Result = ResponseFuture<Result<Bytes, FetchError>>;
+    fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
+        let (slot, stats) = (self.outgoing.clone(), self.stats.clone());
+        Box::pin(async move {
+            let bytes = fetch(&slot, &msg).await?;
+            stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Ok(bytes)
+        })
+    }
+}
+
+async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, FetchError> {
+    let (mut send, mut recv) = slot.open(DIAL_DEADLINE).await.map_err(FetchError::Unreachable)?;
+    let request = PeerRequest::GetPiece { content: msg.content, index: msg.index };
+    write_frame(&mut send, &request).await.map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    send.finish().map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    let reply: PeerReply = read_frame(&mut recv, MAX_REQUEST_FRAME)
+        .await
+        .map_err(|e| FetchError::Protocol(e.to_string()))?
+        .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
+    let len = match reply {
+        PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
+        PeerReply::Piece { len } if len == msg.len => len as usize,
+        PeerReply::Piece { len } => {
+            return Err(FetchError::Protocol(format!("peer offered {len} bytes for a {}-byte piece", msg.len)));
+        }
+    };
+    let mut buf = BytesMut::with_capacity(len);
+    while buf.len() < len {
+        match recv.read_chunk(len - buf.len(), true).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FetchError::Protocol(format!("stream ended after {} of {len} bytes", buf.len()))),
+            Err(e) => return Err(FetchError::Unreachable(e.to_string())),
+        }
+    }
+    Ok(buf.freeze())
+}
