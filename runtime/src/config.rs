@@ -229,7 +229,7 @@ pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigErro
 /// Parses TOML text into `T`; `path` names it in errors.
 pub fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|span| format!(" line {}", text[..span.start.min(text.len())].lines().count().max(1)));
+        let line = e.span().map(|span| format!(" line {}", text[..span.start.min(text.len())].matches('\n').count() + 1));
         ConfigError::Parse {
             path: path.to_owned(),
             line: line.unwrap_or_default(),

@@ -1,0 +1,232 @@
+//! Test harness: real `branchline` processes on loopback subnets, a test
+//! origin, and helpers that wait for conditions with deadlines instead of
+//! sleeping.
+#![allow(dead_code)] // each test file uses part of the harness
+
+pub mod origin;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_branchline"))
+}
+
+/// A running node process; killed when dropped.
+pub struct Node {
+    pub name: String,
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Node {
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `status --json` of this node.
+    pub fn status(&self) -> Value {
+        status(&self.data_dir)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One test's world: a work directory and a loopback /24.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub subnet: [u8; 3],
+}
+
+impl World {
+    /// A world on 127.`b`.`c`.0/24.
+    pub fn new(b: u8, c: u8) -> Self {
+        World { dir: tempfile::Builder::new().prefix("branchline-test-").tempdir().unwrap(), subnet: [127, b, c] }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn addr(&self, host: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([self.subnet[0], self.subnet[1], self.subnet[2], host], port))
+    }
+
+    pub fn server_addr(&self) -> SocketAddr {
+        self.addr(1, 34323)
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> Node {
+        let log = self.path(&format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let data_dir = self.path(name);
+        let child = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Node { name: name.into(), child, data_dir, log }
+    }
+
+    /// Starts the server and waits until its admin socket answers.
+    pub fn server(&self) -> Node {
+        let node = self.spawn(
+            "server",
+            &["server".into(), "--data-dir".into(), path_arg(&self.path("server")), "--listen".into(), self.server_addr().to_string()],
+        );
+        wait_until("server answers", Duration::from_secs(20), || try_status(&node.data_dir).is_some());
+        node
+    }
+
+    /// Starts a client at host `.host` and waits until it is registered.
+    pub fn client(&self, host: u8) -> Node {
+        self.client_with(host, self.server_addr(), &[])
+    }
+
+    /// Starts a client with a given server address and extra flags; waits
+    /// until its admin socket answers.
+    pub fn client_with(&self, host: u8, server: SocketAddr, extra: &[&str]) -> Node {
+        let name = format!("client-{host}");
+        let mut args: Vec<String> = vec![
+            "client".into(),
+            "--data-dir".into(),
+            path_arg(&self.path(&name)),
+            "--listen".into(),
+            self.addr(host, 34760).to_string(),
+            "--server".into(),
+            server.to_string(),
+            "--name".into(),
+            name.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let node = self.spawn(&name, &args);
+        wait_until(&format!("{name} answers"), Duration::from_secs(20), || try_status(&node.data_dir).is_some());
+        node
+    }
+
+    /// Waits until `client` is registered with the server.
+    pub fn wait_registered(&self, client: &Node) {
+        wait_until(&format!("{} registers", client.name), Duration::from_secs(20), || client.status()["registered"] == true);
+    }
+
+    /// Publishes `file` with `origins`; returns the content id.
+    pub fn publish(&self, file: &Path, origins: &[String]) -> String {
+        let mut args = vec!["publish".to_string(), "--data-dir".into(), path_arg(&self.path("server")), path_arg(file)];
+        for origin in origins {
+            args.push("--origin".into());
+            args.push(origin.clone());
+        }
+        let out = run(&args);
+        assert!(out.status.success(), "publish failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+    }
+
+    /// Starts `fetch` on a client without waiting.
+    pub fn start_fetch(&self, client: &Node, content: &str, out: &Path) -> Child {
+        Command::new(bin())
+            .args(["fetch", "--quiet", "--data-dir", &path_arg(&client.data_dir), content, "--out", &path_arg(out)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+pub fn path_arg(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs the binary to completion.
+pub fn run(args: &[String]) -> Output {
+    Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// Runs the binary and returns (exit ok, stderr).
+pub fn run_err(args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `status --json` of the node at `data_dir`, if it answers.
+pub fn try_status(data_dir: &Path) -> Option<Value> {
+    let out = run(&["status".into(), "--json".into(), "--data-dir".into(), path_arg(data_dir)]);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+pub fn status(data_dir: &Path) -> Value {
+    try_status(data_dir).unwrap_or_else(|| panic!("node at {} does not answer", data_dir.display()))
+}
+
+/// Polls `condition` every 50 ms until it holds or `deadline` passes.
+pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `size` pseudo-random bytes to `path`; returns their SHA-256.
+pub fn make_package(path: &Path, size: usize, seed: u64) -> String {
+    let mut state = seed | 1;
+    let mut data = vec![0u8; size];
+    for chunk in data.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    std::fs::write(path, &data).unwrap();
+    sha256_hex(&data)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    sha256_hex(&std::fs::read(path).unwrap())
+}
+
+/// Waits for a fetch process; panics with its stderr if it failed.
+pub fn finish_fetch(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Asserts an error is one line that starts with `error: ` and contains
+/// every fragment.
+pub fn assert_one_line_error(stderr: &str, fragments: &[&str]) {
+    let text = stderr.trim_end();
+    assert!(text.starts_with("error: "), "not an error line: {text:?}");
+    assert!(!text.contains('\n'), "error is more than one line: {text:?}");
+    for fragment in fragments {
+        assert!(text.contains(fragment), "error {text:?} does not mention {fragment:?}");
+    }
+}

@@ -1,0 +1,51 @@
+//! A client killed with SIGKILL in the middle of a download resumes from
+//! the pieces it had stored: it fetches none of them again.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::origin::{OriginOptions, TestOrigin};
+use common::{World, finish_fetch, make_package, sha256_file, wait_until};
+
+const SIZE: usize = 48 * 1024 * 1024;
+const PIECES: u64 = 48;
+
+fn have_pieces(status: &serde_json::Value) -> u64 {
+    status["contents"].as_array().unwrap().iter().map(|c| c["have"].as_u64().unwrap()).sum()
+}
+
+#[test]
+fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
+    let world = World::new(31, 2);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, SIZE, 32);
+    // A slow origin, so the kill lands mid-download.
+    let options = OriginOptions { delay: Duration::from_millis(60), ..OriginOptions::default() };
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
+    let _server = world.server();
+    let mut client = world.client(11);
+    world.wait_registered(&client);
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    let out = world.path("out.bin");
+
+    let fetch = world.start_fetch(&client, &content, &out);
+    wait_until("a dozen pieces are stored", Duration::from_secs(60), || have_pieces(&client.status()) >= 12);
+    client.kill();
+    let _ = fetch.wait_with_output();
+    let requests_before = origin.stats.requests.load(Ordering::Relaxed);
+
+    let client = world.client(11);
+    let stored = have_pieces(&client.status());
+    assert!(stored >= 12 && stored < PIECES, "stored {stored} pieces before the kill");
+    world.wait_registered(&client);
+    finish_fetch(world.start_fetch(&client, &content, &out));
+    assert_eq!(sha256_file(&out), sha);
+
+    let after = &client.status()["counters"];
+    assert_eq!(after["pieces_stored"].as_u64().unwrap(), PIECES - stored, "only the missing pieces were stored again");
+    let requests_after = origin.stats.requests.load(Ordering::Relaxed) - requests_before;
+    assert_eq!(requests_after, PIECES - stored, "only the missing pieces were fetched again");
+    eprintln!("{stored} pieces survived the kill; {requests_after} fetched after the restart");
+}
