@@ -20,13 +20,31 @@ fn an_unknown_content_id_is_named_and_nothing_is_stored() {
     let client = world.client(11);
     world.wait_registered(&client);
     let out = world.path("out.bin");
-    let (ok, stderr) = run_err(&["fetch", "--quiet", "--data-dir", &path_arg(&client.data_dir), MISSING, "--out", &path_arg(&out)]);
+    let (ok, stderr) = run_err(&[
+        "fetch",
+        "--quiet",
+        "--data-dir",
+        &path_arg(&client.data_dir),
+        MISSING,
+        "--out",
+        &path_arg(&out),
+    ]);
     assert!(!ok);
-    assert_one_line_error(&stderr, &[&format!("content {MISSING} is not published on the server")]);
+    assert_one_line_error(
+        &stderr,
+        &[&format!("content {MISSING} is not published on the server")],
+    );
     assert_eq!(contents(&client), 0);
     assert!(!out.exists());
 
-    let (ok, stderr) = run_err(&["fetch", "--data-dir", &path_arg(&client.data_dir), "xyz", "--out", &path_arg(&out)]);
+    let (ok, stderr) = run_err(&[
+        "fetch",
+        "--data-dir",
+        &path_arg(&client.data_dir),
+        "xyz",
+        "--out",
+        &path_arg(&out),
+    ]);
     assert!(!ok);
     assert_one_line_error(&stderr, &["`xyz` is not a content id"]);
 }
@@ -37,7 +55,15 @@ fn an_unreachable_server_is_named_and_nothing_is_stored() {
     let nobody = world.addr(1, 34323);
     let client = world.client_with(11, nobody, &[]);
     let out = world.path("out.bin");
-    let (ok, stderr) = run_err(&["fetch", "--quiet", "--data-dir", &path_arg(&client.data_dir), MISSING, "--out", &path_arg(&out)]);
+    let (ok, stderr) = run_err(&[
+        "fetch",
+        "--quiet",
+        "--data-dir",
+        &path_arg(&client.data_dir),
+        MISSING,
+        "--out",
+        &path_arg(&out),
+    ]);
     assert!(!ok);
     assert_one_line_error(&stderr, &[&format!("cannot reach the server at {nobody}")]);
     assert_eq!(contents(&client), 0);
@@ -49,9 +75,20 @@ fn publishing_a_missing_file_is_named() {
     let world = World::new(31, 6);
     let _server = world.server();
     let missing = world.path("nope.bin");
-    let (ok, stderr) = run_err(&["publish", "--data-dir", &path_arg(&world.path("server")), &path_arg(&missing)]);
+    let (ok, stderr) = run_err(&[
+        "publish",
+        "--data-dir",
+        &path_arg(&world.path("server")),
+        &path_arg(&missing),
+    ]);
     assert!(!ok);
-    assert_one_line_error(&stderr, &[&format!("cannot open {}", missing.display()), "No such file"]);
+    assert_one_line_error(
+        &stderr,
+        &[
+            &format!("cannot open {}", missing.display()),
+            "No such file",
+        ],
+    );
 }
 
 #[test]
@@ -59,7 +96,12 @@ fn publishing_without_a_running_server_is_named() {
     let world = World::new(31, 6);
     let file = world.path("p.bin");
     std::fs::write(&file, b"x").unwrap();
-    let (ok, stderr) = run_err(&["publish", "--data-dir", &path_arg(&world.path("server")), &path_arg(&file)]);
+    let (ok, stderr) = run_err(&[
+        "publish",
+        "--data-dir",
+        &path_arg(&world.path("server")),
+        &path_arg(&file),
+    ]);
     assert!(!ok);
     assert_one_line_error(&stderr, &["cannot reach the local node at", "admin.sock"]);
 }
@@ -69,19 +111,43 @@ fn invalid_config_keys_and_values_are_named_with_their_line() {
     let world = World::new(31, 7);
     let data = world.path("client");
     let bad_key = world.path("bad-key.toml");
-    std::fs::write(&bad_key, format!("data_dir = \"{}\"\nserver = \"127.31.7.1:34323\"\nbogus = 1\n", data.display())).unwrap();
+    std::fs::write(
+        &bad_key,
+        format!(
+            "data_dir = \"{}\"\nserver = \"127.31.7.1:34323\"\nbogus = 1\n",
+            data.display()
+        ),
+    )
+    .unwrap();
     let (ok, stderr) = run_err(&["client", "--config", &path_arg(&bad_key)]);
     assert!(!ok);
     assert_one_line_error(&stderr, &["bad-key.toml line 3", "unknown field `bogus`"]);
 
     let bad_value = world.path("bad-value.toml");
-    std::fs::write(&bad_value, format!("data_dir = \"{}\"\nserver = \"somewhere\"\n", data.display())).unwrap();
+    std::fs::write(
+        &bad_value,
+        format!(
+            "data_dir = \"{}\"\nserver = \"somewhere\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
     let (ok, stderr) = run_err(&["client", "--config", &path_arg(&bad_value)]);
     assert!(!ok);
-    assert_one_line_error(&stderr, &["bad-value.toml line 2", "invalid socket address"]);
+    assert_one_line_error(
+        &stderr,
+        &["bad-value.toml line 2", "invalid socket address"],
+    );
 
     let zero = world.path("zero.toml");
-    std::fs::write(&zero, format!("data_dir = \"{}\"\nserver = \"127.31.7.1:34323\"\n[transfer]\nmax_in_flight = 0\n", data.display())).unwrap();
+    std::fs::write(
+        &zero,
+        format!(
+            "data_dir = \"{}\"\nserver = \"127.31.7.1:34323\"\n[transfer]\nmax_in_flight = 0\n",
+            data.display()
+        ),
+    )
+    .unwrap();
     let (ok, stderr) = run_err(&["client", "--config", &path_arg(&zero)]);
     assert!(!ok);
     assert_one_line_error(&stderr, &["transfer.max_in_flight must be greater than 0"]);

@@ -31,20 +31,42 @@ fn five_clients_share_a_package_and_the_origin_serves_it_about_once() {
         .collect();
     for (fetch, out) in fetches {
         finish_fetch(fetch);
-        assert_eq!(sha256_file(&out), sha, "{} is not the package", out.display());
+        assert_eq!(
+            sha256_file(&out),
+            sha,
+            "{} is not the package",
+            out.display()
+        );
     }
 
     let served = origin.bytes();
     let total = SIZE as u64;
-    assert!(served as f64 <= 1.10 * total as f64, "origin served {served} bytes, more than 1.10x {total}");
+    assert!(
+        served as f64 <= 1.10 * total as f64,
+        "origin served {served} bytes, more than 1.10x {total}"
+    );
     let (mut from_peers, mut from_origin) = (0u64, 0u64);
     for client in &clients {
         let counters = &client.status()["counters"];
         from_peers += counters["from_peers"].as_u64().unwrap();
         from_origin += counters["from_origin"].as_u64().unwrap();
     }
-    assert_eq!(from_peers + from_origin, 5 * total, "every byte of every copy is counted once");
-    assert_eq!(from_origin, served, "what the clients took from the origin is what it sent");
-    assert!(from_peers >= 5 * total - served, "peers carried the rest: {from_peers}");
-    eprintln!("origin served {:.2}x the package; peers carried {:.2}x", served as f64 / total as f64, from_peers as f64 / total as f64);
+    assert_eq!(
+        from_peers + from_origin,
+        5 * total,
+        "every byte of every copy is counted once"
+    );
+    assert_eq!(
+        from_origin, served,
+        "what the clients took from the origin is what it sent"
+    );
+    assert!(
+        from_peers >= 5 * total - served,
+        "peers carried the rest: {from_peers}"
+    );
+    eprintln!(
+        "origin served {:.2}x the package; peers carried {:.2}x",
+        served as f64 / total as f64,
+        from_peers as f64 / total as f64
+    );
 }

@@ -13,7 +13,12 @@ const SIZE: usize = 48 * 1024 * 1024;
 const PIECES: u64 = 48;
 
 fn have_pieces(status: &serde_json::Value) -> u64 {
-    status["contents"].as_array().unwrap().iter().map(|c| c["have"].as_u64().unwrap()).sum()
+    status["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["have"].as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -22,7 +27,10 @@ fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 32);
     // A slow origin, so the kill lands mid-download.
-    let options = OriginOptions { delay: Duration::from_millis(60), ..OriginOptions::default() };
+    let options = OriginOptions {
+        delay: Duration::from_millis(60),
+        ..OriginOptions::default()
+    };
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
     let _server = world.server();
     let mut client = world.client(11);
@@ -31,21 +39,34 @@ fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
     let out = world.path("out.bin");
 
     let fetch = world.start_fetch(&client, &content, &out);
-    wait_until("a dozen pieces are stored", Duration::from_secs(60), || have_pieces(&client.status()) >= 12);
+    wait_until("a dozen pieces are stored", Duration::from_secs(60), || {
+        have_pieces(&client.status()) >= 12
+    });
     client.kill();
     let _ = fetch.wait_with_output();
     let requests_before = origin.stats.requests.load(Ordering::Relaxed);
 
     let client = world.client(11);
     let stored = have_pieces(&client.status());
-    assert!(stored >= 12 && stored < PIECES, "stored {stored} pieces before the kill");
+    assert!(
+        (12..PIECES).contains(&stored),
+        "stored {stored} pieces before the kill"
+    );
     world.wait_registered(&client);
     finish_fetch(world.start_fetch(&client, &content, &out));
     assert_eq!(sha256_file(&out), sha);
 
     let after = &client.status()["counters"];
-    assert_eq!(after["pieces_stored"].as_u64().unwrap(), PIECES - stored, "only the missing pieces were stored again");
+    assert_eq!(
+        after["pieces_stored"].as_u64().unwrap(),
+        PIECES - stored,
+        "only the missing pieces were stored again"
+    );
     let requests_after = origin.stats.requests.load(Ordering::Relaxed) - requests_before;
-    assert_eq!(requests_after, PIECES - stored, "only the missing pieces were fetched again");
+    assert_eq!(
+        requests_after,
+        PIECES - stored,
+        "only the missing pieces were fetched again"
+    );
     eprintln!("{stored} pieces survived the kill; {requests_after} fetched after the restart");
 }

@@ -60,10 +60,18 @@ pub struct Office {
 impl Office {
     /// An office for a node.
     pub fn new(deps: OfficeDeps, settings: TransferSettings) -> Self {
-        Office { deps, settings, transfers: HashMap::new(), banned: HashSet::new() }
+        Office {
+            deps,
+            settings,
+            transfers: HashMap::new(),
+            banned: HashSet::new(),
+        }
     }
 
-    async fn call(server: Recipient<ServerCall>, request: ServerRequest) -> Result<ServerReply, LinkError> {
+    async fn call(
+        server: Recipient<ServerCall>,
+        request: ServerRequest,
+    ) -> Result<ServerReply, LinkError> {
         server
             .send(ServerCall(request))
             .await
@@ -78,7 +86,10 @@ impl Actor for Office {
         ctx.set_mailbox_capacity(OFFICE_MAILBOX);
         ctx.run_interval(Duration::from_secs(10), |act, _| {
             let now = Instant::now();
-            act.transfers.retain(|_, e| e.finished.is_none_or(|(at, _)| now.duration_since(at) < LINGER));
+            act.transfers.retain(|_, e| {
+                e.finished
+                    .is_none_or(|(at, _)| now.duration_since(at) < LINGER)
+            });
         });
     }
 }
@@ -97,7 +108,10 @@ pub struct StartTransfer(pub ContentId);
 impl Handler<StartTransfer> for Office {
     type Result = MessageResult<StartTransfer>;
     fn handle(&mut self, msg: StartTransfer, ctx: &mut Context<Self>) -> Self::Result {
-        let reusable = self.transfers.get(&msg.0).filter(|e| e.addr.connected() && e.finished.is_none_or(|(_, ok)| ok));
+        let reusable = self
+            .transfers
+            .get(&msg.0)
+            .filter(|e| e.addr.connected() && e.finished.is_none_or(|(_, ok)| ok));
         if let Some(entry) = reusable {
             return MessageResult(entry.addr.clone());
         }
@@ -111,7 +125,13 @@ impl Handler<StartTransfer> for Office {
         };
         let (content, settings) = (msg.0, self.settings);
         let addr = Supervisor::start(move |_| Transfer::new(content, settings, deps));
-        self.transfers.insert(msg.0, Entry { addr: addr.clone(), finished: None });
+        self.transfers.insert(
+            msg.0,
+            Entry {
+                addr: addr.clone(),
+                finished: None,
+            },
+        );
         MessageResult(addr)
     }
 }
@@ -174,7 +194,9 @@ impl Handler<ContentInfo> for Office {
         Box::pin(async move {
             match Self::call(server, ServerRequest::GetContent { content: msg.0 }).await {
                 Ok(ServerReply::Content(record)) => Ok(record),
-                Ok(ServerReply::NotFound) => Err(format!("content {} is not published on the server", msg.0)),
+                Ok(ServerReply::NotFound) => {
+                    Err(format!("content {} is not published on the server", msg.0))
+                }
                 Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
                 Err(e) => Err(e.to_string()),
             }
@@ -212,7 +234,9 @@ impl Handler<SourcesRequest> for Office {
         let call = Self::call(self.deps.server.clone(), ServerRequest::Sources(query));
         Box::pin(call.into_actor(self).map(|reply, act, _| match reply? {
             ServerReply::Sources(mut answer) => {
-                answer.peers.retain(|p| !act.banned.contains(&p.id) && p.id != act.deps.node);
+                answer
+                    .peers
+                    .retain(|p| !act.banned.contains(&p.id) && p.id != act.deps.node);
                 Ok(answer)
             }
             ServerReply::UnknownClient => Err(LinkError::Refused("not registered yet".into())),

@@ -14,7 +14,10 @@
 //!   are tried in their published order (CDN first, then file storage).
 //! - A source that sent bytes that failed verification is set aside for the
 //!   rest of the transfer. A source that failed otherwise (refused, timed
-//!   out, unreachable) cools down for `retry_after`.
+//!   out, unreachable) rests for `retry_after`, doubled for each failure in
+//!   a row up to [`MAX_REST`]; a success ends the run. An origin that fails
+//!   [`ORIGIN_GIVE_UP`] times in a row is set aside too, so a dead origin
+//!   ends the transfer with an error instead of hanging.
 //! - Every request carries an id; an outcome for an unknown id (a request
 //!   already written off) is ignored.
 
@@ -25,6 +28,11 @@ use std::time::{Duration, Instant};
 use branchline_storage::{NodeId, PieceMap};
 
 use crate::wire::PeerHolding;
+
+/// Longest rest after repeated failures.
+pub const MAX_REST: Duration = Duration::from_secs(30);
+/// Failures in a row after which an origin is given up for this transfer.
+pub const ORIGIN_GIVE_UP: u32 = 6;
 
 /// Limits on requests in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +49,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { per_peer: 4, total: 16, origin: 4, retry_after: Duration::from_secs(2) }
+        Limits {
+            per_peer: 4,
+            total: 16,
+            origin: 4,
+            retry_after: Duration::from_secs(2),
+        }
     }
 }
 
@@ -88,13 +101,36 @@ struct PeerState {
     addr: SocketAddr,
     have: PieceMap,
     in_flight: u32,
-    resting_until: Option<Instant>,
+    rest: Rest,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 struct OriginState {
     set_aside: bool,
-    resting_until: Option<Instant>,
+    rest: Rest,
+}
+
+/// Failures in a row and the rest they earned.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rest {
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Rest {
+    fn failed(&mut self, now: Instant, base: Duration) {
+        self.failures += 1;
+        let factor = 1u32 << (self.failures - 1).min(10);
+        self.until = Some(now + base.saturating_mul(factor).min(MAX_REST));
+    }
+
+    fn succeeded(&mut self) {
+        *self = Rest::default();
+    }
+
+    fn resting(&self, now: Instant) -> bool {
+        self.until.is_some_and(|t| t > now)
+    }
 }
 
 /// The picker for one content.
@@ -111,10 +147,6 @@ pub struct Picker {
     leased_elsewhere: PieceMap,
     to_release: BTreeSet<u32>,
     next_id: u64,
-}
-
-fn resting(until: Option<Instant>, now: Instant) -> bool {
-    until.is_some_and(|t| t > now)
 }
 
 impl Picker {
@@ -161,7 +193,12 @@ impl Picker {
     /// what others are fetching from the origin, and this node's leases.
     /// Peers set aside stay set aside; a peer that vanished keeps the
     /// requests already sent to it but gets no new ones.
-    pub fn update_sources(&mut self, peers: &[PeerHolding], leased_elsewhere: PieceMap, granted: &[u32]) {
+    pub fn update_sources(
+        &mut self,
+        peers: &[PeerHolding],
+        leased_elsewhere: PieceMap,
+        granted: &[u32],
+    ) {
         let len = self.have.len();
         let mut next = BTreeMap::new();
         for peer in peers {
@@ -175,7 +212,7 @@ impl Picker {
                     addr: peer.addr,
                     have: peer.have.clone(),
                     in_flight: old.as_ref().map_or(0, |p| p.in_flight),
-                    resting_until: old.and_then(|p| p.resting_until),
+                    rest: old.map(|p| p.rest).unwrap_or_default(),
                 },
             );
         }
@@ -190,12 +227,20 @@ impl Picker {
         if leased_elsewhere.len() == len {
             self.leased_elsewhere = leased_elsewhere;
         }
-        self.granted = granted.iter().copied().filter(|&i| i < len && !self.have.get(i)).collect();
+        self.granted = granted
+            .iter()
+            .copied()
+            .filter(|&i| i < len && !self.have.get(i))
+            .collect();
     }
 
-    fn usable_holders(&self, index: u32, now: Instant) -> impl Iterator<Item = (&NodeId, &PeerState)> {
+    fn usable_holders(
+        &self,
+        index: u32,
+        now: Instant,
+    ) -> impl Iterator<Item = (&NodeId, &PeerState)> {
         self.peers.iter().filter(move |(_, p)| {
-            p.have.get(index) && p.in_flight < self.limits.per_peer && !resting(p.resting_until, now)
+            p.have.get(index) && p.in_flight < self.limits.per_peer && !p.rest.resting(now)
         })
     }
 
@@ -204,20 +249,29 @@ impl Picker {
     }
 
     fn origin_in_flight(&self) -> u32 {
-        let n = self.in_flight.values().filter(|(_, s)| matches!(s, Source::Origin(_))).count();
+        let n = self
+            .in_flight
+            .values()
+            .filter(|(_, s)| matches!(s, Source::Origin(_)))
+            .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     fn wanted(&self) -> impl Iterator<Item = u32> + '_ {
-        self.have.iter_missing().filter(|i| !self.pieces_in_flight.contains(i))
+        self.have
+            .iter_missing()
+            .filter(|i| !self.pieces_in_flight.contains(i))
     }
 
     /// The requests to send now; they are counted as in flight.
     pub fn next_requests(&mut self, now: Instant) -> Vec<Request> {
         let mut out = Vec::new();
         // Rarest first among pieces some peer holds.
-        let mut candidates: Vec<(usize, u32)> =
-            self.wanted().map(|i| (self.holders(i), i)).filter(|&(holders, _)| holders > 0).collect();
+        let mut candidates: Vec<(usize, u32)> = self
+            .wanted()
+            .map(|i| (self.holders(i), i))
+            .filter(|&(holders, _)| holders > 0)
+            .collect();
         candidates.sort_unstable();
         for (_, index) in candidates {
             if self.in_flight() >= self.limits.total {
@@ -232,9 +286,16 @@ impl Picker {
             }
         }
         // Leased pieces from the origin, in order of the origin list.
-        let granted: Vec<u32> = self.granted.iter().copied().filter(|i| !self.pieces_in_flight.contains(i)).collect();
+        let granted: Vec<u32> = self
+            .granted
+            .iter()
+            .copied()
+            .filter(|i| !self.pieces_in_flight.contains(i))
+            .collect();
         for index in granted {
-            if self.in_flight() >= self.limits.total || self.origin_in_flight() >= self.limits.origin {
+            if self.in_flight() >= self.limits.total
+                || self.origin_in_flight() >= self.limits.origin
+            {
                 break;
             }
             if self.holders(index) > 0 {
@@ -249,7 +310,9 @@ impl Picker {
     }
 
     fn usable_origin(&self, now: Instant) -> Option<usize> {
-        self.origins.iter().position(|o| !o.set_aside && !resting(o.resting_until, now))
+        self.origins
+            .iter()
+            .position(|o| !o.set_aside && !o.rest.resting(now))
     }
 
     /// True when every origin has been set aside for bad bytes.
@@ -262,10 +325,10 @@ impl Picker {
         self.next_id += 1;
         self.in_flight.insert(id, (index, source));
         self.pieces_in_flight.insert(index);
-        if let Source::Peer(peer, _) = source {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.in_flight += 1;
-            }
+        if let Source::Peer(peer, _) = source
+            && let Some(p) = self.peers.get_mut(&peer)
+        {
+            p.in_flight += 1;
         }
         Request { id, index, source }
     }
@@ -273,17 +336,27 @@ impl Picker {
     fn finish(&mut self, id: u64) -> Option<(u32, Source)> {
         let (index, source) = self.in_flight.remove(&id)?;
         self.pieces_in_flight.remove(&index);
-        if let Source::Peer(peer, _) = source {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.in_flight = p.in_flight.saturating_sub(1);
-            }
+        if let Source::Peer(peer, _) = source
+            && let Some(p) = self.peers.get_mut(&peer)
+        {
+            p.in_flight = p.in_flight.saturating_sub(1);
         }
         Some((index, source))
     }
 
     /// A request delivered a verified, stored piece.
     pub fn on_stored(&mut self, id: u64) -> Outcome {
-        let Some((index, _)) = self.finish(id) else { return Outcome::Stale };
+        let Some((index, source)) = self.finish(id) else {
+            return Outcome::Stale;
+        };
+        match source {
+            Source::Peer(peer, _) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.rest.succeeded();
+                }
+            }
+            Source::Origin(i) => self.origins[i].rest.succeeded(),
+        }
         self.have.set(index);
         self.granted.remove(&index);
         Outcome::Applied
@@ -291,7 +364,9 @@ impl Picker {
 
     /// A request failed.
     pub fn on_failed(&mut self, id: u64, failure: Failure, now: Instant) -> Outcome {
-        let Some((_, source)) = self.finish(id) else { return Outcome::Stale };
+        let Some((_, source)) = self.finish(id) else {
+            return Outcome::Stale;
+        };
         match (source, failure) {
             (Source::Peer(peer, _), Failure::BadData) => {
                 self.set_aside_peers.insert(peer);
@@ -301,12 +376,14 @@ impl Picker {
             }
             (Source::Peer(peer, _), Failure::Unavailable) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.resting_until = Some(now + self.limits.retry_after);
+                    p.rest.failed(now, self.limits.retry_after);
                 }
             }
             (Source::Origin(i), Failure::BadData) => self.origins[i].set_aside = true,
             (Source::Origin(i), Failure::Unavailable) => {
-                self.origins[i].resting_until = Some(now + self.limits.retry_after);
+                let origin = &mut self.origins[i];
+                origin.rest.failed(now, self.limits.retry_after);
+                origin.set_aside |= origin.rest.failures >= ORIGIN_GIVE_UP;
             }
         }
         if self.origins_exhausted() {
@@ -322,17 +399,26 @@ impl Picker {
         if self.origins_exhausted() {
             return 0;
         }
-        let slots = self.limits.origin.saturating_sub(self.origin_in_flight() + self.granted_waiting());
+        let slots = self
+            .limits
+            .origin
+            .saturating_sub(self.origin_in_flight() + self.granted_waiting());
         let needed = self
             .wanted()
-            .filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i) && !self.granted.contains(&i))
+            .filter(|&i| {
+                self.holders(i) == 0 && !self.leased_elsewhere.get(i) && !self.granted.contains(&i)
+            })
             .take(slots as usize)
             .count();
         u32::try_from(needed).unwrap_or(u32::MAX)
     }
 
     fn granted_waiting(&self) -> u32 {
-        let n = self.granted.iter().filter(|i| !self.pieces_in_flight.contains(i)).count();
+        let n = self
+            .granted
+            .iter()
+            .filter(|i| !self.pieces_in_flight.contains(i))
+            .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -347,13 +433,15 @@ impl Picker {
         if !self.origins_exhausted() {
             return Vec::new();
         }
-        self.wanted().filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i)).collect()
+        self.wanted()
+            .filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i))
+            .collect()
     }
 
     /// The earliest time a resting source wakes, so the actor can come back.
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let peers = self.peers.values().filter_map(|p| p.resting_until);
-        let origins = self.origins.iter().filter_map(|o| o.resting_until);
+        let peers = self.peers.values().filter_map(|p| p.rest.until);
+        let origins = self.origins.iter().filter_map(|o| o.rest.until);
         peers.chain(origins).filter(|&t| t > now).min()
     }
 }
@@ -379,21 +467,37 @@ mod tests {
         for &p in pieces {
             have.set(p);
         }
-        PeerHolding { id: node(n), addr: SocketAddr::from(([127, 0, 0, n], 1)), have }
+        PeerHolding {
+            id: node(n),
+            addr: SocketAddr::from(([127, 0, 0, n], 1)),
+            have,
+        }
     }
 
     fn limits() -> Limits {
-        Limits { per_peer: 2, total: 6, origin: 2, retry_after: Duration::from_secs(1) }
+        Limits {
+            per_peer: 2,
+            total: 6,
+            origin: 2,
+            retry_after: Duration::from_secs(1),
+        }
     }
 
     #[test]
     fn given_pieces_of_different_rarity_when_picking_then_rarest_go_first() {
         let mut p = Picker::new(PieceMap::new(4), 1, limits());
         // piece 3 is held by one peer, piece 0 by two, 1 and 2 by none.
-        p.update_sources(&[peer(1, &[0, 3], 4), peer(2, &[0], 4)], PieceMap::new(4), &[]);
+        p.update_sources(
+            &[peer(1, &[0, 3], 4), peer(2, &[0], 4)],
+            PieceMap::new(4),
+            &[],
+        );
         let reqs = p.next_requests(Instant::now());
         assert_eq!(reqs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![3, 0]);
-        assert_eq!(reqs[0].source, Source::Peer(node(1), SocketAddr::from(([127, 0, 0, 1], 1))));
+        assert_eq!(
+            reqs[0].source,
+            Source::Peer(node(1), SocketAddr::from(([127, 0, 0, 1], 1)))
+        );
         // piece 0 went to peer 2, which has nothing in flight.
         assert!(matches!(reqs[1].source, Source::Peer(id, _) if id == node(2)));
     }
@@ -401,11 +505,28 @@ mod tests {
     #[test]
     fn given_per_peer_and_total_limits_when_picking_then_they_hold() {
         let mut p = Picker::new(PieceMap::new(20), 1, limits());
-        p.update_sources(&[peer(1, &(0..20).collect::<Vec<_>>(), 20)], PieceMap::new(20), &[]);
+        p.update_sources(
+            &[peer(1, &(0..20).collect::<Vec<_>>(), 20)],
+            PieceMap::new(20),
+            &[],
+        );
         assert_eq!(p.next_requests(Instant::now()).len(), 2);
         let all: Vec<u32> = (0..20).collect();
-        p.update_sources(&[peer(1, &all, 20), peer(2, &all, 20), peer(3, &all, 20), peer(4, &all, 20)], PieceMap::new(20), &[]);
-        assert_eq!(p.next_requests(Instant::now()).len(), 4, "6 total, 2 already in flight");
+        p.update_sources(
+            &[
+                peer(1, &all, 20),
+                peer(2, &all, 20),
+                peer(3, &all, 20),
+                peer(4, &all, 20),
+            ],
+            PieceMap::new(20),
+            &[],
+        );
+        assert_eq!(
+            p.next_requests(Instant::now()).len(),
+            4,
+            "6 total, 2 already in flight"
+        );
         assert!(p.next_requests(Instant::now()).is_empty());
     }
 
@@ -420,9 +541,16 @@ mod tests {
         p.update_sources(&[peer(1, &[1], 5)], elsewhere, &[2, 3]);
         assert_eq!(p.wanted_leases(), 0);
         let reqs = p.next_requests(Instant::now());
-        let origin: Vec<_> = reqs.iter().filter(|r| r.source == Source::Origin(0)).map(|r| r.index).collect();
+        let origin: Vec<_> = reqs
+            .iter()
+            .filter(|r| r.source == Source::Origin(0))
+            .map(|r| r.index)
+            .collect();
         assert_eq!(origin, vec![2, 3]);
-        assert!(reqs.iter().any(|r| r.index == 1 && matches!(r.source, Source::Peer(..))));
+        assert!(
+            reqs.iter()
+                .any(|r| r.index == 1 && matches!(r.source, Source::Peer(..)))
+        );
     }
 
     #[test]
@@ -431,11 +559,19 @@ mod tests {
         let mut p = Picker::new(PieceMap::new(2), 1, limits());
         p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
         let reqs = p.next_requests(now);
-        assert_eq!(p.on_failed(reqs[0].id, Failure::BadData, now), Outcome::Applied);
+        assert_eq!(
+            p.on_failed(reqs[0].id, Failure::BadData, now),
+            Outcome::Applied
+        );
         p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
         let again = p.next_requests(now + Duration::from_secs(60));
         assert!(again.is_empty(), "peer 1 is set aside: {again:?}");
-        assert_eq!(p.wanted_leases(), 1, "only piece {} lacks a source; the other is in flight", reqs[0].index);
+        assert_eq!(
+            p.wanted_leases(),
+            1,
+            "only piece {} lacks a source; the other is in flight",
+            reqs[0].index
+        );
     }
 
     #[test]
@@ -464,6 +600,46 @@ mod tests {
         assert!(p.next_requests(now).is_empty());
         assert_eq!(p.next_wake(now), Some(now + Duration::from_secs(1)));
         assert_eq!(p.next_requests(now + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn given_failures_in_a_row_then_rests_double_and_a_success_resets_them() {
+        let t0 = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 1, limits());
+        p.update_sources(&[peer(1, &[0, 1, 2], 3)], PieceMap::new(3), &[]);
+        let r = p.next_requests(t0);
+        p.on_failed(r[0].id, Failure::Unavailable, t0);
+        p.on_failed(r[1].id, Failure::Unavailable, t0);
+        assert_eq!(
+            p.next_wake(t0),
+            Some(t0 + Duration::from_secs(2)),
+            "second failure: 2 x 1 s"
+        );
+        let t1 = t0 + Duration::from_secs(3);
+        let r = p.next_requests(t1);
+        p.on_stored(r[0].id);
+        p.on_failed(r[1].id, Failure::Unavailable, t1);
+        assert_eq!(
+            p.next_wake(t1),
+            Some(t1 + Duration::from_secs(1)),
+            "the success reset the run"
+        );
+    }
+
+    #[test]
+    fn given_an_origin_that_keeps_failing_then_it_is_given_up_and_the_piece_unobtainable() {
+        let mut now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        p.update_sources(&[], PieceMap::new(1), &[0]);
+        for _ in 0..ORIGIN_GIVE_UP {
+            let r = p.next_requests(now);
+            assert_eq!(r.len(), 1);
+            p.on_failed(r[0].id, Failure::Unavailable, now);
+            now += MAX_REST;
+        }
+        assert!(p.origins_exhausted());
+        assert_eq!(p.unobtainable(), vec![0]);
+        assert_eq!(p.take_releases(), vec![0]);
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
 
-use crate::wire::{ClientView, ContentView, PeerHolding, Registration, SourcesAnswer, SourcesQuery};
+use crate::wire::{
+    ClientView, ContentView, PeerHolding, Registration, SourcesAnswer, SourcesQuery,
+};
 
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
@@ -129,13 +131,20 @@ impl Registry {
             self.publish(record);
         }
         for record in clients {
-            self.clients.insert(record.id, Client { record, last_seen: now });
+            self.clients.insert(
+                record.id,
+                Client {
+                    record,
+                    last_seen: now,
+                },
+            );
         }
         for (content, client, have) in holdings {
-            if let Some(c) = self.contents.get_mut(&content) {
-                if self.clients.contains_key(&client) && have.len() == c.record.manifest.piece_count() {
-                    c.holders.insert(client, have);
-                }
+            if let Some(c) = self.contents.get_mut(&content)
+                && self.clients.contains_key(&client)
+                && have.len() == c.record.manifest.piece_count()
+            {
+                c.holders.insert(client, have);
             }
         }
     }
@@ -153,7 +162,15 @@ impl Registry {
                 }
             }
             None => {
-                self.contents.insert(id, Content { record, holders: BTreeMap::new(), leases: BTreeMap::new(), version: 1 });
+                self.contents.insert(
+                    id,
+                    Content {
+                        record,
+                        holders: BTreeMap::new(),
+                        leases: BTreeMap::new(),
+                        version: 1,
+                    },
+                );
             }
         }
         id
@@ -172,8 +189,19 @@ impl Registry {
     /// Registers a client with what it holds (unknown contents and maps of
     /// the wrong length are skipped).
     pub fn register(&mut self, reg: Registration, now_ms: u64, now: Instant) {
-        let record = ClientRecord { id: reg.id, name: reg.name, addr: reg.addr, last_seen_ms: now_ms };
-        self.clients.insert(reg.id, Client { record, last_seen: now });
+        let record = ClientRecord {
+            id: reg.id,
+            name: reg.name,
+            addr: reg.addr,
+            last_seen_ms: now_ms,
+        };
+        self.clients.insert(
+            reg.id,
+            Client {
+                record,
+                last_seen: now,
+            },
+        );
         self.dirty_clients.insert(reg.id);
         self.removed.remove(&reg.id);
         for (content, have) in reg.holdings {
@@ -193,18 +221,36 @@ impl Registry {
     }
 
     /// A client reports what it holds of a content.
-    pub fn report_have(&mut self, id: NodeId, content: ContentId, have: PieceMap, now: Instant) -> Result<(), RegistryError> {
+    pub fn report_have(
+        &mut self,
+        id: NodeId,
+        content: ContentId,
+        have: PieceMap,
+        now: Instant,
+    ) -> Result<(), RegistryError> {
         if !self.heartbeat(&id, now) {
             return Err(RegistryError::UnknownClient(id));
         }
         self.set_have(id, content, have)
     }
 
-    fn set_have(&mut self, id: NodeId, content: ContentId, have: PieceMap) -> Result<(), RegistryError> {
-        let c = self.contents.get_mut(&content).ok_or(RegistryError::UnknownContent(content))?;
+    fn set_have(
+        &mut self,
+        id: NodeId,
+        content: ContentId,
+        have: PieceMap,
+    ) -> Result<(), RegistryError> {
+        let c = self
+            .contents
+            .get_mut(&content)
+            .ok_or(RegistryError::UnknownContent(content))?;
         let expected = c.record.manifest.piece_count();
         if have.len() != expected {
-            return Err(RegistryError::BadHaveMap { content, expected, got: have.len() });
+            return Err(RegistryError::BadHaveMap {
+                content,
+                expected,
+                got: have.len(),
+            });
         }
         // A lease ends when anyone holds the piece.
         c.leases.retain(|&i, _| !have.get(i));
@@ -218,12 +264,19 @@ impl Registry {
 
     /// Answers "who holds which pieces", after taking back the asker's
     /// released leases and granting new ones.
-    pub fn sources(&mut self, query: &SourcesQuery, now: Instant) -> Result<SourcesAnswer, RegistryError> {
+    pub fn sources(
+        &mut self,
+        query: &SourcesQuery,
+        now: Instant,
+    ) -> Result<SourcesAnswer, RegistryError> {
         if !self.heartbeat(&query.id, now) {
             return Err(RegistryError::UnknownClient(query.id));
         }
         let ttl = self.timing.lease_ttl;
-        let c = self.contents.get_mut(&query.content).ok_or(RegistryError::UnknownContent(query.content))?;
+        let c = self
+            .contents
+            .get_mut(&query.content)
+            .ok_or(RegistryError::UnknownContent(query.content))?;
         let mut changed = c.expire_leases(now);
         for index in &query.release {
             if c.leases.get(index).is_some_and(|l| l.holder == query.id) {
@@ -237,7 +290,13 @@ impl Registry {
                 break;
             }
             if !c.leases.contains_key(&index) && !c.held_by_anyone(index) {
-                c.leases.insert(index, Lease { holder: query.id, expires: now + ttl });
+                c.leases.insert(
+                    index,
+                    Lease {
+                        holder: query.id,
+                        expires: now + ttl,
+                    },
+                );
                 new += 1;
             }
         }
@@ -259,18 +318,31 @@ impl Registry {
             .iter()
             .filter(|(id, have)| **id != query.id && have.count() > 0)
             .filter_map(|(id, have)| {
-                self.clients.get(id).map(|client| PeerHolding { id: *id, addr: client.record.addr, have: have.clone() })
+                self.clients.get(id).map(|client| PeerHolding {
+                    id: *id,
+                    addr: client.record.addr,
+                    have: have.clone(),
+                })
             })
             .collect();
-        Ok(SourcesAnswer { version: c.version, peers, leased_elsewhere, granted })
+        Ok(SourcesAnswer {
+            version: c.version,
+            peers,
+            leased_elsewhere,
+            granted,
+        })
     }
 
     /// Drops clients whose heartbeats stopped, with their holdings and
     /// leases. Returns who was dropped.
     pub fn expire(&mut self, now: Instant) -> Vec<NodeId> {
         let timeout = self.timing.client_timeout;
-        let gone: Vec<NodeId> =
-            self.clients.iter().filter(|(_, c)| now.duration_since(c.last_seen) > timeout).map(|(id, _)| *id).collect();
+        let gone: Vec<NodeId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| now.duration_since(c.last_seen) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
         for id in &gone {
             self.clients.remove(id);
             self.removed.insert(*id);
@@ -290,7 +362,11 @@ impl Registry {
 
     /// Takes what changed since the last call, for persisting.
     pub fn take_dirty(&mut self) -> Dirty {
-        let clients = self.dirty_clients.drain().filter_map(|id| self.clients.get(&id).map(|c| c.record.clone())).collect();
+        let clients = self
+            .dirty_clients
+            .drain()
+            .filter_map(|id| self.clients.get(&id).map(|c| c.record.clone()))
+            .collect();
         let holdings = self
             .dirty_holdings
             .drain()
@@ -299,7 +375,11 @@ impl Registry {
                 Some((content, client, have.clone()))
             })
             .collect();
-        Dirty { clients, removed: self.removed.drain().collect(), holdings }
+        Dirty {
+            clients,
+            removed: self.removed.drain().collect(),
+            holdings,
+        }
     }
 
     /// Live clients, for status.
@@ -311,7 +391,8 @@ impl Registry {
                 id: c.record.id,
                 name: c.record.name.clone(),
                 addr: c.record.addr,
-                last_seen_ms_ago: u64::try_from(now.duration_since(c.last_seen).as_millis()).unwrap_or(u64::MAX),
+                last_seen_ms_ago: u64::try_from(now.duration_since(c.last_seen).as_millis())
+                    .unwrap_or(u64::MAX),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -325,7 +406,11 @@ impl Registry {
             .iter()
             .map(|(id, c)| {
                 let complete = c.holders.values().filter(|h| h.is_complete()).count();
-                let partial = c.holders.values().filter(|h| !h.is_complete() && h.count() > 0).count();
+                let partial = c
+                    .holders
+                    .values()
+                    .filter(|h| !h.is_complete() && h.count() > 0)
+                    .count();
                 ContentView {
                     id: *id,
                     name: c.record.manifest.name.clone(),
@@ -349,13 +434,20 @@ mod tests {
     use branchline_storage::content::MIN_PIECE_SIZE;
 
     fn timing() -> RegistryTiming {
-        RegistryTiming { client_timeout: Duration::from_secs(15), lease_ttl: Duration::from_secs(30) }
+        RegistryTiming {
+            client_timeout: Duration::from_secs(15),
+            lease_ttl: Duration::from_secs(30),
+        }
     }
 
     fn content(pieces: usize) -> ContentRecord {
         let data = vec![1u8; pieces * MIN_PIECE_SIZE as usize];
         let manifest = Manifest::from_reader("p", &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
-        ContentRecord { manifest, origins: vec!["http://o/p".into()], published_ms: 0 }
+        ContentRecord {
+            manifest,
+            origins: vec!["http://o/p".into()],
+            published_ms: 0,
+        }
     }
 
     fn node(n: u8) -> NodeId {
@@ -363,11 +455,23 @@ mod tests {
     }
 
     fn reg(n: u8) -> Registration {
-        Registration { id: node(n), name: format!("c{n}"), addr: ([127, 0, 0, n], 34760).into(), holdings: vec![] }
+        Registration {
+            id: node(n),
+            name: format!("c{n}"),
+            addr: ([127, 0, 0, n], 34760).into(),
+            holdings: vec![],
+        }
     }
 
     fn query(n: u8, content: ContentId, want: u32) -> SourcesQuery {
-        SourcesQuery { id: node(n), content, since: 0, want_leases: want, release: vec![], wait_ms: 0 }
+        SourcesQuery {
+            id: node(n),
+            content,
+            since: 0,
+            want_leases: want,
+            release: vec![],
+            wait_ms: 0,
+        }
     }
 
     fn setup(pieces: usize, clients: u8) -> (Registry, ContentId, Instant) {
@@ -387,7 +491,10 @@ mod tests {
         let b = r.sources(&query(2, id, 4), now).unwrap();
         assert_eq!(a.granted, vec![0, 1, 2, 3]);
         assert_eq!(b.granted, vec![4, 5]);
-        assert_eq!(b.leased_elsewhere.iter_set().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            b.leased_elsewhere.iter_set().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -405,7 +512,10 @@ mod tests {
     #[test]
     fn given_a_lease_when_reported_released_or_expired_then_it_ends() {
         let (mut r, id, now) = setup(3, 2);
-        assert_eq!(r.sources(&query(1, id, 3), now).unwrap().granted, vec![0, 1, 2]);
+        assert_eq!(
+            r.sources(&query(1, id, 3), now).unwrap().granted,
+            vec![0, 1, 2]
+        );
         let mut have = PieceMap::new(3);
         have.set(0);
         r.report_have(node(1), id, have, now).unwrap();
@@ -417,8 +527,16 @@ mod tests {
         assert_eq!(r.sources(&query(2, id, 3), now).unwrap().granted, vec![1]);
         let later = now + Duration::from_secs(31);
         r.heartbeat(&node(1), later);
-        assert_eq!(r.sources(&query(2, id, 3), later).unwrap().granted, vec![1, 2]);
-        assert!(r.sources(&query(1, id, 3), later).unwrap().granted.is_empty());
+        assert_eq!(
+            r.sources(&query(2, id, 3), later).unwrap().granted,
+            vec![1, 2]
+        );
+        assert!(
+            r.sources(&query(1, id, 3), later)
+                .unwrap()
+                .granted
+                .is_empty()
+        );
     }
 
     #[test]
@@ -434,17 +552,28 @@ mod tests {
         let answer = r.sources(&query(2, id, 2), later).unwrap();
         assert!(answer.peers.is_empty());
         assert_eq!(answer.granted, vec![0, 1]);
-        assert_eq!(r.report_have(node(1), id, PieceMap::full(2), later), Err(RegistryError::UnknownClient(node(1))));
+        assert_eq!(
+            r.report_have(node(1), id, PieceMap::full(2), later),
+            Err(RegistryError::UnknownClient(node(1)))
+        );
         assert_eq!(r.take_dirty().removed, vec![node(1)]);
     }
 
     #[test]
     fn given_bad_reports_then_they_are_refused_with_reasons() {
         let (mut r, id, now) = setup(2, 1);
-        let err = r.report_have(node(1), id, PieceMap::new(5), now).unwrap_err();
-        assert_eq!(err.to_string(), format!("have-map of 5 pieces for content {id} of 2 pieces"));
+        let err = r
+            .report_have(node(1), id, PieceMap::new(5), now)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("have-map of 5 pieces for content {id} of 2 pieces")
+        );
         let other = branchline_storage::Hash([9; 32]);
-        assert_eq!(r.report_have(node(1), other, PieceMap::new(2), now), Err(RegistryError::UnknownContent(other)));
+        assert_eq!(
+            r.report_have(node(1), other, PieceMap::new(2), now),
+            Err(RegistryError::UnknownContent(other))
+        );
     }
 
     #[test]

@@ -41,8 +41,19 @@ impl RegistryActor {
         store: Arc<MetaStore>,
         heartbeat: Duration,
     ) -> Result<Self, branchline_storage::meta_store::MetaError> {
-        registry.restore(store.contents()?, store.clients()?, store.holdings()?, Instant::now());
-        Ok(RegistryActor { registry, store, heartbeat, watchers: HashMap::new(), persisting: false })
+        registry.restore(
+            store.contents()?,
+            store.clients()?,
+            store.holdings()?,
+            Instant::now(),
+        );
+        Ok(RegistryActor {
+            registry,
+            store,
+            heartbeat,
+            watchers: HashMap::new(),
+            persisting: false,
+        })
     }
 
     fn wake_watchers(&mut self) {
@@ -65,18 +76,20 @@ impl RegistryActor {
         }
         self.persisting = true;
         let store = self.store.clone();
-        let job = tokio::task::spawn_blocking(move || -> Result<(), branchline_storage::meta_store::MetaError> {
-            for id in &dirty.removed {
-                store.remove_client(id)?;
-            }
-            for client in &dirty.clients {
-                store.put_client(client)?;
-            }
-            for (content, client, have) in &dirty.holdings {
-                store.put_holding(content, client, have)?;
-            }
-            store.flush()
-        });
+        let job = tokio::task::spawn_blocking(
+            move || -> Result<(), branchline_storage::meta_store::MetaError> {
+                for id in &dirty.removed {
+                    store.remove_client(id)?;
+                }
+                for client in &dirty.clients {
+                    store.put_client(client)?;
+                }
+                for (content, client, have) in &dirty.holdings {
+                    store.put_holding(content, client, have)?;
+                }
+                store.flush()
+            },
+        );
         ctx.spawn(job.into_actor(self).map(|result, act, _| {
             act.persisting = false;
             match result {
@@ -102,19 +115,27 @@ impl RegistryActor {
             ServerRequest::Register(reg) => {
                 tracing::info!(client = %reg.id, name = %reg.name, addr = %reg.addr, %from, contents = reg.holdings.len(), "client registered");
                 self.registry.register(reg, unix_ms(), now);
-                ServerReply::Registered { heartbeat_ms: u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX) }
+                ServerReply::Registered {
+                    heartbeat_ms: u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX),
+                }
             }
             ServerRequest::Heartbeat { id } => {
-                if self.registry.heartbeat(&id, now) { ServerReply::Ok } else { ServerReply::UnknownClient }
+                if self.registry.heartbeat(&id, now) {
+                    ServerReply::Ok
+                } else {
+                    ServerReply::UnknownClient
+                }
             }
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
                 Some(record) => ServerReply::Content(record.clone()),
                 None => ServerReply::NotFound,
             },
-            ServerRequest::Have { id, content, have } => match self.registry.report_have(id, content, have, now) {
-                Ok(()) => ServerReply::Ok,
-                Err(e) => error_reply(e),
-            },
+            ServerRequest::Have { id, content, have } => {
+                match self.registry.report_have(id, content, have, now) {
+                    Ok(()) => ServerReply::Ok,
+                    Err(e) => error_reply(e),
+                }
+            }
             ServerRequest::Sources(query) => return self.sources_reply(&query),
         };
         self.wake_watchers();
@@ -174,13 +195,21 @@ impl Handler<Serve> for RegistryActor {
             return Box::pin(actix::fut::ready(reply));
         }
         let version = self.registry.version(&query.content).unwrap_or(0);
-        let mut rx = self.watchers.entry(query.content).or_insert_with(|| watch::channel(version).0).subscribe();
+        let mut rx = self
+            .watchers
+            .entry(query.content)
+            .or_insert_with(|| watch::channel(version).0)
+            .subscribe();
         let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
         query.release.clear();
         let waiting = async move {
             let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != version)).await;
         };
-        Box::pin(waiting.into_actor(self).map(move |(), act, _| act.sources_reply(&query)))
+        Box::pin(
+            waiting
+                .into_actor(self)
+                .map(move |(), act, _| act.sources_reply(&query)),
+        )
     }
 }
 
@@ -197,7 +226,11 @@ pub struct Publish {
 impl Handler<Publish> for RegistryActor {
     type Result = ResponseActFuture<Self, Result<ContentId, String>>;
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
-        let record = ContentRecord { manifest: msg.manifest, origins: msg.origins, published_ms: unix_ms() };
+        let record = ContentRecord {
+            manifest: msg.manifest,
+            origins: msg.origins,
+            published_ms: unix_ms(),
+        };
         if let Err(e) = record.manifest.validate() {
             return Box::pin(actix::fut::ready(Err(e.to_string())));
         }
@@ -205,14 +238,18 @@ impl Handler<Publish> for RegistryActor {
         let id = self.registry.publish(record);
         let merged = self.registry.content(&id).expect("just published").clone();
         let write = tokio::task::spawn_blocking(move || store.put_content(&merged));
-        Box::pin(write.into_actor(self).map(move |result, _, _| match result {
-            Ok(Ok(())) => {
-                tracing::info!(content = %id, "content published");
-                Ok(id)
-            }
-            Ok(Err(e)) => Err(format!("storing the content failed: {e}")),
-            Err(e) => Err(format!("storing the content failed: {e}")),
-        }))
+        Box::pin(
+            write
+                .into_actor(self)
+                .map(move |result, _, _| match result {
+                    Ok(Ok(())) => {
+                        tracing::info!(content = %id, "content published");
+                        Ok(id)
+                    }
+                    Ok(Err(e)) => Err(format!("storing the content failed: {e}")),
+                    Err(e) => Err(format!("storing the content failed: {e}")),
+                }),
+        )
     }
 }
 

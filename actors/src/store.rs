@@ -178,8 +178,15 @@ impl Handler<GetInventory> for Store {
     fn handle(&mut self, _: GetInventory, _: &mut Context<Self>) -> Self::Result {
         self.blocking(|c| {
             let contents = c.contents()?;
-            let holdings = contents.iter().map(|s| Ok((s.id, c.have(&s.id)?))).collect::<Result<_, CacheError>>()?;
-            Ok(Inventory { contents, holdings, usage: c.usage()? })
+            let holdings = contents
+                .iter()
+                .map(|s| Ok((s.id, c.have(&s.id)?)))
+                .collect::<Result<_, CacheError>>()?;
+            Ok(Inventory {
+                contents,
+                holdings,
+                usage: c.usage()?,
+            })
         })
     }
 }

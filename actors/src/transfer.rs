@@ -102,10 +102,19 @@ pub struct Transfer {
 
 type Started = Result<(Arc<Manifest>, Vec<String>, PieceMap), String>;
 
+/// A reply from another actor, still on its way.
+type Pending<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, MailboxError>>>>;
+
 impl Transfer {
     /// A transfer of `content`; it starts when the actor starts.
     pub fn new(content: ContentId, settings: TransferSettings, deps: TransferDeps) -> Self {
-        Transfer { content, settings, deps, phase: Phase::Starting, run: None }
+        Transfer {
+            content,
+            settings,
+            deps,
+            phase: Phase::Starting,
+            run: None,
+        }
     }
 
     fn begin(&mut self, ctx: &mut Context<Self>) {
@@ -115,15 +124,24 @@ impl Transfer {
         let store = self.deps.store.clone();
         let office = self.deps.office.clone();
         let start = async move {
-            let cached = store.send(Lookup(content)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-            if let Some((manifest, have)) = &cached {
-                if have.is_complete() {
-                    return Ok((manifest.clone(), Vec::new(), have.clone()));
-                }
+            let cached = store
+                .send(Lookup(content))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if let Some((manifest, have)) = &cached
+                && have.is_complete()
+            {
+                return Ok((manifest.clone(), Vec::new(), have.clone()));
             }
-            let record = office.send(ContentInfo(content)).await.map_err(|e| e.to_string())??;
+            let record = office
+                .send(ContentInfo(content))
+                .await
+                .map_err(|e| e.to_string())??;
             if record.manifest.content_id() != content {
-                return Err(format!("the server sent a manifest that is not content {content}"));
+                return Err(format!(
+                    "the server sent a manifest that is not content {content}"
+                ));
             }
             let have = store
                 .send(AddContent(record.manifest.clone()))
@@ -132,7 +150,11 @@ impl Transfer {
                 .map_err(|e| e.to_string())?;
             Ok((Arc::new(record.manifest), record.origins, have))
         };
-        ctx.spawn(start.into_actor(self).map(|started: Started, act, ctx| act.on_started(started, ctx)));
+        ctx.spawn(
+            start
+                .into_actor(self)
+                .map(|started: Started, act, ctx| act.on_started(started, ctx)),
+        );
     }
 
     fn on_started(&mut self, started: Started, ctx: &mut Context<Self>) {
@@ -162,7 +184,10 @@ impl Transfer {
     fn fail(&mut self, reason: String) {
         tracing::error!(content = %self.content, %reason, "transfer failed");
         self.phase = Phase::Failed(reason.clone());
-        self.deps.office.do_send(TransferFinished { content: self.content, outcome: Err(reason) });
+        self.deps.office.do_send(TransferFinished {
+            content: self.content,
+            outcome: Err(reason),
+        });
     }
 
     fn check_complete(&mut self) {
@@ -170,7 +195,10 @@ impl Transfer {
         if complete && self.phase == Phase::Running {
             tracing::info!(content = %self.content, "transfer complete");
             self.phase = Phase::Complete;
-            self.deps.office.do_send(TransferFinished { content: self.content, outcome: Ok(()) });
+            self.deps.office.do_send(TransferFinished {
+                content: self.content,
+                outcome: Ok(()),
+            });
         }
     }
 
@@ -192,7 +220,13 @@ impl Transfer {
             wait: self.settings.poll_wait,
         };
         let office = self.deps.office.clone();
-        let call = async move { office.send(request).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string()) };
+        let call = async move {
+            office
+                .send(request)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        };
         ctx.spawn(call.into_actor(self).map(|answer, act, ctx| {
             let Some(run) = act.run.as_mut() else { return };
             run.polling = false;
@@ -221,7 +255,11 @@ impl Transfer {
         let requests = run.picker.next_requests(now);
         for request in requests {
             let fetch = self.fetch(request);
-            ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| act.on_fetched(request, result, ctx)));
+            ctx.spawn(
+                fetch
+                    .into_actor(self)
+                    .map(move |result, act, ctx| act.on_fetched(request, result, ctx)),
+            );
         }
         let Some(run) = self.run.as_mut() else { return };
         let unobtainable = run.picker.unobtainable();
@@ -235,38 +273,43 @@ impl Transfer {
             self.fail(reason);
             return;
         }
-        if let Some(wake) = run.picker.next_wake(now) {
-            if !run.wake_armed {
-                run.wake_armed = true;
-                ctx.run_later(wake - now, |act, ctx| {
-                    if let Some(run) = act.run.as_mut() {
-                        run.wake_armed = false;
-                    }
-                    act.pump(ctx);
-                    act.poll(ctx);
-                });
-            }
+        if let Some(wake) = run.picker.next_wake(now)
+            && !run.wake_armed
+        {
+            run.wake_armed = true;
+            ctx.run_later(wake - now, |act, ctx| {
+                if let Some(run) = act.run.as_mut() {
+                    run.wake_armed = false;
+                }
+                act.pump(ctx);
+                act.poll(ctx);
+            });
         }
     }
 
-    fn fetch(&self, request: Request) -> impl Future<Output = Result<Bytes, FetchError>> + 'static + use<> {
-        let run = self.run.as_ref().expect("requests come from a running transfer");
+    fn fetch(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Bytes, FetchError>> + 'static + use<> {
+        let run = self
+            .run
+            .as_ref()
+            .expect("requests come from a running transfer");
         let len = run.manifest.piece_len(request.index);
         let timeout = self.settings.request_timeout;
-        let call: std::pin::Pin<Box<dyn Future<Output = Result<Result<Bytes, FetchError>, MailboxError>>>> =
-            match request.source {
-                Source::Peer(_, addr) => Box::pin(self.deps.peer_fetch.send(FetchFromPeer {
-                    addr,
-                    content: self.content,
-                    index: request.index,
-                    len: u32::try_from(len).expect("pieces are at most 16 MiB"),
-                })),
-                Source::Origin(i) => Box::pin(self.deps.origin_fetch.send(FetchFromOrigin {
-                    url: run.origins[i].clone(),
-                    offset: run.manifest.piece_offset(request.index),
-                    len,
-                })),
-            };
+        let call: Pending<Result<Bytes, FetchError>> = match request.source {
+            Source::Peer(_, addr) => Box::pin(self.deps.peer_fetch.send(FetchFromPeer {
+                addr,
+                content: self.content,
+                index: request.index,
+                len: u32::try_from(len).expect("pieces are at most 16 MiB"),
+            })),
+            Source::Origin(i) => Box::pin(self.deps.origin_fetch.send(FetchFromOrigin {
+                url: run.origins[i].clone(),
+                offset: run.manifest.piece_offset(request.index),
+                len,
+            })),
+        };
         async move {
             match tokio::time::timeout(timeout, call).await {
                 Err(_) => Err(FetchError::Timeout),
@@ -286,19 +329,38 @@ impl Transfer {
         }
     }
 
-    fn on_fetched(&mut self, request: Request, result: Result<Bytes, FetchError>, ctx: &mut Context<Self>) {
+    fn on_fetched(
+        &mut self,
+        request: Request,
+        result: Result<Bytes, FetchError>,
+        ctx: &mut Context<Self>,
+    ) {
         match result {
             Ok(bytes) => {
                 let store = self.deps.store.clone();
-                let put = PutPiece { content: self.content, index: request.index, bytes };
+                let put = PutPiece {
+                    content: self.content,
+                    index: request.index,
+                    bytes,
+                };
                 let len = put.bytes.len() as u64;
-                let stored = async move { store.send(put).await.map_err(|e| StoreError::Worker(e.to_string()))? };
-                ctx.spawn(stored.into_actor(self).map(move |result, act, ctx| act.on_stored(request, len, result, ctx)));
+                let stored = async move {
+                    store
+                        .send(put)
+                        .await
+                        .map_err(|e| StoreError::Worker(e.to_string()))?
+                };
+                ctx.spawn(
+                    stored
+                        .into_actor(self)
+                        .map(move |result, act, ctx| act.on_stored(request, len, result, ctx)),
+                );
             }
             Err(error) => {
                 tracing::debug!(content = %self.content, piece = request.index, source = %self.source_name(request.source), %error, "piece request failed");
                 if let Some(run) = self.run.as_mut() {
-                    run.picker.on_failed(request.id, Failure::Unavailable, Instant::now());
+                    run.picker
+                        .on_failed(request.id, Failure::Unavailable, Instant::now());
                 }
                 self.pump(ctx);
                 self.poll(ctx);
@@ -332,16 +394,22 @@ impl Transfer {
                     self.deps.counters.stored(class, len);
                 }
                 let have = run.picker.have().clone();
-                if let Err(e) = self.deps.have_report.try_send(ReportHave { content: self.content, have }) {
+                if let Err(e) = self.deps.have_report.try_send(ReportHave {
+                    content: self.content,
+                    have,
+                }) {
                     tracing::warn!(content = %self.content, error = %e, "server link busy; have report dropped, the next one carries it");
                 }
                 self.check_complete();
             }
-            Err(StoreError::Cache(CacheError::Content(e @ ContentError::PieceHashMismatch { .. })))
+            Err(StoreError::Cache(CacheError::Content(
+                e @ ContentError::PieceHashMismatch { .. },
+            )))
             | Err(StoreError::Cache(CacheError::Content(e @ ContentError::PieceLength { .. }))) => {
                 tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; setting the source aside");
                 self.deps.counters.rejected();
-                run.picker.on_failed(request.id, Failure::BadData, Instant::now());
+                run.picker
+                    .on_failed(request.id, Failure::BadData, Instant::now());
                 if let Source::Peer(id, _) = request.source {
                     self.deps.office.do_send(SourceBan(id));
                 }
@@ -385,7 +453,10 @@ impl Transfer {
                 in_flight: 0,
             },
         };
-        TransferState { phase: self.phase.clone(), progress }
+        TransferState {
+            phase: self.phase.clone(),
+            progress,
+        }
     }
 }
 

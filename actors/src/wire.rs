@@ -84,10 +84,19 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> 
 
 /// Decodes one frame from the front of `bytes`; returns the message and the
 /// bytes consumed. For tests and fuzzing without sockets.
-pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<(T, usize), FrameError> {
-    let header: [u8; FRAME_HEADER] = bytes.get(..FRAME_HEADER).ok_or(FrameError::Truncated)?.try_into().expect("5 bytes");
+pub fn decode_frame<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<(T, usize), FrameError> {
+    let header: [u8; FRAME_HEADER] = bytes
+        .get(..FRAME_HEADER)
+        .ok_or(FrameError::Truncated)?
+        .try_into()
+        .expect("5 bytes");
     let len = check_header(header, max)?;
-    let payload = bytes.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(FrameError::Truncated)?;
+    let payload = bytes
+        .get(FRAME_HEADER..FRAME_HEADER + len)
+        .ok_or(FrameError::Truncated)?;
     Ok((decode_payload(payload)?, FRAME_HEADER + len))
 }
 
@@ -102,21 +111,31 @@ pub async fn read_frame<T: DeserializeOwned>(
     while filled < FRAME_HEADER {
         let n = reader.read(&mut header[filled..]).await?;
         if n == 0 {
-            return if filled == 0 { Ok(None) } else { Err(FrameError::Truncated) };
+            return if filled == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
         }
         filled += n;
     }
     let len = check_header(header, max)?;
     let mut payload = vec![0u8; len];
-    reader.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
+    reader
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => FrameError::Io(e),
+        })?;
     decode_payload(&payload).map(Some)
 }
 
 /// Writes one frame.
-pub async fn write_frame<T: Serialize>(writer: &mut (impl AsyncWrite + Unpin), message: &T) -> Result<(), FrameError> {
+pub async fn write_frame<T: Serialize>(
+    writer: &mut (impl AsyncWrite + Unpin),
+    message: &T,
+) -> Result<(), FrameError> {
     writer.write_all(&encode_frame(message)).await?;
     Ok(())
 }
@@ -442,12 +461,17 @@ mod tests {
 
     #[test]
     fn frames_round_trip_in_memory_and_over_a_stream() {
-        let req = PeerRequest::GetPiece { content: branchline_storage::Hash([3; 32]), index: 7 };
+        let req = PeerRequest::GetPiece {
+            content: branchline_storage::Hash([3; 32]),
+            index: 7,
+        };
         let bytes = encode_frame(&req);
         let (back, used) = decode_frame::<PeerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap();
         assert_eq!((back, used), (req.clone(), bytes.len()));
 
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let (mut a, mut b) = tokio::io::duplex(1024);
             write_frame(&mut a, &req).await.unwrap();
@@ -464,27 +488,53 @@ mod tests {
         let mut bytes = vec![PROTOCOL_VERSION];
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         let err = decode_frame::<PeerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
-        assert_eq!(err.to_string(), format!("frame of {} bytes is over the 65536-byte cap", u32::MAX));
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("frame of {} bytes is over the 65536-byte cap", u32::MAX)
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let err = rt
-            .block_on(read_frame::<PeerRequest>(&mut &bytes[..], MAX_REQUEST_FRAME))
+            .block_on(read_frame::<PeerRequest>(
+                &mut &bytes[..],
+                MAX_REQUEST_FRAME,
+            ))
             .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }));
     }
 
     #[test]
     fn wrong_version_truncation_and_garbage_are_named() {
-        let mut bytes = encode_frame(&ServerRequest::Heartbeat { id: NodeId([1; 16]) });
+        let mut bytes = encode_frame(&ServerRequest::Heartbeat {
+            id: NodeId([1; 16]),
+        });
         bytes[0] = 9;
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
-        assert_eq!(err.to_string(), "frame version 9 is not supported (this node speaks 1)");
-        let good = encode_frame(&ServerRequest::Heartbeat { id: NodeId([1; 16]) });
-        let err = decode_frame::<ServerRequest>(&good[..good.len() - 1], MAX_REQUEST_FRAME).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "frame version 9 is not supported (this node speaks 1)"
+        );
+        let good = encode_frame(&ServerRequest::Heartbeat {
+            id: NodeId([1; 16]),
+        });
+        let err =
+            decode_frame::<ServerRequest>(&good[..good.len() - 1], MAX_REQUEST_FRAME).unwrap_err();
         assert!(matches!(err, FrameError::Truncated));
         let garbage = [PROTOCOL_VERSION, 3, 0, 0, 0, 0xff, 0xff, 0xff];
-        assert!(matches!(decode_frame::<ServerRequest>(&garbage, MAX_REQUEST_FRAME), Err(FrameError::Decode(_))));
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let err = rt.block_on(read_frame::<ServerRequest>(&mut &good[..3], MAX_REQUEST_FRAME)).unwrap_err();
+        assert!(matches!(
+            decode_frame::<ServerRequest>(&garbage, MAX_REQUEST_FRAME),
+            Err(FrameError::Decode(_))
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(read_frame::<ServerRequest>(
+                &mut &good[..3],
+                MAX_REQUEST_FRAME,
+            ))
+            .unwrap_err();
         assert!(matches!(err, FrameError::Truncated));
     }
 
@@ -498,7 +548,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 17;
                     x ^= x << 5;
-                    x as u8
+                    x.to_le_bytes()[0]
                 })
                 .collect();
             let mut bytes = bytes;

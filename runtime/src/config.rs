@@ -55,7 +55,10 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: "info".into(), format: LogFormat::Text }
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -83,7 +86,11 @@ pub struct RegistrySection {
 
 impl Default for RegistrySection {
     fn default() -> Self {
-        RegistrySection { heartbeat_secs: 5, client_timeout_secs: 20, lease_ttl_secs: 60 }
+        RegistrySection {
+            heartbeat_secs: 5,
+            client_timeout_secs: 20,
+            lease_ttl_secs: 60,
+        }
     }
 }
 
@@ -168,7 +175,10 @@ pub struct CacheSection {
 
 impl Default for CacheSection {
     fn default() -> Self {
-        CacheSection { quota_mib: 10 * 1024, sled_cache_mib: 4 }
+        CacheSection {
+            quota_mib: 10 * 1024,
+            sled_cache_mib: 4,
+        }
     }
 }
 
@@ -190,7 +200,13 @@ pub struct TransferSection {
 
 impl Default for TransferSection {
     fn default() -> Self {
-        TransferSection { per_peer: 4, max_in_flight: 16, origin_in_flight: 4, request_timeout_secs: 30, retry_after_ms: 2000 }
+        TransferSection {
+            per_peer: 4,
+            max_in_flight: 16,
+            origin_in_flight: 4,
+            request_timeout_secs: 30,
+            retry_after_ms: 2000,
+        }
     }
 }
 
@@ -222,14 +238,22 @@ pub struct ClientConfig {
 
 /// Reads and parses a TOML file into `T`, with one-line errors.
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(&text, path)
 }
 
 /// Parses TOML text into `T`; `path` names it in errors.
 pub fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|span| format!(" line {}", text[..span.start.min(text.len())].matches('\n').count() + 1));
+        let line = e.span().map(|span| {
+            format!(
+                " line {}",
+                text[..span.start.min(text.len())].matches('\n').count() + 1
+            )
+        });
         ConfigError::Parse {
             path: path.to_owned(),
             line: line.unwrap_or_default(),
@@ -246,26 +270,38 @@ pub fn data_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
         data_dir: Option<PathBuf>,
     }
     let only: DataDirOnly = {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let table: toml::Table = parse(&text, path)?;
-        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            line: String::new(),
-            message: e.message().to_owned(),
-        })?
+            source,
+        })?;
+        let table: toml::Table = parse(&text, path)?;
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_owned(),
+                line: String::new(),
+                message: e.message().to_owned(),
+            })?
     };
-    only.data_dir.ok_or_else(|| ConfigError::Invalid(format!("{} sets no data_dir", path.display())))
+    only.data_dir
+        .ok_or_else(|| ConfigError::Invalid(format!("{} sets no data_dir", path.display())))
 }
 
 fn positive(value: u64, key: &str) -> Result<(), ConfigError> {
     if value == 0 {
-        return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
+        return Err(ConfigError::Invalid(format!(
+            "{key} must be greater than 0"
+        )));
     }
     Ok(())
 }
 
 fn required<T: Clone>(value: &Option<T>, key: &str, flag: &str) -> Result<T, ConfigError> {
-    value.clone().ok_or_else(|| ConfigError::Invalid(format!("{key} is not set (in the config file or with {flag})")))
+    value.clone().ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{key} is not set (in the config file or with {flag})"
+        ))
+    })
 }
 
 impl ServerConfig {
@@ -326,10 +362,12 @@ impl ClientConfig {
                 t.per_peer, t.max_in_flight
             )));
         }
-        if let Some(name) = &self.name {
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-                return Err(ConfigError::Invalid("name must be 1 to 64 printable characters".into()));
-            }
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid(
+                "name must be 1 to 64 printable characters".into(),
+            ));
         }
         Ok(ClientSettings {
             data_dir: required(&self.data_dir, "data_dir", "--data-dir")?,
@@ -362,16 +400,26 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let err = client("server = \"127.0.0.1:1\"\n\n[cache]\nquota_gib = 3\n").unwrap_err().to_string();
-        assert!(err.starts_with("invalid config client.toml line 4: unknown field `quota_gib`"), "{err}");
+        let err = client("server = \"127.0.0.1:1\"\n\n[cache]\nquota_gib = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid config client.toml line 4: unknown field `quota_gib`"),
+            "{err}"
+        );
         assert!(!err.contains('\n'));
     }
 
     #[test]
     fn a_bad_value_is_named() {
         let err = client("server = \"nowhere\"\n").unwrap_err().to_string();
-        assert!(err.starts_with("invalid config client.toml line 1: invalid socket address"), "{err}");
-        let err = client("[transfer]\nper_peer = -1\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid config client.toml line 1: invalid socket address"),
+            "{err}"
+        );
+        let err = client("[transfer]\nper_peer = -1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -380,7 +428,10 @@ mod tests {
         let mut c = client("data_dir = \"/d\"\nserver = \"127.0.0.1:1\"\n").unwrap();
         c.validate().unwrap();
         c.transfer.max_in_flight = 0;
-        assert_eq!(c.validate().unwrap_err().to_string(), "invalid config: transfer.max_in_flight must be greater than 0");
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: transfer.max_in_flight must be greater than 0"
+        );
         let c = client("server = \"127.0.0.1:1\"\n").unwrap();
         assert_eq!(
             c.validate().unwrap_err().to_string(),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use actix::Addr;
 use branchline_actors::registry_actor::{RegistryActor, Serve};
-use branchline_actors::wire::{MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame};
+use branchline_actors::wire::{
+    MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
+};
 
 /// Deadline for a client to send its request once it opened a stream.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
@@ -38,12 +40,19 @@ async fn serve_connection(conn: quinn::Connection, registry: Addr<RegistryActor>
         };
         let registry = registry.clone();
         actix_rt::spawn(async move {
-            let request = match tokio::time::timeout(REQUEST_DEADLINE, read_frame::<ServerRequest>(&mut recv, MAX_REQUEST_FRAME)).await {
+            let request = match tokio::time::timeout(
+                REQUEST_DEADLINE,
+                read_frame::<ServerRequest>(&mut recv, MAX_REQUEST_FRAME),
+            )
+            .await
+            {
                 Ok(Ok(Some(request))) => request,
                 Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     tracing::warn!(%from, error = %e, "bad request frame; dropping the stream");
-                    let _ = write_frame(&mut send, &ServerReply::Error(format!("bad request: {e}"))).await;
+                    let _ =
+                        write_frame(&mut send, &ServerReply::Error(format!("bad request: {e}")))
+                            .await;
                     let _ = send.finish();
                     return;
                 }

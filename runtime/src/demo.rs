@@ -30,11 +30,20 @@ struct NodeThread {
 }
 
 impl NodeThread {
-    fn spawn(name: String, run: impl FnOnce(Stop) -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<Self> {
+    fn spawn(
+        name: String,
+        run: impl FnOnce(Stop) -> anyhow::Result<()> + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new().name(name.clone()).spawn(move || run(Stop::Handle(tx)))?;
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || run(Stop::Handle(tx)))?;
         match rx.recv() {
-            Ok(system) => Ok(NodeThread { name, system, thread }),
+            Ok(system) => Ok(NodeThread {
+                name,
+                system,
+                thread,
+            }),
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(e.context(format!("{name} failed to start"))),
                 _ => anyhow::bail!("{name} failed to start"),
@@ -44,7 +53,9 @@ impl NodeThread {
 
     fn stop(self) -> anyhow::Result<()> {
         self.system.stop();
-        self.thread.join().map_err(|_| anyhow::anyhow!("{} panicked", self.name))?
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("{} panicked", self.name))?
     }
 }
 
@@ -56,26 +67,40 @@ struct Demo {
 
 impl Demo {
     fn addr(&self, host: u8, port: u16) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::new(self.subnet[0], self.subnet[1], self.subnet[2], host), port))
+        SocketAddr::from((
+            Ipv4Addr::new(self.subnet[0], self.subnet[1], self.subnet[2], host),
+            port,
+        ))
     }
 }
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    crate::logging::init(&LogSection { level: "warn".into(), ..LogSection::default() });
+    crate::logging::init(&LogSection {
+        level: "warn".into(),
+        ..LogSection::default()
+    });
     let subnet = parse_subnet(&args.subnet)?;
     let temp;
     let work = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             dir.clone()
         }
         None => {
-            temp = tempfile::Builder::new().prefix("branchline-demo-").tempdir().context("cannot make a work directory")?;
+            temp = tempfile::Builder::new()
+                .prefix("branchline-demo-")
+                .tempdir()
+                .context("cannot make a work directory")?;
             temp.path().to_path_buf()
         }
     };
-    let mut demo = Demo { work, subnet, nodes: Vec::new() };
+    let mut demo = Demo {
+        work,
+        subnet,
+        nodes: Vec::new(),
+    };
     let result = demo.play(args);
     for node in demo.nodes.drain(..) {
         if let Err(e) = node.stop() {
@@ -86,10 +111,17 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 fn parse_subnet(text: &str) -> anyhow::Result<[u8; 3]> {
-    let octets: Vec<u8> = text.split('.').map(str::parse).collect::<Result<_, _>>().ok().unwrap_or_default();
+    let octets: Vec<u8> = text
+        .split('.')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()
+        .unwrap_or_default();
     match octets[..] {
         [127, b, c] => Ok([127, b, c]),
-        _ => anyhow::bail!("--subnet `{text}` must be three octets of a loopback /24, e.g. 127.10.1"),
+        _ => {
+            anyhow::bail!("--subnet `{text}` must be three octets of a loopback /24, e.g. 127.10.1")
+        }
     }
 }
 
@@ -99,7 +131,10 @@ impl Demo {
         let storage = self.work.join("storage");
         std::fs::create_dir_all(&storage)?;
         let package = storage.join("package.bin");
-        println!("Branchline demo: a server, its file storage and {} clients on {}.0/24", args.clients, args.subnet);
+        println!(
+            "Branchline demo: a server, its file storage and {} clients on {}.0/24",
+            args.clients, args.subnet
+        );
         let sha = generate(&package, size)?;
 
         let server_addr = self.addr(1, config::DEFAULT_CONTROL_PORT);
@@ -109,10 +144,16 @@ impl Demo {
         server.file_storage.enabled = true;
         server.file_storage.dir = Some(storage.clone());
         server.file_storage.listen = self.addr(1, config::DEFAULT_FILE_STORAGE_PORT);
-        server.log = LogSection { level: "warn".into(), ..LogSection::default() };
+        server.log = LogSection {
+            level: "warn".into(),
+            ..LogSection::default()
+        };
         let server_socket = socket_path(&self.work.join("server"));
         let file_storage = server.file_storage.clone();
-        self.nodes.push(NodeThread::spawn("server".into(), move |stop| node::server::run(server, stop))?);
+        self.nodes
+            .push(NodeThread::spawn("server".into(), move |stop| {
+                node::server::run(&server, stop)
+            })?);
 
         let mut clients = Vec::new();
         for i in 0..args.clients {
@@ -123,20 +164,40 @@ impl Demo {
             client.server = Some(server_addr);
             client.listen = self.addr(host, config::DEFAULT_FOREGROUND_PORT);
             client.name = Some(name.clone());
-            client.log = LogSection { level: "warn".into(), ..LogSection::default() };
-            clients.push((name.clone(), socket_path(&self.work.join(&name)), self.work.join(format!("{name}.out"))));
-            self.nodes.push(NodeThread::spawn(name, move |stop| node::client::run(client, stop))?);
+            client.log = LogSection {
+                level: "warn".into(),
+                ..LogSection::default()
+            };
+            clients.push((
+                name.clone(),
+                socket_path(&self.work.join(&name)),
+                self.work.join(format!("{name}.out")),
+            ));
+            self.nodes.push(NodeThread::spawn(name, move |stop| {
+                node::client::run(client, stop)
+            })?);
         }
         let rt = crate::commands::runtime()?;
         rt.block_on(wait_for_clients(&server_socket, clients.len()))?;
 
         let manifest = publish::hash_file(&package, "package.bin", DEFAULT_PIECE_SIZE, true)?;
         let origin = format!("{}/package.bin", file_storage.url()?);
-        let content = rt.block_on(publish::publish_manifest(&server_socket, manifest.clone(), vec![origin.clone()]))?;
-        println!("published {} ({}, {} pieces), origin {origin}", content, mib(size), manifest.piece_count());
+        let content = rt.block_on(publish::publish_manifest(
+            &server_socket,
+            manifest.clone(),
+            vec![origin.clone()],
+        ))?;
+        println!(
+            "published {} ({}, {} pieces), origin {origin}",
+            content,
+            mib(size),
+            manifest.piece_count()
+        );
 
         let bars = MultiProgress::new();
-        let style = ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}").expect("valid template");
+        let style =
+            ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}")
+                .expect("valid template");
         let started = Instant::now();
         let fetches = clients.iter().map(|(name, socket, out)| {
             let bar = bars.add(ProgressBar::new(size));
@@ -149,7 +210,10 @@ impl Demo {
         for ((name, _, _), outcome) in clients.iter().zip(outcomes) {
             finish_times.push(outcome.with_context(|| format!("{name} failed"))?);
         }
-        let wall = finish_times.iter().copied().fold(Duration::ZERO, Duration::max);
+        let wall = finish_times
+            .iter()
+            .copied()
+            .fold(Duration::ZERO, Duration::max);
 
         println!("checking SHA-256 of {} copies...", clients.len());
         let outputs: Vec<&PathBuf> = clients.iter().map(|(_, _, out)| out).collect();
@@ -161,7 +225,12 @@ impl Demo {
             client_statuses.push(rt.block_on(client_status(socket))?);
         }
         report(args, size, wall, matching, &server_status, &client_statuses);
-        anyhow::ensure!(matching == clients.len(), "{} of {} copies do not match the package", clients.len() - matching, clients.len());
+        anyhow::ensure!(
+            matching == clients.len(),
+            "{} of {} copies do not match the package",
+            clients.len() - matching,
+            clients.len()
+        );
         Ok(())
     }
 }
@@ -169,8 +238,14 @@ impl Demo {
 /// Writes a deterministic pseudo-random package; returns its SHA-256.
 fn generate(path: &Path, size: u64) -> anyhow::Result<[u8; 32]> {
     let bar = ProgressBar::new(size);
-    bar.set_style(ProgressStyle::with_template("making package {bar:40} {bytes}/{total_bytes}").expect("valid template"));
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+    bar.set_style(
+        ProgressStyle::with_template("making package {bar:40} {bytes}/{total_bytes}")
+            .expect("valid template"),
+    );
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
     let mut sha = Sha256::new();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut block = vec![0u8; 1 << 20];
@@ -182,7 +257,8 @@ fn generate(path: &Path, size: u64) -> anyhow::Result<[u8; 32]> {
             state ^= state << 17;
             word.copy_from_slice(&state.to_le_bytes());
         }
-        let n = usize::try_from((size - written).min(block.len() as u64)).expect("block fits usize");
+        let n =
+            usize::try_from((size - written).min(block.len() as u64)).expect("block fits usize");
         out.write_all(&block[..n])?;
         sha.update(&block[..n]);
         written += n as u64;
@@ -196,11 +272,17 @@ fn generate(path: &Path, size: u64) -> anyhow::Result<[u8; 32]> {
 async fn wait_for_clients(server: &Path, count: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let registered = server_status(server).await.map(|s| s.registry.clients.len()).unwrap_or(0);
+        let registered = server_status(server)
+            .await
+            .map(|s| s.registry.clients.len())
+            .unwrap_or(0);
         if registered >= count {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {registered} of {count} clients registered within 30 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {registered} of {count} clients registered within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -216,12 +298,21 @@ async fn fetch_one(
     let result = connect::request(&socket, &request, |reply| match reply {
         AdminReply::Progress(p) => {
             fetch::show(&bar, &p);
-            bar.set_message(format!("peers {:>9}  origin {:>9}", mib(p.from_peers), mib(p.from_origin)));
+            bar.set_message(format!(
+                "peers {:>9}  origin {:>9}",
+                mib(p.from_peers),
+                mib(p.from_origin)
+            ));
             None
         }
         AdminReply::Fetched(p) => {
             fetch::show(&bar, &p);
-            bar.set_message(format!("peers {:>9}  origin {:>9}  done in {:.1} s", mib(p.from_peers), mib(p.from_origin), started.elapsed().as_secs_f64()));
+            bar.set_message(format!(
+                "peers {:>9}  origin {:>9}  done in {:.1} s",
+                mib(p.from_peers),
+                mib(p.from_origin),
+                started.elapsed().as_secs_f64()
+            ));
             Some(Ok(started.elapsed()))
         }
         AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
@@ -236,21 +327,34 @@ async fn fetch_one(
 /// many match.
 fn verify_all(outputs: &[&PathBuf], expected: &[u8; 32]) -> anyhow::Result<usize> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunks: Vec<Vec<PathBuf>> = outputs.chunks(outputs.len().div_ceil(threads)).map(|c| c.iter().map(|p| (*p).clone()).collect()).collect();
+    let chunks: Vec<Vec<PathBuf>> = outputs
+        .chunks(outputs.len().div_ceil(threads))
+        .map(|c| c.iter().map(|p| (*p).clone()).collect())
+        .collect();
     let handles: Vec<_> = chunks
         .into_iter()
-        .map(|paths| std::thread::spawn(move || paths.iter().map(|p| sha256_file(p)).collect::<anyhow::Result<Vec<_>>>()))
+        .map(|paths| {
+            std::thread::spawn(move || {
+                paths
+                    .iter()
+                    .map(|p| sha256_file(p))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+        })
         .collect();
     let mut matching = 0;
     for handle in handles {
-        let digests = handle.join().map_err(|_| anyhow::anyhow!("hashing thread panicked"))??;
+        let digests = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("hashing thread panicked"))??;
         matching += digests.iter().filter(|d| *d == expected).count();
     }
     Ok(matching)
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -278,7 +382,14 @@ async fn client_status(socket: &Path) -> anyhow::Result<ClientStatus> {
     .await?
 }
 
-fn report(args: &DemoArgs, size: u64, wall: Duration, matching: usize, server: &ServerStatus, clients: &[ClientStatus]) {
+fn report(
+    args: &DemoArgs,
+    size: u64,
+    wall: Duration,
+    matching: usize,
+    server: &ServerStatus,
+    clients: &[ClientStatus],
+) {
     let n = clients.len() as u64;
     let origin = server.file_storage.as_ref().map_or(0, |f| f.bytes_served);
     let peers: u64 = clients.iter().map(|c| c.counters.from_peers).sum();
@@ -286,13 +397,38 @@ fn report(args: &DemoArgs, size: u64, wall: Duration, matching: usize, server: &
     let without = n * size;
     let ratio = |bytes: u64| bytes as f64 / size as f64;
     println!();
-    println!("  {} clients, {} package, all fetching at once", args.clients, mib(size));
+    println!(
+        "  {} clients, {} package, all fetching at once",
+        args.clients,
+        mib(size)
+    );
     println!("  ------------------------------------------------------------------");
     println!("  copies matching the package's SHA-256      {matching} of {n}");
-    println!("  wall time (publish to last client done)    {:.1} s", wall.as_secs_f64());
-    println!("  bytes from the origin (file storage)       {:>12}  ({:.2}x the package)", mib(origin), ratio(origin));
-    println!("    as the clients counted it                {:>12}", mib(origin_by_clients));
-    println!("  bytes between peers (clients' counters)    {:>12}  ({:.2}x)", mib(peers), ratio(peers));
-    println!("  without peers, bytes from the origin       {:>12}  ({:.2}x)", mib(without), ratio(without));
-    println!("  origin traffic saved                       {:>11.1} %", 100.0 * (1.0 - origin as f64 / without as f64));
+    println!(
+        "  wall time (publish to last client done)    {:.1} s",
+        wall.as_secs_f64()
+    );
+    println!(
+        "  bytes from the origin (file storage)       {:>12}  ({:.2}x the package)",
+        mib(origin),
+        ratio(origin)
+    );
+    println!(
+        "    as the clients counted it                {:>12}",
+        mib(origin_by_clients)
+    );
+    println!(
+        "  bytes between peers (clients' counters)    {:>12}  ({:.2}x)",
+        mib(peers),
+        ratio(peers)
+    );
+    println!(
+        "  without peers, bytes from the origin       {:>12}  ({:.2}x)",
+        mib(without),
+        ratio(without)
+    );
+    println!(
+        "  origin traffic saved                       {:>11.1} %",
+        100.0 * (1.0 - origin as f64 / without as f64)
+    );
 }

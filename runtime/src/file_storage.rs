@@ -36,7 +36,10 @@ pub enum RangeError {
 /// Parses a single-range `Range` header against a file of `size` bytes;
 /// returns the inclusive byte range.
 pub fn parse_range(header: &str, size: u64) -> Result<(u64, u64), RangeError> {
-    let spec = header.trim().strip_prefix("bytes=").ok_or(RangeError::Malformed)?;
+    let spec = header
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or(RangeError::Malformed)?;
     if spec.contains(',') {
         return Err(RangeError::Malformed);
     }
@@ -101,7 +104,10 @@ pub struct FileStorage {
 impl FileStorage {
     /// Serves `root` (which must exist).
     pub fn new(root: &Path) -> std::io::Result<Self> {
-        Ok(FileStorage { root: Arc::new(root.canonicalize()?), served: Arc::new(AtomicU64::new(0)) })
+        Ok(FileStorage {
+            root: Arc::new(root.canonicalize()?),
+            served: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Body bytes sent since start.
@@ -132,7 +138,10 @@ impl FileStorage {
                     async move { Ok::<_, Infallible>(this.respond(req).await) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
                     tracing::debug!(error = %e, "file storage connection ended with an error");
                 }
             });
@@ -143,18 +152,26 @@ impl FileStorage {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
-        let Some(path) = resolve(&self.root, req.uri().path()) else { return status(StatusCode::NOT_FOUND) };
+        let Some(path) = resolve(&self.root, req.uri().path()) else {
+            return status(StatusCode::NOT_FOUND);
+        };
         // A symlink inside the directory must not lead outside it.
         match tokio::fs::canonicalize(&path).await {
             Ok(real) if real.starts_with(self.root.as_path()) => {}
             _ => return status(StatusCode::NOT_FOUND),
         }
-        let Ok(mut file) = tokio::fs::File::open(&path).await else { return status(StatusCode::NOT_FOUND) };
+        let Ok(mut file) = tokio::fs::File::open(&path).await else {
+            return status(StatusCode::NOT_FOUND);
+        };
         let size = match file.metadata().await {
             Ok(meta) if meta.is_file() => meta.len(),
             _ => return status(StatusCode::NOT_FOUND),
         };
-        let range = req.headers().get(RANGE).map(|v| v.to_str().map_err(|_| RangeError::Malformed).and_then(|v| parse_range(v, size)));
+        let range = req.headers().get(RANGE).map(|v| {
+            v.to_str()
+                .map_err(|_| RangeError::Malformed)
+                .and_then(|v| parse_range(v, size))
+        });
         let (code, first, last) = match range {
             None if size == 0 => return empty_ok(),
             None => (StatusCode::OK, 0, size - 1),
@@ -162,17 +179,25 @@ impl FileStorage {
             Some(Err(RangeError::Malformed)) => return status(StatusCode::BAD_REQUEST),
             Some(Err(RangeError::Unsatisfiable)) => {
                 let mut r = status(StatusCode::RANGE_NOT_SATISFIABLE);
-                r.headers_mut().insert(CONTENT_RANGE, format!("bytes */{size}").parse().expect("valid header"));
+                r.headers_mut().insert(
+                    CONTENT_RANGE,
+                    format!("bytes */{size}").parse().expect("valid header"),
+                );
                 return r;
             }
         };
         let len = last - first + 1;
-        let mut builder = Response::builder().status(code).header(CONTENT_LENGTH, len).header(ACCEPT_RANGES, "bytes");
+        let mut builder = Response::builder()
+            .status(code)
+            .header(CONTENT_LENGTH, len)
+            .header(ACCEPT_RANGES, "bytes");
         if code == StatusCode::PARTIAL_CONTENT {
             builder = builder.header(CONTENT_RANGE, format!("bytes {first}-{last}/{size}"));
         }
         if req.method() == Method::HEAD {
-            return builder.body(Empty::new().map_err(|never| match never {}).boxed()).expect("valid response");
+            return builder
+                .body(Empty::new().map_err(|never| match never {}).boxed())
+                .expect("valid response");
         }
         if file.seek(std::io::SeekFrom::Start(first)).await.is_err() {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
@@ -195,12 +220,18 @@ impl FileStorage {
                 }
             }
         });
-        builder.body(BodyExt::boxed(StreamBody::new(chunks))).expect("valid response")
+        builder
+            .body(BodyExt::boxed(StreamBody::new(chunks)))
+            .expect("valid response")
     }
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(code.canonical_reason().unwrap_or("error"))).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(code.canonical_reason().unwrap_or("error")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = code;
     r
 }
@@ -219,9 +250,18 @@ mod tests {
         assert_eq!(parse_range("bytes=90-", 100), Ok((90, 99)));
         assert_eq!(parse_range("bytes=-10", 100), Ok((90, 99)));
         assert_eq!(parse_range("bytes=95-200", 100), Ok((95, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), Err(RangeError::Unsatisfiable));
-        assert_eq!(parse_range("bytes=5-4", 100), Err(RangeError::Unsatisfiable));
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), Err(RangeError::Malformed));
+        assert_eq!(
+            parse_range("bytes=100-", 100),
+            Err(RangeError::Unsatisfiable)
+        );
+        assert_eq!(
+            parse_range("bytes=5-4", 100),
+            Err(RangeError::Unsatisfiable)
+        );
+        assert_eq!(
+            parse_range("bytes=0-1,5-6", 100),
+            Err(RangeError::Malformed)
+        );
         assert_eq!(parse_range("items=0-1", 100), Err(RangeError::Malformed));
         assert_eq!(parse_range("bytes=-", 100), Err(RangeError::Malformed));
         assert_eq!(parse_range("bytes=a-b", 100), Err(RangeError::Malformed));
@@ -230,9 +270,23 @@ mod tests {
     #[test]
     fn paths_never_leave_the_root() {
         let root = Path::new("/srv/pkgs");
-        assert_eq!(resolve(root, "/a/b.bin"), Some(PathBuf::from("/srv/pkgs/a/b.bin")));
-        assert_eq!(resolve(root, "/my%20pkg.bin"), Some(PathBuf::from("/srv/pkgs/my pkg.bin")));
-        for bad in ["/../etc/passwd", "/a/../../x", "/%2e%2e/x", "/.hidden", "/", "/a%00b", "/%zz"] {
+        assert_eq!(
+            resolve(root, "/a/b.bin"),
+            Some(PathBuf::from("/srv/pkgs/a/b.bin"))
+        );
+        assert_eq!(
+            resolve(root, "/my%20pkg.bin"),
+            Some(PathBuf::from("/srv/pkgs/my pkg.bin"))
+        );
+        for bad in [
+            "/../etc/passwd",
+            "/a/../../x",
+            "/%2e%2e/x",
+            "/.hidden",
+            "/",
+            "/a%00b",
+            "/%zz",
+        ] {
             assert_eq!(resolve(root, bad), None, "{bad}");
         }
     }

@@ -22,7 +22,9 @@ pub enum IdentityError {
 pub fn node_id(db: &sled::Db) -> Result<NodeId, IdentityError> {
     let tree = db.open_tree("node")?;
     if let Some(raw) = tree.get("id")? {
-        return <[u8; 16]>::try_from(raw.as_ref()).map(NodeId).map_err(|_| IdentityError::Corrupt(raw.len()));
+        return <[u8; 16]>::try_from(raw.as_ref())
+            .map(NodeId)
+            .map_err(|_| IdentityError::Corrupt(raw.len()));
     }
     let mut id = [0u8; 16];
     getrandom::getrandom(&mut id).map_err(|e| IdentityError::Random(e.to_string()))?;

@@ -12,7 +12,10 @@ pub fn init(log: &LogSection) {
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -21,5 +24,7 @@ pub fn init(log: &LogSection) {
 
 /// Checks a filter before anything starts, so a bad level is a config error.
 pub fn check_level(level: &str) -> Result<(), String> {
-    EnvFilter::try_new(level).map(|_| ()).map_err(|e| format!("invalid config: log.level `{level}`: {e}"))
+    EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| format!("invalid config: log.level `{level}`: {e}"))
 }

@@ -1,40 +1,13 @@
-//! The `branchline` binary: server, client, the tools that talk to them,
-//! and the demo.
-//!
-//! # Layout
-//! - [`cli`]: the command line; [`commands`]: `publish`, `fetch`, `status`;
-//!   [`demo`]: `branchline demo`.
-//! - [`config`]: server and client TOML with flag overrides; [`logging`].
-//! - [`node`]: starting a node (one actix System each) and its actors.
-//! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
-//! - [`server_link`]: a client's link to the server; [`control`]: the
-//!   server's endpoint for it.
-//! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
-//!   embedded HTTP file storage.
-//! - [`admin`]: the local admin socket; [`identity`]: a node's id.
-
-mod admin;
-mod cli;
-mod commands;
-mod config;
-mod control;
-mod demo;
-mod file_storage;
-mod identity;
-mod logging;
-mod node;
-mod origin;
-mod server_link;
-mod tls;
-mod transport;
+//! The `branchline` binary: parses the command line and runs the command.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, ClientArgs, Command, ServerArgs};
-use config::{ClientConfig, LogSection, ServerConfig};
-use node::Stop;
+use branchline::cli::{Cli, ClientArgs, Command, ServerArgs};
+use branchline::config::{self, ClientConfig, LogSection, ServerConfig};
+use branchline::node::{self, Stop};
+use branchline::{commands, demo, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -54,7 +27,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => {
             let config = server_config(args)?;
             logging::init(&config.log);
-            node::server::run(config, Stop::Signal)
+            node::server::run(&config, Stop::Signal)
         }
         Command::Client(args) => {
             let config = client_config(args)?;
@@ -78,7 +51,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn quiet() -> LogSection {
-    LogSection { level: "warn".into(), ..LogSection::default() }
+    LogSection {
+        level: "warn".into(),
+        ..LogSection::default()
+    }
 }
 
 fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {

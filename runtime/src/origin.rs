@@ -37,17 +37,26 @@ pub struct BadOrigin {
 impl OriginUrl {
     /// Parses an origin URL.
     pub fn parse(url: &str) -> Result<Self, BadOrigin> {
-        let bad = |reason| BadOrigin { url: url.to_owned(), reason };
+        let bad = |reason| BadOrigin {
+            url: url.to_owned(),
+            reason,
+        };
         if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(bad("a file:// URL needs an absolute path (file:///srv/pkg.bin)"));
+                return Err(bad(
+                    "a file:// URL needs an absolute path (file:///srv/pkg.bin)",
+                ));
             }
             return Ok(OriginUrl::File(PathBuf::from(path)));
         }
         if url.starts_with("http://") || url.starts_with("https://") {
-            return reqwest::Url::parse(url).map(|_| OriginUrl::Http(url.to_owned())).map_err(|_| bad("not a valid URL"));
+            return reqwest::Url::parse(url)
+                .map(|_| OriginUrl::Http(url.to_owned()))
+                .map_err(|_| bad("not a valid URL"));
         }
-        Err(bad("only http://, https:// and file:// origins are supported"))
+        Err(bad(
+            "only http://, https:// and file:// origins are supported",
+        ))
     }
 }
 
@@ -95,7 +104,12 @@ impl Handler<FetchFromOrigin> for Origin {
     }
 }
 
-async fn fetch_http(http: &reqwest::Client, url: &str, offset: u64, len: u64) -> Result<Bytes, FetchError> {
+async fn fetch_http(
+    http: &reqwest::Client,
+    url: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Bytes, FetchError> {
     if len == 0 {
         return Ok(Bytes::new());
     }
@@ -108,23 +122,40 @@ async fn fetch_http(http: &reqwest::Client, url: &str, offset: u64, len: u64) ->
         .map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?;
     let status = response.status();
     if status != reqwest::StatusCode::PARTIAL_CONTENT {
-        return Err(FetchError::Protocol(format!("{url} answered {status} to Range {range}, expected 206")));
+        return Err(FetchError::Protocol(format!(
+            "{url} answered {status} to Range {range}, expected 206"
+        )));
     }
     let expected = format!("bytes {}-{}/", offset, offset + len - 1);
-    let content_range = response.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_range = response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !content_range.starts_with(&expected) {
-        return Err(FetchError::Protocol(format!("{url} sent Content-Range `{content_range}` for Range {range}")));
+        return Err(FetchError::Protocol(format!(
+            "{url} sent Content-Range `{content_range}` for Range {range}"
+        )));
     }
     let want = usize::try_from(len).map_err(|_| FetchError::Protocol("range too large".into()))?;
     let mut buf = BytesMut::with_capacity(want);
-    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Unreachable(format!("{url}: {e}")))?
+    {
         if buf.len() + chunk.len() > want {
-            return Err(FetchError::Protocol(format!("{url} sent more than the {want} bytes asked for")));
+            return Err(FetchError::Protocol(format!(
+                "{url} sent more than the {want} bytes asked for"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }
     if buf.len() != want {
-        return Err(FetchError::Protocol(format!("{url} sent {} of {want} bytes", buf.len())));
+        return Err(FetchError::Protocol(format!(
+            "{url} sent {} of {want} bytes",
+            buf.len()
+        )));
     }
     Ok(buf.freeze())
 }
@@ -140,7 +171,9 @@ async fn fetch_file(path: PathBuf, offset: u64, len: u64) -> Result<Bytes, Fetch
     match job.await {
         Ok(Ok(buf)) => Ok(Bytes::from(buf)),
         Ok(Err(e)) => Err(FetchError::Unreachable(e.to_string())),
-        Err(e) => Err(FetchError::Unreachable(format!("origin read worker failed: {e}"))),
+        Err(e) => Err(FetchError::Unreachable(format!(
+            "origin read worker failed: {e}"
+        ))),
     }
 }
 
@@ -150,10 +183,19 @@ mod tests {
 
     #[test]
     fn origin_urls_parse_or_say_why_not() {
-        assert_eq!(OriginUrl::parse("file:///srv/p.bin"), Ok(OriginUrl::File("/srv/p.bin".into())));
-        assert!(matches!(OriginUrl::parse("http://127.0.0.1:8080/p.bin"), Ok(OriginUrl::Http(_))));
+        assert_eq!(
+            OriginUrl::parse("file:///srv/p.bin"),
+            Ok(OriginUrl::File("/srv/p.bin".into()))
+        );
+        assert!(matches!(
+            OriginUrl::parse("http://127.0.0.1:8080/p.bin"),
+            Ok(OriginUrl::Http(_))
+        ));
         let err = OriginUrl::parse("ftp://x/p").unwrap_err();
-        assert_eq!(err.to_string(), "origin `ftp://x/p` is not usable: only http://, https:// and file:// origins are supported");
+        assert_eq!(
+            err.to_string(),
+            "origin `ftp://x/p` is not usable: only http://, https:// and file:// origins are supported"
+        );
         assert!(OriginUrl::parse("file://relative/p").is_err());
         assert!(OriginUrl::parse("http://").is_err());
     }

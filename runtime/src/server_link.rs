@@ -14,7 +14,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
 use branchline_actors::store::{GetInventory, Store};
-use branchline_actors::wire::{MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, read_frame, write_frame};
+use branchline_actors::wire::{
+    MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, read_frame, write_frame,
+};
 use branchline_storage::{ContentId, NodeId, PieceMap};
 
 use crate::transport::connection_slot::ConnectionSlot;
@@ -52,7 +54,13 @@ pub struct ServerLink {
 impl ServerLink {
     /// A link to the server at `server` from `endpoint`. `registered` is
     /// shared with status.
-    pub fn new(endpoint: quinn::Endpoint, server: SocketAddr, me: Identity, store: Addr<Store>, registered: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        server: SocketAddr,
+        me: Identity,
+        store: Addr<Store>,
+        registered: Arc<AtomicBool>,
+    ) -> Self {
         ServerLink {
             slot: ConnectionSlot::new(endpoint, server),
             me,
@@ -73,9 +81,20 @@ impl ServerLink {
         self.registered.store(false, Ordering::Relaxed);
         let (slot, store, me) = (self.slot.clone(), self.store.clone(), self.me.clone());
         let attempt = async move {
-            let inventory = store.send(GetInventory).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-            let registration = Registration { id: me.id, name: me.name, addr: me.addr, holdings: inventory.holdings };
-            call(&slot, ServerRequest::Register(registration)).await.map_err(|e| e.to_string())
+            let inventory = store
+                .send(GetInventory)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let registration = Registration {
+                id: me.id,
+                name: me.name,
+                addr: me.addr,
+                holdings: inventory.holdings,
+            };
+            call(&slot, ServerRequest::Register(registration))
+                .await
+                .map_err(|e| e.to_string())
         };
         ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
             act.registering = false;
@@ -119,7 +138,8 @@ impl ServerLink {
 
     /// Sends pending have reports one at a time, newest map per content.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.pending_have.is_empty() || !self.registered.load(Ordering::Relaxed) {
+        if self.flushing || self.pending_have.is_empty() || !self.registered.load(Ordering::Relaxed)
+        {
             return;
         }
         self.flushing = true;
@@ -127,7 +147,16 @@ impl ServerLink {
         let (slot, id) = (self.slot.clone(), self.me.id);
         let send = async move {
             for (i, (content, have)) in batch.iter().enumerate() {
-                match call(&slot, ServerRequest::Have { id, content: *content, have: have.clone() }).await {
+                match call(
+                    &slot,
+                    ServerRequest::Have {
+                        id,
+                        content: *content,
+                        have: have.clone(),
+                    },
+                )
+                .await
+                {
                     Ok(ServerReply::Ok) => {}
                     Ok(ServerReply::UnknownClient) => return Err((batch[i..].to_vec(), true)),
                     Ok(other) => tracing::warn!(answer = ?other, "server refused a have report"),
@@ -160,10 +189,15 @@ impl ServerLink {
 
 /// One request, one QUIC stream, one reply.
 async fn call(slot: &ConnectionSlot, request: ServerRequest) -> Result<ServerReply, LinkError> {
-    let unreachable = |reason: String| LinkError::Unreachable { addr: slot.addr(), reason };
+    let unreachable = |reason: String| LinkError::Unreachable {
+        addr: slot.addr(),
+        reason,
+    };
     let exchange = async {
         let (mut send, mut recv) = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
-        write_frame(&mut send, &request).await.map_err(|e| unreachable(e.to_string()))?;
+        write_frame(&mut send, &request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         send.finish().map_err(|e| unreachable(e.to_string()))?;
         read_frame::<ServerReply>(&mut recv, MAX_REPLY_FRAME)
             .await
@@ -172,7 +206,12 @@ async fn call(slot: &ConnectionSlot, request: ServerRequest) -> Result<ServerRep
     };
     tokio::time::timeout(CALL_DEADLINE, exchange)
         .await
-        .unwrap_or_else(|_| Err(unreachable(format!("no answer within {} s", CALL_DEADLINE.as_secs()))))
+        .unwrap_or_else(|_| {
+            Err(unreachable(format!(
+                "no answer within {} s",
+                CALL_DEADLINE.as_secs()
+            )))
+        })
 }
 
 impl Actor for ServerLink {
@@ -201,12 +240,16 @@ impl Handler<ServerCall> for ServerLink {
     type Result = ResponseActFuture<Self, Result<ServerReply, LinkError>>;
     fn handle(&mut self, msg: ServerCall, _: &mut Context<Self>) -> Self::Result {
         let slot = self.slot.clone();
-        Box::pin(async move { call(&slot, msg.0).await }.into_actor(self).map(|result, act, ctx| {
-            if let Ok(ServerReply::UnknownClient) = &result {
-                act.register(ctx);
-            }
-            result
-        }))
+        Box::pin(
+            async move { call(&slot, msg.0).await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    if let Ok(ServerReply::UnknownClient) = &result {
+                        act.register(ctx);
+                    }
+                    result
+                }),
+        )
     }
 }
 

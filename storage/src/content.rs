@@ -226,14 +226,25 @@ impl Manifest {
         let expected = *self
             .piece_hashes
             .get(index as usize)
-            .ok_or(ContentError::NoSuchPiece { index, count: self.piece_count() })?;
+            .ok_or(ContentError::NoSuchPiece {
+                index,
+                count: self.piece_count(),
+            })?;
         let want_len = self.piece_len(index);
         if bytes.len() as u64 != want_len {
-            return Err(ContentError::PieceLength { index, expected: want_len, got: bytes.len() as u64 });
+            return Err(ContentError::PieceLength {
+                index,
+                expected: want_len,
+                got: bytes.len() as u64,
+            });
         }
         let got = Hash::of(bytes);
         if got != expected {
-            return Err(ContentError::PieceHashMismatch { index, expected, got });
+            return Err(ContentError::PieceHashMismatch {
+                index,
+                expected,
+                got,
+            });
         }
         Ok(())
     }
@@ -265,7 +276,12 @@ impl Manifest {
                 break;
             }
         }
-        let manifest = Manifest { name: name.to_owned(), size, piece_size, piece_hashes: hashes };
+        let manifest = Manifest {
+            name: name.to_owned(),
+            size,
+            piece_size,
+            piece_hashes: hashes,
+        };
         manifest.validate()?;
         Ok(manifest)
     }
@@ -297,6 +313,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data sizes are small
 mod tests {
     use super::*;
 
@@ -332,8 +349,14 @@ mod tests {
         let m = Manifest::from_reader("a", &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
         data[100] ^= 1;
         let err = m.verify_piece(0, &data).unwrap_err();
-        assert!(matches!(err, ContentError::PieceHashMismatch { index: 0, .. }), "{err}");
-        assert!(err.to_string().starts_with("piece 0 hash mismatch: expected "));
+        assert!(
+            matches!(err, ContentError::PieceHashMismatch { index: 0, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("piece 0 hash mismatch: expected ")
+        );
     }
 
     #[test]
@@ -341,20 +364,29 @@ mod tests {
         let good = Manifest::from_reader("a", &sample(50_000)[..], MIN_PIECE_SIZE, |_| {}).unwrap();
         let mut short = good.clone();
         short.piece_hashes.pop();
-        assert!(matches!(short.validate(), Err(ContentError::PieceCount { .. })));
+        assert!(matches!(
+            short.validate(),
+            Err(ContentError::PieceCount { .. })
+        ));
         let mut path = good.clone();
         path.name = "../etc/passwd".into();
         assert_eq!(path.validate(), Err(ContentError::BadName));
         let mut tiny = good;
         tiny.piece_size = 10;
         assert_eq!(tiny.validate(), Err(ContentError::PieceSize(10)));
-        assert!(matches!(Manifest::from_bytes(&[0xff; 7]), Err(ContentError::Decode(_))));
+        assert!(matches!(
+            Manifest::from_bytes(&[0xff; 7]),
+            Err(ContentError::Decode(_))
+        ));
     }
 
     #[test]
     fn bad_id_text_names_the_problem() {
         let err = "xyz".parse::<ContentId>().unwrap_err();
-        assert_eq!(err.to_string(), "`xyz` is not a content id: expected 64 hex characters");
+        assert_eq!(
+            err.to_string(),
+            "`xyz` is not a content id: expected 64 hex characters"
+        );
         assert!("g".repeat(64).parse::<ContentId>().is_err());
     }
 

@@ -94,7 +94,10 @@ fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
 impl MetaStore {
     /// Opens (or creates) the store at `dir`.
     pub fn open(dir: &Path, sled_cache_bytes: u64) -> Result<Self, MetaError> {
-        let db = sled::Config::new().path(dir).cache_capacity(sled_cache_bytes).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(sled_cache_bytes)
+            .open()?;
         Ok(MetaStore {
             contents: db.open_tree("contents")?,
             clients: db.open_tree("clients")?,
@@ -110,7 +113,8 @@ impl MetaStore {
 
     /// Stores a content and flushes: a publish is durable when this returns.
     pub fn put_content(&self, record: &ContentRecord) -> Result<(), MetaError> {
-        self.contents.insert(record.manifest.content_id().0, records::encode(record))?;
+        self.contents
+            .insert(record.manifest.content_id().0, records::encode(record))?;
         self.db.flush()?;
         Ok(())
     }
@@ -154,8 +158,14 @@ impl MetaStore {
     }
 
     /// Stores what a client holds of a content.
-    pub fn put_holding(&self, content: &ContentId, client: &NodeId, have: &PieceMap) -> Result<(), MetaError> {
-        self.holdings.insert(holding_key(content, client), records::encode(have))?;
+    pub fn put_holding(
+        &self,
+        content: &ContentId,
+        client: &NodeId,
+        have: &PieceMap,
+    ) -> Result<(), MetaError> {
+        self.holdings
+            .insert(holding_key(content, client), records::encode(have))?;
         Ok(())
     }
 
@@ -165,11 +175,19 @@ impl MetaStore {
         for item in self.holdings.iter() {
             let (key, value) = item?;
             if key.len() != 48 {
-                return Err(BadRecord { what: "holdings/<key>".into(), reason: format!("key of {} bytes", key.len()) }.into());
+                return Err(BadRecord {
+                    what: "holdings/<key>".into(),
+                    reason: format!("key of {} bytes", key.len()),
+                }
+                .into());
             }
             let content = crate::content::Hash(key[..32].try_into().expect("32 bytes"));
             let client = NodeId(key[32..].try_into().expect("16 bytes"));
-            out.push((content, client, records::decode(&value, || format!("holdings/{content}/{client}"))?));
+            out.push((
+                content,
+                client,
+                records::decode(&value, || format!("holdings/{content}/{client}"))?,
+            ));
         }
         Ok(out)
     }
@@ -189,19 +207,31 @@ mod tests {
     #[test]
     fn records_survive_a_reopen_and_removing_a_client_drops_its_holdings() {
         let dir = tempfile::tempdir().unwrap();
-        let manifest = Manifest::from_reader("p", &[7u8; 50_000][..], MIN_PIECE_SIZE, |_| {}).unwrap();
+        let manifest =
+            Manifest::from_reader("p", &[7u8; 50_000][..], MIN_PIECE_SIZE, |_| {}).unwrap();
         let content = manifest.content_id();
         let a = NodeId([1; 16]);
         let b = NodeId([2; 16]);
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
             store
-                .put_content(&ContentRecord { manifest: manifest.clone(), origins: vec!["file:///x".into()], published_ms: 5 })
+                .put_content(&ContentRecord {
+                    manifest: manifest.clone(),
+                    origins: vec!["file:///x".into()],
+                    published_ms: 5,
+                })
                 .unwrap();
             for id in [a, b] {
-                let record = ClientRecord { id, name: "n".into(), addr: "127.0.0.1:1".parse().unwrap(), last_seen_ms: 1 };
+                let record = ClientRecord {
+                    id,
+                    name: "n".into(),
+                    addr: "127.0.0.1:1".parse().unwrap(),
+                    last_seen_ms: 1,
+                };
                 store.put_client(&record).unwrap();
-                store.put_holding(&content, &id, &PieceMap::full(4)).unwrap();
+                store
+                    .put_holding(&content, &id, &PieceMap::full(4))
+                    .unwrap();
             }
             store.remove_client(&a).unwrap();
             store.flush().unwrap();

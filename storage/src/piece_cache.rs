@@ -70,7 +70,9 @@ pub enum CacheError {
         index: u32,
     },
     /// Adding the content would pass the quota even after eviction.
-    #[error("content of {need} bytes does not fit the cache quota of {quota} bytes ({pinned_or_busy} bytes are pinned or downloading)")]
+    #[error(
+        "content of {need} bytes does not fit the cache quota of {quota} bytes ({pinned_or_busy} bytes are pinned or downloading)"
+    )]
     QuotaExceeded {
         /// Bytes the content needs.
         need: u64,
@@ -90,7 +92,9 @@ pub enum CacheError {
         total: u32,
     },
     /// A stored piece no longer matches its hash; it was unmarked.
-    #[error("stored piece {index} of {id} is corrupt on disk; it was dropped and will be fetched again")]
+    #[error(
+        "stored piece {index} of {id} is corrupt on disk; it was dropped and will be fetched again"
+    )]
     Corrupt {
         /// The content.
         id: ContentId,
@@ -175,9 +179,15 @@ pub struct PieceCache {
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
     move |source| {
         if source.kind() == std::io::ErrorKind::StorageFull {
-            CacheError::DiskFull { path: path.to_owned() }
+            CacheError::DiskFull {
+                path: path.to_owned(),
+            }
         } else {
-            CacheError::Io { op, path: path.to_owned(), source }
+            CacheError::Io {
+                op,
+                path: path.to_owned(),
+                source,
+            }
         }
     }
 }
@@ -248,8 +258,15 @@ impl PieceCache {
             .truncate(false)
             .open(&path)
             .map_err(io_err("open", &path))?;
-        let open = Arc::new(OpenContent { manifest: Arc::new(manifest), file, path });
-        self.open.lock().expect("open map lock").insert(*id, open.clone());
+        let open = Arc::new(OpenContent {
+            manifest: Arc::new(manifest),
+            file,
+            path,
+        });
+        self.open
+            .lock()
+            .expect("open map lock")
+            .insert(*id, open.clone());
         Ok(open)
     }
 
@@ -280,7 +297,12 @@ impl PieceCache {
         let map = PieceMap::new(manifest.piece_count());
         self.manifests.insert(id.0, manifest.to_bytes())?;
         self.have.insert(id.0, map.raw())?;
-        let entry = Entry { size: manifest.size, pinned, complete: manifest.size == 0, last_used_ms: unix_ms() };
+        let entry = Entry {
+            size: manifest.size,
+            pinned,
+            complete: manifest.size == 0,
+            last_used_ms: unix_ms(),
+        };
         self.put_entry(&id, &entry)?;
         self.db.flush()?;
         Ok(map)
@@ -304,7 +326,11 @@ impl PieceCache {
             reserved -= entry.size;
         }
         if reserved + need > self.quota {
-            return Err(CacheError::QuotaExceeded { need, quota: self.quota, pinned_or_busy: reserved });
+            return Err(CacheError::QuotaExceeded {
+                need,
+                quota: self.quota,
+                pinned_or_busy: reserved,
+            });
         }
         Ok(())
     }
@@ -321,15 +347,26 @@ impl PieceCache {
 
     /// Verifies and stores one piece: **verify, write, sync, mark**. A piece
     /// already held is not written again.
-    pub fn put_piece(&self, id: &ContentId, index: u32, bytes: &[u8]) -> Result<PutOutcome, CacheError> {
+    pub fn put_piece(
+        &self,
+        id: &ContentId,
+        index: u32,
+        bytes: &[u8],
+    ) -> Result<PutOutcome, CacheError> {
         let open = self.opened(id)?;
         open.manifest.verify_piece(index, bytes)?;
         let before = self.have(id)?;
         if before.get(index) {
-            return Ok(PutOutcome { newly_stored: false, complete: before.is_complete(), have: before.count() });
+            return Ok(PutOutcome {
+                newly_stored: false,
+                complete: before.is_complete(),
+                have: before.count(),
+            });
         }
         let offset = open.manifest.piece_offset(index);
-        open.file.write_all_at(bytes, offset).map_err(io_err("write", &open.path))?;
+        open.file
+            .write_all_at(bytes, offset)
+            .map_err(io_err("write", &open.path))?;
         open.file.sync_data().map_err(io_err("sync", &open.path))?;
         let after = self.mark(id, open.manifest.piece_count(), index)?;
         let complete = after.is_complete();
@@ -337,7 +374,11 @@ impl PieceCache {
             self.update_entry(id, |e| e.complete = true)?;
         }
         self.db.flush()?;
-        Ok(PutOutcome { newly_stored: true, complete, have: after.count() })
+        Ok(PutOutcome {
+            newly_stored: true,
+            complete,
+            have: after.count(),
+        })
     }
 
     /// Sets a piece's bit in the durable have-map (atomically against
@@ -354,7 +395,11 @@ impl PieceCache {
         Ok(PieceMap::from_raw(len, raw.to_vec()).expect("we just wrote a map of this length"))
     }
 
-    fn update_entry(&self, id: &ContentId, change: impl FnOnce(&mut Entry)) -> Result<(), CacheError> {
+    fn update_entry(
+        &self,
+        id: &ContentId,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<(), CacheError> {
         let mut entry = self.entry(id)?.ok_or(CacheError::Unknown(*id))?;
         change(&mut entry);
         self.put_entry(id, &entry)
@@ -364,8 +409,13 @@ impl PieceCache {
     pub fn have(&self, id: &ContentId) -> Result<PieceMap, CacheError> {
         let open = self.opened(id)?;
         let raw = self.have.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
-        PieceMap::from_raw(open.manifest.piece_count(), raw.to_vec())
-            .map_err(|e| BadRecord { what: format!("have/{id}"), reason: e.to_string() }.into())
+        PieceMap::from_raw(open.manifest.piece_count(), raw.to_vec()).map_err(|e| {
+            BadRecord {
+                what: format!("have/{id}"),
+                reason: e.to_string(),
+            }
+            .into()
+        })
     }
 
     /// Reads a held piece, verifying it again on the way out so bit rot on
@@ -375,7 +425,8 @@ impl PieceCache {
         if !self.have(id)?.get(index) {
             return Err(CacheError::NotHeld { id: *id, index });
         }
-        let mut buf = vec![0u8; usize::try_from(open.manifest.piece_len(index)).expect("piece fits memory")];
+        let mut buf =
+            vec![0u8; usize::try_from(open.manifest.piece_len(index)).expect("piece fits memory")];
         open.file
             .read_exact_at(&mut buf, open.manifest.piece_offset(index))
             .map_err(io_err("read", &open.path))?;
@@ -404,7 +455,11 @@ impl PieceCache {
         let open = self.opened(id)?;
         let have = self.have(id)?;
         if !have.is_complete() {
-            return Err(CacheError::Incomplete { id: *id, have: have.count(), total: have.len() });
+            return Err(CacheError::Incomplete {
+                id: *id,
+                have: have.count(),
+                total: have.len(),
+            });
         }
         let mut partial = out.as_os_str().to_owned();
         partial.push(".partial");
@@ -467,12 +522,19 @@ impl PieceCache {
 
     /// Quota and usage.
     pub fn usage(&self) -> Result<Usage, CacheError> {
-        let mut usage = Usage { reserved_bytes: 0, stored_bytes: 0, quota_bytes: self.quota };
+        let mut usage = Usage {
+            reserved_bytes: 0,
+            stored_bytes: 0,
+            quota_bytes: self.quota,
+        };
         for (id, entry) in self.all_entries()? {
             usage.reserved_bytes += entry.size;
             let open = self.opened(&id)?;
             let have = self.have(&id)?;
-            usage.stored_bytes += have.iter_set().map(|i| open.manifest.piece_len(i)).sum::<u64>();
+            usage.stored_bytes += have
+                .iter_set()
+                .map(|i| open.manifest.piece_len(i))
+                .sum::<u64>();
         }
         Ok(usage)
     }
@@ -481,17 +543,24 @@ impl PieceCache {
 fn key_to_id(key: &[u8], tree: &str) -> Result<ContentId, BadRecord> {
     <[u8; 32]>::try_from(key)
         .map(crate::content::Hash)
-        .map_err(|_| BadRecord { what: format!("{tree}/<key>"), reason: format!("key of {} bytes", key.len()) })
+        .map_err(|_| BadRecord {
+            what: format!("{tree}/<key>"),
+            reason: format!("key of {} bytes", key.len()),
+        })
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test data sizes are small
 mod tests {
     use super::*;
     use crate::content::MIN_PIECE_SIZE;
 
     fn package(len: usize, seed: u8) -> (Vec<u8>, Manifest) {
-        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-        let m = Manifest::from_reader(&format!("p{seed}"), &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        let m =
+            Manifest::from_reader(&format!("p{seed}"), &data[..], MIN_PIECE_SIZE, |_| {}).unwrap();
         (data, m)
     }
 
@@ -501,7 +570,12 @@ mod tests {
     }
 
     fn cache(dir: &Path, quota: u64) -> PieceCache {
-        PieceCache::open(&CacheConfig { dir: dir.into(), quota_bytes: quota, sled_cache_bytes: 1 << 20 }).unwrap()
+        PieceCache::open(&CacheConfig {
+            dir: dir.into(),
+            quota_bytes: quota,
+            sled_cache_bytes: 1 << 20,
+        })
+        .unwrap()
     }
 
     fn fill(c: &PieceCache, data: &[u8], m: &Manifest) {
@@ -520,7 +594,14 @@ mod tests {
             let c = cache(dir.path(), 1 << 30);
             c.add(&m, false).unwrap();
             let first = c.put_piece(&id, 0, piece(&data, &m, 0)).unwrap();
-            assert_eq!(first, PutOutcome { newly_stored: true, complete: false, have: 1 });
+            assert_eq!(
+                first,
+                PutOutcome {
+                    newly_stored: true,
+                    complete: false,
+                    have: 1
+                }
+            );
             let again = c.put_piece(&id, 0, piece(&data, &m, 0)).unwrap();
             assert!(!again.newly_stored);
         }
@@ -528,7 +609,14 @@ mod tests {
         assert_eq!(c.have(&id).unwrap().iter_set().collect::<Vec<_>>(), vec![0]);
         assert_eq!(c.read_piece(&id, 0).unwrap(), piece(&data, &m, 0));
         let out = dir.path().join("out.bin");
-        assert!(matches!(c.export(&id, &out), Err(CacheError::Incomplete { have: 1, total: 7, .. })));
+        assert!(matches!(
+            c.export(&id, &out),
+            Err(CacheError::Incomplete {
+                have: 1,
+                total: 7,
+                ..
+            })
+        ));
         fill(&c, &data, &m);
         c.export(&id, &out).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), data);
@@ -544,9 +632,15 @@ mod tests {
         let mut bad = piece(&data, &m, 1).to_vec();
         bad[5] ^= 0x40;
         let err = c.put_piece(&id, 1, &bad).unwrap_err();
-        assert!(err.to_string().starts_with("piece 1 hash mismatch"), "{err}");
+        assert!(
+            err.to_string().starts_with("piece 1 hash mismatch"),
+            "{err}"
+        );
         assert_eq!(c.have(&id).unwrap().count(), 0);
-        assert!(matches!(c.read_piece(&id, 1), Err(CacheError::NotHeld { index: 1, .. })));
+        assert!(matches!(
+            c.read_piece(&id, 1),
+            Err(CacheError::NotHeld { index: 1, .. })
+        ));
     }
 
     #[test]
@@ -557,9 +651,15 @@ mod tests {
         let c = cache(dir.path(), 1 << 30);
         c.add(&m, false).unwrap();
         fill(&c, &data, &m);
-        let file = OpenOptions::new().write(true).open(c.piece_path(&id)).unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(c.piece_path(&id))
+            .unwrap();
         file.write_all_at(b"X", 10).unwrap();
-        assert!(matches!(c.read_piece(&id, 0), Err(CacheError::Corrupt { index: 0, .. })));
+        assert!(matches!(
+            c.read_piece(&id, 0),
+            Err(CacheError::Corrupt { index: 0, .. })
+        ));
         assert!(!c.have(&id).unwrap().get(0));
         assert!(c.have(&id).unwrap().get(1));
     }
@@ -585,7 +685,17 @@ mod tests {
         // m2 is pinned, m3 incomplete: a fourth cannot fit.
         let (_, m4) = package(40_000, 4);
         let err = c.add(&m4, false).unwrap_err();
-        assert!(matches!(err, CacheError::QuotaExceeded { need: 40_000, quota: 100_000, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                CacheError::QuotaExceeded {
+                    need: 40_000,
+                    quota: 100_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(c.usage().unwrap().reserved_bytes, 80_000);
     }
 
@@ -595,6 +705,9 @@ mod tests {
         let c = cache(dir.path(), 1 << 20);
         let (_, m) = package(20_000, 9);
         let err = c.have(&m.content_id()).unwrap_err();
-        assert_eq!(err.to_string(), format!("content {} is not in the cache", m.content_id()));
+        assert_eq!(
+            err.to_string(),
+            format!("content {} is not in the cache", m.content_id())
+        );
     }
 }

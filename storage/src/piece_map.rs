@@ -26,7 +26,10 @@ pub struct BadPieceMap {
 impl PieceMap {
     /// An empty map of `len` pieces.
     pub fn new(len: u32) -> Self {
-        PieceMap { len, bits: vec![0; (len as usize).div_ceil(8)] }
+        PieceMap {
+            len,
+            bits: vec![0; (len as usize).div_ceil(8)],
+        }
     }
 
     /// A map with every piece set.
@@ -41,7 +44,10 @@ impl PieceMap {
     /// Rebuilds a map from its raw bytes, refusing a wrong length or stray
     /// bits past the end.
     pub fn from_raw(len: u32, bits: Vec<u8>) -> Result<Self, BadPieceMap> {
-        let bad = BadPieceMap { len, got: bits.len() };
+        let bad = BadPieceMap {
+            len,
+            got: bits.len(),
+        };
         if bits.len() != (len as usize).div_ceil(8) {
             return Err(bad);
         }
@@ -142,7 +148,10 @@ mod tests {
     fn raw_round_trip_and_refusals() {
         let m = PieceMap::full(10);
         assert_eq!(PieceMap::from_raw(10, m.raw().to_vec()).unwrap(), m);
-        assert_eq!(PieceMap::from_raw(10, vec![0; 3]), Err(BadPieceMap { len: 10, got: 3 }));
+        assert_eq!(
+            PieceMap::from_raw(10, vec![0; 3]),
+            Err(BadPieceMap { len: 10, got: 3 })
+        );
         // A stray bit beyond piece 9 is refused, not silently kept.
         assert!(PieceMap::from_raw(10, vec![0xff, 0xff]).is_err());
     }

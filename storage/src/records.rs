@@ -26,13 +26,23 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a versioned record; `what` names it in the error.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl FnOnce() -> String) -> Result<T, BadRecord> {
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: impl FnOnce() -> String,
+) -> Result<T, BadRecord> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => {
-            postcard::from_bytes(body).map_err(|e| BadRecord { what: what(), reason: e.to_string() })
-        }
-        Some((v, _)) => Err(BadRecord { what: what(), reason: format!("unknown record version {v}") }),
-        None => Err(BadRecord { what: what(), reason: "empty record".into() }),
+        Some((&RECORD_VERSION, body)) => postcard::from_bytes(body).map_err(|e| BadRecord {
+            what: what(),
+            reason: e.to_string(),
+        }),
+        Some((v, _)) => Err(BadRecord {
+            what: what(),
+            reason: format!("unknown record version {v}"),
+        }),
+        None => Err(BadRecord {
+            what: what(),
+            reason: "empty record".into(),
+        }),
     }
 }
 
@@ -54,7 +64,10 @@ mod tests {
         let back: (u32, String) = decode(&bytes, || "t".into()).unwrap();
         assert_eq!(back, (7, "x".into()));
         let err = decode::<u32>(&[9, 1], || "contents/abc".into()).unwrap_err();
-        assert_eq!(err.to_string(), "stored record `contents/abc` is unreadable: unknown record version 9");
+        assert_eq!(
+            err.to_string(),
+            "stored record `contents/abc` is unreadable: unknown record version 9"
+        );
         assert!(decode::<u32>(&[], || "x".into()).is_err());
     }
 }

@@ -59,7 +59,13 @@ pub struct World {
 impl World {
     /// A world on 127.`b`.`c`.0/24.
     pub fn new(b: u8, c: u8) -> Self {
-        World { dir: tempfile::Builder::new().prefix("branchline-test-").tempdir().unwrap(), subnet: [127, b, c] }
+        World {
+            dir: tempfile::Builder::new()
+                .prefix("branchline-test-")
+                .tempdir()
+                .unwrap(),
+            subnet: [127, b, c],
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -86,16 +92,29 @@ impl World {
             .stderr(file)
             .spawn()
             .unwrap();
-        Node { name: name.into(), child, data_dir, log }
+        Node {
+            name: name.into(),
+            child,
+            data_dir,
+            log,
+        }
     }
 
     /// Starts the server and waits until its admin socket answers.
     pub fn server(&self) -> Node {
         let node = self.spawn(
             "server",
-            &["server".into(), "--data-dir".into(), path_arg(&self.path("server")), "--listen".into(), self.server_addr().to_string()],
+            &[
+                "server".into(),
+                "--data-dir".into(),
+                path_arg(&self.path("server")),
+                "--listen".into(),
+                self.server_addr().to_string(),
+            ],
         );
-        wait_until("server answers", Duration::from_secs(20), || try_status(&node.data_dir).is_some());
+        wait_until("server answers", Duration::from_secs(20), || {
+            try_status(&node.data_dir).is_some()
+        });
         node
     }
 
@@ -121,31 +140,60 @@ impl World {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let node = self.spawn(&name, &args);
-        wait_until(&format!("{name} answers"), Duration::from_secs(20), || try_status(&node.data_dir).is_some());
+        wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
+            try_status(&node.data_dir).is_some()
+        });
         node
     }
 
     /// Waits until `client` is registered with the server.
     pub fn wait_registered(&self, client: &Node) {
-        wait_until(&format!("{} registers", client.name), Duration::from_secs(20), || client.status()["registered"] == true);
+        wait_until(
+            &format!("{} registers", client.name),
+            Duration::from_secs(20),
+            || client.status()["registered"] == true,
+        );
     }
 
     /// Publishes `file` with `origins`; returns the content id.
     pub fn publish(&self, file: &Path, origins: &[String]) -> String {
-        let mut args = vec!["publish".to_string(), "--data-dir".into(), path_arg(&self.path("server")), path_arg(file)];
+        let mut args = vec![
+            "publish".to_string(),
+            "--data-dir".into(),
+            path_arg(&self.path("server")),
+            path_arg(file),
+        ];
         for origin in origins {
             args.push("--origin".into());
             args.push(origin.clone());
         }
         let out = run(&args);
-        assert!(out.status.success(), "publish failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+        assert!(
+            out.status.success(),
+            "publish failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Starts `fetch` on a client without waiting.
     pub fn start_fetch(&self, client: &Node, content: &str, out: &Path) -> Child {
         Command::new(bin())
-            .args(["fetch", "--quiet", "--data-dir", &path_arg(&client.data_dir), content, "--out", &path_arg(out)])
+            .args([
+                "fetch",
+                "--quiet",
+                "--data-dir",
+                &path_arg(&client.data_dir),
+                content,
+                "--out",
+                &path_arg(out),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -160,18 +208,34 @@ pub fn path_arg(path: &Path) -> String {
 
 /// Runs the binary to completion.
 pub fn run(args: &[String]) -> Output {
-    Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// Runs the binary and returns (exit ok, stderr).
 pub fn run_err(args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `status --json` of the node at `data_dir`, if it answers.
 pub fn try_status(data_dir: &Path) -> Option<Value> {
-    let out = run(&["status".into(), "--json".into(), "--data-dir".into(), path_arg(data_dir)]);
+    let out = run(&[
+        "status".into(),
+        "--json".into(),
+        "--data-dir".into(),
+        path_arg(data_dir),
+    ]);
     if !out.status.success() {
         return None;
     }
@@ -186,7 +250,10 @@ pub fn status(data_dir: &Path) -> Value {
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !condition() {
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting until {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -207,7 +274,10 @@ pub fn make_package(path: &Path, size: usize, seed: u64) -> String {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn sha256_file(path: &Path) -> String {
@@ -217,7 +287,11 @@ pub fn sha256_file(path: &Path) -> String {
 /// Waits for a fetch process; panics with its stderr if it failed.
 pub fn finish_fetch(child: Child) {
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Asserts an error is one line that starts with `error: ` and contains
@@ -225,8 +299,14 @@ pub fn finish_fetch(child: Child) {
 pub fn assert_one_line_error(stderr: &str, fragments: &[&str]) {
     let text = stderr.trim_end();
     assert!(text.starts_with("error: "), "not an error line: {text:?}");
-    assert!(!text.contains('\n'), "error is more than one line: {text:?}");
+    assert!(
+        !text.contains('\n'),
+        "error is more than one line: {text:?}"
+    );
     for fragment in fragments {
-        assert!(text.contains(fragment), "error {text:?} does not mention {fragment:?}");
+        assert!(
+            text.contains(fragment),
+            "error {text:?} does not mention {fragment:?}"
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! delay every request (a slow WAN).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::FileExt;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,7 +87,10 @@ fn serve(stream: TcpStream, file: &PathBuf, stats: &OriginStats, options: &Origi
             if header.is_empty() {
                 break;
             }
-            if let Some(value) = header.strip_prefix("range: ").or_else(|| header.strip_prefix("Range: ")) {
+            if let Some(value) = header
+                .strip_prefix("range: ")
+                .or_else(|| header.strip_prefix("Range: "))
+            {
                 let spec = value.trim_start_matches("bytes=");
                 let (a, b) = spec.split_once('-').unwrap();
                 range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
@@ -98,19 +101,25 @@ fn serve(stream: TcpStream, file: &PathBuf, stats: &OriginStats, options: &Origi
         let size = handle.metadata().unwrap().len();
         let (first, last) = range.unwrap_or((0, size - 1));
         let last = last.min(size - 1);
-        let mut body = vec![0u8; (last - first + 1) as usize];
+        let mut body = vec![0u8; usize::try_from(last - first + 1).unwrap()];
         handle.read_exact_at(&mut body, first).unwrap();
-        if let Some(at) = options.flip_at {
-            if (first..=last).contains(&at) {
-                body[(at - first) as usize] ^= 0xff;
-            }
+        if let Some(at) = options.flip_at.filter(|at| (first..=last).contains(at)) {
+            body[usize::try_from(at - first).unwrap()] ^= 0xff;
         }
-        let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+        let status = if range.is_some() {
+            "206 Partial Content"
+        } else {
+            "200 OK"
+        };
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{size}\r\nAccept-Ranges: bytes\r\n\r\n",
             body.len()
         );
-        if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body)).is_err() {
+        if writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.write_all(&body))
+            .is_err()
+        {
             return;
         }
         stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);

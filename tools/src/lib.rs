@@ -15,7 +15,9 @@ use std::time::Instant;
 pub fn disk_bytes(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     for entry in entries.flatten() {
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_dir() {
@@ -31,7 +33,11 @@ pub fn disk_bytes(dir: &Path) -> u64 {
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -41,8 +47,13 @@ pub fn machine() -> String {
 /// Prints the command line that is running, for the record.
 pub fn print_command() {
     let args: Vec<String> = std::env::args().collect();
-    let bin = Path::new(&args[0]).file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    println!("command: cargo run --release -p branchline-tools --bin {bin} -- {}", args[1..].join(" "));
+    let bin = Path::new(&args[0])
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    println!(
+        "command: cargo run --release -p branchline-tools --bin {bin} -- {}",
+        args[1..].join(" ")
+    );
     println!("machine: {}", machine());
 }
 
@@ -68,6 +79,9 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("bad value for {name}: {v}")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
+        })
         .unwrap_or(default)
 }

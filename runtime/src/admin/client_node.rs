@@ -54,13 +54,23 @@ impl ClientAdmin {
     }
 
     async fn status(&self) -> Result<ClientStatus, String> {
-        let inventory = self.store.send(GetInventory).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let inventory = self
+            .store
+            .send(GetInventory)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let mut transfers = Vec::new();
-        for transfer in self.office.send(ListTransfers).await.map_err(|e| e.to_string())? {
-            if let Ok(state) = transfer.send(GetState).await {
-                if matches!(state.phase, Phase::Running | Phase::Starting) {
-                    transfers.push(state.progress);
-                }
+        for transfer in self
+            .office
+            .send(ListTransfers)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if let Ok(state) = transfer.send(GetState).await
+                && matches!(state.phase, Phase::Running | Phase::Starting)
+            {
+                transfers.push(state.progress);
             }
         }
         Ok(ClientStatus {
@@ -84,7 +94,9 @@ impl ClientAdmin {
         let transfer = match self.office.send(StartTransfer(content)).await {
             Ok(t) => t,
             Err(e) => {
-                replies.send(&AdminReply::Error(format!("office unavailable: {e}"))).await;
+                replies
+                    .send(&AdminReply::Error(format!("office unavailable: {e}")))
+                    .await;
                 return;
             }
         };
@@ -92,7 +104,9 @@ impl ClientAdmin {
             let state = match transfer.send(GetState).await {
                 Ok(state) => state,
                 Err(e) => {
-                    replies.send(&AdminReply::Error(format!("the transfer stopped: {e}"))).await;
+                    replies
+                        .send(&AdminReply::Error(format!("the transfer stopped: {e}")))
+                        .await;
                     return;
                 }
             };
@@ -108,9 +122,18 @@ impl ClientAdmin {
                     return;
                 }
                 Phase::Complete => {
-                    let reply = match self.store.send(Export { content, out: out.clone() }).await {
+                    let reply = match self
+                        .store
+                        .send(Export {
+                            content,
+                            out: out.clone(),
+                        })
+                        .await
+                    {
                         Ok(Ok(())) => AdminReply::Fetched(state.progress),
-                        Ok(Err(e)) => AdminReply::Error(format!("writing {} failed: {e}", out.display())),
+                        Ok(Err(e)) => {
+                            AdminReply::Error(format!("writing {} failed: {e}", out.display()))
+                        }
                         Err(e) => AdminReply::Error(format!("store unavailable: {e}")),
                     };
                     replies.send(&reply).await;
@@ -130,6 +153,9 @@ fn check_output(out: &std::path::Path) -> Result<(), String> {
     }
     match out.parent() {
         Some(parent) if parent.is_dir() => Ok(()),
-        _ => Err(format!("the directory of output path {} does not exist", out.display())),
+        _ => Err(format!(
+            "the directory of output path {} does not exist",
+            out.display()
+        )),
     }
 }

@@ -9,7 +9,9 @@ use branchline_actors::wire::{AdminReply, AdminRequest, MAX_REPLY_FRAME, read_fr
 #[derive(Debug, thiserror::Error)]
 pub enum AdminClientError {
     /// No node answers on the socket.
-    #[error("cannot reach the local node at {path}: {source} (is the node running with this data_dir?)")]
+    #[error(
+        "cannot reach the local node at {path}: {source} (is the node running with this data_dir?)"
+    )]
     Connect {
         /// The socket.
         path: String,
@@ -33,7 +35,10 @@ pub async fn request<T>(
 ) -> Result<T, AdminClientError> {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
-        .map_err(|source| AdminClientError::Connect { path: socket.display().to_string(), source })?;
+        .map_err(|source| AdminClientError::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
     write_frame(&mut stream, request).await?;
     while let Some(reply) = read_frame::<AdminReply>(&mut stream, MAX_REPLY_FRAME).await? {
         if let Some(done) = on_reply(reply) {

@@ -27,7 +27,10 @@ pub enum AdminBindError {
 /// Binds the admin socket (mode 0600). Must be called before the runtime
 /// starts; returns a std listener to hand to the runtime.
 pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, AdminBindError> {
-    let io = |source| AdminBindError::Io { path: path.display().to_string(), source };
+    let io = |source| AdminBindError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(AdminBindError::InUse(path.display().to_string()));
@@ -68,14 +71,20 @@ where
     };
     let handle = Rc::new(handle);
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let handle = handle.clone();
         actix_rt::spawn(async move {
             match read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME).await {
                 Ok(Some(request)) => handle(request, Replies { stream }).await,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = write_frame(&mut stream, &AdminReply::Error(format!("bad admin request: {e}"))).await;
+                    let _ = write_frame(
+                        &mut stream,
+                        &AdminReply::Error(format!("bad admin request: {e}")),
+                    )
+                    .await;
                 }
             }
         });

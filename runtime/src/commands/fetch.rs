@@ -14,21 +14,36 @@ use crate::cli::FetchArgs;
 pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let content: ContentId = args.content.parse()?;
     let data_dir = data_dir(&args.node)?;
-    let out = std::path::absolute(&args.out).with_context(|| format!("bad output path {}", args.out.display()))?;
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let out = std::path::absolute(&args.out)
+        .with_context(|| format!("bad output path {}", args.out.display()))?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{msg:20} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("valid template"),
+        ProgressStyle::with_template(
+            "{msg:20} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template"),
     );
-    let request = AdminRequest::Fetch { content, out: out.clone() };
-    let done = runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, |reply| match reply {
-        AdminReply::Progress(p) => {
-            show(&bar, &p);
-            None
-        }
-        AdminReply::Fetched(p) => Some(Ok(p)),
-        AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
-        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
-    }));
+    let request = AdminRequest::Fetch {
+        content,
+        out: out.clone(),
+    };
+    let done = runtime()?.block_on(connect::request(
+        &socket_path(&data_dir),
+        &request,
+        |reply| match reply {
+            AdminReply::Progress(p) => {
+                show(&bar, &p);
+                None
+            }
+            AdminReply::Fetched(p) => Some(Ok(p)),
+            AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
+            other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+        },
+    ));
     bar.finish_and_clear();
     let done = done??;
     eprintln!(
@@ -45,5 +60,9 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
 pub fn show(bar: &ProgressBar, p: &TransferProgress) {
     bar.set_length(p.size);
     bar.set_position(p.have_bytes);
-    bar.set_message(if p.name.is_empty() { "starting".to_owned() } else { p.name.clone() });
+    bar.set_message(if p.name.is_empty() {
+        "starting".to_owned()
+    } else {
+        p.name.clone()
+    });
 }

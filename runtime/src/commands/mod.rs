@@ -23,7 +23,10 @@ pub fn data_dir(node: &NodeLocator) -> anyhow::Result<PathBuf> {
 
 /// A single-threaded runtime for a tool's one conversation.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tool's runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tool's runtime")
 }
 
 /// Formats bytes as MiB with one decimal.

@@ -29,11 +29,18 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     let socket = socket_path(&data_dir);
     let rt = runtime()?;
     // Fail before hashing many GB if the server is not there.
-    rt.block_on(connect::request(&socket, &AdminRequest::Status, |reply| match reply {
-        AdminReply::ServerStatus(_) => Some(Ok(())),
-        AdminReply::ClientStatus(_) => Some(Err(anyhow::anyhow!("{} is a client's data directory; publish needs the server's", data_dir.display()))),
-        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
-    }))??;
+    rt.block_on(connect::request(
+        &socket,
+        &AdminRequest::Status,
+        |reply| match reply {
+            AdminReply::ServerStatus(_) => Some(Ok(())),
+            AdminReply::ClientStatus(_) => Some(Err(anyhow::anyhow!(
+                "{} is a client's data directory; publish needs the server's",
+                data_dir.display()
+            ))),
+            other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+        },
+    ))??;
     let origins = if args.origins.is_empty() {
         default_origin(&args.file, &file_storage)?
     } else {
@@ -44,7 +51,11 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     };
     let name = match &args.name {
         Some(name) => name.clone(),
-        None => args.file.file_name().map(|n| n.to_string_lossy().into_owned()).context("the package path has no file name")?,
+        None => args
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("the package path has no file name")?,
     };
     let manifest = hash_file(&args.file, &name, args.piece_size, true)?;
     let id = rt.block_on(publish_manifest(&socket, manifest.clone(), origins.clone()))?;
@@ -60,13 +71,25 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
 }
 
 /// Hashes a package file into a manifest, optionally with a progress bar.
-pub fn hash_file(path: &Path, name: &str, piece_size: u32, progress: bool) -> anyhow::Result<Manifest> {
+pub fn hash_file(
+    path: &Path,
+    name: &str,
+    piece_size: u32,
+    progress: bool,
+) -> anyhow::Result<Manifest> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = file.metadata().with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    let bar = if progress { ProgressBar::new(meta.len()) } else { ProgressBar::hidden() };
+    let bar = if progress {
+        ProgressBar::new(meta.len())
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("hashing {bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"),
+        ProgressStyle::with_template("hashing {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("valid template"),
     );
     let reader = BufReader::with_capacity(1 << 20, file);
     let manifest = Manifest::from_reader(name, reader, piece_size, |n| bar.set_position(n))
@@ -76,7 +99,11 @@ pub fn hash_file(path: &Path, name: &str, piece_size: u32, progress: bool) -> an
 }
 
 /// Registers a manifest with the server over its admin socket.
-pub async fn publish_manifest(socket: &Path, manifest: Manifest, origins: Vec<String>) -> anyhow::Result<ContentId> {
+pub async fn publish_manifest(
+    socket: &Path,
+    manifest: Manifest,
+    origins: Vec<String>,
+) -> anyhow::Result<ContentId> {
     let request = AdminRequest::Publish { manifest, origins };
     connect::request(socket, &request, |reply| match reply {
         AdminReply::Published(id) => Some(Ok(id)),
@@ -89,14 +116,21 @@ pub async fn publish_manifest(socket: &Path, manifest: Manifest, origins: Vec<St
 /// The origin of a package when none is given: its URL in the embedded file
 /// storage if it lies inside it, else its `file://` path.
 fn default_origin(file: &Path, storage: &FileStorageSection) -> anyhow::Result<Vec<String>> {
-    let real = file.canonicalize().with_context(|| format!("cannot open {}", file.display()))?;
+    let real = file
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", file.display()))?;
     if let (true, Some(dir)) = (storage.enabled, &storage.dir) {
-        let root = dir.canonicalize().with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
+        let root = dir
+            .canonicalize()
+            .with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
         if let Ok(relative) = real.strip_prefix(&root) {
             return Ok(vec![format!("{}/{}", storage.url()?, url_path(relative))]);
         }
     }
-    eprintln!("note: no --origin given; clients will read file://{} (only where that path is visible)", real.display());
+    eprintln!(
+        "note: no --origin given; clients will read file://{} (only where that path is visible)",
+        real.display()
+    );
     Ok(vec![format!("file://{}", real.display())])
 }
 

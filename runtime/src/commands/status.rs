@@ -9,7 +9,11 @@ use crate::cli::StatusArgs;
 /// Runs `branchline status`.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let data_dir = data_dir(&args.node)?;
-    let reply = runtime()?.block_on(connect::request(&socket_path(&data_dir), &AdminRequest::Status, Some))?;
+    let reply = runtime()?.block_on(connect::request(
+        &socket_path(&data_dir),
+        &AdminRequest::Status,
+        Some,
+    ))?;
     match (reply, args.json) {
         (AdminReply::ClientStatus(s), true) => println!("{}", serde_json::to_string_pretty(&s)?),
         (AdminReply::ServerStatus(s), true) => println!("{}", serde_json::to_string_pretty(&s)?),
@@ -22,9 +26,21 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 fn print_client(s: &ClientStatus) {
-    let registered = if s.registered { "registered" } else { "NOT registered" };
-    println!("client {} ({}) at {}, server {} ({registered})", s.name, s.id, s.addr, s.server);
-    println!("cache: {} of {} quota, {} reserved", mib(s.usage.stored_bytes), mib(s.usage.quota_bytes), mib(s.usage.reserved_bytes));
+    let registered = if s.registered {
+        "registered"
+    } else {
+        "NOT registered"
+    };
+    println!(
+        "client {} ({}) at {}, server {} ({registered})",
+        s.name, s.id, s.addr, s.server
+    );
+    println!(
+        "cache: {} of {} quota, {} reserved",
+        mib(s.usage.stored_bytes),
+        mib(s.usage.quota_bytes),
+        mib(s.usage.reserved_bytes)
+    );
     let c = &s.counters;
     println!(
         "received: {} from peers, {} from origins; served {}; pieces stored {}, rejected {}",
@@ -37,7 +53,14 @@ fn print_client(s: &ClientStatus) {
     println!("contents ({}):", s.contents.len());
     for content in &s.contents {
         let pinned = if content.pinned { " pinned" } else { "" };
-        println!("  {}  {:<24} {:>5}/{:<5} pieces  {}{pinned}", content.id, content.name, content.have, content.pieces, mib(content.size));
+        println!(
+            "  {}  {:<24} {:>5}/{:<5} pieces  {}{pinned}",
+            content.id,
+            content.name,
+            content.have,
+            content.pieces,
+            mib(content.size)
+        );
     }
     println!("transfers ({}):", s.transfers.len());
     for t in &s.transfers {
@@ -49,9 +72,18 @@ fn print_client(s: &ClientStatus) {
 }
 
 fn print_server(s: &ServerStatus) {
-    println!("server at {}; {} clients registered (licenses in use)", s.addr, s.registry.clients.len());
+    println!(
+        "server at {}; {} clients registered (licenses in use)",
+        s.addr,
+        s.registry.clients.len()
+    );
     if let Some(fs) = &s.file_storage {
-        println!("file storage: {} serving {}, {} sent", fs.base_url, fs.dir.display(), mib(fs.bytes_served));
+        println!(
+            "file storage: {} serving {}, {} sent",
+            fs.base_url,
+            fs.dir.display(),
+            mib(fs.bytes_served)
+        );
     }
     println!("contents ({}):", s.registry.contents.len());
     for c in &s.registry.contents {
@@ -68,6 +100,12 @@ fn print_server(s: &ServerStatus) {
     }
     println!("clients ({}):", s.registry.clients.len());
     for c in &s.registry.clients {
-        println!("  {:<20} {}  {}  seen {:.1} s ago", c.name, c.id, c.addr, c.last_seen_ms_ago as f64 / 1000.0);
+        println!(
+            "  {:<20} {}  {}  seen {:.1} s ago",
+            c.name,
+            c.id,
+            c.addr,
+            c.last_seen_ms_ago as f64 / 1000.0
+        );
     }
 }

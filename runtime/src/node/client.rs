@@ -37,7 +37,12 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
         sled_cache_bytes: config.cache.sled_cache_mib * 1024 * 1024,
     })
-    .with_context(|| format!("cannot open the cache in {} (is another client using it?)", settings.data_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot open the cache in {} (is another client using it?)",
+            settings.data_dir.display()
+        )
+    })?;
     let me = Identity {
         id: identity::node_id(cache.db())?,
         name: config.name.clone().unwrap_or_else(host_name),
@@ -53,12 +58,24 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         let registered = Arc::new(AtomicBool::new(false));
         let store = Supervisor::start(move |_| Store::new(cache));
         let io = Arbiter::new();
-        let (store2, counters2, me2, registered2, server) = (store.clone(), counters.clone(), me.clone(), registered.clone(), settings.server);
+        let (store2, counters2, me2, registered2, server) = (
+            store.clone(),
+            counters.clone(),
+            me.clone(),
+            registered.clone(),
+            settings.server,
+        );
         let (transport, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
             let endpoint = endpoint::endpoint(socket)?;
-            let deps = TransportDeps { endpoint: endpoint.clone(), store: store2.clone(), counters: counters2 };
+            let deps = TransportDeps {
+                endpoint: endpoint.clone(),
+                store: store2.clone(),
+                counters: counters2,
+            };
             let transport = Supervisor::start(move |_| Transport::new(deps));
-            let link = Supervisor::start(move |_| ServerLink::new(endpoint, server, me2, store2, registered2));
+            let link = Supervisor::start(move |_| {
+                ServerLink::new(endpoint, server, me2, store2, registered2)
+            });
             Ok((transport, link))
         })
         .await??;
@@ -85,8 +102,17 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             poll_wait: Duration::from_secs(2),
         };
         let office = Supervisor::start(move |_| Office::new(deps, transfer_settings));
-        let handler = Arc::new(ClientAdmin { office, store, counters, me, server: settings.server, registered });
-        actix_rt::spawn(listener::serve(admin, move |request, replies| handler.clone().handle(request, replies)));
+        let handler = Arc::new(ClientAdmin {
+            office,
+            store,
+            counters,
+            me,
+            server: settings.server,
+            registered,
+        });
+        actix_rt::spawn(listener::serve(admin, move |request, replies| {
+            handler.clone().handle(request, replies)
+        }));
         anyhow::Ok(())
     })?;
     run_until(system, stop)
@@ -96,7 +122,9 @@ fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Resul
     match advertise {
         Some(addr) => Ok(addr),
         None if bound.ip().is_unspecified() => {
-            anyhow::bail!("listen address {bound} is not one peers can reach: set `advertise` (or --advertise)")
+            anyhow::bail!(
+                "listen address {bound} is not one peers can reach: set `advertise` (or --advertise)"
+            )
         }
         None => Ok(bound),
     }

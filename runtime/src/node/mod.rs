@@ -57,7 +57,10 @@ async fn wait_for_signal() {
 
 /// Runs `make` on `arbiter` and returns its result: how an endpoint is made
 /// on the arbiter whose runtime will drive it.
-async fn on_arbiter<T: Send + 'static>(arbiter: &Arbiter, make: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+async fn on_arbiter<T: Send + 'static>(
+    arbiter: &Arbiter,
+    make: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = arbiter.spawn(async move {
         let _ = tx.send(make());

@@ -18,31 +18,43 @@ use crate::transport::endpoint;
 use crate::{control, logging};
 
 /// Runs the server node until it is told to stop.
-pub fn run(config: ServerConfig, stop: Stop) -> anyhow::Result<()> {
+pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let data_dir = config.validate()?;
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let socket = endpoint::bind(config.listen)?;
     let addr = socket.local_addr().context("reading the bound address")?;
     let file_storage = match (&config.file_storage.enabled, &config.file_storage.dir) {
         (true, Some(dir)) => {
-            let storage = FileStorage::new(dir).with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
-            let listener = std::net::TcpListener::bind(config.file_storage.listen)
-                .with_context(|| format!("cannot listen on {} for the file storage", config.file_storage.listen))?;
+            let storage = FileStorage::new(dir)
+                .with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
+            let listener =
+                std::net::TcpListener::bind(config.file_storage.listen).with_context(|| {
+                    format!(
+                        "cannot listen on {} for the file storage",
+                        config.file_storage.listen
+                    )
+                })?;
             listener.set_nonblocking(true)?;
             Some((storage, listener, config.file_storage.url()?))
         }
         _ => None,
     };
-    let meta = MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024)
-        .with_context(|| format!("cannot open the metadata store in {} (is another server using it?)", data_dir.display()))?;
+    let meta = MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024).with_context(|| {
+        format!(
+            "cannot open the metadata store in {} (is another server using it?)",
+            data_dir.display()
+        )
+    })?;
     let admin = listener::bind(&socket_path(&data_dir))?;
     let timing = RegistryTiming {
         client_timeout: Duration::from_secs(config.registry.client_timeout_secs),
         lease_ttl: Duration::from_secs(config.registry.lease_ttl_secs),
     };
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
-    let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat).context("loading the metadata store")?;
+    let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat)
+        .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 
     let system = actix_rt::System::new();
@@ -69,8 +81,14 @@ pub fn run(config: ServerConfig, stop: Stop) -> anyhow::Result<()> {
             })
             .await??;
         }
-        let handler = Arc::new(ServerAdmin { registry, addr, file_storage: storage_view });
-        actix_rt::spawn(listener::serve(admin, move |request, replies| handler.clone().handle(request, replies)));
+        let handler = Arc::new(ServerAdmin {
+            registry,
+            addr,
+            file_storage: storage_view,
+        });
+        actix_rt::spawn(listener::serve(admin, move |request, replies| {
+            handler.clone().handle(request, replies)
+        }));
         anyhow::Ok(())
     })?;
     run_until(system, stop)

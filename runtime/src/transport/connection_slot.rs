@@ -1,10 +1,13 @@
 //! One cached outgoing QUIC connection to one address, made on first use and
 //! made again after it drops. Concurrent callers share the connection and
-//! wait for one another's handshake instead of each dialling.
+//! wait for one another's handshake instead of each dialling; when a dial
+//! fails, callers that waited for it get the same failure at once instead of
+//! each waiting out its own dial (a dead peer costs one dial deadline, not
+//! one per request).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
@@ -15,13 +18,24 @@ use super::endpoint;
 pub struct ConnectionSlot {
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
-    conn: Arc<Mutex<Option<quinn::Connection>>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<quinn::Connection>,
+    /// The last failed dial: when it ended and why.
+    failed: Option<(Instant, String)>,
 }
 
 impl ConnectionSlot {
     /// A slot for connections from `endpoint` to `addr`.
     pub fn new(endpoint: quinn::Endpoint, addr: SocketAddr) -> Self {
-        ConnectionSlot { endpoint, addr, conn: Arc::new(Mutex::new(None)) }
+        ConnectionSlot {
+            endpoint,
+            addr,
+            state: Arc::new(Mutex::new(State::default())),
+        }
     }
 
     /// The address the slot dials.
@@ -31,18 +45,34 @@ impl ConnectionSlot {
 
     /// The live connection, dialling if there is none.
     pub async fn get(&self, deadline: Duration) -> Result<quinn::Connection, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| c.close_reason().is_none()) {
+        let asked = Instant::now();
+        let mut state = self.state.lock().await;
+        if let Some(conn) = state.conn.as_ref().filter(|c| c.close_reason().is_none()) {
             return Ok(conn.clone());
         }
-        let conn = endpoint::connect(&self.endpoint, self.addr, deadline).await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        // A dial that failed while we waited for the lock answers for us.
+        if let Some((at, reason)) = state.failed.as_ref().filter(|(at, _)| *at >= asked) {
+            return Err(format!("{reason} ({} ms ago)", at.elapsed().as_millis()));
+        }
+        match endpoint::connect(&self.endpoint, self.addr, deadline).await {
+            Ok(conn) => {
+                state.conn = Some(conn.clone());
+                state.failed = None;
+                Ok(conn)
+            }
+            Err(reason) => {
+                state.failed = Some((Instant::now(), reason.clone()));
+                Err(reason)
+            }
+        }
     }
 
     /// Opens a bidirectional stream, dialling if needed. If the cached
     /// connection turns out dead, dials once more.
-    pub async fn open(&self, deadline: Duration) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+    pub async fn open(
+        &self,
+        deadline: Duration,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
         let conn = self.get(deadline).await?;
         match conn.open_bi().await {
             Ok(streams) => Ok(streams),

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{Endpoint, EndpointConfig, IdleTimeout, TransportConfig, VarInt};
+use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
 use crate::tls;
+
+/// Largest UDP payload Path MTU discovery probes for: a 9000-byte jumbo
+/// frame less IPv6 and UDP headers.
+const MTU_UPPER_BOUND: u16 = 8952;
 
 /// Streams a peer may have open to us at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
@@ -42,8 +46,15 @@ fn transport_config() -> TransportConfig {
     t.stream_receive_window(VarInt::from_u32(4 * 1024 * 1024));
     t.receive_window(VarInt::from_u32(32 * 1024 * 1024));
     t.send_window(32 * 1024 * 1024);
-    t.max_idle_timeout(Some(IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid idle timeout")));
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid idle timeout"),
+    ));
     t.keep_alive_interval(Some(Duration::from_secs(10)));
+    // Probe for paths that carry jumbo frames (and loopback); a path with a
+    // 1500-byte MTU just loses the probes and stays at about 1452.
+    let mut mtu = MtuDiscoveryConfig::default();
+    mtu.upper_bound(MTU_UPPER_BOUND);
+    t.mtu_discovery_config(Some(mtu));
     t
 }
 
@@ -53,7 +64,9 @@ pub fn bind(addr: SocketAddr) -> Result<UdpSocket, EndpointError> {
     UdpSocket::bind(addr).map_err(|source| EndpointError::Bind {
         addr,
         hint: match source.kind() {
-            std::io::ErrorKind::AddrInUse => " (another process uses this port; is a node already running?)",
+            std::io::ErrorKind::AddrInUse => {
+                " (another process uses this port; is a node already running?)"
+            }
             std::io::ErrorKind::AddrNotAvailable => " (no interface has this address)",
             _ => "",
         },
@@ -65,21 +78,38 @@ pub fn bind(addr: SocketAddr) -> Result<UdpSocket, EndpointError> {
 /// (the actix arbiter) that will drive it.
 pub fn endpoint(socket: UdpSocket) -> Result<Endpoint, EndpointError> {
     let transport = Arc::new(transport_config());
-    let server_crypto = QuicServerConfig::try_from(tls::server_config()?).map_err(|e| EndpointError::Config(e.to_string()))?;
+    let server_crypto = QuicServerConfig::try_from(tls::server_config()?)
+        .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
     server.transport_config(transport.clone());
-    let client_crypto = QuicClientConfig::try_from(tls::client_config()?).map_err(|e| EndpointError::Config(e.to_string()))?;
+    let client_crypto = QuicClientConfig::try_from(tls::client_config()?)
+        .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
     client.transport_config(transport);
-    let mut endpoint = Endpoint::new(EndpointConfig::default(), Some(server), socket, Arc::new(quinn::TokioRuntime))
+    let mut endpoint_config = EndpointConfig::default();
+    endpoint_config
+        .max_udp_payload_size(MTU_UPPER_BOUND)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
+    let mut endpoint = Endpoint::new(
+        endpoint_config,
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| EndpointError::Config(e.to_string()))?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
 }
 
 /// Connects to `addr`, with a deadline.
-pub async fn connect(endpoint: &Endpoint, addr: SocketAddr, deadline: Duration) -> Result<quinn::Connection, String> {
-    let connecting = endpoint.connect(addr, tls::SERVER_NAME).map_err(|e| e.to_string())?;
+pub async fn connect(
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    deadline: Duration,
+) -> Result<quinn::Connection, String> {
+    let connecting = endpoint
+        .connect(addr, tls::SERVER_NAME)
+        .map_err(|e| e.to_string())?;
     match tokio::time::timeout(deadline, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),

@@ -47,7 +47,10 @@ pub struct Transport {
 impl Transport {
     /// A transport over an endpoint.
     pub fn new(deps: TransportDeps) -> Self {
-        Transport { deps, sessions: HashMap::new() }
+        Transport {
+            deps,
+            sessions: HashMap::new(),
+        }
     }
 
     fn session(&mut self, addr: SocketAddr) -> Addr<PeerSession> {
@@ -117,7 +120,10 @@ impl Handler<FetchFromPeer> for Transport {
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
         let session = self.session(msg.addr);
         Box::pin(async move {
-            session.send(msg).await.map_err(|e| FetchError::Unreachable(format!("peer session: {e}")))?
+            session
+                .send(msg)
+                .await
+                .map_err(|e| FetchError::Unreachable(format!("peer session: {e}")))?
         })
     }
 }

@@ -17,7 +17,9 @@ use actix::prelude::*;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::{FetchError, FetchFromPeer};
 use branchline_actors::store::{ServePiece, Store, StoreError};
-use branchline_actors::wire::{MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame};
+use branchline_actors::wire::{
+    MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
+};
 use branchline_storage::CacheError;
 use bytes::{Bytes, BytesMut};
 
@@ -27,7 +29,7 @@ use super::connection_slot::ConnectionSlot;
 /// Messages a session's mailbox holds at most.
 pub const SESSION_MAILBOX: usize = 128;
 /// Deadline for dialling a peer.
-const DIAL_DEADLINE: Duration = Duration::from_secs(5);
+const DIAL_DEADLINE: Duration = Duration::from_secs(3);
 /// Deadline for a peer to send its request once it opened a stream.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -83,15 +85,23 @@ impl Handler<Attach> for PeerSession {
     type Result = ();
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
         let conn = msg.0;
-        let (store, counters, stats, peer) = (self.store.clone(), self.counters.clone(), self.stats.clone(), self.addr);
+        let (store, counters, stats, peer) = (
+            self.store.clone(),
+            self.counters.clone(),
+            self.stats.clone(),
+            self.addr,
+        );
         ctx.spawn(
             async move {
                 loop {
                     match conn.accept_bi().await {
                         Ok((send, recv)) => {
-                            let (store, counters, stats) = (store.clone(), counters.clone(), stats.clone());
+                            let (store, counters, stats) =
+                                (store.clone(), counters.clone(), stats.clone());
                             actix_rt::spawn(async move {
-                                if let Err(e) = serve_stream(send, recv, &store, &counters, &stats).await {
+                                if let Err(e) =
+                                    serve_stream(send, recv, &store, &counters, &stats).await
+                                {
                                     tracing::debug!(%peer, error = %e, "serving a stream failed");
                                 }
                             });
@@ -115,7 +125,12 @@ async fn serve_stream(
     counters: &Counters,
     stats: &SessionStats,
 ) -> Result<(), String> {
-    let request: PeerRequest = match tokio::time::timeout(REQUEST_DEADLINE, read_frame(&mut recv, MAX_REQUEST_FRAME)).await {
+    let request: PeerRequest = match tokio::time::timeout(
+        REQUEST_DEADLINE,
+        read_frame(&mut recv, MAX_REQUEST_FRAME),
+    )
+    .await
+    {
         Err(_) => return Err("no request within the deadline".into()),
         Ok(Err(e)) => return Err(e.to_string()),
         Ok(Ok(None)) => return Ok(()),
@@ -123,13 +138,22 @@ async fn serve_stream(
     };
     let PeerRequest::GetPiece { content, index } = request;
     let (reply, bytes) = match read_for_peer(store, content, index).await {
-        Ok(bytes) => (PeerReply::Piece { len: u32::try_from(bytes.len()).map_err(|e| e.to_string())? }, Some(bytes)),
+        Ok(bytes) => (
+            PeerReply::Piece {
+                len: u32::try_from(bytes.len()).map_err(|e| e.to_string())?,
+            },
+            Some(bytes),
+        ),
         Err(refusal) => (PeerReply::Refused(refusal), None),
     };
-    write_frame(&mut send, &reply).await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, &reply)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(bytes) = bytes {
         let len = bytes.len() as u64;
-        send.write_chunk(Bytes::from(bytes)).await.map_err(|e| e.to_string())?;
+        send.write_chunk(Bytes::from(bytes))
+            .await
+            .map_err(|e| e.to_string())?;
         counters.served(len);
         stats.served.fetch_add(len, Ordering::Relaxed);
     }
@@ -137,13 +161,26 @@ async fn serve_stream(
     Ok(())
 }
 
-async fn read_for_peer(store: &Addr<Store>, content: branchline_storage::ContentId, index: u32) -> Result<Vec<u8>, Refusal> {
+async fn read_for_peer(
+    store: &Addr<Store>,
+    content: branchline_storage::ContentId,
+    index: u32,
+) -> Result<Vec<u8>, Refusal> {
     let (reply, answer) = tokio::sync::oneshot::channel();
-    store.try_send(ServePiece { content, index, reply }).map_err(|_| Refusal::Busy)?;
+    store
+        .try_send(ServePiece {
+            content,
+            index,
+            reply,
+        })
+        .map_err(|_| Refusal::Busy)?;
     match answer.await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(StoreError::Cache(
-            CacheError::NotHeld { .. } | CacheError::Unknown(_) | CacheError::Corrupt { .. } | CacheError::Content(_),
+            CacheError::NotHeld { .. }
+            | CacheError::Unknown(_)
+            | CacheError::Corrupt { .. }
+            | CacheError::Content(_),
         ))) => Err(Refusal::NotHeld),
         Ok(Err(e)) => {
             tracing::error!(%content, piece = index, error = %e, "reading a piece for a peer failed");
@@ -159,17 +196,28 @@ impl Handler<FetchFromPeer> for PeerSession {
         let (slot, stats) = (self.outgoing.clone(), self.stats.clone());
         Box::pin(async move {
             let bytes = fetch(&slot, &msg).await?;
-            stats.received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            stats
+                .received
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             Ok(bytes)
         })
     }
 }
 
 async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, FetchError> {
-    let (mut send, mut recv) = slot.open(DIAL_DEADLINE).await.map_err(FetchError::Unreachable)?;
-    let request = PeerRequest::GetPiece { content: msg.content, index: msg.index };
-    write_frame(&mut send, &request).await.map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    send.finish().map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    let (mut send, mut recv) = slot
+        .open(DIAL_DEADLINE)
+        .await
+        .map_err(FetchError::Unreachable)?;
+    let request = PeerRequest::GetPiece {
+        content: msg.content,
+        index: msg.index,
+    };
+    write_frame(&mut send, &request)
+        .await
+        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    send.finish()
+        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
     let reply: PeerReply = read_frame(&mut recv, MAX_REQUEST_FRAME)
         .await
         .map_err(|e| FetchError::Protocol(e.to_string()))?
@@ -178,14 +226,22 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
         PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
         PeerReply::Piece { len } if len == msg.len => len as usize,
         PeerReply::Piece { len } => {
-            return Err(FetchError::Protocol(format!("peer offered {len} bytes for a {}-byte piece", msg.len)));
+            return Err(FetchError::Protocol(format!(
+                "peer offered {len} bytes for a {}-byte piece",
+                msg.len
+            )));
         }
     };
     let mut buf = BytesMut::with_capacity(len);
     while buf.len() < len {
         match recv.read_chunk(len - buf.len(), true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-            Ok(None) => return Err(FetchError::Protocol(format!("stream ended after {} of {len} bytes", buf.len()))),
+            Ok(None) => {
+                return Err(FetchError::Protocol(format!(
+                    "stream ended after {} of {len} bytes",
+                    buf.len()
+                )));
+            }
             Err(e) => return Err(FetchError::Unreachable(e.to_string())),
         }
     }

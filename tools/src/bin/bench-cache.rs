@@ -23,16 +23,26 @@ fn main() {
     let mut seed = 0x1234_5678_9abc_def1;
     let mut data = vec![0u8; size];
     fill_random(&mut data, &mut seed);
-    let manifest = Manifest::from_reader("bench.bin", &data[..], DEFAULT_PIECE_SIZE, |_| {}).unwrap();
-    println!("{} pieces of 1 MiB ({mib} MiB), each verified and made durable before it counts", manifest.piece_count());
+    let manifest =
+        Manifest::from_reader("bench.bin", &data[..], DEFAULT_PIECE_SIZE, |_| {}).unwrap();
+    println!(
+        "{} pieces of 1 MiB ({mib} MiB), each verified and made durable before it counts",
+        manifest.piece_count()
+    );
 
     let in_sled = bench_sled(&data, &manifest);
     let file = bench_piece_cache(&data, &manifest);
     println!();
     println!("| layout | write MB/s | read MB/s | disk bytes per byte stored |");
     println!("|---|---|---|---|");
-    for (name, f) in [("pieces inside sled", &in_sled), ("piece file + sled index (chosen)", &file)] {
-        println!("| {name} | {:.0} | {:.0} | {:.3} |", f.write_mbs, f.read_mbs, f.disk_per_byte);
+    for (name, f) in [
+        ("pieces inside sled", &in_sled),
+        ("piece file + sled index (chosen)", &file),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.3} |",
+            f.write_mbs, f.read_mbs, f.disk_per_byte
+        );
     }
     println!(
         "ratios file/sled: write {:.2}x, read {:.2}x, disk {:.2}x",
@@ -48,7 +58,11 @@ fn mbs(bytes: usize, seconds: f64) -> f64 {
 
 fn bench_sled(data: &[u8], manifest: &Manifest) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).cache_capacity(4 << 20).open().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(4 << 20)
+        .open()
+        .unwrap();
     let tree = db.open_tree("pieces").unwrap();
     let start = Instant::now();
     for i in 0..manifest.piece_count() {
@@ -67,12 +81,21 @@ fn bench_sled(data: &[u8], manifest: &Manifest) -> Figures {
     drop(tree);
     db.flush().unwrap();
     drop(db);
-    Figures { write_mbs: mbs(data.len(), write), read_mbs: mbs(data.len(), read), disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64 }
+    Figures {
+        write_mbs: mbs(data.len(), write),
+        read_mbs: mbs(data.len(), read),
+        disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64,
+    }
 }
 
 fn bench_piece_cache(data: &[u8], manifest: &Manifest) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let cache = PieceCache::open(&CacheConfig { dir: dir.path().into(), quota_bytes: u64::MAX, sled_cache_bytes: 4 << 20 }).unwrap();
+    let cache = PieceCache::open(&CacheConfig {
+        dir: dir.path().into(),
+        quota_bytes: u64::MAX,
+        sled_cache_bytes: 4 << 20,
+    })
+    .unwrap();
     let id = manifest.content_id();
     cache.add(manifest, false).unwrap();
     let start = Instant::now();
@@ -86,7 +109,11 @@ fn bench_piece_cache(data: &[u8], manifest: &Manifest) -> Figures {
     }
     let read = secs(start);
     drop(cache);
-    Figures { write_mbs: mbs(data.len(), write), read_mbs: mbs(data.len(), read), disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64 }
+    Figures {
+        write_mbs: mbs(data.len(), write),
+        read_mbs: mbs(data.len(), read),
+        disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64,
+    }
 }
 
 fn piece<'a>(data: &'a [u8], m: &Manifest, i: u32) -> &'a [u8] {

@@ -1,0 +1,34 @@
+//! The `branchline` runtime: everything a node runs, and the tools that
+//! talk to a node. The binary (`main.rs`) only parses the command line and
+//! calls in here; the benchmarks in `tools/` use the same pieces.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`commands`]: `publish`, `fetch`, `status`;
+//!   [`demo`]: `branchline demo`.
+//! - [`config`]: server and client TOML with flag overrides; [`logging`].
+//! - [`node`]: starting a node (one actix System each) and its actors.
+//! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
+//! - [`server_link`]: a client's link to the server; [`control`]: the
+//!   server's endpoint for it.
+//! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
+//!   embedded HTTP file storage.
+//! - [`admin`]: the local admin socket; [`identity`]: a node's id.
+//!
+//! Errors: modules that other code builds on return `thiserror` enums; the
+//! orchestration at the top (`node`, `commands`, `demo`), which only reports
+//! to a person, uses `anyhow`.
+
+pub mod admin;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod file_storage;
+pub mod identity;
+pub mod logging;
+pub mod node;
+pub mod origin;
+pub mod server_link;
+pub mod tls;
+pub mod transport;
