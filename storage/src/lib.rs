@@ -8,11 +8,13 @@
 //!   have-maps and entries; piece bytes live in one file per content.
 //! - [`meta_store`]: the server's metadata: contents, clients, holdings.
 //! - [`records`]: versioned encoding of what is kept in sled.
+//! - [`group_commit`]: one sync shared by concurrent writers.
 //!
 //! Everything here blocks on disk; the actors call it from blocking threads.
 //! `storage/DESIGN.md` says what is durable when.
 
 pub mod content;
+pub mod group_commit;
 pub mod meta_store;
 pub mod piece_cache;
 pub mod piece_map;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::content::{ContentError, ContentId, Manifest};
+use crate::group_commit::GroupCommit;
 use crate::piece_map::PieceMap;
 use crate::records::{self, BadRecord, unix_ms};
 
@@ -161,6 +162,7 @@ struct OpenContent {
     manifest: Arc<Manifest>,
     file: File,
     path: PathBuf,
+    synced: GroupCommit,
 }
 
 /// The piece cache. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -174,6 +176,8 @@ pub struct PieceCache {
     open: Mutex<HashMap<ContentId, Arc<OpenContent>>>,
     /// Serialises add, evict and remove, so two adds cannot both pass the quota.
     admit: Mutex<()>,
+    /// Shares sled flushes among pieces marked at the same time.
+    flushed: GroupCommit,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
@@ -210,6 +214,7 @@ impl PieceCache {
             quota: config.quota_bytes,
             open: Mutex::new(HashMap::new()),
             admit: Mutex::new(()),
+            flushed: GroupCommit::default(),
         })
     }
 
@@ -262,6 +267,7 @@ impl PieceCache {
             manifest: Arc::new(manifest),
             file,
             path,
+            synced: GroupCommit::default(),
         });
         self.open
             .lock()
@@ -367,13 +373,16 @@ impl PieceCache {
         open.file
             .write_all_at(bytes, offset)
             .map_err(io_err("write", &open.path))?;
-        open.file.sync_data().map_err(io_err("sync", &open.path))?;
+        // Verify, write, sync, mark: concurrent pieces share one sync.
+        open.synced
+            .commit(|| open.file.sync_data())
+            .map_err(io_err("sync", &open.path))?;
         let after = self.mark(id, open.manifest.piece_count(), index)?;
         let complete = after.is_complete();
         if complete {
             self.update_entry(id, |e| e.complete = true)?;
         }
-        self.db.flush()?;
+        self.flushed.commit(|| self.db.flush().map(|_| ()))?;
         Ok(PutOutcome {
             newly_stored: true,
             complete,

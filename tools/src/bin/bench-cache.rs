@@ -1,7 +1,8 @@
 //! Piece cache throughput and disk use for 1 MiB pieces: pieces inside sled
 //! against piece bytes in one file per content with sled holding the index
-//! (Branchline's `PieceCache`), side by side in one run. Both verify each
-//! piece's BLAKE3 before storing and after reading, and both make each piece
+//! (Branchline's `PieceCache`), side by side in one run, with one writer and
+//! with many (a download has 16 pieces in flight). Both verify each piece's
+//! BLAKE3 before storing and after reading, and both make each piece
 //! durable before counting it (sled flush; or file sync, then sled flush).
 
 use std::time::Instant;
@@ -19,6 +20,7 @@ struct Figures {
 fn main() {
     print_command();
     let mib: usize = arg("--mib", 512);
+    let writers: usize = arg("--writers", 16);
     let size = mib * 1024 * 1024;
     let mut seed = 0x1234_5678_9abc_def1;
     let mut data = vec![0u8; size];
@@ -29,34 +31,52 @@ fn main() {
         "{} pieces of 1 MiB ({mib} MiB), each verified and made durable before it counts",
         manifest.piece_count()
     );
-
-    let in_sled = bench_sled(&data, &manifest);
-    let file = bench_piece_cache(&data, &manifest);
     println!();
-    println!("| layout | write MB/s | read MB/s | disk bytes per byte stored |");
-    println!("|---|---|---|---|");
-    for (name, f) in [
-        ("pieces inside sled", &in_sled),
-        ("piece file + sled index (chosen)", &file),
-    ] {
+    println!("| layout | threads | write MB/s | read MB/s | disk bytes per byte stored |");
+    println!("|---|---|---|---|---|");
+    for threads in [1, writers] {
+        let in_sled = bench_sled(&data, &manifest, threads);
+        let file = bench_piece_cache(&data, &manifest, threads);
+        for (name, f) in [
+            ("pieces inside sled", &in_sled),
+            ("piece file + sled index (chosen)", &file),
+        ] {
+            println!(
+                "| {name} | {threads} | {:.0} | {:.0} | {:.3} |",
+                f.write_mbs, f.read_mbs, f.disk_per_byte
+            );
+        }
         println!(
-            "| {name} | {:.0} | {:.0} | {:.3} |",
-            f.write_mbs, f.read_mbs, f.disk_per_byte
+            "| ratio file/sled | {threads} | {:.2}x | {:.2}x | {:.2}x |",
+            file.write_mbs / in_sled.write_mbs,
+            file.read_mbs / in_sled.read_mbs,
+            file.disk_per_byte / in_sled.disk_per_byte
         );
     }
-    println!(
-        "ratios file/sled: write {:.2}x, read {:.2}x, disk {:.2}x",
-        file.write_mbs / in_sled.write_mbs,
-        file.read_mbs / in_sled.read_mbs,
-        file.disk_per_byte / in_sled.disk_per_byte
-    );
 }
 
 fn mbs(bytes: usize, seconds: f64) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
-fn bench_sled(data: &[u8], manifest: &Manifest) -> Figures {
+/// Runs `job(i)` for every piece on `threads` threads (piece `i` on thread
+/// `i % threads`); returns the seconds taken.
+fn parallel(pieces: u32, threads: usize, job: impl Fn(u32) + Sync) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let job = &job;
+            scope.spawn(move || {
+                for i in (0..pieces).filter(|i| *i as usize % threads == t) {
+                    job(i);
+                }
+            });
+        }
+    });
+    secs(start)
+}
+
+fn bench_sled(data: &[u8], manifest: &Manifest, threads: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new()
         .path(dir.path())
@@ -64,55 +84,49 @@ fn bench_sled(data: &[u8], manifest: &Manifest) -> Figures {
         .open()
         .unwrap();
     let tree = db.open_tree("pieces").unwrap();
-    let start = Instant::now();
-    for i in 0..manifest.piece_count() {
+    let pieces = manifest.piece_count();
+    let write = parallel(pieces, threads, |i| {
         let piece = piece(data, manifest, i);
         manifest.verify_piece(i, piece).unwrap();
         tree.insert(i.to_be_bytes(), piece).unwrap();
         db.flush().unwrap();
-    }
-    let write = secs(start);
-    let start = Instant::now();
-    for i in 0..manifest.piece_count() {
+    });
+    let read = parallel(pieces, threads, |i| {
         let bytes = tree.get(i.to_be_bytes()).unwrap().unwrap();
         assert_eq!(Hash::of(&bytes), manifest.piece_hashes[i as usize]);
-    }
-    let read = secs(start);
+    });
     drop(tree);
     db.flush().unwrap();
     drop(db);
-    Figures {
-        write_mbs: mbs(data.len(), write),
-        read_mbs: mbs(data.len(), read),
-        disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64,
-    }
+    figures(data.len(), write, read, disk_bytes(dir.path()))
 }
 
-fn bench_piece_cache(data: &[u8], manifest: &Manifest) -> Figures {
+fn bench_piece_cache(data: &[u8], manifest: &Manifest, threads: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let cache = PieceCache::open(&CacheConfig {
+    let config = CacheConfig {
         dir: dir.path().into(),
         quota_bytes: u64::MAX,
         sled_cache_bytes: 4 << 20,
-    })
-    .unwrap();
+    };
+    let cache = PieceCache::open(&config).unwrap();
     let id = manifest.content_id();
     cache.add(manifest, false).unwrap();
-    let start = Instant::now();
-    for i in 0..manifest.piece_count() {
+    let pieces = manifest.piece_count();
+    let write = parallel(pieces, threads, |i| {
         cache.put_piece(&id, i, piece(data, manifest, i)).unwrap();
-    }
-    let write = secs(start);
-    let start = Instant::now();
-    for i in 0..manifest.piece_count() {
+    });
+    let read = parallel(pieces, threads, |i| {
         cache.read_piece(&id, i).unwrap();
-    }
-    let read = secs(start);
+    });
     drop(cache);
+    figures(data.len(), write, read, disk_bytes(dir.path()))
+}
+
+fn figures(bytes: usize, write: f64, read: f64, disk: u64) -> Figures {
     Figures {
-        write_mbs: mbs(data.len(), write),
-        read_mbs: mbs(data.len(), read),
-        disk_per_byte: disk_bytes(dir.path()) as f64 / data.len() as f64,
+        write_mbs: mbs(bytes, write),
+        read_mbs: mbs(bytes, read),
+        disk_per_byte: disk as f64 / bytes as f64,
     }
 }
 
