@@ -21,6 +21,11 @@ use crate::wire::{
     ClientView, ContentView, PeerHolding, Registration, SourcesAnswer, SourcesQuery,
 };
 
+/// Most peers one sources answer lists: enough to keep every piece that
+/// anyone holds reachable and the asker's requests spread, while the answer
+/// stays small however many clients hold the content.
+pub const MAX_PEERS_PER_ANSWER: usize = 64;
+
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryTiming {
@@ -67,13 +72,92 @@ struct Lease {
 struct Content {
     record: ContentRecord,
     holders: BTreeMap<NodeId, PieceMap>,
+    /// How many holders hold each piece, kept with `holders`.
+    held: Vec<u32>,
     leases: BTreeMap<u32, Lease>,
     version: u64,
 }
 
 impl Content {
+    fn new(record: ContentRecord) -> Self {
+        let pieces = record.manifest.piece_count() as usize;
+        Content {
+            record,
+            holders: BTreeMap::new(),
+            held: vec![0; pieces],
+            leases: BTreeMap::new(),
+            version: 1,
+        }
+    }
+
     fn held_by_anyone(&self, index: u32) -> bool {
-        self.holders.values().any(|h| h.get(index))
+        self.held[index as usize] > 0
+    }
+
+    fn count(&mut self, have: &PieceMap, up: bool) {
+        for i in have.iter_set() {
+            let n = &mut self.held[i as usize];
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        }
+    }
+
+    /// Sets what `id` holds; false if that is what it held already.
+    fn put_holder(&mut self, id: NodeId, have: PieceMap) -> bool {
+        if self.holders.get(&id) == Some(&have) {
+            return false;
+        }
+        self.count(&have, true);
+        if let Some(old) = self.holders.insert(id, have) {
+            self.count(&old, false);
+        }
+        true
+    }
+
+    /// Forgets what `id` holds; false if it held nothing.
+    fn remove_holder(&mut self, id: &NodeId) -> bool {
+        match self.holders.remove(id) {
+            Some(old) => {
+                self.count(&old, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// At most `cap` holders other than `asker` for its answer: first those
+    /// that add pieces the chosen ones do not cover yet, so every piece
+    /// someone holds stays reachable, then others to spread the load. The
+    /// walk starts at the asker's id, so different askers are sent to
+    /// different peers.
+    fn chosen_peers(&self, asker: &NodeId, cap: usize) -> Vec<(&NodeId, &PieceMap)> {
+        let walk = || {
+            self.holders
+                .range(asker..)
+                .chain(self.holders.range(..asker))
+                .filter(|(id, have)| *id != asker && have.count() > 0)
+        };
+        let mut covered = PieceMap::new(self.record.manifest.piece_count());
+        let mut chosen: Vec<(&NodeId, &PieceMap)> = Vec::new();
+        for (id, have) in walk() {
+            if chosen.len() == cap {
+                return chosen;
+            }
+            if have.iter_set().any(|i| !covered.get(i)) {
+                have.iter_set().for_each(|i| {
+                    covered.set(i);
+                });
+                chosen.push((id, have));
+            }
+        }
+        for (id, have) in walk() {
+            if chosen.len() == cap {
+                break;
+            }
+            if !chosen.iter().any(|(c, _)| *c == id) {
+                chosen.push((id, have));
+            }
+        }
+        chosen
     }
 
     fn expire_leases(&mut self, now: Instant) -> bool {
@@ -144,7 +228,7 @@ impl Registry {
                 && self.clients.contains_key(&client)
                 && have.len() == c.record.manifest.piece_count()
             {
-                c.holders.insert(client, have);
+                c.put_holder(client, have);
             }
         }
     }
@@ -162,15 +246,7 @@ impl Registry {
                 }
             }
             None => {
-                self.contents.insert(
-                    id,
-                    Content {
-                        record,
-                        holders: BTreeMap::new(),
-                        leases: BTreeMap::new(),
-                        version: 1,
-                    },
-                );
+                self.contents.insert(id, Content::new(record));
             }
         }
         id
@@ -254,8 +330,7 @@ impl Registry {
         }
         // A lease ends when anyone holds the piece.
         c.leases.retain(|&i, _| !have.get(i));
-        if c.holders.get(&id) != Some(&have) {
-            c.holders.insert(id, have);
+        if c.put_holder(id, have) {
             c.version += 1;
             self.dirty_holdings.insert((content, id));
         }
@@ -314,9 +389,8 @@ impl Registry {
             }
         }
         let peers = c
-            .holders
-            .iter()
-            .filter(|(id, have)| **id != query.id && have.count() > 0)
+            .chosen_peers(&query.id, MAX_PEERS_PER_ANSWER)
+            .into_iter()
             .filter_map(|(id, have)| {
                 self.clients.get(id).map(|client| PeerHolding {
                     id: *id,
@@ -349,11 +423,14 @@ impl Registry {
             self.dirty_clients.remove(id);
         }
         for c in self.contents.values_mut() {
-            let before = (c.holders.len(), c.leases.len());
-            c.holders.retain(|id, _| !gone.contains(id));
+            let leases = c.leases.len();
+            let mut changed = false;
+            for id in &gone {
+                changed |= c.remove_holder(id);
+            }
             c.leases.retain(|_, l| !gone.contains(&l.holder));
             let expired = c.expire_leases(now);
-            if expired || before != (c.holders.len(), c.leases.len()) {
+            if changed || expired || leases != c.leases.len() {
                 c.version += 1;
             }
         }
@@ -604,5 +681,47 @@ mod tests {
         assert_eq!(answer.peers.len(), 1);
         assert!(answer.granted.is_empty());
         assert_eq!(back.content_views()[0].complete_holders, 1);
+    }
+
+    #[test]
+    fn given_more_holders_than_the_cap_when_asked_then_the_answer_is_capped_and_keeps_the_rare_piece()
+     {
+        let clients = u8::try_from(MAX_PEERS_PER_ANSWER + 20).unwrap();
+        let (mut r, id, now) = setup(4, clients);
+        // Everyone holds piece 0; only the last client holds piece 3.
+        for n in 2..=clients {
+            let mut have = PieceMap::new(4);
+            have.set(0);
+            if n == clients {
+                have.set(3);
+            }
+            r.report_have(node(n), id, have, now).unwrap();
+        }
+        let answer = r.sources(&query(1, id, 0), now).unwrap();
+        assert_eq!(answer.peers.len(), MAX_PEERS_PER_ANSWER);
+        assert!(answer.peers.iter().all(|p| p.id != node(1)));
+        assert!(answer.peers.iter().any(|p| p.id == node(clients)));
+        // Pieces 1 and 2 are held by nobody: they can be leased.
+        let leased = r.sources(&query(1, id, 4), now).unwrap();
+        assert_eq!(leased.granted, vec![1, 2]);
+    }
+
+    #[test]
+    fn given_a_holder_that_leaves_when_leasing_then_its_pieces_are_free_again() {
+        let (mut r, id, now) = setup(2, 2);
+        r.report_have(node(2), id, PieceMap::full(2), now).unwrap();
+        assert!(r.sources(&query(1, id, 2), now).unwrap().granted.is_empty());
+        // Client 1 keeps asking (its heartbeat); client 2 goes silent.
+        let later = now + timing().client_timeout / 2;
+        r.sources(&query(1, id, 0), later).unwrap();
+        assert_eq!(
+            r.expire(now + timing().client_timeout + Duration::from_secs(1)),
+            vec![node(2)]
+        );
+        let after = now + timing().client_timeout + Duration::from_secs(1);
+        assert_eq!(
+            r.sources(&query(1, id, 2), after).unwrap().granted,
+            vec![0, 1]
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!   curl from nginx, with CPU seconds per GiB and peak RSS.
 //! - `bench-registry`: peak RSS of the server with many registered clients.
 
+pub mod nodes;
+
 use std::path::Path;
 use std::time::Instant;
 

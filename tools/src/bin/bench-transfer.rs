@@ -12,9 +12,12 @@
 //! nginx and curl on PATH (`apt-get install nginx-light curl`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use branchline_tools::nodes::{
+    Proc, cpu_secs, peak_rss_mb, publish, release_binary, spawn, status, wait_for,
+};
 use branchline_tools::{arg, fill_random, print_command, secs};
 
 const SUBNET: &str = "127.40.1";
@@ -80,18 +83,6 @@ struct Ours {
     rss_server_mb: f64,
 }
 
-fn release_binary() -> PathBuf {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .with_file_name("branchline");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --release -p branchline` first",
-        bin.display()
-    );
-    bin
-}
-
 fn write_package(path: &Path, size: u64) {
     let mut seed = 0xfeed_beef_u64;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -108,41 +99,6 @@ fn write_package(path: &Path, size: u64) {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-/// CPU seconds (user + system) a live process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY-free: sysconf is a plain query.
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    #[allow(unsafe_code)] // sysconf has no safe wrapper in std
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    ticks as f64
-}
-
-/// Peak resident set of a live process, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    kb / 1000.0
 }
 
 /// CPU seconds used by finished children so far.
@@ -213,47 +169,6 @@ fn baseline(work: &Path, storage: &Path, size: u64, runs: usize) -> Result {
     }
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bin: &Path, args: &[String], log: &Path) -> Proc {
-    let file = std::fs::File::create(log).unwrap();
-    Proc(
-        Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn status(bin: &Path, data_dir: &Path) -> Option<serde_json::Value> {
-    let out = Command::new(bin)
-        .args(["status", "--json", "--data-dir", data_dir.to_str().unwrap()])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(120);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn client(bin: &Path, work: &Path, host: u8) -> (Proc, PathBuf) {
     let dir = work.join(format!("client-{host}"));
     let args: Vec<String> = [
@@ -312,29 +227,12 @@ fn branchline(bin: &Path, work: &Path, package: &Path, size: u64, runs: usize) -
     .collect();
     let server = spawn(bin, &server_args, &work.join("server.log"));
     wait_for("server answers", || status(bin, &server_dir).is_some());
-    let publish = Command::new(bin)
-        .args([
-            "publish",
-            "--data-dir",
-            server_dir.to_str().unwrap(),
-            package.to_str().unwrap(),
-            "--origin",
-            &format!("http://{SUBNET}.1:34380/package.bin"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        publish.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publish.stderr)
+    let content = publish(
+        bin,
+        &server_dir,
+        package,
+        &["--origin", &format!("http://{SUBNET}.1:34380/package.bin")],
     );
-    let content = String::from_utf8(publish.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
 
     let (a, a_dir) = client(bin, work, 11);
     assert!(

@@ -1,0 +1,135 @@
+//! Running real `branchline` processes from a benchmark: the release
+//! binary, a child process killed on drop, status over the admin socket,
+//! publishing, and reading a process's CPU time and peak RSS from /proc.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The release `branchline` binary next to this benchmark's own binary.
+pub fn release_binary() -> PathBuf {
+    let bin = std::env::current_exe()
+        .unwrap()
+        .with_file_name("branchline");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --release -p branchline` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A child process, killed and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `bin args...` with stdout and stderr going to `log`.
+pub fn spawn(bin: &Path, args: &[String], log: &Path) -> Proc {
+    let file = std::fs::File::create(log).unwrap();
+    Proc(
+        Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// `branchline status --json` of the node in `data_dir`, if it answers.
+pub fn status(bin: &Path, data_dir: &Path) -> Option<serde_json::Value> {
+    let out = Command::new(bin)
+        .args(["status", "--json", "--data-dir", data_dir.to_str().unwrap()])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+/// Waits up to two minutes for `ok`, panicking with `what` after that.
+pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(120);
+    while !ok() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `branchline publish` on the server in `server_dir`; returns the content id.
+pub fn publish(bin: &Path, server_dir: &Path, package: &Path, extra: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args([
+            "publish",
+            "--data-dir",
+            server_dir.to_str().unwrap(),
+            package.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A line of /proc/PID/status such as `VmHWM:`, in MB.
+fn status_mb(pid: u32, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    kb / 1000.0
+}
+
+/// Peak resident set of a live process, in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmHWM:")
+}
+
+/// Current resident set of a live process, in MB.
+pub fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// CPU seconds (user + system) a live process has used.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    #[allow(unsafe_code)] // sysconf has no safe wrapper in std
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64
+}
