@@ -14,7 +14,8 @@ use branchline_actors::store::Store;
 use branchline_actors::transfer::TransferSettings;
 use branchline_storage::{CacheConfig, PieceCache};
 
-use super::{Stop, on_arbiter, run_until};
+use super::supervisor::{Child, NodeSupervisor};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until};
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ClientConfig;
@@ -85,9 +86,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             node: me.id,
             store: store.clone(),
             server: link.clone().recipient(),
-            have_report: link.recipient(),
-            peer_fetch: transport.recipient(),
-            origin_fetch: origin.recipient(),
+            have_report: link.clone().recipient(),
+            peer_fetch: transport.clone().recipient(),
+            origin_fetch: origin.clone().recipient(),
             counters: counters.clone(),
         };
         let transfer = &config.transfer;
@@ -102,6 +103,17 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             poll_wait: Duration::from_secs(2),
         };
         let office = Supervisor::start(move |_| Office::new(deps, transfer_settings));
+        NodeSupervisor::new(
+            vec![
+                Child::of("store", &store),
+                Child::of("transport", &transport),
+                Child::of("server link", &link),
+                Child::of("origin", &origin),
+                Child::of("office", &office),
+            ],
+            WATCHDOG_EVERY,
+        )
+        .start();
         let handler = Arc::new(ClientAdmin {
             office,
             store,

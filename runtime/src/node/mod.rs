@@ -2,6 +2,7 @@
 //! actors under supervision, its sockets bound before anything starts so a
 //! port in use or a locked data directory is a clear error.
 //!
+//! - [`supervisor`]: the root actor, watching the others.
 //! - [`client`]: store, transport (own arbiter), server link, origin, office,
 //!   admin socket.
 //! - [`server`]: registry, control endpoint (own arbiter), file storage (own
@@ -9,9 +10,13 @@
 
 pub mod client;
 pub mod server;
+pub mod supervisor;
 
 use actix::Arbiter;
 use anyhow::Context as _;
+
+/// How often the node supervisor checks its children.
+const WATCHDOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a node is told to stop.
 pub enum Stop {
@@ -37,7 +42,13 @@ fn run_until(system: actix_rt::SystemRunner, stop: Stop) -> anyhow::Result<()> {
             let _ = tx.send(system.block_on(async { actix_rt::System::current() }));
         }
     }
-    system.run().context("node runtime failed")
+    match system.run_with_code().context("node runtime failed")? {
+        0 => Ok(()),
+        supervisor::ACTOR_DIED_EXIT => {
+            anyhow::bail!("an actor died and the node stopped (the log above names it)")
+        }
+        code => anyhow::bail!("node runtime stopped with code {code}"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -9,7 +9,8 @@ use branchline_actors::registry::{Registry, RegistryTiming};
 use branchline_actors::registry_actor::RegistryActor;
 use branchline_storage::MetaStore;
 
-use super::{Stop, on_arbiter, run_until};
+use super::supervisor::{Child, NodeSupervisor};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until};
 use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
@@ -61,6 +62,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     system.block_on(async move {
         // The registry is restored once; a restart keeps its state.
         let registry = Supervisor::start(move |_| registry);
+        NodeSupervisor::new(vec![Child::of("registry", &registry)], WATCHDOG_EVERY).start();
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
