@@ -102,16 +102,21 @@ impl World {
 
     /// Starts the server and waits until its admin socket answers.
     pub fn server(&self) -> Node {
-        let node = self.spawn(
-            "server",
-            &[
-                "server".into(),
-                "--data-dir".into(),
-                path_arg(&self.path("server")),
-                "--listen".into(),
-                self.server_addr().to_string(),
-            ],
-        );
+        self.server_with(&[])
+    }
+
+    /// Starts the server with extra flags and waits until its admin socket
+    /// answers.
+    pub fn server_with(&self, extra: &[&str]) -> Node {
+        let mut args: Vec<String> = vec![
+            "server".into(),
+            "--data-dir".into(),
+            path_arg(&self.path("server")),
+            "--listen".into(),
+            self.server_addr().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let node = self.spawn("server", &args);
         wait_until("server answers", Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
         });

@@ -7,33 +7,31 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::Context as _;
-use branchline_actors::wire::{AdminReply, AdminRequest};
+use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView};
 use branchline_storage::{ContentId, Manifest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{data_dir, mib, runtime};
 use crate::admin::{connect, socket_path};
 use crate::cli::PublishArgs;
-use crate::config::{self, FileStorageSection, ServerConfig};
+use crate::config::{self, ServerConfig};
 use crate::origin::OriginUrl;
 
 /// Runs `branchline publish`.
 pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
-    let (data_dir, file_storage) = match &args.node.config {
-        Some(path) => {
-            let config: ServerConfig = config::load(path)?;
-            (config.validate()?, config.file_storage)
-        }
-        None => (data_dir(&args.node)?, FileStorageSection::default()),
+    let data_dir = match &args.node.config {
+        Some(path) => config::load::<ServerConfig>(path)?.validate()?,
+        None => data_dir(&args.node)?,
     };
     let socket = socket_path(&data_dir);
     let rt = runtime()?;
-    // Fail before hashing many GB if the server is not there.
-    rt.block_on(connect::request(
+    // Fail before hashing many GB if the server is not there; learn where
+    // its file storage is, if it runs one.
+    let file_storage = rt.block_on(connect::request(
         &socket,
         &AdminRequest::Status,
         |reply| match reply {
-            AdminReply::ServerStatus(_) => Some(Ok(())),
+            AdminReply::ServerStatus(status) => Some(Ok(status.file_storage)),
             AdminReply::ClientStatus(_) => Some(Err(anyhow::anyhow!(
                 "{} is a client's data directory; publish needs the server's",
                 data_dir.display()
@@ -42,7 +40,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         },
     ))??;
     let origins = if args.origins.is_empty() {
-        default_origin(&args.file, &file_storage)?
+        default_origin(&args.file, file_storage.as_ref())?
     } else {
         for origin in &args.origins {
             OriginUrl::parse(origin)?;
@@ -113,19 +111,18 @@ pub async fn publish_manifest(
     .await?
 }
 
-/// The origin of a package when none is given: its URL in the embedded file
-/// storage if it lies inside it, else its `file://` path.
-fn default_origin(file: &Path, storage: &FileStorageSection) -> anyhow::Result<Vec<String>> {
+/// The origin of a package when none is given: its URL in the server's
+/// embedded file storage if it lies inside it, else its `file://` path.
+fn default_origin(file: &Path, storage: Option<&FileStorageView>) -> anyhow::Result<Vec<String>> {
     let real = file
         .canonicalize()
         .with_context(|| format!("cannot open {}", file.display()))?;
-    if let (true, Some(dir)) = (storage.enabled, &storage.dir) {
-        let root = dir
-            .canonicalize()
-            .with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
-        if let Ok(relative) = real.strip_prefix(&root) {
-            return Ok(vec![format!("{}/{}", storage.url()?, url_path(relative))]);
-        }
+    if let Some(storage) = storage
+        && let Ok(root) = storage.dir.canonicalize()
+        && let Ok(relative) = real.strip_prefix(&root)
+    {
+        let base = storage.base_url.trim_end_matches('/');
+        return Ok(vec![format!("{base}/{}", url_path(relative))]);
     }
     eprintln!(
         "note: no --origin given; clients will read file://{} (only where that path is visible)",

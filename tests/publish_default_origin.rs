@@ -1,0 +1,45 @@
+//! `publish` without `--origin` on a server that runs its embedded file
+//! storage: the package's origin is its URL there (learned from the running
+//! server, whatever flags started it), and a client fetches it from there.
+
+mod common;
+
+use common::{World, finish_fetch, make_package, path_arg, sha256_file};
+
+const SIZE: usize = 3 * 1024 * 1024 + 17;
+
+#[test]
+fn publish_without_origin_uses_the_servers_file_storage_url() {
+    let world = World::new(31, 9);
+    let storage = world.path("storage");
+    std::fs::create_dir_all(storage.join("apps")).unwrap();
+    let package = storage.join("apps").join("tool 1.bin");
+    let sha = make_package(&package, SIZE, 9);
+    let listen = world.addr(1, 34380).to_string();
+    let server = world.server_with(&[
+        "--file-storage",
+        &path_arg(&storage),
+        "--file-storage-listen",
+        &listen,
+    ]);
+    let client = world.client(11);
+    world.wait_registered(&client);
+
+    let content = world.publish(&package, &[]);
+    let status = server.status();
+    let origins = &status["registry"]["contents"][0]["origins"];
+    assert_eq!(
+        origins,
+        &serde_json::json!([format!("http://{listen}/apps/tool%201.bin")]),
+        "the origin is the package's URL in the file storage"
+    );
+
+    let out = world.path("tool.out");
+    finish_fetch(world.start_fetch(&client, &content, &out));
+    assert_eq!(sha256_file(&out), sha);
+    assert_eq!(
+        server.status()["file_storage"]["bytes_served"].as_u64(),
+        Some(SIZE as u64),
+        "the file storage sent the package once"
+    );
+}
