@@ -6,6 +6,7 @@ use clap::Parser;
 
 use branchline::cli::{Cli, ClientArgs, Command, ServerArgs};
 use branchline::config::{self, ClientConfig, LogSection, ServerConfig};
+use branchline::node::supervisor::{ACTOR_DIED_EXIT, ActorDied};
 use branchline::node::{self, Stop};
 use branchline::{commands, demo, logging};
 
@@ -17,7 +18,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<ActorDied>() {
+                Some(_) => ExitCode::from(ACTOR_DIED_EXIT),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

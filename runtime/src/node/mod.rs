@@ -44,9 +44,7 @@ fn run_until(system: actix_rt::SystemRunner, stop: Stop) -> anyhow::Result<()> {
     }
     match system.run_with_code().context("node runtime failed")? {
         0 => Ok(()),
-        supervisor::ACTOR_DIED_EXIT => {
-            anyhow::bail!("an actor died and the node stopped (the log above names it)")
-        }
+        code if code == i32::from(supervisor::ACTOR_DIED_EXIT) => Err(supervisor::ActorDied.into()),
         code => anyhow::bail!("node runtime stopped with code {code}"),
     }
 }

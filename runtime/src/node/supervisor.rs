@@ -11,7 +11,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 /// Exit code of a node whose actor died (EX_SOFTWARE).
-pub const ACTOR_DIED_EXIT: i32 = 70;
+pub const ACTOR_DIED_EXIT: u8 = 70;
+
+/// A node stopped because one of its actors died; the binary exits with
+/// [`ACTOR_DIED_EXIT`].
+#[derive(Debug, thiserror::Error)]
+#[error("an actor died and the node stopped (the log above names it)")]
+pub struct ActorDied;
 
 /// One supervised child: a name and a check that its mailbox is open.
 pub struct Child {
@@ -54,7 +60,7 @@ impl NodeSupervisor {
                 actors = %dead.join(", "),
                 "actor died (panicked or could not restart); stopping the node so its process supervisor restarts it"
             );
-            System::current().stop_with_code(ACTOR_DIED_EXIT);
+            System::current().stop_with_code(i32::from(ACTOR_DIED_EXIT));
         }
     }
 }
@@ -127,6 +133,9 @@ mod tests {
 
     #[test]
     fn given_a_child_that_panics_then_the_node_stops_with_the_actor_died_code() {
-        assert_eq!(node_after(vec![Hit::Panic]), Some(ACTOR_DIED_EXIT));
+        assert_eq!(
+            node_after(vec![Hit::Panic]),
+            Some(i32::from(ACTOR_DIED_EXIT))
+        );
     }
 }
