@@ -27,8 +27,10 @@ pub const MAX_MANIFEST_BYTES: usize = 40 * 1024 * 1024;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// A BLAKE3 digest: of a piece, or of a manifest (then it is a content id).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hash(pub [u8; 32]);
+
+crate::hex_id::hex_id_serde!(Hash, 32);
 
 impl Hash {
     /// Hashes `bytes` with BLAKE3.
@@ -66,28 +68,13 @@ impl FromStr for Hash {
     type Err = BadHashText;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadHashText(s.chars().take(80).collect());
-        if s.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let text = std::str::from_utf8(chunk).map_err(|_| bad())?;
-            out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-        }
-        Ok(Hash(out))
+        crate::hex_id::parse_hex::<32>(s)
+            .map(Hash)
+            .ok_or_else(|| BadHashText(s.chars().take(80).collect()))
     }
 }
 
-/// Lower-case hex of any byte string.
-pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use crate::hex_id::hex;
 
 /// Why a manifest or a piece was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

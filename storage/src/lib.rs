@@ -9,12 +9,14 @@
 //! - [`meta_store`]: the server's metadata: contents, clients, holdings.
 //! - [`records`]: versioned encoding of what is kept in sled.
 //! - [`group_commit`]: one sync shared by concurrent writers.
+//! - [`hex_id`]: ids as hex text for people, raw bytes on the wire.
 //!
 //! Everything here blocks on disk; the actors call it from blocking threads.
 //! `storage/DESIGN.md` says what is durable when.
 
 pub mod content;
 pub mod group_commit;
+pub mod hex_id;
 pub mod meta_store;
 pub mod piece_cache;
 pub mod piece_map;

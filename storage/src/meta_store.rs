@@ -17,8 +17,10 @@ use crate::piece_map::PieceMap;
 use crate::records::{self, BadRecord};
 
 /// A node's identity: 16 random bytes, made on first start and kept.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub [u8; 16]);
+
+crate::hex_id::hex_id_serde!(NodeId, 16);
 
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
