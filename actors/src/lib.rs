@@ -17,8 +17,10 @@
 //!   server, admin).
 //! - [`messages`]: what these actors ask of the runtime's I/O actors.
 //! - [`counters`]: a node's byte counters.
+//! - [`have_reporter`]: have reports to the server link, the last never lost.
 
 pub mod counters;
+pub mod have_reporter;
 pub mod messages;
 pub mod office;
 pub mod picker;

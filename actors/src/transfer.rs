@@ -15,6 +15,7 @@ use branchline_storage::{CacheError, ContentId, Manifest, PieceMap};
 use bytes::Bytes;
 
 use crate::counters::{Counters, SourceClass};
+use crate::have_reporter::HaveReporter;
 use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
 use crate::office::{ContentInfo, Office, SourceBan, SourcesRequest, TransferFinished};
 use crate::picker::{Failure, Limits, Picker, Request, Source};
@@ -98,6 +99,7 @@ pub struct Transfer {
     deps: TransferDeps,
     phase: Phase,
     run: Option<Running>,
+    have_reporter: HaveReporter,
 }
 
 type Started = Result<(Arc<Manifest>, Vec<String>, PieceMap), String>;
@@ -111,6 +113,7 @@ impl Transfer {
         Transfer {
             content,
             settings,
+            have_reporter: HaveReporter::new(deps.have_report.clone()),
             deps,
             phase: Phase::Starting,
             run: None,
@@ -393,13 +396,10 @@ impl Transfer {
                     };
                     self.deps.counters.stored(class, len);
                 }
-                let have = run.picker.have().clone();
-                if let Err(e) = self.deps.have_report.try_send(ReportHave {
+                self.have_reporter.report(ReportHave {
                     content: self.content,
-                    have,
-                }) {
-                    tracing::warn!(content = %self.content, error = %e, "server link busy; have report dropped, the next one carries it");
-                }
+                    have: run.picker.have().clone(),
+                });
                 self.check_complete();
             }
             Err(StoreError::Cache(CacheError::Content(
