@@ -4,6 +4,7 @@
 //! Decisions, plain state machines tested without sockets:
 //! - [`picker`]: piece picking and request bookkeeping for one download.
 //! - [`registry`]: the server's registry: clients, holdings, origin leases.
+//! - [`topology`]: offices in a tree, office resolution, the spreadsheet.
 //!
 //! Actors (actix, each with a bounded mailbox, each `Supervised`):
 //! - [`store`]: the piece cache, on the blocking pool.
@@ -27,5 +28,6 @@ pub mod picker;
 pub mod registry;
 pub mod registry_actor;
 pub mod store;
+pub mod topology;
 pub mod transfer;
 pub mod wire;

@@ -1,0 +1,492 @@
+//! The office topology: offices in a tree, each made of subnets or address
+//! ranges, with a type (Default, VPN, WiFi) that says how its clients
+//! share. A plain model with no I/O: it validates itself, resolves a
+//! client's office by the most specific block holding its address, and
+//! makes automatic offices for addresses no office claims.
+//!
+//! Blocks of different offices may nest (a /24 inside a /16: the /24 wins,
+//! as longest-prefix match), but may not be identical or cross each other
+//! partly (possible with ranges): then an address would have no single
+//! most specific office.
+//!
+//! - [`block`]: subnets and ranges.
+//! - [`spreadsheet`]: the CSV an administrator edits.
+
+pub mod block;
+pub mod spreadsheet;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use block::{AddressBlock, BadBlock};
+
+/// Most RVPs an office may elect.
+pub const MAX_RVP_COUNT: u8 = 16;
+/// Name of the top office when no topology was imported.
+pub const DEFAULT_TOP: &str = "top";
+
+/// How an office's clients share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OfficeKind {
+    /// A wired LAN: clients serve peers and broadcast discovery requests.
+    Default,
+    /// Clients on VPN: they download and broadcast, but never serve.
+    Vpn,
+    /// Clients on WiFi: they serve, but never broadcast.
+    Wifi,
+}
+
+impl OfficeKind {
+    /// Whether clients of this kind serve pieces to peers.
+    pub fn serves(self) -> bool {
+        self != OfficeKind::Vpn
+    }
+
+    /// Whether clients of this kind broadcast discovery requests.
+    pub fn broadcasts(self) -> bool {
+        self != OfficeKind::Wifi
+    }
+}
+
+impl FromStr for OfficeKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "default" => Ok(OfficeKind::Default),
+            "vpn" => Ok(OfficeKind::Vpn),
+            "wifi" => Ok(OfficeKind::Wifi),
+            _ => Err(format!(
+                "unknown office type `{}` (expected Default, VPN or WiFi)",
+                s.trim()
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OfficeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OfficeKind::Default => "Default",
+            OfficeKind::Vpn => "VPN",
+            OfficeKind::Wifi => "WiFi",
+        })
+    }
+}
+
+/// One office.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Office {
+    /// Its unique name.
+    pub name: String,
+    /// Its parent; `None` for the top office.
+    pub parent: Option<String>,
+    /// How its clients share.
+    pub kind: OfficeKind,
+    /// The subnets and ranges it is made of.
+    pub blocks: Vec<AddressBlock>,
+    /// Names of clients preferred as its RVPs.
+    pub preferred: Vec<String>,
+    /// How many RVPs it elects (1 to [`MAX_RVP_COUNT`]).
+    pub rvp_count: u8,
+    /// Whether its RVPs may fetch from the origin directly (a branch with
+    /// its own internet breakout) instead of through the parent office.
+    pub origin_direct: bool,
+    /// Cap on the background link from its parent, in Mbit/s.
+    pub wan_rate_mbit: Option<u32>,
+    /// Made by the server for a client no office claimed.
+    pub automatic: bool,
+}
+
+impl Office {
+    /// An office with defaults: Default type, one RVP, no blocks.
+    pub fn new(name: &str, parent: Option<&str>) -> Self {
+        Office {
+            name: name.to_owned(),
+            parent: parent.map(str::to_owned),
+            kind: OfficeKind::Default,
+            blocks: Vec::new(),
+            preferred: Vec::new(),
+            rvp_count: 1,
+            origin_direct: false,
+            wan_rate_mbit: None,
+            automatic: false,
+        }
+    }
+}
+
+/// Why a set of offices is not a topology. Each names the office (by its
+/// position in the list given) it found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    /// No offices at all.
+    #[error("no offices: a topology needs a top office (one with no parent)")]
+    Empty,
+    /// An office with an empty name.
+    #[error("an office needs a name")]
+    NoName,
+    /// Two offices with one name.
+    #[error("office `{0}` is listed twice")]
+    Duplicate(String),
+    /// A parent that is not an office.
+    #[error("office `{office}` has parent `{parent}`, which is not an office")]
+    UnknownParent {
+        /// The office.
+        office: String,
+        /// Its parent.
+        parent: String,
+    },
+    /// An office that is its own ancestor.
+    #[error("offices form a cycle: {0}")]
+    Cycle(String),
+    /// A second office without a parent.
+    #[error("office `{second}` has no parent, but `{first}` is already the top office")]
+    TwoTops {
+        /// The first top office.
+        first: String,
+        /// This one.
+        second: String,
+    },
+    /// No office without a parent.
+    #[error("no top office: exactly one office must have an empty parent")]
+    NoTop,
+    /// A block claimed twice, or two blocks crossing.
+    #[error("{block} of office `{office}` overlaps {other} of office `{other_office}`")]
+    Overlap {
+        /// The office.
+        office: String,
+        /// Its block.
+        block: String,
+        /// The other office.
+        other_office: String,
+        /// Its block.
+        other: String,
+    },
+    /// An RVP count out of range.
+    #[error("office `{0}` elects {1} RVPs; 1 to {MAX_RVP_COUNT} are allowed")]
+    RvpCount(String, u8),
+}
+
+/// A validated topology.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// The offices, in the order given (the top office need not be first).
+    offices: Vec<Office>,
+}
+
+impl Default for Topology {
+    /// One top office with no blocks: every client lands in an automatic
+    /// office of its /24 under it.
+    fn default() -> Self {
+        Topology {
+            offices: vec![Office::new(DEFAULT_TOP, None)],
+        }
+    }
+}
+
+impl Topology {
+    /// Validates `offices`. On error, also returns the position of the
+    /// office found wrong.
+    pub fn new(offices: Vec<Office>) -> Result<Self, (usize, TopologyError)> {
+        if offices.is_empty() {
+            return Err((0, TopologyError::Empty));
+        }
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut top: Option<usize> = None;
+        for (i, office) in offices.iter().enumerate() {
+            if office.name.trim().is_empty() {
+                return Err((i, TopologyError::NoName));
+            }
+            if index.insert(&office.name, i).is_some() {
+                return Err((i, TopologyError::Duplicate(office.name.clone())));
+            }
+            if !(1..=MAX_RVP_COUNT).contains(&office.rvp_count) {
+                return Err((
+                    i,
+                    TopologyError::RvpCount(office.name.clone(), office.rvp_count),
+                ));
+            }
+            if office.parent.is_none() {
+                if let Some(first) = top {
+                    return Err((
+                        i,
+                        TopologyError::TwoTops {
+                            first: offices[first].name.clone(),
+                            second: office.name.clone(),
+                        },
+                    ));
+                }
+                top = Some(i);
+            }
+        }
+        for (i, office) in offices.iter().enumerate() {
+            if let Some(parent) = &office.parent
+                && !index.contains_key(parent.as_str())
+            {
+                return Err((
+                    i,
+                    TopologyError::UnknownParent {
+                        office: office.name.clone(),
+                        parent: parent.clone(),
+                    },
+                ));
+            }
+        }
+        for (i, office) in offices.iter().enumerate() {
+            let mut path = vec![office.name.as_str()];
+            let mut at = office;
+            while let Some(parent) = &at.parent {
+                path.push(parent);
+                if parent == &office.name {
+                    return Err((i, TopologyError::Cycle(path.join(" -> "))));
+                }
+                if path.len() > offices.len() {
+                    break; // a cycle above this office; reported at its own row
+                }
+                at = &offices[index[parent.as_str()]];
+            }
+        }
+        if top.is_none() {
+            return Err((0, TopologyError::NoTop));
+        }
+        Self::check_blocks(&offices)?;
+        Ok(Topology { offices })
+    }
+
+    /// Refuses blocks claimed by two offices, or crossing partly.
+    fn check_blocks(offices: &[Office]) -> Result<(), (usize, TopologyError)> {
+        let mut all: Vec<(AddressBlock, usize)> = offices
+            .iter()
+            .enumerate()
+            .flat_map(|(i, o)| o.blocks.iter().map(move |b| (*b, i)))
+            .collect();
+        all.sort();
+        for (n, (block, i)) in all.iter().enumerate() {
+            for (other, j) in &all[..n] {
+                let clash = block == other || !(block.covers(other) || other.covers(block));
+                if i != j && block.overlaps(other) && clash {
+                    let (later, earlier) = if i > j { (i, j) } else { (j, i) };
+                    let (lb, eb) = if i > j {
+                        (block, other)
+                    } else {
+                        (other, block)
+                    };
+                    return Err((
+                        *later,
+                        TopologyError::Overlap {
+                            office: offices[*later].name.clone(),
+                            block: lb.to_string(),
+                            other_office: offices[*earlier].name.clone(),
+                            other: eb.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The offices, in their order.
+    pub fn offices(&self) -> &[Office] {
+        &self.offices
+    }
+
+    /// An office by name.
+    pub fn office(&self, name: &str) -> Option<&Office> {
+        self.offices.iter().find(|o| o.name == name)
+    }
+
+    /// The top office.
+    pub fn top(&self) -> &Office {
+        self.offices
+            .iter()
+            .find(|o| o.parent.is_none())
+            .expect("a validated topology has a top office")
+    }
+
+    /// The office whose most specific block holds `addr`, if any.
+    pub fn resolve(&self, addr: IpAddr) -> Option<&Office> {
+        self.offices
+            .iter()
+            .flat_map(|o| o.blocks.iter().map(move |b| (b, o)))
+            .filter(|(b, _)| b.contains(addr))
+            .min_by_key(|(b, _)| b.span())
+            .map(|(_, o)| o)
+    }
+
+    /// The office of `addr`, making an automatic office of its /24 (or
+    /// /64) under the top office if no office claims it. True if it made
+    /// one.
+    pub fn resolve_or_add(&mut self, addr: IpAddr) -> (&Office, bool) {
+        if let Some(i) = self.resolve(addr).map(|o| self.position(&o.name)) {
+            return (&self.offices[i], false);
+        }
+        let block = AddressBlock::around(addr);
+        let mut office = Office::new(&format!("auto-{block}"), Some(&self.top().name.clone()));
+        office.blocks.push(block);
+        office.automatic = true;
+        self.offices.push(office);
+        (self.offices.last().expect("just pushed"), true)
+    }
+
+    fn position(&self, name: &str) -> usize {
+        self.offices
+            .iter()
+            .position(|o| o.name == name)
+            .expect("the office is in the topology")
+    }
+
+    /// The path from `office` up to the top, `office` first.
+    pub fn path_to_top(&self, office: &str) -> Vec<&Office> {
+        let mut path = Vec::new();
+        let mut at = self.office(office);
+        while let Some(o) = at {
+            path.push(o);
+            at = o.parent.as_deref().and_then(|p| self.office(p));
+        }
+        path
+    }
+
+    /// Each office's children, in topology order.
+    pub fn children(&self) -> BTreeMap<&str, Vec<&Office>> {
+        let mut children: BTreeMap<&str, Vec<&Office>> = BTreeMap::new();
+        for office in &self.offices {
+            if let Some(parent) = &office.parent {
+                children.entry(parent).or_default().push(office);
+            }
+        }
+        children
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn office(name: &str, parent: Option<&str>, blocks: &[&str]) -> Office {
+        let mut o = Office::new(name, parent);
+        o.blocks = blocks.iter().map(|b| b.parse().unwrap()).collect();
+        o
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> Topology {
+        Topology::new(vec![
+            office("hq", None, &["10.0.0.0/16"]),
+            office("branch-a", Some("hq"), &["10.1.0.0/16"]),
+            office("a-wifi", Some("branch-a"), &["10.1.200.0/24"]),
+            office("a-printers", Some("branch-a"), &["10.1.200.10-10.1.200.20"]),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_most_specific_block_wins_with_ranges_and_nested_subnets() {
+        let t = sample();
+        let name = |a: &str| t.resolve(ip(a)).map(|o| o.name.as_str());
+        assert_eq!(name("10.0.3.4"), Some("hq"));
+        assert_eq!(name("10.1.3.4"), Some("branch-a"));
+        assert_eq!(name("10.1.200.9"), Some("a-wifi"));
+        assert_eq!(name("10.1.200.15"), Some("a-printers"));
+        assert_eq!(name("10.1.200.21"), Some("a-wifi"));
+        assert_eq!(name("10.2.0.1"), None);
+        let path: Vec<&str> = t
+            .path_to_top("a-wifi")
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert_eq!(path, ["a-wifi", "branch-a", "hq"]);
+    }
+
+    #[test]
+    fn an_unknown_address_gets_an_automatic_office_under_the_top_once() {
+        let mut t = sample();
+        let (made, new) = t.resolve_or_add(ip("192.168.7.42"));
+        assert!(new && made.automatic);
+        assert_eq!(made.name, "auto-192.168.7.0/24");
+        assert_eq!(made.parent.as_deref(), Some("hq"));
+        let (again, new) = t.resolve_or_add(ip("192.168.7.9"));
+        assert!(!new);
+        assert_eq!(again.name, "auto-192.168.7.0/24");
+        assert_eq!(t.offices().len(), 5);
+        assert!(Topology::new(t.offices().to_vec()).is_ok(), "still valid");
+    }
+
+    #[test]
+    fn invalid_topologies_name_the_office_at_fault() {
+        let err = |offices: Vec<Office>| Topology::new(offices).unwrap_err();
+        assert_eq!(err(vec![]), (0, TopologyError::Empty));
+        let (i, e) = err(vec![office("hq", None, &[]), office("hq", Some("hq"), &[])]);
+        assert_eq!(
+            (i, e.to_string()),
+            (1, "office `hq` is listed twice".into())
+        );
+        let (i, e) = err(vec![
+            office("hq", None, &[]),
+            office("b", Some("nowhere"), &[]),
+        ]);
+        assert_eq!(
+            (i, e.to_string()),
+            (
+                1,
+                "office `b` has parent `nowhere`, which is not an office".into()
+            )
+        );
+        let (i, e) = err(vec![
+            office("hq", None, &[]),
+            office("a", Some("b"), &[]),
+            office("b", Some("a"), &[]),
+        ]);
+        assert_eq!(
+            (i, e.to_string()),
+            (1, "offices form a cycle: a -> b -> a".into())
+        );
+        let (i, e) = err(vec![office("hq", None, &[]), office("x", None, &[])]);
+        assert_eq!(i, 1);
+        assert_eq!(
+            e.to_string(),
+            "office `x` has no parent, but `hq` is already the top office"
+        );
+        let (_, e) = err(vec![
+            office("a", Some("b"), &[]),
+            office("b", Some("a"), &[]),
+        ]);
+        assert!(matches!(e, TopologyError::Cycle(_)));
+        let (i, e) = err(vec![
+            office("hq", None, &["10.0.0.0/24"]),
+            office("b", Some("hq"), &["10.0.0.0/24"]),
+        ]);
+        assert_eq!(i, 1);
+        assert_eq!(
+            e.to_string(),
+            "10.0.0.0/24 of office `b` overlaps 10.0.0.0/24 of office `hq`"
+        );
+        let (i, _) = err(vec![
+            office("hq", None, &["10.0.0.10-10.0.0.20"]),
+            office("b", Some("hq"), &["10.0.0.15-10.0.0.30"]),
+        ]);
+        assert_eq!(i, 1, "ranges that cross are refused");
+        let mut many = office("hq", None, &[]);
+        many.rvp_count = 0;
+        assert_eq!(err(vec![many]).1, TopologyError::RvpCount("hq".into(), 0));
+    }
+
+    #[test]
+    fn office_types_share_as_the_manual_says() {
+        assert!(OfficeKind::Default.serves() && OfficeKind::Default.broadcasts());
+        assert!(!OfficeKind::Vpn.serves() && OfficeKind::Vpn.broadcasts());
+        assert!(OfficeKind::Wifi.serves() && !OfficeKind::Wifi.broadcasts());
+        assert_eq!("wifi".parse::<OfficeKind>(), Ok(OfficeKind::Wifi));
+        assert_eq!(
+            "lan".parse::<OfficeKind>().unwrap_err(),
+            "unknown office type `lan` (expected Default, VPN or WiFi)"
+        );
+    }
+}
