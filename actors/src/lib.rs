@@ -3,6 +3,7 @@
 //! # Layout
 //! Decisions, plain state machines tested without sockets:
 //! - [`picker`]: piece picking and request bookkeeping for one download.
+//! - [`election`]: ranking an office's clients; the first are its RVPs.
 //! - [`registry`]: the server's registry: clients, holdings, origin leases.
 //! - [`topology`]: offices in a tree, office resolution, the spreadsheet.
 //!
@@ -21,6 +22,7 @@
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
 pub mod counters;
+pub mod election;
 pub mod have_reporter;
 pub mod messages;
 pub mod office;
