@@ -63,6 +63,20 @@ pub struct Attributes {
     pub usable_free_bytes: u64,
 }
 
+impl Default for Attributes {
+    /// Nothing known: ranks below any client that reported.
+    fn default() -> Self {
+        Attributes {
+            free_bytes: 0,
+            preferred: false,
+            chassis: Chassis::Unknown,
+            os: OsKind::Workstation,
+            uptime_secs: 0,
+            usable_free_bytes: 0,
+        }
+    }
+}
+
 /// A client standing in its office's election.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {

@@ -5,6 +5,7 @@
 //! - [`picker`]: piece picking and request bookkeeping for one download.
 //! - [`election`]: ranking an office's clients; the first are its RVPs.
 //! - [`registry`]: the server's registry: clients, holdings, origin leases.
+//! - [`offices`]: who is in which office, and its elected RVPs.
 //! - [`topology`]: offices in a tree, office resolution, the spreadsheet.
 //!
 //! Actors (actix, each with a bounded mailbox, each `Supervised`):
@@ -26,6 +27,7 @@ pub mod election;
 pub mod have_reporter;
 pub mod messages;
 pub mod office;
+pub mod offices;
 pub mod picker;
 pub mod registry;
 pub mod registry_actor;

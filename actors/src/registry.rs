@@ -17,8 +17,12 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
 
+use crate::election::Attributes;
+use crate::offices::OfficeBook;
+use crate::topology::Topology;
 use crate::wire::{
-    ClientView, ContentView, PeerHolding, Registration, SourcesAnswer, SourcesQuery,
+    ClientView, ContentView, OfficeInfo, OfficeView, PeerHolding, Registration, SourcesAnswer,
+    SourcesQuery, TopologyView,
 };
 
 /// Most peers one sources answer lists: enough to keep every piece that
@@ -176,6 +180,8 @@ pub struct Dirty {
     pub removed: Vec<NodeId>,
     /// Holdings changed.
     pub holdings: Vec<(ContentId, NodeId, PieceMap)>,
+    /// The topology, if it changed (an automatic office was made).
+    pub topology: Option<Topology>,
 }
 
 /// The registry.
@@ -187,10 +193,12 @@ pub struct Registry {
     dirty_clients: HashSet<NodeId>,
     dirty_holdings: HashSet<(ContentId, NodeId)>,
     removed: HashSet<NodeId>,
+    offices: OfficeBook,
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry with the default topology (one top office; every
+    /// client in an automatic office of its /24).
     pub fn new(timing: RegistryTiming) -> Self {
         Registry {
             timing,
@@ -199,6 +207,7 @@ impl Registry {
             dirty_clients: HashSet::new(),
             dirty_holdings: HashSet::new(),
             removed: HashSet::new(),
+            offices: OfficeBook::new(Topology::default()),
         }
     }
 
@@ -209,12 +218,17 @@ impl Registry {
         contents: Vec<ContentRecord>,
         clients: Vec<ClientRecord>,
         holdings: Vec<(ContentId, NodeId, PieceMap)>,
+        topology: Option<Topology>,
         now: Instant,
     ) {
+        if let Some(topology) = topology {
+            self.offices = OfficeBook::new(topology);
+        }
         for record in contents {
             self.publish(record);
         }
         for record in clients {
+            self.offices.join(record.id, &record.name, record.addr.ip());
             self.clients.insert(
                 record.id,
                 Client {
@@ -265,6 +279,8 @@ impl Registry {
     /// Registers a client with what it holds (unknown contents and maps of
     /// the wrong length are skipped).
     pub fn register(&mut self, reg: Registration, now_ms: u64, now: Instant) {
+        self.offices.join(reg.id, &reg.name, reg.addr.ip());
+        self.offices.set_attributes(&reg.id, reg.attributes);
         let record = ClientRecord {
             id: reg.id,
             name: reg.name,
@@ -287,6 +303,40 @@ impl Registry {
 
     /// Records a heartbeat. False if the client is unknown (it must register).
     pub fn heartbeat(&mut self, id: &NodeId, now: Instant) -> bool {
+        self.alive(id, now)
+    }
+
+    /// A heartbeat with the client's current attributes; its office as it is
+    /// now, or `None` if the client is unknown (it must register).
+    pub fn heartbeat_with(
+        &mut self,
+        id: &NodeId,
+        attributes: Attributes,
+        now: Instant,
+    ) -> Option<OfficeInfo> {
+        if !self.alive(id, now) {
+            return None;
+        }
+        self.offices.set_attributes(id, attributes);
+        self.offices.info(id, now)
+    }
+
+    /// A registered client's office, with its RVPs.
+    pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
+        self.offices.info(id, now)
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        self.offices.topology()
+    }
+
+    /// Replaces the topology; every client moves to its new office.
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.offices.set_topology(topology);
+    }
+
+    fn alive(&mut self, id: &NodeId, now: Instant) -> bool {
         match self.clients.get_mut(id) {
             Some(c) => {
                 c.last_seen = now;
@@ -419,6 +469,7 @@ impl Registry {
             .collect();
         for id in &gone {
             self.clients.remove(id);
+            self.offices.leave(id);
             self.removed.insert(*id);
             self.dirty_clients.remove(id);
         }
@@ -456,24 +507,69 @@ impl Registry {
             clients,
             removed: self.removed.drain().collect(),
             holdings,
+            topology: self.offices.take_dirty(),
         }
     }
 
     /// Live clients, for status.
-    pub fn client_views(&self, now: Instant) -> Vec<ClientView> {
-        let mut out: Vec<ClientView> = self
-            .clients
-            .values()
-            .map(|c| ClientView {
+    pub fn client_views(&mut self, now: Instant) -> Vec<ClientView> {
+        let mut out: Vec<ClientView> = Vec::with_capacity(self.clients.len());
+        for c in self.clients.values() {
+            let info = self.offices.info(&c.record.id, now);
+            out.push(ClientView {
                 id: c.record.id,
                 name: c.record.name.clone(),
                 addr: c.record.addr,
                 last_seen_ms_ago: u64::try_from(now.duration_since(c.last_seen).as_millis())
                     .unwrap_or(u64::MAX),
-            })
-            .collect();
+                rvp: info.as_ref().is_some_and(|i| i.rvps.contains(&c.record.id)),
+                office: info.map(|i| i.name).unwrap_or_default(),
+                attributes: self.offices.attributes(&c.record.id),
+            });
+        }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// The office tree with its clients and RVPs, top down.
+    pub fn topology_view(&mut self, now: Instant) -> TopologyView {
+        let name = |id: &NodeId, clients: &HashMap<NodeId, Client>| {
+            clients
+                .get(id)
+                .map_or_else(|| id.to_string(), |c| c.record.name.clone())
+        };
+        let order: Vec<String> = self
+            .offices
+            .topology()
+            .top_down()
+            .map(|o| o.name.clone())
+            .collect();
+        let mut offices = Vec::with_capacity(order.len());
+        for office in order {
+            let rvps = self.offices.rvps(&office, now);
+            let spec = self
+                .offices
+                .topology()
+                .office(&office)
+                .expect("listed office")
+                .clone();
+            let mut clients: Vec<String> = self
+                .offices
+                .members_of(&office)
+                .map(|id| name(id, &self.clients))
+                .collect();
+            clients.sort();
+            offices.push(OfficeView {
+                name: office,
+                parent: spec.parent,
+                kind: spec.kind,
+                blocks: spec.blocks.iter().map(ToString::to_string).collect(),
+                automatic: spec.automatic,
+                clients,
+                rvps: rvps.iter().map(|id| name(id, &self.clients)).collect(),
+            });
+        }
+        TopologyView { offices }
     }
 
     /// Published contents, for status.
@@ -537,6 +633,7 @@ mod tests {
             name: format!("c{n}"),
             addr: ([127, 0, 0, n], 34760).into(),
             holdings: vec![],
+            attributes: Attributes::default(),
         }
     }
 
@@ -675,7 +772,15 @@ mod tests {
         let record = r.content(&id).unwrap().clone();
         let dirty = r.take_dirty();
         let mut back = Registry::new(timing());
-        back.restore(vec![record], dirty.clients, dirty.holdings, now);
+        assert!(dirty.topology.is_some(), "the automatic office is saved");
+        back.restore(
+            vec![record],
+            dirty.clients,
+            dirty.holdings,
+            dirty.topology,
+            now,
+        );
+        assert!(back.topology().office("auto-127.0.0.0/24").is_some());
         back.register(reg(2), 0, now);
         let answer = back.sources(&query(2, id, 2), now).unwrap();
         assert_eq!(answer.peers.len(), 1);

@@ -18,10 +18,13 @@ use branchline_storage::{ContentId, ContentRecord, Manifest, MetaStore};
 use tokio::sync::watch;
 
 use crate::registry::{Registry, RegistryError};
-use crate::wire::{RegistryView, ServerReply, ServerRequest, SourcesQuery};
+use crate::topology::{Topology, spreadsheet};
+use crate::wire::{RegistryView, ServerReply, ServerRequest, SourcesQuery, TopologyView};
 
 /// Messages the registry's mailbox holds at most.
 pub const REGISTRY_MAILBOX: usize = 1024;
+/// The name the topology is stored under.
+const TOPOLOGY_SETTING: &str = "topology";
 /// Longest long-poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -45,6 +48,7 @@ impl RegistryActor {
             store.contents()?,
             store.clients()?,
             store.holdings()?,
+            store.setting::<Topology>(TOPOLOGY_SETTING)?,
             Instant::now(),
         );
         Ok(RegistryActor {
@@ -71,7 +75,11 @@ impl RegistryActor {
             return;
         }
         let dirty = self.registry.take_dirty();
-        if dirty.clients.is_empty() && dirty.removed.is_empty() && dirty.holdings.is_empty() {
+        if dirty.clients.is_empty()
+            && dirty.removed.is_empty()
+            && dirty.holdings.is_empty()
+            && dirty.topology.is_none()
+        {
             return;
         }
         self.persisting = true;
@@ -86,6 +94,9 @@ impl RegistryActor {
                 }
                 for (content, client, have) in &dirty.holdings {
                     store.put_holding(content, client, have)?;
+                }
+                if let Some(topology) = &dirty.topology {
+                    store.put_setting(TOPOLOGY_SETTING, topology)?;
                 }
                 store.flush()
             },
@@ -113,17 +124,23 @@ impl RegistryActor {
         let now = Instant::now();
         let reply = match request {
             ServerRequest::Register(reg) => {
-                tracing::info!(client = %reg.id, name = %reg.name, addr = %reg.addr, %from, contents = reg.holdings.len(), "client registered");
+                let id = reg.id;
+                let (name, addr, contents) = (reg.name.clone(), reg.addr, reg.holdings.len());
                 self.registry.register(reg, unix_ms(), now);
+                let office = self
+                    .registry
+                    .office_info(&id, now)
+                    .expect("a client that just registered has an office");
+                tracing::info!(client = %id, %name, %addr, %from, contents, office = %office.name, "client registered");
                 ServerReply::Registered {
                     heartbeat_ms: u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX),
+                    office,
                 }
             }
-            ServerRequest::Heartbeat { id } => {
-                if self.registry.heartbeat(&id, now) {
-                    ServerReply::Ok
-                } else {
-                    ServerReply::UnknownClient
+            ServerRequest::Heartbeat { id, attributes } => {
+                match self.registry.heartbeat_with(&id, attributes, now) {
+                    Some(office) => ServerReply::Alive(office),
+                    None => ServerReply::UnknownClient,
                 }
             }
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
@@ -265,5 +282,68 @@ impl Handler<GetRegistryView> for RegistryActor {
             clients: self.registry.client_views(Instant::now()),
             contents: self.registry.content_views(),
         })
+    }
+}
+
+/// Replaces the topology with a spreadsheet, all or nothing; durable when
+/// answered. The answer is the number of offices, or every problem found.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u32, Vec<String>>")]
+pub struct ImportTopology(pub Vec<u8>);
+
+impl Handler<ImportTopology> for RegistryActor {
+    type Result = ResponseActFuture<Self, Result<u32, Vec<String>>>;
+    fn handle(&mut self, msg: ImportTopology, _: &mut Context<Self>) -> Self::Result {
+        let topology = match spreadsheet::import(&msg.0) {
+            Ok(topology) => topology,
+            Err(problems) => {
+                let problems = problems.iter().map(ToString::to_string).collect();
+                return Box::pin(actix::fut::ready(Err(problems)));
+            }
+        };
+        let offices = u32::try_from(topology.offices().len()).unwrap_or(u32::MAX);
+        let store = self.store.clone();
+        let saved = topology.clone();
+        let write =
+            tokio::task::spawn_blocking(move || store.put_setting(TOPOLOGY_SETTING, &saved));
+        Box::pin(write.into_actor(self).map(move |result, act, _| {
+            let stored = match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match stored {
+                Ok(()) => {
+                    act.registry.set_topology(topology);
+                    tracing::info!(offices, "topology imported");
+                    Ok(offices)
+                }
+                Err(e) => Err(vec![format!("storing the topology failed: {e}")]),
+            }
+        }))
+    }
+}
+
+/// The topology as a spreadsheet.
+#[derive(Debug, Message)]
+#[rtype(result = "String")]
+pub struct ExportTopology;
+
+impl Handler<ExportTopology> for RegistryActor {
+    type Result = String;
+    fn handle(&mut self, _: ExportTopology, _: &mut Context<Self>) -> String {
+        spreadsheet::export(self.registry.topology())
+    }
+}
+
+/// The office tree with its clients and RVPs.
+#[derive(Debug, Message)]
+#[rtype(result = "TopologyView")]
+pub struct ShowTopology;
+
+impl Handler<ShowTopology> for RegistryActor {
+    type Result = MessageResult<ShowTopology>;
+    fn handle(&mut self, _: ShowTopology, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.registry.topology_view(Instant::now()))
     }
 }

@@ -17,6 +17,9 @@ use std::path::PathBuf;
 use branchline_storage::content::MAX_MANIFEST_BYTES;
 use branchline_storage::piece_cache::{ContentSummary, Usage};
 use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
+
+use crate::election::Attributes;
+use crate::topology::OfficeKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -193,6 +196,20 @@ pub struct Registration {
     pub addr: SocketAddr,
     /// What the client holds, so the server knows after its own restart.
     pub holdings: Vec<(ContentId, PieceMap)>,
+    /// What it reports about itself for elections.
+    pub attributes: Attributes,
+}
+
+/// A client's office, as the server tells it at registration and at every
+/// heartbeat (RVPs change when members come and go).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeInfo {
+    /// The office's name.
+    pub name: String,
+    /// Its type.
+    pub kind: OfficeKind,
+    /// Its elected RVPs, best first.
+    pub rvps: Vec<NodeId>,
 }
 
 /// "Who holds which pieces of X", long-polled: the server answers at once if
@@ -243,10 +260,12 @@ pub struct SourcesAnswer {
 pub enum ServerRequest {
     /// Register (or register again after a server restart).
     Register(Registration),
-    /// I am alive.
+    /// I am alive, and this is how I am now.
     Heartbeat {
         /// Who.
         id: NodeId,
+        /// Its current attributes (free space and uptime move).
+        attributes: Attributes,
     },
     /// Send the manifest and origins of a content.
     GetContent {
@@ -273,7 +292,11 @@ pub enum ServerReply {
     Registered {
         /// Heartbeat interval in ms.
         heartbeat_ms: u32,
+        /// The client's office.
+        office: OfficeInfo,
     },
+    /// Heartbeat taken; the client's office as it is now.
+    Alive(OfficeInfo),
     /// Done.
     Ok,
     /// The server does not know this client: register again.
@@ -310,6 +333,13 @@ pub enum AdminRequest {
         /// Where the bytes live.
         origins: Vec<String>,
     },
+    /// Server: replace the topology with this spreadsheet (CSV bytes),
+    /// all or nothing.
+    TopologyImport(Vec<u8>),
+    /// Server: the topology as a spreadsheet.
+    TopologyExport,
+    /// Server: the office tree with its clients.
+    TopologyShow,
 }
 
 /// The local node's answer.
@@ -325,6 +355,14 @@ pub enum AdminReply {
     Fetched(TransferProgress),
     /// Published; the content id.
     Published(ContentId),
+    /// The topology was replaced; how many offices it has.
+    TopologyImported(u32),
+    /// The spreadsheet was refused; one `line N: ...` per problem.
+    TopologyRefused(Vec<String>),
+    /// The topology as a spreadsheet.
+    TopologyCsv(String),
+    /// The office tree with its clients.
+    Topology(TopologyView),
     /// The request failed; one line that says why.
     Error(String),
 }
@@ -382,6 +420,8 @@ pub struct ClientStatus {
     pub server: SocketAddr,
     /// True while registered with a live server.
     pub registered: bool,
+    /// Its office, as the server last said.
+    pub office: Option<OfficeInfo>,
     /// Cache quota and use.
     pub usage: Usage,
     /// Contents in the cache.
@@ -403,6 +443,38 @@ pub struct ClientView {
     pub addr: SocketAddr,
     /// Milliseconds since its last heartbeat.
     pub last_seen_ms_ago: u64,
+    /// Its office.
+    pub office: String,
+    /// Whether it is one of its office's RVPs.
+    pub rvp: bool,
+    /// What it last reported about itself.
+    pub attributes: Option<Attributes>,
+}
+
+/// One office, as `topology show` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeView {
+    /// Its name.
+    pub name: String,
+    /// Its parent.
+    pub parent: Option<String>,
+    /// Its type.
+    pub kind: OfficeKind,
+    /// Its subnets and ranges.
+    pub blocks: Vec<String>,
+    /// Made for an unknown subnet.
+    pub automatic: bool,
+    /// Names of its registered clients.
+    pub clients: Vec<String>,
+    /// Names of its RVPs, best first.
+    pub rvps: Vec<String>,
+}
+
+/// The office tree: offices top down, depth first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyView {
+    /// The offices.
+    pub offices: Vec<OfficeView>,
 }
 
 /// One published content, as the server shows it.
@@ -508,6 +580,7 @@ mod tests {
     fn wrong_version_truncation_and_garbage_are_named() {
         let mut bytes = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),
+            attributes: Attributes::default(),
         });
         bytes[0] = 9;
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
@@ -517,6 +590,7 @@ mod tests {
         );
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),
+            attributes: Attributes::default(),
         });
         let err =
             decode_frame::<ServerRequest>(&good[..good.len() - 1], MAX_REQUEST_FRAME).unwrap_err();

@@ -29,6 +29,9 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Show a node's status.
     Status(StatusArgs),
+    /// The office topology on the server: import or export the spreadsheet
+    /// (CSV), or show the office tree with its clients.
+    Topology(TopologyArgs),
     /// Run a server, file storage and 8 clients in this process, spread a
     /// generated package to all of them and show what peers saved.
     Demo(DemoArgs),
@@ -135,6 +138,47 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `branchline topology`.
+#[derive(Debug, Args)]
+pub struct TopologyArgs {
+    /// What to do with the topology.
+    #[command(subcommand)]
+    pub action: TopologyAction,
+}
+
+/// `branchline topology` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopologyAction {
+    /// Replace the topology with a spreadsheet (CSV, UTF-8). All or
+    /// nothing: every problem is reported as `line N: ...` and nothing
+    /// changes. Columns: office, parent, type, subnets, and optionally
+    /// preferred_rvps, rvp_count, origin_direct, wan_rate_mbit, automatic.
+    Import {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// The spreadsheet.
+        file: PathBuf,
+    },
+    /// Write the topology as a spreadsheet, automatic offices included.
+    Export {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// Where to write it; standard output if not given.
+        file: Option<PathBuf>,
+    },
+    /// Print the office tree with each office's clients and RVPs.
+    Show {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `branchline demo`.

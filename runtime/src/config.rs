@@ -210,6 +210,48 @@ impl Default for TransferSection {
     }
 }
 
+/// What the client reports for its office's elections. The OS tells the
+/// real values; the overrides replace them (odd hardware, tests).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElectionSection {
+    /// This client is a preferred RVP of its office.
+    pub preferred: bool,
+    /// MiB of free space kept for the device's user: not usable by the cache.
+    pub reserve_mib: Option<u64>,
+    /// Override: free MiB on the cache's filesystem.
+    pub free_mib: Option<u64>,
+    /// Override: `desktop` or `laptop`.
+    pub chassis: Option<ChassisSetting>,
+    /// Override: `server` or `workstation`.
+    pub os: Option<OsSetting>,
+    /// Override: seconds since boot.
+    pub uptime_secs: Option<u64>,
+}
+
+/// `election.chassis`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChassisSetting {
+    /// A desktop.
+    Desktop,
+    /// A laptop.
+    Laptop,
+}
+
+/// `election.os`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OsSetting {
+    /// A server installation.
+    Server,
+    /// A workstation installation.
+    Workstation,
+}
+
+/// Default `election.reserve_mib`: 1 GiB kept for the user.
+pub const DEFAULT_RESERVE_MIB: u64 = 1024;
+
 /// The client's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +273,9 @@ pub struct ClientConfig {
     /// Downloads.
     #[serde(default)]
     pub transfer: TransferSection,
+    /// Elections.
+    #[serde(default)]
+    pub election: ElectionSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,

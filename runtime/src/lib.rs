@@ -12,13 +12,15 @@
 //!   server's endpoint for it.
 //! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
 //!   embedded HTTP file storage.
-//! - [`admin`]: the local admin socket; [`identity`]: a node's id.
+//! - [`admin`]: the local admin socket; [`identity`]: a node's id;
+//!   [`attributes`]: what a client reports for elections.
 //!
 //! Errors: modules that other code builds on return `thiserror` enums; the
 //! orchestration at the top (`node`, `commands`, `demo`), which only reports
 //! to a person, uses `anyhow`.
 
 pub mod admin;
+pub mod attributes;
 pub mod cli;
 pub mod commands;
 pub mod config;

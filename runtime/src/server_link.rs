@@ -7,18 +7,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
 use branchline_actors::store::{GetInventory, Store};
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, read_frame, write_frame,
+    MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest, read_frame, write_frame,
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 
+use crate::attributes::AttributeSource;
 use crate::transport::connection_slot::ConnectionSlot;
 
 /// Messages the link's mailbox holds at most.
@@ -39,12 +40,45 @@ pub struct Identity {
     pub addr: SocketAddr,
 }
 
+/// What the link knows, shared with the admin socket's status.
+#[derive(Debug, Default)]
+pub struct LinkStatus {
+    registered: AtomicBool,
+    office: Mutex<Option<OfficeInfo>>,
+}
+
+impl LinkStatus {
+    /// True while registered with a live server.
+    pub fn registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    /// This client's office, as the server last said.
+    pub fn office(&self) -> Option<OfficeInfo> {
+        self.office.lock().ok().and_then(|o| o.clone())
+    }
+
+    fn set_registered(&self, yes: bool) {
+        self.registered.store(yes, Ordering::Relaxed);
+    }
+
+    fn set_office(&self, office: OfficeInfo) {
+        if let Ok(mut current) = self.office.lock() {
+            if current.as_ref().map(|o| (&o.name, &o.rvps)) != Some((&office.name, &office.rvps)) {
+                tracing::info!(office = %office.name, kind = %office.kind, rvps = ?office.rvps, "office assignment");
+            }
+            *current = Some(office);
+        }
+    }
+}
+
 /// The server link actor.
 pub struct ServerLink {
     slot: ConnectionSlot,
     me: Identity,
     store: Addr<Store>,
-    registered: Arc<AtomicBool>,
+    attributes: AttributeSource,
+    status: Arc<LinkStatus>,
     registering: bool,
     heartbeat: Duration,
     pending_have: HashMap<ContentId, PieceMap>,
@@ -52,20 +86,23 @@ pub struct ServerLink {
 }
 
 impl ServerLink {
-    /// A link to the server at `server` from `endpoint`. `registered` is
-    /// shared with status.
+    /// A link to the server at `server` from `endpoint`, reporting the
+    /// attributes `attributes` reads. `status` is shared with the admin
+    /// socket.
     pub fn new(
         endpoint: quinn::Endpoint,
         server: SocketAddr,
         me: Identity,
         store: Addr<Store>,
-        registered: Arc<AtomicBool>,
+        attributes: AttributeSource,
+        status: Arc<LinkStatus>,
     ) -> Self {
         ServerLink {
             slot: ConnectionSlot::new(endpoint, server),
             me,
             store,
-            registered,
+            attributes,
+            status,
             registering: false,
             heartbeat: Duration::from_secs(5),
             pending_have: HashMap::new(),
@@ -78,9 +115,13 @@ impl ServerLink {
             return;
         }
         self.registering = true;
-        self.registered.store(false, Ordering::Relaxed);
+        self.status.set_registered(false);
         let (slot, store, me) = (self.slot.clone(), self.store.clone(), self.me.clone());
+        let source = self.attributes.clone();
         let attempt = async move {
+            let attributes = tokio::task::spawn_blocking(move || source.read())
+                .await
+                .map_err(|e| e.to_string())?;
             let inventory = store
                 .send(GetInventory)
                 .await
@@ -91,6 +132,7 @@ impl ServerLink {
                 name: me.name,
                 addr: me.addr,
                 holdings: inventory.holdings,
+                attributes,
             };
             call(&slot, ServerRequest::Register(registration))
                 .await
@@ -99,9 +141,13 @@ impl ServerLink {
         ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
             act.registering = false;
             match result {
-                Ok(ServerReply::Registered { heartbeat_ms }) => {
+                Ok(ServerReply::Registered {
+                    heartbeat_ms,
+                    office,
+                }) => {
                     act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
-                    act.registered.store(true, Ordering::Relaxed);
+                    act.status.set_registered(true);
+                    act.status.set_office(office);
                     tracing::info!(server = %act.slot.addr(), "registered with the server");
                     act.flush(ctx);
                 }
@@ -118,18 +164,24 @@ impl ServerLink {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        if !self.registered.load(Ordering::Relaxed) {
+        if !self.status.registered() {
             return;
         }
-        let (slot, id) = (self.slot.clone(), self.me.id);
-        ctx.spawn(async move { call(&slot, ServerRequest::Heartbeat { id }).await }.into_actor(self).map(
+        let (slot, id, source) = (self.slot.clone(), self.me.id, self.attributes.clone());
+        let beat = async move {
+            let attributes = tokio::task::spawn_blocking(move || source.read())
+                .await
+                .unwrap_or_default();
+            call(&slot, ServerRequest::Heartbeat { id, attributes }).await
+        };
+        ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {
-                Ok(ServerReply::Ok) => {}
+                Ok(ServerReply::Alive(office)) => act.status.set_office(office),
                 Ok(ServerReply::UnknownClient) => act.register(ctx),
                 Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat failed; will register again when the server answers");
-                    act.registered.store(false, Ordering::Relaxed);
+                    act.status.set_registered(false);
                     act.register(ctx);
                 }
             },
@@ -138,8 +190,7 @@ impl ServerLink {
 
     /// Sends pending have reports one at a time, newest map per content.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.pending_have.is_empty() || !self.registered.load(Ordering::Relaxed)
-        {
+        if self.flushing || self.pending_have.is_empty() || !self.status.registered() {
             return;
         }
         self.flushing = true;

@@ -1,5 +1,5 @@
-//! The server's metadata store: contents (manifest and origins), clients, and
-//! which pieces each client holds.
+//! The server's metadata store: contents (manifest and origins), clients,
+//! which pieces each client holds, and named settings such as the topology.
 //!
 //! Holdings are one have-map per (content, client), keyed
 //! `content id (32 bytes) ++ client id (16 bytes)`, so "who holds X" is one
@@ -84,6 +84,7 @@ pub struct MetaStore {
     contents: sled::Tree,
     clients: sled::Tree,
     holdings: sled::Tree,
+    settings: sled::Tree,
 }
 
 fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
@@ -104,6 +105,7 @@ impl MetaStore {
             contents: db.open_tree("contents")?,
             clients: db.open_tree("clients")?,
             holdings: db.open_tree("holdings")?,
+            settings: db.open_tree("settings")?,
             db,
         })
     }
@@ -119,6 +121,27 @@ impl MetaStore {
             .insert(record.manifest.content_id().0, records::encode(record))?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Stores one of the server's named settings (such as the topology) and
+    /// flushes: durable when this returns.
+    pub fn put_setting<T: Serialize>(&self, name: &str, value: &T) -> Result<(), MetaError> {
+        self.settings.insert(name, records::encode(value))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A named setting, if one was stored.
+    pub fn setting<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, MetaError> {
+        match self.settings.get(name)? {
+            Some(bytes) => Ok(Some(records::decode(&bytes, || {
+                format!("settings/{name}")
+            })?)),
+            None => Ok(None),
+        }
     }
 
     /// Every stored content.
@@ -205,6 +228,26 @@ impl MetaStore {
 mod tests {
     use super::*;
     use crate::content::MIN_PIECE_SIZE;
+
+    #[test]
+    fn a_setting_is_durable_and_a_corrupt_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(store.setting::<Vec<String>>("topology").unwrap(), None);
+            store
+                .put_setting("topology", &vec!["hq".to_owned()])
+                .unwrap();
+        }
+        let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            store.setting::<Vec<String>>("topology").unwrap(),
+            Some(vec!["hq".to_owned()])
+        );
+        store.settings.insert("topology", &[99u8, 1][..]).unwrap();
+        let err = store.setting::<Vec<String>>("topology").unwrap_err();
+        assert!(err.to_string().contains("settings/topology"), "{err}");
+    }
 
     #[test]
     fn records_survive_a_reopen_and_removing_a_client_drops_its_holdings() {

@@ -131,20 +131,37 @@ impl World {
     /// Starts a client with a given server address and extra flags; waits
     /// until its admin socket answers.
     pub fn client_with(&self, host: u8, server: SocketAddr, extra: &[&str]) -> Node {
-        let name = format!("client-{host}");
+        self.client_at(
+            &format!("client-{host}"),
+            self.addr(host, 34760),
+            server,
+            extra,
+        )
+    }
+
+    /// Starts a client named `name` listening at `listen` (any loopback
+    /// address, so other subnets are other offices); waits until its admin
+    /// socket answers.
+    pub fn client_at(
+        &self,
+        name: &str,
+        listen: SocketAddr,
+        server: SocketAddr,
+        extra: &[&str],
+    ) -> Node {
         let mut args: Vec<String> = vec![
             "client".into(),
             "--data-dir".into(),
-            path_arg(&self.path(&name)),
+            path_arg(&self.path(name)),
             "--listen".into(),
-            self.addr(host, 34760).to_string(),
+            listen.to_string(),
             "--server".into(),
             server.to_string(),
             "--name".into(),
-            name.clone(),
+            name.to_owned(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let node = self.spawn(&name, &args);
+        let node = self.spawn(name, &args);
         wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
         });

@@ -351,6 +351,20 @@ impl Topology {
         path
     }
 
+    /// The offices top down, each followed by its children (depth first,
+    /// children in topology order).
+    pub fn top_down(&self) -> impl Iterator<Item = &Office> {
+        let children = self.children();
+        let mut stack = vec![self.top()];
+        std::iter::from_fn(move || {
+            let office = stack.pop()?;
+            if let Some(kids) = children.get(office.name.as_str()) {
+                stack.extend(kids.iter().rev());
+            }
+            Some(office)
+        })
+    }
+
     /// Each office's children, in topology order.
     pub fn children(&self) -> BTreeMap<&str, Vec<&Office>> {
         let mut children: BTreeMap<&str, Vec<&Office>> = BTreeMap::new();

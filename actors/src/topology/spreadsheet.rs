@@ -236,9 +236,7 @@ pub fn export(topology: &Topology) -> String {
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     writer.write_record(COLUMNS).expect("writing to memory");
-    let children = topology.children();
-    let mut stack = vec![topology.top()];
-    while let Some(office) = stack.pop() {
+    for office in topology.top_down() {
         let join = |items: Vec<String>| items.join(";");
         writer
             .write_record([
@@ -256,9 +254,6 @@ pub fn export(topology: &Topology) -> String {
                 office.automatic.to_string(),
             ])
             .expect("writing to memory");
-        if let Some(kids) = children.get(office.name.as_str()) {
-            stack.extend(kids.iter().rev());
-        }
     }
     String::from_utf8(writer.into_inner().expect("writing to memory"))
         .expect("CSV of UTF-8 is UTF-8")

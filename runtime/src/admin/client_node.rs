@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -16,7 +15,7 @@ use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus};
 use branchline_storage::ContentId;
 
 use super::listener::Replies;
-use crate::server_link::Identity;
+use crate::server_link::{Identity, LinkStatus};
 
 /// How often a fetch reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -33,8 +32,8 @@ pub struct ClientAdmin {
     pub me: Identity,
     /// The server.
     pub server: SocketAddr,
-    /// Whether the server link is registered.
-    pub registered: Arc<AtomicBool>,
+    /// What the server link knows.
+    pub link: Arc<LinkStatus>,
 }
 
 impl ClientAdmin {
@@ -46,9 +45,13 @@ impl ClientAdmin {
                 Err(e) => AdminReply::Error(e),
             },
             AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
-            AdminRequest::Publish { .. } => {
-                AdminReply::Error("this is a client; publish with the server's config (`branchline publish --config server.toml`)".into())
-            }
+            AdminRequest::Publish { .. }
+            | AdminRequest::TopologyImport(_)
+            | AdminRequest::TopologyExport
+            | AdminRequest::TopologyShow => AdminReply::Error(
+                "this is a client; publish and topology need the server's config or data directory"
+                    .into(),
+            ),
         };
         replies.send(&reply).await;
     }
@@ -78,7 +81,8 @@ impl ClientAdmin {
             name: self.me.name.clone(),
             addr: self.me.addr,
             server: self.server,
-            registered: self.registered.load(Ordering::Relaxed),
+            registered: self.link.registered(),
+            office: self.link.office(),
             usage: inventory.usage,
             contents: inventory.contents,
             transfers,

@@ -1,10 +1,13 @@
-//! What a server node answers on its admin socket: status and publish.
+//! What a server node answers on its admin socket: status, publish and
+//! the topology.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::Addr;
-use branchline_actors::registry_actor::{GetRegistryView, Publish, RegistryActor};
+use branchline_actors::registry_actor::{
+    ExportTopology, GetRegistryView, ImportTopology, Publish, RegistryActor, ShowTopology,
+};
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
 
 use super::listener::Replies;
@@ -39,6 +42,19 @@ impl ServerAdmin {
             AdminRequest::Publish { manifest, origins } => match self.registry.send(Publish { manifest, origins }).await {
                 Ok(Ok(id)) => AdminReply::Published(id),
                 Ok(Err(e)) => AdminReply::Error(e),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::TopologyImport(csv) => match self.registry.send(ImportTopology(csv)).await {
+                Ok(Ok(offices)) => AdminReply::TopologyImported(offices),
+                Ok(Err(problems)) => AdminReply::TopologyRefused(problems),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::TopologyExport => match self.registry.send(ExportTopology).await {
+                Ok(csv) => AdminReply::TopologyCsv(csv),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::TopologyShow => match self.registry.send(ShowTopology).await {
+                Ok(view) => AdminReply::Topology(view),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
             AdminRequest::Fetch { .. } => {

@@ -1,9 +1,10 @@
 //! The command line tools that talk to a running node over its admin
-//! socket: `publish`, `fetch`, `status`.
+//! socket: `publish`, `fetch`, `status`, `topology`.
 
 pub mod fetch;
 pub mod publish;
 pub mod status;
+pub mod topology;
 
 use std::path::PathBuf;
 

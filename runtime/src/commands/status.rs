@@ -35,6 +35,22 @@ fn print_client(s: &ClientStatus) {
         "client {} ({}) at {}, server {} ({registered})",
         s.name, s.id, s.addr, s.server
     );
+    match &s.office {
+        Some(office) => {
+            let role = if office.rvps.contains(&s.id) {
+                "this client is an RVP"
+            } else {
+                "not an RVP"
+            };
+            println!(
+                "office: {} ({}), {} RVP(s); {role}",
+                office.name,
+                office.kind,
+                office.rvps.len()
+            );
+        }
+        None => println!("office: not known yet (the server tells it at registration)"),
+    }
     println!(
         "cache: {} of {} quota, {} reserved",
         mib(s.usage.stored_bytes),
@@ -100,11 +116,13 @@ fn print_server(s: &ServerStatus) {
     }
     println!("clients ({}):", s.registry.clients.len());
     for c in &s.registry.clients {
+        let rvp = if c.rvp { " RVP" } else { "" };
         println!(
-            "  {:<20} {}  {}  seen {:.1} s ago",
+            "  {:<20} {}  {}  office {}{rvp}  seen {:.1} s ago",
             c.name,
             c.id,
             c.addr,
+            c.office,
             c.last_seen_ms_ago as f64 / 1000.0
         );
     }

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,9 +17,10 @@ use super::supervisor::{Child, NodeSupervisor};
 use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until};
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
+use crate::attributes::AttributeSource;
 use crate::config::ClientConfig;
 use crate::origin::Origin;
-use crate::server_link::{Identity, ServerLink};
+use crate::server_link::{Identity, LinkStatus, ServerLink};
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
 
@@ -50,20 +50,25 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         addr: advertise,
     };
     let admin = listener::bind(&socket_path(&settings.data_dir))?;
+    let attributes = AttributeSource::new(
+        &settings.data_dir,
+        config.cache.quota_mib * 1024 * 1024,
+        config.election.clone(),
+    );
     let cache = Arc::new(cache);
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, server = %settings.server, "client starting");
 
     let system = actix_rt::System::new();
     system.block_on(async move {
         let counters = Arc::new(Counters::default());
-        let registered = Arc::new(AtomicBool::new(false));
+        let link_status = Arc::new(LinkStatus::default());
         let store = Supervisor::start(move |_| Store::new(cache));
         let io = Arbiter::new();
-        let (store2, counters2, me2, registered2, server) = (
+        let (store2, counters2, me2, status2, server) = (
             store.clone(),
             counters.clone(),
             me.clone(),
-            registered.clone(),
+            link_status.clone(),
             settings.server,
         );
         let (transport, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
@@ -75,7 +80,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             };
             let transport = Supervisor::start(move |_| Transport::new(deps));
             let link = Supervisor::start(move |_| {
-                ServerLink::new(endpoint, server, me2, store2, registered2)
+                ServerLink::new(endpoint, server, me2, store2, attributes, status2)
             });
             Ok((transport, link))
         })
@@ -120,7 +125,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             counters,
             me,
             server: settings.server,
-            registered,
+            link: link_status,
         });
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use branchline::transport::endpoint;
+use branchline_actors::election::Attributes;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery, read_frame,
     write_frame,
@@ -205,5 +206,10 @@ fn fake_client(n: u32, contents: &[ContentId]) -> Registration {
         name: format!("fake-{n}"),
         addr: SocketAddr::new(addr.into(), 34760),
         holdings,
+        attributes: Attributes {
+            free_bytes: u64::from(n % 500) << 30,
+            uptime_secs: u64::from(n % 7) * 86400,
+            ..Attributes::default()
+        },
     }
 }

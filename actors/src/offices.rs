@@ -1,0 +1,309 @@
+//! Which office each registered client is in, and who its RVPs are: the
+//! server's view of the topology with people in it. A plain state machine
+//! (takes `now`, no I/O) owned by the registry.
+//!
+//! A client's office is resolved from its address when it registers and
+//! again for everyone when a new topology is imported; an address no office
+//! claims gets an automatic office, which is kept (and exported) like any
+//! other. Elections are computed per office on demand and cached for
+//! [`ELECTION_TTL`]; anyone joining or leaving the office drops the cache,
+//! so an RVP that leaves is replaced on the next question.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use branchline_storage::NodeId;
+
+use crate::election::{self, Attributes, Candidate};
+use crate::topology::Topology;
+use crate::wire::OfficeInfo;
+
+/// How long an office's election result is reused while its members stay.
+pub const ELECTION_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    addr: IpAddr,
+    office: String,
+    attributes: Option<Attributes>,
+}
+
+#[derive(Debug)]
+struct Election {
+    at: Instant,
+    rvps: Vec<NodeId>,
+}
+
+/// The offices' members and elections.
+#[derive(Debug)]
+pub struct OfficeBook {
+    topology: Topology,
+    members: HashMap<NodeId, Member>,
+    by_office: HashMap<String, BTreeSet<NodeId>>,
+    elections: HashMap<String, Election>,
+    topology_dirty: bool,
+}
+
+impl OfficeBook {
+    /// A book over `topology`, with no members.
+    pub fn new(topology: Topology) -> Self {
+        OfficeBook {
+            topology,
+            members: HashMap::new(),
+            by_office: HashMap::new(),
+            elections: HashMap::new(),
+            topology_dirty: false,
+        }
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Puts `id` (named `name`, at `addr`) in its office; returns the office.
+    pub fn join(&mut self, id: NodeId, name: &str, addr: IpAddr) -> &str {
+        self.leave(&id);
+        let (office, made) = self.topology.resolve_or_add(addr);
+        let office = office.name.clone();
+        if made {
+            tracing::info!(%office, client = %id, "no office claims this address; made an automatic office");
+            self.topology_dirty = true;
+        }
+        self.elections.remove(&office);
+        self.by_office.entry(office.clone()).or_default().insert(id);
+        let member = Member {
+            name: name.to_owned(),
+            addr,
+            office,
+            attributes: None,
+        };
+        &self
+            .members
+            .entry(id)
+            .insert_entry(member)
+            .into_mut()
+            .office
+    }
+
+    /// Takes `id` out of its office.
+    pub fn leave(&mut self, id: &NodeId) {
+        if let Some(member) = self.members.remove(id) {
+            self.elections.remove(&member.office);
+            if let Some(set) = self.by_office.get_mut(&member.office) {
+                set.remove(id);
+            }
+        }
+    }
+
+    /// Records what `id` reports about itself.
+    pub fn set_attributes(&mut self, id: &NodeId, attributes: Attributes) {
+        if let Some(member) = self.members.get_mut(id) {
+            member.attributes = Some(attributes);
+        }
+    }
+
+    /// Replaces the topology and moves every member to its new office
+    /// (automatic offices are made again for addresses it does not claim).
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.topology = topology;
+        self.topology_dirty = true;
+        self.by_office.clear();
+        self.elections.clear();
+        let members: Vec<(NodeId, Member)> = self.members.drain().collect();
+        for (id, member) in members {
+            let attributes = member.attributes;
+            self.join(id, &member.name, member.addr);
+            if let Some(attributes) = attributes {
+                self.set_attributes(&id, attributes);
+            }
+        }
+        self.topology_dirty = true;
+    }
+
+    /// The topology, if it changed since the last call (for persisting).
+    pub fn take_dirty(&mut self) -> Option<Topology> {
+        std::mem::take(&mut self.topology_dirty).then(|| self.topology.clone())
+    }
+
+    /// What `id` last reported about itself.
+    pub fn attributes(&self, id: &NodeId) -> Option<Attributes> {
+        self.members.get(id).and_then(|m| m.attributes)
+    }
+
+    /// The office `id` is in.
+    pub fn office_of(&self, id: &NodeId) -> Option<&str> {
+        self.members.get(id).map(|m| m.office.as_str())
+    }
+
+    /// The members of `office`.
+    pub fn members_of(&self, office: &str) -> impl Iterator<Item = &NodeId> {
+        self.by_office.get(office).into_iter().flatten()
+    }
+
+    /// What `id` is told about its office: name, type and RVPs.
+    pub fn info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
+        let office = self.members.get(id)?.office.clone();
+        let rvps = self.rvps(&office, now);
+        let kind = self.topology.office(&office)?.kind;
+        Some(OfficeInfo {
+            name: office,
+            kind,
+            rvps,
+        })
+    }
+
+    /// The RVPs of `office`, electing them again if the cache is stale.
+    /// VPN offices elect none: their clients never serve.
+    pub fn rvps(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
+        if let Some(e) = self.elections.get(office)
+            && now.duration_since(e.at) < ELECTION_TTL
+        {
+            return e.rvps.clone();
+        }
+        let Some(spec) = self.topology.office(office) else {
+            return Vec::new();
+        };
+        let rvps = if spec.kind.serves() {
+            let candidates: Vec<Candidate> = self
+                .members_of(office)
+                .filter_map(|id| {
+                    let member = &self.members[id];
+                    member.attributes.map(|attributes| Candidate {
+                        id: *id,
+                        attributes,
+                        preferred_by_office: spec.preferred.contains(&member.name),
+                    })
+                })
+                .collect();
+            let mut ranked = election::rank(&candidates);
+            ranked.truncate(usize::from(spec.rvp_count));
+            ranked
+        } else {
+            Vec::new()
+        };
+        self.elections.insert(
+            office.to_owned(),
+            Election {
+                at: now,
+                rvps: rvps.clone(),
+            },
+        );
+        rvps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::{Chassis, OsKind};
+    use crate::topology::{OfficeKind, spreadsheet};
+
+    const GIB: u64 = 1 << 30;
+
+    fn topology() -> Topology {
+        spreadsheet::import(
+            b"office,parent,type,subnets,preferred_rvps,rvp_count\n\
+              hq,,Default,10.0.1.0/24,,1\n\
+              branch,hq,Default,10.0.2.0/24,pc-pref,2\n\
+              vpn,hq,VPN,10.0.3.0/24,,1\n",
+        )
+        .unwrap()
+    }
+
+    fn attrs(free_gib: u64) -> Attributes {
+        Attributes {
+            free_bytes: free_gib * GIB,
+            preferred: false,
+            chassis: Chassis::Laptop,
+            os: OsKind::Workstation,
+            uptime_secs: 0,
+            usable_free_bytes: GIB,
+        }
+    }
+
+    fn id(n: u8) -> NodeId {
+        NodeId([n; 16])
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn clients_join_their_office_and_the_best_ranked_are_its_rvps() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        for (n, free) in [(1, 10), (2, 50), (3, 30)] {
+            book.join(id(n), &format!("pc-{n}"), ip(&format!("10.0.2.{n}")));
+            book.set_attributes(&id(n), attrs(free));
+        }
+        assert_eq!(book.office_of(&id(1)), Some("branch"));
+        let info = book.info(&id(1), now).unwrap();
+        assert_eq!(info.name, "branch");
+        assert_eq!(
+            info.rvps,
+            vec![id(2), id(3)],
+            "two RVPs, most free space first"
+        );
+    }
+
+    #[test]
+    fn when_an_rvp_leaves_the_next_question_elects_another() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        book.join(id(1), "pc-1", ip("10.0.1.1"));
+        book.set_attributes(&id(1), attrs(50));
+        book.join(id(2), "pc-2", ip("10.0.1.2"));
+        book.set_attributes(&id(2), attrs(10));
+        assert_eq!(book.rvps("hq", now), vec![id(1)]);
+        book.leave(&id(1));
+        assert_eq!(book.rvps("hq", now), vec![id(2)], "re-elected at once");
+    }
+
+    #[test]
+    fn the_office_preference_counts_and_vpn_offices_elect_nobody() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        book.join(id(1), "pc-1", ip("10.0.2.1"));
+        book.set_attributes(&id(1), attrs(10));
+        book.join(id(2), "pc-pref", ip("10.0.2.2"));
+        book.set_attributes(&id(2), attrs(10));
+        assert_eq!(book.rvps("branch", now)[0], id(2));
+        book.join(id(3), "pc-3", ip("10.0.3.3"));
+        book.set_attributes(&id(3), attrs(99));
+        let info = book.info(&id(3), now).unwrap();
+        assert_eq!((info.kind, info.rvps), (OfficeKind::Vpn, vec![]));
+    }
+
+    #[test]
+    fn an_unclaimed_address_makes_an_automatic_office_that_is_persisted() {
+        let mut book = OfficeBook::new(topology());
+        assert!(book.take_dirty().is_none());
+        assert_eq!(
+            book.join(id(1), "pc-1", ip("192.168.5.5")),
+            "auto-192.168.5.0/24"
+        );
+        let saved = book.take_dirty().expect("the new office is to be saved");
+        assert!(saved.office("auto-192.168.5.0/24").unwrap().automatic);
+        assert!(book.take_dirty().is_none());
+    }
+
+    #[test]
+    fn a_new_topology_moves_members_and_keeps_their_attributes() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        book.join(id(1), "pc-1", ip("10.0.9.1"));
+        book.set_attributes(&id(1), attrs(10));
+        assert_eq!(book.office_of(&id(1)), Some("auto-10.0.9.0/24"));
+        let mut t = topology().offices().to_vec();
+        t[1].blocks.push("10.0.9.0/24".parse().unwrap());
+        book.set_topology(Topology::new(t).unwrap());
+        assert_eq!(book.office_of(&id(1)), Some("branch"));
+        assert_eq!(book.rvps("branch", now), vec![id(1)]);
+        assert!(book.topology().office("auto-10.0.9.0/24").is_none());
+        assert!(book.take_dirty().is_some());
+    }
+}
