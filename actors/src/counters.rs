@@ -9,6 +9,7 @@ use crate::wire::ByteCounters;
 #[derive(Debug, Default)]
 pub struct Counters {
     from_peers: AtomicU64,
+    from_parent: AtomicU64,
     from_origin: AtomicU64,
     served: AtomicU64,
     pieces_stored: AtomicU64,
@@ -20,6 +21,8 @@ pub struct Counters {
 pub enum SourceClass {
     /// A peer in the office.
     Peer,
+    /// A peer in the office up the tree, across the WAN.
+    Parent,
     /// An origin (CDN or file storage).
     Origin,
 }
@@ -29,6 +32,7 @@ impl Counters {
     pub fn stored(&self, class: SourceClass, bytes: u64) {
         let counter = match class {
             SourceClass::Peer => &self.from_peers,
+            SourceClass::Parent => &self.from_parent,
             SourceClass::Origin => &self.from_origin,
         };
         counter.fetch_add(bytes, Ordering::Relaxed);
@@ -49,6 +53,7 @@ impl Counters {
     pub fn snapshot(&self) -> ByteCounters {
         ByteCounters {
             from_peers: self.from_peers.load(Ordering::Relaxed),
+            from_parent: self.from_parent.load(Ordering::Relaxed),
             from_origin: self.from_origin.load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),

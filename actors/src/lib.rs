@@ -13,6 +13,7 @@
 //! - [`office`]: the node's office; starts transfers and answers their
 //!   source queries.
 //! - [`transfer`]: one per content being downloaded.
+//! - [`rvp`]: on an elected RVP, pulls what its office wants.
 //! - [`registry_actor`]: the server's registry, persisted to sled.
 //!
 //! Shared pieces:
@@ -31,6 +32,7 @@ pub mod offices;
 pub mod picker;
 pub mod registry;
 pub mod registry_actor;
+pub mod rvp;
 pub mod store;
 pub mod topology;
 pub mod transfer;

@@ -30,6 +30,25 @@ struct Member {
     attributes: Option<Attributes>,
 }
 
+/// Where one client may take a content's pieces from, by the source
+/// order: its own office, then (only if it crosses the WAN for its office)
+/// the nearest office up the tree with clients that serve, or the origin
+/// when there is none above it or its office may use the origin directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePlan {
+    /// The client's office.
+    pub office: String,
+    /// Whether peers of its own office serve (not in a VPN office).
+    pub office_serves: bool,
+    /// The office up the tree it fetches from, if it crosses the WAN.
+    pub upstream: Option<String>,
+    /// Whether it may fetch from the origin (under leases).
+    pub origin: bool,
+    /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
+    /// waits for its office's RVP.
+    pub crossing: Option<&'static str>,
+}
+
 #[derive(Debug)]
 struct Election {
     at: Instant,
@@ -152,7 +171,48 @@ impl OfficeBook {
             name: office,
             kind,
             rvps,
+            wanted: Vec::new(),
         })
+    }
+
+    /// Where `id` may take pieces from now. `stalled` says that its office
+    /// has made no progress on the content for too long, so the client
+    /// crosses the WAN itself instead of waiting for the RVP.
+    pub fn plan(&mut self, id: &NodeId, stalled: bool, now: Instant) -> Option<SourcePlan> {
+        let office = self.members.get(id)?.office.clone();
+        let spec = self.topology.office(&office)?.clone();
+        let rvps = self.rvps(&office, now);
+        let crossing = if rvps.contains(id) {
+            Some("rvp")
+        } else if rvps.is_empty() {
+            Some("no-rvp")
+        } else if stalled {
+            Some("fallback")
+        } else {
+            None
+        };
+        let upstream = if spec.origin_direct {
+            None
+        } else {
+            self.serving_office_above(&office)
+        };
+        Some(SourcePlan {
+            office_serves: spec.kind.serves(),
+            origin: crossing.is_some() && upstream.is_none(),
+            upstream: crossing.and(upstream),
+            crossing,
+            office,
+        })
+    }
+
+    /// The nearest office above `office` with members that serve.
+    fn serving_office_above(&self, office: &str) -> Option<String> {
+        self.topology
+            .path_to_top(office)
+            .into_iter()
+            .skip(1)
+            .find(|o| o.kind.serves() && self.members_of(&o.name).next().is_some())
+            .map(|o| o.name.clone())
     }
 
     /// The RVPs of `office`, electing them again if the cache is stale.
@@ -289,6 +349,67 @@ mod tests {
         let saved = book.take_dirty().expect("the new office is to be saved");
         assert!(saved.office("auto-192.168.5.0/24").unwrap().automatic);
         assert!(book.take_dirty().is_none());
+    }
+
+    fn joined(book: &mut OfficeBook, n: u8, addr: &str, free_gib: u64) {
+        book.join(id(n), &format!("pc-{n}"), ip(addr));
+        book.set_attributes(&id(n), attrs(free_gib));
+    }
+
+    #[test]
+    fn only_the_rvp_crosses_the_wan_to_the_nearest_populated_office_above() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        joined(&mut book, 1, "10.0.1.1", 50); // hq RVP
+        joined(&mut book, 2, "10.0.1.2", 10);
+        joined(&mut book, 3, "10.0.2.1", 50); // branch RVPs (two)
+        joined(&mut book, 4, "10.0.2.2", 40);
+        joined(&mut book, 5, "10.0.2.3", 10);
+        let plan =
+            |book: &mut OfficeBook, n: u8, stalled: bool| book.plan(&id(n), stalled, now).unwrap();
+        let top = plan(&mut book, 1, false);
+        assert_eq!(
+            (top.upstream, top.origin, top.crossing),
+            (None, true, Some("rvp"))
+        );
+        let waits = plan(&mut book, 2, false);
+        assert_eq!(
+            (waits.upstream, waits.origin, waits.crossing),
+            (None, false, None)
+        );
+        let rvp = plan(&mut book, 4, false);
+        assert_eq!((rvp.upstream.as_deref(), rvp.origin), (Some("hq"), false));
+        let member = plan(&mut book, 5, false);
+        assert_eq!(
+            (member.upstream, member.crossing),
+            (None, None),
+            "waits for the RVPs"
+        );
+        let stalled = plan(&mut book, 5, true);
+        assert_eq!(
+            (stalled.upstream.as_deref(), stalled.crossing),
+            (Some("hq"), Some("fallback"))
+        );
+    }
+
+    #[test]
+    fn vpn_clients_have_no_rvp_and_fetch_upstream_themselves_and_empty_offices_are_skipped() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        joined(&mut book, 1, "10.0.1.1", 50);
+        joined(&mut book, 6, "10.0.3.1", 90);
+        let vpn = book.plan(&id(6), false, now).unwrap();
+        assert!(!vpn.office_serves);
+        assert_eq!(
+            (vpn.upstream.as_deref(), vpn.crossing),
+            (Some("hq"), Some("no-rvp"))
+        );
+        // A branch client with nobody in hq: it is the topmost populated
+        // office, so its RVP uses the origin.
+        let mut lonely = OfficeBook::new(topology());
+        joined(&mut lonely, 3, "10.0.2.1", 50);
+        let plan = lonely.plan(&id(3), false, now).unwrap();
+        assert_eq!((plan.upstream, plan.origin), (None, true));
     }
 
     #[test]

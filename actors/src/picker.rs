@@ -9,6 +9,11 @@
 //! - Pieces a peer holds are taken from peers, **rarest first** (fewest
 //!   holders), each from the holder with the fewest requests in flight, at
 //!   most `per_peer` per peer and `total` overall.
+//! - **Source order.** A piece a peer of this node's own office holds is
+//!   taken only from such peers (if they are all busy, it waits for them).
+//!   Only a piece no office peer holds is taken from an *upstream* peer (in
+//!   the office up the tree, across the WAN), and only a piece no peer at
+//!   all holds from the origin.
 //! - A piece no peer holds is taken from the origin only under a lease the
 //!   server granted this node, so each piece leaves the origin once. Origins
 //!   are tried in their published order (CDN first, then file storage).
@@ -99,6 +104,7 @@ pub enum Outcome {
 #[derive(Debug)]
 struct PeerState {
     addr: SocketAddr,
+    upstream: bool,
     have: PieceMap,
     in_flight: u32,
     rest: Rest,
@@ -210,6 +216,7 @@ impl Picker {
                 peer.id,
                 PeerState {
                     addr: peer.addr,
+                    upstream: peer.upstream,
                     have: peer.have.clone(),
                     in_flight: old.as_ref().map_or(0, |p| p.in_flight),
                     rest: old.map(|p| p.rest).unwrap_or_default(),
@@ -234,14 +241,28 @@ impl Picker {
             .collect();
     }
 
+    /// Holders of `index` that may take a request now: peers of this
+    /// office if any of them holds it, else upstream peers.
     fn usable_holders(
         &self,
         index: u32,
         now: Instant,
     ) -> impl Iterator<Item = (&NodeId, &PeerState)> {
+        let upstream = !self
+            .peers
+            .values()
+            .any(|p| !p.upstream && p.have.get(index));
         self.peers.iter().filter(move |(_, p)| {
-            p.have.get(index) && p.in_flight < self.limits.per_peer && !p.rest.resting(now)
+            p.upstream == upstream
+                && p.have.get(index)
+                && p.in_flight < self.limits.per_peer
+                && !p.rest.resting(now)
         })
+    }
+
+    /// Whether `peer` is in the office up the tree (a WAN source).
+    pub fn is_upstream(&self, peer: &NodeId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.upstream)
     }
 
     fn holders(&self, index: u32) -> usize {
@@ -471,6 +492,14 @@ mod tests {
             id: node(n),
             addr: SocketAddr::from(([127, 0, 0, n], 1)),
             have,
+            upstream: false,
+        }
+    }
+
+    fn upstream(n: u8, pieces: &[u32], len: u32) -> PeerHolding {
+        PeerHolding {
+            upstream: true,
+            ..peer(n, pieces, len)
         }
     }
 
@@ -665,5 +694,49 @@ mod tests {
         assert!(p.next_requests(now).is_empty());
         assert_eq!(p.on_stored(r[0].id), Outcome::Applied);
         assert_eq!(p.source_count(), 1, "still one request in flight to it");
+    }
+
+    #[test]
+    fn given_office_and_upstream_holders_then_the_wan_carries_only_what_the_office_lacks() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 1, limits());
+        // Office peer 1 holds pieces 0 and 1; upstream peer 9 holds all.
+        p.update_sources(
+            &[peer(1, &[0, 1], 3), upstream(9, &[0, 1, 2], 3)],
+            PieceMap::new(3),
+            &[],
+        );
+        let sent: Vec<(u32, Source)> = p
+            .next_requests(now)
+            .iter()
+            .map(|r| (r.index, r.source))
+            .collect();
+        let from = |n: u8| Source::Peer(node(n), SocketAddr::from(([127, 0, 0, n], 1)));
+        assert_eq!(sent.len(), 3);
+        assert!(sent.contains(&(0, from(1))) && sent.contains(&(1, from(1))));
+        assert!(
+            sent.contains(&(2, from(9))),
+            "only the piece the office lacks crosses the WAN"
+        );
+        assert!(p.is_upstream(&node(9)) && !p.is_upstream(&node(1)));
+    }
+
+    #[test]
+    fn given_a_busy_office_peer_then_the_piece_waits_for_it_instead_of_crossing_the_wan() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 1, limits());
+        p.update_sources(
+            &[peer(1, &[0, 1, 2], 3), upstream(9, &[0, 1, 2], 3)],
+            PieceMap::new(3),
+            &[],
+        );
+        let first = p.next_requests(now);
+        assert_eq!(first.len(), 2, "per_peer is 2; the third piece waits");
+        assert!(
+            first
+                .iter()
+                .all(|r| matches!(r.source, Source::Peer(id, _) if id == node(1)))
+        );
+        assert!(p.next_requests(now).is_empty());
     }
 }

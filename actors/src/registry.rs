@@ -30,6 +30,10 @@ use crate::wire::{
 /// stays small however many clients hold the content.
 pub const MAX_PEERS_PER_ANSWER: usize = 64;
 
+/// How long after the last question about a content an office still wants
+/// it (its RVP is told to pull it).
+pub const WANTED_TTL: Duration = Duration::from_secs(60);
+
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryTiming {
@@ -37,6 +41,10 @@ pub struct RegistryTiming {
     pub client_timeout: Duration,
     /// An origin lease not fulfilled within this long is given to someone else.
     pub lease_ttl: Duration,
+    /// How long an office may go without progress on a content it wants
+    /// before its clients stop waiting for the RVP and cross the WAN
+    /// themselves.
+    pub rvp_patience: Duration,
 }
 
 /// Why the registry refused a request.
@@ -76,69 +84,67 @@ struct Lease {
 struct Content {
     record: ContentRecord,
     holders: BTreeMap<NodeId, PieceMap>,
-    /// How many holders hold each piece, kept with `holders`.
-    held: Vec<u32>,
     leases: BTreeMap<u32, Lease>,
     version: u64,
 }
 
 impl Content {
     fn new(record: ContentRecord) -> Self {
-        let pieces = record.manifest.piece_count() as usize;
         Content {
             record,
             holders: BTreeMap::new(),
-            held: vec![0; pieces],
             leases: BTreeMap::new(),
             version: 1,
         }
     }
 
-    fn held_by_anyone(&self, index: u32) -> bool {
-        self.held[index as usize] > 0
-    }
-
-    fn count(&mut self, have: &PieceMap, up: bool) {
-        for i in have.iter_set() {
-            let n = &mut self.held[i as usize];
-            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+    /// Sets what `id` holds; returns how many pieces it gained, or `None`
+    /// if that is what it held already.
+    fn put_holder(&mut self, id: NodeId, have: PieceMap) -> Option<u32> {
+        let before = self.holders.get(&id);
+        if before == Some(&have) {
+            return None;
         }
-    }
-
-    /// Sets what `id` holds; false if that is what it held already.
-    fn put_holder(&mut self, id: NodeId, have: PieceMap) -> bool {
-        if self.holders.get(&id) == Some(&have) {
-            return false;
-        }
-        self.count(&have, true);
-        if let Some(old) = self.holders.insert(id, have) {
-            self.count(&old, false);
-        }
-        true
+        let gained = have
+            .count()
+            .saturating_sub(before.map_or(0, PieceMap::count));
+        self.holders.insert(id, have);
+        Some(gained)
     }
 
     /// Forgets what `id` holds; false if it held nothing.
     fn remove_holder(&mut self, id: &NodeId) -> bool {
-        match self.holders.remove(id) {
-            Some(old) => {
-                self.count(&old, false);
-                true
-            }
-            None => false,
-        }
+        self.holders.remove(id).is_some()
     }
 
-    /// At most `cap` holders other than `asker` for its answer: first those
+    /// What the holders `keep` accepts hold between them.
+    fn held_among(&self, keep: impl Fn(&NodeId) -> bool) -> PieceMap {
+        let mut held = PieceMap::new(self.record.manifest.piece_count());
+        for (_, have) in self.holders.iter().filter(|(id, _)| keep(id)) {
+            for i in have.iter_set() {
+                held.set(i);
+            }
+        }
+        held
+    }
+
+    /// At most `cap` holders other than `asker` (and accepted by `keep`) for
+    /// its answer: first those
     /// that add pieces the chosen ones do not cover yet, so every piece
     /// someone holds stays reachable, then others to spread the load. The
     /// walk starts at the asker's id, so different askers are sent to
     /// different peers.
-    fn chosen_peers(&self, asker: &NodeId, cap: usize) -> Vec<(&NodeId, &PieceMap)> {
+    fn chosen_peers(
+        &self,
+        asker: &NodeId,
+        cap: usize,
+        keep: impl Fn(&NodeId) -> bool,
+    ) -> Vec<(&NodeId, &PieceMap)> {
         let walk = || {
             self.holders
                 .range(asker..)
                 .chain(self.holders.range(..asker))
-                .filter(|(id, have)| *id != asker && have.count() > 0)
+                .filter(|(id, have)| *id != asker && have.count() > 0 && keep(id))
         };
         let mut covered = PieceMap::new(self.record.manifest.piece_count());
         let mut chosen: Vec<(&NodeId, &PieceMap)> = Vec::new();
@@ -194,6 +200,12 @@ pub struct Registry {
     dirty_holdings: HashSet<(ContentId, NodeId)>,
     removed: HashSet<NodeId>,
     offices: OfficeBook,
+    /// Contents each office's clients asked about, and when last.
+    wanted: HashMap<String, HashMap<ContentId, Instant>>,
+    /// When each office last gained pieces of a content it wants.
+    progress: HashMap<(ContentId, String), Instant>,
+    /// Clients that stopped waiting for their RVP (logged once each).
+    fallbacks: HashSet<(ContentId, NodeId)>,
 }
 
 impl Registry {
@@ -208,6 +220,9 @@ impl Registry {
             dirty_holdings: HashSet::new(),
             removed: HashSet::new(),
             offices: OfficeBook::new(Topology::default()),
+            wanted: HashMap::new(),
+            progress: HashMap::new(),
+            fallbacks: HashSet::new(),
         }
     }
 
@@ -318,7 +333,30 @@ impl Registry {
             return None;
         }
         self.offices.set_attributes(id, attributes);
-        self.offices.info(id, now)
+        let mut info = self.offices.info(id, now)?;
+        if info.rvps.contains(id) {
+            info.wanted = self.wanted_from_rvp(id, &info.name, now);
+        }
+        Some(info)
+    }
+
+    /// Contents the clients of `office` asked about within [`WANTED_TTL`]
+    /// that its RVP `id` does not hold whole: what the RVP should pull into
+    /// the office.
+    fn wanted_from_rvp(&mut self, id: &NodeId, office: &str, now: Instant) -> Vec<ContentId> {
+        let Some(asked) = self.wanted.get_mut(office) else {
+            return Vec::new();
+        };
+        asked.retain(|_, at| now.duration_since(*at) < WANTED_TTL);
+        asked
+            .keys()
+            .filter(|content| {
+                self.contents
+                    .get(content)
+                    .is_some_and(|c| !c.holders.get(id).is_some_and(PieceMap::is_complete))
+            })
+            .copied()
+            .collect()
     }
 
     /// A registered client's office, with its RVPs.
@@ -357,15 +395,21 @@ impl Registry {
         if !self.heartbeat(&id, now) {
             return Err(RegistryError::UnknownClient(id));
         }
-        self.set_have(id, content, have)
+        if self.set_have(id, content, have)? > 0
+            && let Some(office) = self.offices.office_of(&id)
+        {
+            self.progress.insert((content, office.to_owned()), now);
+        }
+        Ok(())
     }
 
+    /// Records what `id` holds; returns how many pieces it gained.
     fn set_have(
         &mut self,
         id: NodeId,
         content: ContentId,
         have: PieceMap,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<u32, RegistryError> {
         let c = self
             .contents
             .get_mut(&content)
@@ -380,15 +424,20 @@ impl Registry {
         }
         // A lease ends when anyone holds the piece.
         c.leases.retain(|&i, _| !have.get(i));
-        if c.put_holder(id, have) {
+        let gained = c.put_holder(id, have);
+        if gained.is_some() {
             c.version += 1;
             self.dirty_holdings.insert((content, id));
         }
-        Ok(())
+        Ok(gained.unwrap_or(0))
     }
 
-    /// Answers "who holds which pieces", after taking back the asker's
-    /// released leases and granting new ones.
+    /// Answers "who holds which pieces" by the source order: peers in the
+    /// asker's office; if the asker crosses the WAN for its office (its RVP,
+    /// an office without RVP, or an office that stalled), holders in the
+    /// nearest serving office above it; and origin leases if no office
+    /// above it has clients (or its office may use the origin directly).
+    /// Released leases are taken back first.
     pub fn sources(
         &mut self,
         query: &SourcesQuery,
@@ -397,11 +446,41 @@ impl Registry {
         if !self.heartbeat(&query.id, now) {
             return Err(RegistryError::UnknownClient(query.id));
         }
+        if !self.contents.contains_key(&query.content) {
+            return Err(RegistryError::UnknownContent(query.content));
+        }
+        let office = self
+            .offices
+            .office_of(&query.id)
+            .expect("a registered client has an office")
+            .to_owned();
+        self.wanted
+            .entry(office.clone())
+            .or_default()
+            .insert(query.content, now);
+        let since = *self
+            .progress
+            .entry((query.content, office.clone()))
+            .or_insert(now);
+        let stalled = now.duration_since(since) > self.timing.rvp_patience;
+        let plan = self
+            .offices
+            .plan(&query.id, stalled, now)
+            .expect("a registered client has an office");
+        if plan.crossing == Some("fallback") && self.fallbacks.insert((query.content, query.id)) {
+            tracing::warn!(
+                client = %query.id, %office, content = %query.content,
+                patience_s = self.timing.rvp_patience.as_secs(),
+                "office made no progress; this client crosses the WAN itself instead of waiting for its RVP"
+            );
+        }
+        let offices = &self.offices;
+        let in_office = |id: &NodeId| offices.office_of(id) == Some(office.as_str());
         let ttl = self.timing.lease_ttl;
         let c = self
             .contents
             .get_mut(&query.content)
-            .ok_or(RegistryError::UnknownContent(query.content))?;
+            .expect("checked above");
         let mut changed = c.expire_leases(now);
         for index in &query.release {
             if c.leases.get(index).is_some_and(|l| l.holder == query.id) {
@@ -410,19 +489,22 @@ impl Registry {
             }
         }
         let mut new = 0;
-        for index in 0..c.record.manifest.piece_count() {
-            if new >= query.want_leases {
-                break;
-            }
-            if !c.leases.contains_key(&index) && !c.held_by_anyone(index) {
-                c.leases.insert(
-                    index,
-                    Lease {
-                        holder: query.id,
-                        expires: now + ttl,
-                    },
-                );
-                new += 1;
+        if plan.origin && query.want_leases > 0 {
+            let office_has = c.held_among(in_office);
+            for index in 0..c.record.manifest.piece_count() {
+                if new >= query.want_leases {
+                    break;
+                }
+                if !c.leases.contains_key(&index) && !office_has.get(index) {
+                    c.leases.insert(
+                        index,
+                        Lease {
+                            holder: query.id,
+                            expires: now + ttl,
+                        },
+                    );
+                    new += 1;
+                }
             }
         }
         if changed || new > 0 {
@@ -438,17 +520,30 @@ impl Registry {
                 leased_elsewhere.set(index);
             }
         }
-        let peers = c
-            .chosen_peers(&query.id, MAX_PEERS_PER_ANSWER)
-            .into_iter()
-            .filter_map(|(id, have)| {
-                self.clients.get(id).map(|client| PeerHolding {
-                    id: *id,
-                    addr: client.record.addr,
-                    have: have.clone(),
-                })
+        let holding = |(id, have): (&NodeId, &PieceMap), upstream: bool| {
+            self.clients.get(id).map(|client| PeerHolding {
+                id: *id,
+                addr: client.record.addr,
+                have: have.clone(),
+                upstream,
             })
-            .collect();
+        };
+        let mut peers: Vec<PeerHolding> = Vec::new();
+        if plan.office_serves {
+            peers.extend(
+                c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_office)
+                    .into_iter()
+                    .filter_map(|h| holding(h, false)),
+            );
+        }
+        if let Some(upstream) = &plan.upstream {
+            let in_upstream = |id: &NodeId| offices.office_of(id) == Some(upstream.as_str());
+            peers.extend(
+                c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
+                    .into_iter()
+                    .filter_map(|h| holding(h, true)),
+            );
+        }
         Ok(SourcesAnswer {
             version: c.version,
             peers,
@@ -606,10 +701,13 @@ mod tests {
     use branchline_storage::Manifest;
     use branchline_storage::content::MIN_PIECE_SIZE;
 
+    use crate::topology::spreadsheet;
+
     fn timing() -> RegistryTiming {
         RegistryTiming {
             client_timeout: Duration::from_secs(15),
             lease_ttl: Duration::from_secs(30),
+            rvp_patience: Duration::from_secs(30),
         }
     }
 
@@ -648,9 +746,17 @@ mod tests {
         }
     }
 
+    /// One office on 127.0.0.0/24 where every client is an RVP: the
+    /// lease mechanics without the source order.
     fn setup(pieces: usize, clients: u8) -> (Registry, ContentId, Instant) {
         let now = Instant::now();
         let mut r = Registry::new(timing());
+        r.set_topology(
+            spreadsheet::import(
+                b"office,parent,type,subnets,rvp_count\nhq,,Default,127.0.0.0/24,16\n",
+            )
+            .unwrap(),
+        );
         let id = r.publish(content(pieces));
         for n in 1..=clients {
             r.register(reg(n), 0, now);
@@ -772,7 +878,7 @@ mod tests {
         let record = r.content(&id).unwrap().clone();
         let dirty = r.take_dirty();
         let mut back = Registry::new(timing());
-        assert!(dirty.topology.is_some(), "the automatic office is saved");
+        assert!(dirty.topology.is_some(), "the imported topology is saved");
         back.restore(
             vec![record],
             dirty.clients,
@@ -780,7 +886,7 @@ mod tests {
             dirty.topology,
             now,
         );
-        assert!(back.topology().office("auto-127.0.0.0/24").is_some());
+        assert!(back.topology().office("hq").is_some());
         back.register(reg(2), 0, now);
         let answer = back.sources(&query(2, id, 2), now).unwrap();
         assert_eq!(answer.peers.len(), 1);
@@ -827,6 +933,122 @@ mod tests {
         assert_eq!(
             r.sources(&query(1, id, 2), after).unwrap().granted,
             vec![0, 1]
+        );
+    }
+
+    /// hq (127.0.1.0/24), branch under it (127.0.2.0/24) and a VPN office
+    /// (127.0.3.0/24); client n registers at `net`.n.
+    fn offices(pieces: usize) -> (Registry, ContentId, Instant) {
+        let now = Instant::now();
+        let mut r = Registry::new(timing());
+        r.set_topology(
+            spreadsheet::import(
+                b"office,parent,type,subnets\nhq,,Default,127.0.1.0/24\n\
+                  branch,hq,Default,127.0.2.0/24\nvpn,hq,VPN,127.0.3.0/24\n",
+            )
+            .unwrap(),
+        );
+        let id = r.publish(content(pieces));
+        for (n, net, free) in [(1, 1, 90), (2, 1, 10), (3, 2, 90), (4, 2, 10), (5, 3, 90)] {
+            let mut reg = reg(n);
+            reg.addr = ([127, 0, net, n], 34760).into();
+            reg.attributes.free_bytes = free << 30;
+            r.register(reg, 0, now);
+        }
+        (r, id, now)
+    }
+
+    fn ids(peers: &[PeerHolding]) -> Vec<(u8, bool)> {
+        peers.iter().map(|p| (p.id.0[0], p.upstream)).collect()
+    }
+
+    #[test]
+    fn given_offices_then_sources_follow_the_office_order_and_only_the_top_rvp_leases() {
+        let (mut r, id, now) = offices(4);
+        // Nobody holds anything: only hq's RVP (client 1) may use the origin.
+        assert_eq!(r.sources(&query(2, id, 4), now).unwrap().granted, vec![]);
+        assert_eq!(r.sources(&query(3, id, 4), now).unwrap().granted, vec![]);
+        assert_eq!(
+            r.sources(&query(1, id, 2), now).unwrap().granted,
+            vec![0, 1]
+        );
+        r.report_have(node(1), id, PieceMap::full(4), now).unwrap();
+        r.report_have(node(5), id, PieceMap::full(4), now).unwrap();
+        // hq's other client takes from hq's RVP; the VPN client never serves.
+        assert_eq!(
+            ids(&r.sources(&query(2, id, 0), now).unwrap().peers),
+            vec![(1, false)]
+        );
+        // branch's RVP (client 3) sees hq upstream; client 4 waits for it.
+        assert_eq!(
+            ids(&r.sources(&query(3, id, 0), now).unwrap().peers),
+            vec![(1, true)]
+        );
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), now).unwrap().peers),
+            vec![]
+        );
+        r.report_have(node(3), id, PieceMap::full(4), now).unwrap();
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), now).unwrap().peers),
+            vec![(3, false)]
+        );
+        // The VPN client has no RVP: it fetches from hq itself.
+        assert_eq!(
+            ids(&r.sources(&query(5, id, 0), now).unwrap().peers),
+            vec![(1, true)]
+        );
+    }
+
+    #[test]
+    fn given_a_stalled_office_then_its_clients_stop_waiting_for_the_rvp() {
+        let (mut r, id, now) = offices(2);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), now).unwrap().peers),
+            vec![]
+        );
+        let later = now + timing().rvp_patience + Duration::from_secs(1);
+        for n in 1..=5 {
+            r.heartbeat(&node(n), later);
+        }
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), later).unwrap().peers),
+            vec![(1, true)],
+            "no progress in branch for longer than the patience"
+        );
+    }
+
+    #[test]
+    fn given_an_office_that_wants_a_content_then_its_rvp_is_told_to_pull_it() {
+        let (mut r, id, now) = offices(2);
+        let attributes = |free: u64| Attributes {
+            free_bytes: free << 30,
+            ..Attributes::default()
+        };
+        assert_eq!(
+            r.heartbeat_with(&node(3), attributes(90), now)
+                .unwrap()
+                .wanted,
+            vec![]
+        );
+        r.sources(&query(4, id, 0), now).unwrap();
+        let info = r.heartbeat_with(&node(3), attributes(90), now).unwrap();
+        assert_eq!((info.name.as_str(), info.wanted), ("branch", vec![id]));
+        assert!(
+            r.heartbeat_with(&node(4), attributes(10), now)
+                .unwrap()
+                .wanted
+                .is_empty(),
+            "not the RVP"
+        );
+        r.report_have(node(3), id, PieceMap::full(2), now).unwrap();
+        assert!(
+            r.heartbeat_with(&node(3), attributes(90), now)
+                .unwrap()
+                .wanted
+                .is_empty(),
+            "held whole"
         );
     }
 }

@@ -382,12 +382,18 @@ impl Transfer {
         let Some(run) = self.run.as_mut() else { return };
         match result {
             Ok(outcome) => {
+                let upstream =
+                    matches!(request.source, Source::Peer(id, _) if run.picker.is_upstream(&id));
                 run.picker.on_stored(request.id);
                 if outcome.newly_stored {
                     let class = match request.source {
                         Source::Peer(..) => {
                             run.from_peers += len;
-                            SourceClass::Peer
+                            if upstream {
+                                SourceClass::Parent
+                            } else {
+                                SourceClass::Peer
+                            }
                         }
                         Source::Origin(_) => {
                             run.from_origin += len;

@@ -181,6 +181,9 @@ pub enum Refusal {
     /// The peer failed to read its own store.
     #[error("peer failed to read the piece")]
     Internal,
+    /// The peer's office type does not serve (a VPN office).
+    #[error("peer does not serve (its office is a VPN office)")]
+    NotServing,
 }
 
 // -------------------------------------------------------------- server ----
@@ -210,6 +213,9 @@ pub struct OfficeInfo {
     pub kind: OfficeKind,
     /// Its elected RVPs, best first.
     pub rvps: Vec<NodeId>,
+    /// To an RVP: contents its office's clients want that it does not hold
+    /// whole, to pull into the office.
+    pub wanted: Vec<ContentId>,
 }
 
 /// "Who holds which pieces of X", long-polled: the server answers at once if
@@ -240,6 +246,9 @@ pub struct PeerHolding {
     pub addr: SocketAddr,
     /// What it holds.
     pub have: PieceMap,
+    /// In the office up the tree: fetched across the WAN, and only for
+    /// pieces no peer of the asker's own office holds.
+    pub upstream: bool,
 }
 
 /// The answer to a [`SourcesQuery`].
@@ -370,8 +379,11 @@ pub enum AdminReply {
 /// Bytes a client received, by where they came from, and served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteCounters {
-    /// Bytes of verified pieces received from peers.
+    /// Bytes of verified pieces received from peers of the client's office.
     pub from_peers: u64,
+    /// Bytes of verified pieces received across the WAN from the office up
+    /// the tree: what the link into this office carried for this client.
+    pub from_parent: u64,
     /// Bytes of verified pieces received from origins.
     pub from_origin: u64,
     /// Bytes of pieces served to peers.

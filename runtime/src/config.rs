@@ -82,6 +82,9 @@ pub struct RegistrySection {
     pub client_timeout_secs: u64,
     /// Seconds an origin lease lasts before it is given to another client.
     pub lease_ttl_secs: u64,
+    /// Seconds an office may make no progress on a content it wants before
+    /// its clients stop waiting for the RVP and cross the WAN themselves.
+    pub rvp_patience_secs: u64,
 }
 
 impl Default for RegistrySection {
@@ -90,6 +93,7 @@ impl Default for RegistrySection {
             heartbeat_secs: 5,
             client_timeout_secs: 20,
             lease_ttl_secs: 60,
+            rvp_patience_secs: 30,
         }
     }
 }
@@ -359,6 +363,10 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<PathBuf, ConfigError> {
         positive(self.registry.heartbeat_secs, "registry.heartbeat_secs")?;
         positive(self.registry.lease_ttl_secs, "registry.lease_ttl_secs")?;
+        positive(
+            self.registry.rvp_patience_secs,
+            "registry.rvp_patience_secs",
+        )?;
         if self.registry.client_timeout_secs <= self.registry.heartbeat_secs {
             return Err(ConfigError::Invalid(format!(
                 "registry.client_timeout_secs ({}) must be longer than registry.heartbeat_secs ({})",

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
+use branchline_actors::rvp::Wanted;
 use branchline_actors::store::{GetInventory, Store};
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest, read_frame, write_frame,
@@ -53,6 +54,12 @@ impl LinkStatus {
         self.registered.load(Ordering::Relaxed)
     }
 
+    /// Whether this client serves peers: not when its office is a VPN
+    /// office (serves until the server says).
+    pub fn serves(&self) -> bool {
+        self.office().is_none_or(|o| o.kind.serves())
+    }
+
     /// This client's office, as the server last said.
     pub fn office(&self) -> Option<OfficeInfo> {
         self.office.lock().ok().and_then(|o| o.clone())
@@ -79,6 +86,7 @@ pub struct ServerLink {
     store: Addr<Store>,
     attributes: AttributeSource,
     status: Arc<LinkStatus>,
+    rvp: Option<Recipient<Wanted>>,
     registering: bool,
     heartbeat: Duration,
     pending_have: HashMap<ContentId, PieceMap>,
@@ -103,6 +111,7 @@ impl ServerLink {
             store,
             attributes,
             status,
+            rvp: None,
             registering: false,
             heartbeat: Duration::from_secs(5),
             pending_have: HashMap::new(),
@@ -147,7 +156,7 @@ impl ServerLink {
                 }) => {
                     act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
                     act.status.set_registered(true);
-                    act.status.set_office(office);
+                    act.office_told(office);
                     tracing::info!(server = %act.slot.addr(), "registered with the server");
                     act.flush(ctx);
                 }
@@ -163,6 +172,18 @@ impl ServerLink {
         }));
     }
 
+    /// The server told this client its office: keep it for status, and as
+    /// the office's RVP pull what the office wants.
+    fn office_told(&mut self, office: OfficeInfo) {
+        if office.rvps.contains(&self.me.id)
+            && !office.wanted.is_empty()
+            && let Some(rvp) = &self.rvp
+        {
+            let _ = rvp.try_send(Wanted(office.wanted.clone()));
+        }
+        self.status.set_office(office);
+    }
+
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         if !self.status.registered() {
             return;
@@ -176,7 +197,7 @@ impl ServerLink {
         };
         ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {
-                Ok(ServerReply::Alive(office)) => act.status.set_office(office),
+                Ok(ServerReply::Alive(office)) => act.office_told(office),
                 Ok(ServerReply::UnknownClient) => act.register(ctx),
                 Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),
                 Err(e) => {
@@ -309,5 +330,18 @@ impl Handler<ReportHave> for ServerLink {
     fn handle(&mut self, msg: ReportHave, ctx: &mut Context<Self>) {
         self.pending_have.insert(msg.content, msg.have);
         self.flush(ctx);
+    }
+}
+
+/// Where to send the contents the office wants when this client is its RVP
+/// (the RVP actor starts after the link).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConnectRvp(pub Recipient<Wanted>);
+
+impl Handler<ConnectRvp> for ServerLink {
+    type Result = ();
+    fn handle(&mut self, msg: ConnectRvp, _: &mut Context<Self>) {
+        self.rvp = Some(msg.0);
     }
 }

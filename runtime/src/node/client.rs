@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use branchline_actors::counters::Counters;
 use branchline_actors::office::{Office, OfficeDeps};
 use branchline_actors::picker::Limits;
+use branchline_actors::rvp::Rvp;
 use branchline_actors::store::Store;
 use branchline_actors::transfer::TransferSettings;
 use branchline_storage::{CacheConfig, PieceCache};
@@ -20,7 +21,7 @@ use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
 use crate::config::ClientConfig;
 use crate::origin::Origin;
-use crate::server_link::{Identity, LinkStatus, ServerLink};
+use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
 
@@ -77,6 +78,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
                 counters: counters2,
+                link: status2.clone(),
             };
             let transport = Supervisor::start(move |_| Transport::new(deps));
             let link = Supervisor::start(move |_| {
@@ -108,6 +110,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             poll_wait: Duration::from_secs(2),
         };
         let office = Supervisor::start(move |_| Office::new(deps, transfer_settings));
+        let office2 = office.clone();
+        let rvp = Supervisor::start(move |_| Rvp::new(office2));
+        link.do_send(ConnectRvp(rvp.clone().recipient()));
         NodeSupervisor::new(
             vec![
                 Child::of("store", &store),
@@ -115,6 +120,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 Child::of("server link", &link),
                 Child::of("origin", &origin),
                 Child::of("office", &office),
+                Child::of("rvp", &rvp),
             ],
             WATCHDOG_EVERY,
         )

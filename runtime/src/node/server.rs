@@ -52,6 +52,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let timing = RegistryTiming {
         client_timeout: Duration::from_secs(config.registry.client_timeout_secs),
         lease_ttl: Duration::from_secs(config.registry.lease_ttl_secs),
+        rvp_patience: Duration::from_secs(config.registry.rvp_patience_secs),
     };
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
     let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat)

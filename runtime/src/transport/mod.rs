@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::server_link::LinkStatus;
+
 use actix::prelude::*;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::{FetchError, FetchFromPeer};
@@ -36,6 +38,8 @@ pub struct TransportDeps {
     pub store: Addr<Store>,
     /// The node's counters.
     pub counters: Arc<Counters>,
+    /// What the server link knows: whether this node's office serves.
+    pub link: Arc<LinkStatus>,
 }
 
 /// The transport actor.

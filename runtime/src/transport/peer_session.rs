@@ -25,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::TransportDeps;
 use super::connection_slot::ConnectionSlot;
+use crate::server_link::LinkStatus;
 
 /// Messages a session's mailbox holds at most.
 pub const SESSION_MAILBOX: usize = 128;
@@ -43,10 +44,17 @@ struct SessionStats {
 /// The peer session actor.
 pub struct PeerSession {
     addr: SocketAddr,
+    serving: Serving,
+    outgoing: ConnectionSlot,
+}
+
+/// What serving a stream needs.
+#[derive(Clone)]
+struct Serving {
     store: Addr<Store>,
     counters: Arc<Counters>,
-    outgoing: ConnectionSlot,
     stats: Arc<SessionStats>,
+    link: Arc<LinkStatus>,
 }
 
 impl PeerSession {
@@ -54,10 +62,13 @@ impl PeerSession {
     pub fn new(addr: SocketAddr, deps: TransportDeps) -> Self {
         PeerSession {
             addr,
-            store: deps.store,
-            counters: deps.counters,
+            serving: Serving {
+                store: deps.store,
+                counters: deps.counters,
+                stats: Arc::new(SessionStats::default()),
+                link: deps.link,
+            },
             outgoing: ConnectionSlot::new(deps.endpoint, addr),
-            stats: Arc::new(SessionStats::default()),
         }
     }
 }
@@ -85,23 +96,15 @@ impl Handler<Attach> for PeerSession {
     type Result = ();
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
         let conn = msg.0;
-        let (store, counters, stats, peer) = (
-            self.store.clone(),
-            self.counters.clone(),
-            self.stats.clone(),
-            self.addr,
-        );
+        let (serving, peer) = (self.serving.clone(), self.addr);
         ctx.spawn(
             async move {
                 loop {
                     match conn.accept_bi().await {
                         Ok((send, recv)) => {
-                            let (store, counters, stats) =
-                                (store.clone(), counters.clone(), stats.clone());
+                            let serving = serving.clone();
                             actix_rt::spawn(async move {
-                                if let Err(e) =
-                                    serve_stream(send, recv, &store, &counters, &stats).await
-                                {
+                                if let Err(e) = serve_stream(send, recv, &serving).await {
                                     tracing::debug!(%peer, error = %e, "serving a stream failed");
                                 }
                             });
@@ -121,9 +124,7 @@ impl Handler<Attach> for PeerSession {
 async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    store: &Addr<Store>,
-    counters: &Counters,
-    stats: &SessionStats,
+    serving: &Serving,
 ) -> Result<(), String> {
     let request: PeerRequest = match tokio::time::timeout(
         REQUEST_DEADLINE,
@@ -137,7 +138,12 @@ async fn serve_stream(
         Ok(Ok(Some(request))) => request,
     };
     let PeerRequest::GetPiece { content, index } = request;
-    let (reply, bytes) = match read_for_peer(store, content, index).await {
+    let read = if serving.link.serves() {
+        read_for_peer(&serving.store, content, index).await
+    } else {
+        Err(Refusal::NotServing)
+    };
+    let (reply, bytes) = match read {
         Ok(bytes) => (
             PeerReply::Piece {
                 len: u32::try_from(bytes.len()).map_err(|e| e.to_string())?,
@@ -154,8 +160,8 @@ async fn serve_stream(
         send.write_chunk(Bytes::from(bytes))
             .await
             .map_err(|e| e.to_string())?;
-        counters.served(len);
-        stats.served.fetch_add(len, Ordering::Relaxed);
+        serving.counters.served(len);
+        serving.stats.served.fetch_add(len, Ordering::Relaxed);
     }
     send.finish().map_err(|e| e.to_string())?;
     Ok(())
@@ -193,7 +199,7 @@ async fn read_for_peer(
 impl Handler<FetchFromPeer> for PeerSession {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
-        let (slot, stats) = (self.outgoing.clone(), self.stats.clone());
+        let (slot, stats) = (self.outgoing.clone(), self.serving.stats.clone());
         Box::pin(async move {
             let bytes = fetch(&slot, &msg).await?;
             stats
