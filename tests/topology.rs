@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Node, World, path_arg, run, run_err, wait_until};
@@ -17,20 +16,8 @@ const SHEET: &str = "office,parent,type,subnets,preferred_rvps,rvp_count\n\
     branch,hq,Default,127.32.2.0/24,,1\n\
     vpn,hq,VPN,127.32.3.0/24,,1\n";
 
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-/// A client with `[election]` overrides from a config file.
 fn client(world: &World, name: &str, listen: &str, election: &str) -> Node {
-    let config = world.path(&format!("{name}.toml"));
-    std::fs::write(&config, format!("[election]\n{election}\n")).unwrap();
-    world.client_at(
-        name,
-        addr(listen),
-        world.server_addr(),
-        &["--config", &path_arg(&config)],
-    )
+    world.client_elected(name, listen, election)
 }
 
 fn topology(world: &World, args: &[&str]) -> (bool, String, String) {

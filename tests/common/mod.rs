@@ -168,6 +168,37 @@ impl World {
         node
     }
 
+    /// Starts a client named `name` at `listen` whose config file holds
+    /// `election` as its `[election]` section (attribute overrides).
+    pub fn client_elected(&self, name: &str, listen: &str, election: &str) -> Node {
+        let config = self.path(&format!("{name}.toml"));
+        std::fs::write(&config, format!("[election]\n{election}\n")).unwrap();
+        self.client_at(
+            name,
+            listen.parse().unwrap(),
+            self.server_addr(),
+            &["--config", &path_arg(&config)],
+        )
+    }
+
+    /// Imports a topology spreadsheet into the server.
+    pub fn import_topology(&self, csv: &str) {
+        let sheet = self.path("topology.csv");
+        std::fs::write(&sheet, csv).unwrap();
+        let out = run(&[
+            "topology".into(),
+            "import".into(),
+            "--data-dir".into(),
+            path_arg(&self.path("server")),
+            path_arg(&sheet),
+        ]);
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Waits until `client` is registered with the server.
     pub fn wait_registered(&self, client: &Node) {
         wait_until(

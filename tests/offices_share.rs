@@ -1,0 +1,132 @@
+//! The four-office run: a package crosses every office link once. Offices
+//! on their own loopback /24s, every client a separate process, all
+//! fetching a 64 MiB package at once from a counting HTTP origin:
+//!
+//! - hq (top): the server and 2 clients;
+//! - branch-a: 4 clients; a-wifi (WiFi, child of branch-a): 2 clients;
+//! - branch-b: 3 clients; vpn (VPN): 1 client.
+//!
+//! Every copy is right; the origin and every parent→child link carry the
+//! package at most 1.02 times (measured by the clients' own per-class
+//! counters); the VPN client serves nothing; each office's RVP is the
+//! client its attributes rank first.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::origin::{OriginOptions, TestOrigin};
+use common::{Node, World, finish_fetch, make_package, sha256_file};
+
+const SIZE: usize = 64 * 1024 * 1024;
+
+const SHEET: &str = "office,parent,type,subnets\n\
+    hq,,Default,127.33.1.0/24\n\
+    branch-a,hq,Default,127.33.2.0/24\n\
+    a-wifi,branch-a,WiFi,127.33.3.0/24\n\
+    branch-b,hq,Default,127.33.4.0/24\n\
+    vpn,hq,VPN,127.33.5.0/24\n";
+
+/// (office, its /24's third octet, clients); the first client of each
+/// office has the most free space and should be its RVP.
+const OFFICES: [(&str, u8, u8); 5] = [
+    ("hq", 1, 2),
+    ("branch-a", 2, 4),
+    ("a-wifi", 3, 2),
+    ("branch-b", 4, 3),
+    ("vpn", 5, 1),
+];
+
+#[test]
+fn a_package_crosses_every_office_link_once() {
+    let world = World::new(33, 1);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, SIZE, 33);
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
+    let server = world.server();
+    world.import_topology(SHEET);
+
+    let mut clients: Vec<(String, Node)> = Vec::new();
+    for (office, net, count) in OFFICES {
+        for n in 0..count {
+            let free_mib = if n == 0 { 900_000 } else { 100_000 };
+            let name = format!("{office}-{n}");
+            let listen = format!("127.33.{net}.{}:34760", 11 + n);
+            let node = world.client_elected(&name, &listen, &format!("free_mib = {free_mib}"));
+            clients.push((office.to_owned(), node));
+        }
+    }
+    for (_, client) in &clients {
+        world.wait_registered(client);
+    }
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+
+    let fetches: Vec<_> = clients
+        .iter()
+        .map(|(_, client)| {
+            let out = world.path(&format!("{}.out", client.name));
+            (world.start_fetch(client, &content, &out), out)
+        })
+        .collect();
+    for (fetch, out) in fetches {
+        finish_fetch(fetch);
+        assert_eq!(
+            sha256_file(&out),
+            sha,
+            "{} is not the package",
+            out.display()
+        );
+    }
+
+    let total = SIZE as f64;
+    let served = origin.bytes() as f64;
+    let mut link: BTreeMap<String, u64> = BTreeMap::new();
+    let mut report = format!("origin served {:.3}x\n", served / total);
+    for (office, client) in &clients {
+        let counters = client.status()["counters"].clone();
+        *link.entry(office.clone()).or_default() += counters["from_parent"].as_u64().unwrap();
+        report.push_str(&format!("  {:<12} {}\n", client.name, counters));
+        if office == "vpn" {
+            assert_eq!(
+                counters["served"].as_u64(),
+                Some(0),
+                "a VPN client never serves"
+            );
+        }
+    }
+    for (office, bytes) in &link {
+        report.push_str(&format!(
+            "link into {office}: {:.3}x\n",
+            *bytes as f64 / total
+        ));
+    }
+    eprintln!("{report}");
+    assert!(
+        served <= 1.02 * total,
+        "origin served {served} bytes\n{report}"
+    );
+    for (office, bytes) in &link {
+        if office != "hq" {
+            assert!(
+                *bytes as f64 <= 1.02 * total,
+                "the link into {office} carried {bytes} bytes\n{report}"
+            );
+        }
+    }
+    assert_eq!(
+        link["hq"], 0,
+        "nothing comes into the top office from above"
+    );
+
+    let status = server.status();
+    for (office, _, _) in OFFICES.iter().filter(|(o, _, _)| *o != "vpn") {
+        let rvps: Vec<&str> = status["registry"]["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["office"] == *office && c["rvp"] == true)
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(rvps, vec![format!("{office}-0")], "RVP of {office}");
+    }
+}
