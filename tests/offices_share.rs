@@ -118,6 +118,24 @@ fn a_package_crosses_every_office_link_once() {
         "nothing comes into the top office from above"
     );
 
+    // The server's ledger agrees with the clients once they have sent a
+    // heartbeat with their final counters.
+    common::wait_until(
+        "the server's ledger matches the clients",
+        std::time::Duration::from_secs(15),
+        || {
+            let status = server.status();
+            status["registry"]["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| {
+                    let office = l["office"].as_str().unwrap();
+                    link.get(office)
+                        .is_none_or(|&bytes| l["from_parent"].as_u64() == Some(bytes))
+                })
+        },
+    );
     let status = server.status();
     for (office, _, _) in OFFICES.iter().filter(|(o, _, _)| *o != "vpn") {
         let rvps: Vec<&str> = status["registry"]["clients"]

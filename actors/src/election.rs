@@ -11,8 +11,10 @@
 //! Free space and uptime are compared in steps ([`FREE_SPACE_STEP`],
 //! [`UPTIME_STEP`]), not to the byte or second: compared exactly, no two
 //! devices would ever tie on free space and criteria 2 to 6 would never
-//! matter. Within a step the next criterion decides. The node id breaks
-//! the last ties, so every server computes the same order.
+//! matter. Within a step the next criterion decides. On a full tie a
+//! sitting RVP keeps its seat (no flapping when attributes wobble across a
+//! step boundary), and then the node id decides, so every computation
+//! agrees.
 
 use std::cmp::Reverse;
 
@@ -87,6 +89,8 @@ pub struct Candidate {
     /// Named as preferred by the office (in the topology), whatever its
     /// own config says.
     pub preferred_by_office: bool,
+    /// One of the office's RVPs now: wins a full tie.
+    pub incumbent: bool,
 }
 
 type Key = (
@@ -96,6 +100,7 @@ type Key = (
     u8,
     Reverse<u64>,
     Reverse<u64>,
+    Reverse<bool>,
     NodeId,
 );
 
@@ -117,6 +122,7 @@ fn key(c: &Candidate) -> Key {
         os,
         Reverse(a.uptime_secs / UPTIME_STEP),
         Reverse(a.usable_free_bytes),
+        Reverse(c.incumbent),
         c.id,
     )
 }
@@ -153,6 +159,7 @@ mod tests {
             id: NodeId([n; 16]),
             attributes,
             preferred_by_office: false,
+            incumbent: false,
         }
     }
 
@@ -210,6 +217,15 @@ mod tests {
         let mut by_office = candidate(3, |_| {});
         by_office.preferred_by_office = true;
         assert_eq!(winner(candidate(4, |_| {}), by_office), 3);
+    }
+
+    #[test]
+    fn a_sitting_rvp_keeps_its_seat_on_a_tie_but_not_against_a_better_candidate() {
+        let mut sitting = candidate(9, |_| {});
+        sitting.incumbent = true;
+        assert_eq!(winner(candidate(1, |_| {}), sitting), 9);
+        let better = candidate(1, |a| a.usable_free_bytes = 11 * GIB);
+        assert_eq!(winner(better, sitting), 1);
     }
 
     #[test]

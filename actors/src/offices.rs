@@ -7,7 +7,8 @@
 //! claims gets an automatic office, which is kept (and exported) like any
 //! other. Elections are computed per office on demand and cached for
 //! [`ELECTION_TTL`]; anyone joining or leaving the office drops the cache,
-//! so an RVP that leaves is replaced on the next question.
+//! so an RVP that leaves is replaced on the next question. A sitting RVP
+//! wins ties, so the seat does not flap while attributes wobble.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -19,8 +20,9 @@ use crate::election::{self, Attributes, Candidate};
 use crate::topology::Topology;
 use crate::wire::OfficeInfo;
 
-/// How long an office's election result is reused while its members stay.
-pub const ELECTION_TTL: Duration = Duration::from_secs(5);
+/// How long an office's election result is reused while its members stay
+/// (changed attributes count after this long; joins and leaves at once).
+pub const ELECTION_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Debug)]
 struct Member {
@@ -62,6 +64,8 @@ pub struct OfficeBook {
     members: HashMap<NodeId, Member>,
     by_office: HashMap<String, BTreeSet<NodeId>>,
     elections: HashMap<String, Election>,
+    /// The RVPs each office last elected, kept when the cache is dropped.
+    seated: HashMap<String, Vec<NodeId>>,
     topology_dirty: bool,
 }
 
@@ -73,6 +77,7 @@ impl OfficeBook {
             members: HashMap::new(),
             by_office: HashMap::new(),
             elections: HashMap::new(),
+            seated: HashMap::new(),
             topology_dirty: false,
         }
     }
@@ -218,11 +223,11 @@ impl OfficeBook {
     /// The RVPs of `office`, electing them again if the cache is stale.
     /// VPN offices elect none: their clients never serve.
     pub fn rvps(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
-        if let Some(e) = self.elections.get(office)
-            && now.duration_since(e.at) < ELECTION_TTL
-        {
-            return e.rvps.clone();
-        }
+        let sitting = match self.elections.get(office) {
+            Some(e) if now.duration_since(e.at) < ELECTION_TTL => return e.rvps.clone(),
+            Some(e) => e.rvps.clone(),
+            None => self.seated.get(office).cloned().unwrap_or_default(),
+        };
         let Some(spec) = self.topology.office(office) else {
             return Vec::new();
         };
@@ -235,6 +240,7 @@ impl OfficeBook {
                         id: *id,
                         attributes,
                         preferred_by_office: spec.preferred.contains(&member.name),
+                        incumbent: sitting.contains(id),
                     })
                 })
                 .collect();
@@ -251,6 +257,7 @@ impl OfficeBook {
                 rvps: rvps.clone(),
             },
         );
+        self.seated.insert(office.to_owned(), rvps.clone());
         rvps
     }
 }
@@ -321,6 +328,25 @@ mod tests {
         assert_eq!(book.rvps("hq", now), vec![id(1)]);
         book.leave(&id(1));
         assert_eq!(book.rvps("hq", now), vec![id(2)], "re-elected at once");
+    }
+
+    #[test]
+    fn a_newcomer_that_only_ties_does_not_unseat_the_rvp() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        book.join(id(9), "pc-9", ip("10.0.1.9"));
+        book.set_attributes(&id(9), attrs(10));
+        assert_eq!(book.rvps("hq", now), vec![id(9)]);
+        book.join(id(1), "pc-1", ip("10.0.1.1"));
+        book.set_attributes(&id(1), attrs(10));
+        assert_eq!(
+            book.rvps("hq", now),
+            vec![id(9)],
+            "a tie keeps the sitting RVP"
+        );
+        book.join(id(2), "pc-2", ip("10.0.1.2"));
+        book.set_attributes(&id(2), attrs(20));
+        assert_eq!(book.rvps("hq", now), vec![id(2)], "more free space wins");
     }
 
     #[test]

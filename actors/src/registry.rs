@@ -21,8 +21,8 @@ use crate::election::Attributes;
 use crate::offices::OfficeBook;
 use crate::topology::Topology;
 use crate::wire::{
-    ClientView, ContentView, OfficeInfo, OfficeView, PeerHolding, Registration, SourcesAnswer,
-    SourcesQuery, TopologyView,
+    ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView, PeerHolding,
+    Registration, SourcesAnswer, SourcesQuery, TopologyView,
 };
 
 /// Most peers one sources answer lists: enough to keep every piece that
@@ -72,6 +72,7 @@ pub enum RegistryError {
 struct Client {
     record: ClientRecord,
     last_seen: Instant,
+    counters: ByteCounters,
 }
 
 #[derive(Debug)]
@@ -249,6 +250,7 @@ impl Registry {
                 Client {
                     record,
                     last_seen: now,
+                    counters: ByteCounters::default(),
                 },
             );
         }
@@ -307,6 +309,7 @@ impl Registry {
             Client {
                 record,
                 last_seen: now,
+                counters: ByteCounters::default(),
             },
         );
         self.dirty_clients.insert(reg.id);
@@ -327,10 +330,14 @@ impl Registry {
         &mut self,
         id: &NodeId,
         attributes: Attributes,
+        counters: ByteCounters,
         now: Instant,
     ) -> Option<OfficeInfo> {
         if !self.alive(id, now) {
             return None;
+        }
+        if let Some(client) = self.clients.get_mut(id) {
+            client.counters = counters;
         }
         self.offices.set_attributes(id, attributes);
         let mut info = self.offices.info(id, now)?;
@@ -624,6 +631,32 @@ impl Registry {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// Each office's ledger (its live clients' counters summed), top down.
+    pub fn link_views(&self) -> Vec<LinkView> {
+        let mut by_office: HashMap<&str, LinkView> = HashMap::new();
+        for (id, client) in &self.clients {
+            let Some(office) = self.offices.office_of(id) else {
+                continue;
+            };
+            let link = by_office.entry(office).or_default();
+            let c = &client.counters;
+            link.clients += 1;
+            link.from_peers += c.from_peers;
+            link.from_parent += c.from_parent;
+            link.from_origin += c.from_origin;
+            link.served += c.served;
+        }
+        self.offices
+            .topology()
+            .top_down()
+            .map(|o| LinkView {
+                office: o.name.clone(),
+                parent: o.parent.clone(),
+                ..by_office.remove(o.name.as_str()).unwrap_or_default()
+            })
+            .collect()
     }
 
     /// The office tree with its clients and RVPs, top down.
@@ -1027,16 +1060,18 @@ mod tests {
             ..Attributes::default()
         };
         assert_eq!(
-            r.heartbeat_with(&node(3), attributes(90), now)
+            r.heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
                 .unwrap()
                 .wanted,
             vec![]
         );
         r.sources(&query(4, id, 0), now).unwrap();
-        let info = r.heartbeat_with(&node(3), attributes(90), now).unwrap();
+        let info = r
+            .heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
+            .unwrap();
         assert_eq!((info.name.as_str(), info.wanted), ("branch", vec![id]));
         assert!(
-            r.heartbeat_with(&node(4), attributes(10), now)
+            r.heartbeat_with(&node(4), attributes(10), ByteCounters::default(), now)
                 .unwrap()
                 .wanted
                 .is_empty(),
@@ -1044,7 +1079,7 @@ mod tests {
         );
         r.report_have(node(3), id, PieceMap::full(2), now).unwrap();
         assert!(
-            r.heartbeat_with(&node(3), attributes(90), now)
+            r.heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
                 .unwrap()
                 .wanted
                 .is_empty(),

@@ -137,12 +137,14 @@ impl RegistryActor {
                     office,
                 }
             }
-            ServerRequest::Heartbeat { id, attributes } => {
-                match self.registry.heartbeat_with(&id, attributes, now) {
-                    Some(office) => ServerReply::Alive(office),
-                    None => ServerReply::UnknownClient,
-                }
-            }
+            ServerRequest::Heartbeat {
+                id,
+                attributes,
+                counters,
+            } => match self.registry.heartbeat_with(&id, attributes, counters, now) {
+                Some(office) => ServerReply::Alive(office),
+                None => ServerReply::UnknownClient,
+            },
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
                 Some(record) => ServerReply::Content(record.clone()),
                 None => ServerReply::NotFound,
@@ -281,6 +283,7 @@ impl Handler<GetRegistryView> for RegistryActor {
         MessageResult(RegistryView {
             clients: self.registry.client_views(Instant::now()),
             contents: self.registry.content_views(),
+            links: self.registry.link_views(),
         })
     }
 }

@@ -275,6 +275,8 @@ pub enum ServerRequest {
         id: NodeId,
         /// Its current attributes (free space and uptime move).
         attributes: Attributes,
+        /// Its byte counters, for the per-link ledger.
+        counters: ByteCounters,
     },
     /// Send the manifest and origins of a content.
     GetContent {
@@ -515,6 +517,28 @@ pub struct RegistryView {
     pub clients: Vec<ClientView>,
     /// Published contents.
     pub contents: Vec<ContentView>,
+    /// What the clients of each office received, by source, top down.
+    pub links: Vec<LinkView>,
+}
+
+/// The ledger of one office: the sums of its live clients' counters. Its
+/// `from_parent` is what the WAN link from its parent office carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// The office.
+    pub office: String,
+    /// Its parent office.
+    pub parent: Option<String>,
+    /// Its live clients.
+    pub clients: u32,
+    /// Bytes its clients received from peers in the office.
+    pub from_peers: u64,
+    /// Bytes its clients received across the link from the office above.
+    pub from_parent: u64,
+    /// Bytes its clients received from origins.
+    pub from_origin: u64,
+    /// Bytes its clients served.
+    pub served: u64,
 }
 
 /// The embedded file storage, as the server shows it.
@@ -593,6 +617,7 @@ mod tests {
         let mut bytes = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),
             attributes: Attributes::default(),
+            counters: ByteCounters::default(),
         });
         bytes[0] = 9;
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
@@ -603,6 +628,7 @@ mod tests {
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),
             attributes: Attributes::default(),
+            counters: ByteCounters::default(),
         });
         let err =
             decode_frame::<ServerRequest>(&good[..good.len() - 1], MAX_REQUEST_FRAME).unwrap_err();

@@ -32,8 +32,9 @@ pub enum Command {
     /// The office topology on the server: import or export the spreadsheet
     /// (CSV), or show the office tree with its clients.
     Topology(TopologyArgs),
-    /// Run a server, file storage and 8 clients in this process, spread a
-    /// generated package to all of them and show what peers saved.
+    /// Run a server, file storage and 8 clients in four offices in this
+    /// process, spread a generated package to all of them and show what
+    /// crossed each office link.
     Demo(DemoArgs),
 }
 
@@ -184,8 +185,8 @@ pub enum TopologyAction {
 /// `branchline demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of clients.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=80))]
+    /// Number of clients, spread over the four offices (at least one each).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(4..=80))]
     pub clients: u8,
     /// Package size in MiB.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
@@ -193,7 +194,8 @@ pub struct DemoArgs {
     /// Work directory (default: a new temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The /24 the demo uses on loopback, as its first three octets.
+    /// The top office's loopback /24, as its first three octets; the other
+    /// offices take the next three /24s.
     #[arg(long, default_value = "127.10.1")]
     pub subnet: String,
 }

@@ -1,8 +1,10 @@
 //! `branchline demo`: one process runs a server with embedded file storage
-//! and N clients, each node its own actix System on its own loopback
-//! address, exactly as they run as separate processes. It publishes a
-//! generated package, fetches it on every client at once with live
-//! progress, checks every copy's SHA-256 and shows what peers saved.
+//! and N clients in four offices (a top office, two branches, and a WiFi
+//! office under one branch), each office on its own loopback /24 and each
+//! node its own actix System on its own address, exactly as they run as
+//! separate processes. It imports the topology, publishes a generated
+//! package, fetches it on every client at once with live progress, checks
+//! every copy's SHA-256 and shows what crossed each office link.
 
 use std::io::{BufWriter, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -59,6 +61,23 @@ impl NodeThread {
     }
 }
 
+/// The demo's offices: name, parent, type; office `i` is on the /24 `i`
+/// after the top office's.
+const OFFICES: [(&str, Option<&str>, &str); 4] = [
+    ("hq", None, "Default"),
+    ("branch-a", Some("hq"), "Default"),
+    ("a-wifi", Some("branch-a"), "WiFi"),
+    ("branch-b", Some("hq"), "Default"),
+];
+
+/// One client of the demo.
+struct DemoClient {
+    name: String,
+    office: usize,
+    socket: PathBuf,
+    out: PathBuf,
+}
+
 struct Demo {
     work: PathBuf,
     subnet: [u8; 3],
@@ -66,11 +85,26 @@ struct Demo {
 }
 
 impl Demo {
-    fn addr(&self, host: u8, port: u16) -> SocketAddr {
+    /// An address in office `office`'s /24.
+    fn addr(&self, office: usize, host: u8, port: u16) -> SocketAddr {
+        let third = self.subnet[2] + u8::try_from(office).expect("four offices");
         SocketAddr::from((
-            Ipv4Addr::new(self.subnet[0], self.subnet[1], self.subnet[2], host),
+            Ipv4Addr::new(self.subnet[0], self.subnet[1], third, host),
             port,
         ))
+    }
+
+    /// The topology spreadsheet of the demo's offices.
+    fn sheet(&self) -> String {
+        let mut csv = String::from("office,parent,type,subnets\n");
+        for (i, (name, parent, kind)) in OFFICES.iter().enumerate() {
+            let net = self.addr(i, 0, 0).ip();
+            csv.push_str(&format!(
+                "{name},{},{kind},{net}/24\n",
+                parent.unwrap_or("")
+            ));
+        }
+        csv
     }
 }
 
@@ -118,10 +152,10 @@ fn parse_subnet(text: &str) -> anyhow::Result<[u8; 3]> {
         .ok()
         .unwrap_or_default();
     match octets[..] {
-        [127, b, c] => Ok([127, b, c]),
-        _ => {
-            anyhow::bail!("--subnet `{text}` must be three octets of a loopback /24, e.g. 127.10.1")
-        }
+        [127, b, c] if c <= 252 => Ok([127, b, c]),
+        _ => anyhow::bail!(
+            "--subnet `{text}` must be three octets of a loopback /24 with three more after it, e.g. 127.10.1"
+        ),
     }
 }
 
@@ -132,18 +166,19 @@ impl Demo {
         std::fs::create_dir_all(&storage)?;
         let package = storage.join("package.bin");
         println!(
-            "Branchline demo: a server, its file storage and {} clients on {}.0/24",
-            args.clients, args.subnet
+            "Branchline demo: a server with its file storage and {} clients in {} offices",
+            args.clients,
+            OFFICES.len()
         );
         let sha = generate(&package, size)?;
 
-        let server_addr = self.addr(1, config::DEFAULT_CONTROL_PORT);
+        let server_addr = self.addr(0, 1, config::DEFAULT_CONTROL_PORT);
         let mut server: ServerConfig = ServerConfig::empty();
         server.data_dir = Some(self.work.join("server"));
         server.listen = server_addr;
         server.file_storage.enabled = true;
         server.file_storage.dir = Some(storage.clone());
-        server.file_storage.listen = self.addr(1, config::DEFAULT_FILE_STORAGE_PORT);
+        server.file_storage.listen = self.addr(0, 1, config::DEFAULT_FILE_STORAGE_PORT);
         server.log = LogSection {
             level: "warn".into(),
             ..LogSection::default()
@@ -155,29 +190,41 @@ impl Demo {
                 node::server::run(&server, stop)
             })?);
 
+        let rt = crate::commands::runtime()?;
+        rt.block_on(wait_for_clients(&server_socket, 0))?;
+        rt.block_on(import_topology(&server_socket, self.sheet()))?;
+        for (i, (name, parent, kind)) in OFFICES.iter().enumerate() {
+            println!(
+                "  office {name:<9} {kind:<8} {}/24{}",
+                self.addr(i, 0, 0).ip(),
+                parent.map_or(String::new(), |p| format!(", under {p}"))
+            );
+        }
+
         let mut clients = Vec::new();
         for i in 0..args.clients {
-            let host = 11 + i;
-            let name = format!("client-{host}");
+            let office = usize::from(i) % OFFICES.len();
+            let host = 11 + i / 4;
+            let name = format!("{}-{}", OFFICES[office].0, host);
             let mut client = ClientConfig::empty();
             client.data_dir = Some(self.work.join(&name));
             client.server = Some(server_addr);
-            client.listen = self.addr(host, config::DEFAULT_FOREGROUND_PORT);
+            client.listen = self.addr(office, host, config::DEFAULT_FOREGROUND_PORT);
             client.name = Some(name.clone());
             client.log = LogSection {
                 level: "warn".into(),
                 ..LogSection::default()
             };
-            clients.push((
-                name.clone(),
-                socket_path(&self.work.join(&name)),
-                self.work.join(format!("{name}.out")),
-            ));
+            clients.push(DemoClient {
+                name: name.clone(),
+                office,
+                socket: socket_path(&self.work.join(&name)),
+                out: self.work.join(format!("{name}.out")),
+            });
             self.nodes.push(NodeThread::spawn(name, move |stop| {
                 node::client::run(client, stop)
             })?);
         }
-        let rt = crate::commands::runtime()?;
         rt.block_on(wait_for_clients(&server_socket, clients.len()))?;
 
         let manifest = publish::hash_file(&package, "package.bin", DEFAULT_PIECE_SIZE, true)?;
@@ -199,16 +246,16 @@ impl Demo {
             ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}")
                 .expect("valid template");
         let started = Instant::now();
-        let fetches = clients.iter().map(|(name, socket, out)| {
+        let fetches = clients.iter().map(|c| {
             let bar = bars.add(ProgressBar::new(size));
             bar.set_style(style.clone());
-            bar.set_prefix(name.clone());
-            fetch_one(socket.clone(), content, out.clone(), bar, started)
+            bar.set_prefix(c.name.clone());
+            fetch_one(c.socket.clone(), content, c.out.clone(), bar, started)
         });
         let outcomes = rt.block_on(futures_util::future::join_all(fetches));
         let mut finish_times = Vec::new();
-        for ((name, _, _), outcome) in clients.iter().zip(outcomes) {
-            finish_times.push(outcome.with_context(|| format!("{name} failed"))?);
+        for (c, outcome) in clients.iter().zip(outcomes) {
+            finish_times.push(outcome.with_context(|| format!("{} failed", c.name))?);
         }
         let wall = finish_times
             .iter()
@@ -216,13 +263,13 @@ impl Demo {
             .fold(Duration::ZERO, Duration::max);
 
         println!("checking SHA-256 of {} copies...", clients.len());
-        let outputs: Vec<&PathBuf> = clients.iter().map(|(_, _, out)| out).collect();
+        let outputs: Vec<&PathBuf> = clients.iter().map(|c| &c.out).collect();
         let matching = verify_all(&outputs, &sha)?;
 
         let server_status = rt.block_on(server_status(&server_socket))?;
         let mut client_statuses = Vec::new();
-        for (_, socket, _) in &clients {
-            client_statuses.push(rt.block_on(client_status(socket))?);
+        for c in &clients {
+            client_statuses.push((c.office, rt.block_on(client_status(&c.socket))?));
         }
         report(args, size, wall, matching, &server_status, &client_statuses);
         anyhow::ensure!(
@@ -269,19 +316,33 @@ fn generate(path: &Path, size: u64) -> anyhow::Result<[u8; 32]> {
     Ok(sha.finalize().into())
 }
 
+async fn import_topology(server: &Path, sheet: String) -> anyhow::Result<()> {
+    let request = AdminRequest::TopologyImport(sheet.into_bytes());
+    connect::request(server, &request, |reply| match reply {
+        AdminReply::TopologyImported(_) => Some(Ok(())),
+        AdminReply::TopologyRefused(problems) => Some(Err(anyhow::anyhow!(
+            "the demo's topology was refused: {}",
+            problems.join("; ")
+        ))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?
+}
+
+/// Waits until the server answers and `count` clients are registered.
 async fn wait_for_clients(server: &Path, count: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let registered = server_status(server)
             .await
-            .map(|s| s.registry.clients.len())
-            .unwrap_or(0);
-        if registered >= count {
+            .map(|s| s.registry.clients.len());
+        if registered.as_ref().is_ok_and(|&n| n >= count) {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "only {registered} of {count} clients registered within 30 s"
+            "only {} of {count} clients registered within 30 s",
+            registered.unwrap_or(0)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -388,47 +449,79 @@ fn report(
     wall: Duration,
     matching: usize,
     server: &ServerStatus,
-    clients: &[ClientStatus],
+    clients: &[(usize, ClientStatus)],
 ) {
     let n = clients.len() as u64;
     let origin = server.file_storage.as_ref().map_or(0, |f| f.bytes_served);
-    let peers: u64 = clients.iter().map(|c| c.counters.from_peers).sum();
-    let origin_by_clients: u64 = clients.iter().map(|c| c.counters.from_origin).sum();
-    let without = n * size;
+    let sum = |office: Option<usize>, pick: fn(&ClientStatus) -> u64| -> u64 {
+        clients
+            .iter()
+            .filter(|(o, _)| office.is_none_or(|office| *o == office))
+            .map(|(_, c)| pick(c))
+            .sum()
+    };
     let ratio = |bytes: u64| bytes as f64 / size as f64;
     println!();
     println!(
-        "  {} clients, {} package, all fetching at once",
+        "  {} clients in {} offices, {} package, all fetching at once",
         args.clients,
+        OFFICES.len(),
         mib(size)
     );
-    println!("  ------------------------------------------------------------------");
+    println!("  ---------------------------------------------------------------------------");
     println!("  copies matching the package's SHA-256      {matching} of {n}");
     println!(
         "  wall time (publish to last client done)    {:.1} s",
         wall.as_secs_f64()
     );
     println!(
-        "  bytes from the origin (file storage)       {:>12}  ({:.2}x the package)",
+        "  bytes from the origin (file storage)       {:>12}  ({:.2}x the package; without peers {:.2}x)",
         mib(origin),
-        ratio(origin)
+        ratio(origin),
+        n as f64
     );
+    println!();
     println!(
-        "    as the clients counted it                {:>12}",
-        mib(origin_by_clients)
+        "  {:<10} {:<10} {:>7}  {:>22}  {:>12}  {:>12}",
+        "office", "link from", "clients", "link carried", "without peers", "in office"
     );
-    println!(
-        "  bytes between peers (clients' counters)    {:>12}  ({:.2}x)",
-        mib(peers),
-        ratio(peers)
-    );
-    println!(
-        "  without peers, bytes from the origin       {:>12}  ({:.2}x)",
-        mib(without),
-        ratio(without)
-    );
+    for (i, (name, parent, _)) in OFFICES.iter().enumerate() {
+        let members = clients.iter().filter(|(o, _)| *o == i).count() as u64;
+        // Without peers, every client below this link pulls its own copy.
+        let below: u64 = (0..OFFICES.len())
+            .filter(|&j| is_under(j, i))
+            .map(|j| clients.iter().filter(|(o, _)| *o == j).count() as u64)
+            .sum();
+        let carried = if parent.is_some() {
+            sum(Some(i), |c| c.counters.from_parent)
+        } else {
+            sum(Some(i), |c| c.counters.from_origin)
+        };
+        println!(
+            "  {:<10} {:<10} {:>7}  {:>12} ({:>5.2}x)  {:>10.0}x  {:>12}",
+            name,
+            parent.unwrap_or("origin"),
+            members,
+            mib(carried),
+            ratio(carried),
+            below as f64,
+            mib(sum(Some(i), |c| c.counters.from_peers))
+        );
+    }
     println!(
         "  origin traffic saved                       {:>11.1} %",
-        100.0 * (1.0 - origin as f64 / without as f64)
+        100.0 * (1.0 - origin as f64 / (n * size) as f64)
     );
+}
+
+/// Whether office `j` is office `i` or below it.
+fn is_under(j: usize, i: usize) -> bool {
+    let mut at = Some(OFFICES[j].0);
+    while let Some(name) = at {
+        if name == OFFICES[i].0 {
+            return true;
+        }
+        at = OFFICES.iter().find(|o| o.0 == name).and_then(|o| o.1);
+    }
+    false
 }

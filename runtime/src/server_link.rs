@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use branchline_actors::counters::Counters;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
 use branchline_actors::rvp::Wanted;
 use branchline_actors::store::{GetInventory, Store};
@@ -86,6 +87,7 @@ pub struct ServerLink {
     store: Addr<Store>,
     attributes: AttributeSource,
     status: Arc<LinkStatus>,
+    counters: Arc<Counters>,
     rvp: Option<Recipient<Wanted>>,
     registering: bool,
     heartbeat: Duration,
@@ -95,8 +97,8 @@ pub struct ServerLink {
 
 impl ServerLink {
     /// A link to the server at `server` from `endpoint`, reporting the
-    /// attributes `attributes` reads. `status` is shared with the admin
-    /// socket.
+    /// attributes `attributes` reads and the node's `counters`. `status` is
+    /// shared with the admin socket.
     pub fn new(
         endpoint: quinn::Endpoint,
         server: SocketAddr,
@@ -104,6 +106,7 @@ impl ServerLink {
         store: Addr<Store>,
         attributes: AttributeSource,
         status: Arc<LinkStatus>,
+        counters: Arc<Counters>,
     ) -> Self {
         ServerLink {
             slot: ConnectionSlot::new(endpoint, server),
@@ -111,6 +114,7 @@ impl ServerLink {
             store,
             attributes,
             status,
+            counters,
             rvp: None,
             registering: false,
             heartbeat: Duration::from_secs(5),
@@ -189,11 +193,17 @@ impl ServerLink {
             return;
         }
         let (slot, id, source) = (self.slot.clone(), self.me.id, self.attributes.clone());
+        let counters = self.counters.snapshot();
         let beat = async move {
             let attributes = tokio::task::spawn_blocking(move || source.read())
                 .await
                 .unwrap_or_default();
-            call(&slot, ServerRequest::Heartbeat { id, attributes }).await
+            let beat = ServerRequest::Heartbeat {
+                id,
+                attributes,
+                counters,
+            };
+            call(&slot, beat).await
         };
         ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {

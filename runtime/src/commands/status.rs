@@ -59,8 +59,9 @@ fn print_client(s: &ClientStatus) {
     );
     let c = &s.counters;
     println!(
-        "received: {} from peers, {} from origins; served {}; pieces stored {}, rejected {}",
+        "received: {} from office peers, {} from the parent office, {} from origins; served {}; pieces stored {}, rejected {}",
         mib(c.from_peers),
+        mib(c.from_parent),
         mib(c.from_origin),
         mib(c.served),
         c.pieces_stored,
@@ -112,6 +113,25 @@ fn print_server(s: &ServerStatus) {
             c.complete_holders,
             c.partial_holders,
             c.origins.join(", ")
+        );
+    }
+    println!(
+        "office links (what each office's live clients received, as of their last heartbeat):"
+    );
+    println!(
+        "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14}",
+        "office", "parent", "clients", "from parent", "from origin", "in office", "served"
+    );
+    for l in s.registry.links.iter().filter(|l| l.clients > 0) {
+        println!(
+            "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14}",
+            l.office,
+            l.parent.as_deref().unwrap_or("-"),
+            l.clients,
+            mib(l.from_parent),
+            mib(l.from_origin),
+            mib(l.from_peers),
+            mib(l.served)
         );
     }
     println!("clients ({}):", s.registry.clients.len());

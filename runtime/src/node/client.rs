@@ -77,12 +77,14 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
-                counters: counters2,
+                counters: counters2.clone(),
                 link: status2.clone(),
             };
             let transport = Supervisor::start(move |_| Transport::new(deps));
             let link = Supervisor::start(move |_| {
-                ServerLink::new(endpoint, server, me2, store2, attributes, status2)
+                ServerLink::new(
+                    endpoint, server, me2, store2, attributes, status2, counters2,
+                )
             });
             Ok((transport, link))
         })
