@@ -21,6 +21,7 @@
 //!   server, admin).
 //! - [`messages`]: what these actors ask of the runtime's I/O actors.
 //! - [`counters`]: a node's byte counters.
+//! - [`token_bucket`]: pacing a pull across a rate-capped office link.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
 pub mod counters;
@@ -34,6 +35,7 @@ pub mod registry;
 pub mod registry_actor;
 pub mod rvp;
 pub mod store;
+pub mod token_bucket;
 pub mod topology;
 pub mod transfer;
 pub mod wire;

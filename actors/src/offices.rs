@@ -46,6 +46,8 @@ pub struct SourcePlan {
     pub upstream: Option<String>,
     /// Whether it may fetch from the origin (under leases).
     pub origin: bool,
+    /// The cap on the link into its office, Mbit/s (`wan_rate_mbit`).
+    pub link_rate_mbit: Option<u32>,
     /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
     /// waits for its office's RVP.
     pub crossing: Option<&'static str>,
@@ -203,6 +205,7 @@ impl OfficeBook {
         };
         Some(SourcePlan {
             office_serves: spec.kind.serves(),
+            link_rate_mbit: spec.wan_rate_mbit,
             origin: crossing.is_some() && upstream.is_none(),
             upstream: crossing.and(upstream),
             crossing,

@@ -14,6 +14,9 @@
 //!   Only a piece no office peer holds is taken from an *upstream* peer (in
 //!   the office up the tree, across the WAN), and only a piece no peer at
 //!   all holds from the origin.
+//! - **Rate cap.** Requests to upstream peers take their bytes from a token
+//!   bucket when the link into this office has a cap (`wan_rate_mbit`), so
+//!   the pull stays under it.
 //! - A piece no peer holds is taken from the origin only under a lease the
 //!   server granted this node, so each piece leaves the origin once. Origins
 //!   are tried in their published order (CDN first, then file storage).
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{NodeId, PieceMap};
 
+use crate::token_bucket::TokenBucket;
 use crate::wire::PeerHolding;
 
 /// Longest rest after repeated failures.
@@ -153,6 +157,9 @@ pub struct Picker {
     leased_elsewhere: PieceMap,
     to_release: BTreeSet<u32>,
     next_id: u64,
+    upstream_rate: Option<TokenBucket>,
+    piece_bytes: u64,
+    upstream_blocked: Option<Instant>,
 }
 
 impl Picker {
@@ -172,6 +179,27 @@ impl Picker {
             leased_elsewhere: PieceMap::new(len),
             to_release: BTreeSet::new(),
             next_id: 1,
+            upstream_rate: None,
+            piece_bytes: 0,
+            upstream_blocked: None,
+        }
+    }
+
+    /// Caps what requests to upstream peers may pull, in bytes per second
+    /// (`None`: no cap). Each request counts as `piece_bytes`.
+    pub fn set_upstream_rate(&mut self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
+        self.piece_bytes = piece_bytes;
+        match bytes_per_sec {
+            None => self.upstream_rate = None,
+            Some(rate)
+                if self
+                    .upstream_rate
+                    .as_ref()
+                    .is_some_and(|b| b.rate() == rate) => {}
+            Some(rate) => {
+                let capacity = (2 * piece_bytes).max(rate / 4);
+                self.upstream_rate = Some(TokenBucket::new(rate, capacity));
+            }
         }
     }
 
@@ -197,8 +225,10 @@ impl Picker {
 
     /// Takes in what the server (through the office) says: who holds what,
     /// what others are fetching from the origin, and this node's leases.
-    /// Peers set aside stay set aside; a peer that vanished keeps the
-    /// requests already sent to it but gets no new ones.
+    /// Peers set aside stay set aside. A peer that vanished (it left, or the
+    /// server stopped listing it) is forgotten with the requests sent to it:
+    /// they are written off, so their pieces are asked of someone else at
+    /// once instead of waiting out a timeout on a peer that may be dead.
     pub fn update_sources(
         &mut self,
         peers: &[PeerHolding],
@@ -223,14 +253,11 @@ impl Picker {
                 },
             );
         }
-        // Peers with requests in flight stay known until those finish.
-        for (id, mut state) in std::mem::take(&mut self.peers) {
-            if state.in_flight > 0 {
-                state.have = PieceMap::new(len);
-                next.insert(id, state);
-            }
-        }
+        let vanished: Vec<NodeId> = std::mem::take(&mut self.peers).into_keys().collect();
         self.peers = next;
+        for gone in vanished {
+            self.write_off(&gone);
+        }
         if leased_elsewhere.len() == len {
             self.leased_elsewhere = leased_elsewhere;
         }
@@ -301,8 +328,11 @@ impl Picker {
             let best = self
                 .usable_holders(index, now)
                 .min_by_key(|(id, p)| (p.in_flight, spread(id, index)))
-                .map(|(id, p)| (*id, p.addr));
-            if let Some((id, addr)) = best {
+                .map(|(id, p)| (*id, p.addr, p.upstream));
+            if let Some((id, addr, upstream)) = best {
+                if upstream && !self.take_upstream(now) {
+                    continue;
+                }
                 out.push(self.start(index, Source::Peer(id, addr)));
             }
         }
@@ -330,6 +360,19 @@ impl Picker {
         out
     }
 
+    /// Takes a piece's worth from the upstream bucket, if there is a cap;
+    /// remembers when the bucket can give again.
+    fn take_upstream(&mut self, now: Instant) -> bool {
+        let Some(bucket) = self.upstream_rate.as_mut() else {
+            return true;
+        };
+        if bucket.try_take(self.piece_bytes, now) {
+            return true;
+        }
+        self.upstream_blocked = Some(bucket.ready_at(self.piece_bytes, now));
+        false
+    }
+
     fn usable_origin(&self, now: Instant) -> Option<usize> {
         self.origins
             .iter()
@@ -352,6 +395,20 @@ impl Picker {
             p.in_flight += 1;
         }
         Request { id, index, source }
+    }
+
+    /// Forgets the requests in flight to `peer`; their outcomes, if they
+    /// ever come, are stale.
+    fn write_off(&mut self, peer: &NodeId) {
+        let ids: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (_, source))| matches!(source, Source::Peer(p, _) if p == peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.finish(id);
+        }
     }
 
     fn finish(&mut self, id: u64) -> Option<(u32, Source)> {
@@ -463,7 +520,11 @@ impl Picker {
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
         let peers = self.peers.values().filter_map(|p| p.rest.until);
         let origins = self.origins.iter().filter_map(|o| o.rest.until);
-        peers.chain(origins).filter(|&t| t > now).min()
+        peers
+            .chain(origins)
+            .chain(self.upstream_blocked)
+            .filter(|&t| t > now)
+            .min()
     }
 }
 
@@ -597,9 +658,8 @@ mod tests {
         assert!(again.is_empty(), "peer 1 is set aside: {again:?}");
         assert_eq!(
             p.wanted_leases(),
-            1,
-            "only piece {} lacks a source; the other is in flight",
-            reqs[0].index
+            2,
+            "no piece has a source: the other request to the bad peer was written off too"
         );
     }
 
@@ -684,16 +744,32 @@ mod tests {
     }
 
     #[test]
-    fn given_peer_vanishes_with_requests_in_flight_then_no_new_requests_go_to_it() {
+    fn given_a_peer_vanishes_with_requests_in_flight_then_they_are_written_off_and_asked_elsewhere()
+    {
         let now = Instant::now();
         let mut p = Picker::new(PieceMap::new(3), 1, limits());
         p.update_sources(&[peer(1, &[0, 1, 2], 3)], PieceMap::new(3), &[]);
         let r = p.next_requests(now);
         assert_eq!(r.len(), 2);
-        p.update_sources(&[], PieceMap::new(3), &[]);
-        assert!(p.next_requests(now).is_empty());
-        assert_eq!(p.on_stored(r[0].id), Outcome::Applied);
-        assert_eq!(p.source_count(), 1, "still one request in flight to it");
+        // Peer 1 is gone (the server dropped it); peer 2 holds everything.
+        p.update_sources(&[peer(2, &[0, 1, 2], 3)], PieceMap::new(3), &[]);
+        assert_eq!(p.source_count(), 1);
+        let again = p.next_requests(now);
+        assert_eq!(
+            again.len(),
+            2,
+            "per_peer 2: pieces of the dead peer go to peer 2 now"
+        );
+        assert!(
+            again
+                .iter()
+                .all(|q| matches!(q.source, Source::Peer(id, _) if id == node(2)))
+        );
+        assert_eq!(
+            p.on_stored(r[0].id),
+            Outcome::Stale,
+            "a late answer is ignored"
+        );
     }
 
     #[test]
@@ -738,5 +814,47 @@ mod tests {
                 .all(|r| matches!(r.source, Source::Peer(id, _) if id == node(1)))
         );
         assert!(p.next_requests(now).is_empty());
+    }
+
+    #[test]
+    fn given_a_capped_link_then_upstream_requests_are_paced_and_office_ones_are_not() {
+        let now = Instant::now();
+        let limits = Limits {
+            per_peer: 16,
+            total: 32,
+            ..limits()
+        };
+        let mut p = Picker::new(PieceMap::new(8), 1, limits);
+        // 2 pieces per second across the link; the bucket holds 2 pieces.
+        p.set_upstream_rate(Some(2 * 1000), 1000);
+        p.update_sources(
+            &[
+                peer(1, &[0, 1, 2], 8),
+                upstream(9, &[0, 1, 2, 3, 4, 5, 6, 7], 8),
+            ],
+            PieceMap::new(8),
+            &[],
+        );
+        let first = p.next_requests(now);
+        let upstream_sent = |reqs: &[Request]| {
+            reqs.iter()
+                .filter(|r| matches!(r.source, Source::Peer(id, _) if id == node(9)))
+                .count()
+        };
+        assert_eq!(
+            first.len(),
+            5,
+            "3 from the office, 2 (a full bucket) across the link"
+        );
+        assert_eq!(upstream_sent(&first), 2);
+        assert_eq!(p.next_wake(now), Some(now + Duration::from_millis(500)));
+        assert_eq!(
+            upstream_sent(&p.next_requests(now + Duration::from_millis(499))),
+            0
+        );
+        assert_eq!(
+            upstream_sent(&p.next_requests(now + Duration::from_millis(500))),
+            1
+        );
     }
 }

@@ -461,10 +461,21 @@ impl Registry {
             .office_of(&query.id)
             .expect("a registered client has an office")
             .to_owned();
-        self.wanted
-            .entry(office.clone())
-            .or_default()
-            .insert(query.content, now);
+        // The office and every office above it want the content: each RVP
+        // on the way up pulls it, so it comes down the tree link by link.
+        let path: Vec<String> = self
+            .offices
+            .topology()
+            .path_to_top(&office)
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        for above in path {
+            self.wanted
+                .entry(above)
+                .or_default()
+                .insert(query.content, now);
+        }
         let since = *self
             .progress
             .entry((query.content, office.clone()))
@@ -556,6 +567,7 @@ impl Registry {
             peers,
             leased_elsewhere,
             granted,
+            upstream_rate_mbit: plan.upstream.and(plan.link_rate_mbit),
         })
     }
 
@@ -1077,6 +1089,10 @@ mod tests {
                 .is_empty(),
             "not the RVP"
         );
+        let hq = r
+            .heartbeat_with(&node(1), attributes(90), ByteCounters::default(), now)
+            .unwrap();
+        assert_eq!(hq.wanted, vec![id], "the office above pulls it too");
         r.report_have(node(3), id, PieceMap::full(2), now).unwrap();
         assert!(
             r.heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)

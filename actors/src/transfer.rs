@@ -236,6 +236,8 @@ impl Transfer {
             match answer {
                 Ok(answer) => {
                     run.since = answer.version;
+                    let rate = answer.upstream_rate_mbit.map(|mbit| u64::from(mbit) * 125_000);
+                    run.picker.set_upstream_rate(rate, u64::from(run.manifest.piece_size));
                     run.picker.update_sources(&answer.peers, answer.leased_elsewhere, &answer.granted);
                     act.pump(ctx);
                     act.poll(ctx);

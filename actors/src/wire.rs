@@ -262,6 +262,9 @@ pub struct SourcesAnswer {
     pub leased_elsewhere: PieceMap,
     /// Pieces this client may fetch from the origin (its leases, old and new).
     pub granted: Vec<u32>,
+    /// The cap on the link from the upstream office into the asker's
+    /// office, in Mbit/s, when the answer lists upstream peers.
+    pub upstream_rate_mbit: Option<u32>,
 }
 
 /// What a client asks the server.

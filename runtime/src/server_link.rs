@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use branchline_actors::counters::Counters;
@@ -28,6 +28,8 @@ use crate::transport::connection_slot::ConnectionSlot;
 pub const LINK_MAILBOX: usize = 512;
 /// Deadline for dialling the server.
 const DIAL_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the link checks whether a heartbeat is due.
+const HEARTBEAT_TICK: Duration = Duration::from_millis(250);
 /// Deadline for one call (long-polls wait up to 5 s on the server).
 const CALL_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -91,6 +93,7 @@ pub struct ServerLink {
     rvp: Option<Recipient<Wanted>>,
     registering: bool,
     heartbeat: Duration,
+    last_beat: Instant,
     pending_have: HashMap<ContentId, PieceMap>,
     flushing: bool,
 }
@@ -118,6 +121,7 @@ impl ServerLink {
             rvp: None,
             registering: false,
             heartbeat: Duration::from_secs(5),
+            last_beat: Instant::now(),
             pending_have: HashMap::new(),
             flushing: false,
         }
@@ -159,6 +163,7 @@ impl ServerLink {
                     office,
                 }) => {
                     act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
+                    act.last_beat = Instant::now();
                     act.status.set_registered(true);
                     act.office_told(office);
                     tracing::info!(server = %act.slot.addr(), "registered with the server");
@@ -192,6 +197,7 @@ impl ServerLink {
         if !self.status.registered() {
             return;
         }
+        self.last_beat = Instant::now();
         let (slot, id, source) = (self.slot.clone(), self.me.id, self.attributes.clone());
         let counters = self.counters.snapshot();
         let beat = async move {
@@ -304,11 +310,13 @@ impl Actor for ServerLink {
         self.registering = false;
         self.flushing = false;
         self.register(ctx);
-        fn tick(act: &mut ServerLink, ctx: &mut Context<ServerLink>) {
-            act.heartbeat(ctx);
-            ctx.run_later(act.heartbeat, tick);
-        }
-        ctx.run_later(self.heartbeat, tick);
+        // Beat at the interval the server asked for at registration (it may
+        // be shorter than the default the link starts with).
+        ctx.run_interval(HEARTBEAT_TICK, |act, ctx| {
+            if act.last_beat.elapsed() >= act.heartbeat {
+                act.heartbeat(ctx);
+            }
+        });
     }
 }
 

@@ -86,7 +86,11 @@ impl World {
         let data_dir = self.path(name);
         let child = Command::new(bin())
             .args(args)
-            .env("RUST_LOG", "info")
+            // BRANCHLINE_TEST_LOG=debug (or a filter) for more detail.
+            .env(
+                "RUST_LOG",
+                std::env::var("BRANCHLINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -15,6 +15,11 @@ use crate::tls;
 /// frame less IPv6 and UDP headers.
 const MTU_UPPER_BOUND: u16 = 8952;
 
+/// A connection with no packet from the peer for this long is dead.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keep-alive interval, well inside [`IDLE_TIMEOUT`].
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
+
 /// Streams a peer may have open to us at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
@@ -46,10 +51,12 @@ fn transport_config() -> TransportConfig {
     t.stream_receive_window(VarInt::from_u32(4 * 1024 * 1024));
     t.receive_window(VarInt::from_u32(32 * 1024 * 1024));
     t.send_window(32 * 1024 * 1024);
+    // A peer that stops answering (killed, unplugged) fails its requests
+    // after IDLE_TIMEOUT rather than the request timeout.
     t.max_idle_timeout(Some(
-        IdleTimeout::try_from(Duration::from_secs(30)).expect("30 s is a valid idle timeout"),
+        IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s is a valid idle timeout"),
     ));
-    t.keep_alive_interval(Some(Duration::from_secs(10)));
+    t.keep_alive_interval(Some(KEEP_ALIVE));
     // Probe for paths that carry jumbo frames (and loopback); a path with a
     // 1500-byte MTU just loses the probes and stays at about 1452.
     let mut mtu = MtuDiscoveryConfig::default();

@@ -1,0 +1,118 @@
+//! A token bucket: how a download keeps its pull across a rate-capped
+//! office link (`wan_rate_mbit` in the topology) under the cap. Bytes are
+//! taken before a request is sent; the bucket refills at the rate and holds
+//! at most `capacity` bytes, so bursts stay short. Plain logic that takes
+//! `now`.
+
+use std::time::{Duration, Instant};
+
+/// A token bucket of bytes.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    bytes_per_sec: u64,
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// A full bucket refilling at `bytes_per_sec`, holding at most
+    /// `capacity` bytes (never less than one byte per second's worth of
+    /// refill, so `take` of up to `capacity` always succeeds eventually).
+    pub fn new(bytes_per_sec: u64, capacity: u64) -> Self {
+        let bytes_per_sec = bytes_per_sec.max(1);
+        TokenBucket {
+            bytes_per_sec,
+            rate: bytes_per_sec as f64,
+            capacity: capacity.max(1) as f64,
+            tokens: capacity.max(1) as f64,
+            at: None,
+        }
+    }
+
+    /// The rate, in bytes per second.
+    pub fn rate(&self) -> u64 {
+        self.bytes_per_sec
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(at) = self.at {
+            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        }
+        self.at = Some(now);
+    }
+
+    /// Takes `bytes` if the bucket holds them now. A request larger than the
+    /// capacity is allowed when the bucket is full (it then runs a debt).
+    pub fn try_take(&mut self, bytes: u64, now: Instant) -> bool {
+        self.refill(now);
+        let bytes = bytes as f64;
+        if self.tokens >= bytes.min(self.capacity) {
+            self.tokens -= bytes;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When `bytes` can be taken, if not now.
+    pub fn ready_at(&self, bytes: u64, now: Instant) -> Instant {
+        let mut probe = self.clone();
+        probe.refill(now);
+        let missing = (bytes as f64).min(self.capacity) - probe.tokens;
+        if missing <= 0.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64(missing / self.rate)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_full_bucket_gives_its_capacity_then_paces_at_the_rate() {
+        let now = Instant::now();
+        let mut b = TokenBucket::new(2 * MIB, 2 * MIB);
+        assert!(b.try_take(MIB, now));
+        assert!(b.try_take(MIB, now));
+        assert!(!b.try_take(MIB, now), "empty");
+        assert_eq!(b.ready_at(MIB, now), now + Duration::from_millis(500));
+        assert!(!b.try_take(MIB, now + Duration::from_millis(400)));
+        assert!(b.try_take(MIB, now + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn over_a_long_run_the_rate_holds() {
+        let start = Instant::now();
+        let mut b = TokenBucket::new(10 * MIB, 2 * MIB);
+        let mut taken = 0u64;
+        let mut now = start;
+        while now < start + Duration::from_secs(10) {
+            if b.try_take(MIB, now) {
+                taken += MIB;
+            }
+            now += Duration::from_millis(7);
+        }
+        // 10 s at 10 MiB/s, plus the first full bucket.
+        assert!((100 * MIB..=102 * MIB).contains(&taken), "{}", taken / MIB);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_bucket_goes_when_it_is_full() {
+        let now = Instant::now();
+        let mut b = TokenBucket::new(MIB, MIB / 2);
+        assert!(
+            b.try_take(MIB, now),
+            "a full bucket lets one big request through"
+        );
+        assert!(!b.try_take(1, now + Duration::from_millis(400)), "in debt");
+        assert!(b.try_take(MIB, now + Duration::from_millis(1000)));
+    }
+}
