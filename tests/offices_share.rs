@@ -81,10 +81,16 @@ fn a_package_crosses_every_office_link_once() {
     let total = SIZE as f64;
     let served = origin.bytes() as f64;
     let mut link: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut office_bytes, mut wan_bytes, mut served_fg, mut served_bg) = (0u64, 0u64, 0u64, 0u64);
     let mut report = format!("origin served {:.3}x\n", served / total);
     for (office, client) in &clients {
         let counters = client.status()["counters"].clone();
         *link.entry(office.clone()).or_default() += counters["from_parent"].as_u64().unwrap();
+        office_bytes += counters["from_peers"].as_u64().unwrap();
+        wan_bytes += counters["from_parent"].as_u64().unwrap();
+        let background = counters["served_background"].as_u64().unwrap();
+        served_bg += background;
+        served_fg += counters["served"].as_u64().unwrap() - background;
         report.push_str(&format!("  {:<12} {}\n", client.name, counters));
         if office == "vpn" {
             assert_eq!(
@@ -116,6 +122,14 @@ fn a_package_crosses_every_office_link_once() {
     assert_eq!(
         link["hq"], 0,
         "nothing comes into the top office from above"
+    );
+    assert_eq!(
+        wan_bytes, served_bg,
+        "every byte between offices went over the background protocol"
+    );
+    assert_eq!(
+        office_bytes, served_fg,
+        "every byte inside an office went over the foreground protocol"
     );
 
     // The server's ledger agrees with the clients once they have sent a

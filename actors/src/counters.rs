@@ -12,6 +12,7 @@ pub struct Counters {
     from_parent: AtomicU64,
     from_origin: AtomicU64,
     served: AtomicU64,
+    served_background: AtomicU64,
     pieces_stored: AtomicU64,
     pieces_rejected: AtomicU64,
 }
@@ -44,9 +45,13 @@ impl Counters {
         self.pieces_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `bytes` of a piece were served to a peer.
-    pub fn served(&self, bytes: u64) {
+    /// `bytes` of a piece were served to a peer, over the background
+    /// protocol if `background`.
+    pub fn served(&self, bytes: u64, background: bool) {
         self.served.fetch_add(bytes, Ordering::Relaxed);
+        if background {
+            self.served_background.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// A snapshot.
@@ -56,6 +61,7 @@ impl Counters {
             from_parent: self.from_parent.load(Ordering::Relaxed),
             from_origin: self.from_origin.load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
+            served_background: self.served_background.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
             pieces_rejected: self.pieces_rejected.load(Ordering::Relaxed),
         }

@@ -36,8 +36,10 @@ pub struct OfficeDeps {
     pub server: Recipient<ServerCall>,
     /// The server link, for have reports.
     pub have_report: Recipient<ReportHave>,
-    /// The transport, for peers.
+    /// The foreground transport, for peers of this office.
     pub peer_fetch: Recipient<FetchFromPeer>,
+    /// The background transport, for peers up the tree.
+    pub wan_fetch: Recipient<FetchFromPeer>,
     /// The origin fetcher.
     pub origin_fetch: Recipient<FetchFromOrigin>,
     /// The node's counters.
@@ -119,6 +121,7 @@ impl Handler<StartTransfer> for Office {
             store: self.deps.store.clone(),
             office: ctx.address(),
             peer_fetch: self.deps.peer_fetch.clone(),
+            wan_fetch: self.deps.wan_fetch.clone(),
             origin_fetch: self.deps.origin_fetch.clone(),
             have_report: self.deps.have_report.clone(),
             counters: self.deps.counters.clone(),

@@ -302,6 +302,7 @@ impl Registry {
             id: reg.id,
             name: reg.name,
             addr: reg.addr,
+            background: reg.background,
             last_seen_ms: now_ms,
         };
         self.clients.insert(
@@ -541,7 +542,11 @@ impl Registry {
         let holding = |(id, have): (&NodeId, &PieceMap), upstream: bool| {
             self.clients.get(id).map(|client| PeerHolding {
                 id: *id,
-                addr: client.record.addr,
+                addr: if upstream {
+                    client.record.background
+                } else {
+                    client.record.addr
+                },
                 have: have.clone(),
                 upstream,
             })
@@ -775,6 +780,7 @@ mod tests {
             id: node(n),
             name: format!("c{n}"),
             addr: ([127, 0, 0, n], 34760).into(),
+            background: ([127, 0, 0, n], 34750).into(),
             holdings: vec![],
             attributes: Attributes::default(),
         }

@@ -43,8 +43,10 @@ pub struct TransferDeps {
     pub store: Addr<Store>,
     /// The node's office actor.
     pub office: Addr<Office>,
-    /// The transport, for peers.
+    /// The foreground transport, for peers of this office.
     pub peer_fetch: Recipient<FetchFromPeer>,
+    /// The background transport, for upstream peers (across the WAN).
+    pub wan_fetch: Recipient<FetchFromPeer>,
     /// The origin fetcher.
     pub origin_fetch: Recipient<FetchFromOrigin>,
     /// The server link, for have reports.
@@ -303,12 +305,19 @@ impl Transfer {
         let len = run.manifest.piece_len(request.index);
         let timeout = self.settings.request_timeout;
         let call: Pending<Result<Bytes, FetchError>> = match request.source {
-            Source::Peer(_, addr) => Box::pin(self.deps.peer_fetch.send(FetchFromPeer {
-                addr,
-                content: self.content,
-                index: request.index,
-                len: u32::try_from(len).expect("pieces are at most 16 MiB"),
-            })),
+            Source::Peer(id, addr) => {
+                let transport = if run.picker.is_upstream(&id) {
+                    &self.deps.wan_fetch
+                } else {
+                    &self.deps.peer_fetch
+                };
+                Box::pin(transport.send(FetchFromPeer {
+                    addr,
+                    content: self.content,
+                    index: request.index,
+                    len: u32::try_from(len).expect("pieces are at most 16 MiB"),
+                }))
+            }
             Source::Origin(i) => Box::pin(self.deps.origin_fetch.send(FetchFromOrigin {
                 url: run.origins[i].clone(),
                 offset: run.manifest.piece_offset(request.index),

@@ -195,8 +195,10 @@ pub struct Registration {
     pub id: NodeId,
     /// A name for people.
     pub name: String,
-    /// Where peers reach the client.
+    /// Where peers of its office reach the client (foreground protocol).
     pub addr: SocketAddr,
+    /// Where RVPs of child offices reach it (background protocol).
+    pub background: SocketAddr,
     /// What the client holds, so the server knows after its own restart.
     pub holdings: Vec<(ContentId, PieceMap)>,
     /// What it reports about itself for elections.
@@ -242,7 +244,8 @@ pub struct SourcesQuery {
 pub struct PeerHolding {
     /// The peer.
     pub id: NodeId,
-    /// Where to reach it.
+    /// Where to reach it: its foreground endpoint, or its background
+    /// endpoint when `upstream`.
     pub addr: SocketAddr,
     /// What it holds.
     pub have: PieceMap,
@@ -391,8 +394,11 @@ pub struct ByteCounters {
     pub from_parent: u64,
     /// Bytes of verified pieces received from origins.
     pub from_origin: u64,
-    /// Bytes of pieces served to peers.
+    /// Bytes of pieces served to peers (both protocols).
     pub served: u64,
+    /// Of those, bytes served to child offices over the background
+    /// protocol.
+    pub served_background: u64,
     /// Pieces stored (verified and new).
     pub pieces_stored: u64,
     /// Pieces rejected because their hash did not match.
@@ -431,8 +437,10 @@ pub struct ClientStatus {
     pub id: NodeId,
     /// Its name.
     pub name: String,
-    /// Where peers reach it.
+    /// Where peers of its office reach it (foreground endpoint).
     pub addr: SocketAddr,
+    /// Where child offices' RVPs reach it (background endpoint).
+    pub background: SocketAddr,
     /// The server it registers with.
     pub server: SocketAddr,
     /// True while registered with a live server.

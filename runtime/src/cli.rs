@@ -76,6 +76,10 @@ pub struct ClientArgs {
     /// The address peers reach this client at, if not --listen.
     #[arg(long)]
     pub advertise: Option<SocketAddr>,
+    /// Background endpoint address (QUIC/UDP) for transfers between
+    /// offices; default: --listen's address with port 34750.
+    #[arg(long)]
+    pub background_listen: Option<SocketAddr>,
     /// A name for people.
     #[arg(long)]
     pub name: Option<String>,

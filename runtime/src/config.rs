@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub const DEFAULT_CONTROL_PORT: u16 = 34323;
 /// Default foreground data port of clients (the manual's in-office data port).
 pub const DEFAULT_FOREGROUND_PORT: u16 = 34760;
+/// The background (between offices) data port of the reference manual.
+pub const DEFAULT_BACKGROUND_PORT: u16 = 34750;
 /// Default port of the embedded file storage (HTTP).
 pub const DEFAULT_FILE_STORAGE_PORT: u16 = 34380;
 
@@ -253,6 +255,15 @@ pub enum OsSetting {
     Workstation,
 }
 
+impl ClientConfig {
+    /// Where the background endpoint listens: `background_listen`, or
+    /// `listen`'s address with the background port.
+    pub fn background_listen(&self) -> SocketAddr {
+        self.background_listen
+            .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_BACKGROUND_PORT))
+    }
+}
+
 /// Default `election.reserve_mib`: 1 GiB kept for the user.
 pub const DEFAULT_RESERVE_MIB: u64 = 1024;
 
@@ -269,6 +280,13 @@ pub struct ClientConfig {
     pub listen: SocketAddr,
     /// The address peers use to reach this client, if not `listen`.
     pub advertise: Option<SocketAddr>,
+    /// The background endpoint RVPs of child offices connect to (QUIC,
+    /// UDP); by default `listen`'s address with port 34750.
+    pub background_listen: Option<SocketAddr>,
+    /// The address child offices use to reach the background endpoint, if
+    /// not `background_listen` (by default `advertise`'s address with the
+    /// background port).
+    pub background_advertise: Option<SocketAddr>,
     /// A name for people; the host name by default.
     pub name: Option<String>,
     /// The piece cache.

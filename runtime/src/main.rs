@@ -103,6 +103,9 @@ fn client_config(args: ClientArgs) -> anyhow::Result<ClientConfig> {
     if let Some(advertise) = args.advertise {
         config.advertise = Some(advertise);
     }
+    if let Some(background) = args.background_listen {
+        config.background_listen = Some(background);
+    }
     if let Some(name) = args.name {
         config.name = Some(name);
     }

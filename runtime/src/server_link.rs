@@ -40,8 +40,10 @@ pub struct Identity {
     pub id: NodeId,
     /// Its name.
     pub name: String,
-    /// Where peers reach it.
+    /// Where peers of its office reach it (foreground endpoint).
     pub addr: SocketAddr,
+    /// Where child offices' RVPs reach it (background endpoint).
+    pub background: SocketAddr,
 }
 
 /// What the link knows, shared with the admin socket's status.
@@ -148,6 +150,7 @@ impl ServerLink {
                 id: me.id,
                 name: me.name,
                 addr: me.addr,
+                background: me.background,
                 holdings: inventory.holdings,
                 attributes,
             };

@@ -52,8 +52,12 @@ pub struct ClientRecord {
     pub id: NodeId,
     /// A name for people (host name or configured).
     pub name: String,
-    /// The address peers reach it at (its foreground QUIC endpoint).
+    /// The address peers of its office reach it at (its foreground QUIC
+    /// endpoint).
     pub addr: std::net::SocketAddr,
+    /// The address RVPs of child offices reach it at (its background QUIC
+    /// endpoint, for transfers between offices).
+    pub background: std::net::SocketAddr,
     /// Last heartbeat, ms since the epoch.
     pub last_seen_ms: u64,
 }
@@ -271,6 +275,7 @@ mod tests {
                     id,
                     name: "n".into(),
                     addr: "127.0.0.1:1".parse().unwrap(),
+                    background: "127.0.0.1:2".parse().unwrap(),
                     last_seen_ms: 1,
                 };
                 store.put_client(&record).unwrap();

@@ -81,6 +81,7 @@ impl ClientAdmin {
             name: self.me.name.clone(),
             addr: self.me.addr,
             server: self.server,
+            background: self.me.background,
             registered: self.link.registered(),
             office: self.link.office(),
             usage: inventory.usage,

@@ -32,8 +32,8 @@ fn print_client(s: &ClientStatus) {
         "NOT registered"
     };
     println!(
-        "client {} ({}) at {}, server {} ({registered})",
-        s.name, s.id, s.addr, s.server
+        "client {} ({}) at {} (background {}), server {} ({registered})",
+        s.name, s.id, s.addr, s.background, s.server
     );
     match &s.office {
         Some(office) => {

@@ -34,6 +34,13 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let socket = endpoint::bind(config.listen)?;
     let bound = socket.local_addr().context("reading the bound address")?;
     let advertise = advertised(config.advertise, bound)?;
+    let background_socket = endpoint::bind(config.background_listen())?;
+    let background_bound = background_socket
+        .local_addr()
+        .context("reading the bound background address")?;
+    let background = config
+        .background_advertise
+        .unwrap_or_else(|| SocketAddr::new(advertise.ip(), background_bound.port()));
     let cache = PieceCache::open(&CacheConfig {
         dir: settings.data_dir.join("cache"),
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
@@ -49,6 +56,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         id: identity::node_id(cache.db())?,
         name: config.name.clone().unwrap_or_else(host_name),
         addr: advertise,
+        background,
     };
     let admin = listener::bind(&socket_path(&settings.data_dir))?;
     let attributes = AttributeSource::new(
@@ -57,7 +65,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         config.election.clone(),
     );
     let cache = Arc::new(cache);
-    tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, server = %settings.server, "client starting");
+    tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
     let system = actix_rt::System::new();
     system.block_on(async move {
@@ -72,21 +80,28 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             link_status.clone(),
             settings.server,
         );
-        let (transport, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
+        let (transport, wan, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
             let endpoint = endpoint::endpoint(socket)?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
                 counters: counters2.clone(),
                 link: status2.clone(),
+                background: false,
+            };
+            let wan_deps = TransportDeps {
+                endpoint: endpoint::endpoint(background_socket)?,
+                background: true,
+                ..deps.clone()
             };
             let transport = Supervisor::start(move |_| Transport::new(deps));
+            let wan = Supervisor::start(move |_| Transport::new(wan_deps));
             let link = Supervisor::start(move |_| {
                 ServerLink::new(
                     endpoint, server, me2, store2, attributes, status2, counters2,
                 )
             });
-            Ok((transport, link))
+            Ok((transport, wan, link))
         })
         .await??;
         let origin = Origin::new().context("making the HTTP client")?;
@@ -97,6 +112,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             server: link.clone().recipient(),
             have_report: link.clone().recipient(),
             peer_fetch: transport.clone().recipient(),
+            wan_fetch: wan.clone().recipient(),
             origin_fetch: origin.clone().recipient(),
             counters: counters.clone(),
         };
@@ -119,6 +135,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             vec![
                 Child::of("store", &store),
                 Child::of("transport", &transport),
+                Child::of("background transport", &wan),
                 Child::of("server link", &link),
                 Child::of("origin", &origin),
                 Child::of("office", &office),

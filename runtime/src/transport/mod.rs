@@ -5,6 +5,11 @@
 //! serves the peer's requests and carries this node's requests to it. It
 //! runs on its own arbiter: nothing blocking runs there, so the endpoint's
 //! driver is never held up.
+//!
+//! A client runs two: the **foreground** transport on its office's LAN
+//! (port 34760) and the **background** transport for transfers between
+//! offices (port 34750), so WAN traffic has its own endpoint, port and
+//! (in B5) its own congestion controller.
 
 pub mod connection_slot;
 pub mod endpoint;
@@ -40,6 +45,8 @@ pub struct TransportDeps {
     pub counters: Arc<Counters>,
     /// What the server link knows: whether this node's office serves.
     pub link: Arc<LinkStatus>,
+    /// The background endpoint (between offices), not the foreground one.
+    pub background: bool,
 }
 
 /// The transport actor.

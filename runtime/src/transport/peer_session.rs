@@ -55,6 +55,7 @@ struct Serving {
     counters: Arc<Counters>,
     stats: Arc<SessionStats>,
     link: Arc<LinkStatus>,
+    background: bool,
 }
 
 impl PeerSession {
@@ -67,6 +68,7 @@ impl PeerSession {
                 counters: deps.counters,
                 stats: Arc::new(SessionStats::default()),
                 link: deps.link,
+                background: deps.background,
             },
             outgoing: ConnectionSlot::new(deps.endpoint, addr),
         }
@@ -160,7 +162,7 @@ async fn serve_stream(
         send.write_chunk(Bytes::from(bytes))
             .await
             .map_err(|e| e.to_string())?;
-        serving.counters.served(len);
+        serving.counters.served(len, serving.background);
         serving.stats.served.fetch_add(len, Ordering::Relaxed);
     }
     send.finish().map_err(|e| e.to_string())?;

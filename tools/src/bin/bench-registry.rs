@@ -205,6 +205,7 @@ fn fake_client(n: u32, contents: &[ContentId]) -> Registration {
         id: fake_id(n),
         name: format!("fake-{n}"),
         addr: SocketAddr::new(addr.into(), 34760),
+        background: SocketAddr::new(addr.into(), 34750),
         holdings,
         attributes: Attributes {
             free_bytes: u64::from(n % 500) << 30,
