@@ -15,6 +15,7 @@ pub struct Counters {
     served_background: AtomicU64,
     pieces_stored: AtomicU64,
     pieces_rejected: AtomicU64,
+    broadcasts_sent: AtomicU64,
 }
 
 /// Where verified bytes came from.
@@ -54,6 +55,11 @@ impl Counters {
         }
     }
 
+    /// A discovery request was broadcast.
+    pub fn broadcast_sent(&self) {
+        self.broadcasts_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> ByteCounters {
         ByteCounters {
@@ -64,6 +70,7 @@ impl Counters {
             served_background: self.served_background.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
             pieces_rejected: self.pieces_rejected.load(Ordering::Relaxed),
+            broadcasts_sent: self.broadcasts_sent.load(Ordering::Relaxed),
         }
     }
 }

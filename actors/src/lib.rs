@@ -21,10 +21,12 @@
 //!   server, admin).
 //! - [`messages`]: what these actors ask of the runtime's I/O actors.
 //! - [`counters`]: a node's byte counters.
+//! - [`discovery`]: subnet broadcast discovery: datagrams and rules.
 //! - [`token_bucket`]: pacing a pull across a rate-capped office link.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
 pub mod counters;
+pub mod discovery;
 pub mod election;
 pub mod have_reporter;
 pub mod messages;

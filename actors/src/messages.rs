@@ -1,15 +1,33 @@
 //! Messages between the actors of this crate and the I/O actors of the
-//! runtime (transport, origin fetch, server link). The actors here name the
+//! runtime (transport, origin fetch, server link, discovery). The actors here name the
 //! runtime's actors only through `Recipient`s of these messages, so this
 //! crate has no sockets.
 
 use std::net::SocketAddr;
 
 use actix::Message;
-use branchline_storage::{ContentId, PieceMap};
+use branchline_storage::{ContentId, Manifest, PieceMap};
 use bytes::Bytes;
 
-use crate::wire::{Refusal, ServerReply, ServerRequest};
+use crate::wire::{PeerHolding, Refusal, ServerReply, ServerRequest};
+
+/// Ask a peer for a content's manifest (when the server cannot be asked).
+/// The answer is checked against the content id before it is returned.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Manifest, FetchError>")]
+pub struct FetchManifest {
+    /// The peer's foreground address.
+    pub addr: SocketAddr,
+    /// The content.
+    pub content: ContentId,
+}
+
+/// Find holders of a content in this client's subnet by broadcast. Empty
+/// when this client's office type does not broadcast (WiFi) or nobody
+/// answers within the discovery wait.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<PeerHolding>")]
+pub struct Discover(pub ContentId);
 
 /// Fetch one piece from a peer over the foreground protocol.
 #[derive(Debug, Message)]

@@ -1,21 +1,25 @@
-//! The office actor: one per office the node deals with (in a one-office
-//! setup, the node's own). It starts and keeps the node's transfers, answers
-//! their "where can I get pieces of X" by asking the server and applying
-//! what the office knows (peers banned for bad bytes), and hands them the
-//! content's manifest and origins.
+//! The office actor: the node's view of its office. It starts and keeps the
+//! node's transfers, answers their "where can I get pieces of X" by asking
+//! the server (which applies the source order: office peers, the office up
+//! the tree for the RVP, the origin at the top) and applying what the node
+//! knows (peers banned for bad bytes), and hands them the content's
+//! manifest and origins.
 //!
-//! Source order for a piece: a peer in the office, then the origin under a
-//! lease the server grants, so each piece leaves the origin once.
+//! When the server is out of reach, it asks the subnet instead: holders
+//! found by broadcast become the sources, and a manifest not yet known
+//! comes from one of them (checked against the content id).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_storage::{ContentId, ContentRecord, NodeId};
+use branchline_storage::{ContentId, ContentRecord, NodeId, PieceMap};
 
 use crate::counters::Counters;
-use crate::messages::{FetchFromOrigin, FetchFromPeer, LinkError, ReportHave, ServerCall};
+use crate::messages::{
+    Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
+};
 use crate::store::Store;
 use crate::transfer::{Transfer, TransferDeps, TransferSettings};
 use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
@@ -42,6 +46,10 @@ pub struct OfficeDeps {
     pub wan_fetch: Recipient<FetchFromPeer>,
     /// The origin fetcher.
     pub origin_fetch: Recipient<FetchFromOrigin>,
+    /// Subnet discovery, for when the server is out of reach.
+    pub discover: Recipient<Discover>,
+    /// The foreground transport, for manifests from peers.
+    pub manifest_fetch: Recipient<FetchManifest>,
     /// The node's counters.
     pub counters: Arc<Counters>,
 }
@@ -193,7 +201,11 @@ pub struct ContentInfo(pub ContentId);
 impl Handler<ContentInfo> for Office {
     type Result = ResponseFuture<Result<ContentRecord, String>>;
     fn handle(&mut self, msg: ContentInfo, _: &mut Context<Self>) -> Self::Result {
-        let server = self.deps.server.clone();
+        let (server, discover, fetch) = (
+            self.deps.server.clone(),
+            self.deps.discover.clone(),
+            self.deps.manifest_fetch.clone(),
+        );
         Box::pin(async move {
             match Self::call(server, ServerRequest::GetContent { content: msg.0 }).await {
                 Ok(ServerReply::Content(record)) => Ok(record),
@@ -201,10 +213,57 @@ impl Handler<ContentInfo> for Office {
                     Err(format!("content {} is not published on the server", msg.0))
                 }
                 Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
+                Err(e @ LinkError::Unreachable { .. }) => {
+                    tracing::warn!(content = %msg.0, error = %e, "server out of reach; asking the subnet for the manifest");
+                    manifest_from_peers(msg.0, &discover, &fetch)
+                        .await
+                        .map_err(|why| format!("{e}; {why}"))
+                }
                 Err(e) => Err(e.to_string()),
             }
         })
     }
+}
+
+/// Most discovered peers asked for a manifest before giving up.
+const MANIFEST_TRIES: usize = 3;
+
+/// A content's manifest from peers found by broadcast, with no origins
+/// (only the server knows them).
+async fn manifest_from_peers(
+    content: ContentId,
+    discover: &Recipient<Discover>,
+    fetch: &Recipient<FetchManifest>,
+) -> Result<ContentRecord, String> {
+    let peers = discover
+        .send(Discover(content))
+        .await
+        .map_err(|e| format!("discovery unavailable: {e}"))?;
+    for peer in peers.iter().take(MANIFEST_TRIES) {
+        match fetch
+            .send(FetchManifest {
+                addr: peer.addr,
+                content,
+            })
+            .await
+        {
+            Ok(Ok(manifest)) => {
+                return Ok(ContentRecord {
+                    manifest,
+                    origins: Vec::new(),
+                    published_ms: 0,
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %peer.addr, error = %e, "manifest from peer failed")
+            }
+            Err(e) => tracing::warn!(peer = %peer.addr, error = %e, "transport unavailable"),
+        }
+    }
+    Err(format!(
+        "no peer in the subnet gave the manifest ({} answered the broadcast)",
+        peers.len()
+    ))
 }
 
 /// A transfer's long-poll for sources (see [`SourcesQuery`]).
@@ -234,7 +293,28 @@ impl Handler<SourcesRequest> for Office {
             release: msg.release,
             wait_ms: u32::try_from(msg.wait.as_millis()).unwrap_or(u32::MAX),
         };
-        let call = Self::call(self.deps.server.clone(), ServerRequest::Sources(query));
+        let (server, discover, content, since) = (
+            self.deps.server.clone(),
+            self.deps.discover.clone(),
+            msg.content,
+            msg.since,
+        );
+        let call = async move {
+            match Self::call(server, ServerRequest::Sources(query)).await {
+                Err(e @ LinkError::Unreachable { .. }) => {
+                    tracing::debug!(%content, error = %e, "server out of reach; asking the subnet");
+                    let peers = discover.send(Discover(content)).await.unwrap_or_default();
+                    Ok(ServerReply::Sources(SourcesAnswer {
+                        version: since,
+                        peers,
+                        leased_elsewhere: PieceMap::new(0),
+                        granted: Vec::new(),
+                        upstream_rate_mbit: None,
+                    }))
+                }
+                other => other,
+            }
+        };
         Box::pin(call.into_actor(self).map(|reply, act, _| match reply? {
             ServerReply::Sources(mut answer) => {
                 answer

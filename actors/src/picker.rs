@@ -379,9 +379,11 @@ impl Picker {
             .position(|o| !o.set_aside && !o.rest.resting(now))
     }
 
-    /// True when every origin has been set aside for bad bytes.
+    /// True when the content had origins and every one has been set aside.
+    /// A content known without origins (its manifest came from a peer while
+    /// the server was out of reach) waits for peers instead.
     pub fn origins_exhausted(&self) -> bool {
-        self.origins.iter().all(|o| o.set_aside)
+        !self.origins.is_empty() && self.origins.iter().all(|o| o.set_aside)
     }
 
     fn start(&mut self, index: u32, source: Source) -> Request {
@@ -474,7 +476,7 @@ impl Picker {
     /// How many more origin leases this node would use now: pieces no usable
     /// peer holds and nobody else is fetching, up to the free origin slots.
     pub fn wanted_leases(&self) -> u32 {
-        if self.origins_exhausted() {
+        if self.origins.is_empty() || self.origins_exhausted() {
             return 0;
         }
         let slots = self
@@ -856,5 +858,16 @@ mod tests {
             upstream_sent(&p.next_requests(now + Duration::from_millis(500))),
             1
         );
+    }
+
+    #[test]
+    fn given_no_origins_then_a_piece_nobody_holds_waits_instead_of_failing() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(2), 0, limits());
+        assert!(!p.origins_exhausted());
+        assert!(p.unobtainable().is_empty());
+        assert_eq!(p.wanted_leases(), 0, "no origin to use a lease on");
+        p.update_sources(&[peer(1, &[1], 2)], PieceMap::new(2), &[]);
+        assert_eq!(p.next_requests(now).len(), 1);
     }
 }

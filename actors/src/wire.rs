@@ -155,6 +155,12 @@ pub enum PeerRequest {
         /// The piece.
         index: u32,
     },
+    /// Send the manifest of `content` (asked when the server is out of
+    /// reach; the asker checks it against the id).
+    GetManifest {
+        /// The content.
+        content: ContentId,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -167,6 +173,8 @@ pub enum PeerReply {
     },
     /// The request was refused.
     Refused(Refusal),
+    /// The manifest asked for.
+    Manifest(Manifest),
 }
 
 /// Why a peer refused a request.
@@ -403,6 +411,8 @@ pub struct ByteCounters {
     pub pieces_stored: u64,
     /// Pieces rejected because their hash did not match.
     pub pieces_rejected: u64,
+    /// Discovery requests broadcast.
+    pub broadcasts_sent: u64,
 }
 
 /// Progress of one download.

@@ -4,7 +4,7 @@
 //!
 //! Every error is one line that names the file, the line and the key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -264,6 +264,35 @@ impl ClientConfig {
     }
 }
 
+/// Subnet discovery by UDP broadcast, used when the server is out of reach.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// Ask and answer on the subnet.
+    pub enabled: bool,
+    /// The broadcast port (UDP).
+    pub port: u16,
+    /// The broadcast address; by default the client's /24 broadcast (on
+    /// loopback, 127.255.255.255).
+    pub broadcast: Option<IpAddr>,
+    /// Milliseconds to collect replies to one request.
+    pub wait_ms: u64,
+}
+
+/// The reference manual's client broadcast port.
+pub const DEFAULT_DISCOVERY_PORT: u16 = 34329;
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        DiscoverySection {
+            enabled: true,
+            port: DEFAULT_DISCOVERY_PORT,
+            broadcast: None,
+            wait_ms: 500,
+        }
+    }
+}
+
 /// Default `election.reserve_mib`: 1 GiB kept for the user.
 pub const DEFAULT_RESERVE_MIB: u64 = 1024;
 
@@ -298,6 +327,9 @@ pub struct ClientConfig {
     /// Elections.
     #[serde(default)]
     pub election: ElectionSection,
+    /// Subnet discovery.
+    #[serde(default)]
+    pub discovery: DiscoverySection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,

@@ -8,6 +8,8 @@
 //! - [`config`]: server and client TOML with flag overrides; [`logging`].
 //! - [`node`]: starting a node (one actix System each) and its actors.
 //! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
+//! - [`discovery`]: subnet broadcast discovery, for when the server is
+//!   out of reach.
 //! - [`server_link`]: a client's link to the server; [`control`]: the
 //!   server's endpoint for it.
 //! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
@@ -26,6 +28,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod discovery;
 pub mod file_storage;
 pub mod identity;
 pub mod logging;

@@ -20,6 +20,7 @@ use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
 use crate::config::ClientConfig;
+use crate::discovery::{self, Discovery};
 use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
 use crate::transport::{Transport, TransportDeps, endpoint};
@@ -41,6 +42,12 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let background = config
         .background_advertise
         .unwrap_or_else(|| SocketAddr::new(advertise.ip(), background_bound.port()));
+    let discovery_sockets = if config.discovery.enabled {
+        Some(discovery::bind(&config.discovery, bound.ip())?)
+    } else {
+        None
+    };
+    let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
     let cache = PieceCache::open(&CacheConfig {
         dir: settings.data_dir.join("cache"),
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
@@ -80,7 +87,21 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             link_status.clone(),
             settings.server,
         );
-        let (transport, wan, link) = on_arbiter(&io, move || -> anyhow::Result<_> {
+        let discovery_me = discovery::Me {
+            id: me.id,
+            foreground: me.addr,
+        };
+        let (store3, status3, counters3) = (store.clone(), link_status.clone(), counters.clone());
+        let (transport, wan, link, finder) = on_arbiter(&io, move || -> anyhow::Result<_> {
+            let finder = Discovery::new(
+                discovery_sockets,
+                discovery_me,
+                discovery_wait,
+                store3,
+                status3,
+                counters3,
+            )?;
+            let finder = Supervisor::start(move |_| finder);
             let endpoint = endpoint::endpoint(socket)?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
@@ -101,7 +122,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                     endpoint, server, me2, store2, attributes, status2, counters2,
                 )
             });
-            Ok((transport, wan, link))
+            Ok((transport, wan, link, finder))
         })
         .await??;
         let origin = Origin::new().context("making the HTTP client")?;
@@ -113,6 +134,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             have_report: link.clone().recipient(),
             peer_fetch: transport.clone().recipient(),
             wan_fetch: wan.clone().recipient(),
+            discover: finder.clone().recipient(),
+            manifest_fetch: transport.clone().recipient(),
             origin_fetch: origin.clone().recipient(),
             counters: counters.clone(),
         };
@@ -136,6 +159,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 Child::of("store", &store),
                 Child::of("transport", &transport),
                 Child::of("background transport", &wan),
+                Child::of("discovery", &finder),
                 Child::of("server link", &link),
                 Child::of("origin", &origin),
                 Child::of("office", &office),

@@ -23,8 +23,9 @@ use crate::server_link::LinkStatus;
 
 use actix::prelude::*;
 use branchline_actors::counters::Counters;
-use branchline_actors::messages::{FetchError, FetchFromPeer};
+use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::Store;
+use branchline_storage::Manifest;
 use bytes::Bytes;
 
 use peer_session::{Attach, PeerSession};
@@ -123,6 +124,19 @@ impl Handler<Incoming> for Transport {
             tracing::warn!(%addr, error = %e, "peer session busy; refusing the connection");
             msg.0.close(BUSY.into(), b"busy");
         }
+    }
+}
+
+impl Handler<FetchManifest> for Transport {
+    type Result = ResponseFuture<Result<Manifest, FetchError>>;
+    fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
+        let session = self.session(msg.addr);
+        Box::pin(async move {
+            session
+                .send(msg)
+                .await
+                .map_err(|e| FetchError::Unreachable(format!("peer session: {e}")))?
+        })
     }
 }
 

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use branchline_actors::counters::Counters;
-use branchline_actors::messages::{FetchError, FetchFromPeer};
-use branchline_actors::store::{ServePiece, Store, StoreError};
+use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
+use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::wire::{
-    MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
+    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
 };
-use branchline_storage::CacheError;
+use branchline_storage::{CacheError, ContentId, Manifest};
 use bytes::{Bytes, BytesMut};
 
 use super::TransportDeps;
@@ -31,6 +31,8 @@ use crate::server_link::LinkStatus;
 pub const SESSION_MAILBOX: usize = 128;
 /// Deadline for dialling a peer.
 const DIAL_DEADLINE: Duration = Duration::from_secs(3);
+/// Longest wait for the store when a peer asks for a manifest.
+const MANIFEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Deadline for a peer to send its request once it opened a stream.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -139,7 +141,19 @@ async fn serve_stream(
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(request))) => request,
     };
-    let PeerRequest::GetPiece { content, index } = request;
+    let (content, index) = match request {
+        PeerRequest::GetPiece { content, index } => (content, index),
+        PeerRequest::GetManifest { content } => {
+            let reply = match manifest_for_peer(&serving.store, content).await {
+                Ok(manifest) => PeerReply::Manifest(manifest),
+                Err(refusal) => PeerReply::Refused(refusal),
+            };
+            write_frame(&mut send, &reply)
+                .await
+                .map_err(|e| e.to_string())?;
+            return send.finish().map_err(|e| e.to_string());
+        }
+    };
     let read = if serving.link.serves() {
         read_for_peer(&serving.store, content, index).await
     } else {
@@ -169,6 +183,18 @@ async fn serve_stream(
     Ok(())
 }
 
+/// The manifest of a content this node knows, for a peer that cannot ask
+/// the server. Manifest requests are rare (server out of reach), so this
+/// waits for room in the store's mailbox, up to [`MANIFEST_DEADLINE`].
+async fn manifest_for_peer(store: &Addr<Store>, content: ContentId) -> Result<Manifest, Refusal> {
+    match tokio::time::timeout(MANIFEST_DEADLINE, store.send(Lookup(content))).await {
+        Err(_) => Err(Refusal::Busy),
+        Ok(Ok(Ok(Some((manifest, _))))) => Ok(Manifest::clone(&manifest)),
+        Ok(Ok(Ok(None))) => Err(Refusal::NotHeld),
+        Ok(Ok(Err(_)) | Err(_)) => Err(Refusal::Internal),
+    }
+}
+
 async fn read_for_peer(
     store: &Addr<Store>,
     content: branchline_storage::ContentId,
@@ -195,6 +221,42 @@ async fn read_for_peer(
             Err(Refusal::Internal)
         }
         Err(_) => Err(Refusal::Internal),
+    }
+}
+
+impl Handler<FetchManifest> for PeerSession {
+    type Result = ResponseFuture<Result<Manifest, FetchError>>;
+    fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
+        let slot = self.outgoing.clone();
+        Box::pin(async move { fetch_manifest(&slot, msg.content).await })
+    }
+}
+
+/// Asks the peer for a manifest and checks it against the content id.
+async fn fetch_manifest(slot: &ConnectionSlot, content: ContentId) -> Result<Manifest, FetchError> {
+    let (mut send, mut recv) = slot
+        .open(DIAL_DEADLINE)
+        .await
+        .map_err(FetchError::Unreachable)?;
+    write_frame(&mut send, &PeerRequest::GetManifest { content })
+        .await
+        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    send.finish()
+        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
+    let reply: PeerReply = read_frame(&mut recv, MAX_REPLY_FRAME)
+        .await
+        .map_err(|e| FetchError::Protocol(e.to_string()))?
+        .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
+    match reply {
+        PeerReply::Manifest(manifest) if manifest.content_id() == content => Ok(manifest),
+        PeerReply::Manifest(manifest) => Err(FetchError::Protocol(format!(
+            "peer sent the manifest of {} for {content}",
+            manifest.content_id()
+        ))),
+        PeerReply::Refused(refusal) => Err(FetchError::Refused(refusal)),
+        PeerReply::Piece { .. } => Err(FetchError::Protocol(
+            "peer sent a piece, not a manifest".into(),
+        )),
     }
 }
 
@@ -232,6 +294,11 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
         .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
     let len = match reply {
         PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
+        PeerReply::Manifest(_) => {
+            return Err(FetchError::Protocol(
+                "peer sent a manifest, not a piece".into(),
+            ));
+        }
         PeerReply::Piece { len } if len == msg.len => len as usize,
         PeerReply::Piece { len } => {
             return Err(FetchError::Protocol(format!(

@@ -1,0 +1,302 @@
+//! The discovery actor: asks the subnet "who holds content X?" by UDP
+//! broadcast and answers such questions, so an office keeps sharing when
+//! the server is out of reach. The rules (office types, same subnet only,
+//! datagram format) live in `branchline_actors::discovery`; this is the
+//! socket side.
+//!
+//! Two sockets: the shared broadcast port (34329 by default, bound to the
+//! wildcard address with `SO_REUSEADDR` so every client on a host hears a
+//! broadcast), where requests arrive; and the client's own unicast socket,
+//! which sends requests and receives the replies addressed to it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use branchline_actors::counters::Counters;
+use branchline_actors::discovery::{
+    Datagram, MAX_DATAGRAM, broadcast_address, may_ask, same_subnet, should_answer,
+};
+use branchline_actors::messages::Discover;
+use branchline_actors::store::{Lookup, Store};
+use branchline_actors::topology::OfficeKind;
+use branchline_actors::wire::PeerHolding;
+use branchline_storage::{ContentId, NodeId};
+
+use crate::config::DiscoverySection;
+use crate::server_link::LinkStatus;
+
+/// Longest wait for the store when answering a request.
+const LOOKUP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Why discovery could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// A socket could not be made or bound.
+    #[error("discovery: cannot use {what}: {source}")]
+    Socket {
+        /// Which socket.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No broadcast address is known for the client's address.
+    #[error("discovery: no broadcast address for {0}; set discovery.broadcast")]
+    NoBroadcast(IpAddr),
+}
+
+/// The bound sockets, made before the node starts.
+#[derive(Debug)]
+pub struct DiscoverySockets {
+    listener: UdpSocket,
+    unicast: UdpSocket,
+    broadcast: SocketAddr,
+}
+
+fn socket_error(what: String) -> impl FnOnce(std::io::Error) -> DiscoveryError {
+    move |source| DiscoveryError::Socket { what, source }
+}
+
+/// Binds the broadcast listener and the unicast socket of a client at `me`.
+pub fn bind(settings: &DiscoverySection, me: IpAddr) -> Result<DiscoverySockets, DiscoveryError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let port = settings.port;
+    let wildcard = SocketAddr::from(([0, 0, 0, 0], port));
+    let listener = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(socket_error(format!("UDP port {port}")))?;
+    listener
+        .set_reuse_address(true)
+        .and_then(|()| listener.set_broadcast(true))
+        .and_then(|()| listener.bind(&wildcard.into()))
+        .and_then(|()| listener.set_nonblocking(true))
+        .map_err(socket_error(format!("UDP port {port}")))?;
+    let unicast = UdpSocket::bind(SocketAddr::new(me, 0))
+        .map_err(socket_error(format!("a UDP socket on {me}")))?;
+    unicast
+        .set_broadcast(true)
+        .and_then(|()| unicast.set_nonblocking(true))
+        .map_err(socket_error(format!("a UDP socket on {me}")))?;
+    let ip = match settings.broadcast {
+        Some(ip) => ip,
+        None => broadcast_address(me).ok_or(DiscoveryError::NoBroadcast(me))?,
+    };
+    Ok(DiscoverySockets {
+        listener: listener.into(),
+        unicast,
+        broadcast: SocketAddr::new(ip, port),
+    })
+}
+
+/// Replies being collected, by content.
+type Collecting = Arc<Mutex<HashMap<ContentId, HashMap<NodeId, PeerHolding>>>>;
+
+/// Who this node is, for discovery.
+#[derive(Clone, Debug)]
+pub struct Me {
+    /// Its id.
+    pub id: NodeId,
+    /// Its foreground endpoint, given to askers.
+    pub foreground: SocketAddr,
+}
+
+/// The discovery actor.
+pub struct Discovery {
+    sockets: Option<(
+        Arc<tokio::net::UdpSocket>,
+        Arc<tokio::net::UdpSocket>,
+        SocketAddr,
+    )>,
+    me: Me,
+    wait: Duration,
+    store: Addr<Store>,
+    link: Arc<LinkStatus>,
+    counters: Arc<Counters>,
+    collecting: Collecting,
+}
+
+impl Discovery {
+    /// Discovery over `sockets` (`None`: disabled, every question gets no
+    /// peers). Must be made on the arbiter that runs it.
+    pub fn new(
+        sockets: Option<DiscoverySockets>,
+        me: Me,
+        wait: Duration,
+        store: Addr<Store>,
+        link: Arc<LinkStatus>,
+        counters: Arc<Counters>,
+    ) -> std::io::Result<Self> {
+        let sockets = match sockets {
+            Some(s) => Some((
+                Arc::new(tokio::net::UdpSocket::from_std(s.listener)?),
+                Arc::new(tokio::net::UdpSocket::from_std(s.unicast)?),
+                s.broadcast,
+            )),
+            None => None,
+        };
+        Ok(Discovery {
+            sockets,
+            me,
+            wait,
+            store,
+            link,
+            counters,
+            collecting: Collecting::default(),
+        })
+    }
+
+    fn kind(&self) -> OfficeKind {
+        self.link.office().map_or(OfficeKind::Default, |o| o.kind)
+    }
+}
+
+impl Actor for Discovery {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some((listener, unicast, _)) = self.sockets.clone() else {
+            return;
+        };
+        let my_ip = self.me.foreground.ip();
+        let answer = Answerer {
+            me: self.me.clone(),
+            store: self.store.clone(),
+            link: self.link.clone(),
+            unicast: unicast.clone(),
+        };
+        ctx.spawn(
+            async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                while let Ok((n, from)) = listener.recv_from(&mut buf).await {
+                    if let Ok(Datagram::Request {
+                        from: asker,
+                        content,
+                        reply_to,
+                    }) = Datagram::decode(&buf[..n])
+                        && asker != answer.me.id
+                        && same_subnet(my_ip, from.ip())
+                    {
+                        let answer = answer.clone();
+                        actix_rt::spawn(async move { answer.reply(content, reply_to).await });
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+        let collecting = self.collecting.clone();
+        ctx.spawn(
+            async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                while let Ok((n, from)) = unicast.recv_from(&mut buf).await {
+                    let Ok(Datagram::Reply {
+                        from: holder,
+                        addr,
+                        content,
+                        have,
+                    }) = Datagram::decode(&buf[..n])
+                    else {
+                        continue;
+                    };
+                    if !same_subnet(my_ip, from.ip()) {
+                        continue;
+                    }
+                    if let Ok(mut collecting) = collecting.lock()
+                        && let Some(found) = collecting.get_mut(&content)
+                    {
+                        found.insert(
+                            holder,
+                            PeerHolding {
+                                id: holder,
+                                addr,
+                                have,
+                                upstream: false,
+                            },
+                        );
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Supervised for Discovery {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("discovery restarting");
+    }
+}
+
+/// What answering a request needs.
+#[derive(Clone)]
+struct Answerer {
+    me: Me,
+    store: Addr<Store>,
+    link: Arc<LinkStatus>,
+    unicast: Arc<tokio::net::UdpSocket>,
+}
+
+impl Answerer {
+    async fn reply(&self, content: ContentId, reply_to: SocketAddr) {
+        let kind = self.link.office().map_or(OfficeKind::Default, |o| o.kind);
+        let have =
+            match tokio::time::timeout(LOOKUP_DEADLINE, self.store.send(Lookup(content))).await {
+                Ok(Ok(Ok(Some((_, have))))) => have,
+                _ => return,
+            };
+        if !should_answer(kind, &have) {
+            return;
+        }
+        let reply = Datagram::Reply {
+            from: self.me.id,
+            addr: self.me.foreground,
+            content,
+            have,
+        };
+        if let Some(bytes) = reply.encode() {
+            let _ = self.unicast.send_to(&bytes, reply_to).await;
+        }
+    }
+}
+
+impl Handler<Discover> for Discovery {
+    type Result = ResponseFuture<Vec<PeerHolding>>;
+
+    fn handle(&mut self, msg: Discover, _: &mut Context<Self>) -> Self::Result {
+        let content = msg.0;
+        let Some((_, unicast, broadcast)) = self.sockets.clone() else {
+            return Box::pin(async { Vec::new() });
+        };
+        if !may_ask(self.kind()) {
+            tracing::debug!(%content, "this office type does not broadcast");
+            return Box::pin(async { Vec::new() });
+        }
+        let request = Datagram::Request {
+            from: self.me.id,
+            content,
+            reply_to: unicast
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::new(self.me.foreground.ip(), 0)),
+        };
+        let (collecting, wait, counters) =
+            (self.collecting.clone(), self.wait, self.counters.clone());
+        if let Ok(mut c) = collecting.lock() {
+            c.entry(content).or_default();
+        }
+        Box::pin(async move {
+            if let Some(bytes) = request.encode()
+                && unicast.send_to(&bytes, broadcast).await.is_ok()
+            {
+                counters.broadcast_sent();
+            }
+            tokio::time::sleep(wait).await;
+            let found = collecting
+                .lock()
+                .ok()
+                .and_then(|mut c| c.remove(&content))
+                .unwrap_or_default();
+            tracing::debug!(%content, holders = found.len(), "discovery answered");
+            found.into_values().collect()
+        })
+    }
+}
