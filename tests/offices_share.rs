@@ -99,6 +99,13 @@ fn a_package_crosses_every_office_link_once() {
                 "a VPN client never serves"
             );
         }
+        if office == "a-wifi" {
+            assert_eq!(
+                counters["broadcasts_sent"].as_u64(),
+                Some(0),
+                "a WiFi client never broadcasts"
+            );
+        }
     }
     for (office, bytes) in &link {
         report.push_str(&format!(
@@ -151,6 +158,11 @@ fn a_package_crosses_every_office_link_once() {
         },
     );
     let status = server.status();
+    assert_eq!(
+        status["registry"]["origin"],
+        serde_json::json!([{"office": "hq", "reason": "top office", "pieces": 64}]),
+        "only the top office used the origin, once per piece"
+    );
     for (office, _, _) in OFFICES.iter().filter(|(o, _, _)| *o != "vpn") {
         let rvps: Vec<&str> = status["registry"]["clients"]
             .as_array()

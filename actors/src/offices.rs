@@ -46,6 +46,9 @@ pub struct SourcePlan {
     pub upstream: Option<String>,
     /// Whether it may fetch from the origin (under leases).
     pub origin: bool,
+    /// Why it may: `top office`, `origin_direct`, or `nothing above has
+    /// clients`.
+    pub origin_reason: Option<&'static str>,
     /// The cap on the link into its office, Mbit/s (`wan_rate_mbit`).
     pub link_rate_mbit: Option<u32>,
     /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
@@ -57,6 +60,7 @@ pub struct SourcePlan {
 struct Election {
     at: Instant,
     rvps: Vec<NodeId>,
+    ranked: Vec<NodeId>,
 }
 
 /// The offices' members and elections.
@@ -203,10 +207,19 @@ impl OfficeBook {
         } else {
             self.serving_office_above(&office)
         };
+        let origin = crossing.is_some() && upstream.is_none();
+        let origin_reason = origin.then_some(if spec.origin_direct {
+            "origin_direct"
+        } else if spec.parent.is_none() {
+            "top office"
+        } else {
+            "nothing above has clients"
+        });
         Some(SourcePlan {
+            origin_reason,
             office_serves: spec.kind.serves(),
             link_rate_mbit: spec.wan_rate_mbit,
-            origin: crossing.is_some() && upstream.is_none(),
+            origin,
             upstream: crossing.and(upstream),
             crossing,
             office,
@@ -226,42 +239,57 @@ impl OfficeBook {
     /// The RVPs of `office`, electing them again if the cache is stale.
     /// VPN offices elect none: their clients never serve.
     pub fn rvps(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
+        self.elect(office, now).rvps.clone()
+    }
+
+    /// The members of `office` best first (by the election order): the
+    /// order in which its peers are tried.
+    pub fn ranked(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
+        self.elect(office, now).ranked.clone()
+    }
+
+    fn elect(&mut self, office: &str, now: Instant) -> &Election {
         let sitting = match self.elections.get(office) {
-            Some(e) if now.duration_since(e.at) < ELECTION_TTL => return e.rvps.clone(),
+            Some(e) if now.duration_since(e.at) < ELECTION_TTL => {
+                return &self.elections[office];
+            }
             Some(e) => e.rvps.clone(),
             None => self.seated.get(office).cloned().unwrap_or_default(),
         };
-        let Some(spec) = self.topology.office(office) else {
-            return Vec::new();
-        };
-        let rvps = if spec.kind.serves() {
-            let candidates: Vec<Candidate> = self
-                .members_of(office)
-                .filter_map(|id| {
-                    let member = &self.members[id];
-                    member.attributes.map(|attributes| Candidate {
-                        id: *id,
-                        attributes,
-                        preferred_by_office: spec.preferred.contains(&member.name),
-                        incumbent: sitting.contains(id),
+        let (ranked, rvp_count) = match self.topology.office(office) {
+            Some(spec) => {
+                let candidates: Vec<Candidate> = self
+                    .members_of(office)
+                    .filter_map(|id| {
+                        let member = &self.members[id];
+                        member.attributes.map(|attributes| Candidate {
+                            id: *id,
+                            attributes,
+                            preferred_by_office: spec.preferred.contains(&member.name),
+                            incumbent: sitting.contains(id),
+                        })
                     })
-                })
-                .collect();
-            let mut ranked = election::rank(&candidates);
-            ranked.truncate(usize::from(spec.rvp_count));
-            ranked
-        } else {
-            Vec::new()
+                    .collect();
+                let count = if spec.kind.serves() {
+                    spec.rvp_count
+                } else {
+                    0
+                };
+                (election::rank(&candidates), usize::from(count))
+            }
+            None => (Vec::new(), 0),
         };
+        let rvps: Vec<NodeId> = ranked.iter().take(rvp_count).copied().collect();
+        self.seated.insert(office.to_owned(), rvps.clone());
         self.elections.insert(
             office.to_owned(),
             Election {
                 at: now,
-                rvps: rvps.clone(),
+                rvps,
+                ranked,
             },
         );
-        self.seated.insert(office.to_owned(), rvps.clone());
-        rvps
+        &self.elections[office]
     }
 }
 
@@ -439,6 +467,22 @@ mod tests {
         joined(&mut lonely, 3, "10.0.2.1", 50);
         let plan = lonely.plan(&id(3), false, now).unwrap();
         assert_eq!((plan.upstream, plan.origin), (None, true));
+        assert_eq!(plan.origin_reason, Some("nothing above has clients"));
+    }
+
+    #[test]
+    fn an_office_with_its_own_breakout_takes_the_origin_directly() {
+        let mut offices = topology().offices().to_vec();
+        offices[1].origin_direct = true;
+        let mut book = OfficeBook::new(Topology::new(offices).unwrap());
+        let now = Instant::now();
+        joined(&mut book, 1, "10.0.1.1", 50);
+        joined(&mut book, 3, "10.0.2.1", 50);
+        let plan = book.plan(&id(3), false, now).unwrap();
+        assert_eq!((plan.upstream, plan.origin), (None, true));
+        assert_eq!(plan.origin_reason, Some("origin_direct"));
+        let top = book.plan(&id(1), false, now).unwrap();
+        assert_eq!(top.origin_reason, Some("top office"));
     }
 
     #[test]

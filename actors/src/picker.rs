@@ -7,8 +7,9 @@
 //!
 //! Policy:
 //! - Pieces a peer holds are taken from peers, **rarest first** (fewest
-//!   holders), each from the holder with the fewest requests in flight, at
-//!   most `per_peer` per peer and `total` overall.
+//!   holders), each from the holder with the fewest requests in flight
+//!   (then the best ranked by its office's election order), at most
+//!   `per_peer` per peer and `total` overall.
 //! - **Source order.** A piece a peer of this node's own office holds is
 //!   taken only from such peers (if they are all busy, it waits for them).
 //!   Only a piece no office peer holds is taken from an *upstream* peer (in
@@ -109,6 +110,7 @@ pub enum Outcome {
 struct PeerState {
     addr: SocketAddr,
     upstream: bool,
+    rank: u32,
     have: PieceMap,
     in_flight: u32,
     rest: Rest,
@@ -247,6 +249,7 @@ impl Picker {
                 PeerState {
                     addr: peer.addr,
                     upstream: peer.upstream,
+                    rank: peer.rank,
                     have: peer.have.clone(),
                     in_flight: old.as_ref().map_or(0, |p| p.in_flight),
                     rest: old.map(|p| p.rest).unwrap_or_default(),
@@ -327,7 +330,7 @@ impl Picker {
             }
             let best = self
                 .usable_holders(index, now)
-                .min_by_key(|(id, p)| (p.in_flight, spread(id, index)))
+                .min_by_key(|(id, p)| (p.in_flight, p.rank, spread(id, index)))
                 .map(|(id, p)| (*id, p.addr, p.upstream));
             if let Some((id, addr, upstream)) = best {
                 if upstream && !self.take_upstream(now) {
@@ -556,6 +559,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, n], 1)),
             have,
             upstream: false,
+            rank: u32::from(n),
         }
     }
 
@@ -869,5 +873,22 @@ mod tests {
         assert_eq!(p.wanted_leases(), 0, "no origin to use a lease on");
         p.update_sources(&[peer(1, &[1], 2)], PieceMap::new(2), &[]);
         assert_eq!(p.next_requests(now).len(), 1);
+    }
+
+    #[test]
+    fn given_equally_busy_holders_then_the_better_ranked_is_asked_first() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        let low = PeerHolding {
+            rank: 7,
+            ..peer(1, &[0], 1)
+        };
+        let high = PeerHolding {
+            rank: 0,
+            ..peer(2, &[0], 1)
+        };
+        p.update_sources(&[low, high], PieceMap::new(1), &[]);
+        let sent = p.next_requests(now);
+        assert!(matches!(sent[0].source, Source::Peer(id, _) if id == node(2)));
     }
 }

@@ -21,8 +21,8 @@ use crate::election::Attributes;
 use crate::offices::OfficeBook;
 use crate::topology::Topology;
 use crate::wire::{
-    ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView, PeerHolding,
-    Registration, SourcesAnswer, SourcesQuery, TopologyView,
+    ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView, OriginUse,
+    PeerHolding, Registration, SourcesAnswer, SourcesQuery, TopologyView,
 };
 
 /// Most peers one sources answer lists: enough to keep every piece that
@@ -207,6 +207,8 @@ pub struct Registry {
     progress: HashMap<(ContentId, String), Instant>,
     /// Clients that stopped waiting for their RVP (logged once each).
     fallbacks: HashSet<(ContentId, NodeId)>,
+    /// Pieces leased from the origin, by office and reason.
+    origin_use: BTreeMap<(String, &'static str), u64>,
 }
 
 impl Registry {
@@ -224,6 +226,7 @@ impl Registry {
             wanted: HashMap::new(),
             progress: HashMap::new(),
             fallbacks: HashSet::new(),
+            origin_use: BTreeMap::new(),
         }
     }
 
@@ -493,6 +496,16 @@ impl Registry {
                 "office made no progress; this client crosses the WAN itself instead of waiting for its RVP"
             );
         }
+        let rank_in = |book: &mut OfficeBook, office: Option<&String>| -> HashMap<NodeId, u32> {
+            office.map_or_else(HashMap::new, |o| {
+                (0u32..)
+                    .zip(book.ranked(o, now))
+                    .map(|(i, id)| (id, i))
+                    .collect()
+            })
+        };
+        let ranks = rank_in(&mut self.offices, Some(&office));
+        let upstream_ranks = rank_in(&mut self.offices, plan.upstream.as_ref());
         let offices = &self.offices;
         let in_office = |id: &NodeId| offices.office_of(id) == Some(office.as_str());
         let ttl = self.timing.lease_ttl;
@@ -529,6 +542,14 @@ impl Registry {
         if changed || new > 0 {
             c.version += 1;
         }
+        if new > 0 {
+            let reason = plan.origin_reason.unwrap_or("top office");
+            let count = self.origin_use.entry((office.clone(), reason)).or_insert(0);
+            if *count == 0 {
+                tracing::info!(%office, content = %query.content, reason, "the office takes pieces from the origin");
+            }
+            *count += u64::from(new);
+        }
         let len = c.record.manifest.piece_count();
         let mut leased_elsewhere = PieceMap::new(len);
         let mut granted = Vec::new();
@@ -540,7 +561,9 @@ impl Registry {
             }
         }
         let holding = |(id, have): (&NodeId, &PieceMap), upstream: bool| {
+            let ranks = if upstream { &upstream_ranks } else { &ranks };
             self.clients.get(id).map(|client| PeerHolding {
+                rank: ranks.get(id).copied().unwrap_or(u32::MAX),
                 id: *id,
                 addr: if upstream {
                     client.record.background
@@ -648,6 +671,18 @@ impl Registry {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// Pieces leased from the origin so far, by office and reason.
+    pub fn origin_views(&self) -> Vec<OriginUse> {
+        self.origin_use
+            .iter()
+            .map(|((office, reason), pieces)| OriginUse {
+                office: office.clone(),
+                reason: (*reason).to_owned(),
+                pieces: *pieces,
+            })
+            .collect()
     }
 
     /// Each office's ledger (its live clients' counters summed), top down.

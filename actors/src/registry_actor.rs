@@ -284,6 +284,7 @@ impl Handler<GetRegistryView> for RegistryActor {
             clients: self.registry.client_views(Instant::now()),
             contents: self.registry.content_views(),
             links: self.registry.link_views(),
+            origin: self.registry.origin_views(),
         })
     }
 }

@@ -91,6 +91,7 @@ struct Running {
     polling: bool,
     wake_armed: bool,
     from_peers: u64,
+    from_parent: u64,
     from_origin: u64,
 }
 
@@ -176,6 +177,7 @@ impl Transfer {
                     polling: false,
                     wake_armed: false,
                     from_peers: 0,
+                    from_parent: 0,
                     from_origin: 0,
                 });
                 self.phase = Phase::Running;
@@ -398,13 +400,13 @@ impl Transfer {
                 run.picker.on_stored(request.id);
                 if outcome.newly_stored {
                     let class = match request.source {
+                        Source::Peer(..) if upstream => {
+                            run.from_parent += len;
+                            SourceClass::Parent
+                        }
                         Source::Peer(..) => {
                             run.from_peers += len;
-                            if upstream {
-                                SourceClass::Parent
-                            } else {
-                                SourceClass::Peer
-                            }
+                            SourceClass::Peer
                         }
                         Source::Origin(_) => {
                             run.from_origin += len;
@@ -452,6 +454,7 @@ impl Transfer {
                     have_bytes: have.iter_set().map(|i| run.manifest.piece_len(i)).sum(),
                     size: run.manifest.size,
                     from_peers: run.from_peers,
+                    from_parent: run.from_parent,
                     from_origin: run.from_origin,
                     sources: run.picker.source_count(),
                     in_flight: run.picker.in_flight(),
@@ -465,6 +468,7 @@ impl Transfer {
                 have_bytes: 0,
                 size: 0,
                 from_peers: 0,
+                from_parent: 0,
                 from_origin: 0,
                 sources: 0,
                 in_flight: 0,

@@ -260,6 +260,9 @@ pub struct PeerHolding {
     /// In the office up the tree: fetched across the WAN, and only for
     /// pieces no peer of the asker's own office holds.
     pub upstream: bool,
+    /// Its place in its office's election order (0 is best): between peers
+    /// equally busy, the better ranked is asked first.
+    pub rank: u32,
 }
 
 /// The answer to a [`SourcesQuery`].
@@ -430,8 +433,10 @@ pub struct TransferProgress {
     pub have_bytes: u64,
     /// Content size.
     pub size: u64,
-    /// Bytes received by this transfer from peers.
+    /// Bytes received by this transfer from peers of the office.
     pub from_peers: u64,
+    /// Bytes received by this transfer from the office up the tree.
+    pub from_parent: u64,
     /// Bytes received by this transfer from origins.
     pub from_origin: u64,
     /// Peers this transfer knows as sources.
@@ -540,6 +545,20 @@ pub struct RegistryView {
     pub contents: Vec<ContentView>,
     /// What the clients of each office received, by source, top down.
     pub links: Vec<LinkView>,
+    /// Pieces the origin was used for, by office and why.
+    pub origin: Vec<OriginUse>,
+}
+
+/// An office's use of the origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginUse {
+    /// The office.
+    pub office: String,
+    /// Why it used the origin: `top office`, `origin_direct`, `nothing
+    /// above has clients`.
+    pub reason: String,
+    /// Pieces leased from the origin.
+    pub pieces: u64,
 }
 
 /// The ledger of one office: the sums of its live clients' counters. Its

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, ServerStatus};
+use branchline_actors::wire::{
+    AdminReply, AdminRequest, ClientStatus, ServerStatus, TransferProgress,
+};
 use branchline_storage::content::DEFAULT_PIECE_SIZE;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -359,19 +361,14 @@ async fn fetch_one(
     let result = connect::request(&socket, &request, |reply| match reply {
         AdminReply::Progress(p) => {
             fetch::show(&bar, &p);
-            bar.set_message(format!(
-                "peers {:>9}  origin {:>9}",
-                mib(p.from_peers),
-                mib(p.from_origin)
-            ));
+            bar.set_message(sources(&p));
             None
         }
         AdminReply::Fetched(p) => {
             fetch::show(&bar, &p);
             bar.set_message(format!(
-                "peers {:>9}  origin {:>9}  done in {:.1} s",
-                mib(p.from_peers),
-                mib(p.from_origin),
+                "{}  done in {:.1} s",
+                sources(&p),
                 started.elapsed().as_secs_f64()
             ));
             Some(Ok(started.elapsed()))
@@ -382,6 +379,16 @@ async fn fetch_one(
     .await?;
     bar.finish();
     result
+}
+
+/// Where a transfer's bytes came from, for its progress line.
+fn sources(p: &TransferProgress) -> String {
+    format!(
+        "office {:>9}  WAN {:>9}  origin {:>9}",
+        mib(p.from_peers),
+        mib(p.from_parent),
+        mib(p.from_origin)
+    )
 }
 
 /// Hashes the outputs on as many threads as there are cores; returns how

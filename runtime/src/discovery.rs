@@ -211,6 +211,8 @@ impl Actor for Discovery {
                                 addr,
                                 have,
                                 upstream: false,
+                                // No election order without the server.
+                                rank: u32::MAX,
                             },
                         );
                     }

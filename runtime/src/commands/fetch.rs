@@ -47,10 +47,11 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let done = done??;
     eprintln!(
-        "wrote {}: {} ({} from peers, {} from the origin in this transfer)",
+        "wrote {}: {} ({} from office peers, {} from the parent office, {} from the origin in this transfer)",
         out.display(),
         mib(done.size),
         mib(done.from_peers),
+        mib(done.from_parent),
         mib(done.from_origin)
     );
     Ok(())

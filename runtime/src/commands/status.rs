@@ -134,6 +134,12 @@ fn print_server(s: &ServerStatus) {
             mib(l.served)
         );
     }
+    if !s.registry.origin.is_empty() {
+        println!("origin use (pieces leased from the origin):");
+        for o in &s.registry.origin {
+            println!("  {:<20} {:>8} pieces  ({})", o.office, o.pieces, o.reason);
+        }
+    }
     println!("clients ({}):", s.registry.clients.len());
     for c in &s.registry.clients {
         let rvp = if c.rvp { " RVP" } else { "" };
