@@ -33,6 +33,8 @@ pub const MAX_DATAGRAM: usize = 60 * 1024;
 pub enum Datagram {
     /// Who holds `content`?
     Request {
+        /// Tells this question's replies from others'.
+        nonce: u64,
         /// The asker.
         from: NodeId,
         /// The content.
@@ -42,6 +44,8 @@ pub enum Datagram {
     },
     /// I hold these pieces of `content`.
     Reply {
+        /// The request's nonce.
+        nonce: u64,
         /// The holder.
         from: NodeId,
         /// Its foreground endpoint.
@@ -113,6 +117,7 @@ mod tests {
     #[test]
     fn datagrams_round_trip_and_junk_is_refused() {
         let reply = Datagram::Reply {
+            nonce: 7,
             from: NodeId([1; 16]),
             addr: "127.9.1.11:34760".parse().unwrap(),
             content: ContentId::of(b"x"),
@@ -137,6 +142,7 @@ mod tests {
     #[test]
     fn a_have_map_too_big_for_one_datagram_is_not_sent() {
         let huge = Datagram::Reply {
+            nonce: 7,
             from: NodeId([1; 16]),
             addr: "127.9.1.11:34760".parse().unwrap(),
             content: ContentId::of(b"x"),

@@ -193,6 +193,31 @@ impl Handler<SourceBan> for Office {
     }
 }
 
+/// A peer stopped answering this node's requests: the server is told, so
+/// it stops offering the peer and, if it is an RVP, elects another.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerUnresponsive(pub NodeId);
+
+impl Handler<PeerUnresponsive> for Office {
+    type Result = ();
+    fn handle(&mut self, msg: PeerUnresponsive, ctx: &mut Context<Self>) {
+        let request = ServerRequest::Unresponsive {
+            id: self.deps.node,
+            peer: msg.0,
+        };
+        let server = self.deps.server.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = Self::call(server, request).await {
+                    tracing::debug!(error = %e, "could not report an unresponsive peer");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
 /// The manifest and origins of a content, from the server.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ContentRecord, String>")]

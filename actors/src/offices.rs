@@ -20,6 +20,13 @@ use crate::election::{self, Attributes, Candidate};
 use crate::topology::Topology;
 use crate::wire::OfficeInfo;
 
+/// How long a peer reported as not answering is left out of elections and
+/// sources answers.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(60);
+/// Distinct clients that must report a peer before it is left out (fewer
+/// when fewer other clients are registered).
+pub const REPORTS_NEEDED: usize = 2;
+
 /// How long an office's election result is reused while its members stay
 /// (changed attributes count after this long; joins and leaves at once).
 pub const ELECTION_TTL: Duration = Duration::from_secs(600);
@@ -72,6 +79,8 @@ pub struct OfficeBook {
     elections: HashMap<String, Election>,
     /// The RVPs each office last elected, kept when the cache is dropped.
     seated: HashMap<String, Vec<NodeId>>,
+    /// Peers reported as not answering: who reported, and when last.
+    reports: HashMap<NodeId, (BTreeSet<NodeId>, Instant)>,
     topology_dirty: bool,
 }
 
@@ -84,6 +93,7 @@ impl OfficeBook {
             by_office: HashMap::new(),
             elections: HashMap::new(),
             seated: HashMap::new(),
+            reports: HashMap::new(),
             topology_dirty: false,
         }
     }
@@ -156,6 +166,45 @@ impl OfficeBook {
     /// The topology, if it changed since the last call (for persisting).
     pub fn take_dirty(&mut self) -> Option<Topology> {
         std::mem::take(&mut self.topology_dirty).then(|| self.topology.clone())
+    }
+
+    /// `reporter` says `peer` stopped answering. Once enough distinct
+    /// clients said so, the peer is left out of elections (its office
+    /// elects again at once) and of sources answers for [`SUSPECT_FOR`].
+    /// True if this report made it a suspect.
+    pub fn report_unresponsive(&mut self, peer: NodeId, reporter: NodeId, now: Instant) -> bool {
+        if peer == reporter || !self.members.contains_key(&reporter) {
+            return false;
+        }
+        let was = self.is_suspect(&peer, now);
+        let entry = self
+            .reports
+            .entry(peer)
+            .or_insert_with(|| (BTreeSet::new(), now));
+        if now.duration_since(entry.1) >= SUSPECT_FOR {
+            entry.0.clear();
+        }
+        entry.0.insert(reporter);
+        entry.1 = now;
+        let suspect = self.is_suspect(&peer, now);
+        if suspect
+            && !was
+            && let Some(office) = self.members.get(&peer).map(|m| m.office.clone())
+        {
+            tracing::warn!(%peer, %office, "peer reported as not answering; left out of elections and answers");
+            self.elections.remove(&office);
+        }
+        suspect && !was
+    }
+
+    /// Whether `peer` is left out because clients reported it silent.
+    pub fn is_suspect(&self, peer: &NodeId, now: Instant) -> bool {
+        let needed = REPORTS_NEEDED
+            .min(self.members.len().saturating_sub(1))
+            .max(1);
+        self.reports
+            .get(peer)
+            .is_some_and(|(who, at)| now.duration_since(*at) < SUSPECT_FOR && who.len() >= needed)
     }
 
     /// What `id` last reported about itself.
@@ -260,6 +309,7 @@ impl OfficeBook {
             Some(spec) => {
                 let candidates: Vec<Candidate> = self
                     .members_of(office)
+                    .filter(|id| !self.is_suspect(id, now))
                     .filter_map(|id| {
                         let member = &self.members[id];
                         member.attributes.map(|attributes| Candidate {
@@ -499,5 +549,36 @@ mod tests {
         assert_eq!(book.rvps("branch", now), vec![id(1)]);
         assert!(book.topology().office("auto-10.0.9.0/24").is_none());
         assert!(book.take_dirty().is_some());
+    }
+
+    #[test]
+    fn an_rvp_two_clients_report_silent_is_replaced_until_the_suspicion_ends() {
+        let mut book = OfficeBook::new(topology());
+        let now = Instant::now();
+        joined(&mut book, 1, "10.0.1.1", 90);
+        joined(&mut book, 2, "10.0.1.2", 50);
+        joined(&mut book, 3, "10.0.1.3", 10);
+        assert_eq!(book.rvps("hq", now), vec![id(1)]);
+        assert!(
+            !book.report_unresponsive(id(1), id(2), now),
+            "one report is not enough"
+        );
+        assert!(
+            !book.report_unresponsive(id(1), id(2), now),
+            "nor the same reporter twice"
+        );
+        assert!(
+            !book.report_unresponsive(id(1), id(9), now),
+            "nor a stranger"
+        );
+        assert!(book.report_unresponsive(id(1), id(3), now));
+        assert_eq!(book.rvps("hq", now), vec![id(2)], "re-elected at once");
+        let later = now + SUSPECT_FOR + Duration::from_secs(1);
+        assert!(!book.is_suspect(&id(1), later));
+        assert_eq!(
+            book.ranked("hq", later + ELECTION_TTL)[0],
+            id(1),
+            "back after the suspicion"
+        );
     }
 }

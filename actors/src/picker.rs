@@ -43,6 +43,9 @@ use crate::wire::PeerHolding;
 pub const MAX_REST: Duration = Duration::from_secs(30);
 /// Failures in a row after which an origin is given up for this transfer.
 pub const ORIGIN_GIVE_UP: u32 = 6;
+/// Requests in a row a peer let go unanswered (timed out, unreachable)
+/// before it is reported to the server as not answering.
+pub const UNRESPONSIVE_AFTER: u32 = 3;
 
 /// Limits on requests in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +89,9 @@ pub struct Request {
     pub index: u32,
     /// Where from.
     pub source: Source,
+    /// The source is an upstream peer (across the WAN, background
+    /// protocol).
+    pub upstream: bool,
 }
 
 /// How a request failed.
@@ -93,8 +99,12 @@ pub struct Request {
 pub enum Failure {
     /// The bytes failed verification: the source is set aside.
     BadData,
-    /// Refused, unreachable or timed out: the source rests a while.
+    /// Refused (busy, not held): the source rests a while.
     Unavailable,
+    /// No answer (timed out, unreachable): the source rests a while, and a
+    /// peer that does this [`UNRESPONSIVE_AFTER`] times in a row is
+    /// reported as not answering.
+    NoAnswer,
 }
 
 /// What the picker did with an outcome.
@@ -111,6 +121,7 @@ struct PeerState {
     addr: SocketAddr,
     upstream: bool,
     rank: u32,
+    unanswered: u32,
     have: PieceMap,
     in_flight: u32,
     rest: Rest,
@@ -162,6 +173,8 @@ pub struct Picker {
     upstream_rate: Option<TokenBucket>,
     piece_bytes: u64,
     upstream_blocked: Option<Instant>,
+    silent: BTreeSet<NodeId>,
+    to_report: Vec<NodeId>,
 }
 
 impl Picker {
@@ -184,6 +197,8 @@ impl Picker {
             upstream_rate: None,
             piece_bytes: 0,
             upstream_blocked: None,
+            silent: BTreeSet::new(),
+            to_report: Vec::new(),
         }
     }
 
@@ -250,6 +265,7 @@ impl Picker {
                     addr: peer.addr,
                     upstream: peer.upstream,
                     rank: peer.rank,
+                    unanswered: old.as_ref().map_or(0, |p| p.unanswered),
                     have: peer.have.clone(),
                     in_flight: old.as_ref().map_or(0, |p| p.in_flight),
                     rest: old.map(|p| p.rest).unwrap_or_default(),
@@ -288,11 +304,6 @@ impl Picker {
                 && p.in_flight < self.limits.per_peer
                 && !p.rest.resting(now)
         })
-    }
-
-    /// Whether `peer` is in the office up the tree (a WAN source).
-    pub fn is_upstream(&self, peer: &NodeId) -> bool {
-        self.peers.get(peer).is_some_and(|p| p.upstream)
     }
 
     fn holders(&self, index: u32) -> usize {
@@ -394,12 +405,19 @@ impl Picker {
         self.next_id += 1;
         self.in_flight.insert(id, (index, source));
         self.pieces_in_flight.insert(index);
+        let mut upstream = false;
         if let Source::Peer(peer, _) = source
             && let Some(p) = self.peers.get_mut(&peer)
         {
             p.in_flight += 1;
+            upstream = p.upstream;
         }
-        Request { id, index, source }
+        Request {
+            id,
+            index,
+            source,
+            upstream,
+        }
     }
 
     /// Forgets the requests in flight to `peer`; their outcomes, if they
@@ -427,15 +445,21 @@ impl Picker {
         Some((index, source))
     }
 
-    /// A request delivered a verified, stored piece.
-    pub fn on_stored(&mut self, id: u64) -> Outcome {
-        let Some((index, source)) = self.finish(id) else {
+    /// A request delivered a verified, stored piece. A request already
+    /// written off still delivered it: the piece counts as held.
+    pub fn on_stored(&mut self, request: &Request) -> Outcome {
+        let Some((index, source)) = self.finish(request.id) else {
+            if request.index < self.have.len() {
+                self.have.set(request.index);
+                self.granted.remove(&request.index);
+            }
             return Outcome::Stale;
         };
         match source {
             Source::Peer(peer, _) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.rest.succeeded();
+                    p.unanswered = 0;
                 }
             }
             Source::Origin(i) => self.origins[i].rest.succeeded(),
@@ -460,10 +484,20 @@ impl Picker {
             (Source::Peer(peer, _), Failure::Unavailable) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.rest.failed(now, self.limits.retry_after);
+                    p.unanswered = 0;
+                }
+            }
+            (Source::Peer(peer, _), Failure::NoAnswer) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.rest.failed(now, self.limits.retry_after);
+                    p.unanswered += 1;
+                    if p.unanswered >= UNRESPONSIVE_AFTER && self.silent.insert(peer) {
+                        self.to_report.push(peer);
+                    }
                 }
             }
             (Source::Origin(i), Failure::BadData) => self.origins[i].set_aside = true,
-            (Source::Origin(i), Failure::Unavailable) => {
+            (Source::Origin(i), Failure::Unavailable | Failure::NoAnswer) => {
                 let origin = &mut self.origins[i];
                 origin.rest.failed(now, self.limits.retry_after);
                 origin.set_aside |= origin.rest.failures >= ORIGIN_GIVE_UP;
@@ -474,6 +508,12 @@ impl Picker {
             self.to_release.extend(granted);
         }
         Outcome::Applied
+    }
+
+    /// Peers that stopped answering, to report to the server (each once
+    /// per transfer).
+    pub fn take_unresponsive(&mut self) -> Vec<NodeId> {
+        std::mem::take(&mut self.to_report)
     }
 
     /// How many more origin leases this node would use now: pieces no usable
@@ -712,7 +752,7 @@ mod tests {
         );
         let t1 = t0 + Duration::from_secs(3);
         let r = p.next_requests(t1);
-        p.on_stored(r[0].id);
+        p.on_stored(&r[0]);
         p.on_failed(r[1].id, Failure::Unavailable, t1);
         assert_eq!(
             p.next_wake(t1),
@@ -743,8 +783,8 @@ mod tests {
         let mut p = Picker::new(PieceMap::new(1), 1, limits());
         p.update_sources(&[peer(1, &[0], 1)], PieceMap::new(1), &[]);
         let r = p.next_requests(now);
-        assert_eq!(p.on_stored(r[0].id), Outcome::Applied);
-        assert_eq!(p.on_stored(r[0].id), Outcome::Stale);
+        assert_eq!(p.on_stored(&r[0]), Outcome::Applied);
+        assert_eq!(p.on_stored(&r[0]), Outcome::Stale);
         assert!(p.is_complete());
         assert!(p.next_requests(now).is_empty());
     }
@@ -772,9 +812,13 @@ mod tests {
                 .all(|q| matches!(q.source, Source::Peer(id, _) if id == node(2)))
         );
         assert_eq!(
-            p.on_stored(r[0].id),
+            p.on_stored(&r[0]),
             Outcome::Stale,
-            "a late answer is ignored"
+            "a late answer changes no bookkeeping"
+        );
+        assert!(
+            p.have().get(r[0].index),
+            "but its stored piece counts as held"
         );
     }
 
@@ -788,11 +832,8 @@ mod tests {
             PieceMap::new(3),
             &[],
         );
-        let sent: Vec<(u32, Source)> = p
-            .next_requests(now)
-            .iter()
-            .map(|r| (r.index, r.source))
-            .collect();
+        let requests = p.next_requests(now);
+        let sent: Vec<(u32, Source)> = requests.iter().map(|r| (r.index, r.source)).collect();
         let from = |n: u8| Source::Peer(node(n), SocketAddr::from(([127, 0, 0, n], 1)));
         assert_eq!(sent.len(), 3);
         assert!(sent.contains(&(0, from(1))) && sent.contains(&(1, from(1))));
@@ -800,7 +841,10 @@ mod tests {
             sent.contains(&(2, from(9))),
             "only the piece the office lacks crosses the WAN"
         );
-        assert!(p.is_upstream(&node(9)) && !p.is_upstream(&node(1)));
+        assert!(
+            requests.iter().all(|r| r.upstream == (r.index == 2)),
+            "the request across the WAN is marked upstream"
+        );
     }
 
     #[test]
@@ -890,5 +934,25 @@ mod tests {
         p.update_sources(&[low, high], PieceMap::new(1), &[]);
         let sent = p.next_requests(now);
         assert!(matches!(sent[0].source, Source::Peer(id, _) if id == node(2)));
+    }
+
+    #[test]
+    fn given_a_peer_that_stops_answering_then_it_is_reported_once_but_a_busy_one_is_not() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        p.update_sources(&[peer(1, &[0], 1), peer(2, &[0], 1)], PieceMap::new(1), &[]);
+        let mut at = now;
+        for _ in 0..(UNRESPONSIVE_AFTER * 2) {
+            at += MAX_REST;
+            for r in p.next_requests(at) {
+                let failure = match r.source {
+                    Source::Peer(id, _) if id == node(1) => Failure::NoAnswer,
+                    _ => Failure::Unavailable,
+                };
+                p.on_failed(r.id, failure, at);
+            }
+        }
+        assert_eq!(p.take_unresponsive(), vec![node(1)], "peer 2 is only busy");
+        assert!(p.take_unresponsive().is_empty(), "reported once");
     }
 }

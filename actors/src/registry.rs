@@ -370,6 +370,22 @@ impl Registry {
             .collect()
     }
 
+    /// `id` says `peer` stopped answering it. False if `id` is unknown.
+    pub fn report_unresponsive(&mut self, id: NodeId, peer: NodeId, now: Instant) -> bool {
+        if !self.alive(&id, now) {
+            return false;
+        }
+        if self.offices.report_unresponsive(peer, id, now) {
+            // Sources answers change: wake the long-polls.
+            for c in self.contents.values_mut() {
+                if c.holders.contains_key(&peer) {
+                    c.version += 1;
+                }
+            }
+        }
+        true
+    }
+
     /// A registered client's office, with its RVPs.
     pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
         self.offices.info(id, now)
@@ -474,16 +490,24 @@ impl Registry {
             .iter()
             .map(|o| o.name.clone())
             .collect();
+        let wanted_before = self
+            .wanted
+            .get(&office)
+            .and_then(|w| w.get(&query.content))
+            .is_some_and(|at| now.duration_since(*at) < WANTED_TTL);
         for above in path {
             self.wanted
                 .entry(above)
                 .or_default()
                 .insert(query.content, now);
         }
-        let since = *self
-            .progress
-            .entry((query.content, office.clone()))
-            .or_insert(now);
+        // Patience counts from the office's last gain, or from when it
+        // (again) started wanting the content.
+        let key = (query.content, office.clone());
+        if !wanted_before {
+            self.progress.insert(key.clone(), now);
+        }
+        let since = *self.progress.entry(key).or_insert(now);
         let stalled = now.duration_since(since) > self.timing.rvp_patience;
         let plan = self
             .offices
@@ -507,7 +531,9 @@ impl Registry {
         let ranks = rank_in(&mut self.offices, Some(&office));
         let upstream_ranks = rank_in(&mut self.offices, plan.upstream.as_ref());
         let offices = &self.offices;
-        let in_office = |id: &NodeId| offices.office_of(id) == Some(office.as_str());
+        let in_office = |id: &NodeId| {
+            offices.office_of(id) == Some(office.as_str()) && !offices.is_suspect(id, now)
+        };
         let ttl = self.timing.lease_ttl;
         let c = self
             .contents
@@ -583,7 +609,9 @@ impl Registry {
             );
         }
         if let Some(upstream) = &plan.upstream {
-            let in_upstream = |id: &NodeId| offices.office_of(id) == Some(upstream.as_str());
+            let in_upstream = |id: &NodeId| {
+                offices.office_of(id) == Some(upstream.as_str()) && !offices.is_suspect(id, now)
+            };
             peers.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
                     .into_iter()
@@ -1141,6 +1169,25 @@ mod tests {
                 .wanted
                 .is_empty(),
             "held whole"
+        );
+    }
+
+    #[test]
+    fn given_an_office_that_wants_a_content_again_much_later_then_patience_starts_over() {
+        let (mut r, id, now) = offices(2);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), now).unwrap().peers),
+            vec![]
+        );
+        let much_later = now + WANTED_TTL + timing().rvp_patience + Duration::from_secs(1);
+        for n in 1..=5 {
+            r.heartbeat(&node(n), much_later);
+        }
+        assert_eq!(
+            ids(&r.sources(&query(4, id, 0), much_later).unwrap().peers),
+            vec![],
+            "wanting again is not a stall: client 4 still waits for its RVP"
         );
     }
 }

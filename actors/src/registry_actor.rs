@@ -156,6 +156,13 @@ impl RegistryActor {
                 }
             }
             ServerRequest::Sources(query) => return self.sources_reply(&query),
+            ServerRequest::Unresponsive { id, peer } => {
+                if self.registry.report_unresponsive(id, peer, now) {
+                    ServerReply::Ok
+                } else {
+                    ServerReply::UnknownClient
+                }
+            }
         };
         self.wake_watchers();
         reply

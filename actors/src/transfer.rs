@@ -17,7 +17,9 @@ use bytes::Bytes;
 use crate::counters::{Counters, SourceClass};
 use crate::have_reporter::HaveReporter;
 use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
-use crate::office::{ContentInfo, Office, SourceBan, SourcesRequest, TransferFinished};
+use crate::office::{
+    ContentInfo, Office, PeerUnresponsive, SourceBan, SourcesRequest, TransferFinished,
+};
 use crate::picker::{Failure, Limits, Picker, Request, Source};
 use crate::store::{AddContent, Lookup, PutPiece, Store, StoreError};
 use crate::wire::TransferProgress;
@@ -307,8 +309,8 @@ impl Transfer {
         let len = run.manifest.piece_len(request.index);
         let timeout = self.settings.request_timeout;
         let call: Pending<Result<Bytes, FetchError>> = match request.source {
-            Source::Peer(id, addr) => {
-                let transport = if run.picker.is_upstream(&id) {
+            Source::Peer(_, addr) => {
+                let transport = if request.upstream {
                     &self.deps.wan_fetch
                 } else {
                     &self.deps.peer_fetch
@@ -374,9 +376,16 @@ impl Transfer {
             }
             Err(error) => {
                 tracing::debug!(content = %self.content, piece = request.index, source = %self.source_name(request.source), %error, "piece request failed");
+                let failure = match error {
+                    FetchError::Timeout | FetchError::Unreachable(_) => Failure::NoAnswer,
+                    FetchError::Refused(_) | FetchError::Protocol(_) => Failure::Unavailable,
+                };
                 if let Some(run) = self.run.as_mut() {
-                    run.picker
-                        .on_failed(request.id, Failure::Unavailable, Instant::now());
+                    run.picker.on_failed(request.id, failure, Instant::now());
+                    for peer in run.picker.take_unresponsive() {
+                        tracing::warn!(content = %self.content, %peer, "peer stopped answering; telling the server");
+                        let _ = self.deps.office.try_send(PeerUnresponsive(peer));
+                    }
                 }
                 self.pump(ctx);
                 self.poll(ctx);
@@ -395,12 +404,10 @@ impl Transfer {
         let Some(run) = self.run.as_mut() else { return };
         match result {
             Ok(outcome) => {
-                let upstream =
-                    matches!(request.source, Source::Peer(id, _) if run.picker.is_upstream(&id));
-                run.picker.on_stored(request.id);
+                run.picker.on_stored(&request);
                 if outcome.newly_stored {
                     let class = match request.source {
-                        Source::Peer(..) if upstream => {
+                        Source::Peer(..) if request.upstream => {
                             run.from_parent += len;
                             SourceClass::Parent
                         }

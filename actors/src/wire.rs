@@ -311,6 +311,13 @@ pub enum ServerRequest {
     },
     /// Who holds which pieces (see [`SourcesQuery`]).
     Sources(SourcesQuery),
+    /// `peer` stopped answering `id`'s requests (timeouts, unreachable).
+    Unresponsive {
+        /// Who reports.
+        id: NodeId,
+        /// The peer.
+        peer: NodeId,
+    },
 }
 
 /// The server's answer.

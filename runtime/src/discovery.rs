@@ -89,8 +89,14 @@ pub fn bind(settings: &DiscoverySection, me: IpAddr) -> Result<DiscoverySockets,
     })
 }
 
-/// Replies being collected, by content.
-type Collecting = Arc<Mutex<HashMap<ContentId, HashMap<NodeId, PeerHolding>>>>;
+/// Replies being collected, by the nonce of the question they answer.
+type Collecting = Arc<Mutex<HashMap<u64, (ContentId, HashMap<NodeId, PeerHolding>)>>>;
+
+/// A starting nonce that differs between nodes (their ids differ), so
+/// questions of two nodes on one host are told apart.
+fn me_seed(me: &Me) -> u32 {
+    u32::from_le_bytes([me.id.0[0], me.id.0[1], me.id.0[2], me.id.0[3]])
+}
 
 /// Who this node is, for discovery.
 #[derive(Clone, Debug)]
@@ -114,6 +120,7 @@ pub struct Discovery {
     link: Arc<LinkStatus>,
     counters: Arc<Counters>,
     collecting: Collecting,
+    next_nonce: u64,
 }
 
 impl Discovery {
@@ -135,6 +142,7 @@ impl Discovery {
             )),
             None => None,
         };
+        let next_nonce = u64::from(me_seed(&me)) << 32;
         Ok(Discovery {
             sockets,
             me,
@@ -143,6 +151,7 @@ impl Discovery {
             link,
             counters,
             collecting: Collecting::default(),
+            next_nonce,
         })
     }
 
@@ -170,6 +179,7 @@ impl Actor for Discovery {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 while let Ok((n, from)) = listener.recv_from(&mut buf).await {
                     if let Ok(Datagram::Request {
+                        nonce,
                         from: asker,
                         content,
                         reply_to,
@@ -178,7 +188,9 @@ impl Actor for Discovery {
                         && same_subnet(my_ip, from.ip())
                     {
                         let answer = answer.clone();
-                        actix_rt::spawn(async move { answer.reply(content, reply_to).await });
+                        actix_rt::spawn(
+                            async move { answer.reply(nonce, content, reply_to).await },
+                        );
                     }
                 }
             }
@@ -190,6 +202,7 @@ impl Actor for Discovery {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 while let Ok((n, from)) = unicast.recv_from(&mut buf).await {
                     let Ok(Datagram::Reply {
+                        nonce,
                         from: holder,
                         addr,
                         content,
@@ -202,7 +215,8 @@ impl Actor for Discovery {
                         continue;
                     }
                     if let Ok(mut collecting) = collecting.lock()
-                        && let Some(found) = collecting.get_mut(&content)
+                        && let Some((asked, found)) = collecting.get_mut(&nonce)
+                        && *asked == content
                     {
                         found.insert(
                             holder,
@@ -239,7 +253,7 @@ struct Answerer {
 }
 
 impl Answerer {
-    async fn reply(&self, content: ContentId, reply_to: SocketAddr) {
+    async fn reply(&self, nonce: u64, content: ContentId, reply_to: SocketAddr) {
         let kind = self.link.office().map_or(OfficeKind::Default, |o| o.kind);
         let have =
             match tokio::time::timeout(LOOKUP_DEADLINE, self.store.send(Lookup(content))).await {
@@ -250,6 +264,7 @@ impl Answerer {
             return;
         }
         let reply = Datagram::Reply {
+            nonce,
             from: self.me.id,
             addr: self.me.foreground,
             content,
@@ -266,6 +281,8 @@ impl Handler<Discover> for Discovery {
 
     fn handle(&mut self, msg: Discover, _: &mut Context<Self>) -> Self::Result {
         let content = msg.0;
+        self.next_nonce = self.next_nonce.wrapping_add(1);
+        let nonce = self.next_nonce;
         let Some((_, unicast, broadcast)) = self.sockets.clone() else {
             return Box::pin(async { Vec::new() });
         };
@@ -274,6 +291,7 @@ impl Handler<Discover> for Discovery {
             return Box::pin(async { Vec::new() });
         }
         let request = Datagram::Request {
+            nonce,
             from: self.me.id,
             content,
             reply_to: unicast
@@ -283,7 +301,7 @@ impl Handler<Discover> for Discovery {
         let (collecting, wait, counters) =
             (self.collecting.clone(), self.wait, self.counters.clone());
         if let Ok(mut c) = collecting.lock() {
-            c.entry(content).or_default();
+            c.insert(nonce, (content, HashMap::new()));
         }
         Box::pin(async move {
             if let Some(bytes) = request.encode()
@@ -295,7 +313,8 @@ impl Handler<Discover> for Discovery {
             let found = collecting
                 .lock()
                 .ok()
-                .and_then(|mut c| c.remove(&content))
+                .and_then(|mut c| c.remove(&nonce))
+                .map(|(_, found)| found)
                 .unwrap_or_default();
             tracing::debug!(%content, holders = found.len(), "discovery answered");
             found.into_values().collect()

@@ -42,10 +42,16 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let background = config
         .background_advertise
         .unwrap_or_else(|| SocketAddr::new(advertise.ip(), background_bound.port()));
-    let discovery_sockets = if config.discovery.enabled {
-        Some(discovery::bind(&config.discovery, bound.ip())?)
-    } else {
-        None
+    let discovery_sockets = match config.discovery.enabled {
+        false => None,
+        true => match discovery::bind(&config.discovery, advertise.ip()) {
+            Ok(sockets) => Some(sockets),
+            Err(e @ discovery::DiscoveryError::NoBroadcast(_)) => {
+                tracing::warn!(error = %e, "subnet discovery is off");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
     let cache = PieceCache::open(&CacheConfig {

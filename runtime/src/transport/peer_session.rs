@@ -144,7 +144,12 @@ async fn serve_stream(
     let (content, index) = match request {
         PeerRequest::GetPiece { content, index } => (content, index),
         PeerRequest::GetManifest { content } => {
-            let reply = match manifest_for_peer(&serving.store, content).await {
+            let manifest = if serving.link.serves() {
+                manifest_for_peer(&serving.store, content).await
+            } else {
+                Err(Refusal::NotServing)
+            };
+            let reply = match manifest {
                 Ok(manifest) => PeerReply::Manifest(manifest),
                 Err(refusal) => PeerReply::Refused(refusal),
             };
