@@ -5,7 +5,7 @@
 mod common;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, sha256_file};
+use common::{World, finish_fetches, make_package, start_fetches};
 
 const SIZE: usize = 64 * 1024 * 1024;
 
@@ -22,22 +22,7 @@ fn five_clients_share_a_package_and_the_origin_serves_it_about_once() {
     }
     let content = world.publish(&package, &[origin.url("package.bin")]);
 
-    let fetches: Vec<_> = clients
-        .iter()
-        .map(|client| {
-            let out = world.path(&format!("{}.out", client.name));
-            (world.start_fetch(client, &content, &out), out)
-        })
-        .collect();
-    for (fetch, out) in fetches {
-        finish_fetch(fetch);
-        assert_eq!(
-            sha256_file(&out),
-            sha,
-            "{} is not the package",
-            out.display()
-        );
-    }
+    finish_fetches(start_fetches(&world, &clients, &content), &sha);
 
     let served = origin.bytes();
     let total = SIZE as u64;

@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{Node, World, finish_fetch, make_package, sha256_file};
+use common::{Node, World, finish_fetches, make_package, start_fetches};
 
 const SIZE: usize = 64 * 1024 * 1024;
 
@@ -61,22 +61,8 @@ fn a_package_crosses_every_office_link_once() {
     }
     let content = world.publish(&package, &[origin.url("package.bin")]);
 
-    let fetches: Vec<_> = clients
-        .iter()
-        .map(|(_, client)| {
-            let out = world.path(&format!("{}.out", client.name));
-            (world.start_fetch(client, &content, &out), out)
-        })
-        .collect();
-    for (fetch, out) in fetches {
-        finish_fetch(fetch);
-        assert_eq!(
-            sha256_file(&out),
-            sha,
-            "{} is not the package",
-            out.display()
-        );
-    }
+    let fetches = start_fetches(&world, clients.iter().map(|(_, c)| c), &content);
+    finish_fetches(fetches, &sha);
 
     let total = SIZE as f64;
     let served = origin.bytes() as f64;

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, path_arg, sha256_file, wait_until};
+use common::{World, finish_fetches, make_package, path_arg, start_fetches, wait_until};
 
 const SIZE: usize = 64 * 1024 * 1024;
 
@@ -60,13 +60,7 @@ fn a_killed_rvp_is_replaced_and_the_office_finishes() {
     let content = world.publish(&package, &[origin.url("package.bin")]);
 
     let started = std::time::Instant::now();
-    let mut fetches: Vec<_> = branch
-        .iter()
-        .map(|c| {
-            let out = world.path(&format!("{}.out", c.name));
-            Some((world.start_fetch(c, &content, &out), out))
-        })
-        .collect();
+    let mut fetches = start_fetches(&world, &branch, &content);
     let rvp_has = || {
         branch[0].status()["transfers"]
             .as_array()
@@ -80,7 +74,7 @@ fn a_killed_rvp_is_replaced_and_the_office_finishes() {
     );
     let mut rvp = branch.remove(0);
     rvp.kill();
-    let (killed_fetch, _) = fetches.remove(0).unwrap();
+    let (killed_fetch, _) = fetches.remove(0);
     let _ = killed_fetch.wait_with_output();
 
     wait_until(
@@ -94,15 +88,7 @@ fn a_killed_rvp_is_replaced_and_the_office_finishes() {
                 .any(|c| c["name"] == "branch-a-1" && c["rvp"] == true)
         },
     );
-    for (fetch, out) in fetches.into_iter().flatten() {
-        finish_fetch(fetch);
-        assert_eq!(
-            sha256_file(&out),
-            sha,
-            "{} is not the package",
-            out.display()
-        );
-    }
+    finish_fetches(fetches, &sha);
 
     let elapsed = started.elapsed().as_secs_f64();
     let total = SIZE as f64;

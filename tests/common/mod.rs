@@ -341,6 +341,36 @@ pub fn sha256_file(path: &Path) -> String {
     sha256_hex(&std::fs::read(path).unwrap())
 }
 
+/// Starts `fetch` of `content` on every client at once, into
+/// `<name>.out` in the world's directory; returns each fetch with its
+/// output path.
+pub fn start_fetches<'a>(
+    world: &World,
+    clients: impl IntoIterator<Item = &'a Node>,
+    content: &str,
+) -> Vec<(Child, PathBuf)> {
+    clients
+        .into_iter()
+        .map(|client| {
+            let out = world.path(&format!("{}.out", client.name));
+            (world.start_fetch(client, content, &out), out)
+        })
+        .collect()
+}
+
+/// Waits for every fetch and checks each output's SHA-256.
+pub fn finish_fetches(fetches: Vec<(Child, PathBuf)>, sha: &str) {
+    for (fetch, out) in fetches {
+        finish_fetch(fetch);
+        assert_eq!(
+            sha256_file(&out),
+            sha,
+            "{} is not the package",
+            out.display()
+        );
+    }
+}
+
 /// Waits for a fetch process; panics with its stderr if it failed.
 pub fn finish_fetch(child: Child) {
     let out = child.wait_with_output().unwrap();

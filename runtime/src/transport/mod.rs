@@ -127,10 +127,15 @@ impl Handler<Incoming> for Transport {
     }
 }
 
-impl Handler<FetchManifest> for Transport {
-    type Result = ResponseFuture<Result<Manifest, FetchError>>;
-    fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
-        let session = self.session(msg.addr);
+impl Transport {
+    /// Hands a request for the peer at `addr` to its session.
+    fn forward<M, T>(&mut self, addr: SocketAddr, msg: M) -> ResponseFuture<Result<T, FetchError>>
+    where
+        M: Message<Result = Result<T, FetchError>> + Send + 'static,
+        T: Send + 'static,
+        PeerSession: Handler<M>,
+    {
+        let session = self.session(addr);
         Box::pin(async move {
             session
                 .send(msg)
@@ -140,15 +145,16 @@ impl Handler<FetchManifest> for Transport {
     }
 }
 
+impl Handler<FetchManifest> for Transport {
+    type Result = ResponseFuture<Result<Manifest, FetchError>>;
+    fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
+        self.forward(msg.addr, msg)
+    }
+}
+
 impl Handler<FetchFromPeer> for Transport {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
-        let session = self.session(msg.addr);
-        Box::pin(async move {
-            session
-                .send(msg)
-                .await
-                .map_err(|e| FetchError::Unreachable(format!("peer session: {e}")))?
-        })
+        self.forward(msg.addr, msg)
     }
 }

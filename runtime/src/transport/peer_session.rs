@@ -237,21 +237,32 @@ impl Handler<FetchManifest> for PeerSession {
     }
 }
 
-/// Asks the peer for a manifest and checks it against the content id.
-async fn fetch_manifest(slot: &ConnectionSlot, content: ContentId) -> Result<Manifest, FetchError> {
+/// Sends one request on a new stream and reads the reply frame (of at most
+/// `max` bytes); the stream stays open for bytes that follow it.
+async fn ask(
+    slot: &ConnectionSlot,
+    request: &PeerRequest,
+    max: usize,
+) -> Result<(PeerReply, quinn::RecvStream), FetchError> {
     let (mut send, mut recv) = slot
         .open(DIAL_DEADLINE)
         .await
         .map_err(FetchError::Unreachable)?;
-    write_frame(&mut send, &PeerRequest::GetManifest { content })
+    write_frame(&mut send, request)
         .await
         .map_err(|e| FetchError::Unreachable(e.to_string()))?;
     send.finish()
         .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    let reply: PeerReply = read_frame(&mut recv, MAX_REPLY_FRAME)
+    let reply = read_frame(&mut recv, max)
         .await
         .map_err(|e| FetchError::Protocol(e.to_string()))?
         .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
+    Ok((reply, recv))
+}
+
+/// Asks the peer for a manifest and checks it against the content id.
+async fn fetch_manifest(slot: &ConnectionSlot, content: ContentId) -> Result<Manifest, FetchError> {
+    let (reply, _) = ask(slot, &PeerRequest::GetManifest { content }, MAX_REPLY_FRAME).await?;
     match reply {
         PeerReply::Manifest(manifest) if manifest.content_id() == content => Ok(manifest),
         PeerReply::Manifest(manifest) => Err(FetchError::Protocol(format!(
@@ -280,23 +291,11 @@ impl Handler<FetchFromPeer> for PeerSession {
 }
 
 async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, FetchError> {
-    let (mut send, mut recv) = slot
-        .open(DIAL_DEADLINE)
-        .await
-        .map_err(FetchError::Unreachable)?;
     let request = PeerRequest::GetPiece {
         content: msg.content,
         index: msg.index,
     };
-    write_frame(&mut send, &request)
-        .await
-        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    send.finish()
-        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    let reply: PeerReply = read_frame(&mut recv, MAX_REQUEST_FRAME)
-        .await
-        .map_err(|e| FetchError::Protocol(e.to_string()))?
-        .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
+    let (reply, mut recv) = ask(slot, &request, MAX_REQUEST_FRAME).await?;
     let len = match reply {
         PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
         PeerReply::Manifest(_) => {
