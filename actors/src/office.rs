@@ -21,6 +21,7 @@ use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
 use crate::store::Store;
+use crate::token_bucket::LinkRate;
 use crate::transfer::{Transfer, TransferDeps, TransferSettings};
 use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
 
@@ -65,6 +66,7 @@ pub struct Office {
     settings: TransferSettings,
     transfers: HashMap<ContentId, Entry>,
     banned: HashSet<NodeId>,
+    link_rate: LinkRate,
 }
 
 impl Office {
@@ -75,6 +77,7 @@ impl Office {
             settings,
             transfers: HashMap::new(),
             banned: HashSet::new(),
+            link_rate: LinkRate::default(),
         }
     }
 
@@ -133,6 +136,7 @@ impl Handler<StartTransfer> for Office {
             origin_fetch: self.deps.origin_fetch.clone(),
             have_report: self.deps.have_report.clone(),
             counters: self.deps.counters.clone(),
+            link_rate: self.link_rate.clone(),
         };
         let (content, settings) = (msg.0, self.settings);
         let addr = Supervisor::start(move |_| Transfer::new(content, settings, deps));

@@ -16,8 +16,8 @@
 //!   the office up the tree, across the WAN), and only a piece no peer at
 //!   all holds from the origin.
 //! - **Rate cap.** Requests to upstream peers take their bytes from a token
-//!   bucket when the link into this office has a cap (`wan_rate_mbit`), so
-//!   the pull stays under it.
+//!   bucket shared by every download of the node when the link into its
+//!   office has a cap (`wan_rate_mbit`), so its pull stays under it.
 //! - A piece no peer holds is taken from the origin only under a lease the
 //!   server granted this node, so each piece leaves the origin once. Origins
 //!   are tried in their published order (CDN first, then file storage).
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{NodeId, PieceMap};
 
-use crate::token_bucket::TokenBucket;
+use crate::token_bucket::LinkRate;
 use crate::wire::PeerHolding;
 
 /// Longest rest after repeated failures.
@@ -170,7 +170,7 @@ pub struct Picker {
     leased_elsewhere: PieceMap,
     to_release: BTreeSet<u32>,
     next_id: u64,
-    upstream_rate: Option<TokenBucket>,
+    link_rate: LinkRate,
     piece_bytes: u64,
     upstream_blocked: Option<Instant>,
     silent: BTreeSet<NodeId>,
@@ -194,7 +194,7 @@ impl Picker {
             leased_elsewhere: PieceMap::new(len),
             to_release: BTreeSet::new(),
             next_id: 1,
-            upstream_rate: None,
+            link_rate: LinkRate::default(),
             piece_bytes: 0,
             upstream_blocked: None,
             silent: BTreeSet::new(),
@@ -202,22 +202,17 @@ impl Picker {
         }
     }
 
+    /// Draws requests to upstream peers from `link`, the cap shared by
+    /// every download of this node.
+    pub fn share_link_rate(&mut self, link: LinkRate) {
+        self.link_rate = link;
+    }
+
     /// Caps what requests to upstream peers may pull, in bytes per second
     /// (`None`: no cap). Each request counts as `piece_bytes`.
     pub fn set_upstream_rate(&mut self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
         self.piece_bytes = piece_bytes;
-        match bytes_per_sec {
-            None => self.upstream_rate = None,
-            Some(rate)
-                if self
-                    .upstream_rate
-                    .as_ref()
-                    .is_some_and(|b| b.rate() == rate) => {}
-            Some(rate) => {
-                let capacity = (2 * piece_bytes).max(rate / 4);
-                self.upstream_rate = Some(TokenBucket::new(rate, capacity));
-            }
-        }
+        self.link_rate.set(bytes_per_sec, piece_bytes);
     }
 
     /// What is held.
@@ -377,14 +372,13 @@ impl Picker {
     /// Takes a piece's worth from the upstream bucket, if there is a cap;
     /// remembers when the bucket can give again.
     fn take_upstream(&mut self, now: Instant) -> bool {
-        let Some(bucket) = self.upstream_rate.as_mut() else {
-            return true;
-        };
-        if bucket.try_take(self.piece_bytes, now) {
-            return true;
+        match self.link_rate.try_take(self.piece_bytes, now) {
+            Ok(()) => true,
+            Err(ready) => {
+                self.upstream_blocked = Some(ready);
+                false
+            }
         }
-        self.upstream_blocked = Some(bucket.ready_at(self.piece_bytes, now));
-        false
     }
 
     fn usable_origin(&self, now: Instant) -> Option<usize> {

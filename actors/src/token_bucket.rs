@@ -4,6 +4,8 @@
 //! at most `capacity` bytes, so bursts stay short. Plain logic that takes
 //! `now`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// A token bucket of bytes.
@@ -70,6 +72,42 @@ impl TokenBucket {
     }
 }
 
+/// The cap on the link into this node's office, shared by every download
+/// of the node (they all pull across the same link). Cloning shares it.
+/// Lives on one arbiter: the office and its transfers.
+#[derive(Clone, Debug, Default)]
+pub struct LinkRate(Rc<RefCell<Option<TokenBucket>>>);
+
+impl LinkRate {
+    /// Sets the cap in bytes per second (`None`: no cap); unchanged if the
+    /// rate is the same, so bytes already taken still count.
+    pub fn set(&self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
+        let mut bucket = self.0.borrow_mut();
+        match bytes_per_sec {
+            None => *bucket = None,
+            Some(rate) if bucket.as_ref().is_some_and(|b| b.rate() == rate) => {}
+            Some(rate) => {
+                let capacity = (2 * piece_bytes).max(rate / 4);
+                *bucket = Some(TokenBucket::new(rate, capacity));
+            }
+        }
+    }
+
+    /// Takes `bytes` if there is no cap or the bucket holds them; else
+    /// says when it will.
+    pub fn try_take(&self, bytes: u64, now: Instant) -> Result<(), Instant> {
+        let mut bucket = self.0.borrow_mut();
+        let Some(bucket) = bucket.as_mut() else {
+            return Ok(());
+        };
+        if bucket.try_take(bytes, now) {
+            Ok(())
+        } else {
+            Err(bucket.ready_at(bytes, now))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +140,26 @@ mod tests {
         }
         // 10 s at 10 MiB/s, plus the first full bucket.
         assert!((100 * MIB..=102 * MIB).contains(&taken), "{}", taken / MIB);
+    }
+
+    #[test]
+    fn a_shared_link_rate_is_one_budget_for_every_download() {
+        let now = Instant::now();
+        let link = LinkRate::default();
+        assert_eq!(link.try_take(MIB, now), Ok(()), "no cap yet");
+        link.set(Some(MIB), MIB / 2);
+        let other = link.clone();
+        assert_eq!(link.try_take(MIB / 4, now), Ok(()));
+        assert_eq!(other.try_take(MIB / 4, now), Ok(()));
+        assert!(
+            other.try_take(MIB / 4, now).is_err(),
+            "both drew on one bucket"
+        );
+        link.set(Some(MIB), MIB / 2);
+        assert!(
+            other.try_take(MIB / 4, now).is_err(),
+            "the same rate keeps the bucket"
+        );
     }
 
     #[test]

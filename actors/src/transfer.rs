@@ -22,6 +22,7 @@ use crate::office::{
 };
 use crate::picker::{Failure, Limits, Picker, Request, Source};
 use crate::store::{AddContent, Lookup, PutPiece, Store, StoreError};
+use crate::token_bucket::LinkRate;
 use crate::wire::TransferProgress;
 
 /// Messages a transfer's mailbox holds at most.
@@ -55,6 +56,8 @@ pub struct TransferDeps {
     pub have_report: Recipient<ReportHave>,
     /// The node's counters.
     pub counters: Arc<Counters>,
+    /// The cap on the link into the office, shared by the node's downloads.
+    pub link_rate: LinkRate,
 }
 
 /// Where a transfer is.
@@ -169,7 +172,8 @@ impl Transfer {
         match started {
             Err(reason) => self.fail(reason),
             Ok((manifest, origins, have)) => {
-                let picker = Picker::new(have, origins.len(), self.settings.limits);
+                let mut picker = Picker::new(have, origins.len(), self.settings.limits);
+                picker.share_link_rate(self.deps.link_rate.clone());
                 tracing::info!(content = %self.content, name = %manifest.name, have = picker.have().count(), pieces = manifest.piece_count(), "transfer started");
                 self.run = Some(Running {
                     manifest,
