@@ -147,17 +147,18 @@ mod tests {
         let now = Instant::now();
         let link = LinkRate::default();
         assert_eq!(link.try_take(MIB, now), Ok(()), "no cap yet");
+        // A full bucket of 1 MiB (two pieces of 512 KiB).
         link.set(Some(MIB), MIB / 2);
         let other = link.clone();
-        assert_eq!(link.try_take(MIB / 4, now), Ok(()));
-        assert_eq!(other.try_take(MIB / 4, now), Ok(()));
+        assert_eq!(link.try_take(MIB / 2, now), Ok(()));
+        assert_eq!(other.try_take(MIB / 2, now), Ok(()));
         assert!(
-            other.try_take(MIB / 4, now).is_err(),
+            other.try_take(MIB / 2, now).is_err(),
             "both drew on one bucket"
         );
         link.set(Some(MIB), MIB / 2);
         assert!(
-            other.try_take(MIB / 4, now).is_err(),
+            other.try_take(MIB / 2, now).is_err(),
             "the same rate keeps the bucket"
         );
     }
