@@ -21,6 +21,7 @@
 //!   server, admin).
 //! - [`messages`]: what these actors ask of the runtime's I/O actors.
 //! - [`counters`]: a node's byte counters.
+//! - [`supervision`]: restart in place on stop or panic, with backoff.
 //! - [`discovery`]: subnet broadcast discovery: datagrams and rules.
 //! - [`token_bucket`]: pacing a pull across a rate-capped office link.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
@@ -37,6 +38,7 @@ pub mod registry;
 pub mod registry_actor;
 pub mod rvp;
 pub mod store;
+pub mod supervision;
 pub mod token_bucket;
 pub mod topology;
 pub mod transfer;

@@ -21,6 +21,7 @@ use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
 use crate::store::Store;
+use crate::supervision;
 use crate::token_bucket::LinkRate;
 use crate::transfer::{Transfer, TransferDeps, TransferSettings};
 use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
@@ -139,7 +140,8 @@ impl Handler<StartTransfer> for Office {
             link_rate: self.link_rate.clone(),
         };
         let (content, settings) = (msg.0, self.settings);
-        let addr = Supervisor::start(move |_| Transfer::new(content, settings, deps));
+        let (addr, _) =
+            supervision::start("transfer", move |_| Transfer::new(content, settings, deps));
         self.transfers.insert(
             msg.0,
             Entry {

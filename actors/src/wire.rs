@@ -452,6 +452,23 @@ pub struct TransferProgress {
     pub in_flight: u32,
 }
 
+/// One of a node's top-level actors, as its supervisor sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorView {
+    /// Its name in the node.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Whether its mailbox is open.
+    pub alive: bool,
+    /// Restarts after a stop or a panic.
+    pub restarts: u32,
+    /// Why it last restarted.
+    pub last_cause: Option<String>,
+    /// Seconds since it first started.
+    pub uptime_secs: u64,
+}
+
 /// A client node's status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClientStatus {
@@ -477,6 +494,8 @@ pub struct ClientStatus {
     pub transfers: Vec<TransferProgress>,
     /// Byte counters since start.
     pub counters: ByteCounters,
+    /// Its top-level actors.
+    pub actors: Vec<ActorView>,
 }
 
 /// One registered client, as the server shows it.
@@ -608,6 +627,8 @@ pub struct ServerStatus {
     pub registry: RegistryView,
     /// The embedded file storage, if enabled.
     pub file_storage: Option<FileStorageView>,
+    /// Its top-level actors.
+    pub actors: Vec<ActorView>,
 }
 
 #[cfg(test)]

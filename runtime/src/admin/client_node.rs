@@ -15,6 +15,7 @@ use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus};
 use branchline_storage::ContentId;
 
 use super::listener::Replies;
+use crate::node::supervisor::{ListActors, NodeSupervisor};
 use crate::server_link::{Identity, LinkStatus};
 
 /// How often a fetch reports progress.
@@ -34,6 +35,8 @@ pub struct ClientAdmin {
     pub server: SocketAddr,
     /// What the server link knows.
     pub link: Arc<LinkStatus>,
+    /// The node supervisor.
+    pub supervisor: Addr<NodeSupervisor>,
 }
 
 impl ClientAdmin {
@@ -88,6 +91,7 @@ impl ClientAdmin {
             contents: inventory.contents,
             transfers,
             counters: self.counters.snapshot(),
+            actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
         })
     }
 

@@ -12,11 +12,14 @@ use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerS
 
 use super::listener::Replies;
 use crate::file_storage::FileStorage;
+use crate::node::supervisor::{ListActors, NodeSupervisor};
 
 /// The server node's admin handler.
 pub struct ServerAdmin {
     /// The registry.
     pub registry: Addr<RegistryActor>,
+    /// The node supervisor.
+    pub supervisor: Addr<NodeSupervisor>,
     /// The control endpoint's address.
     pub addr: SocketAddr,
     /// The embedded file storage and its base URL, if enabled.
@@ -36,6 +39,7 @@ impl ServerAdmin {
                         dir: fs.root().to_path_buf(),
                         bytes_served: fs.bytes_served(),
                     }),
+                    actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
                 }),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },

@@ -1,6 +1,6 @@
 //! `branchline status`: a node's status as text or JSON.
 
-use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, ServerStatus};
+use branchline_actors::wire::{ActorView, AdminReply, AdminRequest, ClientStatus, ServerStatus};
 
 use super::{data_dir, mib, runtime};
 use crate::admin::{connect, socket_path};
@@ -23,6 +23,21 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
         (other, _) => anyhow::bail!("unexpected answer {other:?}"),
     }
     Ok(())
+}
+
+fn print_actors(actors: &[ActorView]) {
+    println!("actors ({}):", actors.len());
+    for a in actors {
+        let state = if a.alive { "running" } else { "GIVEN UP" };
+        let cause = a
+            .last_cause
+            .as_deref()
+            .map_or(String::new(), |c| format!(", last: {c}"));
+        println!(
+            "  {:<22} {:<12} {state:<8} up {:>6} s  restarts {}{cause}",
+            a.name, a.kind, a.uptime_secs, a.restarts
+        );
+    }
 }
 
 fn print_client(s: &ClientStatus) {
@@ -79,6 +94,7 @@ fn print_client(s: &ClientStatus) {
             mib(content.size)
         );
     }
+    print_actors(&s.actors);
     println!("transfers ({}):", s.transfers.len());
     for t in &s.transfers {
         println!(
@@ -152,4 +168,5 @@ fn print_server(s: &ServerStatus) {
             c.last_seen_ms_ago as f64 / 1000.0
         );
     }
+    print_actors(&s.actors);
 }

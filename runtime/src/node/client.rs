@@ -25,6 +25,7 @@ use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
+use branchline_actors::supervision;
 
 /// Runs a client node until it is told to stop.
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
@@ -84,10 +85,10 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     system.block_on(async move {
         let counters = Arc::new(Counters::default());
         let link_status = Arc::new(LinkStatus::default());
-        let store = Supervisor::start(move |_| Store::new(cache));
+        let store = supervision::start("store", move |_| Store::new(cache));
         let io = Arbiter::new();
         let (store2, counters2, me2, status2, server) = (
-            store.clone(),
+            store.0.clone(),
             counters.clone(),
             me.clone(),
             link_status.clone(),
@@ -97,7 +98,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             id: me.id,
             foreground: me.addr,
         };
-        let (store3, status3, counters3) = (store.clone(), link_status.clone(), counters.clone());
+        let (store3, status3, counters3) = (store.0.clone(), link_status.clone(), counters.clone());
         let (transport, wan, link, finder) = on_arbiter(&io, move || -> anyhow::Result<_> {
             let finder = Discovery::new(
                 discovery_sockets,
@@ -107,7 +108,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 status3,
                 counters3,
             )?;
-            let finder = Supervisor::start(move |_| finder);
+            let finder = supervision::start("discovery", move |_| finder);
             let endpoint = endpoint::endpoint(socket)?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
@@ -121,9 +122,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 background: true,
                 ..deps.clone()
             };
-            let transport = Supervisor::start(move |_| Transport::new(deps));
-            let wan = Supervisor::start(move |_| Transport::new(wan_deps));
-            let link = Supervisor::start(move |_| {
+            let transport = supervision::start("transport", move |_| Transport::new(deps));
+            let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
+            let link = supervision::start("server link", move |_| {
                 ServerLink::new(
                     endpoint, server, me2, store2, attributes, status2, counters2,
                 )
@@ -132,17 +133,17 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         })
         .await??;
         let origin = Origin::new().context("making the HTTP client")?;
-        let origin = Supervisor::start(move |_| origin);
+        let origin = supervision::start("origin", move |_| origin);
         let deps = OfficeDeps {
             node: me.id,
-            store: store.clone(),
-            server: link.clone().recipient(),
-            have_report: link.clone().recipient(),
-            peer_fetch: transport.clone().recipient(),
-            wan_fetch: wan.clone().recipient(),
-            discover: finder.clone().recipient(),
-            manifest_fetch: transport.clone().recipient(),
-            origin_fetch: origin.clone().recipient(),
+            store: store.0.clone(),
+            server: link.0.clone().recipient(),
+            have_report: link.0.clone().recipient(),
+            peer_fetch: transport.0.clone().recipient(),
+            wan_fetch: wan.0.clone().recipient(),
+            discover: finder.0.clone().recipient(),
+            manifest_fetch: transport.0.clone().recipient(),
+            origin_fetch: origin.0.clone().recipient(),
             counters: counters.clone(),
         };
         let transfer = &config.transfer;
@@ -156,11 +157,11 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             request_timeout: config.request_timeout(),
             poll_wait: Duration::from_secs(2),
         };
-        let office = Supervisor::start(move |_| Office::new(deps, transfer_settings));
-        let office2 = office.clone();
-        let rvp = Supervisor::start(move |_| Rvp::new(office2));
-        link.do_send(ConnectRvp(rvp.clone().recipient()));
-        NodeSupervisor::new(
+        let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
+        let office2 = office.0.clone();
+        let rvp = supervision::start("rvp", move |_| Rvp::new(office2));
+        link.0.do_send(ConnectRvp(rvp.0.clone().recipient()));
+        let supervisor = NodeSupervisor::new(
             vec![
                 Child::of("store", &store),
                 Child::of("transport", &transport),
@@ -175,8 +176,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         )
         .start();
         let handler = Arc::new(ClientAdmin {
-            office,
-            store,
+            office: office.0,
+            store: store.0,
+            supervisor,
             counters,
             me,
             server: settings.server,

@@ -7,6 +7,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use branchline_actors::registry::{Registry, RegistryTiming};
 use branchline_actors::registry_actor::RegistryActor;
+use branchline_actors::supervision;
 use branchline_storage::MetaStore;
 
 use super::supervisor::{Child, NodeSupervisor};
@@ -62,8 +63,10 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         // The registry is restored once; a restart keeps its state.
-        let registry = Supervisor::start(move |_| registry);
-        NodeSupervisor::new(vec![Child::of("registry", &registry)], WATCHDOG_EVERY).start();
+        let registry = supervision::start("registry", move |_| registry);
+        let supervisor =
+            NodeSupervisor::new(vec![Child::of("registry", &registry)], WATCHDOG_EVERY).start();
+        let registry = registry.0;
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
@@ -86,6 +89,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         }
         let handler = Arc::new(ServerAdmin {
             registry,
+            supervisor,
             addr,
             file_storage: storage_view,
         });

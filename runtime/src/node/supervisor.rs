@@ -1,14 +1,18 @@
-//! The node supervisor: the root of a node's actors. Each child runs under
-//! `actix::Supervisor`, which restarts an actor that stops. A panic is not
-//! restarted by actix: the actor is dropped and its mailbox closes. The
-//! node supervisor checks its children every second and, when one is gone,
-//! logs which and stops the node with a non-zero exit code, so the process
-//! supervisor (systemd `Restart=always`) starts a fresh runtime. Restarting
-//! a panicked actor in place, with backoff and counts, is B3's.
+//! The node supervisor: the root of a node's actors. Every top-level actor
+//! runs under `branchline_actors::supervision`, which restarts it in place
+//! when it stops or panics, with backoff, and gives it up when it fails
+//! too often. The node supervisor checks its children every second; when
+//! one was given up (its mailbox closed) it logs which and stops the node
+//! with exit code 70, so the process supervisor (systemd `Restart=always`)
+//! starts a fresh runtime: failures escalate from actor to node to process.
+//! It also answers which actors the node runs, with their restarts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use branchline_actors::supervision::Health;
+use branchline_actors::wire::ActorView;
 
 /// Exit code of a node whose actor died (EX_SOFTWARE).
 pub const ACTOR_DIED_EXIT: u8 = 70;
@@ -19,18 +23,21 @@ pub const ACTOR_DIED_EXIT: u8 = 70;
 #[error("an actor died and the node stopped (the log above names it)")]
 pub struct ActorDied;
 
-/// One supervised child: a name and a check that its mailbox is open.
+/// One supervised child: a name, its health and a check that its mailbox
+/// is open.
 pub struct Child {
     name: &'static str,
+    health: Arc<Health>,
     alive: Box<dyn Fn() -> bool>,
 }
 
 impl Child {
     /// Watches the actor behind `addr`.
-    pub fn of<A: Actor>(name: &'static str, addr: &Addr<A>) -> Self {
+    pub fn of<A: Actor>(name: &'static str, (addr, health): &(Addr<A>, Arc<Health>)) -> Self {
         let addr = addr.clone();
         Child {
             name,
+            health: health.clone(),
             alive: Box::new(move || addr.connected()),
         }
     }
@@ -58,7 +65,7 @@ impl NodeSupervisor {
         if !dead.is_empty() {
             tracing::error!(
                 actors = %dead.join(", "),
-                "actor died (panicked or could not restart); stopping the node so its process supervisor restarts it"
+                "actor given up after failing too often; stopping the node so its process supervisor restarts it"
             );
             System::current().stop_with_code(i32::from(ACTOR_DIED_EXIT));
         }
@@ -73,8 +80,35 @@ impl Actor for NodeSupervisor {
     }
 }
 
+/// The node's top-level actors, for status.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<ActorView>")]
+pub struct ListActors;
+
+impl Handler<ListActors> for NodeSupervisor {
+    type Result = MessageResult<ListActors>;
+
+    fn handle(&mut self, _: ListActors, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.children
+                .iter()
+                .map(|c| ActorView {
+                    name: c.name.to_owned(),
+                    kind: c.health.kind().to_owned(),
+                    alive: (c.alive)(),
+                    restarts: c.health.restarts(),
+                    last_cause: c.health.last_cause(),
+                    uptime_secs: c.health.uptime().as_secs(),
+                })
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use branchline_actors::supervision::{self, MAX_RESTARTS};
+
     use super::*;
 
     struct Fragile;
@@ -104,38 +138,48 @@ mod tests {
     }
 
     /// Runs a node with one fragile child, sends it `hits` and returns how
-    /// the node ended (None: still running after 2 s).
-    fn node_after(hits: Vec<Hit>) -> Option<i32> {
+    /// the node ended (None: still running after 7 s) and what the
+    /// supervisor said about the child.
+    fn node_after(hits: Vec<Hit>) -> (Option<i32>, Vec<ActorView>) {
         let system = actix_rt::System::new();
+        let (tx, rx) = std::sync::mpsc::channel();
         system.block_on(async move {
-            let child = Supervisor::start(|_| Fragile);
+            let child = supervision::start("fragile", |_| Fragile);
             let watched = Child::of("fragile", &child);
-            NodeSupervisor::new(vec![watched], Duration::from_millis(50)).start();
+            let root = NodeSupervisor::new(vec![watched], Duration::from_millis(50)).start();
             for hit in hits {
-                let _ = child.send(hit).await;
+                let _ = child.0.send(hit).await;
             }
-            actix_rt::spawn(async {
-                actix_rt::time::sleep(Duration::from_secs(2)).await;
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(Duration::from_millis(500)).await;
+                let _ = tx.send(root.send(ListActors).await.unwrap_or_default());
+                actix_rt::time::sleep(Duration::from_secs(7)).await;
                 System::current().stop_with_code(-1);
             });
         });
-        match system.run_with_code() {
+        let code = match system.run_with_code() {
             Ok(-1) => None,
             Ok(code) => Some(code),
             Err(e) => panic!("system failed: {e}"),
-        }
+        };
+        (code, rx.try_recv().unwrap_or_default())
     }
 
     #[test]
-    fn given_a_child_that_stops_then_actix_restarts_it_and_the_node_runs_on() {
-        assert_eq!(node_after(vec![Hit::Stop, Hit::Stop]), None);
-    }
-
-    #[test]
-    fn given_a_child_that_panics_then_the_node_stops_with_the_actor_died_code() {
+    fn given_a_child_that_stops_or_panics_then_it_is_restarted_and_counted() {
+        let (code, actors) = node_after(vec![Hit::Stop, Hit::Panic]);
+        assert_eq!(code, None, "the node runs on");
+        assert_eq!(actors.len(), 1);
+        assert_eq!((actors[0].alive, actors[0].restarts), (true, 2));
         assert_eq!(
-            node_after(vec![Hit::Panic]),
-            Some(i32::from(ACTOR_DIED_EXIT))
+            actors[0].last_cause.as_deref(),
+            Some("panicked: fragile actor hit")
         );
+    }
+
+    #[test]
+    fn given_a_child_that_keeps_panicking_then_the_node_stops_with_the_actor_died_code() {
+        let hits = (0..=MAX_RESTARTS).map(|_| Hit::Panic).collect();
+        assert_eq!(node_after(hits).0, Some(i32::from(ACTOR_DIED_EXIT)));
     }
 }

@@ -25,6 +25,7 @@ use actix::prelude::*;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::Store;
+use branchline_actors::supervision;
 use branchline_storage::Manifest;
 use bytes::Bytes;
 
@@ -70,7 +71,8 @@ impl Transport {
             return session.clone();
         }
         let deps = self.deps.clone();
-        let session = Supervisor::start(move |_| PeerSession::new(addr, deps));
+        let (session, _) =
+            supervision::start("peer session", move |_| PeerSession::new(addr, deps));
         self.sessions.insert(addr, session.clone());
         session
     }

@@ -1,0 +1,304 @@
+//! Supervision that restarts an actor in place when it stops *or panics*.
+//!
+//! actix's own `Supervisor` restarts an actor that stops, but a panic in a
+//! handler or in a future the actor spawned unwinds out of its context and
+//! drops the actor for good. [`start`] wraps the actor's context future in
+//! `catch_unwind`; on a panic or a stop it waits a backoff (doubling from
+//! [`FIRST_BACKOFF`] up to [`MAX_BACKOFF`]) and calls
+//! `ContextFut::restart`, which keeps the address and the queued messages,
+//! cancels what the actor had spawned, calls `Supervised::restarting` and
+//! then `started` again. The actor struct itself is kept: state worth
+//! keeping lives in it or in sled.
+//!
+//! An actor that needs more than [`MAX_RESTARTS`] restarts within
+//! [`RESTART_WINDOW`] is given up: its mailbox closes, and the node
+//! supervisor, which watches every top-level actor, stops the node so the
+//! process supervisor starts it again (escalation).
+//!
+//! Every restart is counted in the actor's [`Health`] and logged with its
+//! cause. Needs `panic = "unwind"` (set for every profile in the workspace).
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use actix::dev::ContextFut;
+use actix::prelude::*;
+
+/// Wait before the first restart.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait before a restart.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Restarts allowed within [`RESTART_WINDOW`] before the actor is given up.
+pub const MAX_RESTARTS: usize = 5;
+/// The window [`MAX_RESTARTS`] counts in.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// What supervision knows about one actor: for logs, status and the debug
+/// shell.
+#[derive(Debug)]
+pub struct Health {
+    kind: &'static str,
+    restarts: AtomicU32,
+    last_cause: Mutex<Option<String>>,
+    gave_up: AtomicBool,
+    started: Instant,
+}
+
+impl Health {
+    fn new(kind: &'static str) -> Self {
+        Health {
+            kind,
+            restarts: AtomicU32::new(0),
+            last_cause: Mutex::new(None),
+            gave_up: AtomicBool::new(false),
+            started: Instant::now(),
+        }
+    }
+
+    /// The actor's kind (store, transport, transfer...).
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Restarts so far.
+    pub fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Why it last restarted.
+    pub fn last_cause(&self) -> Option<String> {
+        self.last_cause.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// True once supervision gave the actor up.
+    pub fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+
+    /// Time since the actor first started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Starts an actor of `kind` under panic-catching supervision on the
+/// current arbiter.
+pub fn start<A, F>(kind: &'static str, f: F) -> (Addr<A>, Arc<Health>)
+where
+    A: Supervised + Actor<Context = Context<A>>,
+    F: FnOnce(&mut Context<A>) -> A + 'static,
+{
+    let mut ctx = Context::new();
+    let act = f(&mut ctx);
+    let addr = ctx.address();
+    let health = Arc::new(Health::new(kind));
+    actix::spawn(Guarded {
+        fut: ctx.into_future(act),
+        health: health.clone(),
+        recent: Vec::new(),
+        backoff: None,
+    });
+    (addr, health)
+}
+
+struct Guarded<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    fut: ContextFut<A, Context<A>>,
+    health: Arc<Health>,
+    recent: Vec<Instant>,
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+impl<A> Guarded<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    /// The actor stopped or panicked: arms the backoff, or gives it up.
+    /// False when it is given up.
+    fn down(&mut self, cause: String) -> bool {
+        let now = Instant::now();
+        self.recent
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        self.recent.push(now);
+        let kind = self.health.kind;
+        if self.recent.len() > MAX_RESTARTS {
+            tracing::error!(actor = kind, %cause, restarts = self.health.restarts(), "actor failed too often; giving it up");
+            self.health.gave_up.store(true, Ordering::Relaxed);
+            return false;
+        }
+        let exponent = u32::try_from(self.recent.len() - 1)
+            .unwrap_or(u32::MAX)
+            .min(16);
+        let delay = FIRST_BACKOFF.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+        tracing::warn!(actor = kind, %cause, backoff_ms = delay.as_millis(), "actor down; restarting");
+        if let Ok(mut last) = self.health.last_cause.lock() {
+            *last = Some(cause);
+        }
+        self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+        true
+    }
+}
+
+impl<A> Future for Guarded<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if let Some(backoff) = this.backoff.as_mut() {
+                if backoff.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.backoff = None;
+                if !this.fut.restart() {
+                    return Poll::Ready(()); // every address is gone
+                }
+                this.health.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx)));
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(())) => {
+                    // Stopped: restarted at once, as actix's Supervisor does,
+                    // unless every address is gone (a normal end).
+                    if !this.fut.restart() {
+                        return Poll::Ready(());
+                    }
+                    if !this.down("stopped".to_owned()) {
+                        return Poll::Ready(());
+                    }
+                    this.backoff = None;
+                    this.health.restarts.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(payload) => {
+                    let cause = format!("panicked: {}", panic_message(payload.as_ref()));
+                    if !this.down(cause) {
+                        return Poll::Ready(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Counter {
+        handled: u32,
+        starts: Arc<AtomicU32>,
+    }
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+        fn started(&mut self, _: &mut Context<Self>) {
+            self.starts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Supervised for Counter {}
+
+    #[derive(Message)]
+    #[rtype(result = "u32")]
+    enum Poke {
+        Count,
+        Stop,
+        Panic,
+    }
+
+    impl Handler<Poke> for Counter {
+        type Result = u32;
+        fn handle(&mut self, poke: Poke, ctx: &mut Context<Self>) -> u32 {
+            match poke {
+                Poke::Count => {
+                    self.handled += 1;
+                    self.handled
+                }
+                Poke::Stop => {
+                    ctx.stop();
+                    0
+                }
+                Poke::Panic => panic!("poked to death"),
+            }
+        }
+    }
+
+    fn run<T: 'static>(test: impl Future<Output = T> + 'static) -> T {
+        System::new().block_on(test)
+    }
+
+    #[test]
+    fn a_panicking_actor_is_restarted_in_place_and_keeps_its_state_and_address() {
+        let (count, health) = run(async {
+            let starts = Arc::new(AtomicU32::new(0));
+            let s = starts.clone();
+            let (addr, health) = start("counter", move |_| Counter {
+                handled: 0,
+                starts: s,
+            });
+            assert_eq!(addr.send(Poke::Count).await.unwrap(), 1);
+            assert!(
+                addr.send(Poke::Panic).await.is_err(),
+                "the panicking call gets no answer"
+            );
+            let count = addr.send(Poke::Count).await.unwrap();
+            assert_eq!(starts.load(Ordering::Relaxed), 2, "started again");
+            (count, health)
+        });
+        assert_eq!(count, 2, "same address, same struct");
+        assert_eq!(health.restarts(), 1);
+        assert_eq!(
+            health.last_cause().as_deref(),
+            Some("panicked: poked to death")
+        );
+        assert_eq!(health.kind(), "counter");
+    }
+
+    #[test]
+    fn a_stopped_actor_is_restarted_too() {
+        let health = run(async {
+            let (addr, health) = start("counter", |_| Counter::default());
+            addr.send(Poke::Stop).await.unwrap();
+            assert_eq!(addr.send(Poke::Count).await.unwrap(), 1);
+            health
+        });
+        assert_eq!(health.restarts(), 1);
+        assert_eq!(health.last_cause().as_deref(), Some("stopped"));
+    }
+
+    #[test]
+    fn an_actor_that_keeps_failing_is_given_up_and_its_mailbox_closes() {
+        let (connected, health) = run(async {
+            let (addr, health) = start("counter", |_| Counter::default());
+            for _ in 0..=MAX_RESTARTS {
+                let _ = addr.send(Poke::Panic).await;
+            }
+            tokio::time::sleep(MAX_BACKOFF).await;
+            (addr.connected(), health)
+        });
+        assert!(!connected, "given up: escalated to the node supervisor");
+        assert!(health.gave_up());
+        assert_eq!(health.restarts(), u32::try_from(MAX_RESTARTS).unwrap());
+    }
+}
