@@ -108,6 +108,8 @@ impl Actor for Office {
     }
 }
 
+crate::supervised_controls!(Office);
+
 impl Supervised for Office {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("office actor restarting");

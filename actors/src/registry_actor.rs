@@ -191,6 +191,8 @@ impl Actor for RegistryActor {
     }
 }
 
+crate::supervised_controls!(RegistryActor);
+
 impl Supervised for RegistryActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("registry actor restarting");

@@ -43,6 +43,8 @@ impl Actor for Rvp {
     }
 }
 
+crate::supervised_controls!(Rvp);
+
 impl Supervised for Rvp {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("RVP actor restarting");

@@ -60,6 +60,8 @@ impl Actor for Store {
     }
 }
 
+crate::supervised_controls!(Store);
+
 impl Supervised for Store {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("store actor restarting");

@@ -87,6 +87,47 @@ impl Health {
     }
 }
 
+/// "Are you there?": answered through the actor's own mailbox, so an answer
+/// within a deadline shows the actor is not stuck. Every supervised actor
+/// handles it ([`supervised_controls!`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Probe;
+
+/// Makes the actor fail, to exercise supervision (the debug shell's
+/// `kill`): stop it, or panic in its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub enum Kill {
+    /// `ctx.stop()`.
+    Stop,
+    /// `panic!` in the handler.
+    Panic,
+}
+
+/// Implements [`Probe`] and [`Kill`] for an actor type with a `Context`.
+#[macro_export]
+macro_rules! supervised_controls {
+    ($actor:ty) => {
+        impl ::actix::Handler<$crate::supervision::Probe> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: $crate::supervision::Probe, _: &mut Self::Context) {}
+        }
+
+        impl ::actix::Handler<$crate::supervision::Kill> for $actor {
+            type Result = ();
+            fn handle(&mut self, kill: $crate::supervision::Kill, ctx: &mut Self::Context) {
+                match kill {
+                    $crate::supervision::Kill::Stop => ::actix::ActorContext::stop(ctx),
+                    $crate::supervision::Kill::Panic => {
+                        panic!("killed on request (debug shell)")
+                    }
+                }
+            }
+        }
+    };
+}
+
 /// Starts an actor of `kind` under panic-catching supervision on the
 /// current arbiter.
 pub fn start<A, F>(kind: &'static str, f: F) -> (Addr<A>, Arc<Health>)

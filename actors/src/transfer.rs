@@ -501,6 +501,8 @@ impl Actor for Transfer {
     }
 }
 
+crate::supervised_controls!(Transfer);
+
 impl Supervised for Transfer {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!(content = %self.content, "transfer restarting; resuming from the cache");

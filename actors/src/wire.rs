@@ -375,6 +375,13 @@ pub enum AdminRequest {
     TopologyExport,
     /// Server: the office tree with its clients.
     TopologyShow,
+    /// Make a top-level actor stop or panic, to exercise supervision.
+    KillActor {
+        /// Its name, as the status lists it.
+        name: String,
+        /// Panic instead of stopping.
+        panic: bool,
+    },
 }
 
 /// The local node's answer.
@@ -398,6 +405,8 @@ pub enum AdminReply {
     TopologyCsv(String),
     /// The office tree with its clients.
     Topology(TopologyView),
+    /// Done; a line that says what happened.
+    Done(String),
     /// The request failed; one line that says why.
     Error(String),
 }
@@ -467,6 +476,11 @@ pub struct ActorView {
     pub last_cause: Option<String>,
     /// Seconds since it first started.
     pub uptime_secs: u64,
+    /// Whether it answered the watchdog's last probe (`None`: not probed
+    /// yet).
+    pub answered_probe: Option<bool>,
+    /// How long the last probe took, in ms.
+    pub probe_ms: Option<u64>,
 }
 
 /// A client node's status.

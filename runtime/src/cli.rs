@@ -32,6 +32,9 @@ pub enum Command {
     /// The office topology on the server: import or export the spreadsheet
     /// (CSV), or show the office tree with its clients.
     Topology(TopologyArgs),
+    /// The actor debug shell: attach to a running node and look at (or
+    /// kill) its actors. Interactive, or one command with -c.
+    Shell(ShellArgs),
     /// Run a server, file storage and 8 clients in four offices in this
     /// process, spread a generated package to all of them and show what
     /// crossed each office link.
@@ -142,6 +145,23 @@ pub struct StatusArgs {
     pub node: NodeLocator,
     /// Print JSON instead of text.
     #[arg(long)]
+    pub json: bool,
+}
+
+/// `branchline shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The node's config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The node's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Run this one command and exit, e.g. -c "actors" (no terminal needed).
+    #[arg(short = 'c', long = "command", value_name = "COMMAND")]
+    pub command: Option<String>,
+    /// With -c: print JSON.
+    #[arg(long, requires = "command")]
     pub json: bool,
 }
 

@@ -237,6 +237,8 @@ impl Actor for Discovery {
     }
 }
 
+branchline_actors::supervised_controls!(Discovery);
+
 impl Supervised for Discovery {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("discovery restarting");

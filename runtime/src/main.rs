@@ -50,6 +50,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&quiet());
             commands::status::run(&args)
         }
+        Command::Shell(args) => {
+            logging::init(&quiet());
+            commands::shell::run(&args)
+        }
         Command::Topology(args) => {
             logging::init(&quiet());
             commands::topology::run(&args)

@@ -85,6 +85,8 @@ impl Actor for Origin {
     }
 }
 
+branchline_actors::supervised_controls!(Origin);
+
 impl Supervised for Origin {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("origin actor restarting");

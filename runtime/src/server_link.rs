@@ -323,6 +323,8 @@ impl Actor for ServerLink {
     }
 }
 
+branchline_actors::supervised_controls!(ServerLink);
+
 impl Supervised for ServerLink {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("server link restarting");

@@ -48,6 +48,9 @@ impl ClientAdmin {
                 Err(e) => AdminReply::Error(e),
             },
             AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
+            AdminRequest::KillActor { name, panic } => {
+                super::kill_actor(&self.supervisor, name, panic).await
+            }
             AdminRequest::Publish { .. }
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyExport

@@ -18,3 +18,27 @@ use std::path::{Path, PathBuf};
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.sock")
 }
+
+/// Asks the node supervisor to make one of its actors stop or panic, and
+/// says how it went (the debug shell's `kill`).
+pub async fn kill_actor(
+    supervisor: &actix::Addr<crate::node::supervisor::NodeSupervisor>,
+    name: String,
+    panic: bool,
+) -> branchline_actors::wire::AdminReply {
+    use branchline_actors::supervision::Kill;
+    use branchline_actors::wire::AdminReply;
+    let how = if panic { Kill::Panic } else { Kill::Stop };
+    let what = if panic { "panic" } else { "stop" };
+    let request = crate::node::supervisor::KillActor {
+        name: name.clone(),
+        how,
+    };
+    match supervisor.send(request).await {
+        Ok(Ok(())) => AdminReply::Done(format!(
+            "told `{name}` to {what}; watch its restarts in `actors`"
+        )),
+        Ok(Err(e)) => AdminReply::Error(e),
+        Err(e) => AdminReply::Error(format!("node supervisor unavailable: {e}")),
+    }
+}

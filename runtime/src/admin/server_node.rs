@@ -61,6 +61,9 @@ impl ServerAdmin {
                 Ok(view) => AdminReply::Topology(view),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
+            AdminRequest::KillActor { name, panic } => {
+                super::kill_actor(&self.supervisor, name, panic).await
+            }
             AdminRequest::Fetch { .. } => {
                 AdminReply::Error("this is the server; fetch with a client's config (`branchline fetch --config client.toml`)".into())
             }

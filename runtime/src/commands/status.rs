@@ -25,7 +25,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_actors(actors: &[ActorView]) {
+pub(crate) fn print_actors(actors: &[ActorView]) {
     println!("actors ({}):", actors.len());
     for a in actors {
         let state = if a.alive { "running" } else { "GIVEN UP" };
@@ -33,14 +33,19 @@ fn print_actors(actors: &[ActorView]) {
             .last_cause
             .as_deref()
             .map_or(String::new(), |c| format!(", last: {c}"));
+        let probe = match (a.answered_probe, a.probe_ms) {
+            (Some(true), Some(ms)) => format!("probe {ms} ms"),
+            (Some(false), _) => "probe UNANSWERED".to_owned(),
+            _ => "probe -".to_owned(),
+        };
         println!(
-            "  {:<22} {:<12} {state:<8} up {:>6} s  restarts {}{cause}",
+            "  {:<22} {:<12} {state:<8} up {:>6} s  {probe:<16} restarts {}{cause}",
             a.name, a.kind, a.uptime_secs, a.restarts
         );
     }
 }
 
-fn print_client(s: &ClientStatus) {
+pub(crate) fn print_client(s: &ClientStatus) {
     let registered = if s.registered {
         "registered"
     } else {
@@ -104,7 +109,7 @@ fn print_client(s: &ClientStatus) {
     }
 }
 
-fn print_server(s: &ServerStatus) {
+pub(crate) fn print_server(s: &ServerStatus) {
     println!(
         "server at {}; {} clients registered (licenses in use)",
         s.addr,

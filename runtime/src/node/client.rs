@@ -124,7 +124,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             };
             let transport = supervision::start("transport", move |_| Transport::new(deps));
             let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
-            let link = supervision::start("server link", move |_| {
+            let link = supervision::start("server-link", move |_| {
                 ServerLink::new(
                     endpoint, server, me2, store2, attributes, status2, counters2,
                 )
@@ -165,9 +165,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             vec![
                 Child::of("store", &store),
                 Child::of("transport", &transport),
-                Child::of("background transport", &wan),
+                Child::of("background-transport", &wan),
                 Child::of("discovery", &finder),
-                Child::of("server link", &link),
+                Child::of("server-link", &link),
                 Child::of("origin", &origin),
                 Child::of("office", &office),
                 Child::of("rvp", &rvp),

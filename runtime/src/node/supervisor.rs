@@ -5,13 +5,18 @@
 //! one was given up (its mailbox closed) it logs which and stops the node
 //! with exit code 70, so the process supervisor (systemd `Restart=always`)
 //! starts a fresh runtime: failures escalate from actor to node to process.
-//! It also answers which actors the node runs, with their restarts.
+//! It also answers which actors the node runs, with their restarts, and
+//! probes each through its own mailbox every check (the watchdog): an
+//! actor that does not answer within [`PROBE_DEADLINE`] is flagged stuck.
+//! The debug shell's `kill` goes through it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_actors::supervision::Health;
+use branchline_actors::supervision::{Health, Kill, Probe};
 use branchline_actors::wire::ActorView;
 
 /// Exit code of a node whose actor died (EX_SOFTWARE).
@@ -23,22 +28,48 @@ pub const ACTOR_DIED_EXIT: u8 = 70;
 #[error("an actor died and the node stopped (the log above names it)")]
 pub struct ActorDied;
 
-/// One supervised child: a name, its health and a check that its mailbox
-/// is open.
+/// How long an actor has to answer a probe.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+type ProbeFuture = Pin<Box<dyn Future<Output = bool>>>;
+
+/// One supervised child: a name, its health, and ways to check, probe and
+/// kill it.
 pub struct Child {
     name: &'static str,
     health: Arc<Health>,
     alive: Box<dyn Fn() -> bool>,
+    probe: Box<dyn Fn() -> ProbeFuture>,
+    kill: Box<dyn Fn(Kill) -> bool>,
+    /// The last probe: answered, and in how long.
+    last_probe: Option<(bool, Duration)>,
+    probing: bool,
 }
 
 impl Child {
     /// Watches the actor behind `addr`.
-    pub fn of<A: Actor>(name: &'static str, (addr, health): &(Addr<A>, Arc<Health>)) -> Self {
-        let addr = addr.clone();
+    pub fn of<A>(name: &'static str, (addr, health): &(Addr<A>, Arc<Health>)) -> Self
+    where
+        A: Actor + Handler<Probe> + Handler<Kill>,
+        A::Context: actix::dev::ToEnvelope<A, Probe> + actix::dev::ToEnvelope<A, Kill>,
+    {
+        let (a1, a2, a3) = (addr.clone(), addr.clone(), addr.clone());
         Child {
             name,
             health: health.clone(),
-            alive: Box::new(move || addr.connected()),
+            alive: Box::new(move || a1.connected()),
+            probe: Box::new(move || {
+                let answer = a2.send(Probe);
+                Box::pin(async move {
+                    matches!(
+                        tokio::time::timeout(PROBE_DEADLINE, answer).await,
+                        Ok(Ok(()))
+                    )
+                })
+            }),
+            kill: Box::new(move |how| a3.try_send(how).is_ok()),
+            last_probe: None,
+            probing: false,
         }
     }
 }
@@ -53,6 +84,32 @@ impl NodeSupervisor {
     /// Supervises `children`, checking them every `every`.
     pub fn new(children: Vec<Child>, every: Duration) -> Self {
         NodeSupervisor { children, every }
+    }
+
+    /// Probes every child not already being probed.
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        let mut asked = Vec::new();
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if child.probing || !(child.alive)() {
+                continue;
+            }
+            child.probing = true;
+            asked.push((i, Instant::now(), (child.probe)()));
+        }
+        for (i, at, answer) in asked {
+            ctx.spawn(answer.into_actor(self).map(move |answered, this, _| {
+                let child = &mut this.children[i];
+                child.probing = false;
+                if !answered && child.last_probe.is_none_or(|(ok, _)| ok) {
+                    tracing::warn!(
+                        actor = child.name,
+                        deadline_s = PROBE_DEADLINE.as_secs(),
+                        "actor did not answer its probe: stuck?"
+                    );
+                }
+                child.last_probe = Some((answered, at.elapsed()));
+            }));
+        }
     }
 
     fn check(&mut self) {
@@ -76,7 +133,10 @@ impl Actor for NodeSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.every, |this, _| this.check());
+        ctx.run_interval(self.every, |this, ctx| {
+            this.check();
+            this.probe(ctx);
+        });
     }
 }
 
@@ -99,9 +159,47 @@ impl Handler<ListActors> for NodeSupervisor {
                     restarts: c.health.restarts(),
                     last_cause: c.health.last_cause(),
                     uptime_secs: c.health.uptime().as_secs(),
+                    answered_probe: c.last_probe.map(|(ok, _)| ok),
+                    probe_ms: c
+                        .last_probe
+                        .map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
                 })
                 .collect(),
         )
+    }
+}
+
+/// Makes a top-level actor stop or panic (the debug shell's `kill`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct KillActor {
+    /// The actor's name, as `actors` lists it.
+    pub name: String,
+    /// Stop or panic.
+    pub how: Kill,
+}
+
+impl Handler<KillActor> for NodeSupervisor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: KillActor, _: &mut Context<Self>) -> Self::Result {
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.name == msg.name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.children.iter().map(|c| c.name).collect();
+                format!("no actor `{}` (actors: {})", msg.name, names.join(", "))
+            })?;
+        tracing::warn!(actor = child.name, how = ?msg.how, "killing an actor on request");
+        if (child.kill)(msg.how) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` did not take the request (mailbox full or closed)",
+                msg.name
+            ))
+        }
     }
 }
 
@@ -118,6 +216,8 @@ mod tests {
     }
 
     impl Supervised for Fragile {}
+
+    branchline_actors::supervised_controls!(Fragile);
 
     #[derive(Message)]
     #[rtype(result = "()")]
@@ -171,6 +271,11 @@ mod tests {
         assert_eq!(code, None, "the node runs on");
         assert_eq!(actors.len(), 1);
         assert_eq!((actors[0].alive, actors[0].restarts), (true, 2));
+        assert_eq!(
+            actors[0].answered_probe,
+            Some(true),
+            "the watchdog's probe was answered"
+        );
         assert_eq!(
             actors[0].last_cause.as_deref(),
             Some("panicked: fragile actor hit")

@@ -72,7 +72,7 @@ impl Transport {
         }
         let deps = self.deps.clone();
         let (session, _) =
-            supervision::start("peer session", move |_| PeerSession::new(addr, deps));
+            supervision::start("peer-session", move |_| PeerSession::new(addr, deps));
         self.sessions.insert(addr, session.clone());
         session
     }
@@ -106,6 +106,8 @@ impl Actor for Transport {
         );
     }
 }
+
+branchline_actors::supervised_controls!(Transport);
 
 impl Supervised for Transport {
     fn restarting(&mut self, _: &mut Context<Self>) {

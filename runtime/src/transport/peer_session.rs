@@ -85,6 +85,8 @@ impl Actor for PeerSession {
     }
 }
 
+branchline_actors::supervised_controls!(PeerSession);
+
 impl Supervised for PeerSession {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!(peer = %self.addr, "peer session restarting");

@@ -1,0 +1,360 @@
+//! `branchline shell`: the actor debug shell. It attaches to a running node
+//! over its admin socket (readable by the node's user only) and answers
+//! commands about the node's actors, transfers and cache, and can kill an
+//! actor to exercise supervision. Interactive with history and tab
+//! completion, or one command with `-c` (and `--json`) for scripts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use branchline_actors::wire::{ActorView, AdminReply, AdminRequest};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
+
+use super::status::{print_actors, print_client, print_server};
+use super::{data_dir, mib, runtime};
+use crate::admin::{connect, socket_path};
+use crate::cli::{NodeLocator, ShellArgs};
+
+/// The commands, with their one-line help.
+const COMMANDS: &[(&str, &str)] = &[
+    (
+        "actors",
+        "the node's actors: kind, state, restarts, last cause, probe, uptime",
+    ),
+    ("inspect ACTOR", "everything known about one actor"),
+    (
+        "transfers",
+        "downloads under way: progress, sources, sources by class",
+    ),
+    ("cache", "cache usage and quota"),
+    (
+        "contents",
+        "contents in the cache (client) or published (server)",
+    ),
+    (
+        "offices",
+        "the office tree (server) or this client's office",
+    ),
+    ("status", "the node's whole status"),
+    (
+        "kill ACTOR [stop|panic]",
+        "make an actor stop (default) or panic, to exercise supervision",
+    ),
+    ("help", "this list"),
+    ("quit", "leave the shell"),
+];
+
+/// Runs `branchline shell`.
+pub fn run(args: &ShellArgs) -> anyhow::Result<()> {
+    let node = NodeLocator {
+        config: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    let data_dir = data_dir(&node)?;
+    let socket = socket_path(&data_dir);
+    let shell = Shell {
+        socket,
+        rt: runtime()?,
+    };
+    match &args.command {
+        Some(line) => shell.run(line, args.json),
+        None => shell.interactive(&data_dir),
+    }
+}
+
+struct Shell {
+    socket: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Shell {
+    fn ask(&self, request: &AdminRequest) -> anyhow::Result<AdminReply> {
+        let reply = self
+            .rt
+            .block_on(connect::request(&self.socket, request, Some))?;
+        match reply {
+            AdminReply::Error(e) => anyhow::bail!(e),
+            other => Ok(other),
+        }
+    }
+
+    fn actors(&self) -> anyhow::Result<Vec<ActorView>> {
+        Ok(match self.ask(&AdminRequest::Status)? {
+            AdminReply::ClientStatus(s) => s.actors,
+            AdminReply::ServerStatus(s) => s.actors,
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        })
+    }
+
+    /// Runs one command line.
+    fn run(&self, line: &str, json: bool) -> anyhow::Result<()> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let print_json = |value: &dyn erased::Json| -> anyhow::Result<()> {
+            println!("{}", value.to_json()?);
+            Ok(())
+        };
+        match words.as_slice() {
+            [] => Ok(()),
+            ["help"] => {
+                for (command, help) in COMMANDS {
+                    println!("  {command:<26} {help}");
+                }
+                Ok(())
+            }
+            ["actors"] => {
+                let actors = self.actors()?;
+                if json {
+                    print_json(&actors)
+                } else {
+                    print_actors(&actors);
+                    Ok(())
+                }
+            }
+            ["inspect", name] => {
+                let actors = self.actors()?;
+                let actor = actors.iter().find(|a| a.name == *name).with_context(|| {
+                    let names: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
+                    format!("no actor `{name}` (actors: {})", names.join(", "))
+                })?;
+                if json {
+                    print_json(actor)
+                } else {
+                    println!("{}", serde_json::to_string_pretty(actor)?);
+                    Ok(())
+                }
+            }
+            ["kill", name, how @ ..] => {
+                let panic = match how {
+                    [] | ["stop"] => false,
+                    ["panic"] => true,
+                    _ => anyhow::bail!("kill ACTOR [stop|panic]"),
+                };
+                match self.ask(&AdminRequest::KillActor {
+                    name: (*name).to_owned(),
+                    panic,
+                })? {
+                    AdminReply::Done(what) => {
+                        println!("{what}");
+                        Ok(())
+                    }
+                    other => anyhow::bail!("unexpected answer {other:?}"),
+                }
+            }
+            [command @ ("status" | "transfers" | "cache" | "contents" | "offices")] => {
+                self.status_part(command, json)
+            }
+            _ => anyhow::bail!("unknown command `{line}`; `help` lists them"),
+        }
+    }
+
+    /// The commands answered from the node's status.
+    fn status_part(&self, command: &str, json: bool) -> anyhow::Result<()> {
+        match (self.ask(&AdminRequest::Status)?, command) {
+            (AdminReply::ClientStatus(s), "status") if json => println!("{}", s.to_json()?),
+            (AdminReply::ClientStatus(s), "status") => print_client(&s),
+            (AdminReply::ServerStatus(s), "status") if json => println!("{}", s.to_json()?),
+            (AdminReply::ServerStatus(s), "status") => print_server(&s),
+            (AdminReply::ClientStatus(s), "transfers") if json => {
+                println!("{}", s.transfers.to_json()?)
+            }
+            (AdminReply::ClientStatus(s), "transfers") => {
+                for t in &s.transfers {
+                    println!(
+                        "  {} {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight; office {}, WAN {}, origin {}",
+                        t.content,
+                        t.name,
+                        t.have,
+                        t.pieces,
+                        t.sources,
+                        t.in_flight,
+                        mib(t.from_peers),
+                        mib(t.from_parent),
+                        mib(t.from_origin)
+                    );
+                }
+                if s.transfers.is_empty() {
+                    println!("no transfers");
+                }
+            }
+            (AdminReply::ClientStatus(s), "cache") if json => println!("{}", s.usage.to_json()?),
+            (AdminReply::ClientStatus(s), "cache") => println!(
+                "{} stored, {} reserved, quota {}",
+                mib(s.usage.stored_bytes),
+                mib(s.usage.reserved_bytes),
+                mib(s.usage.quota_bytes)
+            ),
+            (AdminReply::ClientStatus(s), "contents") if json => {
+                println!("{}", s.contents.to_json()?)
+            }
+            (AdminReply::ClientStatus(s), "contents") => {
+                for c in &s.contents {
+                    println!(
+                        "  {}  {:<24} {:>5}/{:<5} pieces  {}",
+                        c.id,
+                        c.name,
+                        c.have,
+                        c.pieces,
+                        mib(c.size)
+                    );
+                }
+            }
+            (AdminReply::ServerStatus(s), "contents") if json => {
+                println!("{}", s.registry.contents.to_json()?)
+            }
+            (AdminReply::ServerStatus(s), "contents") => {
+                for c in &s.registry.contents {
+                    println!(
+                        "  {}  {:<24} {}  held by {} (+{} partly)",
+                        c.id,
+                        c.name,
+                        mib(c.size),
+                        c.complete_holders,
+                        c.partial_holders
+                    );
+                }
+            }
+            (AdminReply::ClientStatus(s), "offices") if json => println!("{}", s.office.to_json()?),
+            (AdminReply::ClientStatus(s), "offices") => match &s.office {
+                Some(o) => println!("office {} ({}), RVPs {:?}", o.name, o.kind, o.rvps),
+                None => println!("office not known yet"),
+            },
+            (AdminReply::ServerStatus(s), "offices") if json => {
+                println!("{}", s.registry.links.to_json()?)
+            }
+            (AdminReply::ServerStatus(_), "offices") => {
+                println!("see `branchline topology show` for the tree; `status` for the links");
+            }
+            (_, command) => anyhow::bail!("`{command}` is for clients"),
+        }
+        Ok(())
+    }
+
+    fn interactive(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let names = self
+            .actors()
+            .map(|actors| actors.into_iter().map(|a| a.name).collect())
+            .unwrap_or_default();
+        let mut editor: Editor<ShellHelper, rustyline::history::DefaultHistory> =
+            Editor::new().context("starting the line editor")?;
+        editor.set_helper(Some(ShellHelper { actors: names }));
+        let history = data_dir.join("shell_history");
+        let _ = editor.load_history(&history);
+        println!(
+            "branchline shell on {}; `help` lists the commands",
+            self.socket.display()
+        );
+        loop {
+            match editor.readline("branchline> ") {
+                Ok(line) => {
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let _ = editor.add_history_entry(line);
+                    if matches!(line, "quit" | "exit") {
+                        break;
+                    }
+                    if let Err(e) = self.run(line, false) {
+                        println!("error: {e:#}");
+                    }
+                }
+                Err(ReadlineError::Interrupted | ReadlineError::Eof) => break,
+                Err(e) => return Err(e).context("reading a command"),
+            }
+        }
+        let _ = editor.save_history(&history);
+        Ok(())
+    }
+}
+
+/// Tab completion of command names and, after `inspect` or `kill`, actor
+/// names.
+#[derive(Helper, Hinter, Highlighter, Validator)]
+struct ShellHelper {
+    actors: Vec<String>,
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let line = &line[..pos];
+        let start = line.rfind(' ').map_or(0, |i| i + 1);
+        let word = &line[start..];
+        let first = line.split_whitespace().next().unwrap_or("");
+        let choices: Vec<String> = if start == 0 {
+            COMMANDS
+                .iter()
+                .map(|(c, _)| c.split(' ').next().unwrap_or(c).to_owned())
+                .collect()
+        } else if matches!(first, "inspect" | "kill")
+            && line[..start].split_whitespace().count() == 1
+        {
+            self.actors.clone()
+        } else if first == "kill" {
+            vec!["stop".into(), "panic".into()]
+        } else {
+            Vec::new()
+        };
+        let pairs = choices
+            .into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(|c| Pair {
+                display: c.clone(),
+                replacement: c,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+/// JSON output of the shell's answers.
+mod erased {
+    /// Anything the shell prints as JSON.
+    pub trait Json {
+        fn to_json(&self) -> anyhow::Result<String>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> anyhow::Result<String> {
+            Ok(serde_json::to_string_pretty(self)?)
+        }
+    }
+}
+
+use erased::Json as _;
+
+#[cfg(test)]
+mod tests {
+    use rustyline::history::DefaultHistory;
+
+    use super::*;
+
+    fn complete(line: &str) -> Vec<String> {
+        let helper = ShellHelper {
+            actors: vec!["store".into(), "server-link".into()],
+        };
+        let history = DefaultHistory::new();
+        let (_, pairs) = helper
+            .complete(line, line.len(), &Context::new(&history))
+            .unwrap();
+        pairs.into_iter().map(|p| p.replacement).collect()
+    }
+
+    #[test]
+    fn tab_completes_commands_then_actor_names_then_how_to_kill() {
+        assert_eq!(complete("ki"), ["kill"]);
+        assert_eq!(complete("in"), ["inspect"]);
+        assert_eq!(complete("kill s"), ["store", "server-link"]);
+        assert_eq!(complete("inspect se"), ["server-link"]);
+        assert_eq!(complete("kill store p"), ["panic"]);
+        assert!(complete("actors x").is_empty());
+    }
+}

@@ -1,0 +1,118 @@
+//! A restart for every actor kind: while a 64 MiB package spreads to 4
+//! clients, the debug shell (`shell -c "kill ..."`) makes every top-level
+//! actor of one client, and the server's registry, stop or panic in turn.
+//! Each is restarted in place, its restart count is 1 with the right cause,
+//! and the distribution completes with correct bytes on every client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::origin::{OriginOptions, TestOrigin};
+use common::{World, finish_fetches, make_package, path_arg, run, start_fetches, wait_until};
+use serde_json::Value;
+
+const SIZE: usize = 64 * 1024 * 1024;
+
+/// The client's actors and how each is killed.
+const KILLS: [(&str, &str); 8] = [
+    ("store", "panic"),
+    ("transport", "stop"),
+    ("background-transport", "panic"),
+    ("discovery", "stop"),
+    ("server-link", "panic"),
+    ("origin", "stop"),
+    ("office", "panic"),
+    ("rvp", "stop"),
+];
+
+fn shell(data_dir: &std::path::Path, command: &str) -> (bool, String) {
+    let out = run(&[
+        "shell".into(),
+        "--data-dir".into(),
+        path_arg(data_dir),
+        "-c".into(),
+        command.into(),
+        "--json".into(),
+    ]);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn actor(data_dir: &std::path::Path, name: &str) -> Value {
+    let (ok, out) = shell(data_dir, "actors");
+    assert!(ok, "{out}");
+    let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
+    actors.into_iter().find(|a| a["name"] == name).unwrap()
+}
+
+#[test]
+fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
+    let world = World::new(36, 1);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, SIZE, 36);
+    // A slow origin, so the kills land while pieces are still moving.
+    let options = OriginOptions {
+        delay: Duration::from_millis(250),
+        ..OriginOptions::default()
+    };
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
+    let server = world.server();
+    let clients: Vec<_> = (11..=14).map(|host| world.client(host)).collect();
+    for c in &clients {
+        world.wait_registered(c);
+    }
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    let mut fetches = start_fetches(&world, &clients, &content);
+
+    let victim = &clients[0].data_dir;
+    let (ok, out) = shell(victim, "kill nobody");
+    assert!(!ok && out.contains("no actor `nobody`"), "{out}");
+    for (name, how) in KILLS {
+        let (ok, out) = shell(victim, &format!("kill {name} {how}"));
+        assert!(ok, "kill {name}: {out}");
+        wait_until(
+            &format!("{name} restarted"),
+            Duration::from_secs(20),
+            || {
+                let a = actor(victim, name);
+                a["restarts"] == 1 && a["alive"] == true
+            },
+        );
+        let cause = actor(victim, name)["last_cause"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expected = if how == "panic" {
+            "panicked: killed on request"
+        } else {
+            "stopped"
+        };
+        assert!(cause.starts_with(expected), "{name}: {cause}");
+    }
+    let running = fetches
+        .iter_mut()
+        .map(|(fetch, _)| fetch.try_wait().unwrap().is_none())
+        .filter(|&still| still)
+        .count();
+    assert!(
+        running > 0,
+        "the kills landed while the package was still spreading"
+    );
+    let (ok, out) = shell(&server.data_dir, "kill registry panic");
+    assert!(ok, "{out}");
+    wait_until("the registry restarted", Duration::from_secs(20), || {
+        actor(&server.data_dir, "registry")["restarts"] == 1
+    });
+
+    finish_fetches(fetches, &sha);
+    for (name, _) in KILLS {
+        assert_eq!(actor(victim, name)["restarts"], 1, "{name} restarted once");
+    }
+}
