@@ -111,7 +111,17 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
         actor(&server.data_dir, "registry")["restarts"] == 1
     });
 
+    // The log filter changes live; a bad one is refused and changes nothing.
+    let (ok, out) = shell(victim, "log debug");
+    assert!(ok && out.contains("log filter is now"), "{out}");
+    let (ok, out) = shell(victim, "log =[");
+    assert!(!ok && out.contains("cannot use that log filter"), "{out}");
+
     finish_fetches(fetches, &sha);
+    assert!(
+        clients[0].log().contains(" DEBUG "),
+        "debug lines appear after `log`"
+    );
     for (name, _) in KILLS {
         assert_eq!(actor(victim, name)["restarts"], 1, "{name} restarted once");
     }

@@ -375,6 +375,9 @@ pub enum AdminRequest {
     TopologyExport,
     /// Server: the office tree with its clients.
     TopologyShow,
+    /// Replace the node's log filter, e.g. `debug` or
+    /// `branchline_actors=debug,info`.
+    SetLog(String),
     /// Make a top-level actor stop or panic, to exercise supervision.
     KillActor {
         /// Its name, as the status lists it.

@@ -48,6 +48,7 @@ impl ClientAdmin {
                 Err(e) => AdminReply::Error(e),
             },
             AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
+            AdminRequest::SetLog(filter) => super::set_log(&filter),
             AdminRequest::KillActor { name, panic } => {
                 super::kill_actor(&self.supervisor, name, panic).await
             }

@@ -19,6 +19,18 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin.sock")
 }
 
+/// Replaces the log filter of the node's process.
+pub fn set_log(filter: &str) -> branchline_actors::wire::AdminReply {
+    use branchline_actors::wire::AdminReply;
+    match crate::logging::set_filter(filter) {
+        Ok(()) => {
+            tracing::info!(%filter, "log filter changed");
+            AdminReply::Done(format!("log filter is now `{filter}`"))
+        }
+        Err(e) => AdminReply::Error(format!("cannot use that log filter: {e}")),
+    }
+}
+
 /// Asks the node supervisor to make one of its actors stop or panic, and
 /// says how it went (the debug shell's `kill`).
 pub async fn kill_actor(

@@ -61,6 +61,7 @@ impl ServerAdmin {
                 Ok(view) => AdminReply::Topology(view),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
+            AdminRequest::SetLog(filter) => super::set_log(&filter),
             AdminRequest::KillActor { name, panic } => {
                 super::kill_actor(&self.supervisor, name, panic).await
             }

@@ -42,6 +42,11 @@ const COMMANDS: &[(&str, &str)] = &[
         "kill ACTOR [stop|panic]",
         "make an actor stop (default) or panic, to exercise supervision",
     ),
+    (
+        "log FILTER",
+        "change the node's log filter: a level (debug) or per module (branchline=debug,info)",
+    ),
+    ("watch COMMAND", "run a command every second until Ctrl-C"),
     ("help", "this list"),
     ("quit", "leave the shell"),
 ];
@@ -123,6 +128,22 @@ impl Shell {
                 } else {
                     println!("{}", serde_json::to_string_pretty(actor)?);
                     Ok(())
+                }
+            }
+            ["log", filter] => match self.ask(&AdminRequest::SetLog((*filter).to_owned()))? {
+                AdminReply::Done(what) => {
+                    println!("{what}");
+                    Ok(())
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            },
+            ["watch", rest @ ..] if !rest.is_empty() => {
+                let command = rest.join(" ");
+                loop {
+                    print!("\x1b[2J\x1b[H");
+                    println!("every 1 s: {command}   (Ctrl-C to stop)");
+                    self.run(&command, json)?;
+                    std::thread::sleep(std::time::Duration::from_secs(1));
                 }
             }
             ["kill", name, how @ ..] => {
