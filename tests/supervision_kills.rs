@@ -45,6 +45,19 @@ fn shell(data_dir: &std::path::Path, command: &str) -> (bool, String) {
     )
 }
 
+/// GET /metrics over plain HTTP/1.1.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
 fn actor(data_dir: &std::path::Path, name: &str) -> Value {
     let (ok, out) = shell(data_dir, "actors");
     assert!(ok, "{out}");
@@ -64,7 +77,19 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     };
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
     let server = world.server();
-    let clients: Vec<_> = (11..=14).map(|host| world.client(host)).collect();
+    // The victim serves Prometheus metrics.
+    let metrics_config = world.path("metrics.toml");
+    std::fs::write(
+        &metrics_config,
+        "[metrics]\nenabled = true\nlisten = \"127.36.1.11:9464\"\n",
+    )
+    .unwrap();
+    let mut clients = vec![world.client_with(
+        11,
+        world.server_addr(),
+        &["--config", &path_arg(&metrics_config)],
+    )];
+    clients.extend((12..=14).map(|host| world.client(host)));
     for c in &clients {
         world.wait_registered(c);
     }
@@ -118,6 +143,31 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     assert!(!ok && out.contains("cannot use that log filter"), "{out}");
 
     finish_fetches(fetches, &sha);
+    let metrics = scrape("127.36.1.11:9464");
+    for (name, _) in KILLS {
+        let line = format!("branchline_actor_restarts_total{{actor=\"{name}\",");
+        let sample = metrics
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("{line} missing"));
+        assert!(sample.ends_with(" 1"), "{sample}");
+    }
+    assert!(
+        metrics.contains("# TYPE branchline_received_bytes_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("branchline_pieces_stored_total "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE branchline_content_received_bytes_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("branchline_transfers{state=\"done\"} 1"),
+        "{metrics}"
+    );
     assert!(
         clients[0].log().contains(" DEBUG "),
         "debug lines appear after `log`"

@@ -509,6 +509,8 @@ pub struct ClientStatus {
     pub contents: Vec<ContentSummary>,
     /// Downloads under way.
     pub transfers: Vec<TransferProgress>,
+    /// Downloads finished since the node started.
+    pub transfers_done: u32,
     /// Byte counters since start.
     pub counters: ByteCounters,
     /// Its top-level actors.

@@ -155,6 +155,9 @@ pub struct ServerConfig {
     /// The embedded file storage.
     #[serde(default)]
     pub file_storage: FileStorageSection,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
@@ -293,6 +296,43 @@ impl Default for DiscoverySection {
     }
 }
 
+/// The Prometheus endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics`.
+    pub enabled: bool,
+    /// Where (TCP).
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// Binds the metrics listener before the node starts, if enabled.
+pub fn metrics_listener(
+    section: &MetricsSection,
+) -> Result<Option<std::net::TcpListener>, ConfigError> {
+    if !section.enabled {
+        return Ok(None);
+    }
+    let listener = std::net::TcpListener::bind(section.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cannot listen on {} for metrics: {e}",
+                section.listen
+            ))
+        })?;
+    Ok(Some(listener))
+}
+
 /// Default `election.reserve_mib`: 1 GiB kept for the user.
 pub const DEFAULT_RESERVE_MIB: u64 = 1024;
 
@@ -330,6 +370,9 @@ pub struct ClientConfig {
     /// Subnet discovery.
     #[serde(default)]
     pub discovery: DiscoverySection,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,

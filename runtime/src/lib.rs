@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`cli`]: the command line; [`commands`]: `publish`, `fetch`, `status`;
 //!   [`demo`]: `branchline demo`.
-//! - [`config`]: server and client TOML with flag overrides; [`logging`].
+//! - [`config`]: server and client TOML with flag overrides; [`logging`];
+//!   [`metrics`]: the Prometheus endpoint.
 //! - [`node`]: starting a node (one actix System each) and its actors.
 //! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
 //! - [`discovery`]: subnet broadcast discovery, for when the server is
@@ -32,6 +33,7 @@ pub mod discovery;
 pub mod file_storage;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod server_link;

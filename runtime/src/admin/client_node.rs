@@ -63,24 +63,27 @@ impl ClientAdmin {
         replies.send(&reply).await;
     }
 
-    async fn status(&self) -> Result<ClientStatus, String> {
+    /// The node's status (also what the metrics endpoint renders).
+    pub async fn status(&self) -> Result<ClientStatus, String> {
         let inventory = self
             .store
             .send(GetInventory)
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let mut transfers = Vec::new();
+        let (mut transfers, mut transfers_done) = (Vec::new(), 0u32);
         for transfer in self
             .office
             .send(ListTransfers)
             .await
             .map_err(|e| e.to_string())?
         {
-            if let Ok(state) = transfer.send(GetState).await
-                && matches!(state.phase, Phase::Running | Phase::Starting)
-            {
-                transfers.push(state.progress);
+            match transfer.send(GetState).await {
+                Ok(state) if matches!(state.phase, Phase::Running | Phase::Starting) => {
+                    transfers.push(state.progress);
+                }
+                Ok(state) if state.phase == Phase::Complete => transfers_done += 1,
+                _ => {}
             }
         }
         Ok(ClientStatus {
@@ -94,6 +97,7 @@ impl ClientAdmin {
             usage: inventory.usage,
             contents: inventory.contents,
             transfers,
+            transfers_done,
             counters: self.counters.snapshot(),
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
         })

@@ -27,21 +27,31 @@ pub struct ServerAdmin {
 }
 
 impl ServerAdmin {
+    /// The node's status (also what the metrics endpoint renders).
+    pub async fn status(&self) -> Result<ServerStatus, String> {
+        let registry = self
+            .registry
+            .send(GetRegistryView)
+            .await
+            .map_err(|e| format!("registry unavailable: {e}"))?;
+        Ok(ServerStatus {
+            addr: self.addr,
+            registry,
+            file_storage: self.file_storage.as_ref().map(|(fs, url)| FileStorageView {
+                base_url: url.clone(),
+                dir: fs.root().to_path_buf(),
+                bytes_served: fs.bytes_served(),
+            }),
+            actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
+        })
+    }
+
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
         let reply = match request {
-            AdminRequest::Status => match self.registry.send(GetRegistryView).await {
-                Ok(registry) => AdminReply::ServerStatus(ServerStatus {
-                    addr: self.addr,
-                    registry,
-                    file_storage: self.file_storage.as_ref().map(|(fs, url)| FileStorageView {
-                        base_url: url.clone(),
-                        dir: fs.root().to_path_buf(),
-                        bytes_served: fs.bytes_served(),
-                    }),
-                    actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
-                }),
-                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            AdminRequest::Status => match self.status().await {
+                Ok(status) => AdminReply::ServerStatus(status),
+                Err(e) => AdminReply::Error(e),
             },
             AdminRequest::Publish { manifest, origins } => match self.registry.send(Publish { manifest, origins }).await {
                 Ok(Ok(id)) => AdminReply::Published(id),

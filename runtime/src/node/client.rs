@@ -73,6 +73,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         background,
     };
     let admin = listener::bind(&socket_path(&settings.data_dir))?;
+    let metrics = crate::config::metrics_listener(&config.metrics)?;
     let attributes = AttributeSource::new(
         &settings.data_dir,
         config.cache.quota_mib * 1024 * 1024,
@@ -184,6 +185,19 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             server: settings.server,
             link: link_status,
         });
+        if let Some(metrics) = metrics {
+            let listener = tokio::net::TcpListener::from_std(metrics)?;
+            let handler = handler.clone();
+            actix_rt::spawn(crate::metrics::serve(listener, move || {
+                let handler = handler.clone();
+                async move {
+                    handler
+                        .status()
+                        .await
+                        .map(|s| crate::metrics::render_client(&s))
+                }
+            }));
+        }
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)
         }));

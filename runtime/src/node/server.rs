@@ -50,6 +50,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         )
     })?;
     let admin = listener::bind(&socket_path(&data_dir))?;
+    let metrics = crate::config::metrics_listener(&config.metrics)?;
     let timing = RegistryTiming {
         client_timeout: Duration::from_secs(config.registry.client_timeout_secs),
         lease_ttl: Duration::from_secs(config.registry.lease_ttl_secs),
@@ -93,6 +94,19 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             addr,
             file_storage: storage_view,
         });
+        if let Some(metrics) = metrics {
+            let listener = tokio::net::TcpListener::from_std(metrics)?;
+            let handler = handler.clone();
+            actix_rt::spawn(crate::metrics::serve(listener, move || {
+                let handler = handler.clone();
+                async move {
+                    handler
+                        .status()
+                        .await
+                        .map(|s| crate::metrics::render_server(&s))
+                }
+            }));
+        }
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)
         }));

@@ -1,0 +1,334 @@
+//! The Prometheus text endpoint: `GET /metrics` on `[metrics] listen`, off
+//! unless `[metrics] enabled`. Every scrape renders the node's status (the
+//! same the admin socket answers), so the figures are those `status` and
+//! the debug shell show.
+//!
+//! Client: bytes received by source class (office, parent office, origin)
+//! in all and per content, bytes served by protocol, pieces stored and
+//! rejected (by reason), transfers active and done, discovery broadcasts,
+//! restarts and probe answers by actor. Server: registered clients,
+//! published contents, what each office's clients received, origin use,
+//! restarts by actor. Mailbox depth is not exported: actix does not expose
+//! it.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+
+use branchline_actors::wire::{ActorView, ClientStatus, ServerStatus};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+
+/// Prometheus text exposition, built line by line.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+
+    fn actors(&mut self, actors: &[ActorView]) {
+        self.family(
+            "branchline_actor_restarts_total",
+            "counter",
+            "Restarts of a top-level actor after a stop or a panic.",
+        );
+        for a in actors {
+            self.sample(
+                "branchline_actor_restarts_total",
+                &[("actor", &a.name), ("kind", &a.kind)],
+                u64::from(a.restarts),
+            );
+        }
+        self.family(
+            "branchline_actor_up",
+            "gauge",
+            "1 if the actor is running and answered its last probe.",
+        );
+        for a in actors {
+            let up = a.alive && a.answered_probe != Some(false);
+            self.sample(
+                "branchline_actor_up",
+                &[("actor", &a.name), ("kind", &a.kind)],
+                u64::from(up),
+            );
+        }
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A client's metrics.
+pub fn render_client(s: &ClientStatus) -> String {
+    let mut out = Exposition::default();
+    let c = &s.counters;
+    out.family(
+        "branchline_received_bytes_total",
+        "counter",
+        "Verified bytes received, by source class.",
+    );
+    out.sample(
+        "branchline_received_bytes_total",
+        &[("class", "office")],
+        c.from_peers,
+    );
+    out.sample(
+        "branchline_received_bytes_total",
+        &[("class", "parent")],
+        c.from_parent,
+    );
+    out.sample(
+        "branchline_received_bytes_total",
+        &[("class", "origin")],
+        c.from_origin,
+    );
+    out.family(
+        "branchline_content_received_bytes_total",
+        "counter",
+        "Verified bytes received per content, by source class (transfers this run).",
+    );
+    for t in &s.transfers {
+        let id = t.content.to_hex();
+        for (class, bytes) in [
+            ("office", t.from_peers),
+            ("parent", t.from_parent),
+            ("origin", t.from_origin),
+        ] {
+            out.sample(
+                "branchline_content_received_bytes_total",
+                &[("content", &id), ("class", class)],
+                bytes,
+            );
+        }
+    }
+    out.family(
+        "branchline_served_bytes_total",
+        "counter",
+        "Bytes of pieces served, by protocol.",
+    );
+    out.sample(
+        "branchline_served_bytes_total",
+        &[("protocol", "foreground")],
+        c.served - c.served_background,
+    );
+    out.sample(
+        "branchline_served_bytes_total",
+        &[("protocol", "background")],
+        c.served_background,
+    );
+    out.family(
+        "branchline_pieces_stored_total",
+        "counter",
+        "Pieces verified and stored.",
+    );
+    out.sample("branchline_pieces_stored_total", &[], c.pieces_stored);
+    out.family(
+        "branchline_pieces_rejected_total",
+        "counter",
+        "Pieces refused, by reason.",
+    );
+    out.sample(
+        "branchline_pieces_rejected_total",
+        &[("reason", "verification")],
+        c.pieces_rejected,
+    );
+    out.family(
+        "branchline_transfers",
+        "gauge",
+        "Downloads since the node started, by state.",
+    );
+    out.sample(
+        "branchline_transfers",
+        &[("state", "active")],
+        s.transfers.len() as u64,
+    );
+    out.sample(
+        "branchline_transfers",
+        &[("state", "done")],
+        u64::from(s.transfers_done),
+    );
+    out.family(
+        "branchline_discovery_broadcasts_total",
+        "counter",
+        "Discovery requests broadcast.",
+    );
+    out.sample(
+        "branchline_discovery_broadcasts_total",
+        &[],
+        c.broadcasts_sent,
+    );
+    out.family(
+        "branchline_cache_bytes",
+        "gauge",
+        "Cache bytes stored, reserved and allowed.",
+    );
+    out.sample(
+        "branchline_cache_bytes",
+        &[("what", "stored")],
+        s.usage.stored_bytes,
+    );
+    out.sample(
+        "branchline_cache_bytes",
+        &[("what", "reserved")],
+        s.usage.reserved_bytes,
+    );
+    out.sample(
+        "branchline_cache_bytes",
+        &[("what", "quota")],
+        s.usage.quota_bytes,
+    );
+    out.family(
+        "branchline_registered",
+        "gauge",
+        "1 while registered with the server.",
+    );
+    out.sample("branchline_registered", &[], u64::from(s.registered));
+    out.actors(&s.actors);
+    out.0
+}
+
+/// The server's metrics.
+pub fn render_server(s: &ServerStatus) -> String {
+    let mut out = Exposition::default();
+    out.family("branchline_clients", "gauge", "Registered (live) clients.");
+    out.sample("branchline_clients", &[], s.registry.clients.len() as u64);
+    out.family("branchline_contents", "gauge", "Published contents.");
+    out.sample("branchline_contents", &[], s.registry.contents.len() as u64);
+    out.family(
+        "branchline_office_received_bytes_total",
+        "counter",
+        "What each office's live clients received, by source class (the link ledger).",
+    );
+    for l in &s.registry.links {
+        for (class, bytes) in [
+            ("office", l.from_peers),
+            ("parent", l.from_parent),
+            ("origin", l.from_origin),
+        ] {
+            out.sample(
+                "branchline_office_received_bytes_total",
+                &[("office", &l.office), ("class", class)],
+                bytes,
+            );
+        }
+    }
+    out.family(
+        "branchline_origin_pieces_total",
+        "counter",
+        "Pieces leased from the origin, by office and reason.",
+    );
+    for o in &s.registry.origin {
+        out.sample(
+            "branchline_origin_pieces_total",
+            &[("office", &o.office), ("reason", &o.reason)],
+            o.pieces,
+        );
+    }
+    if let Some(fs) = &s.file_storage {
+        out.family(
+            "branchline_file_storage_served_bytes_total",
+            "counter",
+            "Bytes the embedded file storage sent.",
+        );
+        out.sample(
+            "branchline_file_storage_served_bytes_total",
+            &[],
+            fs.bytes_served,
+        );
+    }
+    out.actors(&s.actors);
+    out.0
+}
+
+/// Serves `GET /metrics` on `listener`, rendering with `render` on every
+/// scrape. Run it on the node's main arbiter.
+pub async fn serve<F, Fut>(listener: tokio::net::TcpListener, render: F)
+where
+    F: Fn() -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<String, String>> + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        };
+        let render = render.clone();
+        actix_rt::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let render = render.clone();
+                async move { Ok::<_, Infallible>(respond(&req, render).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+async fn respond<F, Fut>(req: &Request<hyper::body::Incoming>, render: F) -> Response<Full<Bytes>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    let reply = |code: StatusCode, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = code;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
+    };
+    if req.method() != Method::GET || req.uri().path() != "/metrics" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "metrics are at GET /metrics\n".into(),
+        );
+    }
+    match render().await {
+        Ok(text) => reply(StatusCode::OK, text),
+        Err(e) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("status unavailable: {e}\n"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_escape_their_labels_and_families_say_their_type() {
+        let mut out = Exposition::default();
+        out.family("x_total", "counter", "An x.");
+        out.sample("x_total", &[("office", "a \"b\"\\c")], 3);
+        out.sample("x_total", &[], 4);
+        assert_eq!(
+            out.0,
+            "# HELP x_total An x.\n# TYPE x_total counter\nx_total{office=\"a \\\"b\\\"\\\\c\"} 3\nx_total 4\n"
+        );
+    }
+}
