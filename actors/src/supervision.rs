@@ -342,4 +342,59 @@ mod tests {
         assert!(health.gave_up());
         assert_eq!(health.restarts(), u32::try_from(MAX_RESTARTS).unwrap());
     }
+
+    /// Panics in `started`: on every start.
+    struct CrashLoop(Arc<AtomicU32>);
+
+    impl Actor for CrashLoop {
+        type Context = Context<Self>;
+        fn started(&mut self, _: &mut Context<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            panic!("broken at start");
+        }
+    }
+
+    impl Supervised for CrashLoop {}
+
+    #[test]
+    fn a_crash_loop_backs_off_and_escalates_instead_of_spinning() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = starts.clone();
+        let begun = Instant::now();
+        let cpu_before = cpu_time();
+        let health = run(async move {
+            let (addr, health) = start("crash-loop", move |_| CrashLoop(counted));
+            while addr.connected() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            health
+        });
+        let took = begun.elapsed();
+        assert!(health.gave_up());
+        assert_eq!(
+            starts.load(Ordering::Relaxed),
+            u32::try_from(MAX_RESTARTS).unwrap() + 1
+        );
+        // Backoffs of 50, 100, 200, 400 and 800 ms come first.
+        assert!(
+            took >= Duration::from_millis(1500),
+            "gave up after {took:?}"
+        );
+        let cpu = cpu_time() - cpu_before;
+        assert!(cpu < took / 2, "the loop spun: {cpu:?} of CPU in {took:?}");
+    }
+
+    /// CPU time this thread (which runs the actor) has used, from /proc.
+    fn cpu_time() -> Duration {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // Linux reports in USER_HZ, 100 per second on every mainstream build.
+        Duration::from_millis(ticks * 10)
+    }
 }
