@@ -1,6 +1,7 @@
 //! A restart for every actor kind: while a 64 MiB package spreads to 4
 //! clients, the debug shell (`shell -c "kill ..."`) makes every top-level
-//! actor of one client, and the server's registry, stop or panic in turn.
+//! actor of one client, one of its transfers and one of its peer sessions,
+//! and the server's registry, stop or panic in turn.
 //! Each is restarted in place, its restart count is 1 with the right cause,
 //! and the distribution completes with correct bytes on every client.
 
@@ -120,6 +121,33 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
             "stopped"
         };
         assert!(cause.starts_with(expected), "{name}: {cause}");
+    }
+    // The short-lived kinds: a transfer (panic) and a peer session (stop).
+    for (kind, how) in [("transfer", "panic"), ("peer-session", "stop")] {
+        let mut name = String::new();
+        wait_until(
+            &format!("a {kind} is listed"),
+            Duration::from_secs(20),
+            || {
+                let (ok, out) = shell(victim, "actors");
+                assert!(ok, "{out}");
+                let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
+                match actors.iter().find(|a| a["kind"] == kind) {
+                    Some(a) => {
+                        name = a["name"].as_str().unwrap().to_owned();
+                        true
+                    }
+                    None => false,
+                }
+            },
+        );
+        let (ok, out) = shell(victim, &format!("kill {name} {how}"));
+        assert!(ok, "kill {name}: {out}");
+        wait_until(
+            &format!("{name} restarted"),
+            Duration::from_secs(20),
+            || actor(victim, &name)["restarts"] == 1,
+        );
     }
     let running = fetches
         .iter_mut()

@@ -21,7 +21,7 @@ use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
 use crate::store::Store;
-use crate::supervision;
+use crate::supervision::ActorBook;
 use crate::token_bucket::LinkRate;
 use crate::transfer::{Transfer, TransferDeps, TransferSettings};
 use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
@@ -54,6 +54,8 @@ pub struct OfficeDeps {
     pub manifest_fetch: Recipient<FetchManifest>,
     /// The node's counters.
     pub counters: Arc<Counters>,
+    /// Where the node lists its short-lived actors.
+    pub book: ActorBook,
 }
 
 struct Entry {
@@ -142,8 +144,10 @@ impl Handler<StartTransfer> for Office {
             link_rate: self.link_rate.clone(),
         };
         let (content, settings) = (msg.0, self.settings);
-        let (addr, _) =
-            supervision::start("transfer", move |_| Transfer::new(content, settings, deps));
+        let name = format!("transfer-{}", &msg.0.to_hex()[..12]);
+        let addr = self.deps.book.start("transfer", name, move |_| {
+            Transfer::new(content, settings, deps)
+        });
         self.transfers.insert(
             msg.0,
             Entry {

@@ -128,6 +128,56 @@ macro_rules! supervised_controls {
     };
 }
 
+/// The short-lived actors of a node (transfers, peer sessions): started
+/// under supervision, registered by name so the debug shell lists and
+/// kills them like the top-level ones, forgotten once they end. Cloning
+/// shares the book.
+#[derive(Clone, Debug, Default)]
+pub struct ActorBook(Arc<Mutex<Vec<Listed>>>);
+
+/// One actor in an [`ActorBook`].
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// Its name, e.g. `transfer-1a2b3c4d`.
+    pub name: String,
+    /// What supervision knows of it.
+    pub health: Arc<Health>,
+    /// How to kill it (and whether it is still there).
+    pub kill: Recipient<Kill>,
+}
+
+impl ActorBook {
+    /// Starts an actor of `kind` named `name` under supervision and lists
+    /// it.
+    pub fn start<A, F>(&self, kind: &'static str, name: String, f: F) -> Addr<A>
+    where
+        A: Supervised + Actor<Context = Context<A>> + Handler<Kill>,
+        F: FnOnce(&mut Context<A>) -> A + 'static,
+    {
+        let (addr, health) = start(kind, f);
+        if let Ok(mut listed) = self.0.lock() {
+            listed.retain(|l| l.kill.connected());
+            listed.push(Listed {
+                name,
+                health,
+                kill: addr.clone().recipient(),
+            });
+        }
+        addr
+    }
+
+    /// The actors still running.
+    pub fn listed(&self) -> Vec<Listed> {
+        self.0.lock().map_or_else(
+            |_| Vec::new(),
+            |mut listed| {
+                listed.retain(|l| l.kill.connected());
+                listed.clone()
+            },
+        )
+    }
+}
+
 /// Starts an actor of `kind` under panic-catching supervision on the
 /// current arbiter.
 pub fn start<A, F>(kind: &'static str, f: F) -> (Addr<A>, Arc<Health>)

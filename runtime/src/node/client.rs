@@ -25,7 +25,7 @@ use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
-use branchline_actors::supervision;
+use branchline_actors::supervision::{self, ActorBook};
 
 /// Runs a client node until it is told to stop.
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
@@ -86,6 +86,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     system.block_on(async move {
         let counters = Arc::new(Counters::default());
         let link_status = Arc::new(LinkStatus::default());
+        let book = ActorBook::default();
+        let book2 = book.clone();
         let store = supervision::start("store", move |_| Store::new(cache));
         let io = Arbiter::new();
         let (store2, counters2, me2, status2, server) = (
@@ -117,6 +119,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 counters: counters2.clone(),
                 link: status2.clone(),
                 background: false,
+                book: book2,
             };
             let wan_deps = TransportDeps {
                 endpoint: endpoint::endpoint(background_socket)?,
@@ -146,6 +149,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             manifest_fetch: transport.0.clone().recipient(),
             origin_fetch: origin.0.clone().recipient(),
             counters: counters.clone(),
+            book: book.clone(),
         };
         let transfer = &config.transfer;
         let transfer_settings = TransferSettings {
@@ -173,6 +177,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 Child::of("office", &office),
                 Child::of("rvp", &rvp),
             ],
+            book,
             WATCHDOG_EVERY,
         )
         .start();

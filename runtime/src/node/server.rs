@@ -7,7 +7,7 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use branchline_actors::registry::{Registry, RegistryTiming};
 use branchline_actors::registry_actor::RegistryActor;
-use branchline_actors::supervision;
+use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
 
 use super::supervisor::{Child, NodeSupervisor};
@@ -65,8 +65,12 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     system.block_on(async move {
         // The registry is restored once; a restart keeps its state.
         let registry = supervision::start("registry", move |_| registry);
-        let supervisor =
-            NodeSupervisor::new(vec![Child::of("registry", &registry)], WATCHDOG_EVERY).start();
+        let supervisor = NodeSupervisor::new(
+            vec![Child::of("registry", &registry)],
+            ActorBook::default(),
+            WATCHDOG_EVERY,
+        )
+        .start();
         let registry = registry.0;
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_actors::supervision::{Health, Kill, Probe};
+use branchline_actors::supervision::{ActorBook, Health, Kill, Probe};
 use branchline_actors::wire::ActorView;
 
 /// Exit code of a node whose actor died (EX_SOFTWARE).
@@ -77,13 +77,20 @@ impl Child {
 /// The node supervisor actor.
 pub struct NodeSupervisor {
     children: Vec<Child>,
+    book: ActorBook,
     every: Duration,
 }
 
 impl NodeSupervisor {
-    /// Supervises `children`, checking them every `every`.
-    pub fn new(children: Vec<Child>, every: Duration) -> Self {
-        NodeSupervisor { children, every }
+    /// Supervises `children`, checking them every `every`; also lists and
+    /// kills the short-lived actors in `book` (which end without taking
+    /// the node with them).
+    pub fn new(children: Vec<Child>, book: ActorBook, every: Duration) -> Self {
+        NodeSupervisor {
+            children,
+            book,
+            every,
+        }
     }
 
     /// Probes every child not already being probed.
@@ -149,6 +156,16 @@ impl Handler<ListActors> for NodeSupervisor {
     type Result = MessageResult<ListActors>;
 
     fn handle(&mut self, _: ListActors, _: &mut Context<Self>) -> Self::Result {
+        let listed = self.book.listed().into_iter().map(|l| ActorView {
+            alive: l.kill.connected(),
+            name: l.name,
+            kind: l.health.kind().to_owned(),
+            restarts: l.health.restarts(),
+            last_cause: l.health.last_cause(),
+            uptime_secs: l.health.uptime().as_secs(),
+            answered_probe: None,
+            probe_ms: None,
+        });
         MessageResult(
             self.children
                 .iter()
@@ -164,6 +181,7 @@ impl Handler<ListActors> for NodeSupervisor {
                         .last_probe
                         .map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
                 })
+                .chain(listed)
                 .collect(),
         )
     }
@@ -183,12 +201,24 @@ impl Handler<KillActor> for NodeSupervisor {
     type Result = Result<(), String>;
 
     fn handle(&mut self, msg: KillActor, _: &mut Context<Self>) -> Self::Result {
+        if let Some(listed) = self.book.listed().into_iter().find(|l| l.name == msg.name) {
+            tracing::warn!(actor = %listed.name, how = ?msg.how, "killing an actor on request");
+            return listed
+                .kill
+                .try_send(msg.how)
+                .map_err(|e| format!("`{}` did not take the request: {e}", msg.name));
+        }
         let child = self
             .children
             .iter()
             .find(|c| c.name == msg.name)
             .ok_or_else(|| {
-                let names: Vec<&str> = self.children.iter().map(|c| c.name).collect();
+                let names: Vec<String> = self
+                    .children
+                    .iter()
+                    .map(|c| c.name.to_owned())
+                    .chain(self.book.listed().into_iter().map(|l| l.name))
+                    .collect();
                 format!("no actor `{}` (actors: {})", msg.name, names.join(", "))
             })?;
         tracing::warn!(actor = child.name, how = ?msg.how, "killing an actor on request");
@@ -246,7 +276,12 @@ mod tests {
         system.block_on(async move {
             let child = supervision::start("fragile", |_| Fragile);
             let watched = Child::of("fragile", &child);
-            let root = NodeSupervisor::new(vec![watched], Duration::from_millis(50)).start();
+            let root = NodeSupervisor::new(
+                vec![watched],
+                ActorBook::default(),
+                Duration::from_millis(50),
+            )
+            .start();
             for hit in hits {
                 let _ = child.0.send(hit).await;
             }

@@ -25,7 +25,7 @@ use actix::prelude::*;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::Store;
-use branchline_actors::supervision;
+use branchline_actors::supervision::ActorBook;
 use branchline_storage::Manifest;
 use bytes::Bytes;
 
@@ -49,6 +49,8 @@ pub struct TransportDeps {
     pub link: Arc<LinkStatus>,
     /// The background endpoint (between offices), not the foreground one.
     pub background: bool,
+    /// Where the node lists its short-lived actors.
+    pub book: ActorBook,
 }
 
 /// The transport actor.
@@ -71,8 +73,14 @@ impl Transport {
             return session.clone();
         }
         let deps = self.deps.clone();
-        let (session, _) =
-            supervision::start("peer-session", move |_| PeerSession::new(addr, deps));
+        let name = match self.deps.background {
+            true => format!("wan-peer-{addr}"),
+            false => format!("peer-{addr}"),
+        };
+        let session = self
+            .deps
+            .book
+            .start("peer-session", name, move |_| PeerSession::new(addr, deps));
         self.sessions.insert(addr, session.clone());
         session
     }
