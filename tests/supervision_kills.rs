@@ -171,6 +171,15 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     assert!(!ok && out.contains("cannot use that log filter"), "{out}");
 
     finish_fetches(fetches, &sha);
+    let (ok, out) = shell(victim, "peers");
+    assert!(ok, "{out}");
+    let peers: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["received"].as_u64().unwrap() + p["served"].as_u64().unwrap() > 0),
+        "peers moved bytes: {out}"
+    );
     let metrics = scrape("127.36.1.11:9464");
     for (name, _) in KILLS {
         let line = format!("branchline_actor_restarts_total{{actor=\"{name}\",");

@@ -375,6 +375,8 @@ pub enum AdminRequest {
     TopologyExport,
     /// Server: the office tree with its clients.
     TopologyShow,
+    /// Client: the peers it has sessions with.
+    Peers,
     /// Replace the node's log filter, e.g. `debug` or
     /// `branchline_actors=debug,info`.
     SetLog(String),
@@ -410,6 +412,8 @@ pub enum AdminReply {
     Topology(TopologyView),
     /// Done; a line that says what happened.
     Done(String),
+    /// A client's peers.
+    Peers(Vec<PeerView>),
     /// The request failed; one line that says why.
     Error(String),
 }
@@ -462,6 +466,19 @@ pub struct TransferProgress {
     pub sources: u32,
     /// Requests in flight.
     pub in_flight: u32,
+}
+
+/// A peer this client has a session with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// The peer's endpoint.
+    pub addr: SocketAddr,
+    /// Over the background protocol (between offices).
+    pub background: bool,
+    /// Bytes of pieces received from it.
+    pub received: u64,
+    /// Bytes of pieces served to it.
+    pub served: u64,
 }
 
 /// One of a node's top-level actors, as its supervisor sees it.

@@ -17,6 +17,7 @@ use branchline_storage::ContentId;
 use super::listener::Replies;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
 use crate::server_link::{Identity, LinkStatus};
+use crate::transport::{ListPeers, Transport};
 
 /// How often a fetch reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -37,6 +38,10 @@ pub struct ClientAdmin {
     pub link: Arc<LinkStatus>,
     /// The node supervisor.
     pub supervisor: Addr<NodeSupervisor>,
+    /// The foreground transport.
+    pub transport: Addr<Transport>,
+    /// The background transport.
+    pub wan: Addr<Transport>,
 }
 
 impl ClientAdmin {
@@ -49,6 +54,12 @@ impl ClientAdmin {
             },
             AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
             AdminRequest::SetLog(filter) => super::set_log(&filter),
+            AdminRequest::Peers => {
+                let mut peers = self.transport.send(ListPeers).await.unwrap_or_default();
+                peers.extend(self.wan.send(ListPeers).await.unwrap_or_default());
+                peers.sort_by_key(|p| (p.background, p.addr));
+                AdminReply::Peers(peers)
+            }
             AdminRequest::KillActor { name, panic } => {
                 super::kill_actor(&self.supervisor, name, panic).await
             }

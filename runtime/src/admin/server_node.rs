@@ -75,6 +75,9 @@ impl ServerAdmin {
             AdminRequest::KillActor { name, panic } => {
                 super::kill_actor(&self.supervisor, name, panic).await
             }
+            AdminRequest::Peers => AdminReply::Error(
+                "this is the server; peers are a client's (shell --config client.toml)".into(),
+            ),
             AdminRequest::Fetch { .. } => {
                 AdminReply::Error("this is the server; fetch with a client's config (`branchline fetch --config client.toml`)".into())
             }

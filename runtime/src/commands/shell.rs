@@ -37,6 +37,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "offices",
         "the office tree (server) or this client's office",
     ),
+    (
+        "peers",
+        "peers with a session: address, protocol, bytes received and served",
+    ),
     ("status", "the node's whole status"),
     (
         "kill ACTOR [stop|panic]",
@@ -130,6 +134,29 @@ impl Shell {
                     Ok(())
                 }
             }
+            ["peers"] => match self.ask(&AdminRequest::Peers)? {
+                AdminReply::Peers(peers) if json => print_json(&peers),
+                AdminReply::Peers(peers) => {
+                    for p in &peers {
+                        let protocol = if p.background {
+                            "background"
+                        } else {
+                            "foreground"
+                        };
+                        println!(
+                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}",
+                            p.addr,
+                            mib(p.received),
+                            mib(p.served)
+                        );
+                    }
+                    if peers.is_empty() {
+                        println!("no peer sessions");
+                    }
+                    Ok(())
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            },
             ["log", filter] => match self.ask(&AdminRequest::SetLog((*filter).to_owned()))? {
                 AdminReply::Done(what) => {
                     println!("{what}");

@@ -185,6 +185,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             office: office.0,
             store: store.0,
             supervisor,
+            transport: transport.0.clone(),
+            wan: wan.0.clone(),
             counters,
             me,
             server: settings.server,

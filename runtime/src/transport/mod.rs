@@ -26,10 +26,11 @@ use branchline_actors::counters::Counters;
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::Store;
 use branchline_actors::supervision::ActorBook;
+use branchline_actors::wire::PeerView;
 use branchline_storage::Manifest;
 use bytes::Bytes;
 
-use peer_session::{Attach, PeerSession};
+use peer_session::{Attach, PeerSession, SessionStats};
 
 /// Messages the transport's mailbox holds at most.
 pub const TRANSPORT_MAILBOX: usize = 1024;
@@ -56,7 +57,7 @@ pub struct TransportDeps {
 /// The transport actor.
 pub struct Transport {
     deps: TransportDeps,
-    sessions: HashMap<SocketAddr, Addr<PeerSession>>,
+    sessions: HashMap<SocketAddr, (Addr<PeerSession>, Arc<SessionStats>)>,
 }
 
 impl Transport {
@@ -69,19 +70,20 @@ impl Transport {
     }
 
     fn session(&mut self, addr: SocketAddr) -> Addr<PeerSession> {
-        if let Some(session) = self.sessions.get(&addr).filter(|s| s.connected()) {
+        if let Some((session, _)) = self.sessions.get(&addr).filter(|(s, _)| s.connected()) {
             return session.clone();
         }
+        let stats = Arc::new(SessionStats::default());
+        let counted = stats.clone();
         let deps = self.deps.clone();
         let name = match self.deps.background {
             true => format!("wan-peer-{addr}"),
             false => format!("peer-{addr}"),
         };
-        let session = self
-            .deps
-            .book
-            .start("peer-session", name, move |_| PeerSession::new(addr, deps));
-        self.sessions.insert(addr, session.clone());
+        let session = self.deps.book.start("peer-session", name, move |_| {
+            PeerSession::new(addr, deps, counted)
+        });
+        self.sessions.insert(addr, (session.clone(), stats));
         session
     }
 }
@@ -168,5 +170,32 @@ impl Handler<FetchFromPeer> for Transport {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
         self.forward(msg.addr, msg)
+    }
+}
+
+/// The peers this transport has sessions with, and the bytes moved.
+#[derive(Message)]
+#[rtype(result = "Vec<PeerView>")]
+pub struct ListPeers;
+
+impl Handler<ListPeers> for Transport {
+    type Result = MessageResult<ListPeers>;
+    fn handle(&mut self, _: ListPeers, _: &mut Context<Self>) -> Self::Result {
+        let background = self.deps.background;
+        MessageResult(
+            self.sessions
+                .iter()
+                .filter(|(_, (session, _))| session.connected())
+                .map(|(addr, (_, stats))| {
+                    let (received, served) = stats.bytes();
+                    PeerView {
+                        addr: *addr,
+                        background,
+                        received,
+                        served,
+                    }
+                })
+                .collect(),
+        )
     }
 }

@@ -38,9 +38,19 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Bytes moved in one session.
 #[derive(Debug, Default)]
-struct SessionStats {
+pub struct SessionStats {
     received: AtomicU64,
     served: AtomicU64,
+}
+
+impl SessionStats {
+    /// Bytes of pieces received from the peer, and served to it.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.received.load(Ordering::Relaxed),
+            self.served.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// The peer session actor.
@@ -61,14 +71,14 @@ struct Serving {
 }
 
 impl PeerSession {
-    /// A session with the peer at `addr`.
-    pub fn new(addr: SocketAddr, deps: TransportDeps) -> Self {
+    /// A session with the peer at `addr`, counting into `stats`.
+    pub fn new(addr: SocketAddr, deps: TransportDeps, stats: Arc<SessionStats>) -> Self {
         PeerSession {
             addr,
             serving: Serving {
                 store: deps.store,
                 counters: deps.counters,
-                stats: Arc::new(SessionStats::default()),
+                stats,
                 link: deps.link,
                 background: deps.background,
             },
