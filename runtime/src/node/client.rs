@@ -15,7 +15,7 @@ use branchline_actors::transfer::TransferSettings;
 use branchline_storage::{CacheConfig, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
-use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
@@ -192,19 +192,11 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             server: settings.server,
             link: link_status,
         });
-        if let Some(metrics) = metrics {
-            let listener = tokio::net::TcpListener::from_std(metrics)?;
-            let handler = handler.clone();
-            actix_rt::spawn(crate::metrics::serve(listener, move || {
-                let handler = handler.clone();
-                async move {
-                    handler
-                        .status()
-                        .await
-                        .map(|s| crate::metrics::render_client(&s))
-                }
-            }));
-        }
+        let scraped = handler.clone();
+        serve_metrics(metrics, move || {
+            let handler = scraped.clone();
+            async move { Ok(crate::metrics::render_client(&handler.status().await?)) }
+        })?;
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)
         }));

@@ -64,6 +64,20 @@ async fn wait_for_signal() {
     }
 }
 
+/// Serves the metrics endpoint on `listener` (if metrics are enabled),
+/// rendering `scrape()` on every scrape. Call it inside the node's System.
+fn serve_metrics<F, Fut>(listener: Option<std::net::TcpListener>, scrape: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Result<String, String>> + 'static,
+{
+    if let Some(listener) = listener {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        actix_rt::spawn(crate::metrics::serve(listener, scrape));
+    }
+    Ok(())
+}
+
 /// Runs `make` on `arbiter` and returns its result: how an endpoint is made
 /// on the arbiter whose runtime will drive it.
 async fn on_arbiter<T: Send + 'static>(

@@ -11,7 +11,7 @@ use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
 
 use super::supervisor::{Child, NodeSupervisor};
-use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
 use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
@@ -98,19 +98,11 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             addr,
             file_storage: storage_view,
         });
-        if let Some(metrics) = metrics {
-            let listener = tokio::net::TcpListener::from_std(metrics)?;
-            let handler = handler.clone();
-            actix_rt::spawn(crate::metrics::serve(listener, move || {
-                let handler = handler.clone();
-                async move {
-                    handler
-                        .status()
-                        .await
-                        .map(|s| crate::metrics::render_server(&s))
-                }
-            }));
-        }
+        let scraped = handler.clone();
+        serve_metrics(metrics, move || {
+            let handler = scraped.clone();
+            async move { Ok(crate::metrics::render_server(&handler.status().await?)) }
+        })?;
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)
         }));
