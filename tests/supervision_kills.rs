@@ -171,6 +171,18 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     assert!(!ok && out.contains("cannot use that log filter"), "{out}");
 
     finish_fetches(fetches, &sha);
+    let scraped = scrape("127.36.1.11:9464");
+    assert!(
+        scraped.contains("branchline_actor_mailbox_capacity{actor=\"store\",kind=\"store\"} 256"),
+        "{scraped}"
+    );
+    let listed: Vec<Value> = serde_json::from_str(&shell(victim, "actors").1).unwrap();
+    for a in &listed {
+        assert!(
+            a["mailbox_capacity"].as_u64().unwrap() > 0,
+            "mailbox numbers: {a}"
+        );
+    }
     let (ok, out) = shell(victim, "peers");
     assert!(ok, "{out}");
     let peers: Vec<Value> = serde_json::from_str(&out).unwrap();

@@ -22,12 +22,12 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use actix::dev::ContextFut;
+use actix::dev::{AsyncContextParts, ContextFut};
 use actix::prelude::*;
 
 /// Wait before the first restart.
@@ -48,6 +48,7 @@ pub struct Health {
     last_cause: Mutex<Option<String>>,
     gave_up: AtomicBool,
     started: Instant,
+    capacity: AtomicUsize,
 }
 
 impl Health {
@@ -58,6 +59,7 @@ impl Health {
             last_cause: Mutex::new(None),
             gave_up: AtomicBool::new(false),
             started: Instant::now(),
+            capacity: AtomicUsize::new(0),
         }
     }
 
@@ -84,6 +86,11 @@ impl Health {
     /// Time since the actor first started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Its mailbox's capacity, as the actor set it (0 until it ran).
+    pub fn mailbox_capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
     }
 }
 
@@ -267,7 +274,11 @@ where
             }
             let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx)));
             match polled {
-                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Pending) => {
+                    let capacity = this.fut.ctx().parts().capacity();
+                    this.health.capacity.store(capacity, Ordering::Relaxed);
+                    return Poll::Pending;
+                }
                 Ok(Poll::Ready(())) => {
                     // Stopped: restarted at once, as actix's Supervisor does,
                     // unless every address is gone (a normal end).
@@ -364,6 +375,11 @@ mod tests {
             Some("panicked: poked to death")
         );
         assert_eq!(health.kind(), "counter");
+        assert_eq!(
+            health.mailbox_capacity(),
+            16,
+            "actix's default, read from the context"
+        );
     }
 
     #[test]

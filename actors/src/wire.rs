@@ -499,8 +499,11 @@ pub struct ActorView {
     /// Whether it answered the watchdog's last probe (`None`: not probed
     /// yet).
     pub answered_probe: Option<bool>,
-    /// How long the last probe took, in ms.
+    /// How long the last probe took, in ms: how long a message waits in
+    /// its mailbox right now, roughly.
     pub probe_ms: Option<u64>,
+    /// Its mailbox's capacity (actix does not expose the queue length).
+    pub mailbox_capacity: u64,
 }
 
 /// A client node's status.

@@ -8,8 +8,9 @@
 //! rejected (by reason), transfers active and done, discovery broadcasts,
 //! restarts and probe answers by actor. Server: registered clients,
 //! published contents, what each office's clients received, origin use,
-//! restarts by actor. Mailbox depth is not exported: actix does not expose
-//! it.
+//! restarts by actor. Per actor also its mailbox capacity and how long the
+//! watchdog's probe waited in the mailbox; the queue length itself is not
+//! exported: actix does not expose it.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -67,6 +68,32 @@ impl Exposition {
                 &[("actor", &a.name), ("kind", &a.kind)],
                 u64::from(up),
             );
+        }
+        self.family(
+            "branchline_actor_mailbox_capacity",
+            "gauge",
+            "The actor's mailbox capacity (actix does not expose the queue length).",
+        );
+        for a in actors {
+            self.sample(
+                "branchline_actor_mailbox_capacity",
+                &[("actor", &a.name), ("kind", &a.kind)],
+                a.mailbox_capacity,
+            );
+        }
+        self.family(
+            "branchline_actor_probe_ms",
+            "gauge",
+            "How long the watchdog's last probe waited for an answer through the mailbox.",
+        );
+        for a in actors {
+            if let Some(ms) = a.probe_ms {
+                self.sample(
+                    "branchline_actor_probe_ms",
+                    &[("actor", &a.name), ("kind", &a.kind)],
+                    ms,
+                );
+            }
         }
     }
 }

@@ -165,6 +165,7 @@ impl Handler<ListActors> for NodeSupervisor {
             uptime_secs: l.health.uptime().as_secs(),
             answered_probe: None,
             probe_ms: None,
+            mailbox_capacity: l.health.mailbox_capacity() as u64,
         });
         MessageResult(
             self.children
@@ -180,6 +181,7 @@ impl Handler<ListActors> for NodeSupervisor {
                     probe_ms: c
                         .last_probe
                         .map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
+                    mailbox_capacity: c.health.mailbox_capacity() as u64,
                 })
                 .chain(listed)
                 .collect(),
