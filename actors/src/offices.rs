@@ -66,8 +66,12 @@ pub struct SourcePlan {
 #[derive(Debug)]
 struct Election {
     at: Instant,
+    /// Someone joined or left since: elect again, the sitting RVPs
+    /// winning ties.
+    stale: bool,
     rvps: Vec<NodeId>,
-    ranked: Vec<NodeId>,
+    /// Each member's place in the election order (0 is best).
+    rank: HashMap<NodeId, u32>,
 }
 
 /// The offices' members and elections.
@@ -77,8 +81,6 @@ pub struct OfficeBook {
     members: HashMap<NodeId, Member>,
     by_office: HashMap<String, BTreeSet<NodeId>>,
     elections: HashMap<String, Election>,
-    /// The RVPs each office last elected, kept when the cache is dropped.
-    seated: HashMap<String, Vec<NodeId>>,
     /// Peers reported as not answering: who reported, and when last.
     reports: HashMap<NodeId, (BTreeSet<NodeId>, Instant)>,
     topology_dirty: bool,
@@ -92,7 +94,6 @@ impl OfficeBook {
             members: HashMap::new(),
             by_office: HashMap::new(),
             elections: HashMap::new(),
-            seated: HashMap::new(),
             reports: HashMap::new(),
             topology_dirty: false,
         }
@@ -112,7 +113,7 @@ impl OfficeBook {
             tracing::info!(%office, client = %id, "no office claims this address; made an automatic office");
             self.topology_dirty = true;
         }
-        self.elections.remove(&office);
+        self.mark_stale(&office);
         self.by_office.entry(office.clone()).or_default().insert(id);
         let member = Member {
             name: name.to_owned(),
@@ -131,7 +132,7 @@ impl OfficeBook {
     /// Takes `id` out of its office.
     pub fn leave(&mut self, id: &NodeId) {
         if let Some(member) = self.members.remove(id) {
-            self.elections.remove(&member.office);
+            self.mark_stale(&member.office);
             if let Some(set) = self.by_office.get_mut(&member.office) {
                 set.remove(id);
             }
@@ -149,9 +150,8 @@ impl OfficeBook {
     /// (automatic offices are made again for addresses it does not claim).
     pub fn set_topology(&mut self, topology: Topology) {
         self.topology = topology;
-        self.topology_dirty = true;
         self.by_office.clear();
-        self.elections.clear();
+        self.elections.values_mut().for_each(|e| e.stale = true);
         let members: Vec<(NodeId, Member)> = self.members.drain().collect();
         for (id, member) in members {
             let attributes = member.attributes;
@@ -192,7 +192,7 @@ impl OfficeBook {
             && let Some(office) = self.members.get(&peer).map(|m| m.office.clone())
         {
             tracing::warn!(%peer, %office, "peer reported as not answering; left out of elections and answers");
-            self.elections.remove(&office);
+            self.mark_stale(&office);
         }
         suspect && !was
     }
@@ -205,6 +205,12 @@ impl OfficeBook {
         self.reports
             .get(peer)
             .is_some_and(|(who, at)| now.duration_since(*at) < SUSPECT_FOR && who.len() >= needed)
+    }
+
+    /// Whether `id` is in `office` and not reported silent: a peer that
+    /// office can take pieces from.
+    pub fn serves_in(&self, office: &str, id: &NodeId, now: Instant) -> bool {
+        self.office_of(id) == Some(office) && !self.is_suspect(id, now)
     }
 
     /// What `id` last reported about itself.
@@ -291,19 +297,25 @@ impl OfficeBook {
         self.elect(office, now).rvps.clone()
     }
 
-    /// The members of `office` best first (by the election order): the
-    /// order in which its peers are tried.
-    pub fn ranked(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
-        self.elect(office, now).ranked.clone()
+    /// `id`'s place in the election order of `office` (0 is best), as of
+    /// that office's last election (`rvps` brings it up to date).
+    pub fn rank_of(&self, office: &str, id: &NodeId) -> Option<u32> {
+        self.elections.get(office)?.rank.get(id).copied()
+    }
+
+    fn mark_stale(&mut self, office: &str) {
+        if let Some(election) = self.elections.get_mut(office) {
+            election.stale = true;
+        }
     }
 
     fn elect(&mut self, office: &str, now: Instant) -> &Election {
         let sitting = match self.elections.get(office) {
-            Some(e) if now.duration_since(e.at) < ELECTION_TTL => {
+            Some(e) if !e.stale && now.duration_since(e.at) < ELECTION_TTL => {
                 return &self.elections[office];
             }
             Some(e) => e.rvps.clone(),
-            None => self.seated.get(office).cloned().unwrap_or_default(),
+            None => Vec::new(),
         };
         let (ranked, rvp_count) = match self.topology.office(office) {
             Some(spec) => {
@@ -329,16 +341,13 @@ impl OfficeBook {
             }
             None => (Vec::new(), 0),
         };
-        let rvps: Vec<NodeId> = ranked.iter().take(rvp_count).copied().collect();
-        self.seated.insert(office.to_owned(), rvps.clone());
-        self.elections.insert(
-            office.to_owned(),
-            Election {
-                at: now,
-                rvps,
-                ranked,
-            },
-        );
+        let election = Election {
+            at: now,
+            stale: false,
+            rvps: ranked.iter().take(rvp_count).copied().collect(),
+            rank: (0u32..).zip(ranked).map(|(i, id)| (id, i)).collect(),
+        };
+        self.elections.insert(office.to_owned(), election);
         &self.elections[office]
     }
 }
@@ -575,9 +584,10 @@ mod tests {
         assert_eq!(book.rvps("hq", now), vec![id(2)], "re-elected at once");
         let later = now + SUSPECT_FOR + Duration::from_secs(1);
         assert!(!book.is_suspect(&id(1), later));
+        book.rvps("hq", later + ELECTION_TTL);
         assert_eq!(
-            book.ranked("hq", later + ELECTION_TTL)[0],
-            id(1),
+            book.rank_of("hq", &id(1)),
+            Some(0),
             "back after the suspicion"
         );
     }

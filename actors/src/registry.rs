@@ -325,7 +325,13 @@ impl Registry {
 
     /// Records a heartbeat. False if the client is unknown (it must register).
     pub fn heartbeat(&mut self, id: &NodeId, now: Instant) -> bool {
-        self.alive(id, now)
+        match self.clients.get_mut(id) {
+            Some(c) => {
+                c.last_seen = now;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A heartbeat with the client's current attributes; its office as it is
@@ -337,7 +343,7 @@ impl Registry {
         counters: ByteCounters,
         now: Instant,
     ) -> Option<OfficeInfo> {
-        if !self.alive(id, now) {
+        if !self.heartbeat(id, now) {
             return None;
         }
         if let Some(client) = self.clients.get_mut(id) {
@@ -372,7 +378,7 @@ impl Registry {
 
     /// `id` says `peer` stopped answering it. False if `id` is unknown.
     pub fn report_unresponsive(&mut self, id: NodeId, peer: NodeId, now: Instant) -> bool {
-        if !self.alive(&id, now) {
+        if !self.heartbeat(&id, now) {
             return false;
         }
         if self.offices.report_unresponsive(peer, id, now) {
@@ -399,16 +405,6 @@ impl Registry {
     /// Replaces the topology; every client moves to its new office.
     pub fn set_topology(&mut self, topology: Topology) {
         self.offices.set_topology(topology);
-    }
-
-    fn alive(&mut self, id: &NodeId, now: Instant) -> bool {
-        match self.clients.get_mut(id) {
-            Some(c) => {
-                c.last_seen = now;
-                true
-            }
-            None => false,
-        }
     }
 
     /// A client reports what it holds of a content.
@@ -520,20 +516,12 @@ impl Registry {
                 "office made no progress; this client crosses the WAN itself instead of waiting for its RVP"
             );
         }
-        let rank_in = |book: &mut OfficeBook, office: Option<&String>| -> HashMap<NodeId, u32> {
-            office.map_or_else(HashMap::new, |o| {
-                (0u32..)
-                    .zip(book.ranked(o, now))
-                    .map(|(i, id)| (id, i))
-                    .collect()
-            })
-        };
-        let ranks = rank_in(&mut self.offices, Some(&office));
-        let upstream_ranks = rank_in(&mut self.offices, plan.upstream.as_ref());
+        if let Some(upstream) = &plan.upstream {
+            // Brings the upstream office's election order up to date.
+            self.offices.rvps(upstream, now);
+        }
         let offices = &self.offices;
-        let in_office = |id: &NodeId| {
-            offices.office_of(id) == Some(office.as_str()) && !offices.is_suspect(id, now)
-        };
+        let in_office = |id: &NodeId| offices.serves_in(&office, id, now);
         let ttl = self.timing.lease_ttl;
         let c = self
             .contents
@@ -586,10 +574,9 @@ impl Registry {
                 leased_elsewhere.set(index);
             }
         }
-        let holding = |(id, have): (&NodeId, &PieceMap), upstream: bool| {
-            let ranks = if upstream { &upstream_ranks } else { &ranks };
+        let holding = |(id, have): (&NodeId, &PieceMap), from: &str, upstream: bool| {
             self.clients.get(id).map(|client| PeerHolding {
-                rank: ranks.get(id).copied().unwrap_or(u32::MAX),
+                rank: offices.rank_of(from, id).unwrap_or(u32::MAX),
                 id: *id,
                 addr: if upstream {
                     client.record.background
@@ -605,17 +592,15 @@ impl Registry {
             peers.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_office)
                     .into_iter()
-                    .filter_map(|h| holding(h, false)),
+                    .filter_map(|h| holding(h, &office, false)),
             );
         }
         if let Some(upstream) = &plan.upstream {
-            let in_upstream = |id: &NodeId| {
-                offices.office_of(id) == Some(upstream.as_str()) && !offices.is_suspect(id, now)
-            };
+            let in_upstream = |id: &NodeId| offices.serves_in(upstream, id, now);
             peers.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
                     .into_iter()
-                    .filter_map(|h| holding(h, true)),
+                    .filter_map(|h| holding(h, upstream, true)),
             );
         }
         Ok(SourcesAnswer {
