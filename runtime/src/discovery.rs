@@ -21,7 +21,6 @@ use branchline_actors::discovery::{
 };
 use branchline_actors::messages::Discover;
 use branchline_actors::store::{Lookup, Store};
-use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::PeerHolding;
 use branchline_storage::{ContentId, NodeId};
 
@@ -154,10 +153,6 @@ impl Discovery {
             next_nonce,
         })
     }
-
-    fn kind(&self) -> OfficeKind {
-        self.link.office().map_or(OfficeKind::Default, |o| o.kind)
-    }
 }
 
 impl Actor for Discovery {
@@ -256,7 +251,7 @@ struct Answerer {
 
 impl Answerer {
     async fn reply(&self, nonce: u64, content: ContentId, reply_to: SocketAddr) {
-        let kind = self.link.office().map_or(OfficeKind::Default, |o| o.kind);
+        let kind = self.link.office_kind();
         let have =
             match tokio::time::timeout(LOOKUP_DEADLINE, self.store.send(Lookup(content))).await {
                 Ok(Ok(Ok(Some((_, have))))) => have,
@@ -288,7 +283,7 @@ impl Handler<Discover> for Discovery {
         let Some((_, unicast, broadcast)) = self.sockets.clone() else {
             return Box::pin(async { Vec::new() });
         };
-        if !may_ask(self.kind()) {
+        if !may_ask(self.link.office_kind()) {
             tracing::debug!(%content, "this office type does not broadcast");
             return Box::pin(async { Vec::new() });
         }

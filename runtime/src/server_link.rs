@@ -16,6 +16,7 @@ use branchline_actors::counters::Counters;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
 use branchline_actors::rvp::Wanted;
 use branchline_actors::store::{GetInventory, Store};
+use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest, read_frame, write_frame,
 };
@@ -59,10 +60,16 @@ impl LinkStatus {
         self.registered.load(Ordering::Relaxed)
     }
 
+    /// This client's office type, as the server last said (Default until
+    /// it says).
+    pub fn office_kind(&self) -> OfficeKind {
+        self.office().map_or(OfficeKind::Default, |o| o.kind)
+    }
+
     /// Whether this client serves peers: not when its office is a VPN
-    /// office (serves until the server says).
+    /// office.
     pub fn serves(&self) -> bool {
-        self.office().is_none_or(|o| o.kind.serves())
+        self.office_kind().serves()
     }
 
     /// This client's office, as the server last said.
