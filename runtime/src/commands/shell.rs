@@ -100,10 +100,6 @@ impl Shell {
     /// Runs one command line.
     fn run(&self, line: &str, json: bool) -> anyhow::Result<()> {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let print_json = |value: &dyn erased::Json| -> anyhow::Result<()> {
-            println!("{}", value.to_json()?);
-            Ok(())
-        };
         match words.as_slice() {
             [] => Ok(()),
             ["help"] => {
@@ -200,13 +196,11 @@ impl Shell {
     /// The commands answered from the node's status.
     fn status_part(&self, command: &str, json: bool) -> anyhow::Result<()> {
         match (self.ask(&AdminRequest::Status)?, command) {
-            (AdminReply::ClientStatus(s), "status") if json => println!("{}", s.to_json()?),
+            (AdminReply::ClientStatus(s), "status") if json => print_json(&s)?,
             (AdminReply::ClientStatus(s), "status") => print_client(&s),
-            (AdminReply::ServerStatus(s), "status") if json => println!("{}", s.to_json()?),
+            (AdminReply::ServerStatus(s), "status") if json => print_json(&s)?,
             (AdminReply::ServerStatus(s), "status") => print_server(&s),
-            (AdminReply::ClientStatus(s), "transfers") if json => {
-                println!("{}", s.transfers.to_json()?)
-            }
+            (AdminReply::ClientStatus(s), "transfers") if json => print_json(&s.transfers)?,
             (AdminReply::ClientStatus(s), "transfers") => {
                 for t in &s.transfers {
                     println!(
@@ -226,16 +220,14 @@ impl Shell {
                     println!("no transfers");
                 }
             }
-            (AdminReply::ClientStatus(s), "cache") if json => println!("{}", s.usage.to_json()?),
+            (AdminReply::ClientStatus(s), "cache") if json => print_json(&s.usage)?,
             (AdminReply::ClientStatus(s), "cache") => println!(
                 "{} stored, {} reserved, quota {}",
                 mib(s.usage.stored_bytes),
                 mib(s.usage.reserved_bytes),
                 mib(s.usage.quota_bytes)
             ),
-            (AdminReply::ClientStatus(s), "contents") if json => {
-                println!("{}", s.contents.to_json()?)
-            }
+            (AdminReply::ClientStatus(s), "contents") if json => print_json(&s.contents)?,
             (AdminReply::ClientStatus(s), "contents") => {
                 for c in &s.contents {
                     println!(
@@ -248,9 +240,7 @@ impl Shell {
                     );
                 }
             }
-            (AdminReply::ServerStatus(s), "contents") if json => {
-                println!("{}", s.registry.contents.to_json()?)
-            }
+            (AdminReply::ServerStatus(s), "contents") if json => print_json(&s.registry.contents)?,
             (AdminReply::ServerStatus(s), "contents") => {
                 for c in &s.registry.contents {
                     println!(
@@ -263,14 +253,12 @@ impl Shell {
                     );
                 }
             }
-            (AdminReply::ClientStatus(s), "offices") if json => println!("{}", s.office.to_json()?),
+            (AdminReply::ClientStatus(s), "offices") if json => print_json(&s.office)?,
             (AdminReply::ClientStatus(s), "offices") => match &s.office {
                 Some(o) => println!("office {} ({}), RVPs {:?}", o.name, o.kind, o.rvps),
                 None => println!("office not known yet"),
             },
-            (AdminReply::ServerStatus(s), "offices") if json => {
-                println!("{}", s.registry.links.to_json()?)
-            }
+            (AdminReply::ServerStatus(s), "offices") if json => print_json(&s.registry.links)?,
             (AdminReply::ServerStatus(_), "offices") => {
                 println!("see `branchline topology show` for the tree; `status` for the links");
             }
@@ -363,21 +351,11 @@ impl Completer for ShellHelper {
     }
 }
 
-/// JSON output of the shell's answers.
-mod erased {
-    /// Anything the shell prints as JSON.
-    pub trait Json {
-        fn to_json(&self) -> anyhow::Result<String>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> anyhow::Result<String> {
-            Ok(serde_json::to_string_pretty(self)?)
-        }
-    }
+/// Prints a shell answer as JSON.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
-
-use erased::Json as _;
 
 #[cfg(test)]
 mod tests {
