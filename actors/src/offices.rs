@@ -6,7 +6,7 @@
 //! again for everyone when a new topology is imported; an address no office
 //! claims gets an automatic office, which is kept (and exported) like any
 //! other. Elections are computed per office on demand and cached for
-//! [`ELECTION_TTL`]; anyone joining or leaving the office drops the cache,
+//! [`ELECTION_TTL`]; anyone joining or leaving the office marks it stale,
 //! so an RVP that leaves is replaced on the next question. A sitting RVP
 //! wins ties, so the seat does not flap while attributes wobble.
 
