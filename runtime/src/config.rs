@@ -499,6 +499,7 @@ impl ClientConfig {
             (u64::from(t.max_in_flight), "transfer.max_in_flight"),
             (u64::from(t.origin_in_flight), "transfer.origin_in_flight"),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
+            (self.discovery.wait_ms, "discovery.wait_ms"),
         ] {
             positive(value, key)?;
         }
@@ -589,5 +590,63 @@ mod tests {
         s.file_storage.dir = Some("/srv".into());
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("set file_storage.base_url"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_in_the_b2_and_b3_sections_are_named() {
+        let err = |text: &str| client(text).unwrap_err().to_string();
+        let e = err("[election]\nchassis = \"tablet\"\n");
+        assert!(
+            e.starts_with("invalid config client.toml line 2: unknown variant `tablet`"),
+            "{e}"
+        );
+        let e = err("[discovery]\nport = 70000\n");
+        assert!(e.starts_with("invalid config client.toml line 2:"), "{e}");
+        let e = err("[metrics]\nlisten = \"nowhere\"\n");
+        assert!(
+            e.starts_with("invalid config client.toml line 2: invalid socket address"),
+            "{e}"
+        );
+        let e = err("background_listen = \"nowhere\"\n");
+        assert!(
+            e.starts_with("invalid config client.toml line 1: invalid socket address"),
+            "{e}"
+        );
+
+        let mut c = client("data_dir = \"/d\"\nserver = \"127.0.0.1:1\"\n").unwrap();
+        c.discovery.wait_ms = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: discovery.wait_ms must be greater than 0"
+        );
+        let mut s = ServerConfig::empty();
+        s.data_dir = Some("/d".into());
+        s.registry.rvp_patience_secs = 0;
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "invalid config: registry.rvp_patience_secs must be greater than 0"
+        );
+    }
+
+    #[test]
+    fn a_metrics_port_in_use_is_a_clear_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let section = MetricsSection {
+            enabled: true,
+            listen: taken.local_addr().unwrap(),
+        };
+        let err = metrics_listener(&section).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "invalid config: cannot listen on {} for metrics:",
+                section.listen
+            )),
+            "{err}"
+        );
+        let off = MetricsSection::default();
+        assert!(
+            metrics_listener(&off).unwrap().is_none(),
+            "off unless enabled"
+        );
     }
 }
