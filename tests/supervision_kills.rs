@@ -100,6 +100,10 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     let victim = &clients[0].data_dir;
     let (ok, out) = shell(victim, "kill nobody");
     assert!(!ok && out.contains("no actor `nobody`"), "{out}");
+    let (ok, out) = shell(victim, "kill store sideways");
+    assert!(!ok && out.contains("kill ACTOR [stop|panic]"), "{out}");
+    let (ok, out) = shell(victim, "frobnicate");
+    assert!(!ok && out.contains("unknown command `frobnicate`"), "{out}");
     for (name, how) in KILLS {
         let (ok, out) = shell(victim, &format!("kill {name} {how}"));
         assert!(ok, "kill {name}: {out}");

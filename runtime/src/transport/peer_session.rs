@@ -275,6 +275,11 @@ async fn ask(
 /// Asks the peer for a manifest and checks it against the content id.
 async fn fetch_manifest(slot: &ConnectionSlot, content: ContentId) -> Result<Manifest, FetchError> {
     let (reply, _) = ask(slot, &PeerRequest::GetManifest { content }, MAX_REPLY_FRAME).await?;
+    manifest_of(reply, content)
+}
+
+/// The manifest in a peer's reply, if it is the one of `content`.
+fn manifest_of(reply: PeerReply, content: ContentId) -> Result<Manifest, FetchError> {
     match reply {
         PeerReply::Manifest(manifest) if manifest.content_id() == content => Ok(manifest),
         PeerReply::Manifest(manifest) => Err(FetchError::Protocol(format!(
@@ -337,4 +342,37 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(name: &str) -> Manifest {
+        Manifest::from_reader(name, &[7u8; 40_000][..], 16 * 1024, |_| {}).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_from_a_peer_must_be_the_one_asked_for() {
+        let wanted = manifest("a");
+        let id = wanted.content_id();
+        assert_eq!(
+            manifest_of(PeerReply::Manifest(wanted.clone()), id),
+            Ok(wanted)
+        );
+        let other = manifest("b");
+        let err = manifest_of(PeerReply::Manifest(other.clone()), id).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "bad answer: peer sent the manifest of {} for {id}",
+                other.content_id()
+            )
+        );
+        assert_eq!(
+            manifest_of(PeerReply::Refused(Refusal::NotServing), id),
+            Err(FetchError::Refused(Refusal::NotServing))
+        );
+        assert!(manifest_of(PeerReply::Piece { len: 1 }, id).is_err());
+    }
 }
