@@ -15,8 +15,8 @@ fn five_clients_share_a_package_and_the_origin_serves_it_about_once() {
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 31);
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
-    let _server = world.server();
-    let clients: Vec<_> = (11..=15).map(|host| world.client(host)).collect();
+    let server = world.server();
+    let mut clients: Vec<_> = (11..=15).map(|host| world.client(host)).collect();
     for client in &clients {
         world.wait_registered(client);
     }
@@ -54,4 +54,20 @@ fn five_clients_share_a_package_and_the_origin_serves_it_about_once() {
         served as f64 / total as f64,
         from_peers as f64 / total as f64
     );
+
+    // A client stopped as systemd stops it says goodbye: the server drops
+    // it at once, long before its heartbeats would have timed out.
+    let registered = || {
+        server.status()["registry"]["clients"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(registered(), 5);
+    let stopped = std::time::Instant::now();
+    clients[0].terminate();
+    assert!(clients[0].log().contains("told the server this client leaves"));
+    assert_eq!(registered(), 4, "dropped on leaving");
+    assert!(stopped.elapsed() < std::time::Duration::from_secs(5));
+    assert!(server.log().contains("client left"));
 }

@@ -29,6 +29,11 @@
 //!   ends the transfer with an error instead of hanging.
 //! - Every request carries an id; an outcome for an unknown id (a request
 //!   already written off) is ignored.
+//! - A request has two phases: **on the wire** until its bytes arrive, then
+//!   **storing** while they are verified and written. Only requests on the
+//!   wire count against `per_peer` and `total`, so a source is never idle
+//!   while the disk syncs; the piece stays reserved until it is stored, and
+//!   at most `total` pieces wait for the disk at once (the memory bound).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -156,6 +161,15 @@ impl Rest {
     }
 }
 
+/// A request not yet settled.
+#[derive(Debug, Clone, Copy)]
+struct Flight {
+    index: u32,
+    source: Source,
+    /// Still waiting for the bytes (else they are being stored).
+    on_wire: bool,
+}
+
 /// The picker for one content.
 #[derive(Debug)]
 pub struct Picker {
@@ -164,7 +178,7 @@ pub struct Picker {
     peers: BTreeMap<NodeId, PeerState>,
     set_aside_peers: BTreeSet<NodeId>,
     origins: Vec<OriginState>,
-    in_flight: HashMap<u64, (u32, Source)>,
+    in_flight: HashMap<u64, Flight>,
     pieces_in_flight: BTreeSet<u32>,
     granted: BTreeSet<u32>,
     leased_elsewhere: PieceMap,
@@ -225,9 +239,27 @@ impl Picker {
         self.have.is_complete()
     }
 
-    /// Requests in flight.
+    /// Requests not yet settled: on the wire or being stored.
     pub fn in_flight(&self) -> u32 {
         u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX)
+    }
+
+    fn count_flights(&self, on_wire: bool, origin_only: bool) -> u32 {
+        let n = self
+            .in_flight
+            .values()
+            .filter(|f| {
+                f.on_wire == on_wire && (!origin_only || matches!(f.source, Source::Origin(_)))
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// No room for another request: `total` on the wire, or `total` pieces
+    /// waiting for the disk.
+    fn full(&self) -> bool {
+        self.count_flights(true, false) >= self.limits.total
+            || self.count_flights(false, false) >= self.limits.total
     }
 
     /// Peers known as sources (not set aside).
@@ -306,12 +338,7 @@ impl Picker {
     }
 
     fn origin_in_flight(&self) -> u32 {
-        let n = self
-            .in_flight
-            .values()
-            .filter(|(_, s)| matches!(s, Source::Origin(_)))
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        self.count_flights(true, true)
     }
 
     fn wanted(&self) -> impl Iterator<Item = u32> + '_ {
@@ -331,7 +358,7 @@ impl Picker {
             .collect();
         candidates.sort_unstable();
         for (_, index) in candidates {
-            if self.in_flight() >= self.limits.total {
+            if self.full() {
                 return out;
             }
             let best = self
@@ -353,9 +380,7 @@ impl Picker {
             .filter(|i| !self.pieces_in_flight.contains(i))
             .collect();
         for index in granted {
-            if self.in_flight() >= self.limits.total
-                || self.origin_in_flight() >= self.limits.origin
-            {
+            if self.full() || self.origin_in_flight() >= self.limits.origin {
                 break;
             }
             if self.holders(index) > 0 {
@@ -397,7 +422,14 @@ impl Picker {
     fn start(&mut self, index: u32, source: Source) -> Request {
         let id = self.next_id;
         self.next_id += 1;
-        self.in_flight.insert(id, (index, source));
+        self.in_flight.insert(
+            id,
+            Flight {
+                index,
+                source,
+                on_wire: true,
+            },
+        );
         self.pieces_in_flight.insert(index);
         let mut upstream = false;
         if let Source::Peer(peer, _) = source
@@ -414,13 +446,13 @@ impl Picker {
         }
     }
 
-    /// Forgets the requests in flight to `peer`; their outcomes, if they
-    /// ever come, are stale.
+    /// Forgets the requests on the wire to `peer`; their outcomes, if they
+    /// ever come, are stale. Pieces it already delivered are still stored.
     fn write_off(&mut self, peer: &NodeId) {
         let ids: Vec<u64> = self
             .in_flight
             .iter()
-            .filter(|(_, (_, source))| matches!(source, Source::Peer(p, _) if p == peer))
+            .filter(|(_, f)| f.on_wire && matches!(f.source, Source::Peer(p, _) if p == *peer))
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -429,14 +461,33 @@ impl Picker {
     }
 
     fn finish(&mut self, id: u64) -> Option<(u32, Source)> {
-        let (index, source) = self.in_flight.remove(&id)?;
-        self.pieces_in_flight.remove(&index);
+        let flight = self.in_flight.remove(&id)?;
+        self.pieces_in_flight.remove(&flight.index);
+        if flight.on_wire {
+            self.off_wire(flight.source);
+        }
+        Some((flight.index, flight.source))
+    }
+
+    fn off_wire(&mut self, source: Source) {
         if let Source::Peer(peer, _) = source
             && let Some(p) = self.peers.get_mut(&peer)
         {
             p.in_flight = p.in_flight.saturating_sub(1);
         }
-        Some((index, source))
+    }
+
+    /// A request's bytes arrived and go to be verified and stored: its
+    /// source may take another request, and the piece stays reserved until
+    /// [`Picker::on_stored`] or [`Picker::on_failed`].
+    pub fn on_received(&mut self, id: u64) -> Outcome {
+        let Some(flight) = self.in_flight.get_mut(&id).filter(|f| f.on_wire) else {
+            return Outcome::Stale;
+        };
+        flight.on_wire = false;
+        let source = flight.source;
+        self.off_wire(source);
+        Outcome::Applied
     }
 
     /// A request delivered a verified, stored piece. A request already
@@ -630,6 +681,55 @@ mod tests {
         );
         // piece 0 went to peer 2, which has nothing in flight.
         assert!(matches!(reqs[1].source, Source::Peer(id, _) if id == node(2)));
+    }
+
+    #[test]
+    fn given_bytes_arrived_when_they_are_stored_then_the_source_takes_more_and_the_piece_stays_reserved()
+     {
+        let mut p = Picker::new(PieceMap::new(20), 1, limits());
+        let all: Vec<u32> = (0..20).collect();
+        p.update_sources(&[peer(1, &all, 20)], PieceMap::new(20), &[]);
+        let now = Instant::now();
+        let first = p.next_requests(now);
+        assert_eq!(first.len(), 2, "per_peer");
+        assert!(p.next_requests(now).is_empty());
+        assert_eq!(p.on_received(first[0].id), Outcome::Applied);
+        assert_eq!(p.on_received(first[0].id), Outcome::Stale, "once");
+        let more = p.next_requests(now);
+        assert_eq!(more.len(), 1, "the slot is free while the piece is stored");
+        assert_ne!(
+            more[0].index, first[0].index,
+            "the stored piece is reserved"
+        );
+        assert_eq!(p.in_flight(), 3);
+        // A written-off peer's delivered piece still counts when stored.
+        p.update_sources(&[], PieceMap::new(20), &[]);
+        assert_eq!(p.in_flight(), 1, "only the storing one is left");
+        assert_eq!(p.on_stored(&first[0]), Outcome::Applied);
+        assert!(p.have().get(first[0].index));
+        assert_eq!(p.in_flight(), 0);
+    }
+
+    #[test]
+    fn given_the_disk_lags_when_total_pieces_wait_for_it_then_no_more_are_asked() {
+        let mut p = Picker::new(PieceMap::new(40), 1, limits());
+        let all: Vec<u32> = (0..40).collect();
+        let peers: Vec<_> = (1..=4).map(|n| peer(n, &all, 40)).collect();
+        p.update_sources(&peers, PieceMap::new(40), &[]);
+        let now = Instant::now();
+        let mut storing = 0;
+        while storing < limits().total {
+            let reqs = p.next_requests(now);
+            assert!(!reqs.is_empty());
+            for r in reqs {
+                p.on_received(r.id);
+                storing += 1;
+            }
+        }
+        assert!(
+            p.next_requests(now).is_empty(),
+            "total pieces wait for the disk"
+        );
     }
 
     #[test]

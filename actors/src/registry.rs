@@ -622,7 +622,22 @@ impl Registry {
             .filter(|(_, c)| now.duration_since(c.last_seen) > timeout)
             .map(|(id, _)| *id)
             .collect();
-        for id in &gone {
+        self.drop_clients(&gone, now);
+        gone
+    }
+
+    /// A client said it is shutting down: it is dropped at once, as if its
+    /// heartbeats had stopped. False if it was not registered.
+    pub fn leave(&mut self, id: NodeId, now: Instant) -> bool {
+        if !self.clients.contains_key(&id) {
+            return false;
+        }
+        self.drop_clients(&[id], now);
+        true
+    }
+
+    fn drop_clients(&mut self, gone: &[NodeId], now: Instant) {
+        for id in gone {
             self.clients.remove(id);
             self.offices.leave(id);
             self.removed.insert(*id);
@@ -631,7 +646,7 @@ impl Registry {
         for c in self.contents.values_mut() {
             let leases = c.leases.len();
             let mut changed = false;
-            for id in &gone {
+            for id in gone {
                 changed |= c.remove_holder(id);
             }
             c.leases.retain(|_, l| !gone.contains(&l.holder));
@@ -640,7 +655,6 @@ impl Registry {
                 c.version += 1;
             }
         }
-        gone
     }
 
     /// Takes what changed since the last call, for persisting.
@@ -935,6 +949,19 @@ mod tests {
             r.report_have(node(1), id, PieceMap::full(2), later),
             Err(RegistryError::UnknownClient(node(1)))
         );
+        assert_eq!(r.take_dirty().removed, vec![node(1)]);
+    }
+
+    #[test]
+    fn given_a_client_that_leaves_then_it_is_gone_at_once_and_a_second_leave_is_refused() {
+        let (mut r, id, now) = setup(2, 2);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert_eq!(r.sources(&query(2, id, 0), now).unwrap().peers.len(), 1);
+        assert!(r.leave(node(1), now));
+        let answer = r.sources(&query(2, id, 2), now).unwrap();
+        assert!(answer.peers.is_empty(), "no heartbeat timeout to wait for");
+        assert_eq!(answer.granted, vec![0, 1]);
+        assert!(!r.leave(node(1), now));
         assert_eq!(r.take_dirty().removed, vec![node(1)]);
     }
 

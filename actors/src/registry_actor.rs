@@ -163,6 +163,14 @@ impl RegistryActor {
                     ServerReply::UnknownClient
                 }
             }
+            ServerRequest::Leave { id } => {
+                if self.registry.leave(id, now) {
+                    tracing::info!(client = %id, "client left");
+                    ServerReply::Ok
+                } else {
+                    ServerReply::UnknownClient
+                }
+            }
         };
         self.wake_watchers();
         reply

@@ -359,6 +359,9 @@ impl Transfer {
     ) {
         match result {
             Ok(bytes) => {
+                if let Some(run) = self.run.as_mut() {
+                    run.picker.on_received(request.id);
+                }
                 let store = self.deps.store.clone();
                 let put = PutPiece {
                     content: self.content,
@@ -377,6 +380,7 @@ impl Transfer {
                         .into_actor(self)
                         .map(move |result, act, ctx| act.on_stored(request, len, result, ctx)),
                 );
+                self.pump(ctx);
             }
             Err(error) => {
                 tracing::debug!(content = %self.content, piece = request.index, source = %self.source_name(request.source), %error, "piece request failed");

@@ -318,6 +318,12 @@ pub enum ServerRequest {
         /// The peer.
         peer: NodeId,
     },
+    /// I am shutting down: stop sending peers to me now rather than when
+    /// my heartbeats stop.
+    Leave {
+        /// Who.
+        id: NodeId,
+    },
 }
 
 /// The server's answer.

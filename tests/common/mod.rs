@@ -33,6 +33,14 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, as systemd stops a service, and wait for the exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// The node's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

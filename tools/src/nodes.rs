@@ -22,6 +22,17 @@ pub fn release_binary() -> PathBuf {
 /// A child process, killed and reaped when dropped.
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// Stops the process the way systemd does (SIGTERM), so it can say
+    /// goodbye, and reaps it.
+    pub fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -7,11 +7,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use anyhow::Context as _;
 use branchline_actors::counters::Counters;
+use branchline_actors::messages::ServerCall;
 use branchline_actors::office::{Office, OfficeDeps};
 use branchline_actors::picker::Limits;
 use branchline_actors::rvp::Rvp;
 use branchline_actors::store::Store;
 use branchline_actors::transfer::TransferSettings;
+use branchline_actors::wire::ServerRequest;
 use branchline_storage::{CacheConfig, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
@@ -83,7 +85,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
     let system = actix_rt::System::new();
-    system.block_on(async move {
+    let leaving = me.id;
+    let link = system.block_on(async move {
         let counters = Arc::new(Counters::default());
         let link_status = Arc::new(LinkStatus::default());
         let book = ActorBook::default();
@@ -200,9 +203,21 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         actix_rt::spawn(listener::serve(admin, move |request, replies| {
             handler.clone().handle(request, replies)
         }));
-        anyhow::Ok(())
+        anyhow::Ok(link.0)
     })?;
-    run_until(system, stop)
+    let farewell = Box::pin(async move {
+        match link
+            .send(ServerCall(ServerRequest::Leave { id: leaving }))
+            .await
+        {
+            Ok(Ok(_)) => tracing::info!("told the server this client leaves"),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "could not tell the server this client leaves")
+            }
+            Err(_) => {}
+        }
+    });
+    run_until(system, stop, Some(farewell))
 }
 
 fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {

@@ -26,14 +26,28 @@ pub enum Stop {
     Handle(std::sync::mpsc::Sender<actix_rt::System>),
 }
 
+/// What a node does after a stop signal and before its System stops (a
+/// client tells the server it leaves); given at most [`FAREWELL_DEADLINE`].
+type Farewell = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// Longest wait for a [`Farewell`].
+const FAREWELL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the started System until it is told to stop.
-fn run_until(system: actix_rt::SystemRunner, stop: Stop) -> anyhow::Result<()> {
+fn run_until(
+    system: actix_rt::SystemRunner,
+    stop: Stop,
+    farewell: Option<Farewell>,
+) -> anyhow::Result<()> {
     match stop {
         Stop::Signal => {
             system.block_on(async {
                 actix_rt::spawn(async {
                     wait_for_signal().await;
                     tracing::info!("stopping");
+                    if let Some(farewell) = farewell {
+                        let _ = tokio::time::timeout(FAREWELL_DEADLINE, farewell).await;
+                    }
                     actix_rt::System::current().stop();
                 });
             });

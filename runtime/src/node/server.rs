@@ -108,5 +108,5 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         }));
         anyhow::Ok(())
     })?;
-    run_until(system, stop)
+    run_until(system, stop, None)
 }

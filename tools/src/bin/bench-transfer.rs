@@ -269,7 +269,9 @@ fn branchline(bin: &Path, work: &Path, package: &Path, size: u64, runs: usize) -
         sender.push(a_used / gib(size));
         rss_b = rss_b.max(peak_rss_mb(b.0.id()));
         std::fs::remove_file(&out).unwrap();
-        drop(b);
+        // SIGTERM: B tells the server it leaves, so the next run's client
+        // is not sent to a peer that is gone.
+        b.terminate();
         std::fs::remove_dir_all(&b_dir).unwrap();
     }
     println!(
