@@ -66,7 +66,11 @@ fn five_clients_share_a_package_and_the_origin_serves_it_about_once() {
     assert_eq!(registered(), 5);
     let stopped = std::time::Instant::now();
     clients[0].terminate();
-    assert!(clients[0].log().contains("told the server this client leaves"));
+    assert!(
+        clients[0]
+            .log()
+            .contains("told the server this client leaves")
+    );
     assert_eq!(registered(), 4, "dropped on leaving");
     assert!(stopped.elapsed() < std::time::Duration::from_secs(5));
     assert!(server.log().contains("client left"));

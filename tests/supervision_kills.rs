@@ -183,9 +183,22 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     let listed: Vec<Value> = serde_json::from_str(&shell(victim, "actors").1).unwrap();
     for a in &listed {
         assert!(
-            a["mailbox_capacity"].as_u64().unwrap() > 0,
+            a["mailbox_capacity"].as_u64().unwrap() > 0
+                && a["mailbox_depth"].as_u64().is_some()
+                && a["messages_handled"].as_u64().is_some(),
             "mailbox numbers: {a}"
         );
+    }
+    let store = listed.iter().find(|a| a["name"] == "store").unwrap();
+    assert!(
+        store["messages_handled"].as_u64().unwrap() >= 64,
+        "the store took at least one message per piece: {store}"
+    );
+    for family in [
+        "branchline_actor_mailbox_depth{actor=\"store\",kind=\"store\"} ",
+        "branchline_actor_messages_handled_total{actor=\"store\",kind=\"store\"} ",
+    ] {
+        assert!(scraped.contains(family), "{family} in {scraped}");
     }
     let (ok, out) = shell(victim, "peers");
     assert!(ok, "{out}");

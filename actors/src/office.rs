@@ -126,6 +126,7 @@ pub struct StartTransfer(pub ContentId);
 impl Handler<StartTransfer> for Office {
     type Result = MessageResult<StartTransfer>;
     fn handle(&mut self, msg: StartTransfer, ctx: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let reusable = self
             .transfers
             .get(&msg.0)
@@ -167,6 +168,7 @@ pub struct ListTransfers;
 impl Handler<ListTransfers> for Office {
     type Result = MessageResult<ListTransfers>;
     fn handle(&mut self, _: ListTransfers, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         MessageResult(self.transfers.values().map(|e| e.addr.clone()).collect())
     }
 }
@@ -184,6 +186,7 @@ pub struct TransferFinished {
 impl Handler<TransferFinished> for Office {
     type Result = ();
     fn handle(&mut self, msg: TransferFinished, _: &mut Context<Self>) {
+        crate::supervision::handled();
         if let Some(entry) = self.transfers.get_mut(&msg.content) {
             entry.finished = Some((Instant::now(), msg.outcome.is_ok()));
         }
@@ -199,6 +202,7 @@ pub struct SourceBan(pub NodeId);
 impl Handler<SourceBan> for Office {
     type Result = ();
     fn handle(&mut self, msg: SourceBan, _: &mut Context<Self>) {
+        crate::supervision::handled();
         if self.banned.insert(msg.0) {
             tracing::warn!(peer = %msg.0, "peer banned for sending bytes that failed verification");
         }
@@ -214,6 +218,7 @@ pub struct PeerUnresponsive(pub NodeId);
 impl Handler<PeerUnresponsive> for Office {
     type Result = ();
     fn handle(&mut self, msg: PeerUnresponsive, ctx: &mut Context<Self>) {
+        crate::supervision::handled();
         let request = ServerRequest::Unresponsive {
             id: self.deps.node,
             peer: msg.0,
@@ -238,6 +243,7 @@ pub struct ContentInfo(pub ContentId);
 impl Handler<ContentInfo> for Office {
     type Result = ResponseFuture<Result<ContentRecord, String>>;
     fn handle(&mut self, msg: ContentInfo, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let (server, discover, fetch) = (
             self.deps.server.clone(),
             self.deps.discover.clone(),
@@ -322,6 +328,7 @@ pub struct SourcesRequest {
 impl Handler<SourcesRequest> for Office {
     type Result = ResponseActFuture<Self, Result<SourcesAnswer, LinkError>>;
     fn handle(&mut self, msg: SourcesRequest, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let query = SourcesQuery {
             id: self.deps.node,
             content: msg.content,

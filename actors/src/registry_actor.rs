@@ -221,6 +221,7 @@ pub struct Serve {
 impl Handler<Serve> for RegistryActor {
     type Result = ResponseActFuture<Self, ServerReply>;
     fn handle(&mut self, msg: Serve, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let ServerRequest::Sources(mut query) = msg.request else {
             let reply = self.serve(msg.request, msg.from);
             return Box::pin(actix::fut::ready(reply));
@@ -262,6 +263,7 @@ pub struct Publish {
 impl Handler<Publish> for RegistryActor {
     type Result = ResponseActFuture<Self, Result<ContentId, String>>;
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let record = ContentRecord {
             manifest: msg.manifest,
             origins: msg.origins,
@@ -297,6 +299,7 @@ pub struct GetRegistryView;
 impl Handler<GetRegistryView> for RegistryActor {
     type Result = MessageResult<GetRegistryView>;
     fn handle(&mut self, _: GetRegistryView, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         MessageResult(RegistryView {
             clients: self.registry.client_views(Instant::now()),
             contents: self.registry.content_views(),
@@ -315,6 +318,7 @@ pub struct ImportTopology(pub Vec<u8>);
 impl Handler<ImportTopology> for RegistryActor {
     type Result = ResponseActFuture<Self, Result<u32, Vec<String>>>;
     fn handle(&mut self, msg: ImportTopology, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         let topology = match spreadsheet::import(&msg.0) {
             Ok(topology) => topology,
             Err(problems) => {
@@ -353,6 +357,7 @@ pub struct ExportTopology;
 impl Handler<ExportTopology> for RegistryActor {
     type Result = String;
     fn handle(&mut self, _: ExportTopology, _: &mut Context<Self>) -> String {
+        crate::supervision::handled();
         spreadsheet::export(self.registry.topology())
     }
 }
@@ -365,6 +370,7 @@ pub struct ShowTopology;
 impl Handler<ShowTopology> for RegistryActor {
     type Result = MessageResult<ShowTopology>;
     fn handle(&mut self, _: ShowTopology, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         MessageResult(self.registry.topology_view(Instant::now()))
     }
 }

@@ -60,6 +60,7 @@ impl Handler<Wanted> for Rvp {
     type Result = ();
 
     fn handle(&mut self, msg: Wanted, _: &mut Context<Self>) {
+        crate::supervision::handled();
         for content in msg.0 {
             if self.seen.insert(content) {
                 tracing::info!(%content, "RVP: pulling the content into the office");

@@ -135,6 +135,7 @@ pub struct Inventory {
 impl Handler<AddContent> for Store {
     type Result = ResponseFuture<Result<PieceMap, StoreError>>;
     fn handle(&mut self, msg: AddContent, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         self.blocking(move |c| c.add(&msg.0, false))
     }
 }
@@ -142,6 +143,7 @@ impl Handler<AddContent> for Store {
 impl Handler<PutPiece> for Store {
     type Result = ResponseFuture<Result<PutOutcome, StoreError>>;
     fn handle(&mut self, msg: PutPiece, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         self.blocking(move |c| c.put_piece(&msg.content, msg.index, &msg.bytes))
     }
 }
@@ -149,6 +151,7 @@ impl Handler<PutPiece> for Store {
 impl Handler<ServePiece> for Store {
     type Result = ();
     fn handle(&mut self, msg: ServePiece, ctx: &mut Context<Self>) {
+        crate::supervision::handled();
         let read = self.blocking(move |c| c.read_piece(&msg.content, msg.index));
         let reply = msg.reply;
         ctx.spawn(read.into_actor(self).map(move |result, _, _| {
@@ -161,6 +164,7 @@ impl Handler<ServePiece> for Store {
 impl Handler<Lookup> for Store {
     type Result = ResponseFuture<Result<Option<(Arc<Manifest>, PieceMap)>, StoreError>>;
     fn handle(&mut self, msg: Lookup, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         self.blocking(move |c| match c.manifest(&msg.0)? {
             Some(m) => Ok(Some((m, c.have(&msg.0)?))),
             None => Ok(None),
@@ -171,6 +175,7 @@ impl Handler<Lookup> for Store {
 impl Handler<Export> for Store {
     type Result = ResponseFuture<Result<(), StoreError>>;
     fn handle(&mut self, msg: Export, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         self.blocking(move |c| c.export(&msg.content, &msg.out))
     }
 }
@@ -178,6 +183,7 @@ impl Handler<Export> for Store {
 impl Handler<GetInventory> for Store {
     type Result = ResponseFuture<Result<Inventory, StoreError>>;
     fn handle(&mut self, _: GetInventory, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         self.blocking(|c| {
             let contents = c.contents()?;
             let holdings = contents

@@ -17,12 +17,21 @@
 //!
 //! Every restart is counted in the actor's [`Health`] and logged with its
 //! cause. Needs `panic = "unwind"` (set for every profile in the workspace).
+//!
+//! **Mailbox numbers.** actix keeps its mailbox's length private, so they
+//! are counted here. While [`start`]'s wrapper polls an actor, that actor's
+//! [`Health`] is the thread's current one, and every handler calls
+//! [`handled`] first, which counts a message for it. The depth is measured
+//! with a [`Probe`]: the prober notes the count when it sends the probe,
+//! and the probe's handler takes the difference, which is the number of
+//! messages that were ahead of it in the mailbox.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -49,6 +58,9 @@ pub struct Health {
     gave_up: AtomicBool,
     started: Instant,
     capacity: AtomicUsize,
+    handled: AtomicU64,
+    probe_mark: AtomicU64,
+    depth: AtomicU64,
 }
 
 impl Health {
@@ -59,6 +71,9 @@ impl Health {
             last_cause: Mutex::new(None),
             gave_up: AtomicBool::new(false),
             started: Instant::now(),
+            handled: AtomicU64::new(0),
+            probe_mark: AtomicU64::new(0),
+            depth: AtomicU64::new(0),
             capacity: AtomicUsize::new(0),
         }
     }
@@ -92,6 +107,68 @@ impl Health {
     pub fn mailbox_capacity(&self) -> usize {
         self.capacity.load(Ordering::Relaxed)
     }
+
+    /// Messages its handlers have taken, over every restart.
+    pub fn messages_handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    /// Messages that were waiting in its mailbox when the last answered
+    /// [`Probe`] was sent (0 before any).
+    pub fn mailbox_depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Call just before sending the actor a [`Probe`].
+    pub fn mark_probe(&self) {
+        self.probe_mark
+            .store(self.handled.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// The [`Health`] of the actor being polled on this thread.
+    static CURRENT: RefCell<Option<Arc<Health>>> = const { RefCell::new(None) };
+}
+
+/// Counts one message for the actor being polled; every handler of a
+/// supervised actor calls it first.
+pub fn handled() {
+    CURRENT.with(|current| {
+        if let Some(health) = current.borrow().as_ref() {
+            health.handled.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// The [`Probe`] handler's count: the messages handled since the probe was
+/// sent are the ones that were ahead of it.
+pub fn probe_answered() {
+    CURRENT.with(|current| {
+        if let Some(health) = current.borrow().as_ref() {
+            let now = health.handled.fetch_add(1, Ordering::Relaxed);
+            let mark = health.probe_mark.load(Ordering::Relaxed);
+            health
+                .depth
+                .store(now.saturating_sub(mark), Ordering::Relaxed);
+        }
+    });
+}
+
+/// Makes `health` the current one while it lives.
+struct Polling;
+
+impl Polling {
+    fn enter(health: &Arc<Health>) -> Self {
+        CURRENT.with(|current| *current.borrow_mut() = Some(health.clone()));
+        Polling
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        CURRENT.with(|current| *current.borrow_mut() = None);
+    }
 }
 
 /// "Are you there?": answered through the actor's own mailbox, so an answer
@@ -118,12 +195,15 @@ macro_rules! supervised_controls {
     ($actor:ty) => {
         impl ::actix::Handler<$crate::supervision::Probe> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::supervision::Probe, _: &mut Self::Context) {}
+            fn handle(&mut self, _: $crate::supervision::Probe, _: &mut Self::Context) {
+                $crate::supervision::probe_answered();
+            }
         }
 
         impl ::actix::Handler<$crate::supervision::Kill> for $actor {
             type Result = ();
             fn handle(&mut self, kill: $crate::supervision::Kill, ctx: &mut Self::Context) {
+                $crate::supervision::handled();
                 match kill {
                     $crate::supervision::Kill::Stop => ::actix::ActorContext::stop(ctx),
                     $crate::supervision::Kill::Panic => {
@@ -151,6 +231,8 @@ pub struct Listed {
     pub health: Arc<Health>,
     /// How to kill it (and whether it is still there).
     pub kill: Recipient<Kill>,
+    /// How to probe it, for its mailbox depth.
+    pub probe: Recipient<Probe>,
 }
 
 impl ActorBook {
@@ -158,7 +240,7 @@ impl ActorBook {
     /// it.
     pub fn start<A, F>(&self, kind: &'static str, name: String, f: F) -> Addr<A>
     where
-        A: Supervised + Actor<Context = Context<A>> + Handler<Kill>,
+        A: Supervised + Actor<Context = Context<A>> + Handler<Kill> + Handler<Probe>,
         F: FnOnce(&mut Context<A>) -> A + 'static,
     {
         let (addr, health) = start(kind, f);
@@ -168,6 +250,7 @@ impl ActorBook {
                 name,
                 health,
                 kill: addr.clone().recipient(),
+                probe: addr.clone().recipient(),
             });
         }
         addr
@@ -272,7 +355,10 @@ where
                 }
                 this.health.restarts.fetch_add(1, Ordering::Relaxed);
             }
-            let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx)));
+            let polled = {
+                let _current = Polling::enter(&this.health);
+                catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx)))
+            };
             match polled {
                 Ok(Poll::Pending) => {
                     let capacity = this.fut.ctx().parts().capacity();
@@ -321,6 +407,8 @@ mod tests {
 
     impl Supervised for Counter {}
 
+    crate::supervised_controls!(Counter);
+
     #[derive(Message)]
     #[rtype(result = "u32")]
     enum Poke {
@@ -332,6 +420,7 @@ mod tests {
     impl Handler<Poke> for Counter {
         type Result = u32;
         fn handle(&mut self, poke: Poke, ctx: &mut Context<Self>) -> u32 {
+            handled();
             match poke {
                 Poke::Count => {
                     self.handled += 1;
@@ -348,6 +437,22 @@ mod tests {
 
     fn run<T: 'static>(test: impl Future<Output = T> + 'static) -> T {
         System::new().block_on(test)
+    }
+
+    #[test]
+    fn messages_are_counted_and_a_probe_measures_the_messages_ahead_of_it() {
+        let health = run(async {
+            let (addr, health) = start("counter", |_| Counter::default());
+            for _ in 0..5 {
+                addr.do_send(Poke::Count);
+            }
+            health.mark_probe();
+            addr.send(Probe).await.unwrap();
+            assert_eq!(addr.send(Poke::Count).await.unwrap(), 6);
+            health
+        });
+        assert_eq!(health.mailbox_depth(), 5, "five were queued ahead");
+        assert_eq!(health.messages_handled(), 7, "six pokes and the probe");
     }
 
     #[test]

@@ -516,6 +516,7 @@ impl Supervised for Transfer {
 impl Handler<GetState> for Transfer {
     type Result = MessageResult<GetState>;
     fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
         MessageResult(self.state())
     }
 }

@@ -508,8 +508,13 @@ pub struct ActorView {
     /// How long the last probe took, in ms: how long a message waits in
     /// its mailbox right now, roughly.
     pub probe_ms: Option<u64>,
-    /// Its mailbox's capacity (actix does not expose the queue length).
+    /// Its mailbox's capacity.
     pub mailbox_capacity: u64,
+    /// Messages that were waiting in its mailbox when its last answered
+    /// probe was sent (the watchdog probes every second).
+    pub mailbox_depth: u64,
+    /// Messages its handlers have taken, over every restart.
+    pub messages_handled: u64,
 }
 
 /// A client node's status.

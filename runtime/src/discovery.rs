@@ -277,6 +277,7 @@ impl Handler<Discover> for Discovery {
     type Result = ResponseFuture<Vec<PeerHolding>>;
 
     fn handle(&mut self, msg: Discover, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let content = msg.0;
         self.next_nonce = self.next_nonce.wrapping_add(1);
         let nonce = self.next_nonce;

@@ -17,6 +17,14 @@ use std::fmt::Write as _;
 use std::future::Future;
 
 use branchline_actors::wire::{ActorView, ClientStatus, ServerStatus};
+
+/// A per-actor metric family: name, type, help, and how to read it.
+type ActorNumber = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ActorView) -> u64,
+);
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -69,17 +77,31 @@ impl Exposition {
                 u64::from(up),
             );
         }
-        self.family(
-            "branchline_actor_mailbox_capacity",
-            "gauge",
-            "The actor's mailbox capacity (actix does not expose the queue length).",
-        );
-        for a in actors {
-            self.sample(
+        let numbers: [ActorNumber; 3] = [
+            (
                 "branchline_actor_mailbox_capacity",
-                &[("actor", &a.name), ("kind", &a.kind)],
-                a.mailbox_capacity,
-            );
+                "gauge",
+                "The actor's mailbox capacity.",
+                |a| a.mailbox_capacity,
+            ),
+            (
+                "branchline_actor_mailbox_depth",
+                "gauge",
+                "Messages waiting in the actor's mailbox when its last answered probe was sent.",
+                |a| a.mailbox_depth,
+            ),
+            (
+                "branchline_actor_messages_handled_total",
+                "counter",
+                "Messages the actor's handlers have taken.",
+                |a| a.messages_handled,
+            ),
+        ];
+        for (name, kind, help, value) in numbers {
+            self.family(name, kind, help);
+            for a in actors {
+                self.sample(name, &[("actor", &a.name), ("kind", &a.kind)], value(a));
+            }
         }
         self.family(
             "branchline_actor_probe_ms",

@@ -96,6 +96,7 @@ impl Supervised for Origin {
 impl Handler<FetchFromOrigin> for Origin {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromOrigin, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let http = self.http.clone();
         Box::pin(async move {
             match OriginUrl::parse(&msg.url).map_err(|e| FetchError::Protocol(e.to_string()))? {

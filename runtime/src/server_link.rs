@@ -341,6 +341,7 @@ impl Supervised for ServerLink {
 impl Handler<ServerCall> for ServerLink {
     type Result = ResponseActFuture<Self, Result<ServerReply, LinkError>>;
     fn handle(&mut self, msg: ServerCall, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let slot = self.slot.clone();
         Box::pin(
             async move { call(&slot, msg.0).await }
@@ -358,6 +359,7 @@ impl Handler<ServerCall> for ServerLink {
 impl Handler<ReportHave> for ServerLink {
     type Result = ();
     fn handle(&mut self, msg: ReportHave, ctx: &mut Context<Self>) {
+        branchline_actors::supervision::handled();
         self.pending_have.insert(msg.content, msg.have);
         self.flush(ctx);
     }
@@ -372,6 +374,7 @@ pub struct ConnectRvp(pub Recipient<Wanted>);
 impl Handler<ConnectRvp> for ServerLink {
     type Result = ();
     fn handle(&mut self, msg: ConnectRvp, _: &mut Context<Self>) {
+        branchline_actors::supervision::handled();
         self.rvp = Some(msg.0);
     }
 }

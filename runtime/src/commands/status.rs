@@ -39,8 +39,14 @@ pub(crate) fn print_actors(actors: &[ActorView]) {
             _ => "probe -".to_owned(),
         };
         println!(
-            "  {:<22} {:<12} {state:<8} up {:>6} s  mailbox {:>5}  {probe:<16} restarts {}{cause}",
-            a.name, a.kind, a.uptime_secs, a.mailbox_capacity, a.restarts
+            "  {:<22} {:<12} {state:<8} up {:>6} s  mailbox {:>3}/{:<4} handled {:>8}  {probe:<16} restarts {}{cause}",
+            a.name,
+            a.kind,
+            a.uptime_secs,
+            a.mailbox_depth,
+            a.mailbox_capacity,
+            a.messages_handled,
+            a.restarts
         );
     }
 }

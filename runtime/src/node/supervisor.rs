@@ -54,11 +54,13 @@ impl Child {
         A::Context: actix::dev::ToEnvelope<A, Probe> + actix::dev::ToEnvelope<A, Kill>,
     {
         let (a1, a2, a3) = (addr.clone(), addr.clone(), addr.clone());
+        let marks = health.clone();
         Child {
             name,
             health: health.clone(),
             alive: Box::new(move || a1.connected()),
             probe: Box::new(move || {
+                marks.mark_probe();
                 let answer = a2.send(Probe);
                 Box::pin(async move {
                     matches!(
@@ -93,8 +95,13 @@ impl NodeSupervisor {
         }
     }
 
-    /// Probes every child not already being probed.
+    /// Probes every child not already being probed, and every listed
+    /// short-lived actor (for its mailbox depth only).
     fn probe(&mut self, ctx: &mut Context<Self>) {
+        for listed in self.book.listed() {
+            listed.health.mark_probe();
+            let _ = listed.probe.try_send(Probe);
+        }
         let mut asked = Vec::new();
         for (i, child) in self.children.iter_mut().enumerate() {
             if child.probing || !(child.alive)() {
@@ -166,6 +173,8 @@ impl Handler<ListActors> for NodeSupervisor {
             answered_probe: None,
             probe_ms: None,
             mailbox_capacity: l.health.mailbox_capacity() as u64,
+            mailbox_depth: l.health.mailbox_depth(),
+            messages_handled: l.health.messages_handled(),
         });
         MessageResult(
             self.children
@@ -182,6 +191,8 @@ impl Handler<ListActors> for NodeSupervisor {
                         .last_probe
                         .map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
                     mailbox_capacity: c.health.mailbox_capacity() as u64,
+                    mailbox_depth: c.health.mailbox_depth(),
+                    messages_handled: c.health.messages_handled(),
                 })
                 .chain(listed)
                 .collect(),

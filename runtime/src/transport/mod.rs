@@ -133,6 +133,7 @@ struct Incoming(quinn::Connection);
 impl Handler<Incoming> for Transport {
     type Result = ();
     fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) {
+        branchline_actors::supervision::handled();
         let addr = msg.0.remote_address();
         if let Err(e) = self.session(addr).try_send(Attach(msg.0.clone())) {
             tracing::warn!(%addr, error = %e, "peer session busy; refusing the connection");
@@ -162,6 +163,7 @@ impl Transport {
 impl Handler<FetchManifest> for Transport {
     type Result = ResponseFuture<Result<Manifest, FetchError>>;
     fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         self.forward(msg.addr, msg)
     }
 }
@@ -169,6 +171,7 @@ impl Handler<FetchManifest> for Transport {
 impl Handler<FetchFromPeer> for Transport {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         self.forward(msg.addr, msg)
     }
 }
@@ -181,6 +184,7 @@ pub struct ListPeers;
 impl Handler<ListPeers> for Transport {
     type Result = MessageResult<ListPeers>;
     fn handle(&mut self, _: ListPeers, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let background = self.deps.background;
         MessageResult(
             self.sessions

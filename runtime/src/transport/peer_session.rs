@@ -111,6 +111,7 @@ pub struct Attach(pub quinn::Connection);
 impl Handler<Attach> for PeerSession {
     type Result = ();
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
+        branchline_actors::supervision::handled();
         let conn = msg.0;
         let (serving, peer) = (self.serving.clone(), self.addr);
         ctx.spawn(
@@ -244,6 +245,7 @@ async fn read_for_peer(
 impl Handler<FetchManifest> for PeerSession {
     type Result = ResponseFuture<Result<Manifest, FetchError>>;
     fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let slot = self.outgoing.clone();
         Box::pin(async move { fetch_manifest(&slot, msg.content).await })
     }
@@ -296,6 +298,7 @@ fn manifest_of(reply: PeerReply, content: ContentId) -> Result<Manifest, FetchEr
 impl Handler<FetchFromPeer> for PeerSession {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
+        branchline_actors::supervision::handled();
         let (slot, stats) = (self.outgoing.clone(), self.serving.stats.clone());
         Box::pin(async move {
             let bytes = fetch(&slot, &msg).await?;
