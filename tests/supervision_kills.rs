@@ -1,7 +1,8 @@
-//! A restart for every actor kind: while a 64 MiB package spreads to 4
-//! clients, the debug shell (`shell -c "kill ..."`) makes every top-level
-//! actor of one client, one of its transfers and one of its peer sessions,
-//! and the server's registry, stop or panic in turn.
+//! A restart for every actor kind, once by panic and once by stop: while a
+//! 64 MiB package spreads to 4 clients, the debug shell (`shell -c "kill
+//! ..."`) makes every top-level actor of one client, one of its transfers
+//! and one of its peer sessions, and the server's registry panic (one test)
+//! or stop (the other).
 //! Each is restarted in place, its restart count is 1 with the right cause,
 //! and the distribution completes with correct bytes on every client.
 
@@ -15,16 +16,16 @@ use serde_json::Value;
 
 const SIZE: usize = 64 * 1024 * 1024;
 
-/// The client's actors and how each is killed.
-const KILLS: [(&str, &str); 8] = [
-    ("store", "panic"),
-    ("transport", "stop"),
-    ("background-transport", "panic"),
-    ("discovery", "stop"),
-    ("server-link", "panic"),
-    ("origin", "stop"),
-    ("office", "panic"),
-    ("rvp", "stop"),
+/// The client's top-level actors.
+const KILLS: [&str; 8] = [
+    "store",
+    "transport",
+    "background-transport",
+    "discovery",
+    "server-link",
+    "origin",
+    "office",
+    "rvp",
 ];
 
 fn shell(data_dir: &std::path::Path, command: &str) -> (bool, String) {
@@ -67,10 +68,20 @@ fn actor(data_dir: &std::path::Path, name: &str) -> Value {
 }
 
 #[test]
-fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
-    let world = World::new(36, 1);
+fn every_actor_kind_panicked_is_restarted_once_and_the_distribution_completes() {
+    kill_every_kind(36, "panic");
+}
+
+#[test]
+fn every_actor_kind_stopped_is_restarted_once_and_the_distribution_completes() {
+    kill_every_kind(38, "stop");
+}
+
+fn kill_every_kind(subnet: u8, how: &str) {
+    let world = World::new(subnet, 1);
     let package = world.path("package.bin");
-    let sha = make_package(&package, SIZE, 36);
+    let sha = make_package(&package, SIZE, u64::from(subnet));
+    let metrics_addr = format!("127.{subnet}.1.11:9464");
     // A slow origin, so the kills land while pieces are still moving.
     let options = OriginOptions {
         delay: Duration::from_millis(250),
@@ -82,7 +93,7 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     let metrics_config = world.path("metrics.toml");
     std::fs::write(
         &metrics_config,
-        "[metrics]\nenabled = true\nlisten = \"127.36.1.11:9464\"\n",
+        format!("[metrics]\nenabled = true\nlisten = \"{metrics_addr}\"\n"),
     )
     .unwrap();
     let mut clients = vec![world.client_with(
@@ -104,7 +115,7 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     assert!(!ok && out.contains("kill ACTOR [stop|panic]"), "{out}");
     let (ok, out) = shell(victim, "frobnicate");
     assert!(!ok && out.contains("unknown command `frobnicate`"), "{out}");
-    for (name, how) in KILLS {
+    for name in KILLS {
         let (ok, out) = shell(victim, &format!("kill {name} {how}"));
         assert!(ok, "kill {name}: {out}");
         wait_until(
@@ -126,8 +137,8 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
         };
         assert!(cause.starts_with(expected), "{name}: {cause}");
     }
-    // The short-lived kinds: a transfer (panic) and a peer session (stop).
-    for (kind, how) in [("transfer", "panic"), ("peer-session", "stop")] {
+    // The short-lived kinds: a transfer and a peer session.
+    for kind in ["transfer", "peer-session"] {
         let mut name = String::new();
         wait_until(
             &format!("a {kind} is listed"),
@@ -162,7 +173,7 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
         running > 0,
         "the kills landed while the package was still spreading"
     );
-    let (ok, out) = shell(&server.data_dir, "kill registry panic");
+    let (ok, out) = shell(&server.data_dir, &format!("kill registry {how}"));
     assert!(ok, "{out}");
     wait_until("the registry restarted", Duration::from_secs(20), || {
         actor(&server.data_dir, "registry")["restarts"] == 1
@@ -175,7 +186,7 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
     assert!(!ok && out.contains("cannot use that log filter"), "{out}");
 
     finish_fetches(fetches, &sha);
-    let scraped = scrape("127.36.1.11:9464");
+    let scraped = scrape(&metrics_addr);
     assert!(
         scraped.contains("branchline_actor_mailbox_capacity{actor=\"store\",kind=\"store\"} 256"),
         "{scraped}"
@@ -209,8 +220,8 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
             .any(|p| p["received"].as_u64().unwrap() + p["served"].as_u64().unwrap() > 0),
         "peers moved bytes: {out}"
     );
-    let metrics = scrape("127.36.1.11:9464");
-    for (name, _) in KILLS {
+    let metrics = scrape(&metrics_addr);
+    for name in KILLS {
         let line = format!("branchline_actor_restarts_total{{actor=\"{name}\",");
         let sample = metrics
             .lines()
@@ -238,7 +249,7 @@ fn every_actor_kind_is_restarted_once_and_the_distribution_completes() {
         clients[0].log().contains(" DEBUG "),
         "debug lines appear after `log`"
     );
-    for (name, _) in KILLS {
+    for name in KILLS {
         assert_eq!(actor(victim, name)["restarts"], 1, "{name} restarted once");
     }
 }
