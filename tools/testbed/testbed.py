@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""Branch-office testbed: real hosts (network namespaces), real offices
+(Linux bridges), real WAN links (veth pairs shaped with tc tbf, with delay
+added by `wan-delay` through iptables NFQUEUE, since this kernel has no
+netem), and real processes: a Branchline server, nginx as the origin, and
+one Branchline client per host. The same network then runs the HTTP
+baseline (every client downloads from the origin with curl).
+
+Measurements are taken outside Branchline: bytes on every WAN interface in
+both directions from the kernel's counters, bytes the origin host sent, each
+client's completion time from the start, and the SHA-256 of every output.
+Branchline's own per-link ledger is printed beside the interface counters.
+
+Layout (addresses from 198.18.0.0/15):
+- office 0 is the central office: host h0 runs the Branchline server,
+  h1 nginx (the origin), h2 a Branchline client (the central office's
+  cache, so each package leaves the origin once; the baselines do not use
+  it);
+- offices 1..K are branches under it, each with C client hosts; with
+  `child`, office K+1 is a WiFi office under branch 1 with C/2 clients;
+- every office has a router namespace with a bridge (LAN 198.18.O.0/24,
+  router at .1, hosts from .10) and a WAN veth pair to its parent's router
+  (198.19.O.0/30); both ends are shaped to the WAN rate (tbf, 200 ms of
+  queue) and each direction is delayed by `delay_ms` in the router it
+  leaves (NFQUEUE on POSTROUTING -o wan+, one `wan-delay` per router).
+
+Everything is named with the prefix `bltb-` and removed on exit, also on
+failure or Ctrl-C; `testbed.py clean` removes leftovers by that prefix.
+
+Usage: tools/testbed/testbed.py run --scenario small [--systems branchline,http]
+       tools/testbed/testbed.py clean
+"""
+
+import argparse
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PREFIX = "bltb-"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCENARIOS = {
+    "small": dict(branches=2, clients=3, child=False, mib=32, wan_mbit=20, delay_ms=30),
+    "standard": dict(branches=3, clients=6, child=True, mib=256, wan_mbit=20, delay_ms=40),
+    "big": dict(branches=4, clients=10, child=False, mib=1024, wan_mbit=50, delay_ms=40),
+}
+
+SERVER_IP = "198.18.0.10"
+ORIGIN_IP = "198.18.0.11"
+HQ_CACHE_IP = "198.18.0.12"
+ORIGIN_PORT = 8080
+# Ethernet + IPv4 + UDP/TCP headers are not payload; the interface counts
+# them. UDP: 14 + 20 + 8 bytes per packet.
+UDP_FRAME_OVERHEAD = 42
+
+
+def sh(*args, check=True, quiet=False, **kw):
+    """Runs a command; a failure raises with its stderr."""
+    out = subprocess.run(list(args), capture_output=True, text=True, **kw)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: exit {out.returncode}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def ns_exec(ns, *args):
+    return ["ip", "netns", "exec", ns, *args]
+
+
+class Office:
+    def __init__(self, index, name, parent, kind, hosts):
+        self.index, self.name, self.parent, self.kind = index, name, parent, kind
+        self.router = f"{PREFIX}r{index}"
+        self.hosts = hosts  # list of (namespace, ip)
+
+    def subnet(self):
+        return f"198.18.{self.index}.0/24"
+
+
+def plan(scn):
+    offices = [Office(0, "hq", None, "Default",
+                      [(f"{PREFIX}o0h{i}", f"198.18.0.{10 + i}") for i in range(3)])]
+    for b in range(1, scn["branches"] + 1):
+        offices.append(Office(b, f"branch-{b}", 0, "Default",
+                              [(f"{PREFIX}o{b}h{i}", f"198.18.{b}.{10 + i}") for i in range(scn["clients"])]))
+    if scn["child"]:
+        c = scn["branches"] + 1
+        offices.append(Office(c, "branch-1-wifi", 1, "WiFi",
+                              [(f"{PREFIX}o{c}h{i}", f"198.18.{c}.{10 + i}")
+                               for i in range(max(1, scn["clients"] // 2))]))
+    return offices
+
+
+class Net:
+    """The namespaces, bridges, veths, shaping and delay programs."""
+
+    def __init__(self, offices, scn, wan_delay):
+        self.offices, self.scn, self.wan_delay = offices, scn, wan_delay
+        self.delays = []
+
+    def namespaces(self):
+        out = []
+        for o in self.offices:
+            out.append(o.router)
+            out.extend(ns for ns, _ in o.hosts)
+        return out
+
+    def build(self):
+        rate = self.scn["wan_mbit"]
+        burst = max(32 * 1024, rate * 1_000_000 // 8 // 1000)
+        for ns in self.namespaces():
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for o in self.offices:
+            r = o.router
+            sh(*ns_exec(r, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+            # Bridged LAN frames must not meet the WAN rules.
+            sh(*ns_exec(r, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"), check=False)
+            sh("ip", "-n", r, "link", "add", "br0", "type", "bridge")
+            sh("ip", "-n", r, "addr", "add", f"198.18.{o.index}.1/24", "dev", "br0")
+            sh("ip", "-n", r, "link", "set", "br0", "up")
+            for i, (host, ip) in enumerate(o.hosts):
+                sh("ip", "link", "add", f"p{i}", "netns", r, "type", "veth", "peer", "name", "eth0", "netns", host)
+                sh("ip", "-n", r, "link", "set", f"p{i}", "master", "br0", "up")
+                sh("ip", "-n", host, "addr", "add", f"{ip}/24", "dev", "eth0")
+                sh("ip", "-n", host, "link", "set", "eth0", "up")
+                sh("ip", "-n", host, "route", "add", "default", "via", f"198.18.{o.index}.1")
+                if ip == ORIGIN_IP:
+                    sh("ip", "-n", host, "link", "set", "eth0", "gso_max_segs", "1")
+            if o.parent is not None:
+                p = self.offices[o.parent].router
+                down = f"wan-d{o.index}"
+                sh("ip", "link", "add", "wan-up", "netns", r, "type", "veth", "peer", "name", down, "netns", p)
+                sh("ip", "-n", r, "addr", "add", f"198.19.{o.index}.2/30", "dev", "wan-up")
+                sh("ip", "-n", p, "addr", "add", f"198.19.{o.index}.1/30", "dev", down)
+                for ns, dev in ((r, "wan-up"), (p, down)):
+                    sh("ip", "-n", ns, "link", "set", dev, "gso_max_segs", "1")
+                    sh("ip", "-n", ns, "link", "set", dev, "up")
+                    sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{rate}mbit",
+                       "burst", str(burst), "latency", "200ms")
+                sh("ip", "-n", r, "route", "add", "default", "via", f"198.19.{o.index}.1")
+        # Each router reaches every office below it through the child on
+        # that branch.
+        for o in self.offices:
+            anc = o
+            while anc.parent is not None:
+                parent = self.offices[anc.parent]
+                sh("ip", "-n", parent.router, "route", "add", o.subnet(), "via", f"198.19.{anc.index}.2")
+                anc = parent
+        for o in self.offices:
+            if o.parent is None and not any(c.parent == o.index for c in self.offices):
+                continue
+            sh(*ns_exec(o.router, "iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "wan+",
+                        "-j", "NFQUEUE", "--queue-num", "0"))
+            log = open(os.devnull, "w")
+            proc = subprocess.Popen(ns_exec(o.router, self.wan_delay, "--queue", "0",
+                                            "--delay-ms", str(self.scn["delay_ms"])),
+                                    stdout=log, stderr=log)
+            self.delays.append((o.router, proc))
+        time.sleep(0.3)
+        self.check_delays()
+
+    def check_delays(self):
+        for router, proc in self.delays:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the WAN delay program of {router} died (exit {proc.returncode}); "
+                                   "WAN traffic stops without it")
+
+    def wan_counters(self):
+        """Per branch office: bytes (payload estimate aside) down and up."""
+        out = {}
+        for o in self.offices:
+            if o.parent is None:
+                continue
+            p = self.offices[o.parent].router
+            down = link_stats(p, f"wan-d{o.index}")["tx"]
+            up = link_stats(o.router, "wan-up")["tx"]
+            out[o.name] = dict(down_bytes=down["bytes"], down_packets=down["packets"],
+                               up_bytes=up["bytes"], up_packets=up["packets"])
+        return out
+
+    def destroy(self):
+        for _, proc in self.delays:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.delays = []
+        clean()
+
+
+def link_stats(ns, dev):
+    data = json.loads(sh("ip", "-n", ns, "-s", "-j", "link", "show", dev))
+    return data[0]["stats64"]
+
+
+def clean():
+    """Removes every namespace this tool made, by its prefix."""
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(PREFIX):
+            for pid in sh("ip", "netns", "pids", name, check=False).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            sh("ip", "netns", "del", name, check=False)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wait_for(what, cond, timeout=60):
+    end = time.time() + timeout
+    while not cond():
+        if time.time() > end:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def status(bl, data_dir):
+    out = subprocess.run([bl, "status", "--json", "--data-dir", data_dir], capture_output=True, text=True)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+class Origin:
+    """nginx on the origin host, serving the package with Range."""
+
+    def __init__(self, work, host):
+        self.dir = os.path.join(work, "origin")
+        os.makedirs(self.dir, exist_ok=True)
+        conf = os.path.join(work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off; user root; worker_processes 1; pid {work}/nginx.pid;
+error_log {work}/nginx.err;
+events {{ worker_connections 1024; }}
+http {{ access_log off; sendfile on;
+  server {{ listen {ORIGIN_IP}:{ORIGIN_PORT}; root {self.dir}; }} }}
+""")
+        self.proc = subprocess.Popen(ns_exec(host, "nginx", "-c", conf),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.host = host
+
+    def url(self, name):
+        return f"http://{ORIGIN_IP}:{ORIGIN_PORT}/{name}"
+
+    def sent(self):
+        return link_stats(self.host, "eth0")["tx"]["bytes"]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_fetches(commands):
+    """Starts every (name, argv, out) at once; returns name -> seconds."""
+    start = time.time()
+    procs = {name: (subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), out)
+             for name, argv, out in commands}
+    done = {}
+    while len(done) < len(procs):
+        for name, (p, _) in procs.items():
+            if name not in done and p.poll() is not None:
+                if p.returncode != 0:
+                    raise RuntimeError(f"{name}: exit {p.returncode}: {p.stderr.read().decode()[-500:]}")
+                done[name] = time.time() - start
+        time.sleep(0.05)
+    return done
+
+
+def run_branchline(net, offices, origin, bl, work, package, size):
+    server_dir = os.path.join(work, "bl-server")
+    server = subprocess.Popen(ns_exec(offices[0].hosts[0][0], bl, "server", "--data-dir", server_dir,
+                                      "--listen", f"{SERVER_IP}:34323"),
+                              stdout=open(os.path.join(work, "bl-server.log"), "w"), stderr=subprocess.STDOUT)
+    procs = [server]
+    try:
+        wait_for("the server", lambda: status(bl, server_dir) is not None)
+        csv = os.path.join(work, "topology.csv")
+        with open(csv, "w") as f:
+            f.write("office,parent,type,subnets\n")
+            for o in offices:
+                parent = offices[o.parent].name if o.parent is not None else ""
+                f.write(f"{o.name},{parent},{o.kind},{o.subnet()}\n")
+        sh(bl, "topology", "import", "--data-dir", server_dir, csv)
+        clients = [(offices[0].hosts[2][0], HQ_CACHE_IP, "hq")]
+        for o in offices[1:]:
+            clients.extend((ns, ip, o.name) for ns, ip in o.hosts)
+        dirs = {}
+        for ns, ip, _ in clients:
+            d = os.path.join(work, f"bl-{ns}")
+            dirs[ns] = d
+            procs.append(subprocess.Popen(
+                ns_exec(ns, bl, "client", "--data-dir", d, "--listen", f"{ip}:34760",
+                        "--server", f"{SERVER_IP}:34323", "--name", ns),
+                stdout=open(d + ".log", "w"), stderr=subprocess.STDOUT))
+        for ns, _, _ in clients:
+            wait_for(f"{ns} registers", lambda d=dirs[ns]: (status(bl, d) or {}).get("registered") is True)
+        out = sh(bl, "publish", "--data-dir", server_dir, package, "--origin", origin.url("package.bin"))
+        content = out.strip().splitlines()[-1]
+        before_wan, before_origin = net.wan_counters(), origin.sent()
+        times = run_fetches([(ns, [bl, "fetch", "--quiet", "--data-dir", dirs[ns], content,
+                                   "--out", os.path.join(work, f"out-{ns}")], None) for ns, _, _ in clients])
+        net.check_delays()
+        wan = diff_counters(before_wan, net.wan_counters())
+        origin_bytes = origin.sent() - before_origin
+        sha = {ns: sha256(os.path.join(work, f"out-{ns}")) for ns, _, _ in clients}
+        ledger = settled_ledger(bl, server_dir, dirs, clients, list(wan))
+        devices = {ns: t for ns, t in times.items() if ns != offices[0].hosts[2][0]}
+        return dict(times=devices, hq_cache_seconds=times[offices[0].hosts[2][0]], wan=wan,
+                    origin_bytes=origin_bytes, sha=sha, ledger=ledger)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def settled_ledger(bl, server_dir, dirs, clients, offices):
+    """The server's per-link ledger once the clients' last heartbeats have
+    brought it level with their own counters: per office, bytes its clients
+    took from the office above and from the origin."""
+    own = {name: 0 for name in offices}
+    for ns, _, office in clients:
+        if office in own:
+            c = status(bl, dirs[ns])["counters"]
+            own[office] += c["from_parent"] + c["from_origin"]
+
+    def ledger():
+        links = {l["office"]: l for l in status(bl, server_dir)["registry"]["links"]}
+        return {name: links[name]["from_parent"] + links[name]["from_origin"] for name in offices}
+
+    wait_for("the ledger to catch up with the clients' heartbeats", lambda: ledger() == own, timeout=60)
+    return ledger()
+
+
+def run_http(net, offices, origin, work):
+    clients = [ns for o in offices[1:] for ns, _ in o.hosts]
+    before_wan, before_origin = net.wan_counters(), origin.sent()
+    times = run_fetches([(ns, ns_exec(ns, "curl", "-sSf", "-o", os.path.join(work, f"http-{ns}"),
+                                      origin.url("package.bin")), None) for ns in clients])
+    net.check_delays()
+    wan = diff_counters(before_wan, net.wan_counters())
+    sha = {ns: sha256(os.path.join(work, f"http-{ns}")) for ns in clients}
+    return dict(times=times, wan=wan, origin_bytes=origin.sent() - before_origin, sha=sha)
+
+
+def diff_counters(before, after):
+    return {k: {f: after[k][f] - before[k][f] for f in after[k]} for k in after}
+
+
+def summarize(name, r, size, expected_sha, bound):
+    times = sorted(r["times"].values())
+    wan_down = {k: v["down_bytes"] / size for k, v in r["wan"].items()}
+    wan_up = {k: v["up_bytes"] / size for k, v in r["wan"].items()}
+    return dict(system=name, all_done_s=times[-1], median_s=statistics.median(times),
+                ratio_to_bound=times[-1] / bound, wan_down_x=wan_down, wan_up_x=wan_up,
+                origin_x=r["origin_bytes"] / size,
+                sha_ok=sum(1 for s in r["sha"].values() if s == expected_sha), outputs=len(r["sha"]))
+
+
+def table(summaries, bound):
+    lines = [f"physical lower bound (package over the slowest WAN path): {bound:.1f} s", "",
+             "| system | all done s | median s | x bound | WAN down per link (x package) | WAN up per link | origin x | SHA-256 OK |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        down = ", ".join(f"{k} {v:.3f}" for k, v in s["wan_down_x"].items())
+        up = ", ".join(f"{k} {v:.3f}" for k, v in s["wan_up_x"].items())
+        lines.append(f"| {s['system']} | {s['all_done_s']:.1f} | {s['median_s']:.1f} | {s['ratio_to_bound']:.2f} | "
+                     f"{down} | {up} | {s['origin_x']:.3f} | {s['sha_ok']}/{s['outputs']} |")
+    return "\n".join(lines)
+
+
+def chart(results, path, title):
+    """Completion time per client, one line per system, with gnuplot."""
+    if shutil.which("gnuplot") is None:
+        print("gnuplot not found; no chart")
+        return
+    data = path + ".dat"
+    names = list(results)
+    with open(data, "w") as f:
+        for name in names:
+            for i, t in enumerate(sorted(results[name]["times"].values()), 1):
+                f.write(f"{i} {t:.2f}\n")
+            f.write("\n\n")
+    plots = ", ".join(f"'{data}' index {i} with linespoints title '{n}'" for i, n in enumerate(names))
+    script = (f"set terminal pngcairo size 900,500; set output '{path}'; set title '{title}';"
+              "set xlabel 'clients done'; set ylabel 'seconds from start'; set key left top; set grid;"
+              f"plot {plots}")
+    sh("gnuplot", "-e", script)
+    os.remove(data)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--scenario", choices=SCENARIOS, default="small")
+    run.add_argument("--systems", default="branchline,http")
+    run.add_argument("--bin", default=os.path.join(ROOT, "target/release/branchline"))
+    run.add_argument("--wan-delay", default=os.path.join(ROOT, "target/release/wan-delay"))
+    run.add_argument("--results", default=os.path.join(ROOT, "tools/testbed/results"))
+    sub.add_parser("clean")
+    args = ap.parse_args()
+    if args.cmd == "clean":
+        clean()
+        return
+    if os.geteuid() != 0:
+        sys.exit("testbed: needs root (network namespaces, tc, iptables)")
+    for tool in ("ip", "tc", "iptables", "nginx", "curl"):
+        if shutil.which(tool) is None:
+            sys.exit(f"testbed: `{tool}` not found; install iproute2 iptables nginx-light curl")
+    for path in (args.bin, args.wan_delay):
+        if not os.path.exists(path):
+            sys.exit(f"testbed: {path} not found; run `cargo build --release --workspace` first")
+    scn = SCENARIOS[args.scenario]
+    systems = args.systems.split(",")
+    print(f"command: {' '.join(sys.argv)}")
+    print(f"scenario {args.scenario}: {scn}")
+    offices = plan(scn)
+    clean()
+    net = Net(offices, scn, args.wan_delay)
+    atexit.register(net.destroy)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    work = tempfile.mkdtemp(prefix="bltb-")
+    os.chmod(work, 0o755)
+    atexit.register(shutil.rmtree, work, True)
+    net.build()
+    origin = Origin(work, offices[0].hosts[1][0])
+    size = scn["mib"] * 1024 * 1024
+    package = os.path.join(origin.dir, "package.bin")
+    with open(package, "wb") as f:
+        f.write(os.urandom(size))
+    expected = sha256(package)
+    wait_for("nginx", lambda: subprocess.run(
+        ns_exec(offices[0].hosts[0][0], "curl", "-sf", "-r", "0-0", "-o", "/dev/null", origin.url("package.bin"))
+    ).returncode == 0)
+    bound = size * 8 / (scn["wan_mbit"] * 1e6)
+    results = {}
+    try:
+        for system in systems:
+            print(f"running {system} ...", flush=True)
+            if system == "branchline":
+                results[system] = run_branchline(net, offices, origin, args.bin, work, package, size)
+            elif system == "http":
+                results[system] = run_http(net, offices, origin, work)
+            else:
+                sys.exit(f"testbed: unknown system {system}")
+    finally:
+        origin.stop()
+    summaries = [summarize(n, r, size, expected, bound) for n, r in results.items()]
+    print(table(summaries, bound))
+    if "branchline" in results:
+        r = results["branchline"]
+        print("\nBranchline's ledger beside the WAN interfaces (downstream payload, MiB):")
+        print("| link | ledger | interface less Ethernet/IP/UDP headers | difference |")
+        print("|---|---|---|---|")
+        for name, w in r["wan"].items():
+            wire = w["down_bytes"] - w["down_packets"] * UDP_FRAME_OVERHEAD
+            led = r["ledger"][name]
+            diff = (wire - led) / led if led else float("inf")
+            r.setdefault("ledger_diff", {})[name] = diff
+            print(f"| {name} | {led / 2**20:.2f} | {wire / 2**20:.2f} | {diff * 100:+.1f}% |")
+    os.makedirs(args.results, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = os.path.join(args.results, f"{args.scenario}-{stamp}.json")
+    with open(out, "w") as f:
+        json.dump(dict(command=" ".join(sys.argv), scenario=args.scenario, params=scn, bound_s=bound,
+                       summaries=summaries, raw=results), f, indent=1)
+    print(f"results: {out}")
+    png = os.path.join(args.results, f"{args.scenario}-{stamp}.png")
+    chart(results, png, f"{args.scenario}: completion time per client")
+    print(f"chart: {png}")
+
+
+if __name__ == "__main__":
+    main()
