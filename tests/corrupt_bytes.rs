@@ -40,6 +40,10 @@ fn a_flipped_byte_is_rejected_logged_with_its_source_and_fetched_elsewhere() {
     );
     let counters = &client.status()["counters"];
     assert!(counters["pieces_rejected"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        counters["rejected_hash"], counters["pieces_rejected"],
+        "the flipped byte is a hash mismatch"
+    );
     let bad_url = bad.url("package.bin");
     wait_until("the rejection is logged", Duration::from_secs(5), || {
         client.log().lines().any(|l| {

@@ -73,7 +73,10 @@ fn small_scenario_crosses_every_wan_link_once() {
     }
     let origin = ours["origin_x"].as_f64().unwrap();
     assert!((1.0..=1.05).contains(&origin), "origin {origin}x");
-    for (link, diff) in run["raw"]["branchline"]["ledger_diff"].as_object().unwrap() {
+    for (link, diff) in run["raw"]["branchline"][0]["ledger_diff"]
+        .as_object()
+        .unwrap()
+    {
         let diff = diff.as_f64().unwrap();
         assert!(
             diff.abs() <= 0.03,

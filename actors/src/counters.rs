@@ -14,8 +14,22 @@ pub struct Counters {
     served: AtomicU64,
     served_background: AtomicU64,
     pieces_stored: AtomicU64,
-    pieces_rejected: AtomicU64,
+    rejected_hash: AtomicU64,
+    rejected_length: AtomicU64,
+    rejected_on_disk: AtomicU64,
     broadcasts_sent: AtomicU64,
+}
+
+/// Why a piece was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Bytes from a source whose BLAKE3 hash was not the manifest's.
+    HashMismatch,
+    /// Bytes from a source of the wrong length.
+    WrongLength,
+    /// A stored piece that failed its check on the way out to a peer (the
+    /// disk changed it); it is dropped from the cache.
+    CorruptOnDisk,
 }
 
 /// Where verified bytes came from.
@@ -41,9 +55,14 @@ impl Counters {
         self.pieces_stored.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A piece failed verification.
-    pub fn rejected(&self) {
-        self.pieces_rejected.fetch_add(1, Ordering::Relaxed);
+    /// A piece was refused for `why`.
+    pub fn rejected(&self, why: Rejection) {
+        let counter = match why {
+            Rejection::HashMismatch => &self.rejected_hash,
+            Rejection::WrongLength => &self.rejected_length,
+            Rejection::CorruptOnDisk => &self.rejected_on_disk,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `bytes` of a piece were served to a peer, over the background
@@ -69,7 +88,12 @@ impl Counters {
             served: self.served.load(Ordering::Relaxed),
             served_background: self.served_background.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
-            pieces_rejected: self.pieces_rejected.load(Ordering::Relaxed),
+            pieces_rejected: self.rejected_hash.load(Ordering::Relaxed)
+                + self.rejected_length.load(Ordering::Relaxed)
+                + self.rejected_on_disk.load(Ordering::Relaxed),
+            rejected_hash: self.rejected_hash.load(Ordering::Relaxed),
+            rejected_length: self.rejected_length.load(Ordering::Relaxed),
+            rejected_on_disk: self.rejected_on_disk.load(Ordering::Relaxed),
             broadcasts_sent: self.broadcasts_sent.load(Ordering::Relaxed),
         }
     }

@@ -14,7 +14,7 @@ use branchline_storage::content::ContentError;
 use branchline_storage::{CacheError, ContentId, Manifest, PieceMap};
 use bytes::Bytes;
 
-use crate::counters::{Counters, SourceClass};
+use crate::counters::{Counters, Rejection, SourceClass};
 use crate::have_reporter::HaveReporter;
 use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
 use crate::office::{
@@ -437,11 +437,13 @@ impl Transfer {
                 self.check_complete();
             }
             Err(StoreError::Cache(CacheError::Content(
-                e @ ContentError::PieceHashMismatch { .. },
-            )))
-            | Err(StoreError::Cache(CacheError::Content(e @ ContentError::PieceLength { .. }))) => {
+                e @ (ContentError::PieceHashMismatch { .. } | ContentError::PieceLength { .. }),
+            ))) => {
                 tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; setting the source aside");
-                self.deps.counters.rejected();
+                self.deps.counters.rejected(match e {
+                    ContentError::PieceLength { .. } => Rejection::WrongLength,
+                    _ => Rejection::HashMismatch,
+                });
                 run.picker
                     .on_failed(request.id, Failure::BadData, Instant::now());
                 if let Source::Peer(id, _) = request.source {

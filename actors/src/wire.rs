@@ -441,8 +441,14 @@ pub struct ByteCounters {
     pub served_background: u64,
     /// Pieces stored (verified and new).
     pub pieces_stored: u64,
-    /// Pieces rejected because their hash did not match.
+    /// Pieces rejected, for any reason (the sum of the three below).
     pub pieces_rejected: u64,
+    /// Of those, bytes from a source with the wrong hash.
+    pub rejected_hash: u64,
+    /// Of those, bytes from a source of the wrong length.
+    pub rejected_length: u64,
+    /// Of those, stored pieces that failed their check on the way out.
+    pub rejected_on_disk: u64,
     /// Discovery requests broadcast.
     pub broadcasts_sent: u64,
 }

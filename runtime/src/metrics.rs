@@ -197,11 +197,17 @@ pub fn render_client(s: &ClientStatus) -> String {
         "counter",
         "Pieces refused, by reason.",
     );
-    out.sample(
-        "branchline_pieces_rejected_total",
-        &[("reason", "verification")],
-        c.pieces_rejected,
-    );
+    for (reason, count) in [
+        ("hash_mismatch", c.rejected_hash),
+        ("wrong_length", c.rejected_length),
+        ("corrupt_on_disk", c.rejected_on_disk),
+    ] {
+        out.sample(
+            "branchline_pieces_rejected_total",
+            &[("reason", reason)],
+            count,
+        );
+    }
     out.family(
         "branchline_transfers",
         "gauge",

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use branchline_actors::counters::Counters;
+use branchline_actors::counters::{Counters, Rejection};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::wire::{
@@ -173,7 +173,7 @@ async fn serve_stream(
         }
     };
     let read = if serving.link.serves() {
-        read_for_peer(&serving.store, content, index).await
+        read_for_peer(&serving.store, &serving.counters, content, index).await
     } else {
         Err(Refusal::NotServing)
     };
@@ -215,6 +215,7 @@ async fn manifest_for_peer(store: &Addr<Store>, content: ContentId) -> Result<Ma
 
 async fn read_for_peer(
     store: &Addr<Store>,
+    counters: &Counters,
     content: branchline_storage::ContentId,
     index: u32,
 ) -> Result<Vec<u8>, Refusal> {
@@ -228,11 +229,12 @@ async fn read_for_peer(
         .map_err(|_| Refusal::Busy)?;
     match answer.await {
         Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(StoreError::Cache(CacheError::Corrupt { .. }))) => {
+            counters.rejected(Rejection::CorruptOnDisk);
+            Err(Refusal::NotHeld)
+        }
         Ok(Err(StoreError::Cache(
-            CacheError::NotHeld { .. }
-            | CacheError::Unknown(_)
-            | CacheError::Corrupt { .. }
-            | CacheError::Content(_),
+            CacheError::NotHeld { .. } | CacheError::Unknown(_) | CacheError::Content(_),
         ))) => Err(Refusal::NotHeld),
         Ok(Err(e)) => {
             tracing::error!(%content, piece = index, error = %e, "reading a piece for a peer failed");
