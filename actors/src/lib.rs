@@ -23,6 +23,8 @@
 //! - [`counters`]: a node's byte counters.
 //! - [`supervision`]: restart in place on stop or panic, with backoff.
 //! - [`discovery`]: subnet broadcast discovery: datagrams and rules.
+//! - [`ledbat`]: the background protocol's delay-based congestion
+//!   controller, a plain state machine.
 //! - [`token_bucket`]: pacing a pull across a rate-capped office link.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
@@ -30,6 +32,7 @@ pub mod counters;
 pub mod discovery;
 pub mod election;
 pub mod have_reporter;
+pub mod ledbat;
 pub mod messages;
 pub mod office;
 pub mod offices;

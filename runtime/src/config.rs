@@ -282,6 +282,37 @@ pub struct DiscoverySection {
     pub wait_ms: u64,
 }
 
+/// The background protocol between offices.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackgroundSection {
+    /// Delay-based congestion control (LEDBAT-like) on the background
+    /// endpoint; off means quinn's CUBIC, like the foreground one.
+    pub yielding: bool,
+    /// Queuing delay the controller aims at, in milliseconds (1 to 1000).
+    pub target_delay_ms: u64,
+}
+
+impl Default for BackgroundSection {
+    fn default() -> Self {
+        BackgroundSection {
+            yielding: true,
+            target_delay_ms: 25,
+        }
+    }
+}
+
+impl BackgroundSection {
+    /// The controller's settings, if it is on.
+    pub fn ledbat(&self) -> Option<branchline_actors::ledbat::LedbatConfig> {
+        self.yielding
+            .then(|| branchline_actors::ledbat::LedbatConfig {
+                target: Duration::from_millis(self.target_delay_ms),
+                ..Default::default()
+            })
+    }
+}
+
 /// The reference manual's client broadcast port.
 pub const DEFAULT_DISCOVERY_PORT: u16 = 34329;
 
@@ -370,6 +401,9 @@ pub struct ClientConfig {
     /// Subnet discovery.
     #[serde(default)]
     pub discovery: DiscoverySection,
+    /// The background protocol.
+    #[serde(default)]
+    pub background: BackgroundSection,
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -500,8 +534,18 @@ impl ClientConfig {
             (u64::from(t.origin_in_flight), "transfer.origin_in_flight"),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
             (self.discovery.wait_ms, "discovery.wait_ms"),
+            (
+                self.background.target_delay_ms,
+                "background.target_delay_ms",
+            ),
         ] {
             positive(value, key)?;
+        }
+        if self.background.target_delay_ms > 1000 {
+            return Err(ConfigError::Invalid(format!(
+                "background.target_delay_ms ({}) must be at most 1000",
+                self.background.target_delay_ms
+            )));
         }
         if t.per_peer > t.max_in_flight {
             return Err(ConfigError::Invalid(format!(
@@ -619,6 +663,19 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "invalid config: discovery.wait_ms must be greater than 0"
         );
+        c.discovery.wait_ms = 500;
+        c.background.target_delay_ms = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: background.target_delay_ms must be greater than 0"
+        );
+        c.background.target_delay_ms = 5000;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: background.target_delay_ms (5000) must be at most 1000"
+        );
+        let e = err("[background]\nyielding = \"yes\"\n");
+        assert!(e.contains("line 2") && e.contains("boolean"), "{e}");
         let mut s = ServerConfig::empty();
         s.data_dir = Some("/d".into());
         s.registry.rvp_patience_secs = 0;

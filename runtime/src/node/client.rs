@@ -57,6 +57,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
+    let background_cc = config.background.ledbat();
     let cache = PieceCache::open(&CacheConfig {
         dir: settings.data_dir.join("cache"),
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
@@ -115,7 +116,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 counters3,
             )?;
             let finder = supervision::start("discovery", move |_| finder);
-            let endpoint = endpoint::endpoint(socket)?;
+            let endpoint = endpoint::endpoint(socket, None)?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
@@ -125,7 +126,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 book: book2,
             };
             let wan_deps = TransportDeps {
-                endpoint: endpoint::endpoint(background_socket)?,
+                endpoint: endpoint::endpoint(background_socket, background_cc)?,
                 background: true,
                 ..deps.clone()
             };

@@ -9,7 +9,9 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
+use super::background_cc::LedbatFactory;
 use crate::tls;
+use branchline_actors::ledbat::LedbatConfig;
 
 /// Largest UDP payload Path MTU discovery probes for: a 9000-byte jumbo
 /// frame less IPv6 and UDP headers.
@@ -53,8 +55,11 @@ pub enum EndpointError {
     Config(String),
 }
 
-fn transport_config() -> TransportConfig {
+fn transport_config(background: Option<LedbatConfig>) -> TransportConfig {
     let mut t = TransportConfig::default();
+    if let Some(ledbat) = background {
+        t.congestion_controller_factory(Arc::new(LedbatFactory(ledbat)));
+    }
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
     t.stream_receive_window(VarInt::from_u32(4 * 1024 * 1024));
@@ -120,10 +125,15 @@ fn enlarge_buffers(socket: &UdpSocket) {
     }
 }
 
-/// Makes the endpoint on a bound socket. Must run inside the tokio runtime
-/// (the actix arbiter) that will drive it.
-pub fn endpoint(socket: UdpSocket) -> Result<Endpoint, EndpointError> {
-    let transport = Arc::new(transport_config());
+/// Makes the endpoint on a bound socket; with `background`, its
+/// connections (both ways) use the delay-based controller instead of
+/// quinn's CUBIC. Must run inside the tokio runtime (the actix arbiter)
+/// that will drive it.
+pub fn endpoint(
+    socket: UdpSocket,
+    background: Option<LedbatConfig>,
+) -> Result<Endpoint, EndpointError> {
+    let transport = Arc::new(transport_config(background));
     let server_crypto = QuicServerConfig::try_from(tls::server_config()?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));

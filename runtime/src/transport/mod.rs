@@ -11,6 +11,7 @@
 //! offices (port 34750), so WAN traffic has its own endpoint, port and
 //! (in B5) its own congestion controller.
 
+pub mod background_cc;
 pub mod connection_slot;
 pub mod endpoint;
 pub mod peer_session;
