@@ -29,7 +29,14 @@ Layout (addresses from 198.18.0.0/15):
 Everything is named with the prefix `bltb-` and removed on exit, also on
 failure or Ctrl-C; `testbed.py clean` removes leftovers by that prefix.
 
+`yield` (B5) builds one branch behind a 20 Mbit / 40 ms link and measures
+the background protocol (the central cache serving the branch's RVP) alone
+and beside an iperf3 TCP flow, with a ping alongside, once with the
+delay-based controller and once with quinn's CUBIC; bytes by protocol come
+from iptables counters in the branch router, after the shaper.
+
 Usage: tools/testbed/testbed.py run --scenario small [--systems branchline,http,bittorrent] [--runs 3]
+       tools/testbed/testbed.py yield [--wan-mbit 20]
        tools/testbed/testbed.py clean
 """
 
@@ -44,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PREFIX = "bltb-"
@@ -281,55 +289,87 @@ def run_fetches(commands):
     return done
 
 
-def run_branchline(net, offices, origin, bl, work, package, size):
-    server_dir = os.path.join(work, "bl-server")
-    server = subprocess.Popen(ns_exec(offices[0].hosts[0][0], bl, "server", "--data-dir", server_dir,
-                                      "--listen", f"{SERVER_IP}:34323"),
-                              stdout=open(os.path.join(work, "bl-server.log"), "w"), stderr=subprocess.STDOUT)
-    procs = [server]
-    try:
-        wait_for("the server", lambda: status(bl, server_dir) is not None)
-        csv = os.path.join(work, "topology.csv")
-        with open(csv, "w") as f:
-            f.write("office,parent,type,subnets\n")
-            for o in offices:
-                parent = offices[o.parent].name if o.parent is not None else ""
-                f.write(f"{o.name},{parent},{o.kind},{o.subnet()}\n")
-        sh(bl, "topology", "import", "--data-dir", server_dir, csv)
-        clients = [(offices[0].hosts[2][0], HQ_CACHE_IP, "hq")]
+class Branchline:
+    """A Branchline server and one client per host (plus the central
+    office's cache), with the topology imported; stopped with SIGTERM."""
+
+    def __init__(self, bl, offices, work, client_config=None):
+        self.bl, self.work = bl, work
+        self.server_dir = os.path.join(work, "bl-server")
+        self.procs = [subprocess.Popen(
+            ns_exec(offices[0].hosts[0][0], bl, "server", "--data-dir", self.server_dir,
+                    "--listen", f"{SERVER_IP}:34323"),
+            stdout=open(os.path.join(work, "bl-server.log"), "w"), stderr=subprocess.STDOUT)]
+        self.cache = offices[0].hosts[2][0]
+        self.clients = [(self.cache, HQ_CACHE_IP, "hq")]
         for o in offices[1:]:
-            clients.extend((ns, ip, o.name) for ns, ip in o.hosts)
-        dirs = {}
-        for ns, ip, _ in clients:
-            d = os.path.join(work, f"bl-{ns}")
-            dirs[ns] = d
-            procs.append(subprocess.Popen(
-                ns_exec(ns, bl, "client", "--data-dir", d, "--listen", f"{ip}:34760",
-                        "--server", f"{SERVER_IP}:34323", "--name", ns),
-                stdout=open(d + ".log", "w"), stderr=subprocess.STDOUT))
-        for ns, _, _ in clients:
-            wait_for(f"{ns} registers", lambda d=dirs[ns]: (status(bl, d) or {}).get("registered") is True)
-        out = sh(bl, "publish", "--data-dir", server_dir, package, "--origin", origin.url("package.bin"))
-        content = out.strip().splitlines()[-1]
-        before_wan, before_origin = net.wan_counters(), origin.sent()
-        times = run_fetches([(ns, [bl, "fetch", "--quiet", "--data-dir", dirs[ns], content,
-                                   "--out", os.path.join(work, f"out-{ns}")], None) for ns, _, _ in clients])
-        net.check_delays()
-        wan = diff_counters(before_wan, net.wan_counters())
-        origin_bytes = origin.sent() - before_origin
-        sha = {ns: sha256(os.path.join(work, f"out-{ns}")) for ns, _, _ in clients}
-        ledger = settled_ledger(bl, server_dir, dirs, clients, list(wan))
-        devices = {ns: t for ns, t in times.items() if ns != offices[0].hosts[2][0]}
-        return dict(times=devices, hq_cache_seconds=times[offices[0].hosts[2][0]], wan=wan,
-                    origin_bytes=origin_bytes, sha=sha, ledger=ledger)
-    finally:
-        for p in procs:
+            self.clients.extend((ns, ip, o.name) for ns, ip in o.hosts)
+        self.dirs = {ns: os.path.join(work, f"bl-{ns}") for ns, _, _ in self.clients}
+        try:
+            wait_for("the server", lambda: status(bl, self.server_dir) is not None)
+            csv = os.path.join(work, "topology.csv")
+            with open(csv, "w") as f:
+                f.write("office,parent,type,subnets\n")
+                for o in offices:
+                    parent = offices[o.parent].name if o.parent is not None else ""
+                    f.write(f"{o.name},{parent},{o.kind},{o.subnet()}\n")
+            sh(bl, "topology", "import", "--data-dir", self.server_dir, csv)
+            extra = []
+            if client_config is not None:
+                path = os.path.join(work, "client.toml")
+                with open(path, "w") as f:
+                    f.write(client_config)
+                extra = ["--config", path]
+            for ns, ip, _ in self.clients:
+                d = self.dirs[ns]
+                self.procs.append(subprocess.Popen(
+                    ns_exec(ns, bl, "client", *extra, "--data-dir", d, "--listen", f"{ip}:34760",
+                            "--server", f"{SERVER_IP}:34323", "--name", ns),
+                    stdout=open(d + ".log", "w"), stderr=subprocess.STDOUT))
+            for ns, _, _ in self.clients:
+                wait_for(f"{ns} registers", lambda d=self.dirs[ns]: (status(bl, d) or {}).get("registered") is True)
+        except BaseException:
+            self.stop()
+            raise
+
+    def publish(self, package, origin):
+        out = sh(self.bl, "publish", "--data-dir", self.server_dir, package, "--origin", origin.url("package.bin"))
+        return out.strip().splitlines()[-1]
+
+    def fetch(self, ns, content):
+        """The command that fetches `content` on the client of host `ns`."""
+        return [self.bl, "fetch", "--quiet", "--data-dir", self.dirs[ns], content,
+                "--out", self.out(ns)]
+
+    def out(self, ns):
+        return os.path.join(self.work, f"out-{ns}")
+
+    def stop(self):
+        for p in self.procs:
             p.send_signal(signal.SIGTERM)
-        for p in procs:
+        for p in self.procs:
             try:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def run_branchline(net, offices, origin, bl, work, package, size):
+    nodes = Branchline(bl, offices, work)
+    try:
+        content = nodes.publish(package, origin)
+        before_wan, before_origin = net.wan_counters(), origin.sent()
+        times = run_fetches([(ns, nodes.fetch(ns, content), None) for ns, _, _ in nodes.clients])
+        net.check_delays()
+        wan = diff_counters(before_wan, net.wan_counters())
+        origin_bytes = origin.sent() - before_origin
+        sha = {ns: sha256(nodes.out(ns)) for ns, _, _ in nodes.clients}
+        ledger = settled_ledger(bl, nodes.server_dir, nodes.dirs, nodes.clients, list(wan))
+        devices = {ns: t for ns, t in times.items() if ns != nodes.cache}
+        return dict(times=devices, hq_cache_seconds=times[nodes.cache], wan=wan,
+                    origin_bytes=origin_bytes, sha=sha, ledger=ledger)
+    finally:
+        nodes.stop()
 
 
 def settled_ledger(bl, server_dir, dirs, clients, offices):
@@ -522,37 +562,145 @@ def chart(results, path, title):
     os.remove(data)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run")
-    run.add_argument("--scenario", choices=SCENARIOS, default="small")
-    run.add_argument("--systems", default="branchline,http,bittorrent")
-    run.add_argument("--bin", default=os.path.join(ROOT, "target/release/branchline"))
-    run.add_argument("--wan-delay", default=os.path.join(ROOT, "target/release/wan-delay"))
-    run.add_argument("--results", default=os.path.join(ROOT, "tools/testbed/results"))
-    run.add_argument("--runs", type=int, default=1, help="repeat each system; the median run is reported")
-    sub.add_parser("clean")
-    args = ap.parse_args()
-    if args.cmd == "clean":
-        clean()
-        return
+YIELD = dict(branches=1, clients=1, child=False, mib=256, wan_mbit=20, delay_ms=40)
+
+
+class ForwardedBytes:
+    """Bytes that came in over a WAN link, by protocol, from iptables
+    counters in the receiving router (after the shaper: delivered bytes)."""
+
+    def __init__(self, router, dev):
+        self.router, self.dev = router, dev
+        for proto in ("udp", "tcp"):
+            sh(*ns_exec(router, "iptables", "-A", "FORWARD", "-i", dev, "-p", proto, "-j", "ACCEPT"))
+
+    def read(self):
+        out = {"udp": 0, "tcp": 0}
+        for line in sh(*ns_exec(self.router, "iptables-save", "-c", "-t", "filter")).splitlines():
+            if f"-i {self.dev}" in line and line.startswith("["):
+                counts, rule = line[1:].split("]", 1)
+                proto = "udp" if "-p udp" in rule else "tcp" if "-p tcp" in rule else None
+                if proto:
+                    out[proto] = int(counts.split(":")[1])
+        return out
+
+    def rates(self, seconds):
+        """Mbit/s by protocol over the next `seconds`."""
+        before = self.read()
+        time.sleep(seconds)
+        after = self.read()
+        return {k: (after[k] - before[k]) * 8 / seconds / 1e6 for k in after}
+
+
+def ping_ms(ns, ip, seconds):
+    """Average RTT of pings every 0.2 s for `seconds`."""
+    out = sh(*ns_exec(ns, "ping", "-q", "-i", "0.2", "-w", str(seconds), ip), check=False)
+    for line in out.splitlines():
+        if "min/avg/max" in line:
+            return float(line.split("=")[1].split("/")[1])
+    raise RuntimeError(f"ping from {ns} to {ip} got no answer: {out}")
+
+
+def iperf_down(ns, server_ip, seconds):
+    """A bulk TCP flow from `server_ip` to host `ns` (iperf3 -R); Mbit/s."""
+    out = sh(*ns_exec(ns, "iperf3", "-c", server_ip, "-R", "-t", str(seconds), "-J"))
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+
+
+def yield_phases(net, offices, origin, bl, work, package, meter, yielding):
+    """Branchline's background pull into the branch alone, then beside a
+    bulk TCP flow, with a ping alongside; `yielding` picks the controller."""
+    config = f"[background]\nyielding = {'true' if yielding else 'false'}\n"
+    nodes = Branchline(bl, offices, work, config)
+    rvp = offices[1].hosts[0][0]
+    try:
+        content = nodes.publish(package, origin)
+        run_fetches([(nodes.cache, nodes.fetch(nodes.cache, content), None)])
+        fetch = subprocess.Popen(nodes.fetch(rvp, content), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(8)  # past slow start
+        result = {}
+        pinger = subprocess.Popen(ns_exec(rvp, "ping", "-q", "-i", "0.2", "-w", "10", SERVER_IP),
+                                  stdout=subprocess.PIPE, text=True)
+        result["alone_mbit"] = meter.rates(10)["udp"]
+        ping_out = pinger.communicate()[0]
+        result["ping_alone_ms"] = next(float(l.split("=")[1].split("/")[1])
+                                       for l in ping_out.splitlines() if "min/avg/max" in l)
+        tcp = {}
+        flow = threading.Thread(target=lambda: tcp.update(mbit=iperf_down(rvp, SERVER_IP, 20)))
+        flow.start()
+        time.sleep(4)
+        both = meter.rates(14)
+        flow.join()
+        result["beside_tcp_udp_mbit"] = both["udp"]
+        result["beside_tcp_tcp_mbit"] = both["tcp"]
+        result["tcp_iperf_mbit"] = tcp["mbit"]
+        time.sleep(3)
+        result["after_mbit"] = meter.rates(6)["udp"]
+        fetch.kill()
+        fetch.wait()
+        return result
+    finally:
+        nodes.stop()
+
+
+def run_yield(args):
+    """B5's measurements on one 20 Mbit / 40 ms WAN link with a 200 ms
+    bottleneck queue: the background protocol with the delay-based
+    controller and with quinn's CUBIC, each alone and beside iperf3."""
+    scn = dict(YIELD, wan_mbit=args.wan_mbit)
+    offices, net, work, origin, package, _ = prepare(args, scn, ["iperf3", "ping", "iptables-save"])
+    server_host = offices[0].hosts[0][0]
+    iperf = subprocess.Popen(ns_exec(server_host, "iperf3", "-s", "-B", SERVER_IP),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        meter = ForwardedBytes(offices[1].router, "wan-up")
+        rvp = offices[1].hosts[0][0]
+        base_ms = ping_ms(rvp, SERVER_IP, 3)
+        tcp_alone = iperf_down(rvp, SERVER_IP, 15)
+        print(f"idle ping {base_ms:.1f} ms; TCP alone {tcp_alone:.2f} Mbit/s", flush=True)
+        rows = {}
+        for name, yielding in (("delay-based (yielding)", True), ("quinn CUBIC", False)):
+            here = os.path.join(work, "yielding" if yielding else "cubic")
+            os.makedirs(here)
+            print(f"{name} ...", flush=True)
+            rows[name] = yield_phases(net, offices, origin, args.bin, here, package, meter, yielding)
+            net.check_delays()
+    finally:
+        iperf.kill()
+        iperf.wait()
+        origin.stop()
+    link = scn["wan_mbit"]
+    print(f"\nlink {link} Mbit/s, {scn['delay_ms']} ms each way, tbf queue 200 ms; idle ping {base_ms:.1f} ms; "
+          f"TCP alone {tcp_alone:.2f} Mbit/s\n")
+    print("| background controller | alone, share of link | beside TCP: background share | beside TCP: TCP keeps | ping added while alone |")
+    print("|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['alone_mbit'] / link:.0%} ({r['alone_mbit']:.1f} Mbit/s) | "
+              f"{r['beside_tcp_udp_mbit'] / link:.0%} ({r['beside_tcp_udp_mbit']:.1f}) | "
+              f"{r['tcp_iperf_mbit'] / tcp_alone:.0%} ({r['tcp_iperf_mbit']:.1f}) | "
+              f"{r['ping_alone_ms'] - base_ms:.1f} ms |")
+    os.makedirs(args.results, exist_ok=True)
+    out = os.path.join(args.results, f"yield-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(out, "w") as f:
+        json.dump(dict(command=" ".join(sys.argv), params=scn, idle_ping_ms=base_ms, tcp_alone_mbit=tcp_alone,
+                       rows=rows), f, indent=1)
+    print(f"results: {out}")
+
+
+def prepare(args, scn, needed):
+    """Checks the tools, builds the network, starts the origin with a fresh
+    random package; everything goes away at exit."""
     if os.geteuid() != 0:
         sys.exit("testbed: needs root (network namespaces, tc, iptables)")
-    needed = ["ip", "tc", "iptables", "nginx", "curl"]
-    if "bittorrent" in args.systems:
-        needed += ["aria2c", "opentracker", "mktorrent"]
-    for tool in needed:
+    for tool in ["ip", "tc", "iptables", "nginx", "curl", *needed]:
         if shutil.which(tool) is None:
             sys.exit(f"testbed: `{tool}` not found; install iproute2 iptables nginx-light curl "
-                     "(and aria2 opentracker mktorrent for bittorrent)")
+                     "(aria2 opentracker mktorrent for bittorrent, iperf3 iputils-ping for yield)")
     for path in (args.bin, args.wan_delay):
         if not os.path.exists(path):
             sys.exit(f"testbed: {path} not found; run `cargo build --release --workspace` first")
-    scn = SCENARIOS[args.scenario]
-    systems = args.systems.split(",")
     print(f"command: {' '.join(sys.argv)}")
-    print(f"scenario {args.scenario}: {scn}")
+    print(f"scenario: {scn}")
     offices = plan(scn)
     clean()
     net = Net(offices, scn, args.wan_delay)
@@ -560,17 +708,49 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = tempfile.mkdtemp(prefix="bltb-")
     os.chmod(work, 0o755)
-    atexit.register(shutil.rmtree, work, True)
+    if args.keep:
+        print(f"work directory (kept): {work}")
+    else:
+        atexit.register(shutil.rmtree, work, True)
     net.build()
     origin = Origin(work, offices[0].hosts[1][0])
     size = scn["mib"] * 1024 * 1024
     package = os.path.join(origin.dir, "package.bin")
     with open(package, "wb") as f:
         f.write(os.urandom(size))
-    expected = sha256(package)
     wait_for("nginx", lambda: subprocess.run(
         ns_exec(offices[0].hosts[0][0], "curl", "-sf", "-r", "0-0", "-o", "/dev/null", origin.url("package.bin"))
     ).returncode == 0)
+    return offices, net, work, origin, package, size
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--scenario", choices=SCENARIOS, default="small")
+    run.add_argument("--systems", default="branchline,http,bittorrent")
+    run.add_argument("--runs", type=int, default=1, help="repeat each system; the median run is reported")
+    yld = sub.add_parser("yield", help="B5: the background protocol beside a bulk TCP flow")
+    yld.add_argument("--wan-mbit", type=int, default=20)
+    for p in (run, yld):
+        p.add_argument("--bin", default=os.path.join(ROOT, "target/release/branchline"))
+        p.add_argument("--wan-delay", default=os.path.join(ROOT, "target/release/wan-delay"))
+        p.add_argument("--results", default=os.path.join(ROOT, "tools/testbed/results"))
+        p.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
+    sub.add_parser("clean")
+    args = ap.parse_args()
+    if args.cmd == "clean":
+        clean()
+        return
+    if args.cmd == "yield":
+        run_yield(args)
+        return
+    scn = SCENARIOS[args.scenario]
+    systems = args.systems.split(",")
+    needed = ["aria2c", "opentracker", "mktorrent"] if "bittorrent" in systems else []
+    offices, net, work, origin, package, size = prepare(args, scn, needed)
+    expected = sha256(package)
     bound = size * 8 / (scn["wan_mbit"] * 1e6)
     results = {system: [] for system in systems}
     try:

@@ -9,7 +9,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
-use super::background_cc::LedbatFactory;
+use super::background_cc::{LedbatFactory, MAX_ACK_DELAY};
 use crate::tls;
 use branchline_actors::ledbat::LedbatConfig;
 
@@ -59,6 +59,9 @@ fn transport_config(background: Option<LedbatConfig>) -> TransportConfig {
     let mut t = TransportConfig::default();
     if let Some(ledbat) = background {
         t.congestion_controller_factory(Arc::new(LedbatFactory(ledbat)));
+        let mut acks = quinn::AckFrequencyConfig::default();
+        acks.max_ack_delay(Some(MAX_ACK_DELAY));
+        t.ack_frequency_config(Some(acks));
     }
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
