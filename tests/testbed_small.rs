@@ -13,54 +13,11 @@
 //!
 //! Needs root, iproute2, iptables, nginx and curl (`.ci/run` installs them).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// The delay program, built in this profile next to the branchline binary.
-fn wan_delay() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "branchline-tools", "--bin", "wan-delay"]);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "building wan-delay");
-    Path::new(env!("CARGO_BIN_EXE_branchline")).with_file_name("wan-delay")
-}
+mod common;
 
 #[test]
 fn small_scenario_crosses_every_wan_link_once() {
-    let results = tempfile::tempdir().unwrap();
-    let out = Command::new("python3")
-        .arg(repo().join("tools/testbed/testbed.py"))
-        .args(["run", "--scenario", "small", "--systems", "branchline"])
-        .arg("--bin")
-        .arg(env!("CARGO_BIN_EXE_branchline"))
-        .arg("--wan-delay")
-        .arg(wan_delay())
-        .arg("--results")
-        .arg(results.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(out.status.success(), "testbed failed: {stderr}");
-    let json = std::fs::read_dir(results.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("a results file");
-    let run: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let run = common::testbed::run(&["run", "--scenario", "small", "--systems", "branchline"]);
     let ours = &run["summaries"][0];
     assert_eq!(ours["system"], "branchline");
     assert_eq!(ours["sha_ok"], ours["outputs"], "every output is right");
@@ -83,10 +40,5 @@ fn small_scenario_crosses_every_wan_link_once() {
             "{link}: ledger and interface differ by {diff}"
         );
     }
-    // Nothing the testbed made is left behind.
-    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&left.stdout).contains("bltb-"),
-        "namespaces left behind"
-    );
+    assert!(common::testbed::nothing_left(), "namespaces left behind");
 }

@@ -13,54 +13,11 @@
 //! Needs root, iproute2, iptables, nginx, curl, iperf3 and ping (`.ci/run`
 //! installs them).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// The delay program, built in this profile next to the branchline binary.
-fn wan_delay() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "-p", "branchline-tools", "--bin", "wan-delay"]);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "building wan-delay");
-    Path::new(env!("CARGO_BIN_EXE_branchline")).with_file_name("wan-delay")
-}
+mod common;
 
 #[test]
 fn the_background_protocol_steps_aside_for_a_tcp_flow() {
-    let results = tempfile::tempdir().unwrap();
-    let out = Command::new("python3")
-        .arg(repo().join("tools/testbed/testbed.py"))
-        .args(["yield", "--only-yielding"])
-        .arg("--bin")
-        .arg(env!("CARGO_BIN_EXE_branchline"))
-        .arg("--wan-delay")
-        .arg(wan_delay())
-        .arg("--results")
-        .arg(results.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(out.status.success(), "testbed failed: {stderr}");
-    let json = std::fs::read_dir(results.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("a results file");
-    let run: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let run = common::testbed::run(&["yield", "--only-yielding"]);
     let link = run["params"]["wan_mbit"].as_f64().unwrap();
     let tcp_alone = run["tcp_alone_mbit"].as_f64().unwrap();
     let ours = &run["rows"]["delay-based (yielding)"];
@@ -75,4 +32,5 @@ fn the_background_protocol_steps_aside_for_a_tcp_flow() {
     );
     let added = ours["ping_alone_ms"].as_f64().unwrap() - run["idle_ping_ms"].as_f64().unwrap();
     assert!(added <= 60.0, "ping added {added} ms");
+    assert!(common::testbed::nothing_left(), "namespaces left behind");
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses part of the harness
 
 pub mod origin;
+pub mod testbed;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
