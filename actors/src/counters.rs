@@ -81,6 +81,11 @@ impl Counters {
 
     /// A snapshot.
     pub fn snapshot(&self) -> ByteCounters {
+        let (hash, length, on_disk) = (
+            self.rejected_hash.load(Ordering::Relaxed),
+            self.rejected_length.load(Ordering::Relaxed),
+            self.rejected_on_disk.load(Ordering::Relaxed),
+        );
         ByteCounters {
             from_peers: self.from_peers.load(Ordering::Relaxed),
             from_parent: self.from_parent.load(Ordering::Relaxed),
@@ -88,12 +93,10 @@ impl Counters {
             served: self.served.load(Ordering::Relaxed),
             served_background: self.served_background.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
-            pieces_rejected: self.rejected_hash.load(Ordering::Relaxed)
-                + self.rejected_length.load(Ordering::Relaxed)
-                + self.rejected_on_disk.load(Ordering::Relaxed),
-            rejected_hash: self.rejected_hash.load(Ordering::Relaxed),
-            rejected_length: self.rejected_length.load(Ordering::Relaxed),
-            rejected_on_disk: self.rejected_on_disk.load(Ordering::Relaxed),
+            pieces_rejected: hash + length + on_disk,
+            rejected_hash: hash,
+            rejected_length: length,
+            rejected_on_disk: on_disk,
             broadcasts_sent: self.broadcasts_sent.load(Ordering::Relaxed),
         }
     }

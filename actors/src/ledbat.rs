@@ -247,8 +247,9 @@ impl Ledbat {
             .clamp(self.min_window() as f64, self.config.max_window as f64);
         // In range by the clamp: a whole number of bytes within u64.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let next = next as u64;
-        self.window = next;
+        {
+            self.window = next as u64;
+        }
     }
 
     fn leave_slow_start(&mut self, now: Instant) {

@@ -244,22 +244,16 @@ impl Picker {
         u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX)
     }
 
-    fn count_flights(&self, on_wire: bool, origin_only: bool) -> u32 {
-        let n = self
-            .in_flight
-            .values()
-            .filter(|f| {
-                f.on_wire == on_wire && (!origin_only || matches!(f.source, Source::Origin(_)))
-            })
-            .count();
+    fn count_flights(&self, which: impl Fn(&Flight) -> bool) -> u32 {
+        let n = self.in_flight.values().filter(|f| which(f)).count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// No room for another request: `total` on the wire, or `total` pieces
     /// waiting for the disk.
     fn full(&self) -> bool {
-        self.count_flights(true, false) >= self.limits.total
-            || self.count_flights(false, false) >= self.limits.total
+        self.count_flights(|f| f.on_wire) >= self.limits.total
+            || self.count_flights(|f| !f.on_wire) >= self.limits.total
     }
 
     /// Peers known as sources (not set aside).
@@ -338,7 +332,7 @@ impl Picker {
     }
 
     fn origin_in_flight(&self) -> u32 {
-        self.count_flights(true, true)
+        self.count_flights(|f| f.on_wire && matches!(f.source, Source::Origin(_)))
     }
 
     fn wanted(&self) -> impl Iterator<Item = u32> + '_ {

@@ -8,15 +8,18 @@
 //! rejected (by reason), transfers active and done, discovery broadcasts,
 //! restarts and probe answers by actor. Server: registered clients,
 //! published contents, what each office's clients received, origin use,
-//! restarts by actor. Per actor also its mailbox capacity and how long the
-//! watchdog's probe waited in the mailbox; the queue length itself is not
-//! exported: actix does not expose it.
+//! restarts by actor. Per actor also its mailbox capacity, depth (measured
+//! by the watchdog's probe, see `branchline_actors::supervision`), messages
+//! handled, and how long the probe waited in the mailbox.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
 
 use branchline_actors::wire::{ActorView, ClientStatus, ServerStatus};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
 
 /// A per-actor metric family: name, type, help, and how to read it.
 type ActorNumber = (
@@ -25,9 +28,6 @@ type ActorNumber = (
     &'static str,
     fn(&ActorView) -> u64,
 );
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Request, Response, StatusCode};
 
 /// Prometheus text exposition, built line by line.
 #[derive(Default)]

@@ -163,40 +163,41 @@ impl Handler<ListActors> for NodeSupervisor {
     type Result = MessageResult<ListActors>;
 
     fn handle(&mut self, _: ListActors, _: &mut Context<Self>) -> Self::Result {
-        let listed = self.book.listed().into_iter().map(|l| ActorView {
-            alive: l.kill.connected(),
-            name: l.name,
-            kind: l.health.kind().to_owned(),
-            restarts: l.health.restarts(),
-            last_cause: l.health.last_cause(),
-            uptime_secs: l.health.uptime().as_secs(),
-            answered_probe: None,
-            probe_ms: None,
-            mailbox_capacity: l.health.mailbox_capacity() as u64,
-            mailbox_depth: l.health.mailbox_depth(),
-            messages_handled: l.health.messages_handled(),
-        });
+        let listed = self
+            .book
+            .listed()
+            .into_iter()
+            .map(|l| view(l.name, &l.health, l.kill.connected(), None));
         MessageResult(
             self.children
                 .iter()
-                .map(|c| ActorView {
-                    name: c.name.to_owned(),
-                    kind: c.health.kind().to_owned(),
-                    alive: (c.alive)(),
-                    restarts: c.health.restarts(),
-                    last_cause: c.health.last_cause(),
-                    uptime_secs: c.health.uptime().as_secs(),
-                    answered_probe: c.last_probe.map(|(ok, _)| ok),
-                    probe_ms: c
-                        .last_probe
-                        .map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
-                    mailbox_capacity: c.health.mailbox_capacity() as u64,
-                    mailbox_depth: c.health.mailbox_depth(),
-                    messages_handled: c.health.messages_handled(),
-                })
+                .map(|c| view(c.name.to_owned(), &c.health, (c.alive)(), c.last_probe))
                 .chain(listed)
                 .collect(),
         )
+    }
+}
+
+/// What status shows of one actor: `last_probe` is the watchdog's last
+/// answer and its latency (top-level actors only).
+fn view(
+    name: String,
+    health: &Health,
+    alive: bool,
+    last_probe: Option<(bool, Duration)>,
+) -> ActorView {
+    ActorView {
+        name,
+        kind: health.kind().to_owned(),
+        alive,
+        restarts: health.restarts(),
+        last_cause: health.last_cause(),
+        uptime_secs: health.uptime().as_secs(),
+        answered_probe: last_probe.map(|(ok, _)| ok),
+        probe_ms: last_probe.map(|(_, took)| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
+        mailbox_capacity: health.mailbox_capacity() as u64,
+        mailbox_depth: health.mailbox_depth(),
+        messages_handled: health.messages_handled(),
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
+use branchline_actors::ledbat::LedbatConfig;
+
 use super::background_cc::{LedbatFactory, MAX_ACK_DELAY};
 use crate::tls;
-use branchline_actors::ledbat::LedbatConfig;
 
 /// Largest UDP payload Path MTU discovery probes for: a 9000-byte jumbo
 /// frame less IPv6 and UDP headers.
@@ -74,8 +75,9 @@ fn transport_config(background: Option<LedbatConfig>) -> TransportConfig {
         IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s is a valid idle timeout"),
     ));
     t.keep_alive_interval(Some(KEEP_ALIVE));
-    // Probe for paths that carry jumbo frames (and loopback); a path with a
-    // 1500-byte MTU just loses the probes and stays at about 1452.
+    // Probe for paths that carry jumbo frames (and loopback); on a path
+    // with a 1500-byte MTU the probes above it are lost and the search
+    // settles at its largest packet.
     let mut mtu = MtuDiscoveryConfig::default();
     mtu.upper_bound(MTU_UPPER_BOUND);
     // Search down to the byte: on a 1500-byte WAN every byte of a packet's
