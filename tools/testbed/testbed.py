@@ -354,7 +354,7 @@ class Branchline:
                 p.kill()
 
 
-def run_branchline(net, offices, origin, bl, work, package, size):
+def run_branchline(net, offices, origin, bl, work, package):
     nodes = Branchline(bl, offices, work)
     try:
         content = nodes.publish(package, origin)
@@ -431,7 +431,7 @@ def info_hash(torrent):
     raise RuntimeError(f"{torrent}: no info dictionary")
 
 
-def run_bittorrent(net, offices, origin, work, package, size):
+def run_bittorrent(net, offices, origin, work, package):
     """A real swarm: opentracker on the server host, the origin host seeding
     with aria2, every branch client an aria2 peer that keeps seeding until
     all are done. Completion times come from aria2's completion hook."""
@@ -592,13 +592,20 @@ class ForwardedBytes:
         return {k: (after[k] - before[k]) * 8 / seconds / 1e6 for k in after}
 
 
-def ping_ms(ns, ip, seconds):
-    """Average RTT of pings every 0.2 s for `seconds`."""
-    out = sh(*ns_exec(ns, "ping", "-q", "-i", "0.2", "-w", str(seconds), ip), check=False)
+def start_ping(ns, ip, seconds):
+    """Pings `ip` from host `ns` every 0.2 s for `seconds`, in the
+    background; `ping_average` reads the result."""
+    return subprocess.Popen(ns_exec(ns, "ping", "-q", "-i", "0.2", "-w", str(seconds), ip),
+                            stdout=subprocess.PIPE, text=True)
+
+
+def ping_average(pinger):
+    """The average RTT in ms of a `start_ping` once it ends."""
+    out = pinger.communicate()[0]
     for line in out.splitlines():
         if "min/avg/max" in line:
             return float(line.split("=")[1].split("/")[1])
-    raise RuntimeError(f"ping from {ns} to {ip} got no answer: {out}")
+    raise RuntimeError(f"{' '.join(pinger.args)} got no answer: {out}")
 
 
 def iperf_down(ns, server_ip, seconds):
@@ -607,7 +614,7 @@ def iperf_down(ns, server_ip, seconds):
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
-def yield_phases(net, offices, origin, bl, work, package, meter, yielding):
+def yield_phases(offices, origin, bl, work, package, meter, yielding):
     """Branchline's background pull into the branch alone, then beside a
     bulk TCP flow, with a ping alongside; `yielding` picks the controller."""
     config = f"[background]\nyielding = {'true' if yielding else 'false'}\n"
@@ -619,12 +626,9 @@ def yield_phases(net, offices, origin, bl, work, package, meter, yielding):
         fetch = subprocess.Popen(nodes.fetch(rvp, content), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(8)  # past slow start
         result = {}
-        pinger = subprocess.Popen(ns_exec(rvp, "ping", "-q", "-i", "0.2", "-w", "10", SERVER_IP),
-                                  stdout=subprocess.PIPE, text=True)
+        pinger = start_ping(rvp, SERVER_IP, 10)
         result["alone_mbit"] = meter.rates(10)["udp"]
-        ping_out = pinger.communicate()[0]
-        result["ping_alone_ms"] = next(float(l.split("=")[1].split("/")[1])
-                                       for l in ping_out.splitlines() if "min/avg/max" in l)
+        result["ping_alone_ms"] = ping_average(pinger)
         tcp = {}
         flow = threading.Thread(target=lambda: tcp.update(mbit=iperf_down(rvp, SERVER_IP, 20)))
         flow.start()
@@ -655,7 +659,7 @@ def run_yield(args):
     try:
         meter = ForwardedBytes(offices[1].router, "wan-up")
         rvp = offices[1].hosts[0][0]
-        base_ms = ping_ms(rvp, SERVER_IP, 3)
+        base_ms = ping_average(start_ping(rvp, SERVER_IP, 3))
         tcp_alone = iperf_down(rvp, SERVER_IP, 15)
         print(f"idle ping {base_ms:.1f} ms; TCP alone {tcp_alone:.2f} Mbit/s", flush=True)
         rows = {}
@@ -664,7 +668,7 @@ def run_yield(args):
             here = os.path.join(work, "yielding" if yielding else "cubic")
             os.makedirs(here)
             print(f"{name} ...", flush=True)
-            rows[name] = yield_phases(net, offices, origin, args.bin, here, package, meter, yielding)
+            rows[name] = yield_phases(offices, origin, args.bin, here, package, meter, yielding)
             net.check_delays()
     finally:
         iperf.kill()
@@ -764,12 +768,12 @@ def main():
                 os.makedirs(here)
                 os.chmod(here, 0o755)
                 if system == "branchline":
-                    r = run_branchline(net, offices, origin, args.bin, here, package, size)
+                    r = run_branchline(net, offices, origin, args.bin, here, package)
                     print_ledger(r)
                 elif system == "http":
                     r = run_http(net, offices, origin, here)
                 elif system == "bittorrent":
-                    r = run_bittorrent(net, offices, origin, here, package, size)
+                    r = run_bittorrent(net, offices, origin, here, package)
                 else:
                     sys.exit(f"testbed: unknown system {system}")
                 results[system].append(r)
