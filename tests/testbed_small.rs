@@ -42,3 +42,32 @@ fn small_scenario_crosses_every_wan_link_once() {
     }
     assert!(common::testbed::nothing_left(), "namespaces left behind");
 }
+
+#[test]
+fn bad_testbed_arguments_are_refused_before_anything_is_built() {
+    for (args, expected) in [
+        (
+            &["run", "--runs", "0"][..],
+            "argument --runs: must be at least 1, got 0",
+        ),
+        (
+            &["yield", "--wan-mbit", "fast"][..],
+            "argument --wan-mbit: `fast` is not a whole number",
+        ),
+        (
+            &["run", "--scenario", "huge"][..],
+            "argument --scenario: invalid choice: 'huge'",
+        ),
+    ] {
+        let (code, stderr) = common::testbed::refused(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let (code, stderr) = common::testbed::wan_delay_refused(&["--delay-ms", "abc"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, no panic: {stderr}");
+    assert!(
+        stderr.contains("bad value for --delay-ms: `abc`"),
+        "{stderr}"
+    );
+}

@@ -52,6 +52,29 @@ pub fn run(args: &[&str]) -> Value {
     serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
 }
 
+/// Runs `testbed.py ARGS...` expecting a refusal: its exit code and stderr.
+pub fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("python3")
+        .arg(repo().join("tools/testbed/testbed.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Runs the delay program with `args`, expecting a refusal: its exit code
+/// and stderr.
+pub fn wan_delay_refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(wan_delay()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// True when no namespace the testbed makes is left.
 pub fn nothing_left() -> bool {
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();

@@ -75,15 +75,21 @@ pub fn fill_random(buf: &mut [u8], seed: &mut u64) {
     }
 }
 
-/// Parses `--name value` from the command line, with a default.
+/// Parses `--name value` from the command line, with a default. A value
+/// that does not parse ends the program with a one-line error and exit
+/// code 2.
 pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
+    let Some(value) = args
+        .iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("bad value for {name}: {v}"))
-        })
-        .unwrap_or(default)
+    else {
+        return default;
+    };
+    value.parse().unwrap_or_else(|_| {
+        let program = args.first().map_or("", String::as_str);
+        eprintln!("{program}: bad value for {name}: `{value}`");
+        std::process::exit(2)
+    })
 }

@@ -729,15 +729,26 @@ def prepare(args, scn, needed):
     return offices, net, work, origin, package, size
 
 
+def positive(text):
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
     run.add_argument("--scenario", choices=SCENARIOS, default="small")
     run.add_argument("--systems", default="branchline,http,bittorrent")
-    run.add_argument("--runs", type=int, default=1, help="repeat each system; the median run is reported")
+    run.add_argument("--runs", type=positive, default=1, help="repeat each system; the median run is reported")
     yld = sub.add_parser("yield", help="B5: the background protocol beside a bulk TCP flow")
-    yld.add_argument("--wan-mbit", type=int, default=20)
+    yld.add_argument("--wan-mbit", type=positive, default=20)
     yld.add_argument("--only-yielding", action="store_true", help="skip the CUBIC comparison (CI)")
     for p in (run, yld):
         p.add_argument("--bin", default=os.path.join(ROOT, "target/release/branchline"))
