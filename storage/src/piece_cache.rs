@@ -162,6 +162,9 @@ struct OpenContent {
     manifest: Arc<Manifest>,
     file: File,
     path: PathBuf,
+    /// Held while writing a piece: concurrent writes to one file queue on
+    /// this (sleeping) instead of spinning on the inode's lock in the kernel.
+    writing: Mutex<()>,
     synced: GroupCommit,
 }
 
@@ -267,6 +270,7 @@ impl PieceCache {
             manifest: Arc::new(manifest),
             file,
             path,
+            writing: Mutex::new(()),
             synced: GroupCommit::default(),
         });
         self.open
@@ -370,9 +374,12 @@ impl PieceCache {
             });
         }
         let offset = open.manifest.piece_offset(index);
-        open.file
-            .write_all_at(bytes, offset)
-            .map_err(io_err("write", &open.path))?;
+        {
+            let _writing = open.writing.lock().expect("piece write lock");
+            open.file
+                .write_all_at(bytes, offset)
+                .map_err(io_err("write", &open.path))?;
+        }
         // Verify, write, sync, mark: concurrent pieces share one sync.
         open.synced
             .commit(|| open.file.sync_data())
