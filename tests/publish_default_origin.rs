@@ -1,10 +1,12 @@
 //! `publish` without `--origin` on a server that runs its embedded file
 //! storage: the package's origin is its URL there (learned from the running
 //! server, whatever flags started it), and a client fetches it from there.
+//! The client first only pre-stages it (`fetch` without `--out`), then
+//! writes it out without downloading it again.
 
 mod common;
 
-use common::{World, finish_fetch, make_package, path_arg, sha256_file};
+use common::{World, bin, finish_fetch, make_package, path_arg, sha256_file};
 
 const SIZE: usize = 3 * 1024 * 1024 + 17;
 
@@ -32,6 +34,28 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
         origins,
         &serde_json::json!([format!("http://{listen}/apps/tool%201.bin")]),
         "the origin is the package's URL in the file storage"
+    );
+
+    let prestage = std::process::Command::new(bin())
+        .args([
+            "fetch",
+            "--quiet",
+            "--data-dir",
+            &path_arg(&client.data_dir),
+            &content,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&prestage.stderr);
+    assert!(prestage.status.success(), "{said}");
+    assert!(
+        said.starts_with(&format!("cached {content}: 3.0 MiB")),
+        "{said}"
+    );
+    assert_eq!(
+        client.status()["contents"][0]["have"],
+        4,
+        "held in the cache"
     );
 
     let out = world.path("tool.out");

@@ -8,7 +8,11 @@
 //!   and the TCP flow keeps at least 70% of its rate alone;
 //! - alone, the background transfer takes at least half the link;
 //! - the ping alongside sees at most 60 ms of added delay (quinn's CUBIC
-//!   adds about 177 ms there).
+//!   adds about 177 ms there);
+//! - the busy pause holds the RVP's downloads for part of the TCP phase,
+//!   with its reason in `status`, and has let go by the end;
+//! - two background flows into the office (a second RVP pulling a second
+//!   package) each get at least half what the other gets.
 //!
 //! Needs root, iproute2, iptables, nginx, curl, iperf3 and ping (`.ci/run`
 //! installs them).
@@ -32,5 +36,22 @@ fn the_background_protocol_steps_aside_for_a_tcp_flow() {
     );
     let added = ours["ping_alone_ms"].as_f64().unwrap() - run["idle_ping_ms"].as_f64().unwrap();
     assert!(added <= 60.0, "ping added {added} ms");
+    let paused = ours["paused_beside_tcp_s"].as_f64().unwrap();
+    let timeline = &ours["pause_timeline"];
+    assert!(paused > 0.0, "never paused beside TCP: {timeline}");
+    assert_eq!(ours["paused_at_end"], false, "still paused: {timeline}");
+    let reasons = ours["pause_reasons"].to_string();
+    assert!(
+        reasons.contains("WAN link busy: queuing delay"),
+        "{reasons}"
+    );
+    let flows: Vec<f64> = ours["two_flows_mbit"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let (low, high) = (flows[0].min(flows[1]), flows[0].max(flows[1]));
+    assert!(low >= 0.5 * high, "two flows: {flows:?}");
     assert!(common::testbed::nothing_left(), "namespaces left behind");
 }

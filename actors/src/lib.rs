@@ -28,7 +28,9 @@
 //! - [`token_bucket`]: pacing a pull across a rate-capped office link.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
+pub mod busy;
 pub mod counters;
+pub mod delay;
 pub mod discovery;
 pub mod election;
 pub mod have_reporter;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use branchline_storage::{ContentId, ContentRecord, NodeId, PieceMap};
 
+use crate::busy::LinkPause;
 use crate::counters::Counters;
 use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
@@ -56,6 +57,8 @@ pub struct OfficeDeps {
     pub counters: Arc<Counters>,
     /// Where the node lists its short-lived actors.
     pub book: ActorBook,
+    /// The busy pause of the link into the office.
+    pub link_pause: LinkPause,
 }
 
 struct Entry {
@@ -76,11 +79,11 @@ impl Office {
     /// An office for a node.
     pub fn new(deps: OfficeDeps, settings: TransferSettings) -> Self {
         Office {
-            deps,
             settings,
             transfers: HashMap::new(),
             banned: HashSet::new(),
-            link_rate: LinkRate::default(),
+            link_rate: LinkRate::new(deps.link_pause.clone()),
+            deps,
         }
     }
 

@@ -1,12 +1,18 @@
 //! A token bucket: how a download keeps its pull across a rate-capped
 //! office link (`wan_rate_mbit` in the topology) under the cap. Bytes are
 //! taken before a request is sent; the bucket refills at the rate and holds
-//! at most `capacity` bytes, so bursts stay short. Plain logic that takes
-//! `now`.
+//! at most `capacity` bytes, so bursts stay short. The same gate holds the
+//! pull while the link is paused as busy ([`crate::busy`]). Plain logic
+//! that takes `now`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use crate::busy::LinkPause;
+
+/// How soon a download paused as busy asks again.
+const PAUSE_RECHECK: Duration = Duration::from_millis(500);
 
 /// A token bucket of bytes.
 #[derive(Clone, Debug)]
@@ -72,17 +78,29 @@ impl TokenBucket {
     }
 }
 
-/// The cap on the link into this node's office, shared by every download
-/// of the node (they all pull across the same link). Cloning shares it.
-/// Lives on one arbiter: the office and its transfers.
+/// The cap on the link into this node's office, and its busy pause,
+/// shared by every download of the node (they all pull across the same
+/// link). Cloning shares it. The bucket lives on one arbiter: the office
+/// and its transfers.
 #[derive(Clone, Debug, Default)]
-pub struct LinkRate(Rc<RefCell<Option<TokenBucket>>>);
+pub struct LinkRate {
+    bucket: Rc<RefCell<Option<TokenBucket>>>,
+    pause: LinkPause,
+}
 
 impl LinkRate {
+    /// No cap yet, paused while `pause` says so.
+    pub fn new(pause: LinkPause) -> Self {
+        LinkRate {
+            bucket: Rc::default(),
+            pause,
+        }
+    }
+
     /// Sets the cap in bytes per second (`None`: no cap); unchanged if the
     /// rate is the same, so bytes already taken still count.
     pub fn set(&self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
-        let mut bucket = self.0.borrow_mut();
+        let mut bucket = self.bucket.borrow_mut();
         match bytes_per_sec {
             None => *bucket = None,
             Some(rate) if bucket.as_ref().is_some_and(|b| b.rate() == rate) => {}
@@ -93,10 +111,13 @@ impl LinkRate {
         }
     }
 
-    /// Takes `bytes` if there is no cap or the bucket holds them; else
-    /// says when it will.
+    /// Takes `bytes` if the link is not paused and there is no cap or the
+    /// bucket holds them; else says when to ask again.
     pub fn try_take(&self, bytes: u64, now: Instant) -> Result<(), Instant> {
-        let mut bucket = self.0.borrow_mut();
+        if self.pause.paused(now).is_some() {
+            return Err(now + PAUSE_RECHECK);
+        }
+        let mut bucket = self.bucket.borrow_mut();
         let Some(bucket) = bucket.as_mut() else {
             return Ok(());
         };
@@ -161,6 +182,29 @@ mod tests {
             other.try_take(MIB / 2, now).is_err(),
             "the same rate keeps the bucket"
         );
+    }
+
+    #[test]
+    fn a_paused_link_gives_nothing_until_it_resumes() {
+        let pause = LinkPause::default();
+        let link = LinkRate::new(pause.clone());
+        let mut now = Instant::now();
+        let mut sample = |now: Instant, ms: u64| pause.on_rtt(now, Duration::from_millis(ms));
+        for _ in 0..20 {
+            now += Duration::from_millis(100);
+            sample(now, 80);
+        }
+        assert_eq!(link.try_take(MIB, now), Ok(()), "no cap, not paused");
+        for _ in 0..60 {
+            now += Duration::from_millis(100);
+            sample(now, 300);
+        }
+        assert_eq!(link.try_take(MIB, now), Err(now + PAUSE_RECHECK));
+        for _ in 0..60 {
+            now += Duration::from_millis(100);
+            sample(now, 81);
+        }
+        assert_eq!(link.try_take(MIB, now), Ok(()), "resumed");
     }
 
     #[test]

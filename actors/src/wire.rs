@@ -18,6 +18,7 @@ use branchline_storage::content::MAX_MANIFEST_BYTES;
 use branchline_storage::piece_cache::{ContentSummary, Usage};
 use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
 
+use crate::busy::PauseView;
 use crate::election::Attributes;
 use crate::topology::OfficeKind;
 use serde::de::DeserializeOwned;
@@ -364,8 +365,9 @@ pub enum AdminRequest {
     Fetch {
         /// The content.
         content: ContentId,
-        /// Where to write it (absolute path).
-        out: PathBuf,
+        /// Where to write it (absolute path); `None` only downloads it
+        /// into the cache (pre-staging).
+        out: Option<PathBuf>,
     },
     /// Server: publish a manifest with its origins.
     Publish {
@@ -552,6 +554,19 @@ pub struct ClientStatus {
     pub counters: ByteCounters,
     /// Its top-level actors.
     pub actors: Vec<ActorView>,
+    /// The link into its office, as its background connections see it.
+    pub background_link: BackgroundLink,
+}
+
+/// The link into a client's office, as its busy pause sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackgroundLink {
+    /// The pause in force, if downloads from the office above are paused.
+    pub paused: Option<PauseView>,
+    /// Pauses since the node started.
+    pub pauses: u64,
+    /// Queuing delay measured last, milliseconds (none before a sample).
+    pub queuing_delay_ms: Option<f64>,
 }
 
 /// One registered client, as the server shows it.

@@ -129,9 +129,11 @@ pub struct FetchArgs {
     pub node: NodeLocator,
     /// The content id (64 hex characters, as `publish` printed it).
     pub content: String,
-    /// Where to write the package.
+    /// Where to write the package. Without it the package is only
+    /// downloaded into the cache (pre-staged); `fetch --out` writes it later
+    /// without downloading again.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use branchline_actors::busy::BusyConfig;
 use serde::Deserialize;
 
 /// Default control port of the server (the manual's server message port).
@@ -291,15 +292,33 @@ pub struct BackgroundSection {
     pub yielding: bool,
     /// Queuing delay the controller aims at, in milliseconds (1 to 1000).
     pub target_delay_ms: u64,
+    /// Downloads from the office above pause while the link in is busy
+    /// (needs `yielding`, whose controller measures the delay).
+    pub pause: bool,
+    /// Queuing delay at or above which the link counts as busy, ms.
+    pub pause_delay_ms: u64,
+    /// How long the link must stay busy before the pause, seconds.
+    pub pause_after_secs: u64,
+    /// How long it must stay clear before the downloads resume, seconds.
+    pub resume_after_secs: u64,
 }
 
 impl Default for BackgroundSection {
     fn default() -> Self {
+        let busy = BusyConfig::default();
         BackgroundSection {
             yielding: true,
             target_delay_ms: 25,
+            pause: busy.enabled,
+            pause_delay_ms: millis(busy.pause_delay),
+            pause_after_secs: busy.pause_after.as_secs(),
+            resume_after_secs: busy.resume_after.as_secs(),
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl BackgroundSection {
@@ -310,6 +329,16 @@ impl BackgroundSection {
                 target: Duration::from_millis(self.target_delay_ms),
                 ..Default::default()
             })
+    }
+
+    /// The busy pause's settings.
+    pub fn busy(&self) -> BusyConfig {
+        BusyConfig {
+            enabled: self.pause && self.yielding,
+            pause_delay: Duration::from_millis(self.pause_delay_ms),
+            pause_after: Duration::from_secs(self.pause_after_secs),
+            resume_after: Duration::from_secs(self.resume_after_secs),
+        }
     }
 }
 
@@ -538,6 +567,15 @@ impl ClientConfig {
                 self.background.target_delay_ms,
                 "background.target_delay_ms",
             ),
+            (self.background.pause_delay_ms, "background.pause_delay_ms"),
+            (
+                self.background.pause_after_secs,
+                "background.pause_after_secs",
+            ),
+            (
+                self.background.resume_after_secs,
+                "background.resume_after_secs",
+            ),
         ] {
             positive(value, key)?;
         }
@@ -545,6 +583,13 @@ impl ClientConfig {
             return Err(ConfigError::Invalid(format!(
                 "background.target_delay_ms ({}) must be at most 1000",
                 self.background.target_delay_ms
+            )));
+        }
+        if self.background.pause_delay_ms <= self.background.target_delay_ms {
+            return Err(ConfigError::Invalid(format!(
+                "background.pause_delay_ms ({}) must be above background.target_delay_ms ({}): \
+                 the controller itself keeps about the target",
+                self.background.pause_delay_ms, self.background.target_delay_ms
             )));
         }
         if t.per_peer > t.max_in_flight {
@@ -674,6 +719,21 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "invalid config: background.target_delay_ms (5000) must be at most 1000"
         );
+        c.background.target_delay_ms = 25;
+        c.background.pause_after_secs = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: background.pause_after_secs must be greater than 0"
+        );
+        c.background.pause_after_secs = 5;
+        c.background.pause_delay_ms = 20;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: background.pause_delay_ms (20) must be above \
+             background.target_delay_ms (25): the controller itself keeps about the target"
+        );
+        let e = err("[background]\npause_delay_ms = -3\n");
+        assert!(e.contains("line 2"), "{e}");
         let e = err("[background]\nyielding = \"yes\"\n");
         assert!(e.contains("line 2") && e.contains("boolean"), "{e}");
         let mut s = ServerConfig::empty();

@@ -357,7 +357,10 @@ async fn fetch_one(
     bar: ProgressBar,
     started: Instant,
 ) -> anyhow::Result<Duration> {
-    let request = AdminRequest::Fetch { content, out };
+    let request = AdminRequest::Fetch {
+        content,
+        out: Some(out),
+    };
     let result = connect::request(&socket, &request, |reply| match reply {
         AdminReply::Progress(p) => {
             fetch::show(&bar, &p);

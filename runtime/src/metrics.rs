@@ -5,7 +5,8 @@
 //!
 //! Client: bytes received by source class (office, parent office, origin)
 //! in all and per content, bytes served by protocol, pieces stored and
-//! rejected (by reason), transfers active and done, discovery broadcasts,
+//! rejected (by reason), transfers active and done, the busy pause of the
+//! link into the office (paused by reason, pauses, queuing delay), discovery broadcasts,
 //! restarts and probe answers by actor. Server: registered clients,
 //! published contents, what each office's clients received, origin use,
 //! restarts by actor. Per actor also its mailbox capacity, depth (measured
@@ -39,7 +40,7 @@ impl Exposition {
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         let labels: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
@@ -223,6 +224,31 @@ pub fn render_client(s: &ClientStatus) -> String {
         &[("state", "done")],
         u64::from(s.transfers_done),
     );
+    let link = &s.background_link;
+    out.family(
+        "branchline_background_paused",
+        "gauge",
+        "1 while downloads from the office above are paused, by reason.",
+    );
+    out.sample(
+        "branchline_background_paused",
+        &[("reason", "link_busy")],
+        u64::from(link.paused.is_some()),
+    );
+    out.family(
+        "branchline_background_pauses_total",
+        "counter",
+        "Busy pauses of downloads from the office above.",
+    );
+    out.sample("branchline_background_pauses_total", &[], link.pauses);
+    if let Some(ms) = link.queuing_delay_ms {
+        out.family(
+            "branchline_background_queuing_delay_seconds",
+            "gauge",
+            "Queuing delay on the link into the office, as the busy pause measures it.",
+        );
+        out.sample("branchline_background_queuing_delay_seconds", &[], ms / 1e3);
+    }
     out.family(
         "branchline_discovery_broadcasts_total",
         "counter",

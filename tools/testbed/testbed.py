@@ -57,10 +57,13 @@ import time
 PREFIX = "bltb-"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# prestage: Branchline's timed fetch only fills the caches, and each output
+# is written, hashed and deleted afterwards, one at a time: 41 caches and 41
+# outputs of 1 GiB at once would not fit this machine's disk.
 SCENARIOS = {
-    "small": dict(branches=2, clients=3, child=False, mib=32, wan_mbit=20, delay_ms=30),
-    "standard": dict(branches=3, clients=6, child=True, mib=256, wan_mbit=20, delay_ms=40),
-    "big": dict(branches=4, clients=10, child=False, mib=1024, wan_mbit=50, delay_ms=40),
+    "small": dict(branches=2, clients=3, child=False, mib=32, wan_mbit=20, delay_ms=30, prestage=False),
+    "standard": dict(branches=3, clients=6, child=True, mib=256, wan_mbit=20, delay_ms=40, prestage=False),
+    "big": dict(branches=4, clients=10, child=False, mib=1024, wan_mbit=50, delay_ms=40, prestage=True),
 }
 
 SERVER_IP = "198.18.0.10"
@@ -293,7 +296,7 @@ class Branchline:
     """A Branchline server and one client per host (plus the central
     office's cache), with the topology imported; stopped with SIGTERM."""
 
-    def __init__(self, bl, offices, work, client_config=None):
+    def __init__(self, bl, offices, work, client_config=None, rvps_per_office=None):
         self.bl, self.work = bl, work
         self.server_dir = os.path.join(work, "bl-server")
         self.procs = [subprocess.Popen(
@@ -309,10 +312,10 @@ class Branchline:
             wait_for("the server", lambda: status(bl, self.server_dir) is not None)
             csv = os.path.join(work, "topology.csv")
             with open(csv, "w") as f:
-                f.write("office,parent,type,subnets\n")
+                f.write("office,parent,type,subnets,rvp_count\n")
                 for o in offices:
                     parent = offices[o.parent].name if o.parent is not None else ""
-                    f.write(f"{o.name},{parent},{o.kind},{o.subnet()}\n")
+                    f.write(f"{o.name},{parent},{o.kind},{o.subnet()},{rvps_per_office or ''}\n")
             sh(bl, "topology", "import", "--data-dir", self.server_dir, csv)
             extra = []
             if client_config is not None:
@@ -333,13 +336,15 @@ class Branchline:
             raise
 
     def publish(self, package, origin):
-        out = sh(self.bl, "publish", "--data-dir", self.server_dir, package, "--origin", origin.url("package.bin"))
+        out = sh(self.bl, "publish", "--data-dir", self.server_dir, package,
+                 "--origin", origin.url(os.path.basename(package)))
         return out.strip().splitlines()[-1]
 
-    def fetch(self, ns, content):
-        """The command that fetches `content` on the client of host `ns`."""
-        return [self.bl, "fetch", "--quiet", "--data-dir", self.dirs[ns], content,
-                "--out", self.out(ns)]
+    def fetch(self, ns, content, out=True):
+        """The command that fetches `content` on the client of host `ns`,
+        writing the output file (or, without `out`, only caching it)."""
+        return [self.bl, "fetch", "--quiet", "--data-dir", self.dirs[ns], content] + (
+            ["--out", self.out(ns)] if out else [])
 
     def out(self, ns):
         return os.path.join(self.work, f"out-{ns}")
@@ -354,16 +359,23 @@ class Branchline:
                 p.kill()
 
 
-def run_branchline(net, offices, origin, bl, work, package):
+def run_branchline(net, offices, origin, bl, work, package, prestage):
     nodes = Branchline(bl, offices, work)
     try:
         content = nodes.publish(package, origin)
         before_wan, before_origin = net.wan_counters(), origin.sent()
-        times = run_fetches([(ns, nodes.fetch(ns, content), None) for ns, _, _ in nodes.clients])
+        times = run_fetches([(ns, nodes.fetch(ns, content, out=not prestage), None)
+                             for ns, _, _ in nodes.clients])
         net.check_delays()
         wan = diff_counters(before_wan, net.wan_counters())
         origin_bytes = origin.sent() - before_origin
-        sha = {ns: sha256(nodes.out(ns)) for ns, _, _ in nodes.clients}
+        sha = {}
+        for ns, _, _ in nodes.clients:
+            if prestage:
+                sh(*nodes.fetch(ns, content))
+            sha[ns] = sha256(nodes.out(ns))
+            if prestage:
+                os.remove(nodes.out(ns))
         ledger = settled_ledger(bl, nodes.server_dir, nodes.dirs, nodes.clients, list(wan))
         devices = {ns: t for ns, t in times.items() if ns != nodes.cache}
         return dict(times=devices, hq_cache_seconds=times[nodes.cache], wan=wan,
@@ -562,26 +574,39 @@ def chart(results, path, title):
     os.remove(data)
 
 
-YIELD = dict(branches=1, clients=1, child=False, mib=256, wan_mbit=20, delay_ms=40)
+YIELD = dict(branches=1, clients=2, child=False, mib=256, wan_mbit=20, delay_ms=40, prestage=False)
 
 
 class ForwardedBytes:
-    """Bytes that came in over a WAN link, by protocol, from iptables
-    counters in the receiving router (after the shaper: delivered bytes)."""
+    """Bytes that came in over a WAN link, by protocol (and UDP bytes by
+    receiving host), from iptables counters in the receiving router (after
+    the shaper: delivered bytes)."""
 
-    def __init__(self, router, dev):
-        self.router, self.dev = router, dev
+    def __init__(self, router, dev, hosts=()):
+        self.router, self.dev, self.hosts = router, dev, list(hosts)
+        for ip in self.hosts:
+            sh(*ns_exec(router, "iptables", "-A", "FORWARD", "-i", dev, "-d", ip, "-p", "udp",
+                        "-j", "RETURN"))
         for proto in ("udp", "tcp"):
             sh(*ns_exec(router, "iptables", "-A", "FORWARD", "-i", dev, "-p", proto, "-j", "ACCEPT"))
 
     def read(self):
         out = {"udp": 0, "tcp": 0}
+        host_rules = {ip: 0 for ip in self.hosts}
         for line in sh(*ns_exec(self.router, "iptables-save", "-c", "-t", "filter")).splitlines():
             if f"-i {self.dev}" in line and line.startswith("["):
                 counts, rule = line[1:].split("]", 1)
+                count = int(counts.split(":")[1])
+                dest = next((ip for ip in self.hosts if f"-d {ip}/32" in rule), None)
+                if dest is not None:
+                    host_rules[dest] = count
+                    continue
                 proto = "udp" if "-p udp" in rule else "tcp" if "-p tcp" in rule else None
                 if proto:
                     out[proto] = int(counts.split(":")[1])
+        # Per-host rules RETURN before the protocol rules see the packet.
+        out["udp"] += sum(host_rules.values())
+        out.update({f"udp:{ip}": n for ip, n in host_rules.items()})
         return out
 
     def rates(self, seconds):
@@ -614,12 +639,44 @@ def iperf_down(ns, server_ip, seconds):
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
+class PauseWatch:
+    """Polls a client's busy pause (`status --json`) every half second:
+    a timeline of (seconds since start, paused, queuing delay ms, reason)."""
+
+    def __init__(self, bl, data_dir):
+        self.timeline, self.start, self.stopped = [], time.time(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(bl, data_dir), daemon=True)
+        self.thread.start()
+
+    def _run(self, bl, data_dir):
+        while not self.stopped.wait(0.5):
+            link = (status(bl, data_dir) or {}).get("background_link") or {}
+            paused = link.get("paused")
+            self.timeline.append((round(time.time() - self.start, 1), paused is not None,
+                                  link.get("queuing_delay_ms"), (paused or {}).get("reason")))
+
+    def now(self):
+        return time.time() - self.start
+
+    def paused_secs(self, start, end):
+        """Seconds paused between `start` and `end` (seconds since start)."""
+        return 0.5 * sum(1 for t, paused, _, _ in self.timeline if start <= t < end and paused)
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+
 def yield_phases(offices, origin, bl, work, package, meter, yielding):
     """Branchline's background pull into the branch alone, then beside a
-    bulk TCP flow, with a ping alongside; `yielding` picks the controller."""
+    bulk TCP flow, with a ping alongside; `yielding` picks the controller.
+    With it, also two background flows into the office at once (two RVPs
+    pulling two packages) and the busy pause's timeline."""
     config = f"[background]\nyielding = {'true' if yielding else 'false'}\n"
-    nodes = Branchline(bl, offices, work, config)
-    rvp = offices[1].hosts[0][0]
+    hosts = offices[1].hosts
+    nodes = Branchline(bl, offices, work, config, rvps_per_office=len(hosts))
+    rvp = hosts[0][0]
+    watch = PauseWatch(bl, nodes.dirs[rvp])
     try:
         content = nodes.publish(package, origin)
         run_fetches([(nodes.cache, nodes.fetch(nodes.cache, content), None)])
@@ -631,20 +688,51 @@ def yield_phases(offices, origin, bl, work, package, meter, yielding):
         result["ping_alone_ms"] = ping_average(pinger)
         tcp = {}
         flow = threading.Thread(target=lambda: tcp.update(mbit=iperf_down(rvp, SERVER_IP, 20)))
+        tcp_start = watch.now()
         flow.start()
         time.sleep(4)
         both = meter.rates(14)
         flow.join()
+        tcp_end = watch.now()
         result["beside_tcp_udp_mbit"] = both["udp"]
         result["beside_tcp_tcp_mbit"] = both["tcp"]
         result["tcp_iperf_mbit"] = tcp["mbit"]
         time.sleep(3)
         result["after_mbit"] = meter.rates(6)["udp"]
+        after_end = watch.now()
+        result["paused_beside_tcp_s"] = watch.paused_secs(tcp_start, tcp_end)
+        result["paused_after_tcp_s"] = watch.paused_secs(tcp_end, after_end)
+        result["paused_at_end"] = bool(watch.timeline and watch.timeline[-1][1])
+        result["pause_reasons"] = sorted({r for _, _, _, r in watch.timeline if r})
+        if yielding and len(hosts) > 1:
+            result["two_flows_mbit"] = two_flows(nodes, origin, hosts, meter, work)
         fetch.kill()
         fetch.wait()
+        result["pause_timeline"] = watch.timeline
         return result
     finally:
+        watch.stop()
         nodes.stop()
+
+
+def two_flows(nodes, origin, hosts, meter, work):
+    """A second RVP of the branch pulls a second package while the first
+    still pulls its own: each one's rate, Mbit/s, over 15 s after 5 s to
+    settle (both are background flows through the same link)."""
+    second = os.path.join(origin.dir, "package2.bin")
+    with open(second, "wb") as f:
+        f.write(os.urandom(128 << 20))
+    content = nodes.publish(second, origin)
+    run_fetches([(nodes.cache, nodes.fetch(nodes.cache, content), None)])
+    other = hosts[1][0]
+    fetch = subprocess.Popen(nodes.fetch(other, content), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(5)
+        rates = meter.rates(15)
+        return {ns: rates[f"udp:{ip}"] for ns, ip in hosts[:2]}
+    finally:
+        fetch.kill()
+        fetch.wait()
 
 
 def run_yield(args):
@@ -657,7 +745,7 @@ def run_yield(args):
     iperf = subprocess.Popen(ns_exec(server_host, "iperf3", "-s", "-B", SERVER_IP),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        meter = ForwardedBytes(offices[1].router, "wan-up")
+        meter = ForwardedBytes(offices[1].router, "wan-up", [ip for _, ip in offices[1].hosts])
         rvp = offices[1].hosts[0][0]
         base_ms = ping_average(start_ping(rvp, SERVER_IP, 3))
         tcp_alone = iperf_down(rvp, SERVER_IP, 15)
@@ -684,6 +772,17 @@ def run_yield(args):
               f"{r['beside_tcp_udp_mbit'] / link:.0%} ({r['beside_tcp_udp_mbit']:.1f}) | "
               f"{r['tcp_iperf_mbit'] / tcp_alone:.0%} ({r['tcp_iperf_mbit']:.1f}) | "
               f"{r['ping_alone_ms'] - base_ms:.1f} ms |")
+    print()
+    for name, r in rows.items():
+        print(f"{name}: busy pause {r['paused_beside_tcp_s']:.1f} s of the TCP phase, "
+              f"{r['paused_after_tcp_s']:.1f} s after it; paused at the end: {r['paused_at_end']}; "
+              f"reasons: {r['pause_reasons'] or 'none'}")
+        flows = r.get("two_flows_mbit")
+        if flows:
+            a, b = flows.values()
+            print(f"{name}: two background flows into the office: "
+                  + ", ".join(f"{ns} {v:.1f} Mbit/s" for ns, v in flows.items())
+                  + f"; the smaller is {min(a, b) / max(a, b):.0%} of the larger")
     os.makedirs(args.results, exist_ok=True)
     out = os.path.join(args.results, f"yield-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(out, "w") as f:
@@ -779,7 +878,7 @@ def main():
                 os.makedirs(here)
                 os.chmod(here, 0o755)
                 if system == "branchline":
-                    r = run_branchline(net, offices, origin, args.bin, here, package)
+                    r = run_branchline(net, offices, origin, args.bin, here, package, scn["prestage"])
                     print_ledger(r)
                 elif system == "http":
                     r = run_http(net, offices, origin, here)
@@ -789,6 +888,8 @@ def main():
                     sys.exit(f"testbed: unknown system {system}")
                 results[system].append(r)
                 print(f"  all done in {max(r['times'].values()):.1f} s", flush=True)
+                if not args.keep:
+                    shutil.rmtree(here)  # the next system needs the disk space
     finally:
         origin.stop()
     summaries = [summarize_runs(n, runs, size, expected, bound) for n, runs in results.items()]

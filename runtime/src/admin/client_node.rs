@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
+use branchline_actors::busy::LinkPause;
 use branchline_actors::counters::Counters;
 use branchline_actors::office::{ListTransfers, Office, StartTransfer};
 use branchline_actors::store::{Export, GetInventory, Store};
 use branchline_actors::transfer::{GetState, Phase};
-use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus};
+use branchline_actors::wire::{
+    AdminReply, AdminRequest, BackgroundLink, ClientStatus, TransferProgress,
+};
 use branchline_storage::ContentId;
 
 use super::listener::Replies;
@@ -36,6 +39,8 @@ pub struct ClientAdmin {
     pub server: SocketAddr,
     /// What the server link knows.
     pub link: Arc<LinkStatus>,
+    /// The busy pause of the link into the office.
+    pub link_pause: LinkPause,
     /// The node supervisor.
     pub supervisor: Addr<NodeSupervisor>,
     /// The foreground transport.
@@ -111,11 +116,21 @@ impl ClientAdmin {
             transfers_done,
             counters: self.counters.snapshot(),
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
+            background_link: self.background_link(),
         })
     }
 
-    async fn fetch(&self, content: ContentId, out: PathBuf, mut replies: Replies) {
-        if let Err(e) = check_output(&out) {
+    fn background_link(&self) -> BackgroundLink {
+        let (pauses, queuing) = self.link_pause.stats();
+        BackgroundLink {
+            paused: self.link_pause.paused(std::time::Instant::now()),
+            pauses,
+            queuing_delay_ms: queuing.map(|d| d.as_secs_f64() * 1e3),
+        }
+    }
+
+    async fn fetch(&self, content: ContentId, out: Option<PathBuf>, mut replies: Replies) {
+        if let Some(Err(e)) = out.as_deref().map(check_output) {
             replies.send(&AdminReply::Error(e)).await;
             return;
         }
@@ -150,24 +165,30 @@ impl ClientAdmin {
                     return;
                 }
                 Phase::Complete => {
-                    let reply = match self
-                        .store
-                        .send(Export {
-                            content,
-                            out: out.clone(),
-                        })
-                        .await
-                    {
-                        Ok(Ok(())) => AdminReply::Fetched(state.progress),
-                        Ok(Err(e)) => {
-                            AdminReply::Error(format!("writing {} failed: {e}", out.display()))
-                        }
-                        Err(e) => AdminReply::Error(format!("store unavailable: {e}")),
+                    let reply = match out {
+                        Some(out) => self.export(content, out, state.progress).await,
+                        None => AdminReply::Fetched(state.progress),
                     };
                     replies.send(&reply).await;
                     return;
                 }
             }
+        }
+    }
+
+    /// Writes a complete content to `out`.
+    async fn export(&self, content: ContentId, out: PathBuf, done: TransferProgress) -> AdminReply {
+        match self
+            .store
+            .send(Export {
+                content,
+                out: out.clone(),
+            })
+            .await
+        {
+            Ok(Ok(())) => AdminReply::Fetched(done),
+            Ok(Err(e)) => AdminReply::Error(format!("writing {} failed: {e}", out.display())),
+            Err(e) => AdminReply::Error(format!("store unavailable: {e}")),
         }
     }
 }

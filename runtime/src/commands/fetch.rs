@@ -1,5 +1,5 @@
 //! `branchline fetch`: ask the local client for a content, show progress,
-//! and have it write the file.
+//! and have it write the file (or only cache it: pre-staging).
 
 use anyhow::Context as _;
 use branchline_actors::wire::{AdminReply, AdminRequest, TransferProgress};
@@ -14,8 +14,13 @@ use crate::cli::FetchArgs;
 pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let content: ContentId = args.content.parse()?;
     let data_dir = data_dir(&args.node)?;
-    let out = std::path::absolute(&args.out)
-        .with_context(|| format!("bad output path {}", args.out.display()))?;
+    let out = match &args.out {
+        Some(out) => Some(
+            std::path::absolute(out)
+                .with_context(|| format!("bad output path {}", out.display()))?,
+        ),
+        None => None,
+    };
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -46,9 +51,12 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
     ));
     bar.finish_and_clear();
     let done = done??;
+    let what = match &out {
+        Some(out) => format!("wrote {}", out.display()),
+        None => format!("cached {content}"),
+    };
     eprintln!(
-        "wrote {}: {} ({} from office peers, {} from the parent office, {} from the origin in this transfer)",
-        out.display(),
+        "{what}: {} ({} from office peers, {} from the parent office, {} from the origin in this transfer)",
         mib(done.size),
         mib(done.from_peers),
         mib(done.from_parent),

@@ -1,6 +1,8 @@
 //! `branchline status`: a node's status as text or JSON.
 
-use branchline_actors::wire::{ActorView, AdminReply, AdminRequest, ClientStatus, ServerStatus};
+use branchline_actors::wire::{
+    ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ServerStatus,
+};
 
 use super::{data_dir, mib, runtime};
 use crate::admin::{connect, socket_path};
@@ -51,6 +53,24 @@ pub(crate) fn print_actors(actors: &[ActorView]) {
     }
 }
 
+/// The busy pause line: whether downloads from the office above are
+/// paused, and why.
+fn print_background_link(link: &BackgroundLink) {
+    let delay = link
+        .queuing_delay_ms
+        .map_or("not measured".to_owned(), |ms| format!("{ms:.0} ms"));
+    match &link.paused {
+        Some(p) => println!(
+            "background link: PAUSED for {:.0} s ({}); queuing delay {delay}; {} pause(s) so far",
+            p.for_secs, p.reason, link.pauses
+        ),
+        None => println!(
+            "background link: running; queuing delay {delay}; {} pause(s) so far",
+            link.pauses
+        ),
+    }
+}
+
 pub(crate) fn print_client(s: &ClientStatus) {
     let registered = if s.registered {
         "registered"
@@ -93,6 +113,7 @@ pub(crate) fn print_client(s: &ClientStatus) {
         c.pieces_stored,
         c.pieces_rejected
     );
+    print_background_link(&s.background_link);
     println!("contents ({}):", s.contents.len());
     for content in &s.contents {
         let pinned = if content.pinned { " pinned" } else { "" };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use branchline_actors::busy::LinkPause;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::ServerCall;
 use branchline_actors::office::{Office, OfficeDeps};
@@ -57,7 +58,11 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
-    let background_cc = config.background.ledbat();
+    let link_pause = LinkPause::new(config.background.busy());
+    let wan_settings = endpoint::Background {
+        yielding: config.background.ledbat(),
+        pause: link_pause.clone(),
+    };
     let cache = PieceCache::open(&CacheConfig {
         dir: settings.data_dir.join("cache"),
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
@@ -126,7 +131,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 book: book2,
             };
             let wan_deps = TransportDeps {
-                endpoint: endpoint::endpoint(background_socket, background_cc)?,
+                endpoint: endpoint::endpoint(background_socket, Some(wan_settings))?,
                 background: true,
                 ..deps.clone()
             };
@@ -154,6 +159,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             origin_fetch: origin.0.clone().recipient(),
             counters: counters.clone(),
             book: book.clone(),
+            link_pause: link_pause.clone(),
         };
         let transfer = &config.transfer;
         let transfer_settings = TransferSettings {
@@ -195,6 +201,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             me,
             server: settings.server,
             link: link_status,
+            link_pause,
         });
         let scraped = handler.clone();
         serve_metrics(metrics, move || {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
+use branchline_actors::busy::LinkPause;
 use branchline_actors::ledbat::LedbatConfig;
 
 use super::background_cc::{LedbatFactory, MAX_ACK_DELAY};
@@ -31,6 +32,9 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive interval, well inside [`IDLE_TIMEOUT`].
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// Keep-alive interval of background connections: while the busy pause
+/// holds the downloads, keep-alives are what measures the link.
+const BACKGROUND_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Streams a peer may have open to us at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
@@ -56,13 +60,27 @@ pub enum EndpointError {
     Config(String),
 }
 
-fn transport_config(background: Option<LedbatConfig>) -> TransportConfig {
+/// The background endpoint's settings: its controller, and the busy pause
+/// that the connections it opens feed.
+#[derive(Clone, Debug)]
+pub struct Background {
+    /// The delay-based controller's settings; `None`: quinn's CUBIC.
+    pub yielding: Option<LedbatConfig>,
+    /// The node's busy pause.
+    pub pause: LinkPause,
+}
+
+/// A transport config; `background` gives the background endpoint's
+/// controller and, on the side that dials, the pause its samples feed.
+fn transport_config(background: Option<(LedbatConfig, Option<LinkPause>)>) -> TransportConfig {
     let mut t = TransportConfig::default();
-    if let Some(ledbat) = background {
-        t.congestion_controller_factory(Arc::new(LedbatFactory(ledbat)));
+    let mut keep_alive = KEEP_ALIVE;
+    if let Some((config, pause)) = background {
+        t.congestion_controller_factory(Arc::new(LedbatFactory { config, pause }));
         let mut acks = quinn::AckFrequencyConfig::default();
         acks.max_ack_delay(Some(MAX_ACK_DELAY));
         t.ack_frequency_config(Some(acks));
+        keep_alive = BACKGROUND_KEEP_ALIVE;
     }
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
@@ -74,7 +92,7 @@ fn transport_config(background: Option<LedbatConfig>) -> TransportConfig {
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s is a valid idle timeout"),
     ));
-    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.keep_alive_interval(Some(keep_alive));
     // Probe for paths that carry jumbo frames (and loopback); on a path
     // with a 1500-byte MTU the probes above it are lost and the search
     // settles at its largest packet.
@@ -130,23 +148,26 @@ fn enlarge_buffers(socket: &UdpSocket) {
     }
 }
 
-/// Makes the endpoint on a bound socket; with `background`, its
+/// Makes the endpoint on a bound socket; with `background` yielding, its
 /// connections (both ways) use the delay-based controller instead of
-/// quinn's CUBIC. Must run inside the tokio runtime (the actix arbiter)
-/// that will drive it.
+/// quinn's CUBIC, and those it opens feed the busy pause. Must run inside
+/// the tokio runtime (the actix arbiter) that will drive it.
 pub fn endpoint(
     socket: UdpSocket,
-    background: Option<LedbatConfig>,
+    background: Option<Background>,
 ) -> Result<Endpoint, EndpointError> {
-    let transport = Arc::new(transport_config(background));
+    let yielding = background.as_ref().and_then(|b| b.yielding);
+    let pause = background.map(|b| b.pause);
+    let served = Arc::new(transport_config(yielding.map(|c| (c, None))));
+    let dialled = Arc::new(transport_config(yielding.map(|c| (c, pause))));
     let server_crypto = QuicServerConfig::try_from(tls::server_config()?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-    server.transport_config(transport.clone());
+    server.transport_config(served);
     let client_crypto = QuicClientConfig::try_from(tls::client_config()?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
-    client.transport_config(transport);
+    client.transport_config(dialled);
     let mut endpoint_config = EndpointConfig::default();
     // 4-byte connection ids instead of quinn's 8: every packet carries one,
     // and a node has at most a few thousand connections.
