@@ -9,7 +9,9 @@
 //! - upstream on a WAN link is acknowledgements only;
 //! - the origin sends the package once;
 //! - every output has the right SHA-256;
-//! - Branchline's own ledger agrees with the interfaces within 3%.
+//! - Branchline's own ledger of each link (the UDP bytes QUIC counted on
+//!   the clients' background connections) agrees with the interfaces
+//!   within 3%.
 //!
 //! Needs root, iproute2, iptables, nginx and curl (`.ci/run` installs them).
 

@@ -18,6 +18,7 @@ pub struct Counters {
     rejected_length: AtomicU64,
     rejected_on_disk: AtomicU64,
     broadcasts_sent: AtomicU64,
+    wire_from_parent: AtomicU64,
 }
 
 /// Why a piece was refused.
@@ -79,6 +80,12 @@ impl Counters {
         self.broadcasts_sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// UDP bytes that have arrived so far on the background connections
+    /// this node dialled (a total, set by the background transport).
+    pub fn set_wire_from_parent(&self, bytes: u64) {
+        self.wire_from_parent.store(bytes, Ordering::Relaxed);
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> ByteCounters {
         let (hash, length, on_disk) = (
@@ -98,6 +105,7 @@ impl Counters {
             rejected_length: length,
             rejected_on_disk: on_disk,
             broadcasts_sent: self.broadcasts_sent.load(Ordering::Relaxed),
+            wire_from_parent: self.wire_from_parent.load(Ordering::Relaxed),
         }
     }
 }

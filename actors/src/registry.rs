@@ -724,6 +724,7 @@ impl Registry {
             link.clients += 1;
             link.from_peers += c.from_peers;
             link.from_parent += c.from_parent;
+            link.wire_from_parent += c.wire_from_parent;
             link.from_origin += c.from_origin;
             link.served += c.served;
         }

@@ -189,7 +189,7 @@ mod tests {
         let pause = LinkPause::default();
         let link = LinkRate::new(pause.clone());
         let mut now = Instant::now();
-        let mut sample = |now: Instant, ms: u64| pause.on_rtt(now, Duration::from_millis(ms));
+        let sample = |now: Instant, ms: u64| pause.on_rtt(now, Duration::from_millis(ms));
         for _ in 0..20 {
             now += Duration::from_millis(100);
             sample(now, 80);

@@ -400,8 +400,8 @@ pub enum AdminRequest {
 /// The local node's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminReply {
-    /// Status of a client node.
-    ClientStatus(ClientStatus),
+    /// Status of a client node (boxed: by far the largest answer).
+    ClientStatus(Box<ClientStatus>),
     /// Status of a server node.
     ServerStatus(ServerStatus),
     /// A fetch is under way.
@@ -453,6 +453,10 @@ pub struct ByteCounters {
     pub rejected_on_disk: u64,
     /// Discovery requests broadcast.
     pub broadcasts_sent: u64,
+    /// UDP bytes that arrived on the background connections this client
+    /// dialled to the office above: `from_parent` plus QUIC's overhead
+    /// (headers, acknowledgements, retransmissions).
+    pub wire_from_parent: u64,
 }
 
 /// Progress of one download.
@@ -493,6 +497,43 @@ pub struct PeerView {
     pub received: u64,
     /// Bytes of pieces served to it.
     pub served: u64,
+    /// QUIC's own numbers for the connections with it.
+    pub wire: WireView,
+}
+
+/// QUIC's own numbers for the connections with one peer (both ways, open
+/// and closed since the session began): UDP bytes on the wire and what was
+/// lost. Wire bytes less piece bytes is the protocol's overhead, including
+/// retransmissions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireView {
+    /// UDP payload bytes sent.
+    pub sent_bytes: u64,
+    /// UDP payload bytes received.
+    pub received_bytes: u64,
+    /// Packets sent.
+    pub sent_packets: u64,
+    /// Packets declared lost (and so sent again if they carried data).
+    pub lost_packets: u64,
+    /// Bytes in those packets.
+    pub lost_bytes: u64,
+    /// Times the congestion controller was told of congestion.
+    pub congestion_events: u64,
+    /// Smoothed RTT of the newest open connection, microseconds.
+    pub rtt_us: Option<u64>,
+}
+
+impl WireView {
+    /// Adds one connection's numbers.
+    pub fn add(&mut self, other: &WireView) {
+        self.sent_bytes += other.sent_bytes;
+        self.received_bytes += other.received_bytes;
+        self.sent_packets += other.sent_packets;
+        self.lost_packets += other.lost_packets;
+        self.lost_bytes += other.lost_bytes;
+        self.congestion_events += other.congestion_events;
+        self.rtt_us = other.rtt_us.or(self.rtt_us);
+    }
 }
 
 /// One of a node's top-level actors, as its supervisor sees it.
@@ -672,6 +713,8 @@ pub struct LinkView {
     pub from_peers: u64,
     /// Bytes its clients received across the link from the office above.
     pub from_parent: u64,
+    /// The same in UDP bytes, as QUIC counted them (with its overhead).
+    pub wire_from_parent: u64,
     /// Bytes its clients received from origins.
     pub from_origin: u64,
     /// Bytes its clients served.

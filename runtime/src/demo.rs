@@ -447,7 +447,7 @@ async fn server_status(socket: &Path) -> anyhow::Result<ServerStatus> {
 
 async fn client_status(socket: &Path) -> anyhow::Result<ClientStatus> {
     connect::request(socket, &AdminRequest::Status, |reply| match reply {
-        AdminReply::ClientStatus(s) => Some(Ok(s)),
+        AdminReply::ClientStatus(s) => Some(Ok(*s)),
         other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
     })
     .await?

@@ -315,6 +315,18 @@ pub fn render_server(s: &ServerStatus) -> String {
         }
     }
     out.family(
+        "branchline_office_link_wire_bytes_total",
+        "counter",
+        "UDP bytes that crossed each office's link from the office above on its clients' background connections (pieces plus QUIC's overhead).",
+    );
+    for l in &s.registry.links {
+        out.sample(
+            "branchline_office_link_wire_bytes_total",
+            &[("office", &l.office)],
+            l.wire_from_parent,
+        );
+    }
+    out.family(
         "branchline_origin_pieces_total",
         "counter",
         "Pieces leased from the origin, by office and reason.",

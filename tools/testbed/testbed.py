@@ -376,30 +376,54 @@ def run_branchline(net, offices, origin, bl, work, package, prestage):
             sha[ns] = sha256(nodes.out(ns))
             if prestage:
                 os.remove(nodes.out(ns))
-        ledger = settled_ledger(bl, nodes.server_dir, nodes.dirs, nodes.clients, list(wan))
+        ledger, ledger_wire = settled_ledger(bl, nodes.server_dir, nodes.dirs, nodes.clients, list(wan))
+        quic = background_wire(bl, nodes.dirs.values())
         devices = {ns: t for ns, t in times.items() if ns != nodes.cache}
         return dict(times=devices, hq_cache_seconds=times[nodes.cache], wan=wan,
-                    origin_bytes=origin_bytes, sha=sha, ledger=ledger)
+                    origin_bytes=origin_bytes, sha=sha, ledger=ledger, ledger_wire=ledger_wire, quic=quic)
     finally:
         nodes.stop()
+
+
+def background_wire(bl, dirs):
+    """QUIC's own numbers for every background connection, summed over the
+    sending side of each (the nodes that served over it): UDP bytes sent,
+    packets and bytes declared lost, congestion events."""
+    total = dict(sent_bytes=0, sent_packets=0, lost_packets=0, lost_bytes=0, congestion_events=0)
+    for d in dirs:
+        peers = json.loads(sh(bl, "shell", "--data-dir", d, "-c", "peers", "--json"))
+        for p in peers:
+            if p["background"] and p["served"] > 0:
+                for k in total:
+                    total[k] += p["wire"][k]
+    return total
 
 
 def settled_ledger(bl, server_dir, dirs, clients, offices):
     """The server's per-link ledger once the clients' last heartbeats have
     brought it level with their own counters: per office, bytes its clients
-    took from the office above and from the origin."""
-    own = {name: 0 for name in offices}
+    took from the office above and from the origin, and the same in QUIC's
+    UDP bytes (with its overhead). The clients add up their connections'
+    UDP bytes every second, so this first waits two seconds."""
+    time.sleep(2)
+    own = {name: [0, 0] for name in offices}
     for ns, _, office in clients:
         if office in own:
             c = status(bl, dirs[ns])["counters"]
-            own[office] += c["from_parent"] + c["from_origin"]
+            own[office][0] += c["from_parent"] + c["from_origin"]
+            own[office][1] += c["wire_from_parent"] + c["from_origin"]
 
     def ledger():
         links = {l["office"]: l for l in status(bl, server_dir)["registry"]["links"]}
-        return {name: links[name]["from_parent"] + links[name]["from_origin"] for name in offices}
+        return {name: [links[name]["from_parent"] + links[name]["from_origin"],
+                       links[name]["wire_from_parent"] + links[name]["from_origin"]] for name in offices}
 
-    wait_for("the ledger to catch up with the clients' heartbeats", lambda: ledger() == own, timeout=60)
-    return ledger()
+    # Keep-alives still add a few bytes to the wire figure: it must reach
+    # the clients' own, not equal it.
+    wait_for("the ledger to catch up with the clients' heartbeats",
+             lambda: all(l[0] == own[k][0] and l[1] >= own[k][1] for k, l in ledger().items()), timeout=60)
+    settled = ledger()
+    return {k: v[0] for k, v in settled.items()}, {k: v[1] for k, v in settled.items()}
 
 
 def run_http(net, offices, origin, work):
@@ -528,16 +552,26 @@ def summarize_runs(name, runs, size, expected_sha, bound):
 
 
 def print_ledger(r):
-    """Branchline's ledger beside the interface bytes of each WAN link."""
-    print("  Branchline's ledger beside the WAN interfaces (downstream payload, MiB):")
-    print("  | link | ledger | interface less Ethernet/IP/UDP headers | difference |")
-    print("  |---|---|---|---|")
+    """Branchline's ledger beside the interface bytes of each WAN link: the
+    pieces it counted, and the UDP bytes QUIC counted for them."""
+    print("  Branchline's ledger beside the WAN interfaces (downstream, MiB):")
+    print("  | link | ledger: pieces | ledger: QUIC UDP bytes | interface less Ethernet/IP/UDP headers "
+          "| interface vs pieces | interface vs UDP bytes |")
+    print("  |---|---|---|---|---|---|")
     for name, w in r["wan"].items():
         wire = w["down_bytes"] - w["down_packets"] * UDP_FRAME_OVERHEAD
-        led = r["ledger"][name]
+        led, led_wire = r["ledger"][name], r["ledger_wire"][name]
         diff = (wire - led) / led if led else float("inf")
-        r.setdefault("ledger_diff", {})[name] = diff
-        print(f"  | {name} | {led / 2**20:.2f} | {wire / 2**20:.2f} | {diff * 100:+.1f}% |")
+        diff_wire = (wire - led_wire) / led_wire if led_wire else float("inf")
+        r.setdefault("ledger_payload_diff", {})[name] = diff
+        r.setdefault("ledger_diff", {})[name] = diff_wire
+        print(f"  | {name} | {led / 2**20:.2f} | {led_wire / 2**20:.2f} | {wire / 2**20:.2f} | "
+              f"{diff * 100:+.1f}% | {diff_wire * 100:+.1f}% |")
+    q = r.get("quic")
+    if q:
+        print(f"  QUIC on the background connections (all links, sending side): {q['sent_bytes'] / 2**20:.2f} MiB "
+              f"in {q['sent_packets']} packets; declared lost {q['lost_packets']} packets "
+              f"({q['lost_bytes'] / 2**20:.2f} MiB), {q['congestion_events']} congestion events")
 
 
 def table(summaries, bound):

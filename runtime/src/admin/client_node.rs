@@ -54,7 +54,7 @@ impl ClientAdmin {
     pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
         let reply = match request {
             AdminRequest::Status => match self.status().await {
-                Ok(status) => AdminReply::ClientStatus(status),
+                Ok(status) => AdminReply::ClientStatus(Box::new(status)),
                 Err(e) => AdminReply::Error(e),
             },
             AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,

@@ -39,7 +39,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "peers",
-        "peers with a session: address, protocol, bytes received and served",
+        "peers with a session: address, protocol, piece bytes received and served, QUIC wire bytes, losses, RTT",
     ),
     ("status", "the node's whole status"),
     (
@@ -139,11 +139,20 @@ impl Shell {
                         } else {
                             "foreground"
                         };
+                        let w = &p.wire;
+                        let rtt = w
+                            .rtt_us
+                            .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
                         println!(
-                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}",
+                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}  wire out {:>12} in {:>12}  lost {} packets ({})  congestion events {}  rtt {rtt}",
                             p.addr,
                             mib(p.received),
-                            mib(p.served)
+                            mib(p.served),
+                            mib(w.sent_bytes),
+                            mib(w.received_bytes),
+                            w.lost_packets,
+                            mib(w.lost_bytes),
+                            w.congestion_events
                         );
                     }
                     if peers.is_empty() {

@@ -167,16 +167,24 @@ pub(crate) fn print_server(s: &ServerStatus) {
         "office links (what each office's live clients received, as of their last heartbeat):"
     );
     println!(
-        "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14}",
-        "office", "parent", "clients", "from parent", "from origin", "in office", "served"
+        "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "office",
+        "parent",
+        "clients",
+        "from parent",
+        "(QUIC wire)",
+        "from origin",
+        "in office",
+        "served"
     );
     for l in s.registry.links.iter().filter(|l| l.clients > 0) {
         println!(
-            "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14}",
+            "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
             l.office,
             l.parent.as_deref().unwrap_or("-"),
             l.clients,
             mib(l.from_parent),
+            mib(l.wire_from_parent),
             mib(l.from_origin),
             mib(l.from_peers),
             mib(l.served)

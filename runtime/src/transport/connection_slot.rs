@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::endpoint;
+use super::peer_session::SessionStats;
 
 /// The slot.
 #[derive(Clone)]
 pub struct ConnectionSlot {
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
+    stats: Option<Arc<SessionStats>>,
     state: Arc<Mutex<State>>,
 }
 
@@ -34,7 +36,16 @@ impl ConnectionSlot {
         ConnectionSlot {
             endpoint,
             addr,
+            stats: None,
             state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// The same slot, counting its connections' numbers in `stats`.
+    pub fn counting_in(self, stats: Arc<SessionStats>) -> Self {
+        ConnectionSlot {
+            stats: Some(stats),
+            ..self
         }
     }
 
@@ -56,6 +67,9 @@ impl ConnectionSlot {
         }
         match endpoint::connect(&self.endpoint, self.addr, deadline).await {
             Ok(conn) => {
+                if let Some(stats) = &self.stats {
+                    stats.track(&conn, true);
+                }
                 state.conn = Some(conn.clone());
                 state.failed = None;
                 Ok(conn)

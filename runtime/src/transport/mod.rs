@@ -37,6 +37,8 @@ use peer_session::{Attach, PeerSession, SessionStats};
 pub const TRANSPORT_MAILBOX: usize = 1024;
 /// QUIC error code sent when a connection is refused for load.
 const BUSY: u32 = 1;
+/// How often the background transport adds up what its connections received.
+const WIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the transport needs.
 #[derive(Clone)]
@@ -74,7 +76,13 @@ impl Transport {
         if let Some((session, _)) = self.sessions.get(&addr).filter(|(s, _)| s.connected()) {
             return session.clone();
         }
-        let stats = Arc::new(SessionStats::default());
+        // A peer's numbers outlive its sessions: a new session after a
+        // drop or a restart counts on.
+        let stats = self
+            .sessions
+            .get(&addr)
+            .map(|(_, stats)| stats.clone())
+            .unwrap_or_default();
         let counted = stats.clone();
         let deps = self.deps.clone();
         let name = match self.deps.background {
@@ -94,6 +102,18 @@ impl Actor for Transport {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(TRANSPORT_MAILBOX);
+        if self.deps.background {
+            // What the link into the office carried for this node, by QUIC's
+            // count, for the ledger (sent with the heartbeat).
+            ctx.run_interval(WIRE_EVERY, |act, _| {
+                let total = act
+                    .sessions
+                    .values()
+                    .map(|(_, stats)| stats.wire_received_on_dialled())
+                    .sum();
+                act.deps.counters.set_wire_from_parent(total);
+            });
+        }
         let endpoint = self.deps.endpoint.clone();
         let me = ctx.address();
         // The accept loop; dropped and made again if the actor restarts.
@@ -198,6 +218,7 @@ impl Handler<ListPeers> for Transport {
                         background,
                         received,
                         served,
+                        wire: stats.wire(),
                     }
                 })
                 .collect(),

@@ -9,8 +9,8 @@
 //! the endpoint (64 per connection).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,7 +18,8 @@ use branchline_actors::counters::{Counters, Rejection};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
+    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
+    write_frame,
 };
 use branchline_storage::{CacheError, ContentId, Manifest};
 use bytes::{Bytes, BytesMut};
@@ -36,11 +37,22 @@ const MANIFEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Deadline for a peer to send its request once it opened a stream.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Bytes moved in one session.
+/// Bytes moved in one session, and the session's connections (for QUIC's
+/// own numbers).
 #[derive(Debug, Default)]
 pub struct SessionStats {
     received: AtomicU64,
     served: AtomicU64,
+    connections: Mutex<Connections>,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    /// Open connections, each with whether this node dialled it.
+    open: Vec<(quinn::Connection, bool)>,
+    /// What the connections that closed added up to: those the peer
+    /// dialled, and those this node dialled.
+    closed: [WireView; 2],
 }
 
 impl SessionStats {
@@ -50,6 +62,67 @@ impl SessionStats {
             self.received.load(Ordering::Relaxed),
             self.served.load(Ordering::Relaxed),
         )
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        // Plain numbers and handles: nothing a panicking holder can leave
+        // half-done.
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts `conn`'s numbers in this session's; `dialled`: this node
+    /// opened it (its requests to the peer travel on it).
+    pub fn track(&self, conn: &quinn::Connection, dialled: bool) {
+        self.connections().open.push((conn.clone(), dialled));
+    }
+
+    /// QUIC's numbers for the session's connections: those the peer
+    /// dialled and those this node dialled. Closed ones are folded into
+    /// the totals and let go.
+    pub fn wire_by_dialler(&self) -> [WireView; 2] {
+        let mut c = self.connections();
+        let Connections { open, closed } = &mut *c;
+        open.retain(|(conn, dialled)| {
+            let done = conn.close_reason().is_some();
+            if done {
+                closed[usize::from(*dialled)].add(&wire_view(conn));
+            }
+            !done
+        });
+        let mut total = *closed;
+        for (conn, dialled) in open.iter() {
+            total[usize::from(*dialled)].add(&wire_view(conn));
+        }
+        total
+    }
+
+    /// QUIC's numbers for every connection of the session.
+    pub fn wire(&self) -> WireView {
+        let [theirs, mut ours] = self.wire_by_dialler();
+        ours.add(&theirs);
+        ours
+    }
+
+    /// UDP bytes that arrived on connections this node dialled: pieces it
+    /// asked for, with QUIC's overhead and retransmissions.
+    pub fn wire_received_on_dialled(&self) -> u64 {
+        self.wire_by_dialler()[1].received_bytes
+    }
+}
+
+fn wire_view(conn: &quinn::Connection) -> WireView {
+    let s = conn.stats();
+    WireView {
+        sent_bytes: s.udp_tx.bytes,
+        received_bytes: s.udp_rx.bytes,
+        sent_packets: s.path.sent_packets,
+        lost_packets: s.path.lost_packets,
+        lost_bytes: s.path.lost_bytes,
+        congestion_events: s.path.congestion_events,
+        rtt_us: (conn.close_reason().is_none())
+            .then(|| u64::try_from(s.path.rtt.as_micros()).unwrap_or(u64::MAX)),
     }
 }
 
@@ -78,11 +151,11 @@ impl PeerSession {
             serving: Serving {
                 store: deps.store,
                 counters: deps.counters,
-                stats,
+                stats: stats.clone(),
                 link: deps.link,
                 background: deps.background,
             },
-            outgoing: ConnectionSlot::new(deps.endpoint, addr),
+            outgoing: ConnectionSlot::new(deps.endpoint, addr).counting_in(stats),
         }
     }
 }
@@ -113,6 +186,7 @@ impl Handler<Attach> for PeerSession {
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) {
         branchline_actors::supervision::handled();
         let conn = msg.0;
+        self.serving.stats.track(&conn, false);
         let (serving, peer) = (self.serving.clone(), self.addr);
         ctx.spawn(
             async move {
