@@ -17,7 +17,14 @@
 //! - **Resume** when every sample for `resume_after` read below
 //!   `pause_delay`. While paused only keep-alives measure the link.
 //! - A pause with no sample for [`STALE_AFTER`] (the connection went away)
-//!   ends: no evidence is no reason to hold the downloads.
+//!   ends: no evidence is no reason to hold the downloads. A gap in the
+//!   samples longer than `pause_after` (or `resume_after`) also starts the
+//!   busy (or clear) clock again, so old evidence never decides.
+//! - **Limits.** The queue measured is the one the sending side's
+//!   controller leaves (its node's `[background]`), and the base RTT is
+//!   the least over every connection to the office above: upstream peers
+//!   whose base RTTs differ by more than `pause_delay` would read as busy
+//!   through the slower one.
 //! - Requests already sent finish; pieces the office above holds are not
 //!   taken from the origin instead (that would cross the same link).
 
@@ -98,18 +105,20 @@ impl BusyMonitor {
         }
     }
 
-    /// New thresholds; a pause in progress ends if pausing is now off.
-    pub fn set_config(&mut self, config: BusyConfig) {
-        self.config = config;
-        if !config.enabled {
-            self.state = State::Clear { busy_since: None };
-        }
-    }
-
     /// Takes in an RTT sample of a background connection, taken at `now`.
     pub fn on_rtt(&mut self, now: Instant, rtt: Duration) {
+        let gap = self
+            .last_sample
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.delay.record(now, rtt);
         self.last_sample = Some(now);
+        match &mut self.state {
+            State::Clear { busy_since } if gap > self.config.pause_after => *busy_since = None,
+            State::Paused { clear_since, .. } if gap > self.config.resume_after => {
+                *clear_since = None;
+            }
+            _ => {}
+        }
         let (Some(queuing), Some(base)) = (self.delay.queuing(), self.delay.base()) else {
             return;
         };
@@ -197,9 +206,7 @@ impl LinkPause {
     fn monitor(&self) -> std::sync::MutexGuard<'_, BusyMonitor> {
         // The monitor holds no invariant a panicking holder could break
         // halfway; keep using it.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock_unpoisoned(&self.0)
     }
 
     /// See [`BusyMonitor::on_rtt`].
@@ -210,11 +217,6 @@ impl LinkPause {
     /// See [`BusyMonitor::paused`].
     pub fn paused(&self, now: Instant) -> Option<PauseView> {
         self.monitor().paused(now)
-    }
-
-    /// See [`BusyMonitor::set_config`].
-    pub fn set_config(&self, config: BusyConfig) {
-        self.monitor().set_config(config);
     }
 
     /// Pauses so far, and the queuing delay now.
@@ -283,9 +285,7 @@ mod tests {
         let now = feed(&mut m, now, 6, ms(250));
         assert!(m.paused(now).is_some());
         // Clear for 4 s, then one busy sample: the clock starts again.
-        let now = feed(&mut m, now, 4, ms(90));
-        let now = feed(&mut m, now, 0, ms(90));
-        let mut now = now + ms(100);
+        let mut now = feed(&mut m, now, 4, ms(90)) + ms(100);
         m.on_rtt(now, ms(300));
         assert!(m.paused(now).is_some());
         now = feed(&mut m, now, 4, ms(90));
@@ -314,14 +314,18 @@ mod tests {
         let now = feed(&mut off, Instant::now(), 2, ms(80));
         let now = feed(&mut off, now, 30, ms(250));
         assert_eq!(off.paused(now), None);
-        // Turning it off ends a pause at once.
+    }
+
+    #[test]
+    fn evidence_from_before_a_gap_in_the_samples_does_not_count() {
+        let mut m = BusyMonitor::new(BusyConfig::default());
+        let now = feed(&mut m, Instant::now(), 2, ms(80));
+        // 4 s busy, 20 s without a sample, then busy again: the clock
+        // starts at the new sample, not 24 s earlier.
+        let now = feed(&mut m, now, 4, ms(250)) + Duration::from_secs(20);
         m.on_rtt(now, ms(250));
+        assert_eq!(m.paused(now), None);
         let now = feed(&mut m, now, 6, ms(250));
         assert!(m.paused(now).is_some());
-        m.set_config(BusyConfig {
-            enabled: false,
-            ..BusyConfig::default()
-        });
-        assert_eq!(m.paused(now), None);
     }
 }

@@ -26,6 +26,8 @@
 //! - [`ledbat`]: the background protocol's delay-based congestion
 //!   controller, a plain state machine.
 //! - [`token_bucket`]: pacing a pull across a rate-capped office link.
+//! - [`delay`]: queuing delay from RTT samples (RFC 6817's estimate).
+//! - [`busy`]: the busy pause of the link into the office.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
 pub mod busy;
@@ -48,3 +50,12 @@ pub mod token_bucket;
 pub mod topology;
 pub mod transfer;
 pub mod wire;
+
+/// Locks a mutex whose data stays valid even if a holder panicked (plain
+/// numbers and handles, changed in one step), so a poisoned lock is used
+/// as it is instead of spreading the panic.
+pub fn lock_unpoisoned<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

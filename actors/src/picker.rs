@@ -388,8 +388,8 @@ impl Picker {
         out
     }
 
-    /// Takes a piece's worth from the upstream bucket, if there is a cap;
-    /// remembers when the bucket can give again.
+    /// Takes a piece's worth from the upstream bucket (if there is a cap,
+    /// and unless the link is paused as busy); remembers when to ask again.
     fn take_upstream(&mut self, now: Instant) -> bool {
         match self.link_rate.try_take(self.piece_bytes, now) {
             Ok(()) => true,

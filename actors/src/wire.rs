@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version every frame starts with.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest request frame accepted (requests are small).
 pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Largest reply frame accepted (a reply may carry a manifest).
@@ -519,7 +519,8 @@ pub struct WireView {
     pub lost_bytes: u64,
     /// Times the congestion controller was told of congestion.
     pub congestion_events: u64,
-    /// Smoothed RTT of the newest open connection, microseconds.
+    /// Smoothed RTT of one of the open connections, microseconds (none
+    /// when none is open).
     pub rtt_us: Option<u64>,
 }
 

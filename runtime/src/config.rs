@@ -585,7 +585,8 @@ impl ClientConfig {
                 self.background.target_delay_ms
             )));
         }
-        if self.background.pause_delay_ms <= self.background.target_delay_ms {
+        let pausing = self.background.pause && self.background.yielding;
+        if pausing && self.background.pause_delay_ms <= self.background.target_delay_ms {
             return Err(ConfigError::Invalid(format!(
                 "background.pause_delay_ms ({}) must be above background.target_delay_ms ({}): \
                  the controller itself keeps about the target",

@@ -684,29 +684,39 @@ class PauseWatch:
 
     def _run(self, bl, data_dir):
         while not self.stopped.wait(0.5):
-            link = (status(bl, data_dir) or {}).get("background_link") or {}
+            answer = status(bl, data_dir)
+            if answer is None:
+                continue  # no answer is no evidence either way
+            link = answer["background_link"]
             paused = link.get("paused")
-            self.timeline.append((round(time.time() - self.start, 1), paused is not None,
+            self.timeline.append((round(time.time() - self.start, 2), paused is not None,
                                   link.get("queuing_delay_ms"), (paused or {}).get("reason")))
 
     def now(self):
         return time.time() - self.start
 
     def paused_secs(self, start, end):
-        """Seconds paused between `start` and `end` (seconds since start)."""
-        return 0.5 * sum(1 for t, paused, _, _ in self.timeline if start <= t < end and paused)
+        """Seconds paused between `start` and `end` (seconds since start):
+        each sample that read paused stands for the time to the next."""
+        marks = [(t, paused) for t, paused, _, _ in self.timeline]
+        total = 0.0
+        for (t, paused), (t_next, _) in zip(marks, marks[1:] + [(end, False)]):
+            lo, hi = max(t, start), min(t_next, end)
+            if paused and hi > lo:
+                total += hi - lo
+        return total
 
     def stop(self):
         self.stopped.set()
         self.thread.join()
 
 
-def yield_phases(offices, origin, bl, work, package, meter, yielding):
+def yield_phases(offices, origin, bl, work, package, meter, yielding, pause=True):
     """Branchline's background pull into the branch alone, then beside a
     bulk TCP flow, with a ping alongside; `yielding` picks the controller.
     With it, also two background flows into the office at once (two RVPs
     pulling two packages) and the busy pause's timeline."""
-    config = f"[background]\nyielding = {'true' if yielding else 'false'}\n"
+    config = f"[background]\nyielding = {str(yielding).lower()}\npause = {str(pause).lower()}\n"
     hosts = offices[1].hosts
     nodes = Branchline(bl, offices, work, config, rvps_per_office=len(hosts))
     rvp = hosts[0][0]
@@ -731,15 +741,16 @@ def yield_phases(offices, origin, bl, work, package, meter, yielding):
         result["beside_tcp_udp_mbit"] = both["udp"]
         result["beside_tcp_tcp_mbit"] = both["tcp"]
         result["tcp_iperf_mbit"] = tcp["mbit"]
+        # The pause lets go after the link stays clear for 5 s.
+        wait_for("the busy pause to end", lambda: not (watch.timeline and watch.timeline[-1][1]), timeout=30)
+        result["resumed_after_tcp_s"] = watch.now() - tcp_end
         time.sleep(3)
         result["after_mbit"] = meter.rates(6)["udp"]
-        after_end = watch.now()
         result["paused_beside_tcp_s"] = watch.paused_secs(tcp_start, tcp_end)
-        result["paused_after_tcp_s"] = watch.paused_secs(tcp_end, after_end)
         result["paused_at_end"] = bool(watch.timeline and watch.timeline[-1][1])
         result["pause_reasons"] = sorted({r for _, _, _, r in watch.timeline if r})
-        if yielding and len(hosts) > 1:
-            result["two_flows_mbit"] = two_flows(nodes, origin, hosts, meter, work)
+        if yielding and pause and len(hosts) > 1:
+            result["two_flows_mbit"] = two_flows(nodes, origin, hosts, meter)
         fetch.kill()
         fetch.wait()
         result["pause_timeline"] = watch.timeline
@@ -749,7 +760,7 @@ def yield_phases(offices, origin, bl, work, package, meter, yielding):
         nodes.stop()
 
 
-def two_flows(nodes, origin, hosts, meter, work):
+def two_flows(nodes, origin, hosts, meter):
     """A second RVP of the branch pulls a second package while the first
     still pulls its own: each one's rate, Mbit/s, over 15 s after 5 s to
     settle (both are background flows through the same link)."""
@@ -785,12 +796,14 @@ def run_yield(args):
         tcp_alone = iperf_down(rvp, SERVER_IP, 15)
         print(f"idle ping {base_ms:.1f} ms; TCP alone {tcp_alone:.2f} Mbit/s", flush=True)
         rows = {}
-        controllers = [("delay-based (yielding)", True), ("quinn CUBIC", False)]
-        for name, yielding in controllers[:1] if args.only_yielding else controllers:
-            here = os.path.join(work, "yielding" if yielding else "cubic")
+        controllers = [("delay-based (yielding)", "yielding", True, True),
+                       ("delay-based, busy pause off", "no-pause", True, False),
+                       ("quinn CUBIC", "cubic", False, False)]
+        for name, dirname, yielding, pause in controllers[:1] if args.only_yielding else controllers:
+            here = os.path.join(work, dirname)
             os.makedirs(here)
             print(f"{name} ...", flush=True)
-            rows[name] = yield_phases(offices, origin, args.bin, here, package, meter, yielding)
+            rows[name] = yield_phases(offices, origin, args.bin, here, package, meter, yielding, pause)
             net.check_delays()
     finally:
         iperf.kill()
@@ -809,7 +822,7 @@ def run_yield(args):
     print()
     for name, r in rows.items():
         print(f"{name}: busy pause {r['paused_beside_tcp_s']:.1f} s of the TCP phase, "
-              f"{r['paused_after_tcp_s']:.1f} s after it; paused at the end: {r['paused_at_end']}; "
+              f"resumed {r['resumed_after_tcp_s']:.1f} s after it ended; paused at the end: {r['paused_at_end']}; "
               f"reasons: {r['pause_reasons'] or 'none'}")
         flows = r.get("two_flows_mbit")
         if flows:

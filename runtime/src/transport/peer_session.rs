@@ -64,33 +64,20 @@ impl SessionStats {
         )
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
-        // Plain numbers and handles: nothing a panicking holder can leave
-        // half-done.
-        self.connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Counts `conn`'s numbers in this session's; `dialled`: this node
     /// opened it (its requests to the peer travel on it).
     pub fn track(&self, conn: &quinn::Connection, dialled: bool) {
-        self.connections().open.push((conn.clone(), dialled));
+        let mut c = branchline_actors::lock_unpoisoned(&self.connections);
+        c.fold_closed();
+        c.open.push((conn.clone(), dialled));
     }
 
     /// QUIC's numbers for the session's connections: those the peer
-    /// dialled and those this node dialled. Closed ones are folded into
-    /// the totals and let go.
+    /// dialled and those this node dialled.
     pub fn wire_by_dialler(&self) -> [WireView; 2] {
-        let mut c = self.connections();
-        let Connections { open, closed } = &mut *c;
-        open.retain(|(conn, dialled)| {
-            let done = conn.close_reason().is_some();
-            if done {
-                closed[usize::from(*dialled)].add(&wire_view(conn));
-            }
-            !done
-        });
+        let mut c = branchline_actors::lock_unpoisoned(&self.connections);
+        c.fold_closed();
+        let Connections { open, closed } = &*c;
         let mut total = *closed;
         for (conn, dialled) in open.iter() {
             total[usize::from(*dialled)].add(&wire_view(conn));
@@ -109,6 +96,20 @@ impl SessionStats {
     /// asked for, with QUIC's overhead and retransmissions.
     pub fn wire_received_on_dialled(&self) -> u64 {
         self.wire_by_dialler()[1].received_bytes
+    }
+}
+
+impl Connections {
+    /// Folds closed connections into the totals and lets them go.
+    fn fold_closed(&mut self) {
+        let Connections { open, closed } = self;
+        open.retain(|(conn, dialled)| {
+            let done = conn.close_reason().is_some();
+            if done {
+                closed[usize::from(*dialled)].add(&wire_view(conn));
+            }
+            !done
+        });
     }
 }
 
