@@ -806,7 +806,7 @@ mod tests {
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "frame version 9 is not supported (this node speaks 1)"
+            "frame version 9 is not supported (this node speaks 2)"
         );
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),

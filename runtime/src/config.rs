@@ -295,11 +295,13 @@ pub struct BackgroundSection {
     /// Downloads from the office above pause while the link in is busy
     /// (needs `yielding`, whose controller measures the delay).
     pub pause: bool,
-    /// Queuing delay at or above which the link counts as busy, ms.
+    /// Median queuing delay over a window at or above which the link is
+    /// busy, ms.
     pub pause_delay_ms: u64,
-    /// How long the link must stay busy before the pause, seconds.
+    /// The window that must be busy for the pause, seconds.
     pub pause_after_secs: u64,
-    /// How long it must stay clear before the downloads resume, seconds.
+    /// The window that must not be busy for the downloads to resume,
+    /// seconds.
     pub resume_after_secs: u64,
 }
 

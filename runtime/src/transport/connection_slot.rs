@@ -49,6 +49,12 @@ impl ConnectionSlot {
         }
     }
 
+    /// The connection, if one is open and no dial holds the slot.
+    pub fn current(&self) -> Option<quinn::Connection> {
+        let state = self.state.try_lock().ok()?;
+        state.conn.clone().filter(|c| c.close_reason().is_none())
+    }
+
     /// The address the slot dials.
     pub fn addr(&self) -> SocketAddr {
         self.addr

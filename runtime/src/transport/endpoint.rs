@@ -32,6 +32,8 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive interval, well inside [`IDLE_TIMEOUT`].
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// Bytes of unread probe datagrams a background connection keeps.
+const PROBE_BUFFER: usize = 1024;
 /// Keep-alive interval of background connections: while the busy pause
 /// holds the downloads, keep-alives are what measures the link.
 const BACKGROUND_KEEP_ALIVE: Duration = Duration::from_secs(1);
@@ -81,6 +83,9 @@ fn transport_config(background: Option<(LedbatConfig, Option<LinkPause>)>) -> Tr
         acks.max_ack_delay(Some(MAX_ACK_DELAY));
         t.ack_frequency_config(Some(acks));
         keep_alive = BACKGROUND_KEEP_ALIVE;
+        // Probes (one-byte datagrams) are only acknowledged, never read:
+        // quinn drops the oldest beyond this many bytes.
+        t.datagram_receive_buffer_size(Some(PROBE_BUFFER));
     }
     t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
