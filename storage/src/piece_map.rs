@@ -4,13 +4,63 @@
 //! server's record of what each client holds, so 100k clients holding a
 //! 1 GiB content (1024 pieces) cost 128 bytes each.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A fixed-length bitmap of pieces.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+///
+/// Decoding checks what [`PieceMap::from_raw`] checks, so a map from a peer
+/// or a stored record always fits its piece count; and it takes the bytes
+/// as bytes, so a length prefix that lies makes no allocation larger than
+/// the bytes actually there (serde's generic `Vec` would reserve up to
+/// 1 MiB on the prefix's word, even inside a 60 KiB datagram).
+#[derive(Clone, PartialEq, Eq, Serialize, Default)]
 pub struct PieceMap {
     len: u32,
     bits: Vec<u8>,
+}
+
+impl<'de> Deserialize<'de> for PieceMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            len: u32,
+            bits: Bits,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        PieceMap::from_raw(raw.len, raw.bits.0).map_err(D::Error::custom)
+    }
+}
+
+/// A map's bytes, read as bytes (postcard: a length and the bytes; JSON:
+/// an array of numbers).
+struct Bits(Vec<u8>);
+
+impl<'de> Deserialize<'de> for Bits {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BitsVisitor;
+        impl<'de> Visitor<'de> for BitsVisitor {
+            type Value = Bits;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the bytes of a have-map")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bits, E> {
+                Ok(Bits(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bits, E> {
+                Ok(Bits(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bits, A::Error> {
+                // Grow as bytes arrive; trust no announced length.
+                let mut bits = Vec::new();
+                while let Some(byte) = seq.next_element()? {
+                    bits.push(byte);
+                }
+                Ok(Bits(bits))
+            }
+        }
+        deserializer.deserialize_bytes(BitsVisitor)
+    }
 }
 
 /// A bitmap whose byte length does not fit its piece count.
@@ -142,6 +192,28 @@ mod tests {
         m.clear(3);
         assert_eq!(m.count(), 1);
         assert!(PieceMap::full(10).is_complete());
+    }
+
+    #[test]
+    fn decoding_checks_the_length_and_trusts_no_length_prefix() {
+        let mut m = PieceMap::new(20);
+        m.set(19);
+        let bytes = postcard::to_stdvec(&m).unwrap();
+        assert_eq!(postcard::from_bytes::<PieceMap>(&bytes).unwrap(), m);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<PieceMap>(&json).unwrap(), m);
+        // 20 pieces with 1 byte of bits: refused, not kept to panic later.
+        let short = postcard::to_stdvec(&(20u32, vec![0u8])).unwrap();
+        assert!(postcard::from_bytes::<PieceMap>(&short).is_err());
+        let err = serde_json::from_str::<PieceMap>(r#"{"len":20,"bits":[0]}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("have-map of 1 bytes does not fit 20 pieces"),
+            "{err}"
+        );
+        // A length prefix of ~4 GiB over 3 bytes: an error, not a reserve.
+        let lying = [20, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
+        assert!(postcard::from_bytes::<PieceMap>(&lying).is_err());
     }
 
     #[test]
