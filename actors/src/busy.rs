@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::delay::DelayEstimate;
+use crate::wire::BackgroundLink;
 
 /// A pause with no RTT sample for this long ends.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
@@ -228,10 +229,15 @@ impl LinkPause {
         self.monitor().paused(now)
     }
 
-    /// Pauses so far, and the queuing delay now.
-    pub fn stats(&self) -> (u64, Option<Duration>) {
-        let m = self.monitor();
-        (m.pauses(), m.queuing_delay())
+    /// What `status` shows of the link at `now`: the pause in force, the
+    /// pauses so far and the queuing delay, read under one lock.
+    pub fn view(&self, now: Instant) -> BackgroundLink {
+        let mut m = self.monitor();
+        BackgroundLink {
+            paused: m.paused(now),
+            pauses: m.pauses(),
+            queuing_delay_ms: m.queuing_delay().map(|d| d.as_secs_f64() * 1e3),
+        }
     }
 }
 

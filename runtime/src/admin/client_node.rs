@@ -12,9 +12,7 @@ use branchline_actors::counters::Counters;
 use branchline_actors::office::{ListTransfers, Office, StartTransfer};
 use branchline_actors::store::{Export, GetInventory, Store};
 use branchline_actors::transfer::{GetState, Phase};
-use branchline_actors::wire::{
-    AdminReply, AdminRequest, BackgroundLink, ClientStatus, TransferProgress,
-};
+use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, TransferProgress};
 use branchline_storage::ContentId;
 
 use super::listener::Replies;
@@ -116,17 +114,8 @@ impl ClientAdmin {
             transfers_done,
             counters: self.counters.snapshot(),
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
-            background_link: self.background_link(),
+            background_link: self.link_pause.view(std::time::Instant::now()),
         })
-    }
-
-    fn background_link(&self) -> BackgroundLink {
-        let (pauses, queuing) = self.link_pause.stats();
-        BackgroundLink {
-            paused: self.link_pause.paused(std::time::Instant::now()),
-            pauses,
-            queuing_delay_ms: queuing.map(|d| d.as_secs_f64() * 1e3),
-        }
     }
 
     async fn fetch(&self, content: ContentId, out: Option<PathBuf>, mut replies: Replies) {

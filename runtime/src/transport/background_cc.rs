@@ -14,7 +14,7 @@
 //!
 //! On connections this node opened (to the office above), every sample also
 //! goes to the node's [`LinkPause`]: the acknowledgements of its requests
-//! and keep-alives come back through the downstream queue, which is what
+//! and probes come back through the downstream queue, which is what
 //! the busy pause watches.
 
 use std::any::Any;
