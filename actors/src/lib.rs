@@ -30,12 +30,15 @@
 //! - [`busy`]: the busy pause of the link into the office.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
 
+pub mod answer_delta;
 pub mod busy;
 pub mod counters;
 pub mod delay;
 pub mod discovery;
 pub mod election;
 pub mod have_reporter;
+pub mod holdings_log;
+pub mod known_sources;
 pub mod ledbat;
 pub mod messages;
 pub mod office;

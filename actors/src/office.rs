@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_storage::{ContentId, ContentRecord, NodeId, PieceMap};
+use branchline_storage::{ContentId, ContentRecord, NodeId};
 
 use crate::busy::LinkPause;
 use crate::counters::Counters;
@@ -340,24 +340,17 @@ impl Handler<SourcesRequest> for Office {
             release: msg.release,
             wait_ms: u32::try_from(msg.wait.as_millis()).unwrap_or(u32::MAX),
         };
-        let (server, discover, content, since) = (
+        let (server, discover, content) = (
             self.deps.server.clone(),
             self.deps.discover.clone(),
             msg.content,
-            msg.since,
         );
         let call = async move {
             match Self::call(server, ServerRequest::Sources(query)).await {
                 Err(e @ LinkError::Unreachable { .. }) => {
                     tracing::debug!(%content, error = %e, "server out of reach; asking the subnet");
                     let peers = discover.send(Discover(content)).await.unwrap_or_default();
-                    Ok(ServerReply::Sources(SourcesAnswer {
-                        version: since,
-                        peers,
-                        leased_elsewhere: PieceMap::new(0),
-                        granted: Vec::new(),
-                        upstream_rate_mbit: None,
-                    }))
+                    Ok(ServerReply::Sources(SourcesAnswer::discovered(peers)))
                 }
                 other => other,
             }
@@ -367,6 +360,8 @@ impl Handler<SourcesRequest> for Office {
                 answer
                     .peers
                     .retain(|p| !act.banned.contains(&p.id) && p.id != act.deps.node);
+                // Known peers banned since are dropped by the download too.
+                answer.gone.extend(act.banned.iter().copied());
                 Ok(answer)
             }
             ServerReply::UnknownClient => Err(LinkError::Refused("not registered yet".into())),

@@ -267,9 +267,9 @@ impl Picker {
     /// server stopped listing it) is forgotten with the requests sent to it:
     /// they are written off, so their pieces are asked of someone else at
     /// once instead of waiting out a timeout on a peer that may be dead.
-    pub fn update_sources(
+    pub fn update_sources<'a>(
         &mut self,
-        peers: &[PeerHolding],
+        peers: impl IntoIterator<Item = &'a PeerHolding>,
         leased_elsewhere: PieceMap,
         granted: &[u32],
     ) {

@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
 
+use crate::answer_delta::{self, Answered, Leases, Source};
 use crate::election::Attributes;
+use crate::holdings_log::HoldingsLog;
 use crate::offices::OfficeBook;
 use crate::topology::Topology;
 use crate::wire::{
     ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView, OriginUse,
-    PeerHolding, Registration, SourcesAnswer, SourcesQuery, TopologyView,
+    Registration, SourcesAnswer, SourcesQuery, TopologyView,
 };
 
 /// Most peers one sources answer lists: enough to keep every piece that
@@ -33,6 +35,11 @@ pub const MAX_PEERS_PER_ANSWER: usize = 64;
 /// How long after the last question about a content an office still wants
 /// it (its RVP is told to pull it).
 pub const WANTED_TTL: Duration = Duration::from_secs(60);
+
+/// How long the record of a sources answer is kept for the next answer to
+/// be a delta against: well beyond a long-poll, so only askers that
+/// stopped asking (their download finished) lose it.
+const ANSWERED_TTL: Duration = Duration::from_secs(120);
 
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +94,7 @@ struct Content {
     holders: BTreeMap<NodeId, PieceMap>,
     leases: BTreeMap<u32, Lease>,
     version: u64,
+    log: HoldingsLog,
 }
 
 impl Content {
@@ -96,11 +104,12 @@ impl Content {
             holders: BTreeMap::new(),
             leases: BTreeMap::new(),
             version: 1,
+            log: HoldingsLog::default(),
         }
     }
 
-    /// Sets what `id` holds; returns how many pieces it gained, or `None`
-    /// if that is what it held already.
+    /// Sets what `id` holds, moving the version if that changed; returns
+    /// how many pieces it gained, or `None` if that is what it held already.
     fn put_holder(&mut self, id: NodeId, have: PieceMap) -> Option<u32> {
         let before = self.holders.get(&id);
         if before == Some(&have) {
@@ -109,13 +118,21 @@ impl Content {
         let gained = have
             .count()
             .saturating_sub(before.map_or(0, PieceMap::count));
+        self.version += 1;
+        self.log.record(self.version, id, before, Some(&have));
         self.holders.insert(id, have);
         Some(gained)
     }
 
-    /// Forgets what `id` holds; false if it held nothing.
+    /// Forgets what `id` holds, moving the version; false if it held
+    /// nothing.
     fn remove_holder(&mut self, id: &NodeId) -> bool {
-        self.holders.remove(id).is_some()
+        let Some(before) = self.holders.remove(id) else {
+            return false;
+        };
+        self.version += 1;
+        self.log.record(self.version, *id, Some(&before), None);
+        true
     }
 
     /// What the holders `keep` accepts hold between them.
@@ -209,6 +226,9 @@ pub struct Registry {
     fallbacks: HashSet<(ContentId, NodeId)>,
     /// Pieces leased from the origin, by office and reason.
     origin_use: BTreeMap<(String, &'static str), u64>,
+    /// The last sources answer to each asker about each content, which
+    /// the next answer is a delta against.
+    answered: HashMap<(NodeId, ContentId), Answered>,
 }
 
 impl Registry {
@@ -227,6 +247,7 @@ impl Registry {
             progress: HashMap::new(),
             fallbacks: HashSet::new(),
             origin_use: BTreeMap::new(),
+            answered: HashMap::new(),
         }
     }
 
@@ -449,7 +470,6 @@ impl Registry {
         c.leases.retain(|&i, _| !have.get(i));
         let gained = c.put_holder(id, have);
         if gained.is_some() {
-            c.version += 1;
             self.dirty_holdings.insert((content, id));
         }
         Ok(gained.unwrap_or(0))
@@ -574,42 +594,54 @@ impl Registry {
                 leased_elsewhere.set(index);
             }
         }
-        let holding = |(id, have): (&NodeId, &PieceMap), from: &str, upstream: bool| {
-            self.clients.get(id).map(|client| PeerHolding {
-                rank: offices.rank_of(from, id).unwrap_or(u32::MAX),
+        let source = |(id, have): (&NodeId, &PieceMap), from: &str, upstream: bool| {
+            self.clients.get(id).map(|client| Source {
                 id: *id,
                 addr: if upstream {
                     client.record.background
                 } else {
                     client.record.addr
                 },
-                have: have.clone(),
                 upstream,
+                rank: offices.rank_of(from, id).unwrap_or(u32::MAX),
+                have: have.clone(),
             })
         };
-        let mut peers: Vec<PeerHolding> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
         if plan.office_serves {
-            peers.extend(
+            sources.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_office)
                     .into_iter()
-                    .filter_map(|h| holding(h, &office, false)),
+                    .filter_map(|h| source(h, &office, false)),
             );
         }
         if let Some(upstream) = &plan.upstream {
             let in_upstream = |id: &NodeId| offices.serves_in(upstream, id, now);
-            peers.extend(
+            sources.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
                     .into_iter()
-                    .filter_map(|h| holding(h, upstream, true)),
+                    .filter_map(|h| source(h, upstream, true)),
             );
         }
-        Ok(SourcesAnswer {
-            version: c.version,
-            peers,
-            leased_elsewhere,
-            granted,
-            upstream_rate_mbit: plan.upstream.and(plan.link_rate_mbit),
-        })
+        let key = (query.id, query.content);
+        let last = self
+            .answered
+            .get(&key)
+            .filter(|a| query.since != 0 && a.version == query.since);
+        let changes = last.and_then(|_| c.log.since(query.since));
+        let (answer, record) = answer_delta::compose(
+            c.version,
+            &sources,
+            last.zip(changes.as_ref()),
+            Leases {
+                elsewhere: leased_elsewhere,
+                granted,
+                upstream_rate_mbit: plan.upstream.and(plan.link_rate_mbit),
+            },
+            now,
+        );
+        self.answered.insert(key, record);
+        Ok(answer)
     }
 
     /// Drops clients whose heartbeats stopped, with their holdings and
@@ -623,6 +655,8 @@ impl Registry {
             .map(|(id, _)| *id)
             .collect();
         self.drop_clients(&gone, now);
+        self.answered
+            .retain(|_, a| now.duration_since(a.at) < ANSWERED_TTL);
         gone
     }
 
@@ -637,6 +671,7 @@ impl Registry {
     }
 
     fn drop_clients(&mut self, gone: &[NodeId], now: Instant) {
+        self.answered.retain(|(asker, _), _| !gone.contains(asker));
         for id in gone {
             self.clients.remove(id);
             self.offices.leave(id);
@@ -815,6 +850,7 @@ mod tests {
     use branchline_storage::content::MIN_PIECE_SIZE;
 
     use crate::topology::spreadsheet;
+    use crate::wire::{HaveUpdate, PeerUpdate};
 
     fn timing() -> RegistryTiming {
         RegistryTiming {
@@ -886,9 +922,50 @@ mod tests {
         assert_eq!(a.granted, vec![0, 1, 2, 3]);
         assert_eq!(b.granted, vec![4, 5]);
         assert_eq!(
-            b.leased_elsewhere.iter_set().collect::<Vec<_>>(),
+            b.leased_elsewhere.unwrap().iter_set().collect::<Vec<_>>(),
             vec![0, 1, 2, 3]
         );
+    }
+
+    #[test]
+    fn given_the_last_answer_seen_then_the_next_is_a_delta_of_gains_and_otherwise_complete() {
+        let (mut r, id, now) = setup(8, 3);
+        let first = r.sources(&query(1, id, 0), now).unwrap();
+        assert_eq!(first.base, 0);
+        assert!(first.peers.is_empty());
+        let mut have = PieceMap::new(8);
+        have.set(2);
+        r.report_have(node(2), id, have.clone(), now).unwrap();
+        let mut asked = query(1, id, 0);
+        asked.since = first.version;
+        let second = r.sources(&asked, now).unwrap();
+        assert_eq!(second.base, first.version);
+        assert_eq!(ids(&second.peers), vec![(2, false)]);
+        assert_eq!(
+            second.peers[0].have,
+            HaveUpdate::Whole(have.clone()),
+            "new peer"
+        );
+        have.set(5);
+        have.set(6);
+        r.report_have(node(2), id, have.clone(), now).unwrap();
+        asked.since = second.version;
+        let third = r.sources(&asked, now).unwrap();
+        assert_eq!(third.base, second.version);
+        assert_eq!(third.peers[0].have, HaveUpdate::Gained(vec![5, 6]));
+        assert_eq!(third.leased_elsewhere, None);
+        asked.since = third.version;
+        assert!(r.sources(&asked, now).unwrap().changes_nothing());
+        // Not the last answer sent (one was lost): complete again.
+        asked.since = second.version;
+        let again = r.sources(&asked, now).unwrap();
+        assert_eq!(again.base, 0);
+        assert_eq!(again.peers[0].have, HaveUpdate::Whole(have));
+        // A peer that leaves is gone in the next delta.
+        asked.since = again.version;
+        assert!(r.leave(node(2), now));
+        let after = r.sources(&asked, now).unwrap();
+        assert_eq!(after.gone, vec![node(2)]);
     }
 
     #[test]
@@ -1085,7 +1162,7 @@ mod tests {
         (r, id, now)
     }
 
-    fn ids(peers: &[PeerHolding]) -> Vec<(u8, bool)> {
+    fn ids(peers: &[PeerUpdate]) -> Vec<(u8, bool)> {
         peers.iter().map(|p| (p.id.0[0], p.upstream)).collect()
     }
 

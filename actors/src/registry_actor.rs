@@ -4,8 +4,9 @@
 //! - Publishes are written and flushed before they are acknowledged.
 //! - Registrations and holdings are written in batches once a second; after
 //!   a crash the clients' registrations carry their holdings again.
-//! - `Sources` queries that find nothing new wait (long-poll) on a watch
-//!   channel per content until its version moves or the wait ends.
+//! - `Sources` queries whose answer would change nothing for the asker
+//!   wait (long-poll) on a watch channel per content until its version
+//!   moves and the answer changes something, or the wait ends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -222,30 +223,46 @@ impl Handler<Serve> for RegistryActor {
     type Result = ResponseActFuture<Self, ServerReply>;
     fn handle(&mut self, msg: Serve, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        let ServerRequest::Sources(mut query) = msg.request else {
+        let ServerRequest::Sources(query) = msg.request else {
             let reply = self.serve(msg.request, msg.from);
             return Box::pin(actix::fut::ready(reply));
         };
+        let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
+        self.answer_or_wait(query, Instant::now() + wait)
+    }
+}
+
+impl RegistryActor {
+    /// Answers a sources query at once if the answer changes anything for
+    /// the asker, and otherwise waits for the content's version to move
+    /// (and asks again) until `deadline`.
+    fn answer_or_wait(
+        &mut self,
+        mut query: SourcesQuery,
+        deadline: Instant,
+    ) -> ResponseActFuture<Self, ServerReply> {
         let reply = self.sources_reply(&query);
-        let unchanged = matches!(&reply, ServerReply::Sources(a) if a.version == query.since);
-        if !unchanged {
-            return Box::pin(actix::fut::ready(reply));
-        }
-        let version = self.registry.version(&query.content).unwrap_or(0);
+        let now = Instant::now();
+        let version = match &reply {
+            ServerReply::Sources(a) if a.changes_nothing() && now < deadline => a.version,
+            _ => return Box::pin(actix::fut::ready(reply)),
+        };
+        // The empty answer is the asker's last one now; leases given back
+        // were taken back.
+        query.since = version;
+        query.release.clear();
         let mut rx = self
             .watchers
             .entry(query.content)
             .or_insert_with(|| watch::channel(version).0)
             .subscribe();
-        let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
-        query.release.clear();
         let waiting = async move {
-            let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != version)).await;
+            let _ = tokio::time::timeout(deadline - now, rx.wait_for(|v| *v != version)).await;
         };
         Box::pin(
             waiting
                 .into_actor(self)
-                .map(move |(), act, _| act.sources_reply(&query)),
+                .then(move |(), act, _| act.answer_or_wait(query, deadline)),
         )
     }
 }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::counters::{Counters, Rejection, SourceClass};
 use crate::have_reporter::HaveReporter;
+use crate::known_sources::KnownSources;
 use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
 use crate::office::{
     ContentInfo, Office, PeerUnresponsive, SourceBan, SourcesRequest, TransferFinished,
@@ -92,7 +93,7 @@ struct Running {
     manifest: Arc<Manifest>,
     origins: Vec<String>,
     picker: Picker,
-    since: u64,
+    known: KnownSources,
     polling: bool,
     wake_armed: bool,
     from_peers: u64,
@@ -176,10 +177,10 @@ impl Transfer {
                 picker.share_link_rate(self.deps.link_rate.clone());
                 tracing::info!(content = %self.content, name = %manifest.name, have = picker.have().count(), pieces = manifest.piece_count(), "transfer started");
                 self.run = Some(Running {
+                    known: KnownSources::new(manifest.piece_count()),
                     manifest,
                     origins,
                     picker,
-                    since: 0,
                     polling: false,
                     wake_armed: false,
                     from_peers: 0,
@@ -227,7 +228,7 @@ impl Transfer {
         run.polling = true;
         let request = SourcesRequest {
             content: self.content,
-            since: run.since,
+            since: run.known.version(),
             want_leases: run.picker.wanted_leases(),
             release: run.picker.take_releases(),
             wait: self.settings.poll_wait,
@@ -245,10 +246,14 @@ impl Transfer {
             run.polling = false;
             match answer {
                 Ok(answer) => {
-                    run.since = answer.version;
+                    if !run.known.apply(&answer) {
+                        tracing::debug!(content = %act.content, base = answer.base, "sources delta against another version; asking for a complete answer");
+                        act.poll(ctx);
+                        return;
+                    }
                     let rate = answer.upstream_rate_mbit.map(|mbit| u64::from(mbit) * 125_000);
                     run.picker.set_upstream_rate(rate, u64::from(run.manifest.piece_size));
-                    run.picker.update_sources(&answer.peers, answer.leased_elsewhere, &answer.granted);
+                    run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
                     act.pump(ctx);
                     act.poll(ctx);
                 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version every frame starts with.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest request frame accepted (requests are small).
 pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Largest reply frame accepted (a reply may carry a manifest).
@@ -266,20 +266,88 @@ pub struct PeerHolding {
     pub rank: u32,
 }
 
-/// The answer to a [`SourcesQuery`].
+/// What a sources answer says about a peer's pieces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaveUpdate {
+    /// Everything it holds.
+    Whole(PieceMap),
+    /// Pieces it gained since the answer's `base` (possibly none, when only
+    /// its address or rank changed).
+    Gained(Vec<u32>),
+}
+
+/// A peer in a sources answer: who, where, and its pieces or what changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerUpdate {
+    /// The peer.
+    pub id: NodeId,
+    /// Where to reach it (see [`PeerHolding::addr`]).
+    pub addr: SocketAddr,
+    /// In the office up the tree (see [`PeerHolding::upstream`]).
+    pub upstream: bool,
+    /// Its place in its office's election order.
+    pub rank: u32,
+    /// What it holds, or what it gained.
+    pub have: HaveUpdate,
+}
+
+/// The answer to a [`SourcesQuery`]. A complete answer (`base` 0) lists
+/// every source; a delta answer lists only what changed since the answer
+/// of version `base`, which the asker saw: peers that gained pieces or
+/// moved, peers that are `gone`, and the leases only if they changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcesAnswer {
     /// Version of the holdings and leases of this content.
     pub version: u64,
-    /// Other clients holding at least one piece.
-    pub peers: Vec<PeerHolding>,
-    /// Pieces another client is fetching from the origin right now.
-    pub leased_elsewhere: PieceMap,
+    /// 0 for a complete answer; else the version this delta applies to.
+    pub base: u64,
+    /// Other clients holding at least one piece, or those that changed.
+    pub peers: Vec<PeerUpdate>,
+    /// Peers no longer listed (delta answers only).
+    pub gone: Vec<NodeId>,
+    /// Pieces another client is fetching from the origin right now; `None`
+    /// in a delta answer when unchanged.
+    pub leased_elsewhere: Option<PieceMap>,
     /// Pieces this client may fetch from the origin (its leases, old and new).
     pub granted: Vec<u32>,
     /// The cap on the link from the upstream office into the asker's
     /// office, in Mbit/s, when the answer lists upstream peers.
     pub upstream_rate_mbit: Option<u32>,
+}
+
+impl SourcesAnswer {
+    /// A complete answer from peers found by broadcast while the server is
+    /// out of reach: version 0, so the next question to the server asks
+    /// for a complete answer.
+    pub fn discovered(peers: Vec<PeerHolding>) -> Self {
+        SourcesAnswer {
+            version: 0,
+            base: 0,
+            peers: peers
+                .into_iter()
+                .map(|p| PeerUpdate {
+                    id: p.id,
+                    addr: p.addr,
+                    upstream: p.upstream,
+                    rank: p.rank,
+                    have: HaveUpdate::Whole(p.have),
+                })
+                .collect(),
+            gone: Vec::new(),
+            leased_elsewhere: None,
+            granted: Vec::new(),
+            upstream_rate_mbit: None,
+        }
+    }
+
+    /// A delta answer that changes nothing the asker knows: the server
+    /// keeps such an answer back while the long-poll lasts.
+    pub fn changes_nothing(&self) -> bool {
+        self.base != 0
+            && self.peers.is_empty()
+            && self.gone.is_empty()
+            && self.leased_elsewhere.is_none()
+    }
 }
 
 /// What a client asks the server.
@@ -806,7 +874,7 @@ mod tests {
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "frame version 9 is not supported (this node speaks 2)"
+            "frame version 9 is not supported (this node speaks 3)"
         );
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),
