@@ -9,23 +9,27 @@
 //! Every copy is right; the origin and every parent→child link carry the
 //! package at most 1.02 times (measured by the clients' own per-class
 //! counters); the VPN client serves nothing; each office's RVP is the
-//! client its attributes rank first.
+//! client its attributes rank first. The links' background settings in
+//! the topology reach both ends: the offices above serve a-wifi with
+//! CUBIC (`bg_yielding` false) and branch-b with a 60 ms target, and the
+//! RVPs below pause above their link's target, or never.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{Node, World, finish_fetches, make_package, start_fetches};
+use common::{Node, World, finish_fetches, make_package, shell, start_fetches};
+use serde_json::Value;
 
 const SIZE: usize = 64 * 1024 * 1024;
 
-const SHEET: &str = "office,parent,type,subnets\n\
-    hq,,Default,127.33.1.0/24\n\
-    branch-a,hq,Default,127.33.2.0/24\n\
-    a-wifi,branch-a,WiFi,127.33.3.0/24\n\
-    branch-b,hq,Default,127.33.4.0/24\n\
-    vpn,hq,VPN,127.33.5.0/24\n";
+const SHEET: &str = "office,parent,type,subnets,bg_yielding,bg_target_delay_ms\n\
+    hq,,Default,127.33.1.0/24,,\n\
+    branch-a,hq,Default,127.33.2.0/24,,\n\
+    a-wifi,branch-a,WiFi,127.33.3.0/24,false,\n\
+    branch-b,hq,Default,127.33.4.0/24,,60\n\
+    vpn,hq,VPN,127.33.5.0/24,,\n";
 
 /// (office, its /24's third octet, clients); the first client of each
 /// office has the most free space and should be its RVP.
@@ -143,6 +147,8 @@ fn a_package_crosses_every_office_link_once() {
                 })
         },
     );
+    assert_link_settings_reached_both_ends(&clients);
+
     let status = server.status();
     assert_eq!(
         status["registry"]["origin"],
@@ -159,4 +165,57 @@ fn a_package_crosses_every_office_link_once() {
             .collect();
         assert_eq!(rvps, vec![format!("{office}-0")], "RVP of {office}");
     }
+}
+
+/// The controllers the offices above serve each office below with, seen
+/// in the debug shell's `peers`, and where each RVP below pauses, seen in
+/// `status`.
+fn assert_link_settings_reached_both_ends(clients: &[(String, Node)]) {
+    let mut serving: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, client) in clients {
+        let (ok, out) = shell(&client.data_dir, "peers");
+        assert!(ok, "{out}");
+        let peers: Value = serde_json::from_str(&out).unwrap();
+        for peer in peers.as_array().unwrap() {
+            let (Some(addr), Some(controller)) =
+                (peer["addr"].as_str(), peer["serving_controller"].as_str())
+            else {
+                continue;
+            };
+            if peer["background"] == true {
+                let subnet = addr.rsplit_once('.').unwrap().0.to_owned();
+                serving
+                    .entry(subnet)
+                    .or_default()
+                    .push(controller.to_owned());
+            }
+        }
+    }
+    let expected = [
+        ("127.33.2", "yielding, target 25 ms"),
+        ("127.33.3", "CUBIC"),
+        ("127.33.4", "yielding, target 60 ms"),
+    ];
+    for (subnet, controller) in expected {
+        let seen = serving.get(subnet).cloned().unwrap_or_default();
+        assert!(
+            !seen.is_empty() && seen.iter().all(|c| c == controller),
+            "serving {subnet}.0/24: expected {controller}, saw {serving:?}"
+        );
+    }
+    let pause_at = |name: &str| {
+        let (_, client) = clients.iter().find(|(_, c)| c.name == name).unwrap();
+        client.status()["background_link"]["pause_at_ms"].clone()
+    };
+    assert_eq!(pause_at("branch-a-0"), serde_json::json!(30), "the node's");
+    assert_eq!(
+        pause_at("branch-b-0"),
+        serde_json::json!(65),
+        "above the 60 ms target"
+    );
+    assert_eq!(
+        pause_at("a-wifi-0"),
+        Value::Null,
+        "a CUBIC link never pauses"
+    );
 }

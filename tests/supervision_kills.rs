@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetches, make_package, path_arg, run, start_fetches, wait_until};
+use common::{World, finish_fetches, make_package, path_arg, shell, start_fetches, wait_until};
 use serde_json::Value;
 
 const SIZE: usize = 64 * 1024 * 1024;
@@ -27,25 +27,6 @@ const KILLS: [&str; 8] = [
     "office",
     "rvp",
 ];
-
-fn shell(data_dir: &std::path::Path, command: &str) -> (bool, String) {
-    let out = run(&[
-        "shell".into(),
-        "--data-dir".into(),
-        path_arg(data_dir),
-        "-c".into(),
-        command.into(),
-        "--json".into(),
-    ]);
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// GET /metrics over plain HTTP/1.1.
 fn scrape(addr: &str) -> String {

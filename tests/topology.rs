@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::{Node, World, path_arg, run, run_err, wait_until};
 use serde_json::Value;
 
-const SHEET: &str = "office,parent,type,subnets,preferred_rvps,rvp_count\n\
-    hq,,Default,127.32.1.0/24,,1\n\
-    branch,hq,Default,127.32.2.0/24,,1\n\
-    vpn,hq,VPN,127.32.3.0/24,,1\n";
+const SHEET: &str = "office,parent,type,subnets,preferred_rvps,rvp_count,bg_target_delay_ms,bg_pause_delay_ms\n\
+    hq,,Default,127.32.1.0/24,,1,,\n\
+    branch,hq,Default,127.32.2.0/24,,1,40,50\n\
+    vpn,hq,VPN,127.32.3.0/24,,1,,\n";
 
 fn client(world: &World, name: &str, listen: &str, election: &str) -> Node {
     world.client_elected(name, listen, election)
@@ -206,4 +206,8 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
     drop(server);
     let _server = world.server();
     assert_eq!(export(&world), first, "the topology survived the restart");
+    assert!(
+        first.contains(",40,,,50,"),
+        "the link settings are kept, and survive too:\n{first}"
+    );
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 use branchline_storage::{NodeId, PieceMap};
 
 use crate::holdings_log::HolderChange;
-use crate::wire::{HaveUpdate, PeerUpdate, SourcesAnswer};
+use crate::wire::{HaveUpdate, PeerUpdate, SourcesAnswer, UpstreamLink};
 
 /// A peer chosen for an answer, with everything it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,15 +64,15 @@ pub struct Leases {
     pub elsewhere: PieceMap,
     /// The asker's own leases.
     pub granted: Vec<u32>,
-    /// The cap on the link into the asker's office, if it fetches upstream.
-    pub upstream_rate_mbit: Option<u32>,
+    /// The link into the asker's office, if it fetches upstream.
+    pub upstream_link: Option<UpstreamLink>,
 }
 
 impl Leases {
     fn digest(&self) -> u64 {
         let mut h = DefaultHasher::new();
         (self.elsewhere.len(), self.elsewhere.raw()).hash(&mut h);
-        (&self.granted, self.upstream_rate_mbit).hash(&mut h);
+        (&self.granted, self.upstream_link).hash(&mut h);
         h.finish()
     }
 }
@@ -114,7 +114,7 @@ pub fn compose(
             gone: Vec::new(),
             leased_elsewhere: Some(leases.elsewhere),
             granted: leases.granted,
-            upstream_rate_mbit: leases.upstream_rate_mbit,
+            upstream_link: leases.upstream_link,
         },
         Some((last, changes)) => {
             let peers = sources
@@ -143,7 +143,7 @@ pub fn compose(
                 gone,
                 leased_elsewhere: (last.leases != record.leases).then_some(leases.elsewhere),
                 granted: leases.granted,
-                upstream_rate_mbit: leases.upstream_rate_mbit,
+                upstream_link: leases.upstream_link,
             }
         }
     };
@@ -172,7 +172,7 @@ mod tests {
         Leases {
             elsewhere: PieceMap::new(16),
             granted: Vec::new(),
-            upstream_rate_mbit: None,
+            upstream_link: None,
         }
     }
 

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::delay::DelayEstimate;
+use crate::topology::LinkSettings;
 use crate::wire::BackgroundLink;
 
 /// A pause with no RTT sample for this long ends.
@@ -185,6 +186,19 @@ impl BusyMonitor {
         })
     }
 
+    /// Takes new thresholds; a pause in force ends if pausing is off now.
+    /// Samples already taken count towards the new ones.
+    pub fn reconfigure(&mut self, config: BusyConfig) {
+        if config == self.config {
+            return;
+        }
+        self.config = config;
+        if !config.enabled && matches!(self.state, State::Paused { .. }) {
+            self.state = State::Clear;
+            self.window.clear();
+        }
+    }
+
     /// Pauses so far.
     pub fn pauses(&self) -> u64 {
         self.pauses
@@ -199,24 +213,41 @@ impl BusyMonitor {
 /// One [`BusyMonitor`] shared by the connections that feed it and the
 /// downloads that obey it.
 #[derive(Clone, Debug)]
-pub struct LinkPause(Arc<Mutex<BusyMonitor>>);
+pub struct LinkPause {
+    monitor: Arc<Mutex<BusyMonitor>>,
+    node: BusyConfig,
+    target: Option<Duration>,
+}
 
 impl Default for LinkPause {
     fn default() -> Self {
-        LinkPause::new(BusyConfig::default())
+        LinkPause::new(BusyConfig::default(), Some(Duration::from_millis(25)))
     }
 }
 
 impl LinkPause {
-    /// A shared monitor with `config`.
-    pub fn new(config: BusyConfig) -> Self {
-        LinkPause(Arc::new(Mutex::new(BusyMonitor::new(config))))
+    /// A shared monitor with the node's `config`, on a link whose
+    /// controller aims at `target` (`None`: no delay-based controller, so
+    /// no samples and no pause).
+    pub fn new(config: BusyConfig, target: Option<Duration>) -> Self {
+        LinkPause {
+            monitor: Arc::new(Mutex::new(BusyMonitor::new(config))),
+            node: config,
+            target,
+        }
     }
 
     fn monitor(&self) -> std::sync::MutexGuard<'_, BusyMonitor> {
         // The monitor holds no invariant a panicking holder could break
         // halfway; keep using it.
-        crate::lock_unpoisoned(&self.0)
+        crate::lock_unpoisoned(&self.monitor)
+    }
+
+    /// Applies the settings of the office link the downloads cross (the
+    /// node's own config where they set nothing).
+    pub fn apply(&self, link: &LinkSettings) {
+        let config = link.busy(self.node, self.target);
+        self.monitor().reconfigure(config);
     }
 
     /// See [`BusyMonitor::on_rtt`].
@@ -237,6 +268,10 @@ impl LinkPause {
             paused: m.paused(now),
             pauses: m.pauses(),
             queuing_delay_ms: m.queuing_delay().map(|d| d.as_secs_f64() * 1e3),
+            pause_at_ms: m
+                .config
+                .enabled
+                .then(|| u64::try_from(m.config.pause_delay.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }
@@ -311,6 +346,37 @@ mod tests {
         let now = feed(&mut m, now, 6, ms(250));
         assert!(m.paused(now).is_some());
         assert_eq!(m.pauses(), 2);
+    }
+
+    #[test]
+    fn a_link_setting_applies_to_the_shared_monitor_and_off_ends_a_pause() {
+        let pause = LinkPause::default();
+        let mut now = Instant::now();
+        for _ in 0..20 {
+            now += ms(100);
+            pause.on_rtt(now, ms(80));
+        }
+        // 60 ms above the base: busy at the default 30 ms, not at 100 ms.
+        pause.apply(&LinkSettings {
+            pause_delay_ms: Some(100),
+            ..LinkSettings::default()
+        });
+        for _ in 0..60 {
+            now += ms(100);
+            pause.on_rtt(now, ms(140));
+        }
+        assert!(pause.paused(now).is_none(), "under this link's threshold");
+        pause.apply(&LinkSettings::default());
+        for _ in 0..60 {
+            now += ms(100);
+            pause.on_rtt(now, ms(140));
+        }
+        assert!(pause.paused(now).is_some(), "the node's threshold again");
+        pause.apply(&LinkSettings {
+            pause: Some(false),
+            ..LinkSettings::default()
+        });
+        assert!(pause.paused(now).is_none(), "pausing is off on this link");
     }
 
     #[test]

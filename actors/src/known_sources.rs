@@ -134,7 +134,7 @@ mod tests {
             gone,
             leased_elsewhere: None,
             granted: Vec::new(),
-            upstream_rate_mbit: None,
+            upstream_link: None,
         }
     }
 

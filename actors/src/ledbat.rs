@@ -49,7 +49,7 @@ const SLOWDOWN_RTTS: u32 = 1;
 const SLOWDOWN_SPACING_RTTS: u32 = 20;
 
 /// Settings of one controller.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LedbatConfig {
     /// Queuing delay aimed at.
     pub target: Duration,
@@ -94,7 +94,12 @@ pub struct Ledbat {
 }
 
 impl Ledbat {
-    /// A controller for packets of `mss` bytes.
+    /// Its settings.
+    pub fn config(&self) -> LedbatConfig {
+        self.config
+    }
+
+    /// A controller with `config`, for packets of `mss` bytes.
     pub fn new(config: LedbatConfig, mss: u64) -> Self {
         Ledbat {
             config,

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use branchline_storage::NodeId;
 
 use crate::election::{self, Attributes, Candidate};
-use crate::topology::Topology;
-use crate::wire::OfficeInfo;
+use crate::topology::{LinkBelow, Topology};
+use crate::wire::{OfficeInfo, UpstreamLink};
 
 /// How long a peer reported as not answering is left out of elections and
 /// sources answers.
@@ -56,8 +56,8 @@ pub struct SourcePlan {
     /// Why it may: `top office`, `origin_direct`, or `nothing above has
     /// clients`.
     pub origin_reason: Option<&'static str>,
-    /// The cap on the link into its office, Mbit/s (`wan_rate_mbit`).
-    pub link_rate_mbit: Option<u32>,
+    /// The link into its office: its cap (`wan_rate_mbit`) and settings.
+    pub link: UpstreamLink,
     /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
     /// waits for its office's RVP.
     pub crossing: Option<&'static str>,
@@ -84,6 +84,9 @@ pub struct OfficeBook {
     /// Peers reported as not answering: who reported, and when last.
     reports: HashMap<NodeId, (BTreeSet<NodeId>, Instant)>,
     topology_dirty: bool,
+    /// Each office's [`Topology::links_below`], worked out once per
+    /// topology (every heartbeat answer carries it).
+    links_below: HashMap<String, Vec<LinkBelow>>,
 }
 
 impl OfficeBook {
@@ -96,6 +99,7 @@ impl OfficeBook {
             elections: HashMap::new(),
             reports: HashMap::new(),
             topology_dirty: false,
+            links_below: HashMap::new(),
         }
     }
 
@@ -112,6 +116,7 @@ impl OfficeBook {
         if made {
             tracing::info!(%office, client = %id, "no office claims this address; made an automatic office");
             self.topology_dirty = true;
+            self.links_below.clear();
         }
         self.mark_stale(&office);
         self.by_office.entry(office.clone()).or_default().insert(id);
@@ -150,6 +155,7 @@ impl OfficeBook {
     /// (automatic offices are made again for addresses it does not claim).
     pub fn set_topology(&mut self, topology: Topology) {
         self.topology = topology;
+        self.links_below.clear();
         self.by_office.clear();
         self.elections.values_mut().for_each(|e| e.stale = true);
         let members: Vec<(NodeId, Member)> = self.members.drain().collect();
@@ -234,6 +240,11 @@ impl OfficeBook {
         let rvps = self.rvps(&office, now);
         let kind = self.topology.office(&office)?.kind;
         Some(OfficeInfo {
+            links_below: self
+                .links_below
+                .entry(office.clone())
+                .or_insert_with(|| self.topology.links_below(&office))
+                .clone(),
             name: office,
             kind,
             rvps,
@@ -273,7 +284,10 @@ impl OfficeBook {
         Some(SourcePlan {
             origin_reason,
             office_serves: spec.kind.serves(),
-            link_rate_mbit: spec.wan_rate_mbit,
+            link: UpstreamLink {
+                max_rate_mbit: spec.wan_rate_mbit,
+                settings: spec.link,
+            },
             origin,
             upstream: crossing.and(upstream),
             crossing,

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use branchline_storage::{NodeId, PieceMap};
 
 use crate::token_bucket::LinkRate;
-use crate::wire::PeerHolding;
+use crate::wire::{PeerHolding, UpstreamLink};
 
 /// Longest rest after repeated failures.
 pub const MAX_REST: Duration = Duration::from_secs(30);
@@ -222,11 +222,12 @@ impl Picker {
         self.link_rate = link;
     }
 
-    /// Caps what requests to upstream peers may pull, in bytes per second
-    /// (`None`: no cap). Each request counts as `piece_bytes`.
-    pub fn set_upstream_rate(&mut self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
+    /// Takes the settings of the link to upstream peers (`None`: none are
+    /// listed, no cap): see [`LinkRate::set`]. Each request counts as
+    /// `piece_bytes`.
+    pub fn set_upstream_link(&mut self, link: Option<&UpstreamLink>, piece_bytes: u64) {
         self.piece_bytes = piece_bytes;
-        self.link_rate.set(bytes_per_sec, piece_bytes);
+        self.link_rate.set(link, piece_bytes);
     }
 
     /// What is held.
@@ -963,8 +964,13 @@ mod tests {
             ..limits()
         };
         let mut p = Picker::new(PieceMap::new(8), 1, limits);
-        // 2 pieces per second across the link; the bucket holds 2 pieces.
-        p.set_upstream_rate(Some(2 * 1000), 1000);
+        // 1 Mbit/s is 2 pieces of 62.5 kB per second across the link; the
+        // bucket holds 2 pieces.
+        let link = UpstreamLink {
+            max_rate_mbit: Some(1),
+            ..UpstreamLink::default()
+        };
+        p.set_upstream_link(Some(&link), 62_500);
         p.update_sources(
             &[
                 peer(1, &[0, 1, 2], 8),

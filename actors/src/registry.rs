@@ -636,7 +636,7 @@ impl Registry {
             Leases {
                 elsewhere: leased_elsewhere,
                 granted,
-                upstream_rate_mbit: plan.upstream.and(plan.link_rate_mbit),
+                upstream_link: plan.upstream.map(|_| plan.link),
             },
             now,
         );

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_storage::records::unix_ms;
+use branchline_storage::meta_store::MetaError;
+use branchline_storage::records::{self, unix_ms};
 use branchline_storage::{ContentId, ContentRecord, Manifest, MetaStore};
 use tokio::sync::watch;
 
@@ -26,6 +27,26 @@ use crate::wire::{RegistryView, ServerReply, ServerRequest, SourcesQuery, Topolo
 pub const REGISTRY_MAILBOX: usize = 1024;
 /// The name the topology is stored under.
 const TOPOLOGY_SETTING: &str = "topology";
+/// The name its offices' link settings are stored under (the stored form
+/// of the topology predates them).
+const LINKS_SETTING: &str = "topology-links";
+
+/// Stores the topology with its link settings, both or neither.
+fn save_topology(store: &MetaStore, topology: &Topology) -> Result<(), MetaError> {
+    store.put_encoded_settings(vec![
+        (TOPOLOGY_SETTING, records::encode(topology)),
+        (LINKS_SETTING, records::encode(&topology.links())),
+    ])
+}
+
+/// The stored topology with its link settings, if one was stored.
+fn load_topology(store: &MetaStore) -> Result<Option<Topology>, MetaError> {
+    let Some(mut topology) = store.setting::<Topology>(TOPOLOGY_SETTING)? else {
+        return Ok(None);
+    };
+    topology.set_links(store.setting(LINKS_SETTING)?.unwrap_or_default());
+    Ok(Some(topology))
+}
 /// Longest long-poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -44,12 +65,12 @@ impl RegistryActor {
         mut registry: Registry,
         store: Arc<MetaStore>,
         heartbeat: Duration,
-    ) -> Result<Self, branchline_storage::meta_store::MetaError> {
+    ) -> Result<Self, MetaError> {
         registry.restore(
             store.contents()?,
             store.clients()?,
             store.holdings()?,
-            store.setting::<Topology>(TOPOLOGY_SETTING)?,
+            load_topology(&store)?,
             Instant::now(),
         );
         Ok(RegistryActor {
@@ -85,23 +106,21 @@ impl RegistryActor {
         }
         self.persisting = true;
         let store = self.store.clone();
-        let job = tokio::task::spawn_blocking(
-            move || -> Result<(), branchline_storage::meta_store::MetaError> {
-                for id in &dirty.removed {
-                    store.remove_client(id)?;
-                }
-                for client in &dirty.clients {
-                    store.put_client(client)?;
-                }
-                for (content, client, have) in &dirty.holdings {
-                    store.put_holding(content, client, have)?;
-                }
-                if let Some(topology) = &dirty.topology {
-                    store.put_setting(TOPOLOGY_SETTING, topology)?;
-                }
-                store.flush()
-            },
-        );
+        let job = tokio::task::spawn_blocking(move || -> Result<(), MetaError> {
+            for id in &dirty.removed {
+                store.remove_client(id)?;
+            }
+            for client in &dirty.clients {
+                store.put_client(client)?;
+            }
+            for (content, client, have) in &dirty.holdings {
+                store.put_holding(content, client, have)?;
+            }
+            if let Some(topology) = &dirty.topology {
+                save_topology(&store, topology)?;
+            }
+            store.flush()
+        });
         ctx.spawn(job.into_actor(self).map(|result, act, _| {
             act.persisting = false;
             match result {
@@ -346,8 +365,7 @@ impl Handler<ImportTopology> for RegistryActor {
         let offices = u32::try_from(topology.offices().len()).unwrap_or(u32::MAX);
         let store = self.store.clone();
         let saved = topology.clone();
-        let write =
-            tokio::task::spawn_blocking(move || store.put_setting(TOPOLOGY_SETTING, &saved));
+        let write = tokio::task::spawn_blocking(move || save_topology(&store, &saved));
         Box::pin(write.into_actor(self).map(move |result, act, _| {
             let stored = match result {
                 Ok(Ok(())) => Ok(()),

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::busy::LinkPause;
+use crate::wire::UpstreamLink;
 
 /// How soon a download paused as busy asks again.
 const PAUSE_RECHECK: Duration = Duration::from_millis(500);
@@ -78,60 +79,96 @@ impl TokenBucket {
     }
 }
 
-/// The cap on the link into this node's office, and its busy pause,
-/// shared by every download of the node (they all pull across the same
-/// link). Cloning shares it. The bucket lives on one arbiter: the office
-/// and its transfers.
+/// The cap on the link into this node's office, its busy pause and the
+/// rate that still flows while the pause holds, shared by every download
+/// of the node (they all pull across the same link). Cloning shares it.
+/// The buckets live on one arbiter: the office and its transfers.
 #[derive(Clone, Debug, Default)]
 pub struct LinkRate {
-    bucket: Rc<RefCell<Option<TokenBucket>>>,
+    cap: Rc<RefCell<Option<TokenBucket>>>,
+    floor: Rc<RefCell<Option<TokenBucket>>>,
     pause: LinkPause,
+}
+
+/// Bytes per second in `mbit` Mbit/s.
+fn bytes_per_sec(mbit: u32) -> u64 {
+    u64::from(mbit) * 125_000
+}
+
+/// Sets `bucket` to `rate` bytes per second (`None`: none); unchanged if
+/// the rate is the same, so bytes already taken still count.
+fn set_bucket(bucket: &RefCell<Option<TokenBucket>>, rate: Option<u64>, piece_bytes: u64) {
+    let mut bucket = bucket.borrow_mut();
+    match rate {
+        None => *bucket = None,
+        Some(rate) if bucket.as_ref().is_some_and(|b| b.rate() == rate) => {}
+        Some(rate) => {
+            let capacity = (2 * piece_bytes).max(rate / 4);
+            *bucket = Some(TokenBucket::new(rate, capacity));
+        }
+    }
+}
+
+/// Takes `bytes` from `bucket`, or says when it will hold them; `open`
+/// when there is no bucket.
+fn take_from(
+    bucket: &RefCell<Option<TokenBucket>>,
+    bytes: u64,
+    now: Instant,
+    open: Result<(), Instant>,
+) -> Result<(), Instant> {
+    let mut bucket = bucket.borrow_mut();
+    let Some(b) = bucket.as_mut() else {
+        return open;
+    };
+    if b.try_take(bytes, now) {
+        Ok(())
+    } else {
+        Err(b.ready_at(bytes, now))
+    }
 }
 
 impl LinkRate {
     /// No cap yet, paused while `pause` says so.
     pub fn new(pause: LinkPause) -> Self {
         LinkRate {
-            bucket: Rc::default(),
+            cap: Rc::default(),
+            floor: Rc::default(),
             pause,
         }
     }
 
-    /// Sets the cap in bytes per second (`None`: no cap); unchanged if the
-    /// rate is the same, so bytes already taken still count.
-    pub fn set(&self, bytes_per_sec: Option<u64>, piece_bytes: u64) {
-        let mut bucket = self.bucket.borrow_mut();
-        match bytes_per_sec {
-            None => *bucket = None,
-            Some(rate) if bucket.as_ref().is_some_and(|b| b.rate() == rate) => {}
-            Some(rate) => {
-                let capacity = (2 * piece_bytes).max(rate / 4);
-                *bucket = Some(TokenBucket::new(rate, capacity));
-            }
+    /// Takes the link's settings from a sources answer (`None`: the
+    /// downloads do not cross it, so no cap): its cap, its floor and its
+    /// pause thresholds. Each request counts as `piece_bytes`.
+    pub fn set(&self, link: Option<&UpstreamLink>, piece_bytes: u64) {
+        let max = link.and_then(|l| l.max_rate_mbit).map(bytes_per_sec);
+        let min = link
+            .and_then(|l| l.settings.min_rate_mbit)
+            .map(bytes_per_sec);
+        set_bucket(&self.cap, max, piece_bytes);
+        set_bucket(&self.floor, min, piece_bytes);
+        if let Some(link) = link {
+            self.pause.apply(&link.settings);
         }
     }
 
     /// Takes `bytes` if the link is not paused and there is no cap or the
-    /// bucket holds them; else says when to ask again.
+    /// cap's bucket holds them, or while paused if the floor's bucket holds
+    /// them; else says when to ask again.
     pub fn try_take(&self, bytes: u64, now: Instant) -> Result<(), Instant> {
         if self.pause.paused(now).is_some() {
-            return Err(now + PAUSE_RECHECK);
+            return take_from(&self.floor, bytes, now, Err(now + PAUSE_RECHECK))
+                .map_err(|at| at.min(now + PAUSE_RECHECK));
         }
-        let mut bucket = self.bucket.borrow_mut();
-        let Some(bucket) = bucket.as_mut() else {
-            return Ok(());
-        };
-        if bucket.try_take(bytes, now) {
-            Ok(())
-        } else {
-            Err(bucket.ready_at(bytes, now))
-        }
+        take_from(&self.cap, bytes, now, Ok(()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::LinkSettings;
 
     const MIB: u64 = 1 << 20;
 
@@ -168,8 +205,12 @@ mod tests {
         let now = Instant::now();
         let link = LinkRate::default();
         assert_eq!(link.try_take(MIB, now), Ok(()), "no cap yet");
-        // A full bucket of 1 MiB (two pieces of 512 KiB).
-        link.set(Some(MIB), MIB / 2);
+        // 8 Mbit/s, a full bucket of 1 MiB (two pieces of 512 KiB).
+        let capped = UpstreamLink {
+            max_rate_mbit: Some(8),
+            ..UpstreamLink::default()
+        };
+        link.set(Some(&capped), MIB / 2);
         let other = link.clone();
         assert_eq!(link.try_take(MIB / 2, now), Ok(()));
         assert_eq!(other.try_take(MIB / 2, now), Ok(()));
@@ -177,7 +218,7 @@ mod tests {
             other.try_take(MIB / 2, now).is_err(),
             "both drew on one bucket"
         );
-        link.set(Some(MIB), MIB / 2);
+        link.set(Some(&capped), MIB / 2);
         assert!(
             other.try_take(MIB / 2, now).is_err(),
             "the same rate keeps the bucket"
@@ -205,6 +246,43 @@ mod tests {
             sample(now, 81);
         }
         assert_eq!(link.try_take(MIB, now), Ok(()), "resumed");
+    }
+
+    #[test]
+    fn a_floor_still_flows_while_paused_and_no_faster() {
+        let pause = LinkPause::default();
+        let link = LinkRate::new(pause.clone());
+        link.set(
+            Some(&UpstreamLink {
+                max_rate_mbit: None,
+                settings: LinkSettings {
+                    min_rate_mbit: Some(8),
+                    ..LinkSettings::default()
+                },
+            }),
+            MIB / 2,
+        );
+        let mut now = Instant::now();
+        for _ in 0..20 {
+            now += Duration::from_millis(100);
+            pause.on_rtt(now, Duration::from_millis(80));
+        }
+        for _ in 0..60 {
+            now += Duration::from_millis(100);
+            pause.on_rtt(now, Duration::from_millis(300));
+        }
+        assert!(pause.paused(now).is_some());
+        // The floor's full bucket (1 MiB), then 1 MB/s.
+        assert_eq!(link.try_take(MIB / 2, now), Ok(()));
+        assert_eq!(link.try_take(MIB / 2, now), Ok(()));
+        let next = link.try_take(MIB / 2, now).unwrap_err();
+        assert_eq!(
+            next,
+            now + PAUSE_RECHECK,
+            "asks again no later than a recheck"
+        );
+        let later = now + Duration::from_millis(600);
+        assert_eq!(link.try_take(MIB / 2, later), Ok(()), "0.6 MB came back");
     }
 
     #[test]

@@ -251,8 +251,7 @@ impl Transfer {
                         act.poll(ctx);
                         return;
                     }
-                    let rate = answer.upstream_rate_mbit.map(|mbit| u64::from(mbit) * 125_000);
-                    run.picker.set_upstream_rate(rate, u64::from(run.manifest.piece_size));
+                    run.picker.set_upstream_link(answer.upstream_link.as_ref(), u64::from(run.manifest.piece_size));
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
                     act.pump(ctx);
                     act.poll(ctx);

@@ -20,7 +20,7 @@ use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
 
 use crate::busy::PauseView;
 use crate::election::Attributes;
-use crate::topology::OfficeKind;
+use crate::topology::{LinkBelow, LinkSettings, OfficeKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -227,6 +227,11 @@ pub struct OfficeInfo {
     /// To an RVP: contents its office's clients want that it does not hold
     /// whole, to pull into the office.
     pub wanted: Vec<ContentId>,
+    /// The offices below and their links' settings, when one of them sets
+    /// the sending side's (see [`Topology::links_below`]).
+    ///
+    /// [`Topology::links_below`]: crate::topology::Topology::links_below
+    pub links_below: Vec<LinkBelow>,
 }
 
 /// "Who holds which pieces of X", long-polled: the server answers at once if
@@ -310,9 +315,19 @@ pub struct SourcesAnswer {
     pub leased_elsewhere: Option<PieceMap>,
     /// Pieces this client may fetch from the origin (its leases, old and new).
     pub granted: Vec<u32>,
-    /// The cap on the link from the upstream office into the asker's
-    /// office, in Mbit/s, when the answer lists upstream peers.
-    pub upstream_rate_mbit: Option<u32>,
+    /// The link from the upstream office into the asker's office, when
+    /// the answer lists upstream peers.
+    pub upstream_link: Option<UpstreamLink>,
+}
+
+/// The link from the office above into the asker's office: its caps and
+/// its background settings (the asker's office's row of the topology).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UpstreamLink {
+    /// The cap on the link, Mbit/s (`wan_rate_mbit`).
+    pub max_rate_mbit: Option<u32>,
+    /// The rest of its settings.
+    pub settings: LinkSettings,
 }
 
 impl SourcesAnswer {
@@ -336,7 +351,7 @@ impl SourcesAnswer {
             gone: Vec::new(),
             leased_elsewhere: None,
             granted: Vec::new(),
-            upstream_rate_mbit: None,
+            upstream_link: None,
         }
     }
 
@@ -567,6 +582,9 @@ pub struct PeerView {
     pub served: u64,
     /// QUIC's own numbers for the connections with it.
     pub wire: WireView,
+    /// The congestion controller of the connection it opened to this
+    /// node, on which this node serves it (none open: `None`).
+    pub serving_controller: Option<String>,
 }
 
 /// QUIC's own numbers for the connections with one peer (both ways, open
@@ -677,6 +695,9 @@ pub struct BackgroundLink {
     pub pauses: u64,
     /// Queuing delay measured last, milliseconds (none before a sample).
     pub queuing_delay_ms: Option<f64>,
+    /// The median queuing delay at which the link pauses, milliseconds,
+    /// with this link's settings (none: it never pauses).
+    pub pause_at_ms: Option<u64>,
 }
 
 /// One registered client, as the server shows it.

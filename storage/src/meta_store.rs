@@ -135,6 +135,18 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Stores several settings, already encoded with
+    /// [`records::encode`], at once: after a crash all are stored or none.
+    pub fn put_encoded_settings(&self, settings: Vec<(&str, Vec<u8>)>) -> Result<(), MetaError> {
+        let mut batch = sled::Batch::default();
+        for (name, bytes) in settings {
+            batch.insert(name, bytes);
+        }
+        self.settings.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// A named setting, if one was stored.
     pub fn setting<T: serde::de::DeserializeOwned>(
         &self,

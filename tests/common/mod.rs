@@ -308,6 +308,27 @@ pub fn try_status(data_dir: &Path) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// Runs one debug shell command with `--json`: whether it succeeded, and
+/// its output (stdout then stderr).
+pub fn shell(data_dir: &Path, command: &str) -> (bool, String) {
+    let out = run(&[
+        "shell".into(),
+        "--data-dir".into(),
+        path_arg(data_dir),
+        "-c".into(),
+        command.into(),
+        "--json".into(),
+    ]);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 pub fn status(data_dir: &Path) -> Value {
     try_status(data_dir).unwrap_or_else(|| panic!("node at {} does not answer", data_dir.display()))
 }

@@ -13,6 +13,7 @@
 //! - [`spreadsheet`]: the CSV an administrator edits.
 
 pub mod block;
+pub mod link;
 pub mod spreadsheet;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use block::{AddressBlock, BadBlock};
+pub use link::{LinkBelow, LinkSettings};
 
 /// Most RVPs an office may elect.
 pub const MAX_RVP_COUNT: u8 = 16;
@@ -100,6 +102,11 @@ pub struct Office {
     pub wan_rate_mbit: Option<u32>,
     /// Made by the server for a client no office claimed.
     pub automatic: bool,
+    /// The background link from its parent. Not in the stored form of the
+    /// topology, which predates it: kept beside it (see
+    /// [`Topology::links`]).
+    #[serde(skip)]
+    pub link: LinkSettings,
 }
 
 impl Office {
@@ -115,6 +122,7 @@ impl Office {
             origin_direct: false,
             wan_rate_mbit: None,
             automatic: false,
+            link: LinkSettings::default(),
         }
     }
 }
@@ -290,6 +298,50 @@ impl Topology {
         Ok(())
     }
 
+    /// The link settings of every office that sets any, by office name:
+    /// stored beside the topology, whose stored form has no place for them.
+    pub fn links(&self) -> Vec<(String, LinkSettings)> {
+        self.offices
+            .iter()
+            .filter(|o| !o.link.is_default())
+            .map(|o| (o.name.clone(), o.link))
+            .collect()
+    }
+
+    /// What the clients of `office` need to serve the offices below it:
+    /// every office below with its blocks and link settings, if any of
+    /// them sets the sending side's (else nothing, and the node's own
+    /// settings apply to every peer).
+    pub fn links_below(&self, office: &str) -> Vec<LinkBelow> {
+        let below: Vec<&Office> = self
+            .offices
+            .iter()
+            .filter(|o| {
+                o.name != office && self.path_to_top(&o.name).iter().any(|p| p.name == office)
+            })
+            .collect();
+        if !below.iter().any(|o| o.link.sets_sender()) {
+            return Vec::new();
+        }
+        below
+            .into_iter()
+            .map(|o| LinkBelow {
+                blocks: o.blocks.clone(),
+                settings: o.link,
+            })
+            .collect()
+    }
+
+    /// Puts back link settings kept by [`Topology::links`]; names of no
+    /// office are skipped.
+    pub fn set_links(&mut self, links: Vec<(String, LinkSettings)>) {
+        for (name, link) in links {
+            if let Some(office) = self.offices.iter_mut().find(|o| o.name == name) {
+                office.link = link;
+            }
+        }
+    }
+
     /// The offices, in their order.
     pub fn offices(&self) -> &[Office] {
         &self.offices
@@ -399,6 +451,41 @@ mod tests {
             office("a-printers", Some("branch-a"), &["10.1.200.10-10.1.200.20"]),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn link_settings_are_kept_beside_the_stored_form_which_has_no_place_for_them() {
+        let mut t = sample();
+        t.set_links(vec![(
+            "a-wifi".into(),
+            LinkSettings {
+                pause: Some(false),
+                ..LinkSettings::default()
+            },
+        )]);
+        let stored = postcard::to_stdvec(&t).unwrap();
+        let mut back: Topology = postcard::from_bytes(&stored).unwrap();
+        assert!(back.links().is_empty(), "not in the stored form");
+        back.set_links(t.links());
+        assert_eq!(back, t);
+        back.set_links(vec![("gone".into(), LinkSettings::default())]);
+        assert_eq!(back, t, "unknown offices are skipped");
+    }
+
+    #[test]
+    fn the_links_below_an_office_are_sent_only_if_one_sets_the_sender() {
+        let mut t = sample();
+        assert!(t.links_below("hq").is_empty(), "nothing set");
+        let slow = LinkSettings {
+            target_delay_ms: Some(60),
+            ..LinkSettings::default()
+        };
+        t.set_links(vec![("a-wifi".into(), slow)]);
+        let below = t.links_below("hq");
+        assert_eq!(below.len(), 3, "branch-a, a-wifi, a-printers");
+        assert!(below.iter().any(|l| l.settings == slow));
+        assert_eq!(t.links_below("branch-a").len(), 2);
+        assert!(t.links_below("a-wifi").is_empty(), "nothing below");
     }
 
     #[test]

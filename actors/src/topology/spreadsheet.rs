@@ -14,6 +14,13 @@
 //! | `rvp_count` | no | RVPs to elect, 1 to 16 (default 1) |
 //! | `origin_direct` | no | `true`: its RVPs may use the origin directly (default false) |
 //! | `wan_rate_mbit` | no | cap on the link from the parent, Mbit/s (default none) |
+//! | `bg_yielding` | no | `false`: the office above sends into this office with CUBIC, not the yielding controller (default: the sending client's `[background] yielding`) |
+//! | `bg_target_delay_ms` | no | queuing delay the sending controller aims at on this link, 1 to 1000 ms (default: the sending client's `target_delay_ms`) |
+//! | `wan_min_rate_mbit` | no | rate that still flows from the parent while the busy pause holds, Mbit/s, at most `wan_rate_mbit` (default none: the pause stops it) |
+//! | `bg_pause` | no | `false`: downloads from the parent never pause (default: the client's `[background] pause`) |
+//! | `bg_pause_delay_ms` | no | queuing delay (median) that makes the link busy, 1 to 10000 ms (default: the client's `pause_delay_ms`) |
+//! | `bg_pause_after_secs` | no | how long busy before the pause, 1 to 3600 s (default: the client's) |
+//! | `bg_resume_after_secs` | no | how long not busy before resuming, 1 to 3600 s (default: the client's) |
 //! | `automatic` | no | `true` for offices the server made for unknown subnets |
 //!
 //! Blank rows are ignored; a leading UTF-8 byte order mark is accepted.
@@ -21,10 +28,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::{MAX_RVP_COUNT, Office, OfficeKind, Topology};
+use super::{LinkSettings, MAX_RVP_COUNT, Office, OfficeKind, Topology};
 
 /// The columns, in the order export writes them.
-pub const COLUMNS: [&str; 9] = [
+pub const COLUMNS: [&str; 16] = [
     "office",
     "parent",
     "type",
@@ -34,6 +41,13 @@ pub const COLUMNS: [&str; 9] = [
     "origin_direct",
     "wan_rate_mbit",
     "automatic",
+    "bg_yielding",
+    "bg_target_delay_ms",
+    "wan_min_rate_mbit",
+    "bg_pause",
+    "bg_pause_delay_ms",
+    "bg_pause_after_secs",
+    "bg_resume_after_secs",
 ];
 /// Columns every file must have.
 const REQUIRED: [&str; 4] = ["office", "parent", "type", "subnets"];
@@ -218,15 +232,74 @@ fn office<'a>(field: &impl Fn(&str) -> &'a str) -> Result<Office, String> {
             .ok_or_else(|| format!("rvp_count is `{count}`; expected 1 to {MAX_RVP_COUNT}"))?;
     }
     office.origin_direct = flag("origin_direct", field("origin_direct"))?;
-    let rate = field("wan_rate_mbit");
-    if !rate.is_empty() {
-        office.wan_rate_mbit =
-            Some(rate.parse().ok().filter(|&n: &u32| n > 0).ok_or_else(|| {
-                format!("wan_rate_mbit is `{rate}`; expected a whole number above 0")
-            })?);
-    }
+    office.wan_rate_mbit = number(field, "wan_rate_mbit", u32::MAX)?;
     office.automatic = flag("automatic", field("automatic"))?;
+    office.link = link(field)?;
+    if let (Some(min), Some(max)) = (office.link.min_rate_mbit, office.wan_rate_mbit)
+        && min > max
+    {
+        return Err(format!(
+            "wan_min_rate_mbit is {min}, above wan_rate_mbit {max}"
+        ));
+    }
     Ok(office)
+}
+
+/// A whole number from 1 to `max` in `column`; `None` when empty.
+fn number<'a>(
+    field: &impl Fn(&str) -> &'a str,
+    column: &str,
+    max: u32,
+) -> Result<Option<u32>, String> {
+    let text = field(column);
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bound = if max == u32::MAX {
+        "above 0".to_owned()
+    } else {
+        format!("from 1 to {max}")
+    };
+    text.parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| format!("{column} is `{text}`; expected a whole number {bound}"))
+}
+
+/// A true or false in `column`; `None` when empty.
+fn optional_flag<'a>(
+    field: &impl Fn(&str) -> &'a str,
+    column: &str,
+) -> Result<Option<bool>, String> {
+    let text = field(column);
+    (!text.is_empty()).then(|| flag(column, text)).transpose()
+}
+
+/// The background link settings of one row.
+fn link<'a>(field: &impl Fn(&str) -> &'a str) -> Result<LinkSettings, String> {
+    let link = LinkSettings {
+        yielding: optional_flag(field, "bg_yielding")?,
+        target_delay_ms: number(field, "bg_target_delay_ms", 1_000)?,
+        min_rate_mbit: number(field, "wan_min_rate_mbit", u32::MAX)?,
+        pause: optional_flag(field, "bg_pause")?,
+        pause_delay_ms: number(field, "bg_pause_delay_ms", 10_000)?,
+        pause_after_secs: number(field, "bg_pause_after_secs", 3_600)?,
+        resume_after_secs: number(field, "bg_resume_after_secs", 3_600)?,
+    };
+    if let (Some(target), Some(pause)) = (link.target_delay_ms, link.pause_delay_ms)
+        && pause <= target
+    {
+        return Err(format!(
+            "bg_pause_delay_ms is {pause}, not above bg_target_delay_ms {target}: the link would pause at the delay it aims at"
+        ));
+    }
+    Ok(link)
+}
+
+/// An optional setting as a cell: empty when unset.
+fn text(value: Option<impl ToString>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// The topology as a spreadsheet: the header row, then the offices top
@@ -247,11 +320,15 @@ pub fn export(topology: &Topology) -> String {
                 join(office.preferred.clone()),
                 office.rvp_count.to_string(),
                 office.origin_direct.to_string(),
-                office
-                    .wan_rate_mbit
-                    .map(|r| r.to_string())
-                    .unwrap_or_default(),
+                text(office.wan_rate_mbit),
                 office.automatic.to_string(),
+                text(office.link.yielding),
+                text(office.link.target_delay_ms),
+                text(office.link.min_rate_mbit),
+                text(office.link.pause),
+                text(office.link.pause_delay_ms),
+                text(office.link.pause_after_secs),
+                text(office.link.resume_after_secs),
             ])
             .expect("writing to memory");
     }
@@ -292,6 +369,34 @@ mod tests {
         assert_eq!(once, twice);
         assert!(once.starts_with("office,parent,type,subnets,"));
         assert!(once.contains("\"Branch B, Lyon\",hq,"));
+    }
+
+    #[test]
+    fn link_settings_import_export_and_empty_cells_are_unset() {
+        let sheet = "office,parent,type,subnets,wan_rate_mbit,wan_min_rate_mbit,bg_pause,bg_pause_delay_ms,bg_pause_after_secs,bg_resume_after_secs,bg_yielding,bg_target_delay_ms\n\
+            hq,,Default,,,,,,,,,\n\
+            b,hq,Default,,20,2,true,45,8,12,true,40\n\
+            c,hq,Default,,,,false,,,,false,\n";
+        let topology = import(sheet.as_bytes()).unwrap();
+        assert!(topology.office("hq").unwrap().link.is_default());
+        let b = topology.office("b").unwrap().link;
+        assert_eq!(
+            b,
+            LinkSettings {
+                yielding: Some(true),
+                target_delay_ms: Some(40),
+                min_rate_mbit: Some(2),
+                pause: Some(true),
+                pause_delay_ms: Some(45),
+                pause_after_secs: Some(8),
+                resume_after_secs: Some(12),
+            }
+        );
+        let c = topology.office("c").unwrap().link;
+        assert_eq!((c.pause, c.pause_delay_ms), (Some(false), None));
+        assert_eq!((c.yielding, c.target_delay_ms), (Some(false), None));
+        let again = import(export(&topology).as_bytes()).unwrap();
+        assert_eq!(again, topology);
     }
 
     #[test]
@@ -383,6 +488,32 @@ mod tests {
             (
                 b"office,parent,type,subnets,wan_rate_mbit\nhq,,Default,,fast\n".to_vec(),
                 "line 2: wan_rate_mbit is `fast`",
+            ),
+            (
+                b"office,parent,type,subnets,wan_rate_mbit,wan_min_rate_mbit\nhq,,Default,,10,20\n"
+                    .to_vec(),
+                "line 2: wan_min_rate_mbit is 20, above wan_rate_mbit 10",
+            ),
+            (
+                b"office,parent,type,subnets,bg_pause_delay_ms\nhq,,Default,,0\n".to_vec(),
+                "line 2: bg_pause_delay_ms is `0`; expected a whole number from 1 to 10000",
+            ),
+            (
+                b"office,parent,type,subnets,bg_resume_after_secs\nhq,,Default,,3601\n".to_vec(),
+                "line 2: bg_resume_after_secs is `3601`; expected a whole number from 1 to 3600",
+            ),
+            (
+                b"office,parent,type,subnets,bg_pause\nhq,,Default,,often\n".to_vec(),
+                "line 2: bg_pause is `often`; expected true or false",
+            ),
+            (
+                b"office,parent,type,subnets,bg_target_delay_ms\nhq,,Default,,1001\n".to_vec(),
+                "line 2: bg_target_delay_ms is `1001`; expected a whole number from 1 to 1000",
+            ),
+            (
+                b"office,parent,type,subnets,bg_target_delay_ms,bg_pause_delay_ms\nhq,,Default,,40,40\n"
+                    .to_vec(),
+                "line 2: bg_pause_delay_ms is 40, not above bg_target_delay_ms 40",
             ),
         ];
         for (text, expected) in cases {

@@ -143,8 +143,12 @@ impl Shell {
                         let rtt = w
                             .rtt_us
                             .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
+                        let controller = p
+                            .serving_controller
+                            .as_deref()
+                            .map_or(String::new(), |c| format!("  serving with {c}"));
                         println!(
-                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}  wire out {:>12} in {:>12}  lost {} packets ({})  congestion events {}  rtt {rtt}",
+                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}  wire out {:>12} in {:>12}  lost {} packets ({})  congestion events {}  rtt {rtt}{controller}",
                             p.addr,
                             mib(p.received),
                             mib(p.served),
@@ -152,7 +156,7 @@ impl Shell {
                             mib(w.received_bytes),
                             w.lost_packets,
                             mib(w.lost_bytes),
-                            w.congestion_events
+                            w.congestion_events,
                         );
                     }
                     if peers.is_empty() {

@@ -59,13 +59,16 @@ fn print_background_link(link: &BackgroundLink) {
     let delay = link
         .queuing_delay_ms
         .map_or("not measured".to_owned(), |ms| format!("{ms:.0} ms"));
+    let at = link
+        .pause_at_ms
+        .map_or("never pauses".to_owned(), |ms| format!("pauses at {ms} ms"));
     match &link.paused {
         Some(p) => println!(
             "background link: PAUSED for {:.0} s ({}); queuing delay {delay}; {} pause(s) so far",
             p.for_secs, p.reason, link.pauses
         ),
         None => println!(
-            "background link: running; queuing delay {delay}; {} pause(s) so far",
+            "background link: running; queuing delay {delay} ({at}); {} pause(s) so far",
             link.pauses
         ),
     }

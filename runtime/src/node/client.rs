@@ -58,7 +58,10 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
-    let link_pause = LinkPause::new(config.background.busy());
+    let link_pause = LinkPause::new(
+        config.background.busy(),
+        config.background.ledbat().map(|c| c.target),
+    );
     let wan_settings = endpoint::Background {
         yielding: config.background.ledbat(),
         pause: link_pause.clone(),
@@ -121,18 +124,22 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 counters3,
             )?;
             let finder = supervision::start("discovery", move |_| finder);
-            let endpoint = endpoint::endpoint(socket, None)?;
+            let (endpoint, served) = endpoint::endpoint(socket, None)?;
+            let (wan_endpoint, wan_served) =
+                endpoint::endpoint(background_socket, Some(wan_settings))?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
                 counters: counters2.clone(),
                 link: status2.clone(),
                 background: false,
+                served,
                 book: book2,
             };
             let wan_deps = TransportDeps {
-                endpoint: endpoint::endpoint(background_socket, Some(wan_settings))?,
+                endpoint: wan_endpoint,
                 background: true,
+                served: wan_served,
                 ..deps.clone()
             };
             let transport = supervision::start("transport", move |_| Transport::new(deps));

@@ -75,7 +75,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
-            let endpoint = endpoint::endpoint(socket, None)?;
+            let (endpoint, _) = endpoint::endpoint(socket, None)?;
             actix_rt::spawn(control::serve(endpoint, registry2));
             Ok(())
         })

@@ -129,3 +129,19 @@ impl Controller for LedbatController {
         self
     }
 }
+
+/// Which controller a connection runs, for people: `yielding, target
+/// 25 ms` or quinn's default, `CUBIC`.
+pub fn describe(conn: &quinn::Connection) -> String {
+    match conn
+        .congestion_state()
+        .into_any()
+        .downcast::<LedbatController>()
+    {
+        Ok(c) => format!(
+            "yielding, target {} ms",
+            c.ledbat.config().target.as_millis()
+        ),
+        Err(_) => "CUBIC".to_owned(),
+    }
+}

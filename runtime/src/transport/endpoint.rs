@@ -2,8 +2,9 @@
 //! server) and connects (as a client), with flow-control windows sized for
 //! 1 MiB pieces and several requests in flight.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -11,6 +12,8 @@ use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, Transport
 
 use branchline_actors::busy::LinkPause;
 use branchline_actors::ledbat::LedbatConfig;
+use branchline_actors::topology::LinkBelow;
+use branchline_actors::topology::link::link_of;
 
 use super::background_cc::{LedbatFactory, MAX_ACK_DELAY};
 use crate::tls;
@@ -153,22 +156,63 @@ fn enlarge_buffers(socket: &UdpSocket) {
     }
 }
 
+/// How an endpoint accepts connections: one server config per congestion
+/// controller, made when first needed, with the node's own as the
+/// default. The background endpoint picks one per peer, by the office link
+/// the peer is behind ([`ServedConfigs::for_peer`]).
+pub struct ServedConfigs {
+    crypto: Arc<QuicServerConfig>,
+    node: Option<LedbatConfig>,
+    built: Mutex<HashMap<Option<LedbatConfig>, Arc<quinn::ServerConfig>>>,
+}
+
+impl ServedConfigs {
+    fn new(node: Option<LedbatConfig>) -> Result<Self, EndpointError> {
+        let crypto = QuicServerConfig::try_from(tls::server_config()?)
+            .map_err(|e| EndpointError::Config(e.to_string()))?;
+        Ok(ServedConfigs {
+            crypto: Arc::new(crypto),
+            node,
+            built: Mutex::default(),
+        })
+    }
+
+    /// The server config whose connections run `controller` (`None`:
+    /// CUBIC).
+    fn with(&self, controller: Option<LedbatConfig>) -> Arc<quinn::ServerConfig> {
+        let mut built = branchline_actors::lock_unpoisoned(&self.built);
+        built
+            .entry(controller)
+            .or_insert_with(|| {
+                let mut server = quinn::ServerConfig::with_crypto(self.crypto.clone());
+                server.transport_config(Arc::new(transport_config(controller.map(|c| (c, None)))));
+                Arc::new(server)
+            })
+            .clone()
+    }
+
+    /// The server config for a peer at `addr`: the controller of the link
+    /// it is behind (`links`, from the server), else the node's own.
+    pub fn for_peer(&self, links: &[LinkBelow], addr: IpAddr) -> Arc<quinn::ServerConfig> {
+        let controller = link_of(links, addr).map_or(self.node, |link| link.controller(self.node));
+        self.with(controller)
+    }
+}
+
 /// Makes the endpoint on a bound socket; with `background` yielding, its
 /// connections (both ways) use the delay-based controller instead of
 /// quinn's CUBIC, and those it opens feed the busy pause. Must run inside
-/// the tokio runtime (the actix arbiter) that will drive it.
+/// the tokio runtime (the actix arbiter) that will drive it. Also returns
+/// its server configs, for accepting with another controller.
 pub fn endpoint(
     socket: UdpSocket,
     background: Option<Background>,
-) -> Result<Endpoint, EndpointError> {
+) -> Result<(Endpoint, Arc<ServedConfigs>), EndpointError> {
     let yielding = background.as_ref().and_then(|b| b.yielding);
     let pause = background.map(|b| b.pause);
-    let served = Arc::new(transport_config(yielding.map(|c| (c, None))));
     let dialled = Arc::new(transport_config(yielding.map(|c| (c, pause))));
-    let server_crypto = QuicServerConfig::try_from(tls::server_config()?)
-        .map_err(|e| EndpointError::Config(e.to_string()))?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-    server.transport_config(served);
+    let served = Arc::new(ServedConfigs::new(yielding)?);
+    let server = Arc::unwrap_or_clone(served.with(yielding));
     let client_crypto = QuicClientConfig::try_from(tls::client_config()?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
@@ -189,7 +233,7 @@ pub fn endpoint(
     )
     .map_err(|e| EndpointError::Config(e.to_string()))?;
     endpoint.set_default_client_config(client);
-    Ok(endpoint)
+    Ok((endpoint, served))
 }
 
 /// Connects to `addr`, with a deadline.

@@ -31,6 +31,7 @@ use branchline_actors::wire::PeerView;
 use branchline_storage::Manifest;
 use bytes::Bytes;
 
+use endpoint::ServedConfigs;
 use peer_session::{Attach, PeerSession, SessionStats};
 
 /// Messages the transport's mailbox holds at most.
@@ -53,6 +54,9 @@ pub struct TransportDeps {
     pub link: Arc<LinkStatus>,
     /// The background endpoint (between offices), not the foreground one.
     pub background: bool,
+    /// How the endpoint accepts: on the background endpoint, each peer
+    /// gets the controller of the office link it is behind.
+    pub served: Arc<ServedConfigs>,
     /// Where the node lists its short-lived actors.
     pub book: ActorBook,
 }
@@ -116,13 +120,29 @@ impl Actor for Transport {
         }
         let endpoint = self.deps.endpoint.clone();
         let me = ctx.address();
+        let (served, link, background) = (
+            self.deps.served.clone(),
+            self.deps.link.clone(),
+            self.deps.background,
+        );
         // The accept loop; dropped and made again if the actor restarts.
         ctx.spawn(
             async move {
                 while let Some(incoming) = endpoint.accept().await {
                     let me = me.clone();
+                    let accepting = if background {
+                        let links = link.office().map(|o| o.links_below).unwrap_or_default();
+                        let config = served.for_peer(&links, incoming.remote_address().ip());
+                        incoming.accept_with(config)
+                    } else {
+                        incoming.accept()
+                    };
                     actix_rt::spawn(async move {
-                        match incoming.await {
+                        let connected = match accepting {
+                            Ok(connecting) => connecting.await,
+                            Err(e) => Err(e),
+                        };
+                        match connected {
                             Ok(conn) => {
                                 if me.try_send(Incoming(conn.clone())).is_err() {
                                     conn.close(BUSY.into(), b"busy");
@@ -219,6 +239,7 @@ impl Handler<ListPeers> for Transport {
                         received,
                         served,
                         wire: stats.wire(),
+                        serving_controller: stats.serving_controller(),
                     }
                 })
                 .collect(),

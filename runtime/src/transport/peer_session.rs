@@ -88,6 +88,16 @@ impl SessionStats {
         total
     }
 
+    /// The congestion controller of an open connection the peer dialled
+    /// (the one this node sends pieces on), if any.
+    pub fn serving_controller(&self) -> Option<String> {
+        let c = branchline_actors::lock_unpoisoned(&self.connections);
+        c.open
+            .iter()
+            .find(|(conn, dialled)| !dialled && conn.close_reason().is_none())
+            .map(|(conn, _)| super::background_cc::describe(conn))
+    }
+
     /// QUIC's numbers for every connection of the session.
     pub fn wire(&self) -> WireView {
         let [theirs, mut ours] = self.wire_by_dialler();

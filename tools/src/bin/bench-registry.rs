@@ -132,7 +132,7 @@ async fn register_all(
     concurrency: usize,
 ) -> usize {
     let socket = endpoint::bind(format!("{SUBNET}.2:0").parse().unwrap()).unwrap();
-    let endpoint = endpoint::endpoint(socket, None).unwrap();
+    let (endpoint, _) = endpoint::endpoint(socket, None).unwrap();
     let conn = endpoint::connect(&endpoint, server, Duration::from_secs(5))
         .await
         .unwrap();
