@@ -125,6 +125,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             )?;
             let finder = supervision::start("discovery", move |_| finder);
             let (endpoint, served) = endpoint::endpoint(socket, None)?;
+            let yielding = wan_settings.yielding.is_some();
             let (wan_endpoint, wan_served) =
                 endpoint::endpoint(background_socket, Some(wan_settings))?;
             let deps = TransportDeps {
@@ -133,12 +134,14 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 counters: counters2.clone(),
                 link: status2.clone(),
                 background: false,
+                probe: false,
                 served,
                 book: book2,
             };
             let wan_deps = TransportDeps {
                 endpoint: wan_endpoint,
                 background: true,
+                probe: yielding,
                 served: wan_served,
                 ..deps.clone()
             };

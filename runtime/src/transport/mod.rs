@@ -54,6 +54,9 @@ pub struct TransportDeps {
     pub link: Arc<LinkStatus>,
     /// The background endpoint (between offices), not the foreground one.
     pub background: bool,
+    /// Sessions probe the connections they dial (for the busy pause, whose
+    /// samples only the delay-based controller takes).
+    pub probe: bool,
     /// How the endpoint accepts: on the background endpoint, each peer
     /// gets the controller of the office link it is behind.
     pub served: Arc<ServedConfigs>,

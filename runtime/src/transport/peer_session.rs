@@ -145,6 +145,8 @@ pub struct PeerSession {
     addr: SocketAddr,
     serving: Serving,
     outgoing: ConnectionSlot,
+    /// Probe the connection this session dials (see `started`).
+    probe: bool,
 }
 
 /// What serving a stream needs.
@@ -170,6 +172,7 @@ impl PeerSession {
                 background: deps.background,
             },
             outgoing: ConnectionSlot::new(deps.endpoint, addr).counting_in(stats),
+            probe: deps.probe,
         }
     }
 }
@@ -179,7 +182,7 @@ impl Actor for PeerSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(SESSION_MAILBOX);
-        if self.serving.background {
+        if self.probe {
             // The busy pause measures the link into the office from the RTT
             // of what this node sends up it, but while pieces trickle in it
             // sends little that the peer must acknowledge (acknowledgements
