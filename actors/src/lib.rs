@@ -48,6 +48,7 @@ pub mod registry;
 pub mod registry_actor;
 pub mod rvp;
 pub mod store;
+pub mod strikes;
 pub mod supervision;
 pub mod token_bucket;
 pub mod topology;

@@ -9,8 +9,8 @@
 //! found by broadcast become the sources, and a manifest not yet known
 //! comes from one of them (checked against the content id).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -22,10 +22,11 @@ use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
 use crate::store::Store;
+use crate::strikes::{StrikeBook, Verdict};
 use crate::supervision::ActorBook;
 use crate::token_bucket::LinkRate;
 use crate::transfer::{Transfer, TransferDeps, TransferSettings};
-use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
+use crate::wire::{BadPiece, ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
 
 /// Messages the office's mailbox holds at most.
 pub const OFFICE_MAILBOX: usize = 256;
@@ -59,6 +60,8 @@ pub struct OfficeDeps {
     pub book: ActorBook,
     /// The busy pause of the link into the office.
     pub link_pause: LinkPause,
+    /// Strikes and bans of peers that sent bad bytes (shared with status).
+    pub strikes: Arc<Mutex<StrikeBook>>,
 }
 
 struct Entry {
@@ -71,7 +74,6 @@ pub struct Office {
     deps: OfficeDeps,
     settings: TransferSettings,
     transfers: HashMap<ContentId, Entry>,
-    banned: HashSet<NodeId>,
     link_rate: LinkRate,
 }
 
@@ -81,7 +83,6 @@ impl Office {
         Office {
             settings,
             transfers: HashMap::new(),
-            banned: HashSet::new(),
             link_rate: LinkRate::new(deps.link_pause.clone()),
             deps,
         }
@@ -196,18 +197,50 @@ impl Handler<TransferFinished> for Office {
     }
 }
 
-/// A peer sent bytes that failed verification: no transfer of this node
-/// uses it again.
+/// A peer sent a piece that failed verification: a strike. The answer
+/// says whether the peer is banned (then no transfer of this node uses it
+/// again, and the server is told, with the evidence).
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SourceBan(pub NodeId);
+#[rtype(result = "bool")]
+pub struct SourceStrike {
+    /// The peer.
+    pub peer: NodeId,
+    /// The bad piece.
+    pub evidence: BadPiece,
+}
 
-impl Handler<SourceBan> for Office {
-    type Result = ();
-    fn handle(&mut self, msg: SourceBan, _: &mut Context<Self>) {
+impl Handler<SourceStrike> for Office {
+    type Result = bool;
+    fn handle(&mut self, msg: SourceStrike, ctx: &mut Context<Self>) -> bool {
         crate::supervision::handled();
-        if self.banned.insert(msg.0) {
-            tracing::warn!(peer = %msg.0, "peer banned for sending bytes that failed verification");
+        let peer = msg.peer;
+        let mut book = crate::lock_unpoisoned(&self.deps.strikes);
+        match book.strike(peer, msg.evidence) {
+            Verdict::Struck(strikes) => {
+                tracing::warn!(%peer, strikes, "strike: the peer sent a piece that failed verification");
+                false
+            }
+            Verdict::AlreadyBanned => true,
+            Verdict::Banned => {
+                let evidence = book.evidence(&peer);
+                drop(book);
+                tracing::warn!(%peer, strikes = evidence.len(), "peer banned for sending pieces that failed verification; telling the server");
+                let request = ServerRequest::Banned {
+                    id: self.deps.node,
+                    peer,
+                    evidence,
+                };
+                let server = self.deps.server.clone();
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = Self::call(server, request).await {
+                            tracing::warn!(%peer, error = %e, "could not report the ban to the server");
+                        }
+                    }
+                    .into_actor(self),
+                );
+                true
+            }
         }
     }
 }
@@ -357,11 +390,12 @@ impl Handler<SourcesRequest> for Office {
         };
         Box::pin(call.into_actor(self).map(|reply, act, _| match reply? {
             ServerReply::Sources(mut answer) => {
+                let book = crate::lock_unpoisoned(&act.deps.strikes);
                 answer
                     .peers
-                    .retain(|p| !act.banned.contains(&p.id) && p.id != act.deps.node);
+                    .retain(|p| !book.is_banned(&p.id) && p.id != act.deps.node);
                 // Known peers banned since are dropped by the download too.
-                answer.gone.extend(act.banned.iter().copied());
+                answer.gone.extend(book.banned());
                 Ok(answer)
             }
             ServerReply::UnknownClient => Err(LinkError::Refused("not registered yet".into())),

@@ -509,16 +509,27 @@ impl Picker {
         Outcome::Applied
     }
 
+    /// A peer is banned: no request goes to it again.
+    pub fn set_aside(&mut self, peer: NodeId) {
+        self.set_aside_peers.insert(peer);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.have = PieceMap::new(self.have.len());
+        }
+    }
+
     /// A request failed.
     pub fn on_failed(&mut self, id: u64, failure: Failure, now: Instant) -> Outcome {
-        let Some((_, source)) = self.finish(id) else {
+        let Some((index, source)) = self.finish(id) else {
             return Outcome::Stale;
         };
         match (source, failure) {
             (Source::Peer(peer, _), Failure::BadData) => {
-                self.set_aside_peers.insert(peer);
+                // A strike: the peer rests, and is not asked for this piece
+                // again until an answer lists it once more. Banning it is
+                // the office's call (`set_aside`).
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.have = PieceMap::new(self.have.len());
+                    p.rest.failed(now, self.limits.retry_after);
+                    p.have.clear(index);
                 }
             }
             (Source::Peer(peer, _), Failure::Unavailable) => {
@@ -779,15 +790,24 @@ mod tests {
     }
 
     #[test]
-    fn given_bad_bytes_from_a_peer_when_failed_then_it_is_set_aside_for_good() {
+    fn given_bad_bytes_from_a_peer_then_it_rests_and_once_banned_it_is_set_aside_for_good() {
         let now = Instant::now();
         let mut p = Picker::new(PieceMap::new(2), 1, limits());
         p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
         let reqs = p.next_requests(now);
+        let bad = reqs[0].index;
         assert_eq!(
             p.on_failed(reqs[0].id, Failure::BadData, now),
             Outcome::Applied
         );
+        assert!(p.next_requests(now).is_empty(), "it rests");
+        let later = now + Duration::from_secs(60);
+        let after = p.next_requests(later);
+        assert!(
+            after.iter().all(|r| r.index != bad),
+            "not asked for the bad piece again: {after:?}"
+        );
+        p.set_aside(node(1));
         p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
         let again = p.next_requests(now + Duration::from_secs(60));
         assert!(again.is_empty(), "peer 1 is set aside: {again:?}");

@@ -23,8 +23,8 @@ use crate::holdings_log::HoldingsLog;
 use crate::offices::OfficeBook;
 use crate::topology::Topology;
 use crate::wire::{
-    ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView, OriginUse,
-    Registration, SourcesAnswer, SourcesQuery, TopologyView,
+    BadPiece, BanView, ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView,
+    OriginUse, Registration, SourcesAnswer, SourcesQuery, TopologyView,
 };
 
 /// Most peers one sources answer lists: enough to keep every piece that
@@ -229,6 +229,9 @@ pub struct Registry {
     /// The last sources answer to each asker about each content, which
     /// the next answer is a delta against.
     answered: HashMap<(NodeId, ContentId), Answered>,
+    /// Peers banned for bad bytes in an office: who reported, and the
+    /// evidence. Kept until the server restarts.
+    bans: BTreeMap<(String, NodeId), (NodeId, Vec<BadPiece>)>,
 }
 
 impl Registry {
@@ -248,6 +251,7 @@ impl Registry {
             fallbacks: HashSet::new(),
             origin_use: BTreeMap::new(),
             answered: HashMap::new(),
+            bans: BTreeMap::new(),
         }
     }
 
@@ -541,7 +545,9 @@ impl Registry {
             self.offices.rvps(upstream, now);
         }
         let offices = &self.offices;
-        let in_office = |id: &NodeId| offices.serves_in(&office, id, now);
+        let bans = &self.bans;
+        let trusted = |id: &NodeId| !bans.contains_key(&(office.clone(), *id));
+        let in_office = |id: &NodeId| offices.serves_in(&office, id, now) && trusted(id);
         let ttl = self.timing.lease_ttl;
         let c = self
             .contents
@@ -616,7 +622,7 @@ impl Registry {
             );
         }
         if let Some(upstream) = &plan.upstream {
-            let in_upstream = |id: &NodeId| offices.serves_in(upstream, id, now);
+            let in_upstream = |id: &NodeId| offices.serves_in(upstream, id, now) && trusted(id);
             sources.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
                     .into_iter()
@@ -733,6 +739,54 @@ impl Registry {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// `id` banned `peer` for bad bytes: the registry stops offering
+    /// `peer` to `id`'s office (its pieces no longer count as held there,
+    /// so the origin may be leased for them). False if `id` is unknown.
+    pub fn report_ban(
+        &mut self,
+        id: NodeId,
+        peer: NodeId,
+        evidence: Vec<BadPiece>,
+        now: Instant,
+    ) -> bool {
+        if !self.heartbeat(&id, now) {
+            return false;
+        }
+        let Some(office) = self.offices.office_of(&id).map(str::to_owned) else {
+            return false;
+        };
+        let first = evidence
+            .first()
+            .map(|e| e.error.clone())
+            .unwrap_or_default();
+        if self
+            .bans
+            .insert((office.clone(), peer), (id, evidence))
+            .is_none()
+        {
+            tracing::warn!(%office, %peer, by = %id, evidence = %first, "peer banned in an office for bad bytes");
+            for c in self.contents.values_mut() {
+                if c.holders.contains_key(&peer) {
+                    c.version += 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Peers banned for bad bytes, by office.
+    pub fn ban_views(&self) -> Vec<BanView> {
+        self.bans
+            .iter()
+            .map(|((office, peer), (by, evidence))| BanView {
+                office: office.clone(),
+                peer: *peer,
+                by: *by,
+                evidence: evidence.clone(),
+            })
+            .collect()
     }
 
     /// Pieces leased from the origin so far, by office and reason.
@@ -966,6 +1020,36 @@ mod tests {
         assert!(r.leave(node(2), now));
         let after = r.sources(&asked, now).unwrap();
         assert_eq!(after.gone, vec![node(2)]);
+    }
+
+    #[test]
+    fn given_a_ban_then_the_office_is_not_sent_to_the_peer_and_may_lease_its_pieces() {
+        let (mut r, id, now) = setup(2, 3);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert!(r.sources(&query(2, id, 2), now).unwrap().granted.is_empty());
+        let evidence = vec![BadPiece {
+            content: id,
+            piece: 0,
+            error: "piece 0 hash mismatch".into(),
+        }];
+        assert!(r.report_ban(node(2), node(1), evidence, now));
+        for asker in [2, 3] {
+            let answer = r.sources(&query(asker, id, 2), now).unwrap();
+            assert!(answer.peers.is_empty(), "asker {asker}: {:?}", answer.peers);
+        }
+        assert_eq!(
+            r.sources(&query(2, id, 2), now).unwrap().granted,
+            vec![0, 1]
+        );
+        let bans = r.ban_views();
+        assert_eq!(
+            (bans.len(), bans[0].peer, bans[0].by),
+            (1, node(1), node(2))
+        );
+        assert!(
+            !r.report_ban(node(9), node(1), Vec::new(), now),
+            "unknown reporter"
+        );
     }
 
     #[test]

@@ -176,6 +176,13 @@ impl RegistryActor {
                 }
             }
             ServerRequest::Sources(query) => return self.sources_reply(&query),
+            ServerRequest::Banned { id, peer, evidence } => {
+                if self.registry.report_ban(id, peer, evidence, now) {
+                    ServerReply::Ok
+                } else {
+                    ServerReply::UnknownClient
+                }
+            }
             ServerRequest::Unresponsive { id, peer } => {
                 if self.registry.report_unresponsive(id, peer, now) {
                     ServerReply::Ok
@@ -341,6 +348,7 @@ impl Handler<GetRegistryView> for RegistryActor {
             contents: self.registry.content_views(),
             links: self.registry.link_views(),
             origin: self.registry.origin_views(),
+            bans: self.registry.ban_views(),
         })
     }
 }

@@ -19,12 +19,12 @@ use crate::have_reporter::HaveReporter;
 use crate::known_sources::KnownSources;
 use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
 use crate::office::{
-    ContentInfo, Office, PeerUnresponsive, SourceBan, SourcesRequest, TransferFinished,
+    ContentInfo, Office, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
 };
 use crate::picker::{Failure, Limits, Picker, Request, Source};
 use crate::store::{AddContent, Lookup, PutPiece, Store, StoreError};
 use crate::token_bucket::LinkRate;
-use crate::wire::TransferProgress;
+use crate::wire::{BadPiece, TransferProgress};
 
 /// Messages a transfer's mailbox holds at most.
 pub const TRANSFER_MAILBOX: usize = 64;
@@ -443,15 +443,32 @@ impl Transfer {
             Err(StoreError::Cache(CacheError::Content(
                 e @ (ContentError::PieceHashMismatch { .. } | ContentError::PieceLength { .. }),
             ))) => {
-                tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; setting the source aside");
+                tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; striking the source");
                 self.deps.counters.rejected(match e {
                     ContentError::PieceLength { .. } => Rejection::WrongLength,
                     _ => Rejection::HashMismatch,
                 });
                 run.picker
                     .on_failed(request.id, Failure::BadData, Instant::now());
-                if let Source::Peer(id, _) = request.source {
-                    self.deps.office.do_send(SourceBan(id));
+                if let Source::Peer(peer, _) = request.source {
+                    let strike = SourceStrike {
+                        peer,
+                        evidence: BadPiece {
+                            content: self.content,
+                            piece: request.index,
+                            error: e.to_string(),
+                        },
+                    };
+                    ctx.spawn(self.deps.office.send(strike).into_actor(self).map(
+                        move |banned, act, ctx| {
+                            if banned.unwrap_or(false)
+                                && let Some(run) = act.run.as_mut()
+                            {
+                                run.picker.set_aside(peer);
+                                act.pump(ctx);
+                            }
+                        },
+                    ));
                 }
             }
             Err(e) => {

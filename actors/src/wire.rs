@@ -402,6 +402,16 @@ pub enum ServerRequest {
         /// The peer.
         peer: NodeId,
     },
+    /// `id` banned `peer` for bad bytes: stop offering it to `id`'s
+    /// office. The evidence is kept for people.
+    Banned {
+        /// Who reports.
+        id: NodeId,
+        /// The peer.
+        peer: NodeId,
+        /// The bad pieces it sent.
+        evidence: Vec<BadPiece>,
+    },
     /// I am shutting down: stop sending peers to me now rather than when
     /// my heartbeats stop.
     Leave {
@@ -684,6 +694,46 @@ pub struct ClientStatus {
     pub actors: Vec<ActorView>,
     /// The link into its office, as its background connections see it.
     pub background_link: BackgroundLink,
+    /// Peers that sent it bytes that failed verification.
+    pub strikes: Vec<StrikeView>,
+}
+
+/// A piece a peer sent that failed verification: the evidence of a strike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadPiece {
+    /// The content.
+    pub content: ContentId,
+    /// The piece.
+    pub piece: u32,
+    /// What was wrong: the hash expected and the hash of what came, or
+    /// the lengths.
+    pub error: String,
+}
+
+/// A peer struck for bad bytes, as its victim shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrikeView {
+    /// The peer.
+    pub peer: NodeId,
+    /// Bad pieces it sent.
+    pub strikes: u32,
+    /// Whether it is banned.
+    pub banned: bool,
+    /// The newest evidence, oldest first.
+    pub evidence: Vec<BadPiece>,
+}
+
+/// A ban an office's client reported to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanView {
+    /// The office it holds in.
+    pub office: String,
+    /// The banned peer.
+    pub peer: NodeId,
+    /// Who reported it.
+    pub by: NodeId,
+    /// The evidence reported.
+    pub evidence: Vec<BadPiece>,
 }
 
 /// The link into a client's office, as its busy pause sees it.
@@ -775,6 +825,8 @@ pub struct RegistryView {
     pub links: Vec<LinkView>,
     /// Pieces the origin was used for, by office and why.
     pub origin: Vec<OriginUse>,
+    /// Peers banned for bad bytes, by office.
+    pub bans: Vec<BanView>,
 }
 
 /// An office's use of the origin.

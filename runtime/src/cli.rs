@@ -39,6 +39,44 @@ pub enum Command {
     /// process, spread a generated package to all of them and show what
     /// crossed each office link.
     Demo(DemoArgs),
+    /// The cluster PKI: make the CA, issue node certificates. Nodes given
+    /// them (`[tls]` in their config) accept only peers the CA signed.
+    Pki(PkiArgs),
+}
+
+/// `branchline pki`.
+#[derive(Debug, Args)]
+pub struct PkiArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PkiAction,
+}
+
+/// `branchline pki` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PkiAction {
+    /// Make the cluster CA in DIR: ca.pem (give it to every node) and
+    /// ca.key (keep it there, mode 0600). Refuses a DIR with a CA.
+    Init {
+        /// The CA directory (made, mode 0700).
+        dir: PathBuf,
+    },
+    /// Issue a node certificate from the CA: NAME.pem and NAME.key (mode
+    /// 0600) in --out. Put them, with ca.pem, in the node's `[tls]`.
+    Issue {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The node's role: the server or a client.
+        #[arg(long, value_enum)]
+        role: crate::pki::Role,
+        /// The node's name (letters, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        name: String,
+        /// Where to write the files (default: the CA directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `branchline server`.
@@ -181,7 +219,10 @@ pub enum TopologyAction {
     /// Replace the topology with a spreadsheet (CSV, UTF-8). All or
     /// nothing: every problem is reported as `line N: ...` and nothing
     /// changes. Columns: office, parent, type, subnets, and optionally
-    /// preferred_rvps, rvp_count, origin_direct, wan_rate_mbit, automatic.
+    /// preferred_rvps, rvp_count, origin_direct, wan_rate_mbit, automatic,
+    /// and the link from the parent: bg_yielding, bg_target_delay_ms,
+    /// wan_min_rate_mbit, bg_pause, bg_pause_delay_ms, bg_pause_after_secs,
+    /// bg_resume_after_secs.
     Import {
         /// The server.
         #[command(flatten)]

@@ -46,6 +46,35 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The node's place in the cluster PKI (`branchline pki`), shared by
+/// server and client: all three files, or none (no authentication).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// The cluster CA's certificate (`ca.pem`).
+    pub ca: Option<PathBuf>,
+    /// This node's certificate.
+    pub cert: Option<PathBuf>,
+    /// This node's key.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsSection {
+    /// The node's identity, read from the files; `None` without a `[tls]`
+    /// section (see [`crate::tls::warn_unauthenticated`]).
+    pub fn identity(&self) -> Result<Option<crate::tls::Identity>, ConfigError> {
+        match (&self.ca, &self.cert, &self.key) {
+            (None, None, None) => Ok(None),
+            (Some(ca), Some(cert), Some(key)) => crate::tls::Identity::load(ca, cert, key)
+                .map(Some)
+                .map_err(|e| ConfigError::Invalid(format!("tls: {e}"))),
+            _ => Err(ConfigError::Invalid(
+                "tls.ca, tls.cert and tls.key go together: give all three or none".into(),
+            )),
+        }
+    }
+}
+
 /// Logging settings, shared by server and client.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -162,6 +191,9 @@ pub struct ServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// The cluster PKI.
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 fn default_control() -> SocketAddr {
@@ -206,6 +238,9 @@ pub struct TransferSection {
     pub request_timeout_secs: u64,
     /// Milliseconds a source that failed rests before it is asked again.
     pub retry_after_ms: u64,
+    /// Pieces that fail verification from one peer before it is banned
+    /// (1 bans at the first).
+    pub ban_after_strikes: u32,
 }
 
 impl Default for TransferSection {
@@ -216,6 +251,7 @@ impl Default for TransferSection {
             origin_in_flight: 4,
             request_timeout_secs: 30,
             retry_after_ms: 2000,
+            ban_after_strikes: 2,
         }
     }
 }
@@ -441,6 +477,9 @@ pub struct ClientConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// The cluster PKI.
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// Reads and parses a TOML file into `T`, with one-line errors.
@@ -563,6 +602,7 @@ impl ClientConfig {
             (u64::from(t.per_peer), "transfer.per_peer"),
             (u64::from(t.max_in_flight), "transfer.max_in_flight"),
             (u64::from(t.origin_in_flight), "transfer.origin_in_flight"),
+            (u64::from(t.ban_after_strikes), "transfer.ban_after_strikes"),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
             (self.discovery.wait_ms, "discovery.wait_ms"),
             (
@@ -670,6 +710,12 @@ mod tests {
         assert_eq!(
             c.validate().unwrap_err().to_string(),
             "invalid config: transfer.max_in_flight must be greater than 0"
+        );
+        c.transfer.max_in_flight = 16;
+        c.transfer.ban_after_strikes = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: transfer.ban_after_strikes must be greater than 0"
         );
         let c = client("server = \"127.0.0.1:1\"\n").unwrap();
         assert_eq!(

@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::admin::{connect, socket_path};
 use crate::cli::DemoArgs;
 use crate::commands::{fetch, mib, publish};
-use crate::config::{self, ClientConfig, LogSection, ServerConfig};
+use crate::config::{self, ClientConfig, LogSection, ServerConfig, TlsSection};
 use crate::node::{self, Stop};
+use crate::pki::Role;
 
 /// A node running on its own thread.
 struct NodeThread {
@@ -168,14 +169,27 @@ impl Demo {
         std::fs::create_dir_all(&storage)?;
         let package = storage.join("package.bin");
         println!(
-            "Branchline demo: a server with its file storage and {} clients in {} offices",
+            "Branchline demo: a server with its file storage and {} clients in {} offices, under mutual TLS from a cluster CA of its own",
             args.clients,
             OFFICES.len()
         );
         let sha = generate(&package, size)?;
 
         let server_addr = self.addr(0, 1, config::DEFAULT_CONTROL_PORT);
+        // Every node gets a certificate from the demo's own cluster CA:
+        // mutual TLS, as in production.
+        let ca = self.work.join("ca");
+        crate::pki::init(&ca)?;
+        let certificate = |role, name: &str| -> anyhow::Result<TlsSection> {
+            let (cert, key) = crate::pki::issue(&ca, role, name, &ca)?;
+            Ok(TlsSection {
+                ca: Some(ca.join(crate::pki::CA_CERT)),
+                cert: Some(cert),
+                key: Some(key),
+            })
+        };
         let mut server: ServerConfig = ServerConfig::empty();
+        server.tls = certificate(Role::Server, "server")?;
         server.data_dir = Some(self.work.join("server"));
         server.listen = server_addr;
         server.file_storage.enabled = true;
@@ -213,6 +227,7 @@ impl Demo {
             client.server = Some(server_addr);
             client.listen = self.addr(office, host, config::DEFAULT_FOREGROUND_PORT);
             client.name = Some(name.clone());
+            client.tls = certificate(Role::Client, &name)?;
             client.log = LogSection {
                 level: "warn".into(),
                 ..LogSection::default()

@@ -36,6 +36,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod origin;
+pub mod pki;
 pub mod server_link;
 pub mod tls;
 pub mod transport;

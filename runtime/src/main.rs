@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use branchline::cli::{Cli, ClientArgs, Command, ServerArgs};
+use branchline::cli::{Cli, ClientArgs, Command, PkiAction, ServerArgs};
 use branchline::config::{self, ClientConfig, LogSection, ServerConfig};
 use branchline::node::supervisor::{ACTOR_DIED_EXIT, ActorDied};
 use branchline::node::{self, Stop};
@@ -59,7 +59,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::topology::run(&args)
         }
         Command::Demo(args) => demo::run(&args),
+        Command::Pki(args) => pki(args.action),
     }
+}
+
+fn pki(action: PkiAction) -> anyhow::Result<()> {
+    match action {
+        PkiAction::Init { dir } => {
+            let ca = branchline::pki::init(&dir)?;
+            println!("cluster CA made; give every node {}", ca.display());
+            println!(
+                "keep {} where it is: whoever has it can issue node certificates",
+                dir.join(branchline::pki::CA_KEY).display()
+            );
+        }
+        PkiAction::Issue {
+            ca,
+            role,
+            name,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| ca.clone());
+            let (cert, key) = branchline::pki::issue(&ca, role, &name, &out)?;
+            // The node's `[tls]` section, paths as TOML strings.
+            let toml_path = |p: &std::path::Path| {
+                toml::Value::String(p.to_string_lossy().into_owned()).to_string()
+            };
+            println!("[tls]");
+            println!("ca = {}", toml_path(&ca.join(branchline::pki::CA_CERT)));
+            println!("cert = {}", toml_path(&cert));
+            println!("key = {}", toml_path(&key));
+        }
+    }
+    Ok(())
 }
 
 fn quiet() -> LogSection {

@@ -121,7 +121,7 @@ impl ServerLink {
         counters: Arc<Counters>,
     ) -> Self {
         ServerLink {
-            slot: ConnectionSlot::new(endpoint, server),
+            slot: ConnectionSlot::to_server(endpoint, server),
             me,
             store,
             attributes,

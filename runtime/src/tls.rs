@@ -1,20 +1,31 @@
 //! TLS for the QUIC endpoints.
 //!
-//! **Walking-skeleton state (B1):** every node makes a fresh self-signed
-//! certificate at start, and peers check the handshake signature but not who
-//! signed the certificate. Traffic is encrypted, but a node is not yet
-//! authenticated. Mutual TLS under a cluster CA (`branchline pki`) replaces
-//! this in B6; this module is the one place that changes.
+//! - **With the cluster PKI** (a `[tls]` section: the CA, the node's
+//!   certificate and key, see [`crate::pki`]): mutual TLS. Every endpoint
+//!   asks the other side for a certificate the CA signed and refuses the
+//!   handshake without one; dialling a peer checks it is `branchline`,
+//!   dialling the server that it is `server.branchline`.
+//! - **Without** (the walking skeleton's mode, kept for a first try and
+//!   for tests that are not about trust): every node makes a fresh
+//!   self-signed certificate at start, and peers check the handshake
+//!   signature but not who signed it. Traffic is encrypted, but anyone who
+//!   reaches a port can join; the node warns at start.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
 
-/// The name every node's certificate carries and every client asks for.
-pub const SERVER_NAME: &str = "branchline";
+/// The name every node's certificate carries and every node asks a peer
+/// for.
+pub const SERVER_NAME: &str = crate::pki::CLUSTER_NAME;
+/// The name the server's certificate carries and clients ask it for.
+pub const CONTROL_NAME: &str = "server.branchline";
 /// The ALPN protocol of Branchline's QUIC endpoints.
 pub const ALPN: &[u8] = b"branchline/1";
 
@@ -27,35 +38,128 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration failed: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A PEM file of the identity could not be read.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The CA could not be used to check peers.
+    #[error("the CA in {path} cannot check peers: {reason}")]
+    Verifier {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A node's place in the cluster PKI: the CA it trusts, and its own
+/// certificate and key.
+#[derive(Debug)]
+pub struct Identity {
+    ca: PathBuf,
+    roots: Arc<rustls::RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Reads the CA certificate, the node's certificate and its key (PEM).
+    pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let pem = |path: &Path, reason: String| TlsError::Pem {
+            path: path.to_owned(),
+            reason,
+        };
+        let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| pem(path, e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| pem(path, e.to_string()))?;
+            if certs.is_empty() {
+                return Err(pem(path, "no certificate in the file".into()));
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for root in certs(ca)? {
+            roots
+                .add(root)
+                .map_err(|e| pem(ca, format!("not a usable CA certificate: {e}")))?;
+        }
+        Ok(Identity {
+            ca: ca.to_owned(),
+            roots: Arc::new(roots),
+            chain: certs(cert)?,
+            key: PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?,
+        })
+    }
+}
+
+/// Says, once a node is up, that without an identity it authenticates
+/// nobody.
+pub fn warn_unauthenticated(identity: Option<&Identity>) {
+    if identity.is_none() {
+        tracing::warn!(
+            "no [tls] section: traffic is encrypted, but nodes are not authenticated and anyone who reaches this node's ports can join (see docs/SECURITY.md and `branchline pki`)"
+        );
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls server side of a node's endpoint.
-pub fn server_config() -> Result<rustls::ServerConfig, TlsError> {
-    let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
-    let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
+/// The rustls server side of a node's endpoint: with an identity, it
+/// asks every peer for a certificate its CA signed.
+pub fn server_config(identity: Option<&Identity>) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = provider();
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let mut config = match identity {
+        Some(id) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(id.roots.clone(), provider)
+                .build()
+                .map_err(|e| TlsError::Verifier {
+                    path: id.ca.clone(),
+                    reason: e.to_string(),
+                })?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(id.chain.clone(), id.key.clone_key())?
+        }
+        None => {
+            let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
+            let cert = certified.cert.der().clone();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                certified.signing_key.serialize_der(),
+            ));
+            builder
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)?
+        }
+    };
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(config)
 }
 
-/// The rustls client side of a node's endpoint.
-pub fn client_config() -> Result<rustls::ClientConfig, TlsError> {
+/// The rustls client side of a node's endpoint: with an identity, it
+/// checks the other side's certificate against the CA and shows its own.
+pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let mut config = match identity {
+        Some(id) => builder
+            .with_root_certificates(id.roots.clone())
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))
+            .with_no_client_auth(),
+    };
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(config)
 }

@@ -90,11 +90,16 @@ impl World {
     }
 
     fn spawn(&self, name: &str, args: &[String]) -> Node {
+        self.spawn_with_env(name, args, &[])
+    }
+
+    fn spawn_with_env(&self, name: &str, args: &[String], env: &[(&str, &str)]) -> Node {
         let log = self.path(&format!("{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let data_dir = self.path(name);
         let child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             // BRANCHLINE_TEST_LOG=debug (or a filter) for more detail.
             .env(
                 "RUST_LOG",
@@ -162,6 +167,19 @@ impl World {
         server: SocketAddr,
         extra: &[&str],
     ) -> Node {
+        self.client_at_with_env(name, listen, server, extra, &[])
+    }
+
+    /// [`World::client_at`] with variables added to the client's
+    /// environment (test fault switches).
+    pub fn client_at_with_env(
+        &self,
+        name: &str,
+        listen: SocketAddr,
+        server: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut args: Vec<String> = vec![
             "client".into(),
             "--data-dir".into(),
@@ -174,7 +192,7 @@ impl World {
             name.to_owned(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let node = self.spawn(name, &args);
+        let node = self.spawn_with_env(name, &args, env);
         wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
         });

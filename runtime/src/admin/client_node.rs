@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
@@ -11,6 +11,7 @@ use branchline_actors::busy::LinkPause;
 use branchline_actors::counters::Counters;
 use branchline_actors::office::{ListTransfers, Office, StartTransfer};
 use branchline_actors::store::{Export, GetInventory, Store};
+use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::{GetState, Phase};
 use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, TransferProgress};
 use branchline_storage::ContentId;
@@ -39,6 +40,8 @@ pub struct ClientAdmin {
     pub link: Arc<LinkStatus>,
     /// The busy pause of the link into the office.
     pub link_pause: LinkPause,
+    /// Peers struck and banned for bad bytes.
+    pub strikes: Arc<Mutex<StrikeBook>>,
     /// The node supervisor.
     pub supervisor: Addr<NodeSupervisor>,
     /// The foreground transport.
@@ -115,6 +118,7 @@ impl ClientAdmin {
             counters: self.counters.snapshot(),
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
             background_link: self.link_pause.view(std::time::Instant::now()),
+            strikes: branchline_actors::lock_unpoisoned(&self.strikes).views(),
         })
     }
 

@@ -117,6 +117,16 @@ pub(crate) fn print_client(s: &ClientStatus) {
         c.pieces_rejected
     );
     print_background_link(&s.background_link);
+    for strike in &s.strikes {
+        let state = if strike.banned { "BANNED" } else { "struck" };
+        let last = strike.evidence.last().map_or(String::new(), |e| {
+            format!("; last: content {}: {}", e.content, e.error)
+        });
+        println!(
+            "peer {} {state}: {} bad piece(s){last}",
+            strike.peer, strike.strikes
+        );
+    }
     println!("contents ({}):", s.contents.len());
     for content in &s.contents {
         let pinned = if content.pinned { " pinned" } else { "" };
@@ -198,6 +208,18 @@ pub(crate) fn print_server(s: &ServerStatus) {
         for o in &s.registry.origin {
             println!("  {:<20} {:>8} pieces  ({})", o.office, o.pieces, o.reason);
         }
+    }
+    for ban in &s.registry.bans {
+        let first = ban.evidence.first().map_or(String::new(), |e| {
+            format!(": content {}: {}", e.content, e.error)
+        });
+        println!(
+            "BANNED in office {}: peer {} (reported by {}, {} bad piece(s){first})",
+            ban.office,
+            ban.peer,
+            ban.by,
+            ban.evidence.len()
+        );
     }
     println!("clients ({}):", s.registry.clients.len());
     for c in &s.registry.clients {

@@ -1,7 +1,7 @@
 //! Starting a client node.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,6 +13,7 @@ use branchline_actors::office::{Office, OfficeDeps};
 use branchline_actors::picker::Limits;
 use branchline_actors::rvp::Rvp;
 use branchline_actors::store::Store;
+use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::TransferSettings;
 use branchline_actors::wire::ServerRequest;
 use branchline_storage::{CacheConfig, PieceCache};
@@ -33,6 +34,7 @@ use branchline_actors::supervision::{self, ActorBook};
 /// Runs a client node until it is told to stop.
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let settings = config.validate()?;
+    let identity = config.tls.identity()?.map(Arc::new);
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
@@ -58,6 +60,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
+    let strikes = Arc::new(Mutex::new(StrikeBook::new(
+        config.transfer.ban_after_strikes,
+    )));
     let link_pause = LinkPause::new(
         config.background.busy(),
         config.background.ledbat().map(|c| c.target),
@@ -93,6 +98,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let cache = Arc::new(cache);
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
+    crate::tls::warn_unauthenticated(identity.as_deref());
     let system = actix_rt::System::new();
     let leaving = me.id;
     let link = system.block_on(async move {
@@ -124,10 +130,10 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 counters3,
             )?;
             let finder = supervision::start("discovery", move |_| finder);
-            let (endpoint, served) = endpoint::endpoint(socket, None)?;
+            let (endpoint, served) = endpoint::endpoint(socket, None, identity.as_deref())?;
             let yielding = wan_settings.yielding.is_some();
             let (wan_endpoint, wan_served) =
-                endpoint::endpoint(background_socket, Some(wan_settings))?;
+                endpoint::endpoint(background_socket, Some(wan_settings), identity.as_deref())?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),
@@ -170,6 +176,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             counters: counters.clone(),
             book: book.clone(),
             link_pause: link_pause.clone(),
+            strikes: strikes.clone(),
         };
         let transfer = &config.transfer;
         let transfer_settings = TransferSettings {
@@ -212,6 +219,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             server: settings.server,
             link: link_status,
             link_pause,
+            strikes,
         });
         let scraped = handler.clone();
         serve_metrics(metrics, move || {

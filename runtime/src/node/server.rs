@@ -22,6 +22,7 @@ use crate::{control, logging};
 /// Runs the server node until it is told to stop.
 pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let data_dir = config.validate()?;
+    let identity = config.tls.identity()?;
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
@@ -57,6 +58,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         rvp_patience: Duration::from_secs(config.registry.rvp_patience_secs),
     };
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
+    crate::tls::warn_unauthenticated(identity.as_ref());
     let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
@@ -75,7 +77,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
-            let (endpoint, _) = endpoint::endpoint(socket, None)?;
+            let (endpoint, _) = endpoint::endpoint(socket, None, identity.as_ref())?;
             actix_rt::spawn(control::serve(endpoint, registry2));
             Ok(())
         })

@@ -19,6 +19,8 @@ use super::peer_session::SessionStats;
 pub struct ConnectionSlot {
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
+    /// The name the other side's certificate must carry.
+    name: &'static str,
     stats: Option<Arc<SessionStats>>,
     state: Arc<Mutex<State>>,
 }
@@ -31,13 +33,23 @@ struct State {
 }
 
 impl ConnectionSlot {
-    /// A slot for connections from `endpoint` to `addr`.
+    /// A slot for connections from `endpoint` to the peer at `addr`.
     pub fn new(endpoint: quinn::Endpoint, addr: SocketAddr) -> Self {
         ConnectionSlot {
             endpoint,
             addr,
+            name: crate::tls::SERVER_NAME,
             stats: None,
             state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// A slot for connections to the server at `addr`: its certificate must
+    /// name the server role.
+    pub fn to_server(endpoint: quinn::Endpoint, addr: SocketAddr) -> Self {
+        ConnectionSlot {
+            name: crate::tls::CONTROL_NAME,
+            ..ConnectionSlot::new(endpoint, addr)
         }
     }
 
@@ -71,7 +83,7 @@ impl ConnectionSlot {
         if let Some((at, reason)) = state.failed.as_ref().filter(|(at, _)| *at >= asked) {
             return Err(format!("{reason} ({} ms ago)", at.elapsed().as_millis()));
         }
-        match endpoint::connect(&self.endpoint, self.addr, deadline).await {
+        match endpoint::connect(&self.endpoint, self.addr, self.name, deadline).await {
             Ok(conn) => {
                 if let Some(stats) = &self.stats {
                     stats.track(&conn, true);

@@ -16,7 +16,7 @@ use branchline_actors::topology::LinkBelow;
 use branchline_actors::topology::link::link_of;
 
 use super::background_cc::{LedbatFactory, MAX_ACK_DELAY};
-use crate::tls;
+use crate::tls::{self, Identity};
 
 /// Largest UDP payload Path MTU discovery probes for: a 9000-byte jumbo
 /// frame less IPv6 and UDP headers.
@@ -167,8 +167,8 @@ pub struct ServedConfigs {
 }
 
 impl ServedConfigs {
-    fn new(node: Option<LedbatConfig>) -> Result<Self, EndpointError> {
-        let crypto = QuicServerConfig::try_from(tls::server_config()?)
+    fn new(node: Option<LedbatConfig>, identity: Option<&Identity>) -> Result<Self, EndpointError> {
+        let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)
             .map_err(|e| EndpointError::Config(e.to_string()))?;
         Ok(ServedConfigs {
             crypto: Arc::new(crypto),
@@ -201,19 +201,21 @@ impl ServedConfigs {
 
 /// Makes the endpoint on a bound socket; with `background` yielding, its
 /// connections (both ways) use the delay-based controller instead of
-/// quinn's CUBIC, and those it opens feed the busy pause. Must run inside
+/// quinn's CUBIC, and those it opens feed the busy pause; with `identity`
+/// (the cluster PKI), mutual TLS both ways. Must run inside
 /// the tokio runtime (the actix arbiter) that will drive it. Also returns
 /// its server configs, for accepting with another controller.
 pub fn endpoint(
     socket: UdpSocket,
     background: Option<Background>,
+    identity: Option<&Identity>,
 ) -> Result<(Endpoint, Arc<ServedConfigs>), EndpointError> {
     let yielding = background.as_ref().and_then(|b| b.yielding);
     let pause = background.map(|b| b.pause);
     let dialled = Arc::new(transport_config(yielding.map(|c| (c, pause))));
-    let served = Arc::new(ServedConfigs::new(yielding)?);
+    let served = Arc::new(ServedConfigs::new(yielding, identity)?);
     let server = Arc::unwrap_or_clone(served.with(yielding));
-    let client_crypto = QuicClientConfig::try_from(tls::client_config()?)
+    let client_crypto = QuicClientConfig::try_from(tls::client_config(identity)?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
     client.transport_config(dialled);
@@ -236,15 +238,15 @@ pub fn endpoint(
     Ok((endpoint, served))
 }
 
-/// Connects to `addr`, with a deadline.
+/// Connects to `addr`, whose certificate must carry `name` (with the
+/// cluster PKI), with a deadline.
 pub async fn connect(
     endpoint: &Endpoint,
     addr: SocketAddr,
+    name: &str,
     deadline: Duration,
 ) -> Result<quinn::Connection, String> {
-    let connecting = endpoint
-        .connect(addr, tls::SERVER_NAME)
-        .map_err(|e| e.to_string())?;
+    let connecting = endpoint.connect(addr, name).map_err(|e| e.to_string())?;
     match tokio::time::timeout(deadline, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),

@@ -15,6 +15,8 @@ pub mod background_cc;
 pub mod connection_slot;
 pub mod endpoint;
 pub mod peer_session;
+#[cfg(debug_assertions)]
+pub mod test_fault;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -282,6 +282,8 @@ async fn serve_stream(
     } else {
         Err(Refusal::NotServing)
     };
+    #[cfg(debug_assertions)]
+    let read = read.map(super::test_fault::served);
     let (reply, bytes) = match read {
         Ok(bytes) => (
             PeerReply::Piece {

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use branchline::tls;
 use branchline::transport::endpoint;
 use branchline_actors::election::Attributes;
 use branchline_actors::wire::{
@@ -132,8 +133,8 @@ async fn register_all(
     concurrency: usize,
 ) -> usize {
     let socket = endpoint::bind(format!("{SUBNET}.2:0").parse().unwrap()).unwrap();
-    let (endpoint, _) = endpoint::endpoint(socket, None).unwrap();
-    let conn = endpoint::connect(&endpoint, server, Duration::from_secs(5))
+    let (endpoint, _) = endpoint::endpoint(socket, None, None).unwrap();
+    let conn = endpoint::connect(&endpoint, server, tls::CONTROL_NAME, Duration::from_secs(5))
         .await
         .unwrap();
     let registrations = futures_util::stream::iter(0..clients).map(|n| {

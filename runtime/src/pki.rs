@@ -1,0 +1,183 @@
+//! The cluster PKI: a certificate authority of the enterprise's own, made
+//! once with `branchline pki init DIR`, and node certificates it issues
+//! with `branchline pki issue` (decision: issued by the administrator from
+//! the CA directory, not at enrollment with a token; the CA key never
+//! leaves that directory).
+//!
+//! Every certificate names the cluster (`branchline`) and the node's role
+//! (`server.branchline` or `client.branchline`) as DNS names: every node
+//! checks its peers against the first, and clients check the server they
+//! register with against the second, so a client certificate cannot pose
+//! as the server.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// The CA certificate's file in the CA directory.
+pub const CA_CERT: &str = "ca.pem";
+/// The CA key's file in the CA directory (mode 0600).
+pub const CA_KEY: &str = "ca.key";
+/// The DNS name every node certificate carries.
+pub const CLUSTER_NAME: &str = "branchline";
+
+/// A node's role, named in its certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The server: registry, control endpoint.
+    Server,
+    /// A client: cache, peers.
+    Client,
+}
+
+impl Role {
+    /// The DNS name that marks the role.
+    pub fn dns_name(self) -> &'static str {
+        match self {
+            Role::Server => "server.branchline",
+            Role::Client => "client.branchline",
+        }
+    }
+}
+
+/// Why a PKI command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A CA is there already.
+    #[error(
+        "{0} already holds a CA key; refusing to overwrite it (a new CA would lock out every node it issued)"
+    )]
+    Exists(PathBuf),
+    /// No CA in the directory.
+    #[error("{0} holds no CA key ({CA_KEY}); make one with `branchline pki init`")]
+    NoCa(PathBuf),
+    /// A certificate for this name was issued into the directory already.
+    #[error("{0} exists; refusing to overwrite it")]
+    NodeExists(PathBuf),
+    /// A name that cannot be a file name.
+    #[error(
+        "node name `{0}` must be 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`"
+    )]
+    BadName(String),
+    /// Making or reading a certificate or key failed.
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to a new file at `path` with `mode`; fails if it exists.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => PkiError::NodeExists(path.to_owned()),
+            _ => PkiError::Io {
+                path: path.to_owned(),
+                source: e,
+            },
+        })?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+/// The CA's parameters: the same every time, so an issuer rebuilt from
+/// them and the CA key signs certificates that chain to the CA made by
+/// [`init`].
+fn ca_params() -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Branchline");
+    dn.push(DnType::CommonName, "Branchline cluster CA");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
+}
+
+/// Makes the cluster CA in `dir` (created, mode 0700): `ca.pem` to give
+/// every node, `ca.key` to keep. Refuses a directory that has a CA.
+pub fn init(dir: &Path) -> Result<PathBuf, PkiError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let key_path = dir.join(CA_KEY);
+    if key_path.exists() {
+        return Err(PkiError::Exists(dir.to_owned()));
+    }
+    let key = KeyPair::generate()?;
+    let cert = ca_params()?.self_signed(&key)?;
+    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    let cert_path = dir.join(CA_CERT);
+    write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    Ok(cert_path)
+}
+
+/// Issues a certificate for node `name` with `role` from the CA in
+/// `ca_dir`, into `out` as `NAME.pem` (the certificate) and `NAME.key`
+/// (mode 0600). Returns both paths.
+pub fn issue(
+    ca_dir: &Path,
+    role: Role,
+    name: &str,
+    out: &Path,
+) -> Result<(PathBuf, PathBuf), PkiError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(PkiError::BadName(name.to_owned()));
+    }
+    let ca_key_path = ca_dir.join(CA_KEY);
+    if !ca_key_path.exists() {
+        return Err(PkiError::NoCa(ca_dir.to_owned()));
+    }
+    let ca_key = KeyPair::from_pem(&fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?)?;
+    let issuer = Issuer::new(ca_params()?, ca_key);
+    let mut params =
+        CertificateParams::new(vec![CLUSTER_NAME.to_owned(), role.dns_name().to_owned()])?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    fs::create_dir_all(out).map_err(io(out))?;
+    let (cert_path, key_path) = (
+        out.join(format!("{name}.pem")),
+        out.join(format!("{name}.key")),
+    );
+    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    Ok((cert_path, key_path))
+}

@@ -1,0 +1,166 @@
+//! The cluster PKI. `branchline pki init` makes a CA and `pki issue` node
+//! certificates; a server and two clients holding them share a package
+//! under mutual TLS. A client whose certificate another CA signed, and a
+//! client with none, are refused by the server (never registered) and by
+//! the clients they find by broadcast (no piece, no manifest): they get no
+//! content byte. A client certificate cannot pose as the server.
+
+mod common;
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::origin::{OriginOptions, TestOrigin};
+use common::{Node, World, finish_fetch, make_package, path_arg, run, sha256_file};
+
+const SIZE: usize = 8 * 1024 * 1024;
+
+fn pki(args: &[&str]) -> String {
+    let mut all = vec!["pki".to_owned()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issues a certificate and writes a config file holding the `[tls]`
+/// section `pki issue` printed.
+fn config_with_certificate(world: &World, ca: &Path, role: &str, name: &str) -> String {
+    let tls = pki(&[
+        "issue",
+        "--ca",
+        &path_arg(ca),
+        "--role",
+        role,
+        "--name",
+        name,
+    ]);
+    let path = world.path(&format!("{name}.toml"));
+    std::fs::write(&path, tls).unwrap();
+    path_arg(&path)
+}
+
+/// Waits up to `deadline` for a fetch that must not succeed.
+fn fetch_fails(mut fetch: Child, deadline: Duration) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if let Some(status) = fetch.try_wait().unwrap() {
+            assert!(!status.success(), "the fetch succeeded");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fetch.kill().unwrap();
+    fetch.wait().unwrap();
+}
+
+fn assert_got_nothing(world: &World, outsider: &Node, content: &str) {
+    let out = world.path(&format!("{}.out", outsider.name));
+    fetch_fails(
+        world.start_fetch(outsider, content, &out),
+        Duration::from_secs(15),
+    );
+    let status = outsider.status();
+    assert_eq!(status["registered"], false, "{}", outsider.name);
+    let counters = &status["counters"];
+    for key in ["from_peers", "from_parent", "from_origin"] {
+        assert_eq!(counters[key].as_u64(), Some(0), "{}: {key}", outsider.name);
+    }
+    assert!(!out.exists(), "no output for {}", outsider.name);
+}
+
+#[test]
+fn only_nodes_the_cluster_ca_signed_take_part() {
+    let world = World::new(38, 1);
+    let ca = world.path("ca");
+    let made = pki(&["init", &path_arg(&ca)]);
+    assert!(made.contains("ca.pem"), "{made}");
+    // A second init on the same directory is refused.
+    let again = run(&["pki".into(), "init".into(), path_arg(&ca)]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let other_ca = world.path("other-ca");
+    pki(&["init", &path_arg(&other_ca)]);
+
+    let package = world.path("package.bin");
+    let sha = make_package(&package, SIZE, 38);
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
+    let server_config = config_with_certificate(&world, &ca, "server", "server");
+    let server = world.server_with(&["--config", &server_config]);
+    let mut members = Vec::new();
+    for (name, host) in [("a", 11), ("b", 12)] {
+        let config = config_with_certificate(&world, &ca, "client", name);
+        let client = world.client_at(
+            name,
+            world.addr(host, 34760),
+            world.server_addr(),
+            &["--config", &config],
+        );
+        world.wait_registered(&client);
+        members.push(client);
+    }
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    for client in &members {
+        let out = world.path(&format!("{}.out", client.name));
+        finish_fetch(world.start_fetch(client, &content, &out));
+        assert_eq!(sha256_file(&out), sha, "{}", client.name);
+    }
+
+    // Another CA's certificate (while trusting the cluster's CA, so it is
+    // the server and the peers that refuse it), and none at all: refused
+    // everywhere.
+    let foreign = config_with_certificate(&world, &other_ca, "client", "mallory");
+    let text = std::fs::read_to_string(&foreign).unwrap();
+    let trusting = text.replace(
+        &path_arg(&other_ca.join("ca.pem")),
+        &path_arg(&ca.join("ca.pem")),
+    );
+    assert_ne!(text, trusting);
+    std::fs::write(&foreign, trusting).unwrap();
+    let mallory = world.client_at(
+        "mallory",
+        world.addr(13, 34760),
+        world.server_addr(),
+        &["--config", &foreign],
+    );
+    let anonymous = world.client_at("anonymous", world.addr(14, 34760), world.server_addr(), &[]);
+    for outsider in [&mallory, &anonymous] {
+        assert_got_nothing(&world, outsider, &content);
+    }
+    let names: Vec<String> = server.status()["registry"]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["a", "b"], "only the CA's clients registered");
+
+    // A client certificate cannot pose as the server: a "server" holding
+    // one is refused by the clients.
+    let imposter_config = config_with_certificate(&world, &ca, "client", "imposter");
+    let imposter_world = World::new(38, 2);
+    let imposter = imposter_world.server_with(&["--config", &imposter_config]);
+    let victim_config = config_with_certificate(&world, &ca, "client", "victim");
+    let victim = imposter_world.client_at(
+        "victim",
+        imposter_world.addr(11, 34760),
+        imposter_world.server_addr(),
+        &["--config", &victim_config],
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(victim.status()["registered"], false);
+    assert_eq!(
+        imposter.status()["registry"]["clients"],
+        serde_json::json!([]),
+        "the victim never registered with the imposter"
+    );
+}
