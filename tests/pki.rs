@@ -1,9 +1,11 @@
 //! The cluster PKI. `branchline pki init` makes a CA and `pki issue` node
 //! certificates; a server and two clients holding them share a package
-//! under mutual TLS. A client whose certificate another CA signed, and a
-//! client with none, are refused by the server (never registered) and by
-//! the clients they find by broadcast (no piece, no manifest): they get no
-//! content byte. A client certificate cannot pose as the server.
+//! under mutual TLS. A client whose certificate another CA signed, a
+//! client whose certificate was revoked (`pki revoke`, the list given to
+//! every node), and a client with none, are refused by the server (never
+//! registered) and by the clients they find by broadcast (no piece, no
+//! manifest): they get no content byte. A client certificate cannot pose
+//! as the server.
 
 mod common;
 
@@ -90,11 +92,34 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
     );
     let other_ca = world.path("other-ca");
     pki(&["init", &path_arg(&other_ca)]);
+    // Eve's certificate is revoked before the others are issued, so the
+    // `[tls]` sections printed for them name the revocation list.
+    let eve_config = config_with_certificate(&world, &ca, "client", "eve");
+    let revoked = pki(&["revoke", "--ca", &path_arg(&ca), "--name", "eve"]);
+    assert!(revoked.contains("crl.pem"), "{revoked}");
+    let unknown = run(&[
+        "pki".into(),
+        "revoke".into(),
+        "--ca".into(),
+        path_arg(&ca),
+        "--name".into(),
+        "nobody".into(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no certificate was issued to `nobody`"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
 
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 38);
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
     let server_config = config_with_certificate(&world, &ca, "server", "server");
+    assert!(
+        std::fs::read_to_string(&server_config)
+            .unwrap()
+            .contains("\ncrl = ")
+    );
     let server = world.server_with(&["--config", &server_config]);
     let mut members = Vec::new();
     for (name, host) in [("a", 11), ("b", 12)] {
@@ -133,7 +158,13 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
         &["--config", &foreign],
     );
     let anonymous = world.client_at("anonymous", world.addr(14, 34760), world.server_addr(), &[]);
-    for outsider in [&mallory, &anonymous] {
+    let eve = world.client_at(
+        "eve",
+        world.addr(15, 34760),
+        world.server_addr(),
+        &["--config", &eve_config],
+    );
+    for outsider in [&mallory, &anonymous, &eve] {
         assert_got_nothing(&world, outsider, &content);
     }
     let names: Vec<String> = server.status()["registry"]["clients"]

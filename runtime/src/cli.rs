@@ -77,6 +77,17 @@ pub enum PkiAction {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Revoke the certificate issued to NAME: writes the CA's revocation
+    /// list (crl.pem in the CA directory) anew. Give it to every node as
+    /// `tls.crl`; nodes read it at start.
+    Revoke {
+        /// The CA directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The node's name, as issued.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// `branchline server`.

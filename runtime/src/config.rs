@@ -57,6 +57,9 @@ pub struct TlsSection {
     pub cert: Option<PathBuf>,
     /// This node's key.
     pub key: Option<PathBuf>,
+    /// The CA's revocation list (`crl.pem`, from `branchline pki revoke`);
+    /// optional.
+    pub crl: Option<PathBuf>,
 }
 
 impl TlsSection {
@@ -65,9 +68,11 @@ impl TlsSection {
     pub fn identity(&self) -> Result<Option<crate::tls::Identity>, ConfigError> {
         match (&self.ca, &self.cert, &self.key) {
             (None, None, None) => Ok(None),
-            (Some(ca), Some(cert), Some(key)) => crate::tls::Identity::load(ca, cert, key)
-                .map(Some)
-                .map_err(|e| ConfigError::Invalid(format!("tls: {e}"))),
+            (Some(ca), Some(cert), Some(key)) => {
+                crate::tls::Identity::load(ca, cert, key, self.crl.as_deref())
+                    .map(Some)
+                    .map_err(|e| ConfigError::Invalid(format!("tls: {e}")))
+            }
             _ => Err(ConfigError::Invalid(
                 "tls.ca, tls.cert and tls.key go together: give all three or none".into(),
             )),
@@ -477,9 +482,29 @@ pub struct ClientConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// What one peer may hold of this client.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// The cluster PKI.
     #[serde(default)]
     pub tls: TlsSection,
+}
+
+/// What one peer may hold of a client's resources.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Connections open at once from one IP address, per endpoint; more
+    /// are refused before their handshake.
+    pub connections_per_peer: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            connections_per_peer: 16,
+        }
+    }
 }
 
 /// Reads and parses a TOML file into `T`, with one-line errors.
@@ -603,6 +628,10 @@ impl ClientConfig {
             (u64::from(t.max_in_flight), "transfer.max_in_flight"),
             (u64::from(t.origin_in_flight), "transfer.origin_in_flight"),
             (u64::from(t.ban_after_strikes), "transfer.ban_after_strikes"),
+            (
+                u64::from(self.limits.connections_per_peer),
+                "limits.connections_per_peer",
+            ),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
             (self.discovery.wait_ms, "discovery.wait_ms"),
             (

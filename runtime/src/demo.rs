@@ -186,6 +186,7 @@ impl Demo {
                 ca: Some(ca.join(crate::pki::CA_CERT)),
                 cert: Some(cert),
                 key: Some(key),
+                crl: None,
             })
         };
         let mut server: ServerConfig = ServerConfig::empty();

@@ -89,6 +89,17 @@ fn pki(action: PkiAction) -> anyhow::Result<()> {
             println!("ca = {}", toml_path(&ca.join(branchline::pki::CA_CERT)));
             println!("cert = {}", toml_path(&cert));
             println!("key = {}", toml_path(&key));
+            let crl = ca.join(branchline::pki::CRL);
+            if crl.exists() {
+                println!("crl = {}", toml_path(&crl));
+            }
+        }
+        PkiAction::Revoke { ca, name } => {
+            let crl = branchline::pki::revoke(&ca, &name)?;
+            println!(
+                "{name} revoked; give every node {} as tls.crl (read at start)",
+                crl.display()
+            );
         }
     }
     Ok(())

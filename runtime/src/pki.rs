@@ -4,6 +4,10 @@
 //! the CA directory, not at enrollment with a token; the CA key never
 //! leaves that directory).
 //!
+//! `branchline pki revoke` adds a node's certificate to the CA's
+//! revocation list (`crl.pem`), which every node given it (`tls.crl`)
+//! checks peers against.
+//!
 //! Every certificate names the cluster (`branchline`) and the node's role
 //! (`server.branchline` or `client.branchline`) as DNS names: every node
 //! checks its peers against the first, and clients check the server they
@@ -16,8 +20,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
 };
 
 /// The CA certificate's file in the CA directory.
@@ -26,6 +31,14 @@ pub const CA_CERT: &str = "ca.pem";
 pub const CA_KEY: &str = "ca.key";
 /// The DNS name every node certificate carries.
 pub const CLUSTER_NAME: &str = "branchline";
+/// The revocation list in the CA directory.
+pub const CRL: &str = "crl.pem";
+/// Where `issue` records each node's serial number: `issued/NAME.serial`.
+const ISSUED: &str = "issued";
+/// The revoked nodes, one `NAME SERIAL` per line.
+const REVOKED: &str = "revoked.txt";
+/// How long a revocation list is valid; `revoke` writes a new one.
+const CRL_VALID: time::Duration = time::Duration::days(365);
 
 /// A node's role, named in its certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,6 +89,12 @@ pub enum PkiError {
     /// Making or reading a certificate or key failed.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// No certificate was issued to this name from this CA.
+    #[error("no certificate was issued to `{0}` from this CA (no issued/{0}.serial)")]
+    NotIssued(String),
+    /// No randomness for a serial number.
+    #[error("no random bytes for a serial number: {0}")]
+    Random(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -170,8 +189,19 @@ pub fn issue(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let mut serial = [0u8; 16];
+    getrandom::getrandom(&mut serial).map_err(|e| PkiError::Random(e.to_string()))?;
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from(serial.to_vec()));
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
+    let issued = ca_dir.join(ISSUED);
+    fs::create_dir_all(&issued).map_err(io(&issued))?;
+    write_new(
+        &issued.join(format!("{name}.serial")),
+        hex(&serial).as_bytes(),
+        0o644,
+    )?;
     fs::create_dir_all(out).map_err(io(out))?;
     let (cert_path, key_path) = (
         out.join(format!("{name}.pem")),
@@ -180,4 +210,82 @@ pub fn issue(
     write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
     Ok((cert_path, key_path))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    text.len()
+        .is_multiple_of(2)
+        .then(|| {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten()
+}
+
+/// Revokes the certificate issued to `name` from the CA in `ca_dir`, and
+/// writes the CA's revocation list anew (`crl.pem`, every node revoked so
+/// far). Returns its path.
+pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
+    let ca_key_path = ca_dir.join(CA_KEY);
+    if !ca_key_path.exists() {
+        return Err(PkiError::NoCa(ca_dir.to_owned()));
+    }
+    let serial_path = ca_dir.join(ISSUED).join(format!("{name}.serial"));
+    let serial = fs::read_to_string(&serial_path)
+        .map_err(|_| PkiError::NotIssued(name.to_owned()))?
+        .trim()
+        .to_owned();
+    let revoked_path = ca_dir.join(REVOKED);
+    let mut revoked = match fs::read_to_string(&revoked_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(&revoked_path)(e)),
+    };
+    if !revoked
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(serial.as_str()))
+    {
+        revoked.push_str(&format!("{name} {serial}\n"));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let revoked_certs = revoked
+        .lines()
+        .filter_map(|l| unhex(l.split_whitespace().nth(1)?))
+        .map(|serial| RevokedCertParams {
+            serial_number: SerialNumber::from(serial),
+            revocation_time: now,
+            reason_code: Some(RevocationReason::Unspecified),
+            invalidity_date: None,
+        })
+        .collect::<Vec<_>>();
+    let ca_key = KeyPair::from_pem(&fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?)?;
+    let ca = ca_params()?;
+    let crl = CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(1),
+        next_update: now + CRL_VALID,
+        crl_number: SerialNumber::from(u64::try_from(revoked_certs.len()).unwrap_or(u64::MAX)),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: ca.key_identifier_method.clone(),
+    }
+    .signed_by(&Issuer::new(ca, ca_key))?;
+    // The list first, then the record: a crash between leaves a list that
+    // already names the node, and the next revoke writes both again.
+    let crl_path = ca_dir.join(CRL);
+    let staged = ca_dir.join(format!("{CRL}.new"));
+    let _ = fs::remove_file(&staged);
+    write_new(&staged, crl.pem()?.as_bytes(), 0o644)?;
+    fs::rename(&staged, &crl_path).map_err(io(&crl_path))?;
+    let staged = ca_dir.join(format!("{REVOKED}.new"));
+    let _ = fs::remove_file(&staged);
+    write_new(&staged, revoked.as_bytes(), 0o644)?;
+    fs::rename(&staged, &revoked_path).map_err(io(&revoked_path))?;
+    Ok(crl_path)
 }

@@ -15,10 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::DigitallySignedStruct;
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+    UnixTime,
+};
 use rustls::server::WebPkiClientVerifier;
 
 /// The name every node's certificate carries and every node asks a peer
@@ -64,11 +68,13 @@ pub struct Identity {
     roots: Arc<rustls::RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl Identity {
-    /// Reads the CA certificate, the node's certificate and its key (PEM).
-    pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+    /// Reads the CA certificate, the node's certificate and its key (PEM),
+    /// and the CA's revocation list if given.
+    pub fn load(ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> Result<Self, TlsError> {
         let pem = |path: &Path, reason: String| TlsError::Pem {
             path: path.to_owned(),
             reason,
@@ -89,12 +95,27 @@ impl Identity {
                 .add(root)
                 .map_err(|e| pem(ca, format!("not a usable CA certificate: {e}")))?;
         }
+        let crls = match crl {
+            None => Vec::new(),
+            Some(path) => CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|e| pem(path, e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| pem(path, e.to_string()))?,
+        };
         Ok(Identity {
             ca: ca.to_owned(),
             roots: Arc::new(roots),
             chain: certs(cert)?,
             key: PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?,
+            crls,
         })
+    }
+
+    fn verifier_error(&self, e: impl std::fmt::Display) -> TlsError {
+        TlsError::Verifier {
+            path: self.ca.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -121,11 +142,9 @@ pub fn server_config(identity: Option<&Identity>) -> Result<rustls::ServerConfig
     let mut config = match identity {
         Some(id) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(id.roots.clone(), provider)
+                .with_crls(id.crls.clone())
                 .build()
-                .map_err(|e| TlsError::Verifier {
-                    path: id.ca.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| id.verifier_error(e))?;
             builder
                 .with_client_cert_verifier(verifier)
                 .with_single_cert(id.chain.clone(), id.key.clone_key())?
@@ -152,9 +171,15 @@ pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut config = match identity {
-        Some(id) => builder
-            .with_root_certificates(id.roots.clone())
-            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        Some(id) => {
+            let verifier = WebPkiServerVerifier::builder_with_provider(id.roots.clone(), provider)
+                .with_crls(id.crls.clone())
+                .build()
+                .map_err(|e| id.verifier_error(e))?;
+            builder
+                .with_webpki_verifier(verifier)
+                .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?
+        }
         None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))

@@ -27,6 +27,7 @@ use crate::config::ClientConfig;
 use crate::discovery::{self, Discovery};
 use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
+use crate::transport::admission::Admission;
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
 use branchline_actors::supervision::{self, ActorBook};
@@ -60,6 +61,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         },
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
+    let per_peer = config.limits.connections_per_peer;
     let strikes = Arc::new(Mutex::new(StrikeBook::new(
         config.transfer.ban_after_strikes,
     )));
@@ -132,6 +134,11 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             let finder = supervision::start("discovery", move |_| finder);
             let (endpoint, served) = endpoint::endpoint(socket, None, identity.as_deref())?;
             let yielding = wan_settings.yielding.is_some();
+            let admission = || {
+                Arc::new(Mutex::new(Admission::new(
+                    per_peer.try_into().unwrap_or(usize::MAX),
+                )))
+            };
             let (wan_endpoint, wan_served) =
                 endpoint::endpoint(background_socket, Some(wan_settings), identity.as_deref())?;
             let deps = TransportDeps {
@@ -142,6 +149,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 background: false,
                 probe: false,
                 served,
+                admission: admission(),
                 book: book2,
             };
             let wan_deps = TransportDeps {
@@ -149,6 +157,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 background: true,
                 probe: yielding,
                 served: wan_served,
+                admission: admission(),
                 ..deps.clone()
             };
             let transport = supervision::start("transport", move |_| Transport::new(deps));

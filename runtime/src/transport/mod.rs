@@ -11,6 +11,7 @@
 //! offices (port 34750), so WAN traffic has its own endpoint, port and
 //! (in B5) its own congestion controller.
 
+pub mod admission;
 pub mod background_cc;
 pub mod connection_slot;
 pub mod endpoint;
@@ -33,6 +34,7 @@ use branchline_actors::wire::PeerView;
 use branchline_storage::Manifest;
 use bytes::Bytes;
 
+use admission::SharedAdmission;
 use endpoint::ServedConfigs;
 use peer_session::{Attach, PeerSession, SessionStats};
 
@@ -62,6 +64,9 @@ pub struct TransportDeps {
     /// How the endpoint accepts: on the background endpoint, each peer
     /// gets the controller of the office link it is behind.
     pub served: Arc<ServedConfigs>,
+    /// Open connections per peer address, capped (kept across restarts of
+    /// the transport, as the connections are).
+    pub admission: SharedAdmission,
     /// Where the node lists its short-lived actors.
     pub book: ActorBook,
 }
@@ -125,16 +130,24 @@ impl Actor for Transport {
         }
         let endpoint = self.deps.endpoint.clone();
         let me = ctx.address();
-        let (served, link, background) = (
+        let (served, link, background, admission) = (
             self.deps.served.clone(),
             self.deps.link.clone(),
             self.deps.background,
+            self.deps.admission.clone(),
         );
         // The accept loop; dropped and made again if the actor restarts.
         ctx.spawn(
             async move {
                 while let Some(incoming) = endpoint.accept().await {
+                    let ip = incoming.remote_address().ip();
+                    if !branchline_actors::lock_unpoisoned(&admission).try_admit(ip) {
+                        tracing::debug!(%ip, "refused a connection: the peer has its cap of open connections");
+                        incoming.refuse();
+                        continue;
+                    }
                     let me = me.clone();
+                    let admission = admission.clone();
                     let accepting = if background {
                         let links = link.office().map(|o| o.links_below).unwrap_or_default();
                         let config = served.for_peer(&links, incoming.remote_address().ip());
@@ -152,9 +165,11 @@ impl Actor for Transport {
                                 if me.try_send(Incoming(conn.clone())).is_err() {
                                     conn.close(BUSY.into(), b"busy");
                                 }
+                                conn.closed().await;
                             }
                             Err(e) => tracing::debug!(error = %e, "incoming handshake failed"),
                         }
+                        branchline_actors::lock_unpoisoned(&admission).release(ip);
                     });
                 }
             }
