@@ -175,3 +175,24 @@ fn a_port_in_use_is_named() {
     assert!(!ok);
     assert_one_line_error(&stderr, &[&format!("cannot listen on {addr}"), "in use"]);
 }
+
+#[test]
+fn a_tool_printing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let world = World::new(31, 13);
+    let server = world.server();
+    // As `branchline status | head -0`: the reader is gone before the
+    // tool writes.
+    let mut status = Command::new(common::bin())
+        .args(["status", "--data-dir", &path_arg(&server.data_dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(status.stdout.take());
+    let out = status.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

@@ -12,6 +12,12 @@ use branchline::{commands, demo, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Server(_) | Command::Client(_) | Command::Demo(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     // reqwest takes the process-wide rustls provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli) {
@@ -23,6 +29,19 @@ fn main() -> ExitCode {
                 None => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+/// A tool printing into a pipe that closed (`branchline status | head`)
+/// ends quietly, as Unix tools do, instead of panicking in `println!`.
+/// Nodes keep Rust's default (SIGPIPE ignored), so a peer that closes a
+/// socket can never kill one.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: called at the start of `main`, before any thread starts; it
+    // only puts one signal's disposition back to the system default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
