@@ -3,6 +3,7 @@
 //! holder by UDP broadcast on its subnet, takes the manifest from it
 //! (checked against the content id) and every piece. A WiFi client, whose
 //! office type never broadcasts, sends no broadcast and so finds nobody.
+//! A download under way when the server dies finishes from the origin.
 
 mod common;
 
@@ -91,5 +92,60 @@ fn an_office_shares_by_broadcast_while_the_server_is_down() {
         wifi.status()["counters"]["broadcasts_sent"].as_u64(),
         Some(0),
         "a WiFi client never broadcasts"
+    );
+}
+
+/// A download that started while the server was up, with nobody else
+/// holding the content, finishes from the origin after the server dies:
+/// with no server to grant leases, every piece no peer holds may go to
+/// the origin.
+#[test]
+fn a_download_falls_back_to_the_origin_when_the_server_dies() {
+    const BIG: usize = 32 * 1024 * 1024;
+    let world = World::new(35, 3);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, BIG, 352);
+    // A slow origin, so the server dies with most pieces still to come.
+    let origin = TestOrigin::start(
+        world.addr(2, 0),
+        package.clone(),
+        OriginOptions {
+            delay: Duration::from_millis(300),
+            ..OriginOptions::default()
+        },
+    );
+    let mut server = world.server();
+    let client = world.client(11);
+    world.wait_registered(&client);
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    let out = world.path("client.out");
+    let mut fetch = world.start_fetch(&client, &content, &out);
+    wait_until("the first piece arrived", Duration::from_secs(30), || {
+        client.status()["counters"]["pieces_stored"].as_u64() >= Some(1)
+    });
+    server.kill();
+    let had = client.status()["counters"]["pieces_stored"]
+        .as_u64()
+        .unwrap();
+    assert!(had < 16, "most pieces were still to come: {had}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = fetch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download is stuck without the server ({} pieces)",
+            client.status()["counters"]["pieces_stored"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(sha256_file(&out), sha);
+    let counters = &client.status()["counters"];
+    assert_eq!(
+        counters["from_origin"].as_u64(),
+        Some(BIG as u64),
+        "{counters}"
     );
 }

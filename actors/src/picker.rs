@@ -509,6 +509,23 @@ impl Picker {
         Outcome::Applied
     }
 
+    /// The server is out of reach, so nobody grants leases: every missing
+    /// piece that no known peer holds may go to the origin (if any origin
+    /// is known and usable). Several clients of an office may then take
+    /// the same piece from the origin; the next answer from the server
+    /// puts its leases back in charge.
+    pub fn grant_unheld(&mut self) {
+        if self.origins.is_empty() || self.origins_exhausted() {
+            return;
+        }
+        let unheld: Vec<u32> = self
+            .have
+            .iter_missing()
+            .filter(|&i| self.holders(i) == 0)
+            .collect();
+        self.granted.extend(unheld);
+    }
+
     /// A peer is banned: no request goes to it again.
     pub fn set_aside(&mut self, peer: NodeId) {
         self.set_aside_peers.insert(peer);
@@ -832,6 +849,26 @@ mod tests {
         assert!(p.origins_exhausted());
         assert_eq!(p.take_releases(), vec![0]);
         assert_eq!(p.unobtainable(), vec![0]);
+    }
+
+    #[test]
+    fn with_the_server_out_of_reach_unheld_pieces_go_to_the_origin() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 1, limits());
+        p.update_sources(&[peer(1, &[0], 3)], PieceMap::new(3), &[]);
+        p.grant_unheld();
+        let reqs = p.next_requests(now);
+        let origin: Vec<u32> = reqs
+            .iter()
+            .filter(|r| r.source == Source::Origin(0))
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(origin, vec![1, 2], "piece 0 stays with the peer");
+        let mut none = Picker::new(PieceMap::new(2), 0, limits());
+        none.update_sources(&[], PieceMap::new(2), &[]);
+        none.grant_unheld();
+        assert!(none.next_requests(now).is_empty(), "no origin known");
+        assert!(none.unobtainable().is_empty(), "it waits for peers instead");
     }
 
     #[test]

@@ -253,6 +253,9 @@ impl Transfer {
                     }
                     run.picker.set_upstream_link(answer.upstream_link.as_ref(), u64::from(run.manifest.piece_size));
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
+                    if answer.is_discovered() {
+                        run.picker.grant_unheld();
+                    }
                     act.pump(ctx);
                     act.poll(ctx);
                 }

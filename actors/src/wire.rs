@@ -331,6 +331,12 @@ pub struct UpstreamLink {
 }
 
 impl SourcesAnswer {
+    /// Whether this answer was made from a subnet broadcast while the
+    /// server was out of reach (see [`SourcesAnswer::discovered`]).
+    pub fn is_discovered(&self) -> bool {
+        self.version == 0
+    }
+
     /// A complete answer from peers found by broadcast while the server is
     /// out of reach: version 0, so the next question to the server asks
     /// for a complete answer.
