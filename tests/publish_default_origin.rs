@@ -2,7 +2,9 @@
 //! storage: the package's origin is its URL there (learned from the running
 //! server, whatever flags started it), and a client fetches it from there.
 //! The client first only pre-stages it (`fetch` without `--out`), then
-//! writes it out without downloading it again.
+//! writes it out without downloading it again. The file storage serves
+//! only what was published, also after a restart: another file in its
+//! directory is not found.
 
 mod common;
 
@@ -15,15 +17,22 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
     let world = World::new(31, 9);
     let storage = world.path("storage");
     std::fs::create_dir_all(storage.join("apps")).unwrap();
+    std::fs::write(storage.join("apps").join("secret.txt"), "not for clients").unwrap();
     let package = storage.join("apps").join("tool 1.bin");
     let sha = make_package(&package, SIZE, 9);
     let listen = world.addr(1, 34380).to_string();
-    let server = world.server_with(&[
+    let server_flags = [
         "--file-storage",
         &path_arg(&storage),
         "--file-storage-listen",
         &listen,
-    ]);
+    ];
+    let mut server = world.server_with(&server_flags);
+    assert_eq!(
+        http_status(&listen, "/apps/tool%201.bin"),
+        404,
+        "not published yet"
+    );
     let client = world.client(11);
     world.wait_registered(&client);
 
@@ -66,4 +75,40 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
         Some(SIZE as u64),
         "the file storage sent the package once"
     );
+
+    // Only what was published is served, also after a restart.
+    for restarted in [false, true] {
+        if restarted {
+            server.terminate();
+            server = world.server_with(&server_flags);
+        }
+        assert_eq!(
+            http_status(&listen, "/apps/tool%201.bin"),
+            200,
+            "restarted: {restarted}"
+        );
+        assert_eq!(
+            http_status(&listen, "/apps/secret.txt"),
+            404,
+            "restarted: {restarted}"
+        );
+    }
+}
+
+/// The status code of a HEAD request to the file storage.
+fn http_status(addr: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {response:?}"))
 }

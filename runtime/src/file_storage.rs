@@ -3,13 +3,17 @@
 //! configured. It counts the body bytes it sends, which is how the demo and
 //! the tests measure origin traffic from outside the clients.
 //!
-//! Only files under the directory are served: paths with `..`, hidden
-//! segments or anything that resolves outside the directory get 404.
+//! Only files under the directory that a published content names as an
+//! origin are served (B6): anything else under it, paths with `..`, hidden
+//! segments or anything that resolves outside the directory get 404. The
+//! server allows each content's origins when it is published, and again
+//! for every stored content when the server starts.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::BoxBody;
@@ -99,6 +103,8 @@ fn percent_decode(s: &str) -> Option<String> {
 pub struct FileStorage {
     root: Arc<PathBuf>,
     served: Arc<AtomicU64>,
+    /// The real paths of the files published contents name as origins.
+    published: Arc<RwLock<HashSet<PathBuf>>>,
 }
 
 impl FileStorage {
@@ -107,7 +113,32 @@ impl FileStorage {
         Ok(FileStorage {
             root: Arc::new(root.canonicalize()?),
             served: Arc::new(AtomicU64::new(0)),
+            published: Arc::default(),
         })
+    }
+
+    /// Allows the files that `origins` name under `base_url` (this storage's
+    /// URL); other origins are not this storage's and are skipped, as are
+    /// files that do not exist.
+    pub fn allow(&self, base_url: &str, origins: &[String]) {
+        let base = base_url.trim_end_matches('/');
+        let files = origins
+            .iter()
+            .filter_map(|o| o.strip_prefix(base).filter(|p| p.starts_with('/')))
+            .filter_map(|p| resolve(&self.root, p)?.canonicalize().ok())
+            .filter(|real| real.starts_with(self.root.as_path()));
+        let mut published = self
+            .published
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        published.extend(files);
+    }
+
+    fn is_published(&self, real: &Path) -> bool {
+        self.published
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(real)
     }
 
     /// Body bytes sent since start.
@@ -155,9 +186,10 @@ impl FileStorage {
         let Some(path) = resolve(&self.root, req.uri().path()) else {
             return status(StatusCode::NOT_FOUND);
         };
-        // A symlink inside the directory must not lead outside it.
+        // A symlink inside the directory must not lead outside it, and
+        // only what was published is served.
         match tokio::fs::canonicalize(&path).await {
-            Ok(real) if real.starts_with(self.root.as_path()) => {}
+            Ok(real) if real.starts_with(self.root.as_path()) && self.is_published(&real) => {}
             _ => return status(StatusCode::NOT_FOUND),
         }
         let Ok(mut file) = tokio::fs::File::open(&path).await else {

@@ -53,8 +53,20 @@ impl ServerAdmin {
                 Ok(status) => AdminReply::ServerStatus(status),
                 Err(e) => AdminReply::Error(e),
             },
-            AdminRequest::Publish { manifest, origins } => match self.registry.send(Publish { manifest, origins }).await {
-                Ok(Ok(id)) => AdminReply::Published(id),
+            AdminRequest::Publish { manifest, origins } => match self
+                .registry
+                .send(Publish {
+                    manifest,
+                    origins: origins.clone(),
+                })
+                .await
+            {
+                Ok(Ok(id)) => {
+                    if let Some((storage, url)) = &self.file_storage {
+                        storage.allow(url, &origins);
+                    }
+                    AdminReply::Published(id)
+                }
                 Ok(Err(e)) => AdminReply::Error(e),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },

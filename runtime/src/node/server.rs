@@ -50,6 +50,12 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    if let Some((storage, _, url)) = &file_storage {
+        // What was published before this start is served again.
+        for record in meta.contents().context("reading the published contents")? {
+            storage.allow(url, &record.origins);
+        }
+    }
     let admin = listener::bind(&socket_path(&data_dir))?;
     let metrics = crate::config::metrics_listener(&config.metrics)?;
     let timing = RegistryTiming {
