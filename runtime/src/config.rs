@@ -497,12 +497,16 @@ pub struct LimitsSection {
     /// Connections open at once from one IP address, per endpoint; more
     /// are refused before their handshake.
     pub connections_per_peer: u32,
+    /// Piece requests one peer may make per second (and in a burst); more
+    /// are refused as busy, and the peer asks elsewhere or later.
+    pub requests_per_sec: u32,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
             connections_per_peer: 16,
+            requests_per_sec: 1000,
         }
     }
 }
@@ -631,6 +635,10 @@ impl ClientConfig {
             (
                 u64::from(self.limits.connections_per_peer),
                 "limits.connections_per_peer",
+            ),
+            (
+                u64::from(self.limits.requests_per_sec),
+                "limits.requests_per_sec",
             ),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
             (self.discovery.wait_ms, "discovery.wait_ms"),

@@ -62,6 +62,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     };
     let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
     let per_peer = config.limits.connections_per_peer;
+    let requests_per_sec = u64::from(config.limits.requests_per_sec);
     let strikes = Arc::new(Mutex::new(StrikeBook::new(
         config.transfer.ban_after_strikes,
     )));
@@ -150,6 +151,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 probe: false,
                 served,
                 admission: admission(),
+                requests_per_sec,
                 book: book2,
             };
             let wan_deps = TransportDeps {
@@ -158,6 +160,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 probe: yielding,
                 served: wan_served,
                 admission: admission(),
+                requests_per_sec,
                 ..deps.clone()
             };
             let transport = supervision::start("transport", move |_| Transport::new(deps));

@@ -67,6 +67,9 @@ pub struct TransportDeps {
     /// Open connections per peer address, capped (kept across restarts of
     /// the transport, as the connections are).
     pub admission: SharedAdmission,
+    /// Piece requests one peer session may make per second (and at once);
+    /// more are refused as busy.
+    pub requests_per_sec: u64,
     /// Where the node lists its short-lived actors.
     pub book: ActorBook,
 }

@@ -11,12 +11,13 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use branchline_actors::counters::{Counters, Rejection};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
+use branchline_actors::token_bucket::TokenBucket;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
     write_frame,
@@ -157,6 +158,15 @@ struct Serving {
     stats: Arc<SessionStats>,
     link: Arc<LinkStatus>,
     background: bool,
+    /// Piece requests the peer may make, per second (one token each).
+    requests: Arc<Mutex<TokenBucket>>,
+}
+
+impl Serving {
+    /// Takes a token for one piece request; false: over the peer's rate.
+    fn admit_request(&self) -> bool {
+        branchline_actors::lock_unpoisoned(&self.requests).try_take(1, Instant::now())
+    }
 }
 
 impl PeerSession {
@@ -170,6 +180,10 @@ impl PeerSession {
                 stats: stats.clone(),
                 link: deps.link,
                 background: deps.background,
+                requests: Arc::new(Mutex::new(TokenBucket::new(
+                    deps.requests_per_sec,
+                    deps.requests_per_sec,
+                ))),
             },
             outgoing: ConnectionSlot::new(deps.endpoint, addr).counting_in(stats),
             probe: deps.probe,
@@ -277,10 +291,12 @@ async fn serve_stream(
             return send.finish().map_err(|e| e.to_string());
         }
     };
-    let read = if serving.link.serves() {
-        read_for_peer(&serving.store, &serving.counters, content, index).await
-    } else {
+    let read = if !serving.link.serves() {
         Err(Refusal::NotServing)
+    } else if !serving.admit_request() {
+        Err(Refusal::Busy)
+    } else {
+        read_for_peer(&serving.store, &serving.counters, content, index).await
     };
     #[cfg(debug_assertions)]
     let read = read.map(super::test_fault::served);
