@@ -157,7 +157,8 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
     eprintln!("request storm: {pieces} pieces, {busy} refused as busy in {storm_time:?}");
     assert_eq!(pieces + busy, 200);
     // A full bucket (RATE requests), then RATE a second.
-    let allowed = RATE + (storm_time.as_secs_f64() * RATE as f64).ceil() as u64;
+    let millis = u64::try_from(storm_time.as_millis()).unwrap();
+    let allowed = RATE + millis * RATE / 1000 + 1;
     assert!(
         pieces <= allowed,
         "{pieces} pieces in {storm_time:?}: over the rate"
