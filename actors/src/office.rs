@@ -21,7 +21,7 @@ use crate::counters::Counters;
 use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
-use crate::store::Store;
+use crate::store::{RemoveContent, Store};
 use crate::strikes::{StrikeBook, Verdict};
 use crate::supervision::ActorBook;
 use crate::token_bucket::LinkRate;
@@ -119,6 +119,33 @@ crate::supervised_controls!(Office);
 impl Supervised for Office {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("office actor restarting");
+    }
+}
+
+/// A content was purged on the server: drop it from the cache, and forget
+/// its finished transfer so that a new fetch asks the server again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Purged(pub ContentId);
+
+impl Handler<Purged> for Office {
+    type Result = ();
+    fn handle(&mut self, msg: Purged, ctx: &mut Context<Self>) {
+        crate::supervision::handled();
+        let id = msg.0;
+        self.transfers
+            .retain(|content, e| *content != id || e.finished.is_none());
+        let store = self.deps.store.clone();
+        ctx.spawn(
+            async move {
+                match store.send(RemoveContent(id)).await {
+                    Ok(Ok(())) => tracing::warn!(content = %id, "content purged on the server; dropped from the cache"),
+                    Ok(Err(e)) => tracing::error!(content = %id, error = %e, "dropping a purged content failed"),
+                    Err(e) => tracing::error!(content = %id, error = %e, "store unavailable to drop a purged content"),
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 

@@ -41,6 +41,10 @@ pub const WANTED_TTL: Duration = Duration::from_secs(60);
 /// stopped asking (their download finished) lose it.
 const ANSWERED_TTL: Duration = Duration::from_secs(120);
 
+/// How long clients are told of a purge (each drops the content at its
+/// next heartbeat; one that is off longer keeps it until it asks).
+pub const PURGE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryTiming {
@@ -232,6 +236,8 @@ pub struct Registry {
     /// Peers banned for bad bytes in an office: who reported, and the
     /// evidence. Kept until the server restarts.
     bans: BTreeMap<(String, NodeId), (NodeId, Vec<BadPiece>)>,
+    /// Contents purged, and when: told to every client for [`PURGE_TTL`].
+    purged: BTreeMap<ContentId, Instant>,
 }
 
 impl Registry {
@@ -252,6 +258,7 @@ impl Registry {
             origin_use: BTreeMap::new(),
             answered: HashMap::new(),
             bans: BTreeMap::new(),
+            purged: BTreeMap::new(),
         }
     }
 
@@ -296,6 +303,7 @@ impl Registry {
     /// it did not list before. Returns its id.
     pub fn publish(&mut self, record: ContentRecord) -> ContentId {
         let id = record.manifest.content_id();
+        self.purged.remove(&id);
         match self.contents.get_mut(&id) {
             Some(existing) => {
                 for origin in record.origins {
@@ -375,7 +383,7 @@ impl Registry {
             client.counters = counters;
         }
         self.offices.set_attributes(id, attributes);
-        let mut info = self.offices.info(id, now)?;
+        let mut info = self.office_info(id, now)?;
         if info.rvps.contains(id) {
             info.wanted = self.wanted_from_rvp(id, &info.name, now);
         }
@@ -417,9 +425,32 @@ impl Registry {
         true
     }
 
-    /// A registered client's office, with its RVPs.
+    /// A registered client's office, with its RVPs and the contents purged
+    /// lately.
     pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
-        self.offices.info(id, now)
+        let mut info = self.offices.info(id, now)?;
+        self.purged
+            .retain(|_, at| now.saturating_duration_since(*at) < PURGE_TTL);
+        info.purged = self.purged.keys().copied().collect();
+        Some(info)
+    }
+
+    /// Purges a content: forgets it, its holdings and leases, and lists it
+    /// for every client to drop from its cache (for [`PURGE_TTL`]). False
+    /// if it was not published.
+    pub fn purge(&mut self, id: &ContentId, now: Instant) -> bool {
+        if self.contents.remove(id).is_none() {
+            return false;
+        }
+        self.answered.retain(|(_, content), _| content != id);
+        self.dirty_holdings.retain(|(content, _)| content != id);
+        self.progress.retain(|(content, _), _| content != id);
+        for asked in self.wanted.values_mut() {
+            asked.remove(id);
+        }
+        self.purged.insert(*id, now);
+        tracing::warn!(content = %id, "content purged; clients drop it at their next heartbeat");
+        true
     }
 
     /// The topology.
@@ -1020,6 +1051,26 @@ mod tests {
         assert!(r.leave(node(2), now));
         let after = r.sources(&asked, now).unwrap();
         assert_eq!(after.gone, vec![node(2)]);
+    }
+
+    #[test]
+    fn a_purge_forgets_the_content_and_tells_every_client_for_a_day() {
+        let (mut r, id, now) = setup(2, 2);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        assert!(r.purge(&id, now));
+        assert!(!r.purge(&id, now), "already gone");
+        assert!(r.content(&id).is_none());
+        assert_eq!(
+            r.sources(&query(2, id, 1), now).unwrap_err(),
+            RegistryError::UnknownContent(id)
+        );
+        assert_eq!(r.office_info(&node(2), now).unwrap().purged, vec![id]);
+        let later = now + PURGE_TTL;
+        assert!(r.office_info(&node(2), later).unwrap().purged.is_empty());
+        assert!(
+            r.take_dirty().holdings.is_empty(),
+            "nothing of it to persist"
+        );
     }
 
     #[test]

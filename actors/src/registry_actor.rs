@@ -353,6 +353,33 @@ impl Handler<GetRegistryView> for RegistryActor {
     }
 }
 
+/// Purges a content from the server and, through the clients' next
+/// heartbeats, from every cache; durable when answered.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Purge(pub ContentId);
+
+impl Handler<Purge> for RegistryActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+    fn handle(&mut self, msg: Purge, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
+        let id = msg.0;
+        if !self.registry.purge(&id, Instant::now()) {
+            return Box::pin(actix::fut::ready(Err(format!(
+                "content {id} is not published"
+            ))));
+        }
+        self.wake_watchers();
+        let store = self.store.clone();
+        let removal = tokio::task::spawn_blocking(move || store.remove_content(&id));
+        Box::pin(removal.into_actor(self).map(|result, _, _| match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("removing the content from the store failed: {e}")),
+            Err(e) => Err(format!("removing the content from the store failed: {e}")),
+        }))
+    }
+}
+
 /// Replaces the topology with a spreadsheet, all or nothing; durable when
 /// answered. The answer is the number of offices, or every problem found.
 #[derive(Debug, Message)]

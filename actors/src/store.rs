@@ -115,6 +115,11 @@ pub struct Export {
     pub out: PathBuf,
 }
 
+/// Removes a content and its bytes from the cache (purged everywhere).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RemoveContent(pub ContentId);
+
 /// Every content with its have-map, usage included: for status and for
 /// registering with the server.
 #[derive(Debug, Message)]
@@ -177,6 +182,14 @@ impl Handler<Export> for Store {
     fn handle(&mut self, msg: Export, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         self.blocking(move |c| c.export(&msg.content, &msg.out))
+    }
+}
+
+impl Handler<RemoveContent> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: RemoveContent, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
+        self.blocking(move |c| c.remove(&msg.0))
     }
 }
 

@@ -227,6 +227,8 @@ pub struct OfficeInfo {
     /// To an RVP: contents its office's clients want that it does not hold
     /// whole, to pull into the office.
     pub wanted: Vec<ContentId>,
+    /// Contents purged lately: a client drops them from its cache.
+    pub purged: Vec<ContentId>,
     /// The offices below and their links' settings, when one of them sets
     /// the sending side's (see [`Topology::links_below`]).
     ///
@@ -487,6 +489,8 @@ pub enum AdminRequest {
     /// Replace the node's log filter, e.g. `debug` or
     /// `branchline_actors=debug,info`.
     SetLog(String),
+    /// Server: remove a content from the server and from every cache.
+    Purge(ContentId),
     /// Make a top-level actor stop or panic, to exercise supervision.
     KillActor {
         /// Its name, as the status lists it.

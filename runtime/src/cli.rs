@@ -25,6 +25,9 @@ pub enum Command {
     /// Hash a package and publish it on the server (run where the server
     /// runs). Prints the content id as the last line of stdout.
     Publish(PublishArgs),
+    /// Remove a content from the server and, at their next heartbeat, from
+    /// every client's cache (run where the server runs).
+    Purge(PurgeArgs),
     /// Download a content through the local client and write it to a file.
     Fetch(FetchArgs),
     /// Show a node's status.
@@ -186,6 +189,16 @@ pub struct FetchArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `branchline purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The server.
+    #[command(flatten)]
+    pub node: NodeLocator,
+    /// The content id.
+    pub content: String,
 }
 
 /// `branchline status`.

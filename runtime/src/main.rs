@@ -61,6 +61,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&quiet());
             commands::publish::run(&args)
         }
+        Command::Purge(args) => {
+            logging::init(&quiet());
+            commands::purge::run(&args)
+        }
         Command::Fetch(args) => {
             logging::init(&quiet());
             commands::fetch::run(&args)

@@ -5,7 +5,7 @@
 //! clear error meanwhile, and it registers again when the server is back or
 //! says it does not know this client.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use branchline_actors::counters::Counters;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
+use branchline_actors::office::Purged;
 use branchline_actors::rvp::Wanted;
 use branchline_actors::store::{GetInventory, Store};
 use branchline_actors::topology::OfficeKind;
@@ -100,6 +101,11 @@ pub struct ServerLink {
     status: Arc<LinkStatus>,
     counters: Arc<Counters>,
     rvp: Option<Recipient<Wanted>>,
+    /// The office actor, told of purged contents.
+    office: Option<Recipient<Purged>>,
+    /// Purged contents already dropped from the cache (the server lists a
+    /// purge for a day).
+    dropped: HashSet<ContentId>,
     registering: bool,
     heartbeat: Duration,
     last_beat: Instant,
@@ -128,6 +134,8 @@ impl ServerLink {
             status,
             counters,
             rvp: None,
+            office: None,
+            dropped: HashSet::new(),
             registering: false,
             heartbeat: Duration::from_secs(5),
             last_beat: Instant::now(),
@@ -194,6 +202,13 @@ impl ServerLink {
     /// The server told this client its office: keep it for status, and as
     /// the office's RVP pull what the office wants.
     fn office_told(&mut self, office: OfficeInfo) {
+        if let Some(office_actor) = &self.office {
+            for &id in &office.purged {
+                if self.dropped.insert(id) {
+                    let _ = office_actor.try_send(Purged(id));
+                }
+            }
+        }
         if office.rvps.contains(&self.me.id)
             && !office.wanted.is_empty()
             && let Some(rvp) = &self.rvp
@@ -365,16 +380,18 @@ impl Handler<ReportHave> for ServerLink {
     }
 }
 
-/// Where to send the contents the office wants when this client is its RVP
-/// (the RVP actor starts after the link).
+/// Where to send the contents the office wants when this client is its RVP,
+/// and the contents purged on the server (the RVP and office actors start
+/// after the link).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct ConnectRvp(pub Recipient<Wanted>);
+pub struct ConnectRvp(pub Recipient<Wanted>, pub Recipient<Purged>);
 
 impl Handler<ConnectRvp> for ServerLink {
     type Result = ();
     fn handle(&mut self, msg: ConnectRvp, _: &mut Context<Self>) {
         branchline_actors::supervision::handled();
         self.rvp = Some(msg.0);
+        self.office = Some(msg.1);
     }
 }

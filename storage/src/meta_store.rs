@@ -160,6 +160,18 @@ impl MetaStore {
         }
     }
 
+    /// Removes a content and every holding of it, and flushes: a purge is
+    /// durable when this returns.
+    pub fn remove_content(&self, id: &ContentId) -> Result<(), MetaError> {
+        self.contents.remove(id.0)?;
+        for item in self.holdings.scan_prefix(id.0) {
+            let (key, _) = item?;
+            self.holdings.remove(key)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Every stored content.
     pub fn contents(&self) -> Result<Vec<ContentRecord>, MetaError> {
         let mut out = Vec::new();

@@ -70,6 +70,7 @@ impl ClientAdmin {
                 super::kill_actor(&self.supervisor, name, panic).await
             }
             AdminRequest::Publish { .. }
+            | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyExport
             | AdminRequest::TopologyShow => AdminReply::Error(

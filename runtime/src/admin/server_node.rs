@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use branchline_actors::registry_actor::{
-    ExportTopology, GetRegistryView, ImportTopology, Publish, RegistryActor, ShowTopology,
+    ExportTopology, GetRegistryView, ImportTopology, Publish, Purge, RegistryActor, ShowTopology,
 };
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
 
@@ -87,6 +87,13 @@ impl ServerAdmin {
             AdminRequest::KillActor { name, panic } => {
                 super::kill_actor(&self.supervisor, name, panic).await
             }
+            AdminRequest::Purge(id) => match self.registry.send(Purge(id)).await {
+                Ok(Ok(())) => AdminReply::Done(format!(
+                    "purged {id}: the server forgot it, and every client drops it from its cache at its next heartbeat"
+                )),
+                Ok(Err(e)) => AdminReply::Error(e),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
             AdminRequest::Peers => AdminReply::Error(
                 "this is the server; peers are a client's (shell --config client.toml)".into(),
             ),

@@ -1,8 +1,9 @@
 //! The command line tools that talk to a running node over its admin
-//! socket: `publish`, `fetch`, `status`, `topology`, `shell`.
+//! socket: `publish`, `purge`, `fetch`, `status`, `topology`, `shell`.
 
 pub mod fetch;
 pub mod publish;
+pub mod purge;
 pub mod shell;
 pub mod status;
 pub mod topology;

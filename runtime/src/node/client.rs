@@ -204,7 +204,10 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
         let office2 = office.0.clone();
         let rvp = supervision::start("rvp", move |_| Rvp::new(office2));
-        link.0.do_send(ConnectRvp(rvp.0.clone().recipient()));
+        link.0.do_send(ConnectRvp(
+            rvp.0.clone().recipient(),
+            office.0.clone().recipient(),
+        ));
         let supervisor = NodeSupervisor::new(
             vec![
                 Child::of("store", &store),

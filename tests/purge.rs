@@ -1,0 +1,87 @@
+//! `branchline purge CONTENT` removes a content from the server and from
+//! every client's cache: both clients that held it drop it at their next
+//! heartbeat, the server no longer lists it (also after a restart), and a
+//! new fetch is refused as not published. An unknown or malformed id is
+//! a clear error.
+
+mod common;
+
+use std::time::Duration;
+
+use common::origin::{OriginOptions, TestOrigin};
+use common::{World, finish_fetch, make_package, path_arg, run, wait_until};
+
+const SIZE: usize = 4 * 1024 * 1024;
+
+fn purge(world: &World, content: &str) -> (bool, String) {
+    let out = run(&[
+        "purge".into(),
+        "--data-dir".into(),
+        path_arg(&world.path("server")),
+        content.into(),
+    ]);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_purged_content_leaves_the_server_and_every_cache() {
+    let world = World::new(31, 14);
+    let package = world.path("package.bin");
+    make_package(&package, SIZE, 14);
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
+    let mut server = world.server();
+    let clients = [world.client(11), world.client(12)];
+    for client in &clients {
+        world.wait_registered(client);
+    }
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    for client in &clients {
+        finish_fetch(world.start_fetch(
+            client,
+            &content,
+            &world.path(&format!("{}.out", client.name)),
+        ));
+        assert_eq!(client.status()["contents"].as_array().unwrap().len(), 1);
+    }
+
+    let (ok, said) = purge(&world, &content);
+    assert!(ok, "{said}");
+    assert!(said.contains(&format!("purged {content}")), "{said}");
+    for client in &clients {
+        wait_until(
+            &format!("{} drops the purged content", client.name),
+            Duration::from_secs(30),
+            || client.status()["contents"].as_array().unwrap().is_empty(),
+        );
+    }
+    assert_eq!(
+        server.status()["registry"]["contents"],
+        serde_json::json!([])
+    );
+    let again = world
+        .start_fetch(&clients[0], &content, &world.path("again.out"))
+        .wait_with_output()
+        .unwrap();
+    assert!(!again.status.success());
+    let error = String::from_utf8_lossy(&again.stderr);
+    assert!(error.contains("not published"), "{error}");
+
+    // Gone for good: a restarted server does not know it either.
+    server.terminate();
+    let server = world.server();
+    assert_eq!(
+        server.status()["registry"]["contents"],
+        serde_json::json!([])
+    );
+    let (ok, said) = purge(&world, &content);
+    assert!(!ok && said.contains("is not published"), "{said}");
+    let (ok, said) = purge(&world, "not-a-content-id");
+    assert!(!ok && said.contains("is not a content id"), "{said}");
+}
