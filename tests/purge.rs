@@ -1,8 +1,9 @@
 //! `branchline purge CONTENT` removes a content from the server and from
-//! every client's cache: both clients that held it drop it at their next
+//! every client's cache: the clients that held it drop it at their next
 //! heartbeat, the server no longer lists it (also after a restart), and a
-//! new fetch is refused as not published. An unknown or malformed id is
-//! a clear error.
+//! new fetch is refused as not published. A client that was down during
+//! the purge drops the content when it comes back, even after the server
+//! restarted. An unknown or malformed id is a clear error.
 
 mod common;
 
@@ -38,18 +39,17 @@ fn a_purged_content_leaves_the_server_and_every_cache() {
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
     let mut server = world.server();
     let clients = [world.client(11), world.client(12)];
-    for client in &clients {
+    let mut away = world.client(13);
+    for client in clients.iter().chain([&away]) {
         world.wait_registered(client);
     }
     let content = world.publish(&package, &[origin.url("package.bin")]);
-    for client in &clients {
-        finish_fetch(world.start_fetch(
-            client,
-            &content,
-            &world.path(&format!("{}.out", client.name)),
-        ));
+    for client in clients.iter().chain([&away]) {
+        let out = world.path(&format!("{}.out", client.name));
+        finish_fetch(world.start_fetch(client, &content, &out));
         assert_eq!(client.status()["contents"].as_array().unwrap().len(), 1);
     }
+    away.terminate();
 
     let (ok, said) = purge(&world, &content);
     assert!(ok, "{said}");
@@ -73,12 +73,19 @@ fn a_purged_content_leaves_the_server_and_every_cache() {
     let error = String::from_utf8_lossy(&again.stderr);
     assert!(error.contains("not published"), "{error}");
 
-    // Gone for good: a restarted server does not know it either.
+    // Gone for good: a restarted server does not know it either, and the
+    // client that was away drops it when it comes back.
     server.terminate();
     let server = world.server();
     assert_eq!(
         server.status()["registry"]["contents"],
         serde_json::json!([])
+    );
+    let away = world.client(13);
+    wait_until(
+        "the client that was away drops the purged content",
+        Duration::from_secs(30),
+        || away.status()["contents"].as_array().unwrap().is_empty(),
     );
     let (ok, said) = purge(&world, &content);
     assert!(!ok && said.contains("is not published"), "{said}");

@@ -435,6 +435,15 @@ impl Registry {
         Some(info)
     }
 
+    /// Lists a content purged `age` ago (kept across a server restart) for
+    /// clients to drop, unless it was published since or the purge is
+    /// older than [`PURGE_TTL`].
+    pub fn remember_purge(&mut self, id: ContentId, age: Duration, now: Instant) {
+        if age < PURGE_TTL && !self.contents.contains_key(&id) {
+            self.purged.insert(id, now.checked_sub(age).unwrap_or(now));
+        }
+    }
+
     /// Purges a content: forgets it, its holdings and leases, and lists it
     /// for every client to drop from its cache (for [`PURGE_TTL`]). False
     /// if it was not published.

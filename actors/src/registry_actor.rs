@@ -30,6 +30,9 @@ const TOPOLOGY_SETTING: &str = "topology";
 /// The name its offices' link settings are stored under (the stored form
 /// of the topology predates them).
 const LINKS_SETTING: &str = "topology-links";
+/// The name the purges of the last day are stored under: (content, when in
+/// Unix ms).
+const PURGES_SETTING: &str = "purges";
 
 /// Stores the topology with its link settings, both or neither.
 fn save_topology(store: &MetaStore, topology: &Topology) -> Result<(), MetaError> {
@@ -66,13 +69,19 @@ impl RegistryActor {
         store: Arc<MetaStore>,
         heartbeat: Duration,
     ) -> Result<Self, MetaError> {
+        let now = Instant::now();
         registry.restore(
             store.contents()?,
             store.clients()?,
             store.holdings()?,
             load_topology(&store)?,
-            Instant::now(),
+            now,
         );
+        let purges: Vec<(ContentId, u64)> = store.setting(PURGES_SETTING)?.unwrap_or_default();
+        let now_ms = unix_ms();
+        for (id, at_ms) in purges {
+            registry.remember_purge(id, Duration::from_millis(now_ms.saturating_sub(at_ms)), now);
+        }
         Ok(RegistryActor {
             registry,
             store,
@@ -371,7 +380,18 @@ impl Handler<Purge> for RegistryActor {
         }
         self.wake_watchers();
         let store = self.store.clone();
-        let removal = tokio::task::spawn_blocking(move || store.remove_content(&id));
+        let removal = tokio::task::spawn_blocking(move || {
+            // The purges of the last day, this one added, so that clients
+            // hear of them after a server restart too.
+            let now = unix_ms();
+            let day = u64::try_from(crate::registry::PURGE_TTL.as_millis()).unwrap_or(u64::MAX);
+            let mut purges: Vec<(ContentId, u64)> =
+                store.setting(PURGES_SETTING)?.unwrap_or_default();
+            purges.retain(|(other, at)| *other != id && now.saturating_sub(*at) < day);
+            purges.push((id, now));
+            store.put_setting(PURGES_SETTING, &purges)?;
+            store.remove_content(&id)
+        });
         Box::pin(removal.into_actor(self).map(|result, _, _| match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("removing the content from the store failed: {e}")),
