@@ -235,7 +235,7 @@ pub struct Registry {
     answered: HashMap<(NodeId, ContentId), Answered>,
     /// Peers banned for bad bytes in an office: who reported, and the
     /// evidence. Kept until the server restarts.
-    bans: BTreeMap<(String, NodeId), (NodeId, Vec<BadPiece>)>,
+    bans: BTreeMap<String, BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>>,
     /// Contents purged, and when: told to every client for [`PURGE_TTL`].
     purged: BTreeMap<ContentId, Instant>,
 }
@@ -415,14 +415,19 @@ impl Registry {
             return false;
         }
         if self.offices.report_unresponsive(peer, id, now) {
-            // Sources answers change: wake the long-polls.
-            for c in self.contents.values_mut() {
-                if c.holders.contains_key(&peer) {
-                    c.version += 1;
-                }
-            }
+            self.answers_change_for(&peer);
         }
         true
+    }
+
+    /// Sources answers that list `peer` change (it is left out now): moves
+    /// the version of every content it holds, which wakes the long-polls.
+    fn answers_change_for(&mut self, peer: &NodeId) {
+        for c in self.contents.values_mut() {
+            if c.holders.contains_key(peer) {
+                c.version += 1;
+            }
+        }
     }
 
     /// A registered client's office, with its RVPs and the contents purged
@@ -585,8 +590,8 @@ impl Registry {
             self.offices.rvps(upstream, now);
         }
         let offices = &self.offices;
-        let bans = &self.bans;
-        let trusted = |id: &NodeId| !bans.contains_key(&(office.clone(), *id));
+        let banned_here = self.bans.get(&office);
+        let trusted = |id: &NodeId| !banned_here.is_some_and(|b| b.contains_key(id));
         let in_office = |id: &NodeId| offices.serves_in(&office, id, now) && trusted(id);
         let ttl = self.timing.lease_ttl;
         let c = self
@@ -726,13 +731,13 @@ impl Registry {
         }
         for c in self.contents.values_mut() {
             let leases = c.leases.len();
-            let mut changed = false;
+            // Removing a holder moves the version itself.
             for id in gone {
-                changed |= c.remove_holder(id);
+                c.remove_holder(id);
             }
             c.leases.retain(|_, l| !gone.contains(&l.holder));
             let expired = c.expire_leases(now);
-            if changed || expired || leases != c.leases.len() {
+            if expired || leases != c.leases.len() {
                 c.version += 1;
             }
         }
@@ -803,15 +808,13 @@ impl Registry {
             .unwrap_or_default();
         if self
             .bans
-            .insert((office.clone(), peer), (id, evidence))
+            .entry(office.clone())
+            .or_default()
+            .insert(peer, (id, evidence))
             .is_none()
         {
             tracing::warn!(%office, %peer, by = %id, evidence = %first, "peer banned in an office for bad bytes");
-            for c in self.contents.values_mut() {
-                if c.holders.contains_key(&peer) {
-                    c.version += 1;
-                }
-            }
+            self.answers_change_for(&peer);
         }
         true
     }
@@ -820,11 +823,13 @@ impl Registry {
     pub fn ban_views(&self) -> Vec<BanView> {
         self.bans
             .iter()
-            .map(|((office, peer), (by, evidence))| BanView {
-                office: office.clone(),
-                peer: *peer,
-                by: *by,
-                evidence: evidence.clone(),
+            .flat_map(|(office, peers)| {
+                peers.iter().map(move |(peer, (by, evidence))| BanView {
+                    office: office.clone(),
+                    peer: *peer,
+                    by: *by,
+                    evidence: evidence.clone(),
+                })
             })
             .collect()
     }

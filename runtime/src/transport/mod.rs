@@ -153,7 +153,7 @@ impl Actor for Transport {
                     let admission = admission.clone();
                     let accepting = if background {
                         let links = link.office().map(|o| o.links_below).unwrap_or_default();
-                        let config = served.for_peer(&links, incoming.remote_address().ip());
+                        let config = served.for_peer(&links, ip);
                         incoming.accept_with(config)
                     } else {
                         incoming.accept()
