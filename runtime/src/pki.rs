@@ -19,6 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use branchline_storage::hex_id::{hex, parse_hex};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RevocationReason,
@@ -175,12 +176,7 @@ pub fn issue(
     if !valid {
         return Err(PkiError::BadName(name.to_owned()));
     }
-    let ca_key_path = ca_dir.join(CA_KEY);
-    if !ca_key_path.exists() {
-        return Err(PkiError::NoCa(ca_dir.to_owned()));
-    }
-    let ca_key = KeyPair::from_pem(&fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?)?;
-    let issuer = Issuer::new(ca_params()?, ca_key);
+    let issuer = ca_issuer(ca_dir)?;
     let mut params =
         CertificateParams::new(vec![CLUSTER_NAME.to_owned(), role.dns_name().to_owned()])?;
     params.distinguished_name.push(DnType::CommonName, name);
@@ -212,31 +208,11 @@ pub fn issue(
     Ok((cert_path, key_path))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    text.len()
-        .is_multiple_of(2)
-        .then(|| {
-            (0..text.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-                .collect()
-        })
-        .flatten()
-}
-
 /// Revokes the certificate issued to `name` from the CA in `ca_dir`, and
 /// writes the CA's revocation list anew (`crl.pem`, every node revoked so
 /// far). Returns its path.
 pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
-    let ca_key_path = ca_dir.join(CA_KEY);
-    if !ca_key_path.exists() {
-        return Err(PkiError::NoCa(ca_dir.to_owned()));
-    }
+    let issuer = ca_issuer(ca_dir)?;
     let serial_path = ca_dir.join(ISSUED).join(format!("{name}.serial"));
     let serial = fs::read_to_string(&serial_path)
         .map_err(|_| PkiError::NotIssued(name.to_owned()))?
@@ -257,35 +233,105 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
     let now = time::OffsetDateTime::now_utc();
     let revoked_certs = revoked
         .lines()
-        .filter_map(|l| unhex(l.split_whitespace().nth(1)?))
+        .filter_map(|l| parse_hex::<16>(l.split_whitespace().nth(1)?))
         .map(|serial| RevokedCertParams {
-            serial_number: SerialNumber::from(serial),
+            serial_number: SerialNumber::from(serial.to_vec()),
             revocation_time: now,
             reason_code: Some(RevocationReason::Unspecified),
             invalidity_date: None,
         })
         .collect::<Vec<_>>();
-    let ca_key = KeyPair::from_pem(&fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?)?;
-    let ca = ca_params()?;
     let crl = CertificateRevocationListParams {
         this_update: now - time::Duration::minutes(1),
         next_update: now + CRL_VALID,
         crl_number: SerialNumber::from(u64::try_from(revoked_certs.len()).unwrap_or(u64::MAX)),
         issuing_distribution_point: None,
         revoked_certs,
-        key_identifier_method: ca.key_identifier_method.clone(),
+        key_identifier_method: ca_params()?.key_identifier_method,
     }
-    .signed_by(&Issuer::new(ca, ca_key))?;
+    .signed_by(&issuer)?;
     // The list first, then the record: a crash between leaves a list that
     // already names the node, and the next revoke writes both again.
     let crl_path = ca_dir.join(CRL);
-    let staged = ca_dir.join(format!("{CRL}.new"));
-    let _ = fs::remove_file(&staged);
-    write_new(&staged, crl.pem()?.as_bytes(), 0o644)?;
-    fs::rename(&staged, &crl_path).map_err(io(&crl_path))?;
-    let staged = ca_dir.join(format!("{REVOKED}.new"));
-    let _ = fs::remove_file(&staged);
-    write_new(&staged, revoked.as_bytes(), 0o644)?;
-    fs::rename(&staged, &revoked_path).map_err(io(&revoked_path))?;
+    replace(&crl_path, crl.pem()?.as_bytes())?;
+    replace(&revoked_path, revoked.as_bytes())?;
     Ok(crl_path)
+}
+
+/// The CA in `ca_dir` as an issuer: its key, with its parameters rebuilt
+/// (see [`ca_params`]).
+fn ca_issuer(ca_dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let key_path = ca_dir.join(CA_KEY);
+    if !key_path.exists() {
+        return Err(PkiError::NoCa(ca_dir.to_owned()));
+    }
+    let key = KeyPair::from_pem(&fs::read_to_string(&key_path).map_err(io(&key_path))?)?;
+    Ok(Issuer::new(ca_params()?, key))
+}
+
+/// Replaces the file at `path` with `bytes` (mode 0644): written beside it
+/// as `PATH.new`, then renamed over it.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    let _ = fs::remove_file(&staged);
+    write_new(&staged, bytes, 0o644)?;
+    fs::rename(&staged, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_names_missing_cas_repeats_and_unknown_revocations_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        let nowhere = dir.path().join("nowhere");
+        assert_eq!(
+            issue(&nowhere, Role::Client, "a", dir.path())
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "{} holds no CA key (ca.key); make one with `branchline pki init`",
+                nowhere.display()
+            )
+        );
+        init(&ca).unwrap();
+        assert!(matches!(init(&ca), Err(PkiError::Exists(_))));
+        for bad in ["", ".hidden", "a/b", "x y", &"n".repeat(65)] {
+            assert!(
+                matches!(
+                    issue(&ca, Role::Client, bad, dir.path()),
+                    Err(PkiError::BadName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let (cert, key) = issue(&ca, Role::Server, "srv", dir.path()).unwrap();
+        let before = (fs::read(&cert).unwrap(), fs::read(&key).unwrap());
+        let again = issue(&ca, Role::Server, "srv", dir.path()).unwrap_err();
+        assert!(
+            again
+                .to_string()
+                .ends_with("exists; refusing to overwrite it"),
+            "{again}"
+        );
+        assert_eq!(
+            (fs::read(&cert).unwrap(), fs::read(&key).unwrap()),
+            before,
+            "the first certificate and key are untouched"
+        );
+        assert_eq!(
+            revoke(&ca, "nobody").unwrap_err().to_string(),
+            "no certificate was issued to `nobody` from this CA (no issued/nobody.serial)"
+        );
+        let crl = revoke(&ca, "srv").unwrap();
+        let first = fs::read(&crl).unwrap();
+        revoke(&ca, "srv").unwrap();
+        let listed = fs::read_to_string(ca.join(REVOKED)).unwrap();
+        assert_eq!(listed.lines().count(), 1, "revoked once: {listed}");
+        assert!(!first.is_empty());
+    }
 }
