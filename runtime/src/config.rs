@@ -740,6 +740,56 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_section_needs_all_three_files_and_names_the_bad_one() {
+        let none = TlsSection::default();
+        assert!(
+            none.identity().unwrap().is_none(),
+            "no section: no identity"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let partial = TlsSection {
+            ca: Some(missing.clone()),
+            ..TlsSection::default()
+        };
+        assert_eq!(
+            partial.identity().unwrap_err().to_string(),
+            "invalid config: tls.ca, tls.cert and tls.key go together: give all three or none"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let ca = crate::pki::init(&dir.path().join("ca")).unwrap();
+        let (cert, key) = crate::pki::issue(
+            &dir.path().join("ca"),
+            crate::pki::Role::Client,
+            "n1",
+            dir.path(),
+        )
+        .unwrap();
+        let with = |ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>| TlsSection {
+            ca: Some(ca.to_owned()),
+            cert: Some(cert.to_owned()),
+            key: Some(key.to_owned()),
+            crl: crl.map(Path::to_owned),
+        };
+        assert!(with(&ca, &cert, &key, None).identity().unwrap().is_some());
+        for (section, named) in [
+            (with(&missing, &cert, &key, None), &missing),
+            (with(&junk, &cert, &key, None), &junk),
+            (with(&ca, &junk, &key, None), &junk),
+            (with(&ca, &cert, &missing, None), &missing),
+            (with(&ca, &cert, &key, Some(&missing)), &missing),
+        ] {
+            let err = section.identity().unwrap_err().to_string();
+            assert!(
+                err.starts_with("invalid config: tls: ")
+                    && err.contains(&named.display().to_string()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn values_out_of_range_and_missing_keys_are_refused() {
         let mut c = client("data_dir = \"/d\"\nserver = \"127.0.0.1:1\"\n").unwrap();
         c.validate().unwrap();
@@ -753,6 +803,18 @@ mod tests {
         assert_eq!(
             c.validate().unwrap_err().to_string(),
             "invalid config: transfer.ban_after_strikes must be greater than 0"
+        );
+        c.transfer.ban_after_strikes = 2;
+        c.limits.connections_per_peer = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: limits.connections_per_peer must be greater than 0"
+        );
+        c.limits.connections_per_peer = 16;
+        c.limits.requests_per_sec = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: limits.requests_per_sec must be greater than 0"
         );
         let c = client("server = \"127.0.0.1:1\"\n").unwrap();
         assert_eq!(
