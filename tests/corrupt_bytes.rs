@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, sha256_file, wait_until};
+use common::{World, assert_one_line_error, finish_fetch, make_package, sha256_file, wait_until};
 
 const SIZE: usize = 8 * 1024 * 1024;
 
@@ -52,4 +52,58 @@ fn a_flipped_byte_is_rejected_logged_with_its_source_and_fetched_elsewhere() {
                 && l.contains("piece 3 hash mismatch")
         })
     });
+}
+
+#[test]
+fn a_tampered_origin_with_no_other_source_fails_naming_the_content_and_piece() {
+    let world = World::new(31, 15);
+    let package = world.path("package.bin");
+    make_package(&package, SIZE, 34);
+    // The only origin's file was changed after publishing: piece 5 differs.
+    let tampered = TestOrigin::start(
+        world.addr(2, 0),
+        package.clone(),
+        OriginOptions {
+            flip_at: Some(5 * 1024 * 1024 + 99),
+            ..Default::default()
+        },
+    );
+    let _server = world.server();
+    let client = world.client(11);
+    world.wait_registered(&client);
+    let url = tampered.url("package.bin");
+    let content = world.publish(&package, std::slice::from_ref(&url));
+    let out = world.path("out.bin");
+    let fetch = world
+        .start_fetch(&client, &content, &out)
+        .wait_with_output()
+        .unwrap();
+
+    assert!(
+        !fetch.status.success(),
+        "a fetch with a tampered piece must fail"
+    );
+    let stderr = String::from_utf8_lossy(&fetch.stderr);
+    assert_one_line_error(
+        &stderr,
+        &[
+            &format!("piece 5 of {content}"),
+            &url,
+            "piece 5 hash mismatch: expected ",
+        ],
+    );
+    eprintln!("{}", stderr.trim_end());
+    assert!(!out.exists(), "no output file is left");
+    assert!(
+        !world.path("out.bin.partial").exists(),
+        "no partial output is left"
+    );
+    let status = client.status();
+    assert_eq!(status["counters"]["rejected_hash"], 1);
+    let content_row = &status["contents"][0];
+    assert_eq!(
+        content_row["have"].as_u64().unwrap(),
+        7,
+        "every honest piece is kept, the tampered one is not stored"
+    );
 }

@@ -6,6 +6,11 @@
 //! refused as busy). The client's resident memory and open file
 //! descriptors stay bounded, and it goes on serving an honest peer the
 //! package.
+//!
+//! A plain UDP blast (random datagrams and junk shaped like QUIC Initial
+//! packets, 1 GiB by default, `BRANCHLINE_BLAST_BYTES` for more) at the
+//! server's and a client's ports is dropped: neither grows, and a download
+//! across them during the blast ends right.
 
 mod common;
 
@@ -188,5 +193,106 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
         honest.status()["counters"]["from_peers"].as_u64(),
         Some(SIZE as u64),
         "every piece came from the flooded client"
+    );
+}
+
+/// Sends `total` bytes of junk in 1,200-byte datagrams from `from`, round
+/// robin to `targets`: every other one random bytes, the rest shaped like a
+/// QUIC version 1 Initial packet (long header, connection ids) with junk
+/// where the encrypted payload belongs. Returns the datagrams sent.
+fn blast(from: std::net::SocketAddr, targets: &[std::net::SocketAddr], total: u64) -> u64 {
+    let socket = std::net::UdpSocket::bind(from).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut datagram = [0u8; 1200];
+    let mut sent = 0u64;
+    while sent * 1200 < total {
+        for chunk in datagram.chunks_mut(8) {
+            // xorshift64: fast junk, no crate needed.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        if sent.is_multiple_of(2) {
+            // Long header, Initial; version 1; 8-byte DCID and SCID.
+            datagram[..6].copy_from_slice(&[0xC3, 0, 0, 0, 1, 8]);
+            datagram[14] = 8;
+        }
+        let target = targets[usize::try_from(sent).unwrap() % targets.len()];
+        // A full receive buffer drops datagrams; so does a busy target.
+        let _ = socket.send_to(&datagram, target);
+        sent += 1;
+    }
+    sent
+}
+
+#[test]
+fn a_udp_blast_is_dropped_and_a_download_across_it_ends_right() {
+    let world = World::new(31, 16);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, 32 * 1024 * 1024, 16);
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
+    let server = world.server();
+    let holder = world.client(11);
+    world.wait_registered(&holder);
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    finish_fetch(world.start_fetch(&holder, &content, &world.path("holder.out")));
+    let fetcher = world.client(12);
+    world.wait_registered(&fetcher);
+    let before = [footprint(server.child.id()), footprint(holder.child.id())];
+
+    let total: u64 = std::env::var("BRANCHLINE_BLAST_BYTES")
+        .map(|v| v.parse().expect("BRANCHLINE_BLAST_BYTES is a byte count"))
+        .unwrap_or(1 << 30);
+    let targets = [
+        world.server_addr(),
+        world.addr(11, 34760),
+        world.addr(11, 34750),
+        world.addr(11, 34329),
+    ];
+    let from = world.addr(50, 0);
+    let start = std::time::Instant::now();
+    let blaster = std::thread::spawn(move || blast(from, &targets, total));
+    // The download starts while the blast runs.
+    std::thread::sleep(Duration::from_millis(300));
+    let out = world.path("fetcher.out");
+    finish_fetch(world.start_fetch(&fetcher, &content, &out));
+    let fetched_in = start.elapsed();
+    let sent = blaster.join().unwrap();
+    let during = [footprint(server.child.id()), footprint(holder.child.id())];
+    eprintln!(
+        "blast: {sent} datagrams ({} MiB) in {:?}; the download ended {fetched_in:?} after it \
+         began; server rss {} -> {} KiB, fds {} -> {}; holder rss {} -> {} KiB, fds {} -> {}",
+        (sent * 1200) >> 20,
+        start.elapsed(),
+        before[0].0,
+        during[0].0,
+        before[0].1,
+        during[0].1,
+        before[1].0,
+        during[1].0,
+        before[1].1,
+        during[1].1,
+    );
+    assert_eq!(sha256_file(&out), sha);
+    assert_eq!(
+        fetcher.status()["counters"]["from_peers"].as_u64(),
+        Some(32 * 1024 * 1024),
+        "every piece came from the blasted client"
+    );
+    for ((rss_before, fds_before), (rss_during, fds_during)) in before.into_iter().zip(during) {
+        assert!(
+            rss_during < rss_before + 32 * 1024,
+            "memory stayed bounded: {rss_before} -> {rss_during} KiB"
+        );
+        assert!(
+            fds_during <= fds_before + 8,
+            "file descriptors stayed bounded: {fds_before} -> {fds_during}"
+        );
+    }
+    assert!(
+        server.status()["registry"]["clients"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
     );
 }

@@ -92,6 +92,8 @@ pub struct GetState;
 struct Running {
     manifest: Arc<Manifest>,
     origins: Vec<String>,
+    /// Why each origin last failed, for the error when every one has.
+    origin_errors: Vec<Option<String>>,
     picker: Picker,
     known: KnownSources,
     polling: bool,
@@ -99,6 +101,25 @@ struct Running {
     from_peers: u64,
     from_parent: u64,
     from_origin: u64,
+}
+
+impl Running {
+    /// Keeps why an origin failed (a peer's failure is the picker's).
+    fn note_origin_error(&mut self, source: Source, error: String) {
+        if let Source::Origin(i) = source {
+            self.origin_errors[i] = Some(error);
+        }
+    }
+}
+
+/// "url (last error), url (last error)": what the error of a transfer that
+/// ran out of origins says about each.
+fn origin_failures(origins: &[String], errors: &[Option<String>]) -> String {
+    let each = origins.iter().zip(errors).map(|(url, error)| match error {
+        Some(error) => format!("{url} ({error})"),
+        None => url.clone(),
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 /// The transfer actor.
@@ -179,6 +200,7 @@ impl Transfer {
                 self.run = Some(Running {
                     known: KnownSources::new(manifest.piece_count()),
                     manifest,
+                    origin_errors: vec![None; origins.len()],
                     origins,
                     picker,
                     polling: false,
@@ -287,10 +309,10 @@ impl Transfer {
         let unobtainable = run.picker.unobtainable();
         if !unobtainable.is_empty() && run.picker.in_flight() == 0 {
             let reason = format!(
-                "piece {} of {} is held by no peer and every origin failed ({})",
+                "piece {} of {} is held by no peer and every origin failed: {}",
                 unobtainable[0],
                 self.content,
-                run.origins.join(", ")
+                origin_failures(&run.origins, &run.origin_errors)
             );
             self.fail(reason);
             return;
@@ -396,6 +418,7 @@ impl Transfer {
                     FetchError::Refused(_) | FetchError::Protocol(_) => Failure::Unavailable,
                 };
                 if let Some(run) = self.run.as_mut() {
+                    run.note_origin_error(request.source, error.to_string());
                     run.picker.on_failed(request.id, failure, Instant::now());
                     for peer in run.picker.take_unresponsive() {
                         tracing::warn!(content = %self.content, %peer, "peer stopped answering; telling the server");
@@ -447,6 +470,7 @@ impl Transfer {
                 e @ (ContentError::PieceHashMismatch { .. } | ContentError::PieceLength { .. }),
             ))) => {
                 tracing::warn!(content = %self.content, piece = request.index, source = %source_name, error = %e, "rejected a corrupt piece; striking the source");
+                run.note_origin_error(request.source, e.to_string());
                 self.deps.counters.rejected(match e {
                     ContentError::PieceLength { .. } => Rejection::WrongLength,
                     _ => Rejection::HashMismatch,
