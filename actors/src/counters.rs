@@ -14,6 +14,7 @@ pub struct Counters {
     served: AtomicU64,
     served_background: AtomicU64,
     pieces_stored: AtomicU64,
+    pieces_again: AtomicU64,
     rejected_hash: AtomicU64,
     rejected_length: AtomicU64,
     rejected_on_disk: AtomicU64,
@@ -54,6 +55,12 @@ impl Counters {
         };
         counter.fetch_add(bytes, Ordering::Relaxed);
         self.pieces_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A verified piece arrived that the cache already held (fetched
+    /// twice: wasted bytes).
+    pub fn stored_again(&self) {
+        self.pieces_again.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A piece was refused for `why`.
@@ -100,6 +107,7 @@ impl Counters {
             served: self.served.load(Ordering::Relaxed),
             served_background: self.served_background.load(Ordering::Relaxed),
             pieces_stored: self.pieces_stored.load(Ordering::Relaxed),
+            pieces_again: self.pieces_again.load(Ordering::Relaxed),
             pieces_rejected: hash + length + on_disk,
             rejected_hash: hash,
             rejected_length: length,

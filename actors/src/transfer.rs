@@ -459,6 +459,8 @@ impl Transfer {
                         }
                     };
                     self.deps.counters.stored(class, len);
+                } else {
+                    self.deps.counters.stored_again();
                 }
                 self.have_reporter.report(ReportHave {
                     content: self.content,

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use branchline_storage::content::MAX_MANIFEST_BYTES;
 use branchline_storage::piece_cache::{ContentSummary, Usage};
+use branchline_storage::self_check::SelfCheck;
 use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
 
 use crate::busy::PauseView;
@@ -546,6 +547,8 @@ pub struct ByteCounters {
     pub served_background: u64,
     /// Pieces stored (verified and new).
     pub pieces_stored: u64,
+    /// Verified pieces that arrived when the cache already held them.
+    pub pieces_again: u64,
     /// Pieces rejected, for any reason (the sum of the three below).
     pub pieces_rejected: u64,
     /// Of those, bytes from a source with the wrong hash.
@@ -706,6 +709,27 @@ pub struct ClientStatus {
     pub background_link: BackgroundLink,
     /// Peers that sent it bytes that failed verification.
     pub strikes: Vec<StrikeView>,
+    /// The start-up self-check of its cache.
+    pub start_check: StartCheck,
+}
+
+/// The start-up self-check of a client's cache
+/// ([`branchline_storage::self_check`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartCheck {
+    /// The last run stopped cleanly (or the cache is new): nothing to check.
+    #[default]
+    NotNeeded,
+    /// The last run did not stop cleanly; the held pieces are being read.
+    Running,
+    /// Every held piece was read; the corrupt ones were dropped.
+    Done(SelfCheck),
+    /// The check could not finish.
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 /// A piece a peer sent that failed verification: the evidence of a strike.

@@ -194,6 +194,12 @@ pub fn render_client(s: &ClientStatus) -> String {
     );
     out.sample("branchline_pieces_stored_total", &[], c.pieces_stored);
     out.family(
+        "branchline_pieces_again_total",
+        "counter",
+        "Verified pieces that arrived when the cache already held them.",
+    );
+    out.sample("branchline_pieces_again_total", &[], c.pieces_again);
+    out.family(
         "branchline_pieces_rejected_total",
         "counter",
         "Pieces refused, by reason.",

@@ -9,6 +9,7 @@
 //! - [`meta_store`]: the server's metadata: contents, clients, holdings.
 //! - [`records`]: versioned encoding of what is kept in sled.
 //! - [`group_commit`]: one sync shared by concurrent writers.
+//! - [`self_check`]: after an unclean stop, every held piece verified again.
 //! - [`hex_id`]: ids as hex text for people, raw bytes on the wire.
 //!
 //! Everything here blocks on disk; the actors call it from blocking threads.
@@ -21,6 +22,7 @@ pub mod meta_store;
 pub mod piece_cache;
 pub mod piece_map;
 pub mod records;
+pub mod self_check;
 
 pub use content::{ContentId, Hash, Manifest};
 pub use meta_store::{ClientRecord, ContentRecord, MetaStore, NodeId};

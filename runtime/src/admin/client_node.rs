@@ -13,7 +13,9 @@ use branchline_actors::office::{ListTransfers, Office, StartTransfer};
 use branchline_actors::store::{Export, GetInventory, Store};
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::{GetState, Phase};
-use branchline_actors::wire::{AdminReply, AdminRequest, ClientStatus, TransferProgress};
+use branchline_actors::wire::{
+    AdminReply, AdminRequest, ClientStatus, StartCheck, TransferProgress,
+};
 use branchline_storage::ContentId;
 
 use super::listener::Replies;
@@ -42,6 +44,8 @@ pub struct ClientAdmin {
     pub link_pause: LinkPause,
     /// Peers struck and banned for bad bytes.
     pub strikes: Arc<Mutex<StrikeBook>>,
+    /// The start-up self-check of the cache.
+    pub start_check: Arc<Mutex<StartCheck>>,
     /// The node supervisor.
     pub supervisor: Addr<NodeSupervisor>,
     /// The foreground transport.
@@ -120,6 +124,7 @@ impl ClientAdmin {
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
             background_link: self.link_pause.view(std::time::Instant::now()),
             strikes: branchline_actors::lock_unpoisoned(&self.strikes).views(),
+            start_check: branchline_actors::lock_unpoisoned(&self.start_check).clone(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! `branchline status`: a node's status as text or JSON.
 
 use branchline_actors::wire::{
-    ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ServerStatus,
+    ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ServerStatus, StartCheck,
 };
 
 use super::{data_dir, mib, runtime};
@@ -74,6 +74,27 @@ fn print_background_link(link: &BackgroundLink) {
     }
 }
 
+fn print_start_check(check: &StartCheck) {
+    match check {
+        StartCheck::NotNeeded => {}
+        StartCheck::Running => {
+            println!("start-up check: running (the last run did not stop cleanly)")
+        }
+        StartCheck::Done(found) => println!(
+            "start-up check after an unclean stop: {} piece(s) of {} content(s) read, {} corrupt{}",
+            found.pieces,
+            found.contents,
+            found.corrupt.len(),
+            if found.corrupt.is_empty() {
+                ""
+            } else {
+                " (dropped; fetched again when wanted)"
+            }
+        ),
+        StartCheck::Failed { error } => println!("start-up check FAILED: {error}"),
+    }
+}
+
 pub(crate) fn print_client(s: &ClientStatus) {
     let registered = if s.registered {
         "registered"
@@ -108,15 +129,17 @@ pub(crate) fn print_client(s: &ClientStatus) {
     );
     let c = &s.counters;
     println!(
-        "received: {} from office peers, {} from the parent office, {} from origins; served {}; pieces stored {}, rejected {}",
+        "received: {} from office peers, {} from the parent office, {} from origins; served {}; pieces stored {}, again {}, rejected {}",
         mib(c.from_peers),
         mib(c.from_parent),
         mib(c.from_origin),
         mib(c.served),
         c.pieces_stored,
+        c.pieces_again,
         c.pieces_rejected
     );
     print_background_link(&s.background_link);
+    print_start_check(&s.start_check);
     for strike in &s.strikes {
         let state = if strike.banned { "BANNED" } else { "struck" };
         let last = strike.evidence.last().map_or(String::new(), |e| {

@@ -16,10 +16,11 @@ use branchline_actors::store::Store;
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::TransferSettings;
 use branchline_actors::wire::ServerRequest;
+use branchline_storage::self_check;
 use branchline_storage::{CacheConfig, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
-use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_check};
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
@@ -85,6 +86,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
+    let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
     let me = Identity {
         id: identity::node_id(cache.db())?,
         name: config.name.clone().unwrap_or_else(host_name),
@@ -99,6 +101,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         config.election.clone(),
     );
     let cache = Arc::new(cache);
+    let start_check = start_check::start(previous_run, cache.clone());
+    let kept = cache.clone();
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
     crate::tls::warn_unauthenticated(identity.as_deref());
@@ -235,6 +239,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             link: link_status,
             link_pause,
             strikes,
+            start_check,
         });
         let scraped = handler.clone();
         serve_metrics(metrics, move || {
@@ -258,7 +263,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             Err(_) => {}
         }
     });
-    run_until(system, stop, Some(farewell))
+    run_until(system, stop, Some(farewell))?;
+    start_check::stopped_cleanly(&kept);
+    Ok(())
 }
 
 fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {

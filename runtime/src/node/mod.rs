@@ -5,11 +5,13 @@
 //! - [`supervisor`]: the root actor, watching the others.
 //! - [`client`]: store, transport (own arbiter), server link, origin, office,
 //!   admin socket.
+//! - [`start_check`]: the client's cache self-check after an unclean stop.
 //! - [`server`]: registry, control endpoint (own arbiter), file storage (own
 //!   arbiter), admin socket.
 
 pub mod client;
 pub mod server;
+pub mod start_check;
 pub mod supervisor;
 
 use actix::Arbiter;

@@ -1,0 +1,65 @@
+//! The client's start-up self-check, run beside the node: after an unclean
+//! stop every held piece is read and verified on a thread of its own while
+//! the node already works (a piece is verified again before it is served
+//! anyway), and the result shows in `status`.
+
+use std::sync::{Arc, Mutex};
+
+use branchline_actors::lock_unpoisoned;
+use branchline_actors::wire::StartCheck;
+use branchline_storage::PieceCache;
+use branchline_storage::self_check::{self, PreviousRun};
+
+/// Starts the check if the previous run did not stop cleanly; the shared
+/// state is what `status` shows.
+pub fn start(previous: PreviousRun, cache: Arc<PieceCache>) -> Arc<Mutex<StartCheck>> {
+    if previous == PreviousRun::Clean {
+        return Arc::new(Mutex::new(StartCheck::NotNeeded));
+    }
+    tracing::warn!("the last run did not stop cleanly; checking every stored piece");
+    let state = Arc::new(Mutex::new(StartCheck::Running));
+    let shared = state.clone();
+    let spawned = std::thread::Builder::new()
+        .name("self-check".into())
+        .spawn(move || {
+            let done = match self_check::check_all(&cache) {
+                Ok(found) if found.corrupt.is_empty() => {
+                    tracing::info!(
+                        contents = found.contents,
+                        pieces = found.pieces,
+                        "start-up check: every stored piece is sound"
+                    );
+                    StartCheck::Done(found)
+                }
+                Ok(found) => {
+                    tracing::error!(
+                        contents = found.contents,
+                        pieces = found.pieces,
+                        corrupt = found.corrupt.len(),
+                        "start-up check: corrupt pieces were dropped and will be fetched again"
+                    );
+                    StartCheck::Done(found)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "start-up check could not finish");
+                    StartCheck::Failed {
+                        error: e.to_string(),
+                    }
+                }
+            };
+            *lock_unpoisoned(&shared) = done;
+        });
+    if let Err(e) = spawned {
+        *lock_unpoisoned(&state) = StartCheck::Failed {
+            error: format!("cannot start the check's thread: {e}"),
+        };
+    }
+    state
+}
+
+/// Marks the run as stopped cleanly, so the next start skips the check.
+pub fn stopped_cleanly(cache: &PieceCache) {
+    if let Err(e) = self_check::end_run(cache) {
+        tracing::warn!(error = %e, "could not mark the cache as stopped cleanly; the next start checks it");
+    }
+}
