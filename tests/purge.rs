@@ -82,6 +82,11 @@ fn a_purged_content_leaves_the_server_and_every_cache() {
         serde_json::json!([])
     );
     let away = world.client(13);
+    assert_eq!(
+        away.status()["start_check"],
+        "not_needed",
+        "a client stopped cleanly is not checked at its next start"
+    );
     wait_until(
         "the client that was away drops the purged content",
         Duration::from_secs(30),
