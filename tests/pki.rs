@@ -9,43 +9,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::origin::{OriginOptions, TestOrigin};
+use common::pki::{config_with_certificate, pki};
 use common::{Node, World, finish_fetch, make_package, path_arg, run, sha256_file};
 
 const SIZE: usize = 8 * 1024 * 1024;
-
-fn pki(args: &[&str]) -> String {
-    let mut all = vec!["pki".to_owned()];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let out = run(&all);
-    assert!(
-        out.status.success(),
-        "pki {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Issues a certificate and writes a config file holding the `[tls]`
-/// section `pki issue` printed.
-fn config_with_certificate(world: &World, ca: &Path, role: &str, name: &str) -> String {
-    let tls = pki(&[
-        "issue",
-        "--ca",
-        &path_arg(ca),
-        "--role",
-        role,
-        "--name",
-        name,
-    ]);
-    let path = world.path(&format!("{name}.toml"));
-    std::fs::write(&path, tls).unwrap();
-    path_arg(&path)
-}
 
 /// Waits up to `deadline` for a fetch that must not succeed.
 fn fetch_fails(mut fetch: Child, deadline: Duration) {

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use actix::Message;
+use branchline_storage::publication::SignedPublication;
 use branchline_storage::{ContentId, Manifest, PieceMap};
 use bytes::Bytes;
 
@@ -14,7 +15,7 @@ use crate::wire::{PeerHolding, Refusal, ServerReply, ServerRequest};
 /// Ask a peer for a content's manifest (when the server cannot be asked).
 /// The answer is checked against the content id before it is returned.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Manifest, FetchError>")]
+#[rtype(result = "Result<(Manifest, SignedPublication), FetchError>")]
 pub struct FetchManifest {
     /// The peer's foreground address.
     pub addr: SocketAddr,

@@ -8,12 +8,17 @@
 //! When the server is out of reach, it asks the subnet instead: holders
 //! found by broadcast become the sources, and a manifest not yet known
 //! comes from one of them (checked against the content id).
+//!
+//! Either way a manifest is taken only with the server's signed
+//! publication of it (whether peers may share it), checked by the node's
+//! [`PublicationCheck`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use branchline_storage::publication::SignedPublication;
 use branchline_storage::{ContentId, ContentRecord, NodeId};
 
 use crate::busy::LinkPause;
@@ -62,7 +67,14 @@ pub struct OfficeDeps {
     pub link_pause: LinkPause,
     /// Strikes and bans of peers that sent bad bytes (shared with status).
     pub strikes: Arc<Mutex<StrikeBook>>,
+    /// Checks the server's signature on a publication.
+    pub vouch: PublicationCheck,
 }
+
+/// Checks that a publication is signed by the cluster's server (under the
+/// cluster PKI; without it, every publication passes). The text says why
+/// one does not.
+pub type PublicationCheck = Arc<dyn Fn(&SignedPublication) -> Result<(), String> + Send + Sync>;
 
 struct Entry {
     addr: Addr<Transfer>,
@@ -298,36 +310,76 @@ impl Handler<PeerUnresponsive> for Office {
     }
 }
 
-/// The manifest and origins of a content, from the server.
+/// The manifest and origins of a content, from the server, with the
+/// server's publication of it, checked: the manifest is the content's and
+/// the publication is about it and signed by the server.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ContentRecord, String>")]
+#[rtype(result = "Result<(ContentRecord, SignedPublication), String>")]
 pub struct ContentInfo(pub ContentId);
 
 impl Handler<ContentInfo> for Office {
-    type Result = ResponseFuture<Result<ContentRecord, String>>;
+    type Result = ResponseFuture<Result<(ContentRecord, SignedPublication), String>>;
     fn handle(&mut self, msg: ContentInfo, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        let (server, discover, fetch) = (
+        let (server, discover, fetch, vouch) = (
             self.deps.server.clone(),
             self.deps.discover.clone(),
             self.deps.manifest_fetch.clone(),
+            self.deps.vouch.clone(),
         );
         Box::pin(async move {
-            match Self::call(server, ServerRequest::GetContent { content: msg.0 }).await {
-                Ok(ServerReply::Content(record)) => Ok(record),
-                Ok(ServerReply::NotFound) => {
-                    Err(format!("content {} is not published on the server", msg.0))
-                }
-                Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
-                Err(e @ LinkError::Unreachable { .. }) => {
-                    tracing::warn!(content = %msg.0, error = %e, "server out of reach; asking the subnet for the manifest");
-                    manifest_from_peers(msg.0, &discover, &fetch)
-                        .await
-                        .map_err(|why| format!("{e}; {why}"))
-                }
-                Err(e) => Err(e.to_string()),
-            }
+            let (record, publication) = content_info(msg.0, server, &discover, &fetch).await?;
+            accept(msg.0, &record, &publication, &vouch)?;
+            Ok((record, publication))
         })
+    }
+}
+
+/// Accepts a record and publication only if both are about `content` and
+/// the publication carries the server's signature.
+fn accept(
+    content: ContentId,
+    record: &ContentRecord,
+    publication: &SignedPublication,
+    vouch: &PublicationCheck,
+) -> Result<(), String> {
+    if record.manifest.content_id() != content {
+        return Err(format!(
+            "the manifest received is not content {content}; refused"
+        ));
+    }
+    if publication.publication.content != content {
+        return Err(format!(
+            "the publication received is about content {}, not {content}; refused",
+            publication.publication.content
+        ));
+    }
+    vouch(publication).map_err(|why| {
+        format!("the publication of content {content} is not the server's ({why}); refused")
+    })
+}
+
+/// The record and publication of a content from the server, or from peers
+/// found by broadcast when the server is out of reach.
+async fn content_info(
+    content: ContentId,
+    server: Recipient<ServerCall>,
+    discover: &Recipient<Discover>,
+    fetch: &Recipient<FetchManifest>,
+) -> Result<(ContentRecord, SignedPublication), String> {
+    match Office::call(server, ServerRequest::GetContent { content }).await {
+        Ok(ServerReply::Content(record, publication)) => Ok((record, publication)),
+        Ok(ServerReply::NotFound) => {
+            Err(format!("content {content} is not published on the server"))
+        }
+        Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
+        Err(e @ LinkError::Unreachable { .. }) => {
+            tracing::warn!(%content, error = %e, "server out of reach; asking the subnet for the manifest");
+            manifest_from_peers(content, discover, fetch)
+                .await
+                .map_err(|why| format!("{e}; {why}"))
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -340,7 +392,7 @@ async fn manifest_from_peers(
     content: ContentId,
     discover: &Recipient<Discover>,
     fetch: &Recipient<FetchManifest>,
-) -> Result<ContentRecord, String> {
+) -> Result<(ContentRecord, SignedPublication), String> {
     let peers = discover
         .send(Discover(content))
         .await
@@ -353,12 +405,13 @@ async fn manifest_from_peers(
             })
             .await
         {
-            Ok(Ok(manifest)) => {
-                return Ok(ContentRecord {
+            Ok(Ok((manifest, publication))) => {
+                let record = ContentRecord {
                     manifest,
                     origins: Vec::new(),
                     published_ms: 0,
-                });
+                };
+                return Ok((record, publication));
             }
             Ok(Err(e)) => {
                 tracing::warn!(peer = %peer.addr, error = %e, "manifest from peer failed")

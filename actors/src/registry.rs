@@ -77,6 +77,25 @@ pub enum RegistryError {
         /// Pieces in the map.
         got: u32,
     },
+    /// Published again with the other confidentiality.
+    #[error("content {content} is already published {was}; purge it first to publish it {asked}")]
+    Confidentiality {
+        /// The content.
+        content: ContentId,
+        /// How it is published: "confidential" or "shareable".
+        was: &'static str,
+        /// How it was asked to be published.
+        asked: &'static str,
+    },
+}
+
+/// How a content may be shared, for people.
+fn sharing(confidential: bool) -> &'static str {
+    if confidential {
+        "confidential"
+    } else {
+        "shareable"
+    }
 }
 
 #[derive(Debug)]
@@ -95,6 +114,8 @@ struct Lease {
 #[derive(Debug)]
 struct Content {
     record: ContentRecord,
+    /// Never shared by peers; nobody's holdings of it are kept.
+    confidential: bool,
     holders: BTreeMap<NodeId, PieceMap>,
     leases: BTreeMap<u32, Lease>,
     version: u64,
@@ -102,9 +123,10 @@ struct Content {
 }
 
 impl Content {
-    fn new(record: ContentRecord) -> Self {
+    fn new(record: ContentRecord, confidential: bool) -> Self {
         Content {
             record,
+            confidential,
             holders: BTreeMap::new(),
             leases: BTreeMap::new(),
             version: 1,
@@ -266,7 +288,7 @@ impl Registry {
     /// send a heartbeat before they expire.
     pub fn restore(
         &mut self,
-        contents: Vec<ContentRecord>,
+        contents: Vec<(ContentRecord, bool)>,
         clients: Vec<ClientRecord>,
         holdings: Vec<(ContentId, NodeId, PieceMap)>,
         topology: Option<Topology>,
@@ -275,8 +297,11 @@ impl Registry {
         if let Some(topology) = topology {
             self.offices = OfficeBook::new(topology);
         }
-        for record in contents {
-            self.publish(record);
+        for (record, confidential) in contents {
+            self.contents.insert(
+                record.manifest.content_id(),
+                Content::new(record, confidential),
+            );
         }
         for record in clients {
             self.offices.join(record.id, &record.name, record.addr.ip());
@@ -299,12 +324,23 @@ impl Registry {
         }
     }
 
-    /// Publishes a content. Publishing the same content again adds origins
-    /// it did not list before. Returns its id.
-    pub fn publish(&mut self, record: ContentRecord) -> ContentId {
+    /// Publishes a content, `confidential` or not. Publishing the same
+    /// content again adds origins it did not list before, and is refused if
+    /// it would change its confidentiality. Returns its id.
+    pub fn publish(
+        &mut self,
+        record: ContentRecord,
+        confidential: bool,
+    ) -> Result<ContentId, RegistryError> {
         let id = record.manifest.content_id();
-        self.purged.remove(&id);
         match self.contents.get_mut(&id) {
+            Some(existing) if existing.confidential != confidential => {
+                return Err(RegistryError::Confidentiality {
+                    content: id,
+                    was: sharing(existing.confidential),
+                    asked: sharing(confidential),
+                });
+            }
             Some(existing) => {
                 for origin in record.origins {
                     if !existing.record.origins.contains(&origin) {
@@ -313,10 +349,16 @@ impl Registry {
                 }
             }
             None => {
-                self.contents.insert(id, Content::new(record));
+                self.contents.insert(id, Content::new(record, confidential));
             }
         }
-        id
+        self.purged.remove(&id);
+        Ok(id)
+    }
+
+    /// Whether a content is published as confidential.
+    pub fn is_confidential(&self, id: &ContentId) -> bool {
+        self.contents.get(id).is_some_and(|c| c.confidential)
     }
 
     /// A content's record.
@@ -514,6 +556,10 @@ impl Registry {
                 expected,
                 got: have.len(),
             });
+        }
+        if c.confidential {
+            // Never a source for anyone: its holders are not kept.
+            return Ok(0);
         }
         // A lease ends when anyone holds the piece.
         c.leases.retain(|&i, _| !have.get(i));
@@ -932,6 +978,7 @@ impl Registry {
                     size: c.record.manifest.size,
                     pieces: c.record.manifest.piece_count(),
                     origins: c.record.origins.clone(),
+                    confidential: c.confidential,
                     complete_holders: u32::try_from(complete).unwrap_or(u32::MAX),
                     partial_holders: u32::try_from(partial).unwrap_or(u32::MAX),
                 }
@@ -1006,7 +1053,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let id = r.publish(content(pieces));
+        let id = r.publish(content(pieces), false).unwrap();
         for n in 1..=clients {
             r.register(reg(n), 0, now);
         }
@@ -1233,7 +1280,7 @@ mod tests {
         let mut back = Registry::new(timing());
         assert!(dirty.topology.is_some(), "the imported topology is saved");
         back.restore(
-            vec![record],
+            vec![(record, false)],
             dirty.clients,
             dirty.holdings,
             dirty.topology,
@@ -1301,7 +1348,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let id = r.publish(content(pieces));
+        let id = r.publish(content(pieces), false).unwrap();
         for (n, net, free) in [(1, 1, 90), (2, 1, 10), (3, 2, 90), (4, 2, 10), (5, 3, 90)] {
             let mut reg = reg(n);
             reg.addr = ([127, 0, net, n], 34760).into();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use branchline_storage::meta_store::MetaError;
+use branchline_storage::publication::{Publication, Signature, SignedPublication};
 use branchline_storage::records::{self, unix_ms};
 use branchline_storage::{ContentId, ContentRecord, Manifest, MetaStore};
 use tokio::sync::watch;
@@ -53,9 +54,14 @@ fn load_topology(store: &MetaStore) -> Result<Option<Topology>, MetaError> {
 /// Longest long-poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// Signs what the server vouches for about a content with the server's
+/// key; `None` when the server runs without the cluster PKI.
+pub type PublicationSigner = Arc<dyn Fn(&Publication) -> Option<Signature> + Send + Sync>;
+
 /// The registry actor.
 pub struct RegistryActor {
     registry: Registry,
+    signer: PublicationSigner,
     store: Arc<MetaStore>,
     heartbeat: Duration,
     watchers: HashMap<ContentId, watch::Sender<u64>>,
@@ -68,10 +74,16 @@ impl RegistryActor {
         mut registry: Registry,
         store: Arc<MetaStore>,
         heartbeat: Duration,
+        signer: PublicationSigner,
     ) -> Result<Self, MetaError> {
         let now = Instant::now();
+        let confidential = store.confidential()?;
+        let contents = store.contents()?.into_iter().map(|record| {
+            let secret = confidential.contains(&record.manifest.content_id());
+            (record, secret)
+        });
         registry.restore(
-            store.contents()?,
+            contents.collect(),
             store.clients()?,
             store.holdings()?,
             load_topology(&store)?,
@@ -84,6 +96,7 @@ impl RegistryActor {
         }
         Ok(RegistryActor {
             registry,
+            signer,
             store,
             heartbeat,
             watchers: HashMap::new(),
@@ -175,7 +188,20 @@ impl RegistryActor {
                 None => ServerReply::UnknownClient,
             },
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
-                Some(record) => ServerReply::Content(record.clone()),
+                Some(record) => {
+                    let publication = Publication {
+                        content,
+                        confidential: self.registry.is_confidential(&content),
+                    };
+                    let signature = (self.signer)(&publication);
+                    ServerReply::Content(
+                        record.clone(),
+                        SignedPublication {
+                            publication,
+                            signature,
+                        },
+                    )
+                }
                 None => ServerReply::NotFound,
             },
             ServerRequest::Have { id, content, have } => {
@@ -310,6 +336,8 @@ pub struct Publish {
     pub manifest: Manifest,
     /// Its origins.
     pub origins: Vec<String>,
+    /// Never shared by peers.
+    pub confidential: bool,
 }
 
 impl Handler<Publish> for RegistryActor {
@@ -325,9 +353,13 @@ impl Handler<Publish> for RegistryActor {
             return Box::pin(actix::fut::ready(Err(e.to_string())));
         }
         let store = self.store.clone();
-        let id = self.registry.publish(record);
+        let confidential = msg.confidential;
+        let id = match self.registry.publish(record, confidential) {
+            Ok(id) => id,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e.to_string()))),
+        };
         let merged = self.registry.content(&id).expect("just published").clone();
-        let write = tokio::task::spawn_blocking(move || store.put_content(&merged));
+        let write = tokio::task::spawn_blocking(move || store.put_content(&merged, confidential));
         Box::pin(
             write
                 .into_actor(self)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use branchline_storage::piece_cache::{ContentSummary, PutOutcome, Usage};
+use branchline_storage::publication::SignedPublication;
 use branchline_storage::{CacheError, ContentId, Manifest, PieceCache, PieceMap};
 use bytes::Bytes;
 
@@ -68,11 +69,16 @@ impl Supervised for Store {
     }
 }
 
-/// Adds a content to the cache (evicting if the quota needs room); answers
-/// its have-map.
+/// Adds a content to the cache (evicting if the quota needs room), with
+/// the server's publication of it; answers its have-map.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<PieceMap, StoreError>")]
-pub struct AddContent(pub Manifest);
+pub struct AddContent {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// What the server vouched for (checked by whoever got it).
+    pub publication: SignedPublication,
+}
 
 /// Verifies and stores a piece.
 #[derive(Debug, Message)]
@@ -100,9 +106,30 @@ pub struct ServePiece {
     pub reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, StoreError>>,
 }
 
-/// The manifest and have-map of a content, if cached.
+/// A content as the cache holds it.
+#[derive(Clone, Debug)]
+pub struct Cached {
+    /// The manifest.
+    pub manifest: Arc<Manifest>,
+    /// The pieces held.
+    pub have: PieceMap,
+    /// The server's publication, if one was kept (contents cached before
+    /// publications existed have none).
+    pub publication: Option<SignedPublication>,
+}
+
+impl Cached {
+    /// True if peers must never get it.
+    pub fn confidential(&self) -> bool {
+        self.publication
+            .as_ref()
+            .is_some_and(|p| p.publication.confidential)
+    }
+}
+
+/// A content, if cached.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<(Arc<Manifest>, PieceMap)>, StoreError>")]
+#[rtype(result = "Result<Option<Cached>, StoreError>")]
 pub struct Lookup(pub ContentId);
 
 /// Writes a complete content to a file.
@@ -141,7 +168,11 @@ impl Handler<AddContent> for Store {
     type Result = ResponseFuture<Result<PieceMap, StoreError>>;
     fn handle(&mut self, msg: AddContent, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        self.blocking(move |c| c.add(&msg.0, false))
+        self.blocking(move |c| {
+            let have = c.add(&msg.manifest, false)?;
+            c.set_publication(&msg.publication)?;
+            Ok(have)
+        })
     }
 }
 
@@ -157,7 +188,7 @@ impl Handler<ServePiece> for Store {
     type Result = ();
     fn handle(&mut self, msg: ServePiece, ctx: &mut Context<Self>) {
         crate::supervision::handled();
-        let read = self.blocking(move |c| c.read_piece(&msg.content, msg.index));
+        let read = self.blocking(move |c| c.read_piece_to_share(&msg.content, msg.index));
         let reply = msg.reply;
         ctx.spawn(read.into_actor(self).map(move |result, _, _| {
             // The asker may have given up; nothing to do then.
@@ -167,11 +198,15 @@ impl Handler<ServePiece> for Store {
 }
 
 impl Handler<Lookup> for Store {
-    type Result = ResponseFuture<Result<Option<(Arc<Manifest>, PieceMap)>, StoreError>>;
+    type Result = ResponseFuture<Result<Option<Cached>, StoreError>>;
     fn handle(&mut self, msg: Lookup, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         self.blocking(move |c| match c.manifest(&msg.0)? {
-            Some(m) => Ok(Some((m, c.have(&msg.0)?))),
+            Some(manifest) => Ok(Some(Cached {
+                manifest,
+                have: c.have(&msg.0)?,
+                publication: c.publication(&msg.0)?,
+            })),
             None => Ok(None),
         })
     }

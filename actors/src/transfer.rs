@@ -94,6 +94,8 @@ struct Running {
     origins: Vec<String>,
     /// Why each origin last failed, for the error when every one has.
     origin_errors: Vec<Option<String>>,
+    /// Origins only; the server is never asked for sources.
+    confidential: bool,
     picker: Picker,
     known: KnownSources,
     polling: bool,
@@ -132,7 +134,16 @@ pub struct Transfer {
     have_reporter: HaveReporter,
 }
 
-type Started = Result<(Arc<Manifest>, Vec<String>, PieceMap), String>;
+/// What a transfer starts from.
+struct Start {
+    manifest: Arc<Manifest>,
+    origins: Vec<String>,
+    have: PieceMap,
+    /// Origins only: no peer is asked, nor the server for sources.
+    confidential: bool,
+}
+
+type Started = Result<Start, String>;
 
 /// A reply from another actor, still on its way.
 type Pending<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, MailboxError>>>>;
@@ -162,26 +173,38 @@ impl Transfer {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            if let Some((manifest, have)) = &cached
-                && have.is_complete()
+            if let Some(cached) = cached
+                && cached.have.is_complete()
             {
-                return Ok((manifest.clone(), Vec::new(), have.clone()));
+                let confidential = cached.confidential();
+                return Ok(Start {
+                    manifest: cached.manifest,
+                    origins: Vec::new(),
+                    have: cached.have,
+                    confidential,
+                });
             }
-            let record = office
+            // Checked by the office: the content's manifest, and a
+            // publication about it that the server signed.
+            let (record, publication) = office
                 .send(ContentInfo(content))
                 .await
                 .map_err(|e| e.to_string())??;
-            if record.manifest.content_id() != content {
-                return Err(format!(
-                    "the server sent a manifest that is not content {content}"
-                ));
-            }
+            let confidential = publication.publication.confidential;
             let have = store
-                .send(AddContent(record.manifest.clone()))
+                .send(AddContent {
+                    manifest: record.manifest.clone(),
+                    publication,
+                })
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            Ok((Arc::new(record.manifest), record.origins, have))
+            Ok(Start {
+                manifest: Arc::new(record.manifest),
+                origins: record.origins,
+                have,
+                confidential,
+            })
         };
         ctx.spawn(
             start
@@ -193,14 +216,25 @@ impl Transfer {
     fn on_started(&mut self, started: Started, ctx: &mut Context<Self>) {
         match started {
             Err(reason) => self.fail(reason),
-            Ok((manifest, origins, have)) => {
+            Ok(Start {
+                manifest,
+                origins,
+                have,
+                confidential,
+            }) => {
                 let mut picker = Picker::new(have, origins.len(), self.settings.limits);
                 picker.share_link_rate(self.deps.link_rate.clone());
-                tracing::info!(content = %self.content, name = %manifest.name, have = picker.have().count(), pieces = manifest.piece_count(), "transfer started");
+                if confidential {
+                    // Nobody shares it: every missing piece is this node's
+                    // to take from the origins.
+                    picker.grant_unheld();
+                }
+                tracing::info!(content = %self.content, name = %manifest.name, have = picker.have().count(), pieces = manifest.piece_count(), confidential, "transfer started");
                 self.run = Some(Running {
                     known: KnownSources::new(manifest.piece_count()),
                     manifest,
                     origin_errors: vec![None; origins.len()],
+                    confidential,
                     origins,
                     picker,
                     polling: false,
@@ -244,7 +278,7 @@ impl Transfer {
             return;
         }
         let Some(run) = self.run.as_mut() else { return };
-        if run.polling {
+        if run.polling || run.confidential {
             return;
         }
         run.polling = true;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use branchline_storage::content::MAX_MANIFEST_BYTES;
 use branchline_storage::piece_cache::{ContentSummary, Usage};
+use branchline_storage::publication::SignedPublication;
 use branchline_storage::self_check::SelfCheck;
 use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
 
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version every frame starts with.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Largest request frame accepted (requests are small).
 pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Largest reply frame accepted (a reply may carry a manifest).
@@ -175,8 +176,9 @@ pub enum PeerReply {
     },
     /// The request was refused.
     Refused(Refusal),
-    /// The manifest asked for.
-    Manifest(Manifest),
+    /// The manifest asked for, with the server's signed publication (the
+    /// asker checks both).
+    Manifest(Manifest, SignedPublication),
 }
 
 /// Why a peer refused a request.
@@ -194,6 +196,9 @@ pub enum Refusal {
     /// The peer's office type does not serve (a VPN office).
     #[error("peer does not serve (its office is a VPN office)")]
     NotServing,
+    /// The content is confidential: only its origins serve it.
+    #[error("the content is confidential; peers never share it")]
+    Confidential,
 }
 
 // -------------------------------------------------------------- server ----
@@ -445,8 +450,8 @@ pub enum ServerReply {
     Ok,
     /// The server does not know this client: register again.
     UnknownClient,
-    /// A content's record.
-    Content(ContentRecord),
+    /// A content's record, with what the server vouches for about it.
+    Content(ContentRecord, SignedPublication),
     /// No such content has been published.
     NotFound,
     /// Sources of a content.
@@ -477,6 +482,8 @@ pub enum AdminRequest {
         manifest: Manifest,
         /// Where the bytes live.
         origins: Vec<String>,
+        /// Never shared by peers: every client fetches it from an origin.
+        confidential: bool,
     },
     /// Server: replace the topology with this spreadsheet (CSV bytes),
     /// all or nothing.
@@ -842,6 +849,8 @@ pub struct ContentView {
     pub pieces: u32,
     /// Origins.
     pub origins: Vec<String>,
+    /// Never shared by peers (and its holders are not tracked).
+    pub confidential: bool,
     /// Clients holding all of it.
     pub complete_holders: u32,
     /// Clients holding part of it.
@@ -981,7 +990,7 @@ mod tests {
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "frame version 9 is not supported (this node speaks 3)"
+            "frame version 9 is not supported (this node speaks 4)"
         );
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),

@@ -171,6 +171,11 @@ pub struct PublishArgs {
     /// The content's name; the file name by default.
     #[arg(long)]
     pub name: Option<String>,
+    /// Never shared by peers: every client fetches it from the origins
+    /// only, and no peer serves it (for packages that must not be copied
+    /// between devices). The server signs this with the content.
+    #[arg(long)]
+    pub confidential: bool,
 }
 
 /// `branchline fetch`.

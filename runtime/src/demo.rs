@@ -251,6 +251,7 @@ impl Demo {
             &server_socket,
             manifest.clone(),
             vec![origin.clone()],
+            false,
         ))?;
         println!(
             "published {} ({}, {} pieces), origin {origin}",

@@ -254,7 +254,8 @@ impl Answerer {
         let kind = self.link.office_kind();
         let have =
             match tokio::time::timeout(LOOKUP_DEADLINE, self.store.send(Lookup(content))).await {
-                Ok(Ok(Ok(Some((_, have))))) => have,
+                // A confidential content is never offered to peers.
+                Ok(Ok(Ok(Some(cached)))) if !cached.confidential() => cached.have,
                 _ => return,
             };
         if !should_answer(kind, &have) {

@@ -8,7 +8,8 @@
 //! - [`config`]: server and client TOML with flag overrides; [`logging`];
 //!   [`metrics`]: the Prometheus endpoint.
 //! - [`node`]: starting a node (one actix System each) and its actors.
-//! - [`transport`]: QUIC endpoint, peer sessions; [`tls`].
+//! - [`transport`]: QUIC endpoint, peer sessions; [`tls`]; [`pki`]: the
+//!   cluster CA; [`vouch`]: the server's signature on publications.
 //! - [`discovery`]: subnet broadcast discovery, for when the server is
 //!   out of reach.
 //! - [`server_link`]: a client's link to the server; [`control`]: the
@@ -40,3 +41,4 @@ pub mod pki;
 pub mod server_link;
 pub mod tls;
 pub mod transport;
+pub mod vouch;

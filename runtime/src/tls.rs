@@ -111,6 +111,25 @@ impl Identity {
         })
     }
 
+    /// This node's certificate chain, its own first.
+    pub(crate) fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// This node's private key.
+    pub(crate) fn key(&self) -> &PrivateKeyDer<'static> {
+        &self.key
+    }
+
+    /// Checks certificates the way a client checks the server's: signed
+    /// by the CA, not revoked, for the name asked.
+    pub(crate) fn server_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+        WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
+            .with_crls(self.crls.clone())
+            .build()
+            .map_err(|e| self.verifier_error(e))
+    }
+
     fn verifier_error(&self, e: impl std::fmt::Display) -> TlsError {
         TlsError::Verifier {
             path: self.ca.clone(),
@@ -129,7 +148,7 @@ pub fn warn_unauthenticated(identity: Option<&Identity>) {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -171,15 +190,9 @@ pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut config = match identity {
-        Some(id) => {
-            let verifier = WebPkiServerVerifier::builder_with_provider(id.roots.clone(), provider)
-                .with_crls(id.crls.clone())
-                .build()
-                .map_err(|e| id.verifier_error(e))?;
-            builder
-                .with_webpki_verifier(verifier)
-                .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?
-        }
+        Some(id) => builder
+            .with_webpki_verifier(id.server_verifier()?)
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
         None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))

@@ -7,6 +7,7 @@
 //! - [`piece_cache`]: the client's piece cache. sled holds manifests,
 //!   have-maps and entries; piece bytes live in one file per content.
 //! - [`meta_store`]: the server's metadata: contents, clients, holdings.
+//! - [`publication`]: what the server signs about a content (confidential).
 //! - [`records`]: versioned encoding of what is kept in sled.
 //! - [`group_commit`]: one sync shared by concurrent writers.
 //! - [`self_check`]: after an unclean stop, every held piece verified again.
@@ -21,6 +22,7 @@ pub mod hex_id;
 pub mod meta_store;
 pub mod piece_cache;
 pub mod piece_map;
+pub mod publication;
 pub mod records;
 pub mod self_check;
 

@@ -7,9 +7,11 @@
 //! The server keeps its working set in memory and writes through to here; on
 //! start it reloads from here.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 
 use crate::content::{ContentId, Manifest};
 use crate::piece_cache::CacheError;
@@ -89,6 +91,8 @@ pub struct MetaStore {
     clients: sled::Tree,
     holdings: sled::Tree,
     settings: sled::Tree,
+    /// Content id -> nothing: the contents published as confidential.
+    confidential: sled::Tree,
 }
 
 fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
@@ -110,6 +114,7 @@ impl MetaStore {
             clients: db.open_tree("clients")?,
             holdings: db.open_tree("holdings")?,
             settings: db.open_tree("settings")?,
+            confidential: db.open_tree("confidential")?,
             db,
         })
     }
@@ -119,12 +124,42 @@ impl MetaStore {
         &self.db
     }
 
-    /// Stores a content and flushes: a publish is durable when this returns.
-    pub fn put_content(&self, record: &ContentRecord) -> Result<(), MetaError> {
-        self.contents
-            .insert(record.manifest.content_id().0, records::encode(record))?;
+    /// Stores a content, and whether it is confidential, in one
+    /// transaction, and flushes: a publish is durable when this returns.
+    pub fn put_content(&self, record: &ContentRecord, confidential: bool) -> Result<(), MetaError> {
+        let id = record.manifest.content_id().0;
+        let encoded = records::encode(record);
+        (&self.contents, &self.confidential)
+            .transaction(|(contents, flags)| {
+                contents.insert(&id, encoded.as_slice())?;
+                match confidential {
+                    true => flags.insert(&id, &[][..])?,
+                    false => flags.remove(&id)?,
+                };
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => MetaError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the transaction never aborts")
+                }
+            })?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The contents published as confidential.
+    pub fn confidential(&self) -> Result<BTreeSet<ContentId>, MetaError> {
+        let mut out = BTreeSet::new();
+        for item in self.confidential.iter() {
+            let (key, _) = item?;
+            let id = <[u8; 32]>::try_from(key.as_ref()).map_err(|_| BadRecord {
+                what: "confidential/<key>".into(),
+                reason: format!("a key of {} bytes, not 32", key.len()),
+            })?;
+            out.insert(crate::content::Hash(id));
+        }
+        Ok(out)
     }
 
     /// Stores one of the server's named settings (such as the topology) and
@@ -164,6 +199,7 @@ impl MetaStore {
     /// durable when this returns.
     pub fn remove_content(&self, id: &ContentId) -> Result<(), MetaError> {
         self.contents.remove(id.0)?;
+        self.confidential.remove(id.0)?;
         for item in self.holdings.scan_prefix(id.0) {
             let (key, _) = item?;
             self.holdings.remove(key)?;
@@ -288,11 +324,14 @@ mod tests {
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
             store
-                .put_content(&ContentRecord {
-                    manifest: manifest.clone(),
-                    origins: vec!["file:///x".into()],
-                    published_ms: 5,
-                })
+                .put_content(
+                    &ContentRecord {
+                        manifest: manifest.clone(),
+                        origins: vec!["file:///x".into()],
+                        published_ms: 5,
+                    },
+                    false,
+                )
                 .unwrap();
             for id in [a, b] {
                 let record = ClientRecord {
@@ -316,5 +355,31 @@ mod tests {
         let holdings = store.holdings().unwrap();
         assert_eq!(holdings.len(), 1);
         assert_eq!(holdings[0].1, b);
+    }
+
+    #[test]
+    fn confidentiality_is_stored_with_the_content_and_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |seed: u8| ContentRecord {
+            manifest: Manifest::from_reader("p", &[seed; 50_000][..], MIN_PIECE_SIZE, |_| {})
+                .unwrap(),
+            origins: vec![],
+            published_ms: 1,
+        };
+        let (secret, open) = (record(1), record(2));
+        {
+            let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+            store.put_content(&secret, true).unwrap();
+            store.put_content(&open, false).unwrap();
+        }
+        let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+        let ids = store.confidential().unwrap();
+        assert_eq!(
+            ids.into_iter().collect::<Vec<_>>(),
+            vec![secret.manifest.content_id()]
+        );
+        store.remove_content(&secret.manifest.content_id()).unwrap();
+        assert!(store.confidential().unwrap().is_empty());
+        assert_eq!(store.contents().unwrap().len(), 1);
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{ContentError, ContentId, Manifest};
 use crate::group_commit::GroupCommit;
 use crate::piece_map::PieceMap;
+use crate::publication::SignedPublication;
 use crate::records::{self, BadRecord, unix_ms};
 
 /// Where and how big the cache is.
@@ -105,6 +106,9 @@ pub enum CacheError {
     /// A record in sled could not be decoded.
     #[error(transparent)]
     BadRecord(#[from] BadRecord),
+    /// The content was published as confidential: peers never get it.
+    #[error("content {0} is confidential; it is never shared with peers")]
+    Confidential(ContentId),
 }
 
 /// Per-content bookkeeping kept in sled.
@@ -174,6 +178,8 @@ pub struct PieceCache {
     manifests: sled::Tree,
     have: sled::Tree,
     entries: sled::Tree,
+    /// Content id -> the server's signed publication, relayed to peers.
+    publications: sled::Tree,
     pieces_dir: PathBuf,
     quota: u64,
     open: Mutex<HashMap<ContentId, Arc<OpenContent>>>,
@@ -212,6 +218,7 @@ impl PieceCache {
             manifests: db.open_tree("manifests")?,
             have: db.open_tree("have")?,
             entries: db.open_tree("entries")?,
+            publications: db.open_tree("publications")?,
             db,
             pieces_dir,
             quota: config.quota_bytes,
@@ -454,6 +461,39 @@ impl PieceCache {
         Ok(buf)
     }
 
+    /// Keeps what the server signed about a content, to relay to peers.
+    pub fn set_publication(&self, signed: &SignedPublication) -> Result<(), CacheError> {
+        self.publications
+            .insert(signed.publication.content.0, records::encode(signed))?;
+        Ok(())
+    }
+
+    /// What the server signed about a content, if it was kept.
+    pub fn publication(&self, id: &ContentId) -> Result<Option<SignedPublication>, CacheError> {
+        match self.publications.get(id.0)? {
+            Some(bytes) => Ok(Some(records::decode(&bytes, || {
+                format!("publications/{id}")
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a content was published as confidential.
+    pub fn is_confidential(&self, id: &ContentId) -> Result<bool, CacheError> {
+        Ok(self
+            .publication(id)?
+            .is_some_and(|p| p.publication.confidential))
+    }
+
+    /// [`PieceCache::read_piece`] for a peer: a confidential content is
+    /// refused.
+    pub fn read_piece_to_share(&self, id: &ContentId, index: u32) -> Result<Vec<u8>, CacheError> {
+        if self.is_confidential(id)? {
+            return Err(CacheError::Confidential(*id));
+        }
+        self.read_piece(id, index)
+    }
+
     fn unmark(&self, id: &ContentId, len: u32, index: u32) -> Result<(), CacheError> {
         self.have.update_and_fetch(id.0, |old| {
             let mut map = PieceMap::from_raw(len, old?.to_vec()).ok()?;
@@ -508,6 +548,7 @@ impl PieceCache {
         self.have.remove(id.0)?;
         self.entries.remove(id.0)?;
         self.manifests.remove(id.0)?;
+        self.publications.remove(id.0)?;
         self.db.flush()?;
         self.open.lock().expect("open map lock").remove(id);
         let path = self.piece_path(id);
@@ -713,6 +754,35 @@ mod tests {
             "{err}"
         );
         assert_eq!(c.usage().unwrap().reserved_bytes, 80_000);
+    }
+
+    #[test]
+    fn a_confidential_content_is_stored_and_exported_but_never_shared() {
+        use crate::publication::{Publication, SignedPublication};
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(100_000, 4);
+        let id = m.content_id();
+        let c = cache(dir.path(), 1 << 30);
+        c.add(&m, false).unwrap();
+        fill(&c, &data, &m);
+        assert_eq!(c.read_piece_to_share(&id, 0).unwrap(), piece(&data, &m, 0));
+        let signed = SignedPublication {
+            publication: Publication {
+                content: id,
+                confidential: true,
+            },
+            signature: None,
+        };
+        c.set_publication(&signed).unwrap();
+        drop(c);
+        let c = cache(dir.path(), 1 << 30);
+        assert_eq!(c.publication(&id).unwrap(), Some(signed));
+        let err = c.read_piece_to_share(&id, 0).unwrap_err();
+        assert!(matches!(err, CacheError::Confidential(_)), "{err}");
+        assert!(err.to_string().contains("never shared"), "{err}");
+        assert_eq!(c.read_piece(&id, 0).unwrap(), piece(&data, &m, 0));
+        c.remove(&id).unwrap();
+        assert_eq!(c.publication(&id).unwrap(), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses part of the harness
 
 pub mod origin;
+pub mod pki;
 pub mod testbed;
 
 use std::net::SocketAddr;
@@ -241,12 +242,18 @@ impl World {
 
     /// Publishes `file` with `origins`; returns the content id.
     pub fn publish(&self, file: &Path, origins: &[String]) -> String {
+        self.publish_with(file, origins, &[])
+    }
+
+    /// [`World::publish`] with extra flags (`--confidential`).
+    pub fn publish_with(&self, file: &Path, origins: &[String], extra: &[&str]) -> String {
         let mut args = vec![
             "publish".to_string(),
             "--data-dir".into(),
             path_arg(&self.path("server")),
             path_arg(file),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         for origin in origins {
             args.push("--origin".into());
             args.push(origin.clone());

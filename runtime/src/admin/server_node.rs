@@ -53,9 +53,14 @@ impl ServerAdmin {
                 Ok(status) => AdminReply::ServerStatus(status),
                 Err(e) => AdminReply::Error(e),
             },
-            AdminRequest::Publish { manifest, origins } => match self
+            AdminRequest::Publish {
+                manifest,
+                origins,
+                confidential,
+            } => match self
                 .registry
                 .send(Publish {
+                    confidential,
                     manifest,
                     origins: origins.clone(),
                 })

@@ -56,9 +56,18 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
             .context("the package path has no file name")?,
     };
     let manifest = hash_file(&args.file, &name, args.piece_size, true)?;
-    let id = rt.block_on(publish_manifest(&socket, manifest.clone(), origins.clone()))?;
+    let id = rt.block_on(publish_manifest(
+        &socket,
+        manifest.clone(),
+        origins.clone(),
+        args.confidential,
+    ))?;
+    let sharing = match args.confidential {
+        true => "; confidential: origins only, never shared by peers",
+        false => "",
+    };
     eprintln!(
-        "published {name}: {} in {} pieces of {}, origins: {}",
+        "published {name}: {} in {} pieces of {}, origins: {}{sharing}",
         mib(manifest.size),
         manifest.piece_count(),
         mib(u64::from(manifest.piece_size)),
@@ -101,8 +110,13 @@ pub async fn publish_manifest(
     socket: &Path,
     manifest: Manifest,
     origins: Vec<String>,
+    confidential: bool,
 ) -> anyhow::Result<ContentId> {
-    let request = AdminRequest::Publish { manifest, origins };
+    let request = AdminRequest::Publish {
+        manifest,
+        origins,
+        confidential,
+    };
     connect::request(socket, &request, |reply| match reply {
         AdminReply::Published(id) => Some(Ok(id)),
         AdminReply::Error(e) => Some(Err(anyhow::anyhow!("the server refused the content: {e}"))),

@@ -188,14 +188,19 @@ pub(crate) fn print_server(s: &ServerStatus) {
     }
     println!("contents ({}):", s.registry.contents.len());
     for c in &s.registry.contents {
+        let holders = match c.confidential {
+            true => "CONFIDENTIAL (origins only, holders not tracked)".to_owned(),
+            false => format!(
+                "held by {} (+{} partly)",
+                c.complete_holders, c.partial_holders
+            ),
+        };
         println!(
-            "  {}  {:<24} {}  {} pieces  held by {} (+{} partly)  origins: {}",
+            "  {}  {:<24} {}  {} pieces  {holders}  origins: {}",
             c.id,
             c.name,
             mib(c.size),
             c.pieces,
-            c.complete_holders,
-            c.partial_holders,
             c.origins.join(", ")
         );
     }

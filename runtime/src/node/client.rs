@@ -37,6 +37,7 @@ use branchline_actors::supervision::{self, ActorBook};
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let settings = config.validate()?;
     let identity = config.tls.identity()?.map(Arc::new);
+    let vouch = crate::vouch::checker(identity.as_deref())?;
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
@@ -193,6 +194,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             book: book.clone(),
             link_pause: link_pause.clone(),
             strikes: strikes.clone(),
+            vouch: vouch.clone(),
         };
         let transfer = &config.transfer;
         let transfer_settings = TransferSettings {

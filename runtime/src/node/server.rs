@@ -65,7 +65,8 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     };
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
     crate::tls::warn_unauthenticated(identity.as_ref());
-    let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat)
+    let signer = crate::vouch::signer(identity.as_ref())?;
+    let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat, signer)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 

@@ -32,6 +32,7 @@ use branchline_actors::store::Store;
 use branchline_actors::supervision::ActorBook;
 use branchline_actors::wire::PeerView;
 use branchline_storage::Manifest;
+use branchline_storage::publication::SignedPublication;
 use bytes::Bytes;
 
 use admission::SharedAdmission;
@@ -225,7 +226,7 @@ impl Transport {
 }
 
 impl Handler<FetchManifest> for Transport {
-    type Result = ResponseFuture<Result<Manifest, FetchError>>;
+    type Result = ResponseFuture<Result<(Manifest, SignedPublication), FetchError>>;
     fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
         branchline_actors::supervision::handled();
         self.forward(msg.addr, msg)

@@ -22,6 +22,7 @@ use branchline_actors::wire::{
     MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
     write_frame,
 };
+use branchline_storage::publication::{Publication, SignedPublication};
 use branchline_storage::{CacheError, ContentId, Manifest};
 use bytes::{Bytes, BytesMut};
 
@@ -282,7 +283,7 @@ async fn serve_stream(
                 Err(Refusal::NotServing)
             };
             let reply = match manifest {
-                Ok(manifest) => PeerReply::Manifest(manifest),
+                Ok((manifest, publication)) => PeerReply::Manifest(manifest, publication),
                 Err(refusal) => PeerReply::Refused(refusal),
             };
             write_frame(&mut send, &reply)
@@ -324,13 +325,30 @@ async fn serve_stream(
     Ok(())
 }
 
-/// The manifest of a content this node knows, for a peer that cannot ask
-/// the server. Manifest requests are rare (server out of reach), so this
-/// waits for room in the store's mailbox, up to [`MANIFEST_DEADLINE`].
-async fn manifest_for_peer(store: &Addr<Store>, content: ContentId) -> Result<Manifest, Refusal> {
+/// The manifest of a content this node knows, with the server's
+/// publication of it, for a peer that cannot ask the server; refused for a
+/// confidential content. Manifest requests are rare (server out of reach),
+/// so this waits for room in the store's mailbox, up to
+/// [`MANIFEST_DEADLINE`].
+async fn manifest_for_peer(
+    store: &Addr<Store>,
+    content: ContentId,
+) -> Result<(Manifest, SignedPublication), Refusal> {
     match tokio::time::timeout(MANIFEST_DEADLINE, store.send(Lookup(content))).await {
         Err(_) => Err(Refusal::Busy),
-        Ok(Ok(Ok(Some((manifest, _))))) => Ok(Manifest::clone(&manifest)),
+        Ok(Ok(Ok(Some(cached)))) if cached.confidential() => Err(Refusal::Confidential),
+        Ok(Ok(Ok(Some(cached)))) => {
+            // Cached before publications were kept: it cannot have been
+            // confidential; the asker decides whether unsigned will do.
+            let publication = cached.publication.unwrap_or(SignedPublication {
+                publication: Publication {
+                    content,
+                    confidential: false,
+                },
+                signature: None,
+            });
+            Ok((Manifest::clone(&cached.manifest), publication))
+        }
         Ok(Ok(Ok(None))) => Err(Refusal::NotHeld),
         Ok(Ok(Err(_)) | Err(_)) => Err(Refusal::Internal),
     }
@@ -359,6 +377,7 @@ async fn read_for_peer(
         Ok(Err(StoreError::Cache(
             CacheError::NotHeld { .. } | CacheError::Unknown(_) | CacheError::Content(_),
         ))) => Err(Refusal::NotHeld),
+        Ok(Err(StoreError::Cache(CacheError::Confidential(_)))) => Err(Refusal::Confidential),
         Ok(Err(e)) => {
             tracing::error!(%content, piece = index, error = %e, "reading a piece for a peer failed");
             Err(Refusal::Internal)
@@ -368,7 +387,7 @@ async fn read_for_peer(
 }
 
 impl Handler<FetchManifest> for PeerSession {
-    type Result = ResponseFuture<Result<Manifest, FetchError>>;
+    type Result = ResponseFuture<Result<(Manifest, SignedPublication), FetchError>>;
     fn handle(&mut self, msg: FetchManifest, _: &mut Context<Self>) -> Self::Result {
         branchline_actors::supervision::handled();
         let slot = self.outgoing.clone();
@@ -399,17 +418,26 @@ async fn ask(
     Ok((reply, recv))
 }
 
-/// Asks the peer for a manifest and checks it against the content id.
-async fn fetch_manifest(slot: &ConnectionSlot, content: ContentId) -> Result<Manifest, FetchError> {
+/// Asks the peer for a manifest and checks it against the content id (the
+/// office checks the publication).
+async fn fetch_manifest(
+    slot: &ConnectionSlot,
+    content: ContentId,
+) -> Result<(Manifest, SignedPublication), FetchError> {
     let (reply, _) = ask(slot, &PeerRequest::GetManifest { content }, MAX_REPLY_FRAME).await?;
     manifest_of(reply, content)
 }
 
 /// The manifest in a peer's reply, if it is the one of `content`.
-fn manifest_of(reply: PeerReply, content: ContentId) -> Result<Manifest, FetchError> {
+fn manifest_of(
+    reply: PeerReply,
+    content: ContentId,
+) -> Result<(Manifest, SignedPublication), FetchError> {
     match reply {
-        PeerReply::Manifest(manifest) if manifest.content_id() == content => Ok(manifest),
-        PeerReply::Manifest(manifest) => Err(FetchError::Protocol(format!(
+        PeerReply::Manifest(manifest, publication) if manifest.content_id() == content => {
+            Ok((manifest, publication))
+        }
+        PeerReply::Manifest(manifest, _) => Err(FetchError::Protocol(format!(
             "peer sent the manifest of {} for {content}",
             manifest.content_id()
         ))),
@@ -443,7 +471,7 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
     let (reply, mut recv) = ask(slot, &request, MAX_REQUEST_FRAME).await?;
     let len = match reply {
         PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
-        PeerReply::Manifest(_) => {
+        PeerReply::Manifest(..) => {
             return Err(FetchError::Protocol(
                 "peer sent a manifest, not a piece".into(),
             ));
@@ -480,16 +508,26 @@ mod tests {
         Manifest::from_reader(name, &[7u8; 40_000][..], 16 * 1024, |_| {}).unwrap()
     }
 
+    fn publication(content: ContentId) -> SignedPublication {
+        SignedPublication {
+            publication: Publication {
+                content,
+                confidential: false,
+            },
+            signature: None,
+        }
+    }
+
     #[test]
     fn a_manifest_from_a_peer_must_be_the_one_asked_for() {
         let wanted = manifest("a");
         let id = wanted.content_id();
         assert_eq!(
-            manifest_of(PeerReply::Manifest(wanted.clone()), id),
-            Ok(wanted)
+            manifest_of(PeerReply::Manifest(wanted.clone(), publication(id)), id),
+            Ok((wanted, publication(id)))
         );
         let other = manifest("b");
-        let err = manifest_of(PeerReply::Manifest(other.clone()), id).unwrap_err();
+        let err = manifest_of(PeerReply::Manifest(other.clone(), publication(id)), id).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

@@ -1,0 +1,192 @@
+//! The server's signature on publications (what it vouches for about a
+//! content: whether peers may share it), made and checked with the cluster
+//! PKI.
+//!
+//! - The server signs with the key of its own certificate, and sends the
+//!   certificate with the signature.
+//! - A client accepts a publication only if that certificate chains to its
+//!   CA, is not revoked, names the server role (`server.branchline`), and
+//!   the signature over [`Publication::signed_bytes`] verifies with its key.
+//!   The check is the same whether the publication came from the server or
+//!   was relayed by a peer, so a peer can pass one on but not forge or
+//!   change one (nor strip "confidential").
+//! - Without the PKI nothing is signed and every publication passes: that
+//!   mode authenticates nobody, and says so at start.
+
+use std::sync::Arc;
+
+use branchline_actors::office::PublicationCheck;
+use branchline_actors::registry_actor::PublicationSigner;
+use branchline_storage::publication::{Publication, Signature, SignedPublication};
+use rustls::SignatureScheme;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::tls::{CONTROL_NAME, Identity, TlsError, provider};
+
+/// Schemes the server may sign with, best first (the key decides).
+const SCHEMES: [SignatureScheme; 5] = [
+    SignatureScheme::ED25519,
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA256,
+];
+
+/// The server's signer: with an identity, its key signs every publication;
+/// without, publications go unsigned.
+pub fn signer(identity: Option<&Identity>) -> Result<PublicationSigner, TlsError> {
+    let Some(identity) = identity else {
+        return Ok(Arc::new(|_: &Publication| None));
+    };
+    let key = rustls::crypto::ring::sign::any_supported_type(identity.key())?;
+    let certificate = identity.chain()[0].to_vec();
+    Ok(Arc::new(move |publication: &Publication| {
+        let Some(signer) = key.choose_scheme(&SCHEMES) else {
+            tracing::error!("the server's key signs with none of the schemes publications use");
+            return None;
+        };
+        match signer.sign(&publication.signed_bytes()) {
+            Ok(bytes) => Some(Signature {
+                scheme: u16::from(signer.scheme()),
+                bytes,
+                certificate: certificate.clone(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "signing a publication failed");
+                None
+            }
+        }
+    }))
+}
+
+/// A client's check: with an identity, only publications the cluster's
+/// server signed pass; without, all do.
+pub fn checker(identity: Option<&Identity>) -> Result<PublicationCheck, TlsError> {
+    let Some(identity) = identity else {
+        return Ok(Arc::new(|_: &SignedPublication| Ok(())));
+    };
+    let verifier = identity.server_verifier()?;
+    Ok(Arc::new(move |signed: &SignedPublication| {
+        check(verifier.as_ref(), signed, UnixTime::now())
+    }))
+}
+
+fn check(
+    verifier: &dyn ServerCertVerifier,
+    signed: &SignedPublication,
+    now: UnixTime,
+) -> Result<(), String> {
+    let signature = signed
+        .signature
+        .as_ref()
+        .ok_or("it is not signed (is the server running without [tls]?)")?;
+    let certificate = CertificateDer::from(signature.certificate.as_slice());
+    let server = ServerName::try_from(CONTROL_NAME).expect("a valid DNS name");
+    verifier
+        .verify_server_cert(&certificate, &[], &server, &[], now)
+        .map_err(|e| format!("the signer's certificate is not the cluster server's: {e}"))?;
+    let end_entity = webpki::EndEntityCert::try_from(&certificate)
+        .map_err(|e| format!("the signer's certificate does not parse: {e:?}"))?;
+    let scheme = SignatureScheme::from(signature.scheme);
+    let algorithms = provider()
+        .signature_verification_algorithms
+        .mapping
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|(_, algorithms)| *algorithms)
+        .ok_or_else(|| format!("signature scheme {scheme:?} is not accepted"))?;
+    let message = signed.publication.signed_bytes();
+    let verified = algorithms.iter().any(|algorithm| {
+        end_entity
+            .verify_signature(*algorithm, &message, &signature.bytes)
+            .is_ok()
+    });
+    match verified {
+        true => Ok(()),
+        false => Err("the signature does not match what it signs".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use branchline_storage::Hash;
+
+    /// A CA with a server and a client certificate, issued by `pki`.
+    fn cluster(dir: &std::path::Path) -> (Identity, Identity) {
+        let ca = dir.join("ca");
+        let ca_cert = crate::pki::init(&ca).unwrap();
+        let issue = |role, name: &str| {
+            let (cert, key) = crate::pki::issue(&ca, role, name, &dir.join(name)).unwrap();
+            Identity::load(&ca_cert, &cert, &key, None).unwrap()
+        };
+        (
+            issue(crate::pki::Role::Server, "server"),
+            issue(crate::pki::Role::Client, "client"),
+        )
+    }
+
+    fn publication(confidential: bool) -> Publication {
+        Publication {
+            content: Hash([9; 32]),
+            confidential,
+        }
+    }
+
+    #[test]
+    fn the_servers_signature_passes_and_every_change_or_forgery_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = cluster(dir.path());
+        let sign = signer(Some(&server)).unwrap();
+        let check = checker(Some(&client)).unwrap();
+        let signed = SignedPublication {
+            publication: publication(true),
+            signature: sign(&publication(true)),
+        };
+        check(&signed).unwrap();
+
+        // A peer strips "confidential": the signature no longer matches.
+        let stripped = SignedPublication {
+            publication: publication(false),
+            ..signed.clone()
+        };
+        let err = check(&stripped).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+
+        // Unsigned.
+        let unsigned = SignedPublication {
+            publication: publication(true),
+            signature: None,
+        };
+        assert!(check(&unsigned).unwrap_err().contains("not signed"));
+
+        // Signed by a client of the cluster (a peer forging one).
+        let forged = SignedPublication {
+            publication: publication(false),
+            signature: signer(Some(&client)).unwrap()(&publication(false)),
+        };
+        let err = check(&forged).unwrap_err();
+        assert!(err.contains("not the cluster server's"), "{err}");
+
+        // Signed by the server of another cluster.
+        let other = tempfile::tempdir().unwrap();
+        let (foreign, _) = cluster(other.path());
+        let foreign = SignedPublication {
+            publication: publication(false),
+            signature: signer(Some(&foreign)).unwrap()(&publication(false)),
+        };
+        let err = check(&foreign).unwrap_err();
+        assert!(err.contains("not the cluster server's"), "{err}");
+    }
+
+    #[test]
+    fn without_the_pki_nothing_is_signed_and_everything_passes() {
+        let signed = SignedPublication {
+            publication: publication(true),
+            signature: signer(None).unwrap()(&publication(true)),
+        };
+        assert_eq!(signed.signature, None);
+        checker(None).unwrap()(&signed).unwrap();
+    }
+}

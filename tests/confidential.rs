@@ -1,0 +1,160 @@
+//! `publish --confidential`: a content no peer shares, under the cluster
+//! PKI (so the server signs what it says about the content, and clients
+//! check the signature).
+//!
+//! Three clients fetch a confidential package at once: every copy is
+//! right and came whole from the origin (it served three copies); no
+//! client took a byte from a peer or served one. Asked directly, a holder
+//! refuses both a piece and the manifest. The server shows the content as
+//! confidential and refuses to publish it again as shareable. A shareable
+//! package in the same cluster still spreads between the peers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use branchline::config::{ClientConfig, load};
+use branchline::tls;
+use branchline::transport::endpoint;
+use branchline_actors::wire::{
+    MAX_REPLY_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
+};
+use branchline_storage::ContentId;
+use common::origin::{OriginOptions, TestOrigin};
+use common::pki::{config_with_certificate, pki};
+use common::{World, finish_fetches, make_package, path_arg, run, start_fetches};
+
+const SIZE: usize = 8 * 1024 * 1024;
+
+/// What a holder answers a peer of the cluster that asks it directly.
+async fn ask(
+    from: SocketAddr,
+    to: SocketAddr,
+    identity: &tls::Identity,
+    request: PeerRequest,
+) -> PeerReply {
+    let socket = endpoint::bind(from).unwrap();
+    let (peer, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
+    let conn = endpoint::connect(&peer, to, tls::SERVER_NAME, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, &request).await.unwrap();
+    send.finish().unwrap();
+    read_frame(&mut recv, MAX_REPLY_FRAME)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_confidential_content_comes_only_from_the_origin() {
+    let world = World::new(31, 17);
+    let ca = world.path("ca");
+    pki(&["init", &path_arg(&ca)]);
+    let secret = world.path("secret.bin");
+    let secret_sha = make_package(&secret, SIZE, 17);
+    let shared = world.path("shared.bin");
+    let shared_sha = make_package(&shared, SIZE, 18);
+    let origin = TestOrigin::start(world.addr(2, 0), secret.clone(), OriginOptions::default());
+    let shared_origin =
+        TestOrigin::start(world.addr(3, 0), shared.clone(), OriginOptions::default());
+    let server_config = config_with_certificate(&world, &ca, "server", "server");
+    let server = world.server_with(&["--config", &server_config]);
+    let clients: Vec<_> = [11, 12, 13]
+        .into_iter()
+        .map(|host| {
+            let name = format!("client-{host}");
+            let config = config_with_certificate(&world, &ca, "client", &name);
+            world.client_at(
+                &name,
+                world.addr(host, 34760),
+                world.server_addr(),
+                &["--config", &config],
+            )
+        })
+        .collect();
+    for client in &clients {
+        world.wait_registered(client);
+    }
+    let content = world.publish_with(&secret, &[origin.url("secret.bin")], &["--confidential"]);
+    finish_fetches(start_fetches(&world, &clients, &content), &secret_sha);
+
+    assert_eq!(
+        origin.bytes(),
+        3 * SIZE as u64,
+        "each client took it whole from the origin"
+    );
+    for client in &clients {
+        let counters = &client.status()["counters"];
+        assert_eq!(counters["from_peers"].as_u64(), Some(0), "{}", client.name);
+        assert_eq!(
+            counters["from_origin"].as_u64(),
+            Some(SIZE as u64),
+            "{}",
+            client.name
+        );
+        assert_eq!(counters["served"].as_u64(), Some(0), "{}", client.name);
+    }
+    let view = &server.status()["registry"]["contents"][0];
+    assert_eq!(view["confidential"], true);
+
+    // A peer of the cluster asking a holder directly is refused.
+    let prober = config_with_certificate(&world, &ca, "client", "prober");
+    let identity = load::<ClientConfig>(prober.as_ref())
+        .unwrap()
+        .tls
+        .identity()
+        .unwrap()
+        .unwrap();
+    let id: ContentId = content.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (from, to) = (world.addr(50, 0), world.addr(11, 34760));
+    let piece = rt.block_on(ask(
+        from,
+        to,
+        &identity,
+        PeerRequest::GetPiece {
+            content: id,
+            index: 0,
+        },
+    ));
+    assert_eq!(piece, PeerReply::Refused(Refusal::Confidential));
+    let manifest = rt.block_on(ask(
+        from,
+        to,
+        &identity,
+        PeerRequest::GetManifest { content: id },
+    ));
+    assert_eq!(manifest, PeerReply::Refused(Refusal::Confidential));
+
+    // Published again as shareable: refused, naming why.
+    let again = run(&[
+        "publish".into(),
+        "--data-dir".into(),
+        path_arg(&world.path("server")),
+        path_arg(&secret),
+        "--origin".into(),
+        origin.url("secret.bin"),
+    ]);
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("already published confidential; purge it first"),
+        "{said}"
+    );
+
+    // A shareable content in the same cluster spreads between peers.
+    let open = world.publish(&shared, &[shared_origin.url("shared.bin")]);
+    finish_fetches(start_fetches(&world, &clients, &open), &shared_sha);
+    let from_peers: u64 = clients
+        .iter()
+        .map(|c| c.status()["counters"]["from_peers"].as_u64().unwrap())
+        .sum();
+    assert!(from_peers > 0, "the shareable package went between peers");
+    assert!(shared_origin.bytes() < 2 * SIZE as u64);
+}
