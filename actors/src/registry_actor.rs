@@ -187,6 +187,8 @@ impl RegistryActor {
                 Some(office) => ServerReply::Alive(office),
                 None => ServerReply::UnknownClient,
             },
+            // The control endpoint answers it; the registry keeps no list.
+            ServerRequest::GetRevocations { .. } => ServerReply::Revocations(None),
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
                 Some(record) => {
                     let publication = Publication {

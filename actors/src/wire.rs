@@ -393,6 +393,12 @@ pub enum ServerRequest {
         /// Its byte counters, for the per-link ledger.
         counters: ByteCounters,
     },
+    /// Send the CA's revocation list, unless it is the one known (by its
+    /// SHA-256 digest). Answered by the control endpoint itself.
+    GetRevocations {
+        /// The digest of the list the client has in force.
+        known: [u8; 32],
+    },
     /// Send the manifest and origins of a content.
     GetContent {
         /// The content.
@@ -454,6 +460,9 @@ pub enum ServerReply {
     Content(ContentRecord, SignedPublication),
     /// No such content has been published.
     NotFound,
+    /// The CA's revocation lists (DER) in force at the server; `None` if
+    /// they are the ones the client knows, or the server has none.
+    Revocations(Option<Vec<Vec<u8>>>),
     /// Sources of a content.
     Sources(SourcesAnswer),
     /// The request was refused; the text says why.

@@ -2,9 +2,15 @@
 //! answers one request per stream through the registry actor. A malformed
 //! or oversized request ends its stream with an error and is never passed
 //! on. Streams per connection are capped by the endpoint.
+//!
+//! Under the cluster PKI it also hands out the CA's revocation list in
+//! force (`GetRevocations`) and closes the connection of a client whose
+//! certificate is revoked while it is connected.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::revocation::Trust;
 use actix::Addr;
 use branchline_actors::registry_actor::{RegistryActor, Serve};
 use branchline_actors::wire::{
@@ -16,19 +22,45 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Accepts connections until the endpoint closes. Run it on the control
 /// arbiter.
-pub async fn serve(endpoint: quinn::Endpoint, registry: Addr<RegistryActor>) {
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    registry: Addr<RegistryActor>,
+    trust: Option<Arc<Trust>>,
+) {
     while let Some(incoming) = endpoint.accept().await {
-        let registry = registry.clone();
+        let (registry, trust) = (registry.clone(), trust.clone());
         actix_rt::spawn(async move {
             match incoming.await {
-                Ok(conn) => serve_connection(conn, registry).await,
+                Ok(conn) => {
+                    if let Some(trust) = &trust {
+                        actix_rt::spawn(trust.clone().guard(conn.clone(), None));
+                    }
+                    serve_connection(conn, registry, trust).await
+                }
                 Err(e) => tracing::debug!(error = %e, "control handshake failed"),
             }
         });
     }
 }
 
-async fn serve_connection(conn: quinn::Connection, registry: Addr<RegistryActor>) {
+/// The answer to `GetRevocations`: the list in force unless the client
+/// has it already (or there is none to give).
+fn revocations(trust: Option<&Trust>, known: [u8; 32]) -> ServerReply {
+    let Some(trust) = trust else {
+        return ServerReply::Revocations(None);
+    };
+    let (crls, digest) = trust.list();
+    if digest == known || crls.is_empty() {
+        return ServerReply::Revocations(None);
+    }
+    ServerReply::Revocations(Some(crls.iter().map(|crl| crl.to_vec()).collect()))
+}
+
+async fn serve_connection(
+    conn: quinn::Connection,
+    registry: Addr<RegistryActor>,
+    trust: Option<Arc<Trust>>,
+) {
     let from = conn.remote_address();
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
@@ -38,7 +70,7 @@ async fn serve_connection(conn: quinn::Connection, registry: Addr<RegistryActor>
                 return;
             }
         };
-        let registry = registry.clone();
+        let (registry, trust) = (registry.clone(), trust.clone());
         actix_rt::spawn(async move {
             let request = match tokio::time::timeout(
                 REQUEST_DEADLINE,
@@ -58,9 +90,12 @@ async fn serve_connection(conn: quinn::Connection, registry: Addr<RegistryActor>
                 }
                 Err(_) => return,
             };
-            let reply = match registry.send(Serve { request, from }).await {
-                Ok(reply) => reply,
-                Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),
+            let reply = match request {
+                ServerRequest::GetRevocations { known } => revocations(trust.as_deref(), known),
+                request => match registry.send(Serve { request, from }).await {
+                    Ok(reply) => reply,
+                    Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),
+                },
             };
             if write_frame(&mut send, &reply).await.is_ok() {
                 let _ = send.finish();

@@ -9,7 +9,8 @@
 //!   [`metrics`]: the Prometheus endpoint.
 //! - [`node`]: starting a node (one actix System each) and its actors.
 //! - [`transport`]: QUIC endpoint, peer sessions; [`tls`]; [`pki`]: the
-//!   cluster CA; [`vouch`]: the server's signature on publications.
+//!   cluster CA; [`revocation`]: its revocation list, live; [`vouch`]: the
+//!   server's signature on publications.
 //! - [`discovery`]: subnet broadcast discovery, for when the server is
 //!   out of reach.
 //! - [`server_link`]: a client's link to the server; [`control`]: the
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod pki;
+pub mod revocation;
 pub mod server_link;
 pub mod tls;
 pub mod transport;

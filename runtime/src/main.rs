@@ -120,7 +120,7 @@ fn pki(action: PkiAction) -> anyhow::Result<()> {
         PkiAction::Revoke { ca, name } => {
             let crl = branchline::pki::revoke(&ca, &name)?;
             println!(
-                "{name} revoked; give every node {} as tls.crl (read at start)",
+                "{name} revoked in {}; the server named it as tls.crl takes it within seconds, hands it to every client at its next heartbeat, and every node closes its connections to {name}",
                 crl.display()
             );
         }

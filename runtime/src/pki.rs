@@ -142,7 +142,9 @@ fn ca_params() -> Result<CertificateParams, PkiError> {
 }
 
 /// Makes the cluster CA in `dir` (created, mode 0700): `ca.pem` to give
-/// every node, `ca.key` to keep. Refuses a directory that has a CA.
+/// every node, `ca.key` to keep, and its revocation list `crl.pem`, empty
+/// for now (so every node's config can name it from the start). Refuses a
+/// directory that has a CA.
 pub fn init(dir: &Path) -> Result<PathBuf, PkiError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
@@ -155,6 +157,7 @@ pub fn init(dir: &Path) -> Result<PathBuf, PkiError> {
     write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     let cert_path = dir.join(CA_CERT);
     write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
+    write_crl(dir, "")?;
     Ok(cert_path)
 }
 
@@ -212,7 +215,9 @@ pub fn issue(
 /// writes the CA's revocation list anew (`crl.pem`, every node revoked so
 /// far). Returns its path.
 pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
-    let issuer = ca_issuer(ca_dir)?;
+    if !ca_dir.join(CA_KEY).exists() {
+        return Err(PkiError::NoCa(ca_dir.to_owned()));
+    }
     let serial_path = ca_dir.join(ISSUED).join(format!("{name}.serial"));
     let serial = fs::read_to_string(&serial_path)
         .map_err(|_| PkiError::NotIssued(name.to_owned()))?
@@ -230,6 +235,17 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
     {
         revoked.push_str(&format!("{name} {serial}\n"));
     }
+    // The list first, then the record: a crash between leaves a list that
+    // already names the node, and the next revoke writes both again.
+    let crl_path = write_crl(ca_dir, &revoked)?;
+    replace(&revoked_path, revoked.as_bytes())?;
+    Ok(crl_path)
+}
+
+/// Writes the CA's signed revocation list naming every serial in `revoked`
+/// (lines `NAME SERIAL`); returns its path.
+fn write_crl(ca_dir: &Path, revoked: &str) -> Result<PathBuf, PkiError> {
+    let issuer = ca_issuer(ca_dir)?;
     let now = time::OffsetDateTime::now_utc();
     let revoked_certs = revoked
         .lines()
@@ -250,11 +266,8 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
         key_identifier_method: ca_params()?.key_identifier_method,
     }
     .signed_by(&issuer)?;
-    // The list first, then the record: a crash between leaves a list that
-    // already names the node, and the next revoke writes both again.
     let crl_path = ca_dir.join(CRL);
     replace(&crl_path, crl.pem()?.as_bytes())?;
-    replace(&revoked_path, revoked.as_bytes())?;
     Ok(crl_path)
 }
 

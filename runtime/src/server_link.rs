@@ -22,8 +22,10 @@ use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest, read_frame, write_frame,
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
+use rustls::pki_types::CertificateRevocationListDer;
 
 use crate::attributes::AttributeSource;
+use crate::revocation::Trust;
 use crate::transport::connection_slot::ConnectionSlot;
 
 /// Messages the link's mailbox holds at most.
@@ -111,6 +113,9 @@ pub struct ServerLink {
     last_beat: Instant,
     pending_have: HashMap<ContentId, PieceMap>,
     flushing: bool,
+    /// With the cluster PKI: the revocation list in force, which the
+    /// server's replaces.
+    trust: Option<Arc<Trust>>,
 }
 
 impl ServerLink {
@@ -138,6 +143,7 @@ impl ServerLink {
             dropped: HashSet::new(),
             registering: false,
             heartbeat: Duration::from_secs(5),
+            trust: None,
             last_beat: Instant::now(),
             pending_have: HashMap::new(),
             flushing: false,
@@ -218,6 +224,49 @@ impl ServerLink {
         self.status.set_office(office);
     }
 
+    /// Under the cluster PKI: the link's connection is closed if the
+    /// server's certificate is revoked, and the server's revocation list is
+    /// asked for after each heartbeat and put in force.
+    pub fn guarded_by(self, trust: Option<Arc<Trust>>) -> Self {
+        ServerLink {
+            slot: self.slot.clone().guarded_by(trust.clone()),
+            trust,
+            ..self
+        }
+    }
+
+    /// Asks the server for its revocation list unless it is the one in
+    /// force, and puts a new one in force.
+    fn fetch_revocations(&mut self, ctx: &mut Context<Self>) {
+        let Some(trust) = self.trust.clone() else {
+            return;
+        };
+        let slot = self.slot.clone();
+        let ask = async move {
+            let known = trust.list().1;
+            match call(&slot, ServerRequest::GetRevocations { known }).await {
+                Ok(ServerReply::Revocations(Some(lists))) => {
+                    let crls = lists.into_iter().map(CertificateRevocationListDer::from);
+                    match trust.install(crls.collect()) {
+                        Ok(true) => tracing::info!(
+                            "took the server's revocation list; revoked peers are being disconnected"
+                        ),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "the server's revocation list was refused; the previous one stays in force")
+                        }
+                    }
+                }
+                Ok(ServerReply::Revocations(None)) => {}
+                Ok(other) => {
+                    tracing::warn!(answer = ?other, "unexpected answer to a revocation list request")
+                }
+                Err(e) => tracing::debug!(error = %e, "asking for the revocation list failed"),
+            }
+        };
+        ctx.spawn(ask.into_actor(self));
+    }
+
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         if !self.status.registered() {
             return;
@@ -238,7 +287,10 @@ impl ServerLink {
         };
         ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {
-                Ok(ServerReply::Alive(office)) => act.office_told(office),
+                Ok(ServerReply::Alive(office)) => {
+                    act.office_told(office);
+                    act.fetch_revocations(ctx);
+                }
                 Ok(ServerReply::UnknownClient) => act.register(ctx),
                 Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),
                 Err(e) => {

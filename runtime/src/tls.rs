@@ -14,16 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::revocation::Trust;
 use rustls::DigitallySignedStruct;
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
-    UnixTime,
-};
-use rustls::server::WebPkiClientVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
 /// The name every node's certificate carries and every node asks a peer
 /// for.
@@ -64,11 +60,9 @@ pub enum TlsError {
 /// certificate and key.
 #[derive(Debug)]
 pub struct Identity {
-    ca: PathBuf,
-    roots: Arc<rustls::RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    crls: Vec<CertificateRevocationListDer<'static>>,
+    trust: Arc<Trust>,
 }
 
 impl Identity {
@@ -97,18 +91,18 @@ impl Identity {
         }
         let crls = match crl {
             None => Vec::new(),
-            Some(path) => CertificateRevocationListDer::pem_file_iter(path)
-                .map_err(|e| pem(path, e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| pem(path, e.to_string()))?,
+            Some(path) => crate::revocation::read_file(path)?,
         };
         Ok(Identity {
-            ca: ca.to_owned(),
-            roots: Arc::new(roots),
             chain: certs(cert)?,
             key: PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?,
-            crls,
+            trust: Trust::new(ca, Arc::new(roots), crls)?,
         })
+    }
+
+    /// The CA and the revocation list in force.
+    pub fn trust(&self) -> &Arc<Trust> {
+        &self.trust
     }
 
     /// This node's certificate chain, its own first.
@@ -122,19 +116,9 @@ impl Identity {
     }
 
     /// Checks certificates the way a client checks the server's: signed
-    /// by the CA, not revoked, for the name asked.
-    pub(crate) fn server_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-        WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
-            .with_crls(self.crls.clone())
-            .build()
-            .map_err(|e| self.verifier_error(e))
-    }
-
-    fn verifier_error(&self, e: impl std::fmt::Display) -> TlsError {
-        TlsError::Verifier {
-            path: self.ca.clone(),
-            reason: e.to_string(),
-        }
+    /// by the CA, not revoked (by the list in force), for the name asked.
+    pub(crate) fn server_verifier(&self) -> Arc<dyn ServerCertVerifier> {
+        self.trust.server_verifier()
     }
 }
 
@@ -159,15 +143,9 @@ pub fn server_config(identity: Option<&Identity>) -> Result<rustls::ServerConfig
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut config = match identity {
-        Some(id) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(id.roots.clone(), provider)
-                .with_crls(id.crls.clone())
-                .build()
-                .map_err(|e| id.verifier_error(e))?;
-            builder
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(id.chain.clone(), id.key.clone_key())?
-        }
+        Some(id) => builder
+            .with_client_cert_verifier(id.trust.client_verifier())
+            .with_single_cert(id.chain.clone(), id.key.clone_key())?,
         None => {
             let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
             let cert = certified.cert.der().clone();
@@ -180,6 +158,11 @@ pub fn server_config(identity: Option<&Identity>) -> Result<rustls::ServerConfig
         }
     };
     config.alpn_protocols = vec![ALPN.to_vec()];
+    // No session resumption: a resumed session skips the certificate
+    // check, so a node revoked since its first handshake would get back in
+    // with its ticket. Handshakes are rare (connections are long lived).
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(config)
 }
 
@@ -191,7 +174,8 @@ pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut config = match identity {
         Some(id) => builder
-            .with_webpki_verifier(id.server_verifier()?)
+            .dangerous()
+            .with_custom_certificate_verifier(id.server_verifier())
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
         None => builder
             .dangerous()

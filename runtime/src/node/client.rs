@@ -38,6 +38,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let settings = config.validate()?;
     let identity = config.tls.identity()?.map(Arc::new);
     let vouch = crate::vouch::checker(identity.as_deref())?;
+    let trust = identity.as_ref().map(|id| id.trust().clone());
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
@@ -158,7 +159,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 admission: admission(),
                 requests_per_sec,
                 book: book2,
+                trust: trust.clone(),
             };
+            let link_trust = trust.clone();
             let wan_deps = TransportDeps {
                 endpoint: wan_endpoint,
                 background: true,
@@ -174,6 +177,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 ServerLink::new(
                     endpoint, server, me2, store2, attributes, status2, counters2,
                 )
+                .guarded_by(link_trust)
             });
             Ok((transport, wan, link, finder))
         })

@@ -17,12 +17,13 @@ use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
 use crate::file_storage::FileStorage;
 use crate::transport::endpoint;
-use crate::{control, logging};
+use crate::{control, logging, revocation};
 
 /// Runs the server node until it is told to stop.
 pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let data_dir = config.validate()?;
     let identity = config.tls.identity()?;
+    let crl_file = config.tls.crl.clone();
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
@@ -85,7 +86,11 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         let registry2 = registry.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
             let (endpoint, _) = endpoint::endpoint(socket, None, identity.as_ref())?;
-            actix_rt::spawn(control::serve(endpoint, registry2));
+            let trust = identity.as_ref().map(|id| id.trust().clone());
+            if let (Some(trust), Some(crl)) = (&trust, crl_file) {
+                actix_rt::spawn(revocation::watch_file(trust.clone(), crl));
+            }
+            actix_rt::spawn(control::serve(endpoint, registry2, trust));
             Ok(())
         })
         .await??;

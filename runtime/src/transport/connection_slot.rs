@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use super::endpoint;
 use super::peer_session::SessionStats;
+use crate::revocation::Trust;
 
 /// The slot.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct ConnectionSlot {
     /// The name the other side's certificate must carry.
     name: &'static str,
     stats: Option<Arc<SessionStats>>,
+    /// With the cluster PKI: closes a connection whose peer is revoked.
+    trust: Option<Arc<Trust>>,
     state: Arc<Mutex<State>>,
 }
 
@@ -40,6 +43,7 @@ impl ConnectionSlot {
             addr,
             name: crate::tls::SERVER_NAME,
             stats: None,
+            trust: None,
             state: Arc::new(Mutex::new(State::default())),
         }
     }
@@ -59,6 +63,12 @@ impl ConnectionSlot {
             stats: Some(stats),
             ..self
         }
+    }
+
+    /// The same slot, its connections closed if the peer's certificate is
+    /// revoked while they are open.
+    pub fn guarded_by(self, trust: Option<Arc<Trust>>) -> Self {
+        ConnectionSlot { trust, ..self }
     }
 
     /// The connection, if one is open and no dial holds the slot.
@@ -87,6 +97,9 @@ impl ConnectionSlot {
             Ok(conn) => {
                 if let Some(stats) = &self.stats {
                     stats.track(&conn, true);
+                }
+                if let Some(trust) = &self.trust {
+                    actix_rt::spawn(trust.clone().guard(conn.clone(), Some(self.name)));
                 }
                 state.conn = Some(conn.clone());
                 state.failed = None;

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::revocation::Trust;
 use crate::server_link::LinkStatus;
 
 use actix::prelude::*;
@@ -73,6 +74,9 @@ pub struct TransportDeps {
     pub requests_per_sec: u64,
     /// Where the node lists its short-lived actors.
     pub book: ActorBook,
+    /// With the cluster PKI: the CA and the revocation list in force;
+    /// connections of a peer revoked while connected are closed.
+    pub trust: Option<Arc<Trust>>,
 }
 
 /// The transport actor.
@@ -134,11 +138,12 @@ impl Actor for Transport {
         }
         let endpoint = self.deps.endpoint.clone();
         let me = ctx.address();
-        let (served, link, background, admission) = (
+        let (served, link, background, admission, trust) = (
             self.deps.served.clone(),
             self.deps.link.clone(),
             self.deps.background,
             self.deps.admission.clone(),
+            self.deps.trust.clone(),
         );
         // The accept loop; dropped and made again if the actor restarts.
         ctx.spawn(
@@ -159,6 +164,7 @@ impl Actor for Transport {
                     } else {
                         incoming.accept()
                     };
+                    let trust = trust.clone();
                     actix_rt::spawn(async move {
                         let connected = match accepting {
                             Ok(connecting) => connecting.await,
@@ -168,6 +174,9 @@ impl Actor for Transport {
                             Ok(conn) => {
                                 if me.try_send(Incoming(conn.clone())).is_err() {
                                     conn.close(BUSY.into(), b"busy");
+                                }
+                                if let Some(trust) = trust {
+                                    trust.guard(conn.clone(), None).await;
                                 }
                                 conn.closed().await;
                             }

@@ -186,7 +186,9 @@ impl PeerSession {
                     deps.requests_per_sec,
                 ))),
             },
-            outgoing: ConnectionSlot::new(deps.endpoint, addr).counting_in(stats),
+            outgoing: ConnectionSlot::new(deps.endpoint, addr)
+                .counting_in(stats)
+                .guarded_by(deps.trust),
             probe: deps.probe,
         }
     }
