@@ -196,3 +196,36 @@ fn a_tool_printing_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+#[test]
+fn another_user_is_refused_by_the_admin_socket_even_with_its_mode_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    let world = World::new(31, 19);
+    let server = world.server();
+    // Open everything up: the directories, the socket, and a copy of the
+    // binary the other user can run. Only the credential check is left.
+    let open = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(world.dir.path(), 0o755);
+    open(&server.data_dir, 0o755);
+    open(&server.data_dir.join("admin.sock"), 0o666);
+    let bin = world.path("branchline");
+    std::fs::copy(common::bin(), &bin).unwrap();
+    open(&bin, 0o755);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["status", "--data-dir", &path_arg(&server.data_dir)])
+        .output()
+        .expect("setpriv runs (this test needs root)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "user 65534 got the status: {stderr}");
+    assert_one_line_error(
+        &stderr,
+        &["user 65534 may not use this node's admin socket"],
+    );
+    // The node's own user still gets it.
+    assert!(server.status()["registry"].is_object());
+}

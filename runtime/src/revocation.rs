@@ -369,13 +369,19 @@ mod tests {
         assert_eq!(in_force, list);
         assert_ne!(digest, empty_digest);
 
-        let junk = vec![CertificateRevocationListDer::from(vec![0x30, 0x03, 1, 2, 3])];
+        let junk = vec![CertificateRevocationListDer::from(vec![
+            0x30, 0x03, 1, 2, 3,
+        ])];
         let err = trust.install(junk).unwrap_err();
         assert!(err.to_string().contains("cannot check peers"), "{err}");
         assert_eq!(trust.list().1, digest, "the list in force stays");
 
         let text = dir.path().join("junk.pem");
-        std::fs::write(&text, "-----BEGIN X509 CRL-----\n!!!\n-----END X509 CRL-----\n").unwrap();
+        std::fs::write(
+            &text,
+            "-----BEGIN X509 CRL-----\n!!!\n-----END X509 CRL-----\n",
+        )
+        .unwrap();
         assert!(read_file(&text).is_err());
     }
 }

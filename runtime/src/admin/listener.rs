@@ -1,4 +1,9 @@
 //! Binding the admin socket and serving its connections.
+//!
+//! The socket is local (a Unix socket in the data directory, mode 0600),
+//! and each connection's peer credentials are checked as well: only the
+//! node's own user and root are served, even if someone loosens the file's
+//! mode.
 
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -55,6 +60,22 @@ impl Replies {
     }
 }
 
+/// Whether the process at the other end may use the admin socket: it runs
+/// as the node's user or as root.
+fn allowed(stream: &UnixStream) -> Result<(), String> {
+    let theirs = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read the admin client's credentials: {e}"))?
+        .uid();
+    let ours = rustix::process::geteuid().as_raw();
+    match theirs == ours || theirs == 0 {
+        true => Ok(()),
+        false => Err(format!(
+            "user {theirs} may not use this node's admin socket (only user {ours} and root)"
+        )),
+    }
+}
+
 /// Serves the admin socket: each connection carries one request, answered
 /// by `handle`.
 pub async fn serve<H, F>(listener: std::os::unix::net::UnixListener, handle: H)
@@ -74,9 +95,18 @@ where
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
+
         let handle = handle.clone();
         actix_rt::spawn(async move {
-            match read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME).await {
+            let request = read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME).await;
+            // Read before refusing, so the tool gets the reason rather than
+            // a broken pipe.
+            if let Err(refused) = allowed(&stream) {
+                tracing::warn!(%refused, "refused an admin connection");
+                let _ = write_frame(&mut stream, &AdminReply::Error(refused)).await;
+                return;
+            }
+            match request {
                 Ok(Some(request)) => handle(request, Replies { stream }).await,
                 Ok(None) => {}
                 Err(e) => {
