@@ -202,4 +202,122 @@ mod tests {
         assert!(OriginUrl::parse("file://relative/p").is_err());
         assert!(OriginUrl::parse("http://").is_err());
     }
+
+    /// An HTTP server on loopback that answers every request with
+    /// `response` (after reading its head) and closes; returns its URL.
+    async fn answering(response: Vec<u8>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.31.250.1:0")
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(&response).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        format!("http://{addr}/p.bin")
+    }
+
+    /// What fetching bytes 0-9 from an origin that answers `response` gives.
+    fn fetch_from(response: Vec<u8>) -> Result<Bytes, FetchError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // As main does: reqwest uses the process-wide provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        rt.block_on(async {
+            let url = answering(response).await;
+            let http = Origin::new().unwrap().http;
+            fetch_http(&http, &url, 0, 10).await
+        })
+    }
+
+    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut out =
+            format!("HTTP/1.1 {status}\r\n{headers}Connection: close\r\n\r\n").into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn hostile_range_answers_are_refused_naming_what_was_wrong() {
+        let ten = b"0123456789";
+        let range = "Content-Range: bytes 0-9/100\r\n";
+        assert_eq!(
+            fetch_from(answer(
+                "206 Partial Content",
+                &format!("{range}Content-Length: 10\r\n"),
+                ten
+            ))
+            .unwrap(),
+            Bytes::from_static(ten)
+        );
+        let cases: [(Vec<u8>, &str); 6] = [
+            // The whole file instead of the range.
+            (
+                answer("200 OK", "Content-Length: 100\r\n", &[b'x'; 100]),
+                "answered 200 OK to Range bytes=0-9, expected 206",
+            ),
+            (
+                answer("404 Not Found", "Content-Length: 0\r\n", b""),
+                "answered 404 Not Found",
+            ),
+            // Another range than the one asked for.
+            (
+                answer(
+                    "206 Partial Content",
+                    "Content-Range: bytes 5-14/100\r\nContent-Length: 10\r\n",
+                    ten,
+                ),
+                "sent Content-Range `bytes 5-14/100` for Range bytes=0-9",
+            ),
+            (
+                answer("206 Partial Content", "Content-Length: 10\r\n", ten),
+                "sent Content-Range `` for Range bytes=0-9",
+            ),
+            // More than asked: refused at the first byte too many, not
+            // read to the end (the body here is 8 MiB).
+            (
+                answer(
+                    "206 Partial Content",
+                    &format!("{range}Content-Length: 8388608\r\n"),
+                    &vec![b'y'; 8 << 20],
+                ),
+                "sent more than the 10 bytes asked for",
+            ),
+            // Fewer than asked, the body ended early (no length given).
+            (
+                answer("206 Partial Content", range, b"0123"),
+                "sent 4 of 10 bytes",
+            ),
+        ];
+        for (response, expected) in cases {
+            let err = fetch_from(response).unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{err} (expected {expected:?})"
+            );
+        }
+        // A body cut short of its declared length, and an origin that
+        // hangs up at once: the origin is unreachable for this piece.
+        let cut = answer(
+            "206 Partial Content",
+            &format!("{range}Content-Length: 10\r\n"),
+            b"0123",
+        );
+        assert!(matches!(fetch_from(cut), Err(FetchError::Unreachable(_))));
+        assert!(matches!(
+            fetch_from(Vec::new()),
+            Err(FetchError::Unreachable(_))
+        ));
+    }
 }
