@@ -32,7 +32,8 @@ use branchline_actors::wire::{
     PeerRequest, Refusal, ServerReply, ServerRequest, decode_frame, encode_frame,
 };
 use branchline_storage::content::MAX_MANIFEST_BYTES;
-use branchline_storage::{ContentId, Manifest, NodeId, PieceMap};
+use branchline_storage::publication::{Publication, Signature, SignedPublication};
+use branchline_storage::{ContentId, ContentRecord, Manifest, NodeId, PieceMap};
 
 /// Records the largest allocation made on a thread while it is armed.
 struct Counting;
@@ -167,6 +168,17 @@ fn seeds() -> Vec<Vec<u8>> {
     let addr: SocketAddr = "198.18.1.10:34760".parse().unwrap();
     let manifest =
         Manifest::from_reader("tool.bin", &[3u8; 100_000][..], 16 * 1024, |_| {}).unwrap();
+    let publication = SignedPublication {
+        publication: Publication {
+            content,
+            confidential: true,
+        },
+        signature: Some(Signature {
+            scheme: 0x0403,
+            bytes: vec![9; 72],
+            certificate: vec![0x30; 600],
+        }),
+    };
     let mut have = PieceMap::new(7);
     have.set(3);
     vec![
@@ -174,7 +186,18 @@ fn seeds() -> Vec<Vec<u8>> {
         encode_frame(&PeerRequest::GetManifest { content }),
         encode_frame(&PeerReply::Piece { len: 1 << 20 }),
         encode_frame(&PeerReply::Refused(Refusal::Busy)),
-        encode_frame(&PeerReply::Manifest(manifest.clone())),
+        encode_frame(&PeerReply::Manifest(manifest.clone(), publication.clone())),
+        encode_frame(&PeerReply::Refused(Refusal::Confidential)),
+        encode_frame(&ServerReply::Content(
+            ContentRecord {
+                manifest: manifest.clone(),
+                origins: vec!["http://198.18.0.1/p.bin".into()],
+                published_ms: 1,
+            },
+            publication,
+        )),
+        encode_frame(&ServerRequest::GetRevocations { known: [5; 32] }),
+        encode_frame(&ServerReply::Revocations(Some(vec![vec![0x30, 0x82, 1, 0]; 2]))),
         encode_frame(&ServerRequest::Heartbeat {
             id: node,
             attributes: Attributes::default(),

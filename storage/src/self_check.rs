@@ -109,7 +109,7 @@ mod tests {
         cache.add(&manifest, false).unwrap();
         for (i, chunk) in data.chunks(PIECE as usize).enumerate() {
             cache
-                .put_piece(&manifest.content_id(), i as u32, chunk)
+                .put_piece(&manifest.content_id(), u32::try_from(i).unwrap(), chunk)
                 .unwrap();
         }
         (manifest, data)
