@@ -16,9 +16,15 @@
 //!
 //! Datagrams are one wire frame each (version, length, postcard) and are
 //! refused over [`MAX_DATAGRAM`].
+//!
+//! Under the cluster PKI a reply carries its sender's signature (and
+//! certificate) over [`Datagram::signed_bytes`], and an asker takes only
+//! replies a member of the cluster signed for its own question (the nonce
+//! is signed too, so a reply cannot be replayed to another question).
 
 use std::net::{IpAddr, SocketAddr};
 
+use branchline_storage::publication::Signature;
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use serde::{Deserialize, Serialize};
 
@@ -54,8 +60,14 @@ pub enum Datagram {
         content: ContentId,
         /// What it holds.
         have: PieceMap,
+        /// The holder's signature over [`Datagram::signed_bytes`] (with the
+        /// cluster PKI).
+        signature: Option<Signature>,
     },
 }
+
+/// Domain separation for signed replies.
+const SIGNED_REPLY_PREFIX: &[u8] = b"branchline discovery reply v1\0";
 
 impl Datagram {
     /// The datagram's bytes, or `None` if they would exceed
@@ -64,6 +76,27 @@ impl Datagram {
     pub fn encode(&self) -> Option<Vec<u8>> {
         let bytes = encode_frame(self);
         (bytes.len() <= MAX_DATAGRAM).then_some(bytes)
+    }
+
+    /// The bytes a reply's signature covers: everything in it but the
+    /// signature. `None` for a request (requests are not signed).
+    pub fn signed_bytes(&self) -> Option<Vec<u8>> {
+        let Datagram::Reply {
+            nonce,
+            from,
+            addr,
+            content,
+            have,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut out = SIGNED_REPLY_PREFIX.to_vec();
+        let body = postcard::to_stdvec(&(nonce, from, addr, content, have))
+            .expect("a reply always serialises");
+        out.extend(body);
+        Some(out)
     }
 
     /// Parses a datagram; junk and oversized frames are errors.
@@ -122,9 +155,34 @@ mod tests {
             addr: "127.9.1.11:34760".parse().unwrap(),
             content: ContentId::of(b"x"),
             have: PieceMap::full(10),
+            signature: None,
         };
         let bytes = reply.encode().unwrap();
         assert_eq!(Datagram::decode(&bytes).unwrap(), reply);
+        // The signature covers everything but itself, the nonce included.
+        let signed = Datagram::Reply {
+            nonce: 7,
+            from: NodeId([1; 16]),
+            addr: "127.9.1.11:34760".parse().unwrap(),
+            content: ContentId::of(b"x"),
+            have: PieceMap::full(10),
+            signature: Some(Signature {
+                scheme: 0x0403,
+                bytes: vec![1; 70],
+                certificate: vec![2; 500],
+            }),
+        };
+        assert_eq!(signed.signed_bytes(), reply.signed_bytes());
+        assert_eq!(Datagram::decode(&signed.encode().unwrap()).unwrap(), signed);
+        let replayed = Datagram::Reply {
+            nonce: 8,
+            from: NodeId([1; 16]),
+            addr: "127.9.1.11:34760".parse().unwrap(),
+            content: ContentId::of(b"x"),
+            have: PieceMap::full(10),
+            signature: None,
+        };
+        assert_ne!(replayed.signed_bytes(), reply.signed_bytes());
         assert!(
             Datagram::decode(&bytes[..bytes.len() - 1]).is_err(),
             "truncated"
@@ -147,6 +205,7 @@ mod tests {
             addr: "127.9.1.11:34760".parse().unwrap(),
             content: ContentId::of(b"x"),
             have: PieceMap::full(600_000),
+            signature: None,
         };
         assert!(huge.encode().is_none());
     }

@@ -194,7 +194,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 origins: vec!["http://198.18.0.1/p.bin".into()],
                 published_ms: 1,
             },
-            publication,
+            publication.clone(),
         )),
         encode_frame(&ServerRequest::GetRevocations { known: [5; 32] }),
         encode_frame(&ServerReply::Revocations(Some(vec![vec![0x30, 0x82, 1, 0]; 2]))),
@@ -209,7 +209,26 @@ fn seeds() -> Vec<Vec<u8>> {
         encode_frame(&AdminRequest::Fetch { content, out: Some("/tmp/x".into()) }),
         encode_frame(&AdminReply::Done("done".into())),
         Datagram::Request { nonce: 9, from: node, content, reply_to: addr }.encode().unwrap(),
-        Datagram::Reply { nonce: 9, from: node, addr, content, have }.encode().unwrap(),
+        Datagram::Reply {
+            nonce: 9,
+            from: node,
+            addr,
+            content,
+            have: have.clone(),
+            signature: None,
+        }
+        .encode()
+        .unwrap(),
+        Datagram::Reply {
+            nonce: 9,
+            from: node,
+            addr,
+            content,
+            have,
+            signature: publication.signature.clone(),
+        }
+        .encode()
+        .unwrap(),
         manifest.to_bytes(),
         b"office,parent,type,subnets,rvp_count,wan_rate_mbit\r\nhq,,Default,10.0.0.0/16,2,\r\nbranch,hq,WiFi,10.1.0.0/24;10.2.0.1-10.2.0.9,1,20\r\n".to_vec(),
     ]

@@ -8,6 +8,10 @@
 //! wildcard address with `SO_REUSEADDR` so every client on a host hears a
 //! broadcast), where requests arrive; and the client's own unicast socket,
 //! which sends requests and receives the replies addressed to it.
+//!
+//! Under the cluster PKI every reply is signed with the node's key
+//! ([`ReplyTrust`]) and an asker ignores replies that are unsigned or not
+//! signed by a member of the cluster, for the question it asked.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -26,6 +30,40 @@ use branchline_storage::{ContentId, NodeId};
 
 use crate::config::DiscoverySection;
 use crate::server_link::LinkStatus;
+use crate::tls::{Identity, SERVER_NAME, TlsError};
+use crate::vouch::{self, Signer};
+
+/// How replies are signed and checked: with the cluster PKI, each node
+/// signs its replies and takes only replies a cluster member signed.
+#[derive(Clone)]
+pub struct ReplyTrust {
+    sign: Signer,
+    verifier: Option<Arc<dyn rustls::client::danger::ServerCertVerifier>>,
+}
+
+impl ReplyTrust {
+    /// With `identity` (the cluster PKI) signed and checked; without,
+    /// neither.
+    pub fn new(identity: Option<&Identity>) -> Result<Self, TlsError> {
+        Ok(ReplyTrust {
+            sign: vouch::node_signer(identity)?,
+            verifier: identity.map(Identity::server_verifier),
+        })
+    }
+
+    /// Whether to take a reply: `Err` says why not.
+    fn admits(&self, reply: &Datagram) -> Result<(), String> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(());
+        };
+        let (Datagram::Reply { signature, .. }, Some(message)) = (reply, reply.signed_bytes())
+        else {
+            return Err("not a reply".into());
+        };
+        let signature = signature.as_ref().ok_or("it is not signed")?;
+        vouch::verify(verifier.as_ref(), SERVER_NAME, &message, signature)
+    }
+}
 
 /// Longest wait for the store when answering a request.
 const LOOKUP_DEADLINE: Duration = Duration::from_secs(2);
@@ -120,6 +158,7 @@ pub struct Discovery {
     counters: Arc<Counters>,
     collecting: Collecting,
     next_nonce: u64,
+    trust: ReplyTrust,
 }
 
 impl Discovery {
@@ -132,6 +171,7 @@ impl Discovery {
         store: Addr<Store>,
         link: Arc<LinkStatus>,
         counters: Arc<Counters>,
+        trust: ReplyTrust,
     ) -> std::io::Result<Self> {
         let sockets = match sockets {
             Some(s) => Some((
@@ -151,6 +191,7 @@ impl Discovery {
             counters,
             collecting: Collecting::default(),
             next_nonce,
+            trust,
         })
     }
 }
@@ -168,6 +209,7 @@ impl Actor for Discovery {
             store: self.store.clone(),
             link: self.link.clone(),
             unicast: unicast.clone(),
+            sign: self.trust.sign.clone(),
         };
         ctx.spawn(
             async move {
@@ -191,34 +233,46 @@ impl Actor for Discovery {
             }
             .into_actor(self),
         );
-        let collecting = self.collecting.clone();
+        let (collecting, trust) = (self.collecting.clone(), self.trust.clone());
         ctx.spawn(
             async move {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
                 while let Ok((n, from)) = unicast.recv_from(&mut buf).await {
-                    let Ok(Datagram::Reply {
+                    let Ok(reply) = Datagram::decode(&buf[..n]) else {
+                        continue;
+                    };
+                    let Datagram::Reply {
                         nonce,
                         from: holder,
                         addr,
                         content,
-                        have,
-                    }) = Datagram::decode(&buf[..n])
+                        ref have,
+                        ..
+                    } = reply
                     else {
                         continue;
                     };
-                    if !same_subnet(my_ip, from.ip()) {
+                    let asked = |c: &Collecting| {
+                        c.lock()
+                            .is_ok_and(|c| c.get(&nonce).is_some_and(|(a, _)| *a == content))
+                    };
+                    // Only replies to a question still open are checked.
+                    if !same_subnet(my_ip, from.ip()) || !asked(&collecting) {
+                        continue;
+                    }
+                    if let Err(why) = trust.admits(&reply) {
+                        tracing::warn!(%from, %why, "ignored a discovery reply");
                         continue;
                     }
                     if let Ok(mut collecting) = collecting.lock()
-                        && let Some((asked, found)) = collecting.get_mut(&nonce)
-                        && *asked == content
+                        && let Some((_, found)) = collecting.get_mut(&nonce)
                     {
                         found.insert(
                             holder,
                             PeerHolding {
                                 id: holder,
                                 addr,
-                                have,
+                                have: have.clone(),
                                 upstream: false,
                                 // No election order without the server.
                                 rank: u32::MAX,
@@ -247,6 +301,7 @@ struct Answerer {
     store: Addr<Store>,
     link: Arc<LinkStatus>,
     unicast: Arc<tokio::net::UdpSocket>,
+    sign: Signer,
 }
 
 impl Answerer {
@@ -261,13 +316,19 @@ impl Answerer {
         if !should_answer(kind, &have) {
             return;
         }
-        let reply = Datagram::Reply {
+        let mut reply = Datagram::Reply {
             nonce,
             from: self.me.id,
             addr: self.me.foreground,
             content,
             have,
+            signature: None,
         };
+        if let (Some(message), Datagram::Reply { signature, .. }) =
+            (reply.signed_bytes(), &mut reply)
+        {
+            *signature = (self.sign)(&message);
+        }
         if let Some(bytes) = reply.encode() {
             let _ = self.unicast.send_to(&bytes, reply_to).await;
         }

@@ -1,6 +1,12 @@
-//! The server's signature on publications (what it vouches for about a
-//! content: whether peers may share it), made and checked with the cluster
-//! PKI.
+//! Signatures made with a node's cluster certificate, and their checks:
+//! the server's on publications (what it vouches for about a content:
+//! whether peers may share it), and every client's on its discovery
+//! replies.
+//!
+//! A signature carries the signer's certificate; it passes only if that
+//! certificate chains to the cluster CA, is not revoked (the list in
+//! force), names the role asked for (`server.branchline` for publications,
+//! the cluster name for replies) and the signature verifies with its key.
 //!
 //! - The server signs with the key of its own certificate, and sends the
 //!   certificate with the signature.
@@ -33,30 +39,41 @@ const SCHEMES: [SignatureScheme; 5] = [
     SignatureScheme::RSA_PKCS1_SHA256,
 ];
 
-/// The server's signer: with an identity, its key signs every publication;
-/// without, publications go unsigned.
-pub fn signer(identity: Option<&Identity>) -> Result<PublicationSigner, TlsError> {
+/// Signs bytes with a node's key; `None` without the cluster PKI.
+pub type Signer = Arc<dyn Fn(&[u8]) -> Option<Signature> + Send + Sync>;
+
+/// A node's signer: with an identity, its key signs; without, nothing is
+/// signed.
+pub fn node_signer(identity: Option<&Identity>) -> Result<Signer, TlsError> {
     let Some(identity) = identity else {
-        return Ok(Arc::new(|_: &Publication| None));
+        return Ok(Arc::new(|_: &[u8]| None));
     };
     let key = rustls::crypto::ring::sign::any_supported_type(identity.key())?;
     let certificate = identity.chain()[0].to_vec();
-    Ok(Arc::new(move |publication: &Publication| {
+    Ok(Arc::new(move |message: &[u8]| {
         let Some(signer) = key.choose_scheme(&SCHEMES) else {
-            tracing::error!("the server's key signs with none of the schemes publications use");
+            tracing::error!("the node's key signs with none of the schemes Branchline uses");
             return None;
         };
-        match signer.sign(&publication.signed_bytes()) {
+        match signer.sign(message) {
             Ok(bytes) => Some(Signature {
                 scheme: u16::from(signer.scheme()),
                 bytes,
                 certificate: certificate.clone(),
             }),
             Err(e) => {
-                tracing::error!(error = %e, "signing a publication failed");
+                tracing::error!(error = %e, "signing failed");
                 None
             }
         }
+    }))
+}
+
+/// The server's signer of publications.
+pub fn signer(identity: Option<&Identity>) -> Result<PublicationSigner, TlsError> {
+    let sign = node_signer(identity)?;
+    Ok(Arc::new(move |publication: &Publication| {
+        sign(&publication.signed_bytes())
     }))
 }
 
@@ -68,24 +85,29 @@ pub fn checker(identity: Option<&Identity>) -> Result<PublicationCheck, TlsError
     };
     let verifier = identity.server_verifier();
     Ok(Arc::new(move |signed: &SignedPublication| {
-        check(verifier.as_ref(), signed, UnixTime::now())
+        let signature = signed
+            .signature
+            .as_ref()
+            .ok_or("it is not signed (is the server running without [tls]?)")?;
+        let message = signed.publication.signed_bytes();
+        verify(verifier.as_ref(), CONTROL_NAME, &message, signature)
+            .map_err(|e| e.replace("a cluster member's", "the cluster server's"))
     }))
 }
 
-fn check(
+/// Checks that `signature` over `message` was made by a certificate of the
+/// cluster that names `name` and is not revoked.
+pub fn verify(
     verifier: &dyn ServerCertVerifier,
-    signed: &SignedPublication,
-    now: UnixTime,
+    name: &str,
+    message: &[u8],
+    signature: &Signature,
 ) -> Result<(), String> {
-    let signature = signed
-        .signature
-        .as_ref()
-        .ok_or("it is not signed (is the server running without [tls]?)")?;
     let certificate = CertificateDer::from(signature.certificate.as_slice());
-    let server = ServerName::try_from(CONTROL_NAME).expect("a valid DNS name");
+    let role = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
     verifier
-        .verify_server_cert(&certificate, &[], &server, &[], now)
-        .map_err(|e| format!("the signer's certificate is not the cluster server's: {e}"))?;
+        .verify_server_cert(&certificate, &[], &role, &[], UnixTime::now())
+        .map_err(|e| format!("the signer's certificate is not a cluster member's: {e}"))?;
     let end_entity = webpki::EndEntityCert::try_from(&certificate)
         .map_err(|e| format!("the signer's certificate does not parse: {e:?}"))?;
     let scheme = SignatureScheme::from(signature.scheme);
@@ -96,10 +118,9 @@ fn check(
         .find(|(s, _)| *s == scheme)
         .map(|(_, algorithms)| *algorithms)
         .ok_or_else(|| format!("signature scheme {scheme:?} is not accepted"))?;
-    let message = signed.publication.signed_bytes();
     let verified = algorithms.iter().any(|algorithm| {
         end_entity
-            .verify_signature(*algorithm, &message, &signature.bytes)
+            .verify_signature(*algorithm, message, &signature.bytes)
             .is_ok()
     });
     match verified {

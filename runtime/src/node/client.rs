@@ -38,6 +38,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let settings = config.validate()?;
     let identity = config.tls.identity()?.map(Arc::new);
     let vouch = crate::vouch::checker(identity.as_deref())?;
+    let reply_trust = discovery::ReplyTrust::new(identity.as_deref())?;
     let trust = identity.as_ref().map(|id| id.trust().clone());
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&settings.data_dir)
@@ -137,6 +138,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 store3,
                 status3,
                 counters3,
+                reply_trust,
             )?;
             let finder = supervision::start("discovery", move |_| finder);
             let (endpoint, served) = endpoint::endpoint(socket, None, identity.as_deref())?;
