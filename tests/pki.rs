@@ -166,3 +166,101 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
         "the victim never registered with the imposter"
     );
 }
+
+/// Asks the server `request` over a connection made with `identity`.
+async fn ask_server(
+    world: &World,
+    identity: &branchline::tls::Identity,
+    request: &branchline_actors::wire::ServerRequest,
+) -> branchline_actors::wire::ServerReply {
+    use branchline::transport::endpoint;
+    use branchline_actors::wire::{MAX_REPLY_FRAME, read_frame, write_frame};
+    let socket = endpoint::bind(world.addr(60, 0)).unwrap();
+    let (client, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
+    let conn = endpoint::connect(
+        &client,
+        world.server_addr(),
+        branchline::tls::CONTROL_NAME,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, request).await.unwrap();
+    send.finish().unwrap();
+    read_frame(&mut recv, MAX_REPLY_FRAME)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_client_speaks_only_for_the_node_its_certificate_names() {
+    use branchline::config::{ClientConfig, load};
+    use branchline_actors::wire::{ServerReply, ServerRequest};
+    use branchline_storage::NodeId;
+    let world = World::new(38, 3);
+    let ca = world.path("ca");
+    pki(&["init", &path_arg(&ca)]);
+    let server_config = config_with_certificate(&world, &ca, "server", "server");
+    let server = world.server_with(&["--config", &server_config]);
+    let config = config_with_certificate(&world, &ca, "client", "a");
+    let a = world.client_at(
+        "a",
+        world.addr(11, 34760),
+        world.server_addr(),
+        &["--config", &config],
+    );
+    world.wait_registered(&a);
+    let a_id = NodeId(
+        branchline_storage::hex_id::parse_hex::<16>(a.status()["id"].as_str().unwrap()).unwrap(),
+    );
+    // Under the PKI a node's id is the one its certificate gives.
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let a_cert = CertificateDer::from_pem_file(ca.join("a.pem")).unwrap();
+    assert_eq!(a_id, branchline::tls::node_id_of(&a_cert));
+
+    // Another client of the cluster reports a as unresponsive, in a's name.
+    let forger = config_with_certificate(&world, &ca, "client", "forger");
+    let identity = load::<ClientConfig>(forger.as_ref())
+        .unwrap()
+        .tls
+        .identity()
+        .unwrap()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let forged = ServerRequest::Unresponsive {
+        id: a_id,
+        peer: a_id,
+    };
+    match rt.block_on(ask_server(&world, &identity, &forged)) {
+        ServerReply::Error(e) => assert!(e.contains("a client speaks only for itself"), "{e}"),
+        other => panic!("a forged report was taken: {other:?}"),
+    }
+    // In its own name the request reaches the registry (which does not
+    // know the forger).
+    let own = ServerRequest::Unresponsive {
+        id: identity.node_id(),
+        peer: a_id,
+    };
+    let reply = rt.block_on(ask_server(&world, &identity, &own));
+    assert!(
+        !matches!(&reply, ServerReply::Error(e) if e.contains("speaks only for itself")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        server.status()["registry"]["clients"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        server
+            .log()
+            .contains("refused a request made for another node")
+    );
+}

@@ -440,6 +440,24 @@ pub enum ServerRequest {
     },
 }
 
+impl ServerRequest {
+    /// The client the request speaks for, if it names one. Under the
+    /// cluster PKI the control endpoint accepts it only from a connection
+    /// whose certificate is that client's.
+    pub fn claimed_id(&self) -> Option<NodeId> {
+        match self {
+            ServerRequest::Register(registration) => Some(registration.id),
+            ServerRequest::Sources(query) => Some(query.id),
+            ServerRequest::Heartbeat { id, .. }
+            | ServerRequest::Have { id, .. }
+            | ServerRequest::Unresponsive { id, .. }
+            | ServerRequest::Banned { id, .. }
+            | ServerRequest::Leave { id } => Some(*id),
+            ServerRequest::GetRevocations { .. } | ServerRequest::GetContent { .. } => None,
+        }
+    }
+}
+
 /// The server's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerReply {

@@ -16,6 +16,7 @@ use branchline_actors::registry_actor::{RegistryActor, Serve};
 use branchline_actors::wire::{
     MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };
+use branchline_storage::NodeId;
 
 /// Deadline for a client to send its request once it opened a stream.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
@@ -43,6 +44,15 @@ pub async fn serve(
     }
 }
 
+/// Under the PKI a request that names a client must come from that
+/// client's connection; without it (`sender` is `None`) any goes.
+fn speaks_for_itself(request: &ServerRequest, sender: Option<NodeId>) -> bool {
+    match (sender, request.claimed_id()) {
+        (Some(sender), Some(claimed)) => sender == claimed,
+        _ => true,
+    }
+}
+
 /// The answer to `GetRevocations`: the list in force unless the client
 /// has it already (or there is none to give).
 fn revocations(trust: Option<&Trust>, known: [u8; 32]) -> ServerReply {
@@ -62,6 +72,8 @@ async fn serve_connection(
     trust: Option<Arc<Trust>>,
 ) {
     let from = conn.remote_address();
+    // Under the PKI, the node this connection's certificate names.
+    let sender = trust.as_ref().and_then(|_| crate::tls::peer_node_id(&conn));
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -92,6 +104,13 @@ async fn serve_connection(
             };
             let reply = match request {
                 ServerRequest::GetRevocations { known } => revocations(trust.as_deref(), known),
+                request if !speaks_for_itself(&request, sender) => {
+                    tracing::warn!(%from, claimed = ?request.claimed_id(), "refused a request made for another node");
+                    ServerReply::Error(format!(
+                        "this connection's certificate is node {}'s; a client speaks only for itself",
+                        sender.map_or_else(String::new, |id| id.to_string())
+                    ))
+                }
                 request => match registry.send(Serve { request, from }).await {
                     Ok(reply) => reply,
                     Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::revocation::Trust;
+use branchline_storage::NodeId;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -100,6 +101,13 @@ impl Identity {
         })
     }
 
+    /// This node's id under the PKI: the one its certificate gives
+    /// ([`node_id_of`]), so the server can tell which node a connection
+    /// speaks for.
+    pub fn node_id(&self) -> NodeId {
+        node_id_of(&self.chain[0])
+    }
+
     /// The CA and the revocation list in force.
     pub fn trust(&self) -> &Arc<Trust> {
         &self.trust
@@ -120,6 +128,26 @@ impl Identity {
     pub(crate) fn server_verifier(&self) -> Arc<dyn ServerCertVerifier> {
         self.trust.server_verifier()
     }
+}
+
+/// The node id a certificate gives: the first 16 bytes of the SHA-256 of
+/// its DER. A node issued a new certificate is a new node to the server.
+pub fn node_id_of(certificate: &[u8]) -> NodeId {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(certificate);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    NodeId(id)
+}
+
+/// The node id of the peer of a connection under the PKI, from the
+/// certificate it showed.
+pub fn peer_node_id(conn: &quinn::Connection) -> Option<NodeId> {
+    let chain = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    chain.first().map(|cert| node_id_of(cert))
 }
 
 /// Says, once a node is up, that without an identity it authenticates

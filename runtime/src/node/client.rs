@@ -91,7 +91,12 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     })?;
     let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
     let me = Identity {
-        id: identity::node_id(cache.db())?,
+        // Under the PKI the certificate names the node, so the server can
+        // check that a request speaks for the node that sends it.
+        id: match &identity {
+            Some(pki) => pki.node_id(),
+            None => identity::node_id(cache.db())?,
+        },
         name: config.name.clone().unwrap_or_else(host_name),
         addr: advertise,
         background,
