@@ -160,18 +160,8 @@ pub fn warn_unauthenticated(identity: Option<&Identity>) {
     }
 }
 
-/// ring's provider, with AES-128-GCM preferred over AES-256-GCM: every
-/// byte of every piece is sealed and opened once, and AES-128 does 10
-/// rounds against 14 (both sides of a node pick from this order).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    use rustls::crypto::ring::cipher_suite;
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites = vec![
-        cipher_suite::TLS13_AES_128_GCM_SHA256,
-        cipher_suite::TLS13_AES_256_GCM_SHA384,
-        cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-    ];
-    Arc::new(provider)
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The rustls server side of a node's endpoint: with an identity, it
