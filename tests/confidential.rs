@@ -11,42 +11,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use branchline::config::{ClientConfig, load};
 use branchline::tls;
-use branchline::transport::endpoint;
-use branchline_actors::wire::{
-    MAX_REPLY_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
-};
+use branchline_actors::wire::{PeerReply, PeerRequest, Refusal};
 use branchline_storage::ContentId;
 use common::origin::{OriginOptions, TestOrigin};
-use common::pki::{config_with_certificate, pki};
+use common::pki::{ask, config_with_certificate, identity_of, pki};
 use common::{World, finish_fetches, make_package, path_arg, run, start_fetches};
 
 const SIZE: usize = 8 * 1024 * 1024;
-
-/// What a holder answers a peer of the cluster that asks it directly.
-async fn ask(
-    from: SocketAddr,
-    to: SocketAddr,
-    identity: &tls::Identity,
-    request: PeerRequest,
-) -> PeerReply {
-    let socket = endpoint::bind(from).unwrap();
-    let (peer, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
-    let conn = endpoint::connect(&peer, to, tls::SERVER_NAME, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, &request).await.unwrap();
-    send.finish().unwrap();
-    read_frame(&mut recv, MAX_REPLY_FRAME)
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 #[test]
 fn a_confidential_content_comes_only_from_the_origin() {
@@ -102,33 +74,30 @@ fn a_confidential_content_comes_only_from_the_origin() {
 
     // A peer of the cluster asking a holder directly is refused.
     let prober = config_with_certificate(&world, &ca, "client", "prober");
-    let identity = load::<ClientConfig>(prober.as_ref())
-        .unwrap()
-        .tls
-        .identity()
-        .unwrap()
-        .unwrap();
+    let identity = identity_of(&prober);
     let id: ContentId = content.parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let (from, to) = (world.addr(50, 0), world.addr(11, 34760));
-    let piece = rt.block_on(ask(
+    let piece = rt.block_on(ask::<_, PeerReply>(
         from,
         to,
+        tls::SERVER_NAME,
         &identity,
-        PeerRequest::GetPiece {
+        &PeerRequest::GetPiece {
             content: id,
             index: 0,
         },
     ));
     assert_eq!(piece, PeerReply::Refused(Refusal::Confidential));
-    let manifest = rt.block_on(ask(
+    let manifest = rt.block_on(ask::<_, PeerReply>(
         from,
         to,
+        tls::SERVER_NAME,
         &identity,
-        PeerRequest::GetManifest { content: id },
+        &PeerRequest::GetManifest { content: id },
     ));
     assert_eq!(manifest, PeerReply::Refused(Refusal::Confidential));
 

@@ -13,7 +13,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::pki::{config_with_certificate, pki};
+use common::pki::{ask, config_with_certificate, identity_of, pki};
 use common::{Node, World, finish_fetch, make_package, path_arg, run, sha256_file};
 
 const SIZE: usize = 8 * 1024 * 1024;
@@ -167,36 +167,8 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
     );
 }
 
-/// Asks the server `request` over a connection made with `identity`.
-async fn ask_server(
-    world: &World,
-    identity: &branchline::tls::Identity,
-    request: &branchline_actors::wire::ServerRequest,
-) -> branchline_actors::wire::ServerReply {
-    use branchline::transport::endpoint;
-    use branchline_actors::wire::{MAX_REPLY_FRAME, read_frame, write_frame};
-    let socket = endpoint::bind(world.addr(60, 0)).unwrap();
-    let (client, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
-    let conn = endpoint::connect(
-        &client,
-        world.server_addr(),
-        branchline::tls::CONTROL_NAME,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, request).await.unwrap();
-    send.finish().unwrap();
-    read_frame(&mut recv, MAX_REPLY_FRAME)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 #[test]
 fn a_client_speaks_only_for_the_node_its_certificate_names() {
-    use branchline::config::{ClientConfig, load};
     use branchline_actors::wire::{ServerReply, ServerRequest};
     use branchline_storage::NodeId;
     let world = World::new(38, 3);
@@ -222,12 +194,7 @@ fn a_client_speaks_only_for_the_node_its_certificate_names() {
 
     // Another client of the cluster reports a as unresponsive, in a's name.
     let forger = config_with_certificate(&world, &ca, "client", "forger");
-    let identity = load::<ClientConfig>(forger.as_ref())
-        .unwrap()
-        .tls
-        .identity()
-        .unwrap()
-        .unwrap();
+    let identity = identity_of(&forger);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -236,7 +203,13 @@ fn a_client_speaks_only_for_the_node_its_certificate_names() {
         id: a_id,
         peer: a_id,
     };
-    match rt.block_on(ask_server(&world, &identity, &forged)) {
+    match rt.block_on(ask::<_, ServerReply>(
+        world.addr(60, 0),
+        world.server_addr(),
+        branchline::tls::CONTROL_NAME,
+        &identity,
+        &forged,
+    )) {
         ServerReply::Error(e) => assert!(e.contains("a client speaks only for itself"), "{e}"),
         other => panic!("a forged report was taken: {other:?}"),
     }
@@ -246,7 +219,13 @@ fn a_client_speaks_only_for_the_node_its_certificate_names() {
         id: identity.node_id(),
         peer: a_id,
     };
-    let reply = rt.block_on(ask_server(&world, &identity, &own));
+    let reply = rt.block_on(ask::<_, ServerReply>(
+        world.addr(61, 0),
+        world.server_addr(),
+        branchline::tls::CONTROL_NAME,
+        &identity,
+        &own,
+    ));
     assert!(
         !matches!(&reply, ServerReply::Error(e) if e.contains("speaks only for itself")),
         "{reply:?}"

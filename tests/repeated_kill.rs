@@ -18,7 +18,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{Node, World, make_package, sha256_file, wait_until};
+use common::{Node, World, have_pieces, make_package, sha256_file, wait_until};
 use serde_json::Value;
 
 const SIZE: usize = 64 * 1024 * 1024;
@@ -76,15 +76,6 @@ impl Member {
         }
         false
     }
-}
-
-fn have(status: &Value) -> u64 {
-    status["contents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["have"].as_u64().unwrap())
-        .sum()
 }
 
 fn seed() -> u64 {
@@ -198,7 +189,7 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
             checked["corrupt"].as_array().is_some_and(Vec::is_empty),
             "round {round}: {name}'s start-up check: {found}"
         );
-        let held = have(&victim.node.status());
+        let held = have_pieces(&victim.node.status());
         assert_eq!(
             checked["pieces"].as_u64(),
             Some(held),
@@ -208,7 +199,7 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
         eprintln!(
             "round {round}: killed {name} with {} pieces stored ({downloading} clients downloading); \
              it restarted holding {held}, all sound",
-            have(&before)
+            have_pieces(&before)
         );
     }
 
@@ -235,7 +226,7 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
             "{}",
             member.node.name
         );
-        assert_eq!(have(&status), PIECES);
+        assert_eq!(have_pieces(&status), PIECES);
         assert_eq!(
             status["office"]["name"], member.office,
             "{}",

@@ -7,19 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, sha256_file, wait_until};
+use common::{World, finish_fetch, have_pieces, make_package, sha256_file, wait_until};
 
 const SIZE: usize = 48 * 1024 * 1024;
 const PIECES: u64 = 48;
-
-fn have_pieces(status: &serde_json::Value) -> u64 {
-    status["contents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["have"].as_u64().unwrap())
-        .sum()
-}
 
 #[test]
 fn a_killed_client_resumes_without_fetching_stored_pieces_again() {

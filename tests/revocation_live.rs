@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::pki::{config_with_certificate, pki};
+use common::pki::{config_with_certificate, config_with_certificate_and, pki};
 use common::{World, finish_fetch, make_package, path_arg, sha256_file, wait_until};
 
 const SIZE: usize = 8 * 1024 * 1024;
@@ -27,14 +27,18 @@ fn a_revoked_node_is_cut_off_without_restarting_anyone() {
     let origin = TestOrigin::start(world.addr(2, 0), first.clone(), OriginOptions::default());
     let second_origin =
         TestOrigin::start(world.addr(3, 0), second.clone(), OriginOptions::default());
-    let server_config = config_with_certificate(&world, &ca, "server", "server");
-    let mut text = std::fs::read_to_string(&server_config).unwrap();
+    let server_config = config_with_certificate_and(
+        &world,
+        &ca,
+        "server",
+        "server",
+        "[registry]\nheartbeat_secs = 1\n",
+    );
+    let text = std::fs::read_to_string(&server_config).unwrap();
     assert!(
         text.contains("\ncrl = "),
         "every issued config names the list: {text}"
     );
-    text.push_str("\n[registry]\nheartbeat_secs = 1\n");
-    std::fs::write(&server_config, text).unwrap();
     let server = world.server_with(&["--config", &server_config]);
     let [a, b, c] = [("a", 11), ("b", 12), ("c", 13)].map(|(name, host)| {
         let config = config_with_certificate(&world, &ca, "client", name);

@@ -11,12 +11,11 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use branchline::config::{ClientConfig, load};
 use branchline::vouch;
 use branchline_actors::discovery::Datagram;
 use branchline_storage::PieceMap;
 use common::origin::{OriginOptions, TestOrigin};
-use common::pki::{config_with_certificate, pki};
+use common::pki::{config_with_certificate, config_with_certificate_and, identity_of, pki};
 use common::{World, finish_fetch, make_package, path_arg, sha256_file, wait_until};
 
 const SIZE: usize = 8 * 1024 * 1024;
@@ -86,10 +85,13 @@ fn forged_discovery_replies_are_ignored_and_the_signed_one_taken() {
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 20);
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
-    let server_config = config_with_certificate(&world, &ca, "server", "server");
-    let mut text = std::fs::read_to_string(&server_config).unwrap();
-    text.push_str("\n[registry]\nheartbeat_secs = 1\n");
-    std::fs::write(&server_config, text).unwrap();
+    let server_config = config_with_certificate_and(
+        &world,
+        &ca,
+        "server",
+        "server",
+        "[registry]\nheartbeat_secs = 1\n",
+    );
     let mut server = world.server_with(&["--config", &server_config]);
     let [a, b] = [("a", 11), ("b", 12)].map(|(name, host)| {
         let config = config_with_certificate(&world, &ca, "client", name);
@@ -111,12 +113,7 @@ fn forged_discovery_replies_are_ignored_and_the_signed_one_taken() {
     });
 
     let mallory = config_with_certificate(&world, &other_ca, "client", "mallory");
-    let identity = load::<ClientConfig>(mallory.as_ref())
-        .unwrap()
-        .tls
-        .identity()
-        .unwrap()
-        .unwrap();
+    let identity = identity_of(&mallory);
     let forger = impostor(world.subnet, vouch::node_signer(Some(&identity)).unwrap());
     let out = world.path("b.out");
     finish_fetch(world.start_fetch(&b, &content, &out));

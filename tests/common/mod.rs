@@ -426,6 +426,16 @@ pub fn finish_fetches(fetches: Vec<(Child, PathBuf)>, sha: &str) {
     }
 }
 
+/// Pieces held of every content, from a client's `status --json`.
+pub fn have_pieces(status: &Value) -> u64 {
+    status["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["have"].as_u64().unwrap())
+        .sum()
+}
+
 /// Waits for a fetch process; panics with its stderr if it failed.
 pub fn finish_fetch(child: Child) {
     let out = child.wait_with_output().unwrap();

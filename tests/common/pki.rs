@@ -1,7 +1,9 @@
 //! The cluster PKI from the command line: `branchline pki` and configs
 //! holding the `[tls]` section it prints.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use super::{World, path_arg, run};
 
@@ -33,4 +35,61 @@ pub fn config_with_certificate(world: &World, ca: &Path, role: &str, name: &str)
     let path = world.path(&format!("{name}.toml"));
     std::fs::write(&path, tls).unwrap();
     path_arg(&path)
+}
+
+/// [`config_with_certificate`] with `extra` TOML appended (such as a
+/// `[registry]` section).
+pub fn config_with_certificate_and(
+    world: &World,
+    ca: &Path,
+    role: &str,
+    name: &str,
+    extra: &str,
+) -> String {
+    let path = config_with_certificate(world, ca, role, name);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push('\n');
+    text.push_str(extra);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The identity a config written by [`config_with_certificate`] names, as
+/// the test's own peer uses it.
+pub fn identity_of(config: &str) -> branchline::tls::Identity {
+    branchline::config::load::<branchline::config::ClientConfig>(config.as_ref())
+        .unwrap()
+        .tls
+        .identity()
+        .unwrap()
+        .unwrap()
+}
+
+/// Sends one request over a new connection from `from` to `to` (whose
+/// certificate must name `name`) made with `identity`; returns the reply.
+pub async fn ask<Q, R>(
+    from: SocketAddr,
+    to: SocketAddr,
+    name: &str,
+    identity: &branchline::tls::Identity,
+    request: &Q,
+) -> R
+where
+    Q: serde::Serialize,
+    R: serde::de::DeserializeOwned,
+{
+    use branchline::transport::endpoint;
+    use branchline_actors::wire::{MAX_REPLY_FRAME, read_frame, write_frame};
+    let socket = endpoint::bind(from).unwrap();
+    let (peer, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
+    let conn = endpoint::connect(&peer, to, name, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, request).await.unwrap();
+    send.finish().unwrap();
+    read_frame(&mut recv, MAX_REPLY_FRAME)
+        .await
+        .unwrap()
+        .unwrap()
 }
