@@ -327,11 +327,7 @@ impl Handler<ContentInfo> for Office {
             self.deps.manifest_fetch.clone(),
             self.deps.vouch.clone(),
         );
-        Box::pin(async move {
-            let (record, publication) = content_info(msg.0, server, &discover, &fetch).await?;
-            accept(msg.0, &record, &publication, &vouch)?;
-            Ok((record, publication))
-        })
+        Box::pin(async move { content_info(msg.0, server, &discover, &fetch, &vouch).await })
     }
 }
 
@@ -366,16 +362,20 @@ async fn content_info(
     server: Recipient<ServerCall>,
     discover: &Recipient<Discover>,
     fetch: &Recipient<FetchManifest>,
+    vouch: &PublicationCheck,
 ) -> Result<(ContentRecord, SignedPublication), String> {
     match Office::call(server, ServerRequest::GetContent { content }).await {
-        Ok(ServerReply::Content(record, publication)) => Ok((record, publication)),
+        Ok(ServerReply::Content(record, publication)) => {
+            accept(content, &record, &publication, vouch)?;
+            Ok((record, publication))
+        }
         Ok(ServerReply::NotFound) => {
             Err(format!("content {content} is not published on the server"))
         }
         Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
         Err(e @ LinkError::Unreachable { .. }) => {
             tracing::warn!(%content, error = %e, "server out of reach; asking the subnet for the manifest");
-            manifest_from_peers(content, discover, fetch)
+            manifest_from_peers(content, discover, fetch, vouch)
                 .await
                 .map_err(|why| format!("{e}; {why}"))
         }
@@ -392,6 +392,7 @@ async fn manifest_from_peers(
     content: ContentId,
     discover: &Recipient<Discover>,
     fetch: &Recipient<FetchManifest>,
+    vouch: &PublicationCheck,
 ) -> Result<(ContentRecord, SignedPublication), String> {
     let peers = discover
         .send(Discover(content))
@@ -411,7 +412,13 @@ async fn manifest_from_peers(
                     origins: Vec::new(),
                     published_ms: 0,
                 };
-                return Ok((record, publication));
+                // One peer's bad answer does not end the search.
+                match accept(content, &record, &publication, vouch) {
+                    Ok(()) => return Ok((record, publication)),
+                    Err(why) => {
+                        tracing::warn!(peer = %peer.addr, %why, "manifest from peer refused")
+                    }
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(peer = %peer.addr, error = %e, "manifest from peer failed")

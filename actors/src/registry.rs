@@ -77,6 +77,11 @@ pub enum RegistryError {
         /// Pieces in the map.
         got: u32,
     },
+    /// Confidential, but with no origin to fetch it from.
+    #[error(
+        "content {0} is confidential but has no origin: no peer ever serves it, so it needs one"
+    )]
+    ConfidentialWithoutOrigin(ContentId),
     /// Published again with the other confidentiality.
     #[error("content {content} is already published {was}; purge it first to publish it {asked}")]
     Confidentiality {
@@ -333,6 +338,9 @@ impl Registry {
         confidential: bool,
     ) -> Result<ContentId, RegistryError> {
         let id = record.manifest.content_id();
+        if confidential && record.origins.is_empty() {
+            return Err(RegistryError::ConfidentialWithoutOrigin(id));
+        }
         match self.contents.get_mut(&id) {
             Some(existing) if existing.confidential != confidential => {
                 return Err(RegistryError::Confidentiality {
@@ -1058,6 +1066,37 @@ mod tests {
             r.register(reg(n), 0, now);
         }
         (r, id, now)
+    }
+
+    #[test]
+    fn given_a_confidential_content_then_nobody_is_a_source_and_its_mark_cannot_change() {
+        let now = Instant::now();
+        let mut r = Registry::new(timing());
+        let mut bare = content(2);
+        bare.origins.clear();
+        let err = r.publish(bare, true).unwrap_err();
+        assert!(
+            err.to_string().contains("confidential but has no origin"),
+            "{err}"
+        );
+        let id = r.publish(content(2), true).unwrap();
+        assert!(r.is_confidential(&id));
+        let err = r.publish(content(2), false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("already published confidential; purge it first to publish it shareable"),
+            "{err}"
+        );
+        r.register(reg(1), 0, now);
+        r.register(reg(2), 0, now);
+        r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+        let answer = r.sources(&query(2, id, 2), now).unwrap();
+        assert!(
+            answer.peers.is_empty(),
+            "a holder of a confidential content is never offered"
+        );
+        assert_eq!(r.content_views()[0].complete_holders, 0);
+        assert!(r.content_views()[0].confidential);
     }
 
     #[test]

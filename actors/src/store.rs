@@ -169,9 +169,11 @@ impl Handler<AddContent> for Store {
     fn handle(&mut self, msg: AddContent, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         self.blocking(move |c| {
-            let have = c.add(&msg.manifest, false)?;
+            // The publication first: a crash between the two leaves a
+            // publication without a content (harmless), never a content
+            // whose confidentiality is unknown.
             c.set_publication(&msg.publication)?;
-            Ok(have)
+            c.add(&msg.manifest, false)
         })
     }
 }

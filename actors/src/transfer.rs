@@ -217,6 +217,15 @@ impl Transfer {
         match started {
             Err(reason) => self.fail(reason),
             Ok(Start {
+                origins,
+                have,
+                confidential: true,
+                ..
+            }) if origins.is_empty() && !have.is_complete() => self.fail(format!(
+                "content {} is confidential and no origin is known for it (peers never serve it)",
+                self.content
+            )),
+            Ok(Start {
                 manifest,
                 origins,
                 have,

@@ -44,11 +44,13 @@ pub async fn serve(
     }
 }
 
-/// Under the PKI a request that names a client must come from that
-/// client's connection; without it (`sender` is `None`) any goes.
-fn speaks_for_itself(request: &ServerRequest, sender: Option<NodeId>) -> bool {
+/// Under the PKI (`sender` is `Some`: the node the connection's
+/// certificate names, or `None` inside if it names none) a request that
+/// names a client must come from that client's connection; without the
+/// PKI any goes.
+fn speaks_for_itself(request: &ServerRequest, sender: Option<Option<NodeId>>) -> bool {
     match (sender, request.claimed_id()) {
-        (Some(sender), Some(claimed)) => sender == claimed,
+        (Some(sender), Some(claimed)) => sender == Some(claimed),
         _ => true,
     }
 }
@@ -73,7 +75,7 @@ async fn serve_connection(
 ) {
     let from = conn.remote_address();
     // Under the PKI, the node this connection's certificate names.
-    let sender = trust.as_ref().and_then(|_| crate::tls::peer_node_id(&conn));
+    let sender = trust.as_ref().map(|_| crate::tls::peer_node_id(&conn));
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -108,7 +110,9 @@ async fn serve_connection(
                     tracing::warn!(%from, claimed = ?request.claimed_id(), "refused a request made for another node");
                     ServerReply::Error(format!(
                         "this connection's certificate is node {}'s; a client speaks only for itself",
-                        sender.map_or_else(String::new, |id| id.to_string())
+                        sender
+                            .flatten()
+                            .map_or_else(|| "none".to_owned(), |id| id.to_string())
                     ))
                 }
                 request => match registry.send(Serve { request, from }).await {

@@ -25,6 +25,7 @@ use branchline_actors::discovery::{
 };
 use branchline_actors::messages::Discover;
 use branchline_actors::store::{Lookup, Store};
+use branchline_actors::token_bucket::TokenBucket;
 use branchline_actors::wire::PeerHolding;
 use branchline_storage::{ContentId, NodeId};
 
@@ -51,19 +52,40 @@ impl ReplyTrust {
         })
     }
 
-    /// Whether to take a reply: `Err` says why not.
-    fn admits(&self, reply: &Datagram) -> Result<(), String> {
+    /// Whether to take a reply that came from `source`: `Err` says why not.
+    /// Under the PKI it must be signed by a member of the cluster, by the
+    /// node it names (its id is its certificate's), for the address it
+    /// came from.
+    fn admits(&self, reply: &Datagram, source: SocketAddr) -> Result<(), String> {
         let Some(verifier) = &self.verifier else {
             return Ok(());
         };
-        let (Datagram::Reply { signature, .. }, Some(message)) = (reply, reply.signed_bytes())
+        let (
+            Datagram::Reply {
+                signature,
+                from,
+                addr,
+                ..
+            },
+            Some(message),
+        ) = (reply, reply.signed_bytes())
         else {
             return Err("not a reply".into());
         };
         let signature = signature.as_ref().ok_or("it is not signed")?;
-        vouch::verify(verifier.as_ref(), SERVER_NAME, &message, signature)
+        vouch::verify(verifier.as_ref(), SERVER_NAME, &message, signature)?;
+        if crate::tls::node_id_of(&signature.certificate) != *from {
+            return Err(format!("it names node {from}, not its signer"));
+        }
+        if addr.ip() != source.ip() {
+            return Err(format!("it offers {addr} but came from {}", source.ip()));
+        }
+        Ok(())
     }
 }
+
+/// Discovery requests answered per second at most (and at once).
+const ANSWERS_PER_SEC: u64 = 100;
 
 /// Longest wait for the store when answering a request.
 const LOOKUP_DEADLINE: Duration = Duration::from_secs(2);
@@ -214,6 +236,10 @@ impl Actor for Discovery {
         ctx.spawn(
             async move {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
+                // Anyone on the subnet may ask; answering costs a store
+                // lookup and (under the PKI) a signature, so answers are
+                // rate-limited, and go only to the asker's own subnet.
+                let mut answers = TokenBucket::new(ANSWERS_PER_SEC, ANSWERS_PER_SEC);
                 while let Ok((n, from)) = listener.recv_from(&mut buf).await {
                     if let Ok(Datagram::Request {
                         nonce,
@@ -223,6 +249,8 @@ impl Actor for Discovery {
                     }) = Datagram::decode(&buf[..n])
                         && asker != answer.me.id
                         && same_subnet(my_ip, from.ip())
+                        && same_subnet(my_ip, reply_to.ip())
+                        && answers.try_take(1, std::time::Instant::now())
                     {
                         let answer = answer.clone();
                         actix_rt::spawn(
@@ -260,7 +288,7 @@ impl Actor for Discovery {
                     if !same_subnet(my_ip, from.ip()) || !asked(&collecting) {
                         continue;
                     }
-                    if let Err(why) = trust.admits(&reply) {
+                    if let Err(why) = trust.admits(&reply, from) {
                         tracing::warn!(%from, %why, "ignored a discovery reply");
                         continue;
                     }

@@ -179,6 +179,8 @@ impl Trust {
     /// peer was revoked.
     pub async fn guard(self: Arc<Self>, conn: quinn::Connection, dialled: Option<&'static str>) {
         let mut changes = self.generation.subscribe();
+        // A list put in force between the handshake and now: check once.
+        changes.mark_changed();
         loop {
             tokio::select! {
                 _ = conn.closed() => return,

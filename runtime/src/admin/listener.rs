@@ -9,9 +9,17 @@ use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
 
 use branchline_actors::wire::{AdminReply, AdminRequest, MAX_REPLY_FRAME, read_frame, write_frame};
 use tokio::net::UnixStream;
+
+/// How long a tool has to send its request (a publish carries a manifest
+/// of up to 40 MiB; the socket is local).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Bytes read and dropped from a refused connection.
+const REFUSED_DRAIN: usize = 64 * 1024;
 
 /// Why the admin socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -98,14 +106,34 @@ where
 
         let handle = handle.clone();
         actix_rt::spawn(async move {
-            let request = read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME).await;
-            // Read before refusing, so the tool gets the reason rather than
-            // a broken pipe.
+            // Who is asking, before anything they send is read.
             if let Err(refused) = allowed(&stream) {
                 tracing::warn!(%refused, "refused an admin connection");
                 let _ = write_frame(&mut stream, &AdminReply::Error(refused)).await;
+                // Take what the tool already sent (a little, for a short
+                // while), so it reads the reason rather than a broken pipe.
+                let mut sink = [0u8; 4096];
+                let drain = async {
+                    let mut left = REFUSED_DRAIN;
+                    while left > 0 {
+                        match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => left = left.saturating_sub(n),
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
                 return;
             }
+            let request = match tokio::time::timeout(
+                REQUEST_DEADLINE,
+                read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME),
+            )
+            .await
+            {
+                Ok(request) => request,
+                Err(_) => return,
+            };
             match request {
                 Ok(Some(request)) => handle(request, Replies { stream }).await,
                 Ok(None) => {}

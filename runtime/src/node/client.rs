@@ -89,7 +89,6 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
-    let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
     let me = Identity {
         // Under the PKI the certificate names the node, so the server can
         // check that a request speaks for the node that sends it.
@@ -109,8 +108,11 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         config.election.clone(),
     );
     let cache = Arc::new(cache);
+    // Marked only now that everything that can refuse to start has been
+    // bound, so a start that fails does not force a check on the next.
+    let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
     let start_check = start_check::start(previous_run, cache.clone());
-    let kept = cache.clone();
+    let kept = (cache.clone(), start_check.clone());
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
     crate::tls::warn_unauthenticated(identity.as_deref());
@@ -277,7 +279,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         }
     });
     run_until(system, stop, Some(farewell))?;
-    start_check::stopped_cleanly(&kept);
+    start_check::stopped_cleanly(&kept.0, &kept.1);
     Ok(())
 }
 

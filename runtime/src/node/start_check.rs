@@ -57,8 +57,19 @@ pub fn start(previous: PreviousRun, cache: Arc<PieceCache>) -> Arc<Mutex<StartCh
     state
 }
 
-/// Marks the run as stopped cleanly, so the next start skips the check.
-pub fn stopped_cleanly(cache: &PieceCache) {
+/// Marks the run as stopped cleanly, so the next start skips the check;
+/// but not while the check is unfinished or failed: then the next start
+/// checks again.
+pub fn stopped_cleanly(cache: &PieceCache, check: &Mutex<StartCheck>) {
+    if matches!(
+        *lock_unpoisoned(check),
+        StartCheck::Running | StartCheck::Failed { .. }
+    ) {
+        tracing::warn!(
+            "the start-up check did not finish; the next start checks every piece again"
+        );
+        return;
+    }
     if let Err(e) = self_check::end_run(cache) {
         tracing::warn!(error = %e, "could not mark the cache as stopped cleanly; the next start checks it");
     }

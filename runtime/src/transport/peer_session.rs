@@ -22,7 +22,7 @@ use branchline_actors::wire::{
     MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
     write_frame,
 };
-use branchline_storage::publication::{Publication, SignedPublication};
+use branchline_storage::publication::SignedPublication;
 use branchline_storage::{CacheError, ContentId, Manifest};
 use bytes::{Bytes, BytesMut};
 
@@ -339,18 +339,12 @@ async fn manifest_for_peer(
     match tokio::time::timeout(MANIFEST_DEADLINE, store.send(Lookup(content))).await {
         Err(_) => Err(Refusal::Busy),
         Ok(Ok(Ok(Some(cached)))) if cached.confidential() => Err(Refusal::Confidential),
-        Ok(Ok(Ok(Some(cached)))) => {
-            // Cached before publications were kept: it cannot have been
-            // confidential; the asker decides whether unsigned will do.
-            let publication = cached.publication.unwrap_or(SignedPublication {
-                publication: Publication {
-                    content,
-                    confidential: false,
-                },
-                signature: None,
-            });
-            Ok((Manifest::clone(&cached.manifest), publication))
-        }
+        Ok(Ok(Ok(Some(cached)))) => match cached.publication {
+            Some(publication) => Ok((Manifest::clone(&cached.manifest), publication)),
+            // Cached by a version that kept no publications: nothing to
+            // vouch for it with, so it is not relayed.
+            None => Err(Refusal::NotHeld),
+        },
         Ok(Ok(Ok(None))) => Err(Refusal::NotHeld),
         Ok(Ok(Err(_)) | Err(_)) => Err(Refusal::Internal),
     }
@@ -505,6 +499,7 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use branchline_storage::publication::Publication;
 
     fn manifest(name: &str) -> Manifest {
         Manifest::from_reader(name, &[7u8; 40_000][..], 16 * 1024, |_| {}).unwrap()
