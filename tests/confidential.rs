@@ -126,4 +126,32 @@ fn a_confidential_content_comes_only_from_the_origin() {
         .sum();
     assert!(from_peers > 0, "the shareable package went between peers");
     assert!(shared_origin.bytes() < 2 * SIZE as u64);
+
+    // Once shared, never confidential: not even after a purge, since a
+    // client that missed the purge may still hold the server's signed
+    // word that it is shareable.
+    let server_dir = path_arg(&world.path("server"));
+    let purged = run(&[
+        "purge".into(),
+        "--data-dir".into(),
+        server_dir.clone(),
+        open.clone(),
+    ]);
+    assert!(
+        purged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purged.stderr)
+    );
+    let again = run(&[
+        "publish".into(),
+        "--data-dir".into(),
+        server_dir,
+        path_arg(&shared),
+        "--origin".into(),
+        shared_origin.url("shared.bin"),
+        "--confidential".into(),
+    ]);
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("was published shareable before"), "{said}");
 }

@@ -356,6 +356,18 @@ impl Handler<Publish> for RegistryActor {
         }
         let store = self.store.clone();
         let confidential = msg.confidential;
+        let id = record.manifest.content_id();
+        if confidential {
+            match store.was_shared(&id) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Box::pin(actix::fut::ready(Err(format!(
+                        "content {id} was published shareable before, and peers may still hold the server's signed word for that; publish a new build to make it confidential"
+                    ))));
+                }
+                Err(e) => return Box::pin(actix::fut::ready(Err(e.to_string()))),
+            }
+        }
         let id = match self.registry.publish(record, confidential) {
             Ok(id) => id,
             Err(e) => return Box::pin(actix::fut::ready(Err(e.to_string()))),

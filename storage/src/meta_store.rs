@@ -93,6 +93,9 @@ pub struct MetaStore {
     settings: sled::Tree,
     /// Content id -> nothing: the contents published as confidential.
     confidential: sled::Tree,
+    /// Content id -> nothing: every content ever published shareable,
+    /// kept after a purge (peers may still hold its signed publication).
+    shared: sled::Tree,
 }
 
 fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
@@ -115,6 +118,7 @@ impl MetaStore {
             holdings: db.open_tree("holdings")?,
             settings: db.open_tree("settings")?,
             confidential: db.open_tree("confidential")?,
+            shared: db.open_tree("shared")?,
             db,
         })
     }
@@ -129,12 +133,15 @@ impl MetaStore {
     pub fn put_content(&self, record: &ContentRecord, confidential: bool) -> Result<(), MetaError> {
         let id = record.manifest.content_id().0;
         let encoded = records::encode(record);
-        (&self.contents, &self.confidential)
-            .transaction(|(contents, flags)| {
+        (&self.contents, &self.confidential, &self.shared)
+            .transaction(|(contents, flags, shared)| {
                 contents.insert(&id, encoded.as_slice())?;
                 match confidential {
                     true => flags.insert(&id, &[][..])?,
-                    false => flags.remove(&id)?,
+                    false => {
+                        shared.insert(&id, &[][..])?;
+                        flags.remove(&id)?
+                    }
                 };
                 Ok(())
             })
@@ -146,6 +153,12 @@ impl MetaStore {
             })?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Whether a content was ever published shareable (also if purged
+    /// since): it can no longer become confidential.
+    pub fn was_shared(&self, id: &ContentId) -> Result<bool, MetaError> {
+        Ok(self.shared.contains_key(id.0)?)
     }
 
     /// The contents published as confidential.
@@ -381,5 +394,10 @@ mod tests {
         store.remove_content(&secret.manifest.content_id()).unwrap();
         assert!(store.confidential().unwrap().is_empty());
         assert_eq!(store.contents().unwrap().len(), 1);
+        let open_id = open.manifest.content_id();
+        assert!(store.was_shared(&open_id).unwrap());
+        assert!(!store.was_shared(&secret.manifest.content_id()).unwrap());
+        store.remove_content(&open_id).unwrap();
+        assert!(store.was_shared(&open_id).unwrap(), "kept after a purge");
     }
 }
