@@ -61,3 +61,64 @@ fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
     );
     eprintln!("{stored} pieces survived the kill; {requests_after} fetched after the restart");
 }
+
+#[test]
+fn pieces_that_rot_while_the_client_is_down_are_found_at_start_and_fetched_again() {
+    let world = World::new(31, 21);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, 16 * 1024 * 1024, 21);
+    let options = OriginOptions {
+        delay: Duration::from_millis(60),
+        ..OriginOptions::default()
+    };
+    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
+    let _server = world.server();
+    let mut client = world.client(11);
+    world.wait_registered(&client);
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+    let out = world.path("out.bin");
+    let fetch = world.start_fetch(&client, &content, &out);
+    wait_until("a few pieces are stored", Duration::from_secs(60), || {
+        have_pieces(&client.status()) >= 4
+    });
+    client.kill();
+    let _ = fetch.wait_with_output();
+
+    // The disk changes the first byte of every piece written so far
+    // (unwritten ones are holes of zeros in the sparse piece file).
+    let file = client
+        .data_dir
+        .join("cache/pieces")
+        .join(format!("{content}.data"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut rotted = 0;
+    for piece in bytes.chunks_mut(1024 * 1024) {
+        if piece.iter().any(|&b| b != 0) {
+            piece[0] ^= 0xFF;
+            rotted += 1;
+        }
+    }
+    std::fs::write(&file, &bytes).unwrap();
+
+    let client = world.client(11);
+    let mut found = serde_json::Value::Null;
+    wait_until("the start-up check ends", Duration::from_secs(30), || {
+        found = client.status()["start_check"].clone();
+        found != "running"
+    });
+    let done = &found["done"];
+    let checked = done["pieces"].as_u64().unwrap();
+    let corrupt = done["corrupt"].as_array().unwrap().len() as u64;
+    eprintln!("{rotted} pieces rotted on disk; the check read {checked} and dropped {corrupt}");
+    assert!(checked >= 4, "{found}");
+    assert_eq!(corrupt, checked, "every stored piece had rotted: {found}");
+    assert_eq!(
+        have_pieces(&client.status()),
+        0,
+        "the rotten pieces were dropped"
+    );
+    assert!(client.log().contains("corrupt pieces were dropped"));
+    world.wait_registered(&client);
+    finish_fetch(world.start_fetch(&client, &content, &out));
+    assert_eq!(sha256_file(&out), sha);
+}

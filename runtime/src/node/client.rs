@@ -111,8 +111,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     // Marked only now that everything that can refuse to start has been
     // bound, so a start that fails does not force a check on the next.
     let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
-    let start_check = start_check::start(previous_run, cache.clone());
+    let start_check = start_check::initial(previous_run);
     let kept = (cache.clone(), start_check.clone());
+    let checked = cache.clone();
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
 
     crate::tls::warn_unauthenticated(identity.as_deref());
@@ -191,6 +192,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             Ok((transport, wan, link, finder))
         })
         .await??;
+        start_check::start(&start_check, checked, link.0.clone().recipient());
         let origin = Origin::new().context("making the HTTP client")?;
         let origin = supervision::start("origin", move |_| origin);
         let deps = OfficeDeps {

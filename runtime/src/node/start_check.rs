@@ -3,21 +3,38 @@
 //! the node already works (a piece is verified again before it is served
 //! anyway), and the result shows in `status`.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use actix::Recipient;
 use branchline_actors::lock_unpoisoned;
+use branchline_actors::messages::ReportHave;
 use branchline_actors::wire::StartCheck;
-use branchline_storage::PieceCache;
 use branchline_storage::self_check::{self, PreviousRun};
+use branchline_storage::{ContentId, PieceCache};
 
-/// Starts the check if the previous run did not stop cleanly; the shared
-/// state is what `status` shows.
-pub fn start(previous: PreviousRun, cache: Arc<PieceCache>) -> Arc<Mutex<StartCheck>> {
-    if previous == PreviousRun::Clean {
-        return Arc::new(Mutex::new(StartCheck::NotNeeded));
+/// The check's state as `status` shows it, before it starts: nothing to
+/// do after a clean stop, else running.
+pub fn initial(previous: PreviousRun) -> Arc<Mutex<StartCheck>> {
+    Arc::new(Mutex::new(match previous {
+        PreviousRun::Clean => StartCheck::NotNeeded,
+        PreviousRun::Unclean => StartCheck::Running,
+    }))
+}
+
+/// Runs the check on a thread of its own if `state` says it is needed,
+/// and keeps the result in `state`. A content that lost pieces has its
+/// have-map reported again through `report`, so the server stops sending
+/// peers for pieces this node no longer holds.
+pub fn start(
+    state: &Arc<Mutex<StartCheck>>,
+    cache: Arc<PieceCache>,
+    report: Recipient<ReportHave>,
+) {
+    if *lock_unpoisoned(state) != StartCheck::Running {
+        return;
     }
     tracing::warn!("the last run did not stop cleanly; checking every stored piece");
-    let state = Arc::new(Mutex::new(StartCheck::Running));
     let shared = state.clone();
     let spawned = std::thread::Builder::new()
         .name("self-check".into())
@@ -38,6 +55,13 @@ pub fn start(previous: PreviousRun, cache: Arc<PieceCache>) -> Arc<Mutex<StartCh
                         corrupt = found.corrupt.len(),
                         "start-up check: corrupt pieces were dropped and will be fetched again"
                     );
+                    let damaged: BTreeSet<ContentId> =
+                        found.corrupt.iter().map(|(id, _)| *id).collect();
+                    for content in damaged {
+                        if let Ok(have) = cache.have(&content) {
+                            report.do_send(ReportHave { content, have });
+                        }
+                    }
                     StartCheck::Done(found)
                 }
                 Err(e) => {
@@ -50,11 +74,10 @@ pub fn start(previous: PreviousRun, cache: Arc<PieceCache>) -> Arc<Mutex<StartCh
             *lock_unpoisoned(&shared) = done;
         });
     if let Err(e) = spawned {
-        *lock_unpoisoned(&state) = StartCheck::Failed {
+        *lock_unpoisoned(state) = StartCheck::Failed {
             error: format!("cannot start the check's thread: {e}"),
         };
     }
-    state
 }
 
 /// Marks the run as stopped cleanly, so the next start skips the check;
