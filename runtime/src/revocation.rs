@@ -13,6 +13,7 @@
 //!
 //! A list that does not parse is refused and the one in force stays.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -122,9 +123,14 @@ impl Trust {
         &self,
         crls: Vec<CertificateRevocationListDer<'static>>,
     ) -> Result<bool, TlsError> {
-        if digest(&crls) == self.current().digest {
+        let current = self.current();
+        if digest(&crls) == current.digest {
             return Ok(false);
         }
+        not_older(&current.crls, &crls).map_err(|reason| TlsError::Verifier {
+            path: self.ca.clone(),
+            reason,
+        })?;
         let next = Arc::new(Self::verifiers(&self.ca, &self.roots, crls)?);
         *branchline_actors::lock_unpoisoned(&self.current) = next;
         self.generation.send_modify(|g| *g += 1);
@@ -197,6 +203,40 @@ impl Trust {
             }
         }
     }
+}
+
+/// How many certificates each issuer's list revokes, by issuer.
+fn revoked_by_issuer(
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<HashMap<Vec<u8>, usize>, String> {
+    let mut counts = HashMap::new();
+    for crl in crls {
+        let parsed = webpki::BorrowedCertRevocationList::from_der(crl)
+            .map_err(|e| format!("a revocation list does not parse: {e:?}"))?;
+        let revoked = (&parsed).into_iter().count();
+        let issuer = webpki::CertRevocationList::from(parsed).issuer().to_vec();
+        counts.insert(issuer, revoked);
+    }
+    Ok(counts)
+}
+
+/// A CA's revocations only grow (`pki revoke` adds, nothing removes), so a
+/// list that revokes fewer certificates of an issuer than the one in force
+/// is an older one, and would let revoked nodes back in: refused.
+fn not_older(
+    in_force: &[CertificateRevocationListDer<'static>],
+    next: &[CertificateRevocationListDer<'static>],
+) -> Result<(), String> {
+    let (before, after) = (revoked_by_issuer(in_force)?, revoked_by_issuer(next)?);
+    for (issuer, revoked) in before {
+        let now = after.get(&issuer).copied().unwrap_or(0);
+        if now < revoked {
+            return Err(format!(
+                "the new list revokes {now} certificate(s) where the list in force revokes {revoked}: it is older"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a revocation list file (PEM, one or more lists).
@@ -370,6 +410,11 @@ mod tests {
         let (in_force, digest) = trust.list();
         assert_eq!(in_force, list);
         assert_ne!(digest, empty_digest);
+
+        // The list of before the revocation is older: refused.
+        let err = trust.install(Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("it is older"), "{err}");
+        assert_eq!(trust.list().1, digest, "the list in force stays");
 
         let junk = vec![CertificateRevocationListDer::from(vec![
             0x30, 0x03, 1, 2, 3,
