@@ -250,6 +250,7 @@ impl OfficeBook {
             kind,
             rvps,
             wanted: Vec::new(),
+            revocations: None,
         })
     }
 

@@ -240,6 +240,10 @@ pub struct OfficeInfo {
     ///
     /// [`Topology::links_below`]: crate::topology::Topology::links_below
     pub links_below: Vec<LinkBelow>,
+    /// Under the cluster PKI, the digest of the revocation list the server
+    /// has in force (the control endpoint sets it); a client whose own
+    /// differs asks for the list (`GetRevocations`).
+    pub revocations: Option<[u8; 32]>,
 }
 
 /// "Who holds which pieces of X", long-polled: the server answers at once if

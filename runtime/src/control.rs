@@ -55,6 +55,16 @@ fn speaks_for_itself(request: &ServerRequest, sender: Option<Option<NodeId>>) ->
     }
 }
 
+/// Tells a client, in the office info of its registration and heartbeat
+/// answers, which revocation list is in force, so it asks for the list
+/// only when its own differs.
+fn with_revocations(mut reply: ServerReply, trust: Option<&Trust>) -> ServerReply {
+    if let ServerReply::Alive(office) | ServerReply::Registered { office, .. } = &mut reply {
+        office.revocations = trust.map(Trust::digest);
+    }
+    reply
+}
+
 /// The answer to `GetRevocations`: the list in force unless the client
 /// has it already (or there is none to give).
 fn revocations(trust: Option<&Trust>, known: [u8; 32]) -> ServerReply {
@@ -116,7 +126,7 @@ async fn serve_connection(
                     ))
                 }
                 request => match registry.send(Serve { request, from }).await {
-                    Ok(reply) => reply,
+                    Ok(reply) => with_revocations(reply, trust.as_deref()),
                     Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),
                 },
             };

@@ -7,9 +7,11 @@
 //! - A new list wakes every [`Trust::guard`]: each live connection checks
 //!   its peer's certificate again and is closed if it was revoked.
 //! - The server reads its list from its `[tls] crl` file and watches the
-//!   file ([`watch_file`]); clients ask the server for its list with each
-//!   heartbeat (`ServerRequest::GetRevocations`, answered by the control
-//!   endpoint) and install it. A client's own `crl` file is read at start.
+//!   file ([`watch_file`]). Its registration and heartbeat answers carry
+//!   the list's digest (`OfficeInfo::revocations`); a client whose own
+//!   list differs asks for it (`ServerRequest::GetRevocations`, answered by
+//!   the control endpoint) and installs it. A client's own `crl` file is
+//!   read at start.
 //!
 //! A list that does not parse is refused and the one in force stays.
 
@@ -135,6 +137,11 @@ impl Trust {
         *branchline_actors::lock_unpoisoned(&self.current) = next;
         self.generation.send_modify(|g| *g += 1);
         Ok(true)
+    }
+
+    /// The digest of the list in force.
+    pub fn digest(&self) -> [u8; 32] {
+        self.current().digest
     }
 
     /// The list in force, and its digest.

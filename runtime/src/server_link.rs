@@ -189,6 +189,7 @@ impl ServerLink {
                     act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
                     act.last_beat = Instant::now();
                     act.status.set_registered(true);
+                    act.fetch_revocations(office.revocations, ctx);
                     act.office_told(office);
                     tracing::info!(server = %act.slot.addr(), "registered with the server");
                     act.flush(ctx);
@@ -226,7 +227,7 @@ impl ServerLink {
 
     /// Under the cluster PKI: the link's connection is closed if the
     /// server's certificate is revoked, and the server's revocation list is
-    /// asked for after each heartbeat and put in force.
+    /// asked for when its answers say it is not the one in force here.
     pub fn guarded_by(self, trust: Option<Arc<Trust>>) -> Self {
         ServerLink {
             slot: self.slot.clone().guarded_by(trust.clone()),
@@ -235,12 +236,15 @@ impl ServerLink {
         }
     }
 
-    /// Asks the server for its revocation list unless it is the one in
-    /// force, and puts a new one in force.
-    fn fetch_revocations(&mut self, ctx: &mut Context<Self>) {
+    /// If the server's revocation list (`digest`, from its office info)
+    /// is not the one in force here, asks for it and puts it in force.
+    fn fetch_revocations(&mut self, digest: Option<[u8; 32]>, ctx: &mut Context<Self>) {
         let Some(trust) = self.trust.clone() else {
             return;
         };
+        if digest.is_none_or(|digest| digest == trust.digest()) {
+            return;
+        }
         let slot = self.slot.clone();
         let ask = async move {
             let known = trust.list().1;
@@ -288,8 +292,8 @@ impl ServerLink {
         ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {
                 Ok(ServerReply::Alive(office)) => {
+                    act.fetch_revocations(office.revocations, ctx);
                     act.office_told(office);
-                    act.fetch_revocations(ctx);
                 }
                 Ok(ServerReply::UnknownClient) => act.register(ctx),
                 Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),
