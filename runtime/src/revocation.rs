@@ -163,10 +163,7 @@ impl Trust {
     /// Whether a live connection's peer still passes: `dialled` is the name
     /// we dialled it by, `None` if it connected to us.
     pub fn still_trusted(&self, conn: &quinn::Connection, dialled: Option<&str>) -> bool {
-        let Some(chain) = conn
-            .peer_identity()
-            .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
-        else {
+        let Some(chain) = crate::tls::peer_chain(conn) else {
             return false;
         };
         let Some((end_entity, intermediates)) = chain.split_first() else {

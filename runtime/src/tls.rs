@@ -140,14 +140,18 @@ pub fn node_id_of(certificate: &[u8]) -> NodeId {
     NodeId(id)
 }
 
+/// The certificate chain the peer of a connection showed, its own first.
+pub fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
+    conn.peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()
+        .map(|chain| *chain)
+}
+
 /// The node id of the peer of a connection under the PKI, from the
 /// certificate it showed.
 pub fn peer_node_id(conn: &quinn::Connection) -> Option<NodeId> {
-    let chain = conn
-        .peer_identity()?
-        .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()?;
-    chain.first().map(|cert| node_id_of(cert))
+    peer_chain(conn)?.first().map(|cert| node_id_of(cert))
 }
 
 /// Says, once a node is up, that without an identity it authenticates
