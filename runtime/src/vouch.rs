@@ -91,7 +91,6 @@ pub fn checker(identity: Option<&Identity>) -> Result<PublicationCheck, TlsError
             .ok_or("it is not signed (is the server running without [tls]?)")?;
         let message = signed.publication.signed_bytes();
         verify(verifier.as_ref(), CONTROL_NAME, &message, signature)
-            .map_err(|e| e.replace("a cluster member's", "the cluster server's"))
     }))
 }
 
@@ -105,9 +104,13 @@ pub fn verify(
 ) -> Result<(), String> {
     let certificate = CertificateDer::from(signature.certificate.as_slice());
     let role = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let whose = match name {
+        CONTROL_NAME => "the cluster server's",
+        _ => "a cluster member's",
+    };
     verifier
         .verify_server_cert(&certificate, &[], &role, &[], UnixTime::now())
-        .map_err(|e| format!("the signer's certificate is not a cluster member's: {e}"))?;
+        .map_err(|e| format!("the signer's certificate is not {whose}: {e}"))?;
     let end_entity = webpki::EndEntityCert::try_from(&certificate)
         .map_err(|e| format!("the signer's certificate does not parse: {e:?}"))?;
     let scheme = SignatureScheme::from(signature.scheme);
