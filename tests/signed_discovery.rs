@@ -56,16 +56,15 @@ fn impostor(subnet: [u8; 3], sign: vouch::Signer) -> std::thread::JoinHandle<u32
             if !from_subnet {
                 continue;
             }
-            let forged = |signature| Datagram::Reply {
+            let unsigned = Datagram::Reply {
                 nonce,
                 from: branchline_storage::NodeId([0x66; 16]),
                 addr: SocketAddr::from(([subnet[0], subnet[1], subnet[2], 66], 34760)),
                 content,
                 have: PieceMap::full(8),
-                signature,
+                signature: None,
             };
-            let unsigned = forged(None);
-            let foreign = forged(sign(&unsigned.signed_bytes().unwrap()));
+            let foreign = unsigned.clone().signed(|message| sign(message));
             for reply in [unsigned, foreign] {
                 sender.send_to(&reply.encode().unwrap(), reply_to).unwrap();
             }

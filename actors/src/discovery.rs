@@ -99,6 +99,17 @@ impl Datagram {
         Some(out)
     }
 
+    /// The reply with `sign`'s signature over its
+    /// [`Datagram::signed_bytes`]; a request comes back as it was.
+    pub fn signed(mut self, sign: impl FnOnce(&[u8]) -> Option<Signature>) -> Self {
+        if let Some(message) = self.signed_bytes()
+            && let Datagram::Reply { signature, .. } = &mut self
+        {
+            *signature = sign(&message);
+        }
+        self
+    }
+
     /// Parses a datagram; junk and oversized frames are errors.
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
         let (datagram, used) = decode_frame(bytes, MAX_DATAGRAM)?;

@@ -344,19 +344,15 @@ impl Answerer {
         if !should_answer(kind, &have) {
             return;
         }
-        let mut reply = Datagram::Reply {
+        let reply = Datagram::Reply {
             nonce,
             from: self.me.id,
             addr: self.me.foreground,
             content,
             have,
             signature: None,
-        };
-        if let (Some(message), Datagram::Reply { signature, .. }) =
-            (reply.signed_bytes(), &mut reply)
-        {
-            *signature = (self.sign)(&message);
         }
+        .signed(|message| (self.sign)(message));
         if let Some(bytes) = reply.encode() {
             let _ = self.unicast.send_to(&bytes, reply_to).await;
         }
