@@ -22,8 +22,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{Node, World, have_pieces, make_package, sha256_file, wait_until};
-use serde_json::Value;
+use common::{Node, World, have_pieces, make_package, sha256_file};
 
 const SIZE: usize = 64 * 1024 * 1024;
 const PIECES: u64 = 64;
@@ -94,20 +93,6 @@ fn seed() -> u64 {
         },
         |s| s.parse().expect("BRANCHLINE_KILL_SEED is a number"),
     )
-}
-
-/// Waits for a restarted client's start-up check and returns what it found.
-fn start_check(node: &Node) -> Value {
-    let mut found = Value::Null;
-    wait_until(
-        &format!("{}'s start-up check", node.name),
-        Duration::from_secs(30),
-        || {
-            found = node.status()["start_check"].clone();
-            found != "running"
-        },
-    );
-    found
 }
 
 #[test]
@@ -186,7 +171,7 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
         duplicates += before["counters"]["pieces_again"].as_u64().unwrap();
         let name = victim.node.name.clone();
         victim.node = Member::start(&world, &name, &victim.listen);
-        let found = start_check(&victim.node);
+        let found = victim.node.start_check();
         let checked = &found["done"];
         assert!(
             checked["corrupt"].as_array().is_some_and(Vec::is_empty),

@@ -12,29 +12,59 @@ use common::{World, finish_fetch, have_pieces, make_package, sha256_file, wait_u
 const SIZE: usize = 48 * 1024 * 1024;
 const PIECES: u64 = 48;
 
-#[test]
-fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
-    let world = World::new(31, 2);
+/// A client of `world` killed with SIGKILL in the middle of a download of
+/// a package of `size` bytes from a slow origin, once it stored at least
+/// `stored` pieces; the server still runs.
+struct KilledMidDownload {
+    origin: TestOrigin,
+    content: String,
+    sha: String,
+    out: std::path::PathBuf,
+    /// Keeps the server running.
+    server: common::Node,
+}
+
+fn killed_mid_download(world: &World, size: usize, seed: u64, stored: u64) -> KilledMidDownload {
     let package = world.path("package.bin");
-    let sha = make_package(&package, SIZE, 32);
+    let sha = make_package(&package, size, seed);
     // A slow origin, so the kill lands mid-download.
     let options = OriginOptions {
         delay: Duration::from_millis(60),
         ..OriginOptions::default()
     };
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
-    let _server = world.server();
+    let server = world.server();
     let mut client = world.client(11);
     world.wait_registered(&client);
     let content = world.publish(&package, &[origin.url("package.bin")]);
     let out = world.path("out.bin");
-
     let fetch = world.start_fetch(&client, &content, &out);
-    wait_until("a dozen pieces are stored", Duration::from_secs(60), || {
-        have_pieces(&client.status()) >= 12
-    });
+    wait_until(
+        &format!("{stored} pieces are stored"),
+        Duration::from_secs(60),
+        || have_pieces(&client.status()) >= stored,
+    );
     client.kill();
     let _ = fetch.wait_with_output();
+    KilledMidDownload {
+        origin,
+        content,
+        sha,
+        out,
+        server,
+    }
+}
+
+#[test]
+fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
+    let world = World::new(31, 2);
+    let KilledMidDownload {
+        origin,
+        content,
+        sha,
+        out,
+        server: _server,
+    } = killed_mid_download(&world, SIZE, 32, 12);
     let requests_before = origin.stats.requests.load(Ordering::Relaxed);
 
     let client = world.client(11);
@@ -65,29 +95,18 @@ fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
 #[test]
 fn pieces_that_rot_while_the_client_is_down_are_found_at_start_and_fetched_again() {
     let world = World::new(31, 21);
-    let package = world.path("package.bin");
-    let sha = make_package(&package, 16 * 1024 * 1024, 21);
-    let options = OriginOptions {
-        delay: Duration::from_millis(60),
-        ..OriginOptions::default()
-    };
-    let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
-    let _server = world.server();
-    let mut client = world.client(11);
-    world.wait_registered(&client);
-    let content = world.publish(&package, &[origin.url("package.bin")]);
-    let out = world.path("out.bin");
-    let fetch = world.start_fetch(&client, &content, &out);
-    wait_until("a few pieces are stored", Duration::from_secs(60), || {
-        have_pieces(&client.status()) >= 4
-    });
-    client.kill();
-    let _ = fetch.wait_with_output();
+    let KilledMidDownload {
+        origin: _origin,
+        content,
+        sha,
+        out,
+        server: _server,
+    } = killed_mid_download(&world, 16 * 1024 * 1024, 21, 4);
 
     // The disk changes the first byte of every piece written so far
     // (unwritten ones are holes of zeros in the sparse piece file).
-    let file = client
-        .data_dir
+    let file = world
+        .path("client-11")
         .join("cache/pieces")
         .join(format!("{content}.data"));
     let mut bytes = std::fs::read(&file).unwrap();
@@ -101,11 +120,7 @@ fn pieces_that_rot_while_the_client_is_down_are_found_at_start_and_fetched_again
     std::fs::write(&file, &bytes).unwrap();
 
     let client = world.client(11);
-    let mut found = serde_json::Value::Null;
-    wait_until("the start-up check ends", Duration::from_secs(30), || {
-        found = client.status()["start_check"].clone();
-        found != "running"
-    });
+    let found = client.start_check();
     let done = &found["done"];
     let checked = done["pieces"].as_u64().unwrap();
     let corrupt = done["corrupt"].as_array().unwrap().len() as u64;

@@ -52,6 +52,21 @@ impl Node {
     pub fn status(&self) -> Value {
         status(&self.data_dir)
     }
+
+    /// Waits for a client's start-up check to end; returns what `status`
+    /// says of it (`"not_needed"`, `{"done": ...}` or `{"failed": ...}`).
+    pub fn start_check(&self) -> Value {
+        let mut found = Value::Null;
+        wait_until(
+            &format!("{}'s start-up check", self.name),
+            Duration::from_secs(30),
+            || {
+                found = self.status()["start_check"].clone();
+                found != "running"
+            },
+        );
+        found
+    }
 }
 
 impl Drop for Node {
