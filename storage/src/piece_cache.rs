@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,10 @@ struct OpenContent {
     /// this (sleeping) instead of spinning on the inode's lock in the kernel.
     writing: Mutex<()>,
     synced: GroupCommit,
+    /// Its publication says peers never get it (read at open, kept in step
+    /// by [`PieceCache::set_publication`]), so serving a piece costs no
+    /// lookup.
+    confidential: AtomicBool,
 }
 
 /// The piece cache. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -265,6 +270,9 @@ impl PieceCache {
         }
         let bytes = self.manifests.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
         let manifest = Manifest::from_bytes(&bytes)?;
+        let confidential = self
+            .publication(id)?
+            .is_some_and(|p| p.publication.confidential);
         let path = self.piece_path(id);
         let file = OpenOptions::new()
             .read(true)
@@ -279,6 +287,7 @@ impl PieceCache {
             path,
             writing: Mutex::new(()),
             synced: GroupCommit::default(),
+            confidential: AtomicBool::new(confidential),
         });
         self.open
             .lock()
@@ -463,8 +472,12 @@ impl PieceCache {
 
     /// Keeps what the server signed about a content, to relay to peers.
     pub fn set_publication(&self, signed: &SignedPublication) -> Result<(), CacheError> {
-        self.publications
-            .insert(signed.publication.content.0, records::encode(signed))?;
+        let id = signed.publication.content;
+        self.publications.insert(id.0, records::encode(signed))?;
+        if let Some(open) = self.open.lock().expect("open map lock").get(&id) {
+            open.confidential
+                .store(signed.publication.confidential, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -478,17 +491,10 @@ impl PieceCache {
         }
     }
 
-    /// Whether a content was published as confidential.
-    pub fn is_confidential(&self, id: &ContentId) -> Result<bool, CacheError> {
-        Ok(self
-            .publication(id)?
-            .is_some_and(|p| p.publication.confidential))
-    }
-
     /// [`PieceCache::read_piece`] for a peer: a confidential content is
     /// refused.
     pub fn read_piece_to_share(&self, id: &ContentId, index: u32) -> Result<Vec<u8>, CacheError> {
-        if self.is_confidential(id)? {
+        if self.opened(id)?.confidential.load(Ordering::Relaxed) {
             return Err(CacheError::Confidential(*id));
         }
         self.read_piece(id, index)
@@ -774,6 +780,13 @@ mod tests {
             signature: None,
         };
         c.set_publication(&signed).unwrap();
+        assert!(
+            matches!(
+                c.read_piece_to_share(&id, 0),
+                Err(CacheError::Confidential(_))
+            ),
+            "an open content takes its new publication at once"
+        );
         drop(c);
         let c = cache(dir.path(), 1 << 30);
         assert_eq!(c.publication(&id).unwrap(), Some(signed));
