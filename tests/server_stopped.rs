@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, sha256_file, wait_until};
+use common::{World, finish_fetch, have_pieces, make_package, sha256_file, wait_until};
 
 const SIZE: usize = 8 * 1024 * 1024 + 5;
 
@@ -146,6 +146,82 @@ fn a_download_falls_back_to_the_origin_when_the_server_dies() {
     assert_eq!(
         counters["from_origin"].as_u64(),
         Some(BIG as u64),
+        "{counters}"
+    );
+}
+
+/// A client that took the manifest from a peer while the server was down
+/// knows no origin. Once the server is back it learns them from it: here
+/// the only holder, which had a few pieces, leaves for good, and the
+/// newcomer, alone in its office, takes the rest from the origin (before
+/// this was fixed it waited for peers forever).
+#[test]
+fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
+    const BIG: usize = 16 * 1024 * 1024;
+    const PIECE: u64 = 1024 * 1024;
+    let world = World::new(35, 5);
+    let package = world.path("package.bin");
+    let sha = make_package(&package, BIG, 355);
+    let origin = TestOrigin::start(
+        world.addr(2, 0),
+        package.clone(),
+        OriginOptions {
+            delay: Duration::from_millis(400),
+            ..OriginOptions::default()
+        },
+    );
+    let mut server = world.server();
+    let mut holder = world.client(11);
+    let newcomer = world.client(12);
+    world.wait_registered(&holder);
+    world.wait_registered(&newcomer);
+    let content = world.publish(&package, &[origin.url("package.bin")]);
+
+    // The holder stops for good after a few pieces, then starts again
+    // without fetching: it holds part of the content.
+    let mut partial = world.start_fetch(&holder, &content, &world.path("holder.out"));
+    wait_until("the holder stored a piece", Duration::from_secs(30), || {
+        have_pieces(&holder.status()) >= 1
+    });
+    holder.kill();
+    let _ = partial.kill();
+    let _ = partial.wait();
+    holder = world.client(11);
+    let held = have_pieces(&holder.status());
+    assert!((1..16).contains(&held), "the holder holds part: {held}");
+
+    server.kill();
+    let out = world.path("newcomer.out");
+    let fetch = world.start_fetch(&newcomer, &content, &out);
+    wait_until(
+        "the newcomer took the holder's pieces",
+        Duration::from_secs(30),
+        || have_pieces(&newcomer.status()) == held,
+    );
+    let transfer = newcomer.status()["transfers"][0].clone();
+    assert_eq!(
+        transfer["origins"], 0,
+        "a peer's manifest names no origin: {transfer}"
+    );
+    holder.kill();
+
+    let _server = world.server();
+    finish_fetch(fetch);
+    assert_eq!(sha256_file(&out), sha);
+    assert!(
+        newcomer
+            .log()
+            .contains("the server named the content's origins")
+    );
+    let counters = &newcomer.status()["counters"];
+    assert_eq!(
+        counters["from_peers"].as_u64(),
+        Some(held * PIECE),
+        "{counters}"
+    );
+    assert_eq!(
+        counters["from_origin"].as_u64(),
+        Some(BIG as u64 - held * PIECE),
         "{counters}"
     );
 }

@@ -407,6 +407,27 @@ impl Picker {
             .position(|o| !o.set_aside && !o.rest.resting(now))
     }
 
+    /// Origins the server named after the transfer started without any
+    /// (its manifest came from a peer while the server was out of reach).
+    /// Ignored once origins are known.
+    pub fn learn_origins(&mut self, count: usize) {
+        if self.origins.is_empty() {
+            self.origins = vec![OriginState::default(); count];
+        }
+    }
+
+    /// Origins not set aside.
+    pub fn usable_origins(&self) -> u32 {
+        let n = self.origins.iter().filter(|o| !o.set_aside).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Origin leases this node holds, and pieces leased to others.
+    pub fn leases(&self) -> (u32, u32) {
+        let granted = u32::try_from(self.granted.len()).unwrap_or(u32::MAX);
+        (granted, self.leased_elsewhere.count())
+    }
+
     /// True when the content had origins and every one has been set aside.
     /// A content known without origins (its manifest came from a peer while
     /// the server was out of reach) waits for peers instead.
@@ -1068,6 +1089,29 @@ mod tests {
         assert_eq!(p.wanted_leases(), 0, "no origin to use a lease on");
         p.update_sources(&[peer(1, &[1], 2)], PieceMap::new(2), &[]);
         assert_eq!(p.next_requests(now).len(), 1);
+    }
+
+    #[test]
+    fn given_origins_learned_later_then_leases_are_wanted_and_used() {
+        let now = Instant::now();
+        let mut p = Picker::new(PieceMap::new(3), 0, limits());
+        p.update_sources(&[peer(1, &[0], 3)], PieceMap::new(3), &[]);
+        assert_eq!(p.wanted_leases(), 0);
+        assert_eq!(p.usable_origins(), 0);
+        p.learn_origins(2);
+        assert_eq!(p.usable_origins(), 2);
+        assert_eq!(p.wanted_leases(), 2, "pieces 1 and 2: nobody holds them");
+        p.update_sources(&[peer(1, &[0], 3)], PieceMap::new(3), &[1, 2]);
+        assert_eq!(p.leases(), (2, 0));
+        let origin: Vec<u32> = p
+            .next_requests(now)
+            .iter()
+            .filter(|r| matches!(r.source, Source::Origin(0)))
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(origin, vec![1, 2]);
+        p.learn_origins(5);
+        assert_eq!(p.usable_origins(), 2, "origins once known stay as they are");
     }
 
     #[test]

@@ -29,6 +29,9 @@ use crate::wire::{BadPiece, TransferProgress};
 /// Messages a transfer's mailbox holds at most.
 pub const TRANSFER_MAILBOX: usize = 64;
 
+/// How often a transfer that knows no origin asks the server for them.
+const ASK_ORIGINS_EVERY: Duration = Duration::from_secs(10);
+
 /// How a transfer behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct TransferSettings {
@@ -99,6 +102,9 @@ struct Running {
     picker: Picker,
     known: KnownSources,
     polling: bool,
+    /// When the server was last asked for the origins it knows (the
+    /// transfer started without any).
+    origins_asked: Option<Instant>,
     wake_armed: bool,
     from_peers: u64,
     from_parent: u64,
@@ -247,6 +253,7 @@ impl Transfer {
                     origins,
                     picker,
                     polling: false,
+                    origins_asked: None,
                     wake_armed: false,
                     from_peers: 0,
                     from_parent: 0,
@@ -320,6 +327,8 @@ impl Transfer {
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
                     if answer.is_discovered() {
                         run.picker.grant_unheld();
+                    } else if run.origins.is_empty() {
+                        act.learn_origins(ctx);
                     }
                     act.pump(ctx);
                     act.poll(ctx);
@@ -327,6 +336,49 @@ impl Transfer {
                 Err(reason) => {
                     tracing::warn!(content = %act.content, %reason, "asking for sources failed; retrying in 1 s");
                     ctx.run_later(Duration::from_secs(1), |act, ctx| act.poll(ctx));
+                }
+            }
+        }));
+    }
+
+    /// A transfer that started from a manifest a peer gave (the server was
+    /// out of reach) knows no origin. Once the server answers again it is
+    /// asked for the content's record (at most every [`ASK_ORIGINS_EVERY`]:
+    /// a content may have none), whose origins the picker may then lease
+    /// from: without them a top office whose RVP started this way would
+    /// wait for peers that will never have the missing pieces.
+    fn learn_origins(&mut self, ctx: &mut Context<Self>) {
+        let Some(run) = self.run.as_mut() else { return };
+        let now = Instant::now();
+        let recently = run
+            .origins_asked
+            .is_some_and(|at| now.duration_since(at) < ASK_ORIGINS_EVERY);
+        if recently || !run.origins.is_empty() {
+            return;
+        }
+        run.origins_asked = Some(now);
+        let office = self.deps.office.clone();
+        let content = self.content;
+        let ask = async move {
+            office
+                .send(ContentInfo(content))
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        ctx.spawn(ask.into_actor(self).map(|answer, act, ctx| {
+            let Some(run) = act.run.as_mut() else { return };
+            match answer {
+                Ok((record, _)) if run.origins.is_empty() && !record.origins.is_empty() => {
+                    tracing::info!(content = %act.content, origins = record.origins.len(), "the server named the content's origins");
+                    run.picker.learn_origins(record.origins.len());
+                    run.origin_errors = vec![None; record.origins.len()];
+                    run.origins = record.origins;
+                    act.pump(ctx);
+                    act.poll(ctx);
+                }
+                Ok(_) => {}
+                Err(reason) => {
+                    tracing::debug!(content = %act.content, %reason, "asking the server for the content's origins failed");
                 }
             }
         }));
@@ -556,6 +608,7 @@ impl Transfer {
         let progress = match &self.run {
             Some(run) => {
                 let have = run.picker.have();
+                let (leases, leased_elsewhere) = run.picker.leases();
                 TransferProgress {
                     content: self.content,
                     name: run.manifest.name.clone(),
@@ -568,6 +621,9 @@ impl Transfer {
                     from_origin: run.from_origin,
                     sources: run.picker.source_count(),
                     in_flight: run.picker.in_flight(),
+                    origins: run.picker.usable_origins(),
+                    leases,
+                    leased_elsewhere,
                 }
             }
             None => TransferProgress {
@@ -582,6 +638,9 @@ impl Transfer {
                 from_origin: 0,
                 sources: 0,
                 in_flight: 0,
+                origins: 0,
+                leases: 0,
+                leased_elsewhere: 0,
             },
         };
         TransferState {

@@ -628,6 +628,12 @@ pub struct TransferProgress {
     pub sources: u32,
     /// Requests in flight.
     pub in_flight: u32,
+    /// Origin URLs known and not set aside.
+    pub origins: u32,
+    /// Origin leases this node holds.
+    pub leases: u32,
+    /// Pieces other clients hold origin leases for.
+    pub leased_elsewhere: u32,
 }
 
 /// A peer this client has a session with.

@@ -82,13 +82,21 @@ pub struct World {
 }
 
 impl World {
-    /// A world on 127.`b`.`c`.0/24.
+    /// A world on 127.`b`.`c`.0/24. With `BRANCHLINE_TEST_KEEP` set, its
+    /// directory (logs, data directories, outputs) outlives the test and its
+    /// path is printed.
     pub fn new(b: u8, c: u8) -> Self {
+        let keep = std::env::var_os("BRANCHLINE_TEST_KEEP").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("branchline-test-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            eprintln!("world kept in {}", dir.path().display());
+        }
         World {
-            dir: tempfile::Builder::new()
-                .prefix("branchline-test-")
-                .tempdir()
-                .unwrap(),
+            dir,
             subnet: [127, b, c],
         }
     }
@@ -452,7 +460,15 @@ pub fn have_pieces(status: &Value) -> u64 {
 }
 
 /// Waits for a fetch process; panics with its stderr if it failed.
-pub fn finish_fetch(child: Child) {
+pub fn finish_fetch(mut child: Child) {
+    let deadline = Instant::now() + FETCH_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the fetch did not end within {FETCH_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -460,6 +476,10 @@ pub fn finish_fetch(child: Child) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Longest a test waits for one fetch (a stalled download fails the test
+/// instead of hanging it).
+const FETCH_DEADLINE: Duration = Duration::from_secs(240);
 
 /// Asserts an error is one line that starts with `error: ` and contains
 /// every fragment.

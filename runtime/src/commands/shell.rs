@@ -217,13 +217,16 @@ impl Shell {
             (AdminReply::ClientStatus(s), "transfers") => {
                 for t in &s.transfers {
                     println!(
-                        "  {} {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight; office {}, WAN {}, origin {}",
+                        "  {} {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight, {} origins, leases {} (+{} elsewhere); office {}, WAN {}, origin {}",
                         t.content,
                         t.name,
                         t.have,
                         t.pieces,
                         t.sources,
                         t.in_flight,
+                        t.origins,
+                        t.leases,
+                        t.leased_elsewhere,
                         mib(t.from_peers),
                         mib(t.from_parent),
                         mib(t.from_origin)
