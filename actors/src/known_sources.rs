@@ -13,7 +13,7 @@ use branchline_storage::{NodeId, PieceMap};
 use crate::wire::{HaveUpdate, PeerHolding, SourcesAnswer};
 
 /// A download's sources.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KnownSources {
     pieces: u32,
     version: u64,

@@ -1003,6 +1003,7 @@ mod tests {
     use branchline_storage::Manifest;
     use branchline_storage::content::MIN_PIECE_SIZE;
 
+    use crate::known_sources::KnownSources;
     use crate::topology::spreadsheet;
     use crate::wire::{HaveUpdate, PeerUpdate};
 
@@ -1097,6 +1098,37 @@ mod tests {
         );
         assert_eq!(r.content_views()[0].complete_holders, 0);
         assert!(r.content_views()[0].confidential);
+    }
+
+    #[test]
+    fn given_answers_kept_back_in_a_long_poll_then_the_next_delta_applies_to_what_the_asker_knows()
+    {
+        let (mut r, id, now) = setup(8, 3);
+        let mut known = KnownSources::new(8);
+        let first = r.sources(&query(1, id, 0), now).unwrap();
+        assert!(known.apply(&first));
+        // The asker's own piece moves the version and changes nothing it
+        // knows: the server keeps that answer back and waits on.
+        let mut own = PieceMap::new(8);
+        own.set(0);
+        r.report_have(node(1), id, own, now).unwrap();
+        let mut asked = query(1, id, 0);
+        asked.since = first.version;
+        let kept = r.sources(&asked, now).unwrap();
+        assert!(kept.changes_nothing());
+        let mut gained = PieceMap::new(8);
+        gained.set(3);
+        r.report_have(node(2), id, gained.clone(), now).unwrap();
+        asked.since = kept.version;
+        let next = r.sources(&asked, now).unwrap();
+        assert_eq!(next.base, kept.version);
+        assert!(
+            !known.clone().apply(&next),
+            "against the kept-back answer it does not fit"
+        );
+        assert!(known.apply(&next.rebased(kept.version, first.version)));
+        let peer = known.peers().next().unwrap();
+        assert_eq!((peer.id, &peer.have), (node(2), &gained));
     }
 
     #[test]

@@ -291,20 +291,26 @@ impl Handler<Serve> for RegistryActor {
             return Box::pin(actix::fut::ready(reply));
         };
         let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
-        self.answer_or_wait(query, Instant::now() + wait)
+        let asked = query.since;
+        self.answer_or_wait(query, asked, Instant::now() + wait)
     }
 }
 
 impl RegistryActor {
     /// Answers a sources query at once if the answer changes anything for
     /// the asker, and otherwise waits for the content's version to move
-    /// (and asks again) until `deadline`.
+    /// (and asks again) until `deadline`. `asked` is the version the asker
+    /// last saw, which the answer it gets is a delta against.
     fn answer_or_wait(
         &mut self,
         mut query: SourcesQuery,
+        asked: u64,
         deadline: Instant,
     ) -> ResponseActFuture<Self, ServerReply> {
-        let reply = self.sources_reply(&query);
+        let reply = match self.sources_reply(&query) {
+            ServerReply::Sources(a) => ServerReply::Sources(a.rebased(query.since, asked)),
+            other => other,
+        };
         let now = Instant::now();
         let version = match &reply {
             ServerReply::Sources(a) if a.changes_nothing() && now < deadline => a.version,
@@ -325,7 +331,7 @@ impl RegistryActor {
         Box::pin(
             waiting
                 .into_actor(self)
-                .then(move |(), act, _| act.answer_or_wait(query, deadline)),
+                .then(move |(), act, _| act.answer_or_wait(query, asked, deadline)),
         )
     }
 }

@@ -373,6 +373,18 @@ impl SourcesAnswer {
         }
     }
 
+    /// This answer as the asker sees it. While a long-poll lasts the server
+    /// keeps back answers that change nothing and composes the next one
+    /// against the last kept back (`kept_back`); the asker saw `asked`, and
+    /// nothing it knows changed in between, so a delta against `kept_back`
+    /// applies to what it knows as it is.
+    pub fn rebased(mut self, kept_back: u64, asked: u64) -> Self {
+        if self.base != 0 && self.base == kept_back {
+            self.base = asked;
+        }
+        self
+    }
+
     /// A delta answer that changes nothing the asker knows: the server
     /// keeps such an answer back while the long-poll lasts.
     pub fn changes_nothing(&self) -> bool {
