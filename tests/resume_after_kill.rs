@@ -27,9 +27,11 @@ struct KilledMidDownload {
 fn killed_mid_download(world: &World, size: usize, seed: u64, stored: u64) -> KilledMidDownload {
     let package = world.path("package.bin");
     let sha = make_package(&package, size, seed);
-    // A slow origin, so the kill lands mid-download.
+    // A slow origin that holds its answers after `stored` + 4 pieces until
+    // the kill, so the kill lands mid-download however slow the machine.
     let options = OriginOptions {
         delay: Duration::from_millis(60),
+        hold_after: Some(stored + 4),
         ..OriginOptions::default()
     };
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
@@ -46,6 +48,7 @@ fn killed_mid_download(world: &World, size: usize, seed: u64, stored: u64) -> Ki
     );
     client.kill();
     let _ = fetch.wait_with_output();
+    origin.release();
     KilledMidDownload {
         origin,
         content,
@@ -68,6 +71,7 @@ fn a_killed_client_resumes_without_fetching_stored_pieces_again() {
     let requests_before = origin.stats.requests.load(Ordering::Relaxed);
 
     let client = world.client(11);
+    client.start_check();
     let stored = have_pieces(&client.status());
     assert!(
         (12..PIECES).contains(&stored),

@@ -127,7 +127,7 @@ fn a_download_falls_back_to_the_origin_when_the_server_dies() {
     let had = client.status()["counters"]["pieces_stored"]
         .as_u64()
         .unwrap();
-    assert!(had < 16, "most pieces were still to come: {had}");
+    assert!(had < 32, "pieces were still to come: {had}");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = fetch.try_wait().unwrap() {
@@ -195,7 +195,7 @@ fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
     let fetch = world.start_fetch(&newcomer, &content, &out);
     wait_until(
         "the newcomer took the holder's pieces",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || have_pieces(&newcomer.status()) == held,
     );
     let transfer = newcomer.status()["transfers"][0].clone();

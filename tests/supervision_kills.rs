@@ -63,9 +63,12 @@ fn kill_every_kind(subnet: u8, how: &str) {
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, u64::from(subnet));
     let metrics_addr = format!("127.{subnet}.1.11:9464");
-    // A slow origin, so the kills land while pieces are still moving.
+    // A slow origin that holds its answers after 16 pieces until the kills
+    // are done, so they land while pieces are still moving, however long
+    // they take on a loaded machine.
     let options = OriginOptions {
         delay: Duration::from_millis(250),
+        hold_after: Some(16),
         ..OriginOptions::default()
     };
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), options);
@@ -159,6 +162,7 @@ fn kill_every_kind(subnet: u8, how: &str) {
     wait_until("the registry restarted", Duration::from_secs(20), || {
         actor(&server.data_dir, "registry")["restarts"] == 1
     });
+    origin.release();
 
     // The log filter changes live; a bad one is refused and changes nothing.
     let (ok, out) = shell(victim, "log debug");

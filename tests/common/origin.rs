@@ -1,7 +1,10 @@
 //! A test origin: a small HTTP/1.1 server with `Range`, independent of the
 //! code under test. It counts the body bytes and the range requests it
-//! serves, can flip one byte at a given offset (a corrupt source), and can
-//! delay every request (a slow WAN).
+//! serves, can flip one byte at a given offset (a corrupt source), can
+//! delay every request (a slow WAN), and can hold every request after the
+//! first few until the test releases them (a download that is certainly
+//! still under way, however slow the machine). A request whose asker hung
+//! up while it waited is not answered, so it is not counted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,6 +19,10 @@ pub struct OriginStats {
     pub bytes: AtomicU64,
     pub requests: AtomicU64,
     pub ranges: Mutex<Vec<(u64, u64)>>,
+    /// Requests read so far (answered or not).
+    arrived: AtomicU64,
+    /// Held requests may go on.
+    released: AtomicBool,
 }
 
 pub struct TestOrigin {
@@ -30,6 +37,8 @@ pub struct OriginOptions {
     pub flip_at: Option<u64>,
     /// Sleep this long before answering each request.
     pub delay: Duration,
+    /// Hold every request after this many until [`TestOrigin::release`].
+    pub hold_after: Option<u64>,
 }
 
 impl TestOrigin {
@@ -59,6 +68,11 @@ impl TestOrigin {
 
     pub fn bytes(&self) -> u64 {
         self.stats.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Lets the held requests (and every later one) be answered.
+    pub fn release(&self) {
+        self.stats.released.store(true, Ordering::Relaxed);
     }
 }
 
@@ -96,7 +110,16 @@ fn serve(stream: TcpStream, file: &PathBuf, stats: &OriginStats, options: &Origi
                 range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()));
             }
         }
+        let arrived = stats.arrived.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(options.delay);
+        if options.hold_after.is_some_and(|n| arrived >= n) {
+            while !stats.released.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if asker_hung_up(&writer) {
+            return;
+        }
         let handle = std::fs::File::open(file).unwrap();
         let size = handle.metadata().unwrap().len();
         let (first, last) = range.unwrap_or((0, size - 1));
@@ -125,5 +148,18 @@ fn serve(stream: TcpStream, file: &PathBuf, stats: &OriginStats, options: &Origi
         stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         stats.ranges.lock().unwrap().push((first, last));
+    }
+}
+
+/// True if the other end closed the connection (its process was killed
+/// while the request waited).
+fn asker_hung_up(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let peeked = stream.peek(&mut [0u8; 1]);
+    stream.set_nonblocking(false).unwrap();
+    match peeked {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }

@@ -33,7 +33,7 @@ pub enum Stop {
 type Farewell = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// Longest wait for a [`Farewell`].
-const FAREWELL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+const FAREWELL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs the started System until it is told to stop.
 fn run_until(
