@@ -19,7 +19,7 @@ use branchline_actors::rvp::Wanted;
 use branchline_actors::store::{GetInventory, Store};
 use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest, read_frame, write_frame,
+    MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest,
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use rustls::pki_types::CertificateRevocationListDer;
@@ -27,6 +27,7 @@ use rustls::pki_types::CertificateRevocationListDer;
 use crate::attributes::AttributeSource;
 use crate::revocation::Trust;
 use crate::transport::connection_slot::ConnectionSlot;
+use crate::transport::exchange::exchange;
 
 /// Messages the link's mailbox holds at most.
 pub const LINK_MAILBOX: usize = 512;
@@ -362,18 +363,14 @@ async fn call(slot: &ConnectionSlot, request: ServerRequest) -> Result<ServerRep
         addr: slot.addr(),
         reason,
     };
-    let exchange = async {
-        let (mut send, mut recv) = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
-        write_frame(&mut send, &request)
+    let ask = async {
+        let streams = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
+        let (reply, _) = exchange(streams, &request, MAX_REPLY_FRAME)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        send.finish().map_err(|e| unreachable(e.to_string()))?;
-        read_frame::<ServerReply>(&mut recv, MAX_REPLY_FRAME)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .ok_or_else(|| unreachable("the server closed the stream without answering".into()))
+        Ok(reply)
     };
-    tokio::time::timeout(CALL_DEADLINE, exchange)
+    tokio::time::timeout(CALL_DEADLINE, ask)
         .await
         .unwrap_or_else(|_| {
             Err(unreachable(format!(

@@ -78,18 +78,13 @@ where
     Q: serde::Serialize,
     R: serde::de::DeserializeOwned,
 {
-    use branchline::transport::endpoint;
-    use branchline_actors::wire::{MAX_REPLY_FRAME, read_frame, write_frame};
+    use branchline::transport::{endpoint, exchange::exchange};
+    use branchline_actors::wire::MAX_REPLY_FRAME;
     let socket = endpoint::bind(from).unwrap();
     let (peer, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
     let conn = endpoint::connect(&peer, to, name, Duration::from_secs(5))
         .await
         .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, request).await.unwrap();
-    send.finish().unwrap();
-    read_frame(&mut recv, MAX_REPLY_FRAME)
-        .await
-        .unwrap()
-        .unwrap()
+    let streams = conn.open_bi().await.unwrap();
+    exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
 }

@@ -15,6 +15,7 @@ pub mod admission;
 pub mod background_cc;
 pub mod connection_slot;
 pub mod endpoint;
+pub mod exchange;
 pub mod peer_session;
 #[cfg(debug_assertions)]
 pub mod test_fault;

@@ -28,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::TransportDeps;
 use super::connection_slot::ConnectionSlot;
+use super::exchange::{ExchangeError, exchange};
 use crate::server_link::LinkStatus;
 
 /// Messages a session's mailbox holds at most.
@@ -398,20 +399,14 @@ async fn ask(
     request: &PeerRequest,
     max: usize,
 ) -> Result<(PeerReply, quinn::RecvStream), FetchError> {
-    let (mut send, mut recv) = slot
+    let streams = slot
         .open(DIAL_DEADLINE)
         .await
         .map_err(FetchError::Unreachable)?;
-    write_frame(&mut send, request)
-        .await
-        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    send.finish()
-        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
-    let reply = read_frame(&mut recv, max)
-        .await
-        .map_err(|e| FetchError::Protocol(e.to_string()))?
-        .ok_or_else(|| FetchError::Protocol("stream ended before the reply".into()))?;
-    Ok((reply, recv))
+    exchange(streams, request, max).await.map_err(|e| match e {
+        ExchangeError::Send(e) => FetchError::Unreachable(e),
+        ExchangeError::Reply(e) => FetchError::Protocol(e),
+    })
 }
 
 /// Asks the peer for a manifest and checks it against the content id (the

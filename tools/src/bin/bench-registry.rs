@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use branchline::tls;
 use branchline::transport::endpoint;
+use branchline::transport::exchange::exchange;
 use branchline_actors::election::Attributes;
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery, read_frame,
-    write_frame,
+    MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery,
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
@@ -166,13 +166,8 @@ async fn register_all(
 }
 
 async fn call(conn: &quinn::Connection, request: &ServerRequest) -> ServerReply {
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    write_frame(&mut send, request).await.unwrap();
-    send.finish().unwrap();
-    read_frame(&mut recv, MAX_REPLY_FRAME)
-        .await
-        .unwrap()
-        .expect("a reply")
+    let streams = conn.open_bi().await.unwrap();
+    exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
 }
 
 fn fake_id(n: u32) -> NodeId {
