@@ -65,11 +65,20 @@ fn bad_testbed_arguments_are_refused_before_anything_is_built() {
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
-    let (code, stderr) = common::testbed::wan_delay_refused(&["--delay-ms", "abc"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line, no panic: {stderr}");
-    assert!(
-        stderr.contains("bad value for --delay-ms: `abc`"),
-        "{stderr}"
-    );
+    for (args, expected) in [
+        (
+            &["--delay-ms", "abc"][..],
+            "bad value for --delay-ms: `abc`",
+        ),
+        (
+            &["--delay", "30"][..],
+            "unknown argument `--delay` (it takes --queue N, --delay-ms N)",
+        ),
+        (&["--queue"][..], "--queue needs a value"),
+    ] {
+        let (code, stderr) = common::testbed::wan_delay_refused(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line, no panic: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

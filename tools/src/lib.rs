@@ -75,6 +75,30 @@ pub fn fill_random(buf: &mut [u8], seed: &mut u64) {
     }
 }
 
+/// Refuses anything on the command line but `--name value` pairs of the
+/// `known` names (one line, exit code 2), so a mistyped option does not
+/// run the tool with its default; `--help` lists them.
+pub fn check_args(known: &[&str]) {
+    let args: Vec<String> = std::env::args().collect();
+    let program = args.first().map_or("", String::as_str);
+    let options = known.join(" N, ") + " N";
+    let mut rest = args.iter().skip(1);
+    while let Some(name) = rest.next() {
+        if name == "--help" || name == "-h" {
+            println!("usage: {program} [{}]", known.join(" N] [") + " N");
+            std::process::exit(0);
+        }
+        if !known.contains(&name.as_str()) {
+            eprintln!("{program}: unknown argument `{name}` (it takes {options})");
+            std::process::exit(2);
+        }
+        if rest.next().is_none() {
+            eprintln!("{program}: {name} needs a value");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Parses `--name value` from the command line, with a default. A value
 /// that does not parse ends the program with a one-line error and exit
 /// code 2.

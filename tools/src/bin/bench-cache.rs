@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use branchline_storage::content::DEFAULT_PIECE_SIZE;
 use branchline_storage::{CacheConfig, Hash, Manifest, PieceCache};
-use branchline_tools::{arg, disk_bytes, fill_random, print_command, secs};
+use branchline_tools::{arg, check_args, disk_bytes, fill_random, print_command, secs};
 
 struct Figures {
     write_mbs: f64,
@@ -18,6 +18,7 @@ struct Figures {
 }
 
 fn main() {
+    check_args(&["--mib", "--writers"]);
     print_command();
     let mib: usize = arg("--mib", 512);
     let writers: usize = arg("--writers", 16);

@@ -21,13 +21,14 @@ use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
     peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
 };
-use branchline_tools::{arg, disk_bytes, print_command, secs};
+use branchline_tools::{arg, check_args, disk_bytes, print_command, secs};
 use futures_util::StreamExt as _;
 
 const SUBNET: &str = "127.41.1";
 const PIECES: u32 = 1024;
 
 fn main() {
+    check_args(&["--clients", "--contents", "--concurrency"]);
     print_command();
     let clients: u32 = arg("--clients", 10_000);
     let contents: usize = arg("--contents", 4);

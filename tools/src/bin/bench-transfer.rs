@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use branchline_tools::nodes::{
     Proc, cpu_secs, peak_rss_mb, publish, release_binary, spawn, status, wait_for,
 };
-use branchline_tools::{arg, fill_random, print_command, secs};
+use branchline_tools::{arg, check_args, fill_random, print_command, secs};
 
 const SUBNET: &str = "127.40.1";
 
 fn main() {
+    check_args(&["--mib", "--runs"]);
     print_command();
     let mib: u64 = arg("--mib", 1024);
     let runs: usize = arg("--runs", 3);

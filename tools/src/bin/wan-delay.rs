@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use branchline_tools::arg;
+use branchline_tools::{arg, check_args};
 
 /// Longest sleep while packets wait: the delay's granularity.
 const TICK: Duration = Duration::from_micros(500);
@@ -23,6 +23,7 @@ const TICK: Duration = Duration::from_micros(500);
 const QUEUE_MAX: u32 = 65_536;
 
 fn main() {
+    check_args(&["--queue", "--delay-ms"]);
     let queue_num: u16 = arg("--queue", 0);
     let delay = Duration::from_millis(arg("--delay-ms", 30));
     if let Err(e) = run(queue_num, delay) {
