@@ -166,8 +166,16 @@ pub(crate) fn print_client(s: &ClientStatus) {
     println!("transfers ({}):", s.transfers.len());
     for t in &s.transfers {
         println!(
-            "  {}  {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight",
-            t.content, t.name, t.have, t.pieces, t.sources, t.in_flight
+            "  {}  {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight, {} origins, leases {} (+{} elsewhere)",
+            t.content,
+            t.name,
+            t.have,
+            t.pieces,
+            t.sources,
+            t.in_flight,
+            t.origins,
+            t.leases,
+            t.leased_elsewhere
         );
     }
 }
