@@ -327,7 +327,7 @@ impl Transfer {
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
                     if answer.is_discovered() {
                         run.picker.grant_unheld();
-                    } else if run.origins.is_empty() {
+                    } else {
                         act.learn_origins(ctx);
                     }
                     act.pump(ctx);

@@ -12,7 +12,7 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
-use super::status::{print_actors, print_client, print_server};
+use super::status::{print_actors, print_client, print_server, transfer_line};
 use super::{data_dir, mib, runtime};
 use crate::admin::{connect, socket_path};
 use crate::cli::{NodeLocator, ShellArgs};
@@ -217,16 +217,8 @@ impl Shell {
             (AdminReply::ClientStatus(s), "transfers") => {
                 for t in &s.transfers {
                     println!(
-                        "  {} {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight, {} origins, leases {} (+{} elsewhere); office {}, WAN {}, origin {}",
-                        t.content,
-                        t.name,
-                        t.have,
-                        t.pieces,
-                        t.sources,
-                        t.in_flight,
-                        t.origins,
-                        t.leases,
-                        t.leased_elsewhere,
+                        "{}; office {}, WAN {}, origin {}",
+                        transfer_line(t),
                         mib(t.from_peers),
                         mib(t.from_parent),
                         mib(t.from_origin)

@@ -2,6 +2,7 @@
 
 use branchline_actors::wire::{
     ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ServerStatus, StartCheck,
+    TransferProgress,
 };
 
 use super::{data_dir, mib, runtime};
@@ -165,19 +166,25 @@ pub(crate) fn print_client(s: &ClientStatus) {
     print_actors(&s.actors);
     println!("transfers ({}):", s.transfers.len());
     for t in &s.transfers {
-        println!(
-            "  {}  {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight, {} origins, leases {} (+{} elsewhere)",
-            t.content,
-            t.name,
-            t.have,
-            t.pieces,
-            t.sources,
-            t.in_flight,
-            t.origins,
-            t.leases,
-            t.leased_elsewhere
-        );
+        println!("{}", transfer_line(t));
     }
+}
+
+/// One download as `status` and the shell's `transfers` show it: progress,
+/// sources, requests in flight, usable origins and origin leases.
+pub(crate) fn transfer_line(t: &TransferProgress) -> String {
+    format!(
+        "  {}  {:<24} {:>5}/{:<5} pieces  {} sources, {} in flight, {} origins, leases {} (+{} elsewhere)",
+        t.content,
+        t.name,
+        t.have,
+        t.pieces,
+        t.sources,
+        t.in_flight,
+        t.origins,
+        t.leases,
+        t.leased_elsewhere
+    )
 }
 
 pub(crate) fn print_server(s: &ServerStatus) {
