@@ -1,6 +1,6 @@
 //! A lying peer is contained. One client of the office serves every piece
 //! with a byte flipped (the debug-build fault switch
-//! `BRANCHLINE_TEST_SERVE_CORRUPT`); an honest client fetching from it and
+//! `BRANCHLINE_TEST_SERVE_FAULT=corrupt`); an honest client fetching from it and
 //! from an honest peer rejects every bad piece, strikes the liar, bans it
 //! at the second strike and reports the ban with its evidence to the
 //! server, which stops offering the liar to the office: a client that
@@ -32,7 +32,7 @@ fn a_peer_serving_bad_bytes_is_struck_banned_at_two_and_reported() {
         world.addr(12, 34760),
         world.server_addr(),
         &["--config", &common::path_arg(&liar_config)],
-        &[("BRANCHLINE_TEST_SERVE_CORRUPT", "1")],
+        &[("BRANCHLINE_TEST_SERVE_FAULT", "corrupt")],
     );
     let victim = world.client_elected("victim", "127.31.10.13:34760", "free_mib = 100000");
     for client in [&rvp, &liar, &victim] {

@@ -29,6 +29,7 @@
 //! - [`delay`]: queuing delay from RTT samples (RFC 6817's estimate).
 //! - [`busy`]: the busy pause of the link into the office.
 //! - [`have_reporter`]: have reports to the server link, the last never lost.
+//! - [`stuck`]: the deadline on a piece whose holders never deliver it.
 
 pub mod answer_delta;
 pub mod busy;
@@ -49,6 +50,7 @@ pub mod registry_actor;
 pub mod rvp;
 pub mod store;
 pub mod strikes;
+pub mod stuck;
 pub mod supervision;
 pub mod token_bucket;
 pub mod topology;

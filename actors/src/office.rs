@@ -30,7 +30,7 @@ use crate::store::{RemoveContent, Store};
 use crate::strikes::{StrikeBook, Verdict};
 use crate::supervision::ActorBook;
 use crate::token_bucket::LinkRate;
-use crate::transfer::{Transfer, TransferDeps, TransferSettings};
+use crate::transfer::{Resume, Transfer, TransferDeps, TransferSettings};
 use crate::wire::{BadPiece, ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
 
 /// Messages the office's mailbox holds at most.
@@ -161,7 +161,8 @@ impl Handler<Purged> for Office {
     }
 }
 
-/// Starts (or finds) the transfer of a content.
+/// Starts (or finds) the transfer of a content. A transfer that finished
+/// is asked to [`Resume`]: it runs again if the cache lost pieces since.
 #[derive(Debug, Message)]
 #[rtype(result = "Addr<Transfer>")]
 pub struct StartTransfer(pub ContentId);
@@ -172,9 +173,14 @@ impl Handler<StartTransfer> for Office {
         crate::supervision::handled();
         let reusable = self
             .transfers
-            .get(&msg.0)
+            .get_mut(&msg.0)
             .filter(|e| e.addr.connected() && e.finished.is_none_or(|(_, ok)| ok));
         if let Some(entry) = reusable {
+            // A finished transfer looks at the cache again: pieces may have
+            // been dropped since (rotted on disk), and then it runs for them.
+            if entry.finished.take().is_some() {
+                entry.addr.do_send(Resume);
+            }
             return MessageResult(entry.addr.clone());
         }
         let deps = TransferDeps {
@@ -444,6 +450,8 @@ pub struct SourcesRequest {
     pub want_leases: u32,
     /// Leases given back.
     pub release: Vec<u32>,
+    /// Pieces whose holders never delivered them ([`crate::stuck`]).
+    pub stuck: Vec<u32>,
     /// Longest wait.
     pub wait: Duration,
 }
@@ -458,6 +466,7 @@ impl Handler<SourcesRequest> for Office {
             since: msg.since,
             want_leases: msg.want_leases,
             release: msg.release,
+            stuck: msg.stuck,
             wait_ms: u32::try_from(msg.wait.as_millis()).unwrap_or(u32::MAX),
         };
         let (server, discover, content) = (

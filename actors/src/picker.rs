@@ -27,6 +27,10 @@
 //!   a row up to [`MAX_REST`]; a success ends the run. An origin that fails
 //!   [`ORIGIN_GIVE_UP`] times in a row is set aside too, so a dead origin
 //!   ends the transfer with an error instead of hanging.
+//! - **A deadline on every piece.** A piece whose requests to peers keep
+//!   failing for `stuck_after` is *stuck* ([`crate::stuck`]): it may be
+//!   leased from the origin although peers claim it, so a holder that
+//!   never delivers delays a download, never stalls it.
 //! - Every request carries an id; an outcome for an unknown id (a request
 //!   already written off) is ignored.
 //! - A request has two phases: **on the wire** until its bytes arrive, then
@@ -41,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{NodeId, PieceMap};
 
+use crate::stuck::StuckPieces;
 use crate::token_bucket::LinkRate;
 use crate::wire::{PeerHolding, UpstreamLink};
 
@@ -63,6 +68,9 @@ pub struct Limits {
     pub origin: u32,
     /// How long a source that failed (other than with bad bytes) rests.
     pub retry_after: Duration,
+    /// How long a piece's requests to peers may keep failing before it is
+    /// taken from the origin ([`crate::stuck`]).
+    pub stuck_after: Duration,
 }
 
 impl Default for Limits {
@@ -72,6 +80,7 @@ impl Default for Limits {
             total: 16,
             origin: 4,
             retry_after: Duration::from_secs(2),
+            stuck_after: Duration::from_secs(30),
         }
     }
 }
@@ -189,6 +198,7 @@ pub struct Picker {
     upstream_blocked: Option<Instant>,
     silent: BTreeSet<NodeId>,
     to_report: Vec<NodeId>,
+    stuck: StuckPieces,
 }
 
 impl Picker {
@@ -213,6 +223,7 @@ impl Picker {
             upstream_blocked: None,
             silent: BTreeSet::new(),
             to_report: Vec::new(),
+            stuck: StuckPieces::new(limits.stuck_after),
         }
     }
 
@@ -346,8 +357,10 @@ impl Picker {
     pub fn next_requests(&mut self, now: Instant) -> Vec<Request> {
         let mut out = Vec::new();
         // Rarest first among pieces some peer holds.
+        // A stuck piece leased to this node goes to the origin instead.
         let mut candidates: Vec<(usize, u32)> = self
             .wanted()
+            .filter(|i| !(self.granted.contains(i) && self.stuck.is_stuck(*i, now)))
             .map(|i| (self.holders(i), i))
             .filter(|&(holders, _)| holders > 0)
             .collect();
@@ -378,7 +391,7 @@ impl Picker {
             if self.full() || self.origin_in_flight() >= self.limits.origin {
                 break;
             }
-            if self.holders(index) > 0 {
+            if self.holders(index) > 0 && !self.stuck.is_stuck(index, now) {
                 continue; // a peer has it now; the lease goes back
             }
             match self.usable_origin(now) {
@@ -527,6 +540,7 @@ impl Picker {
         }
         self.have.set(index);
         self.granted.remove(&index);
+        self.stuck.stored(index);
         Outcome::Applied
     }
 
@@ -560,6 +574,9 @@ impl Picker {
         let Some((index, source)) = self.finish(id) else {
             return Outcome::Stale;
         };
+        if let Source::Peer(..) = source {
+            self.stuck.failed(index, now);
+        }
         match (source, failure) {
             (Source::Peer(peer, _), Failure::BadData) => {
                 // A strike: the peer rests, and is not asked for this piece
@@ -606,8 +623,9 @@ impl Picker {
     }
 
     /// How many more origin leases this node would use now: pieces no usable
-    /// peer holds and nobody else is fetching, up to the free origin slots.
-    pub fn wanted_leases(&self) -> u32 {
+    /// peer holds (or that are stuck) and nobody else is fetching, up to the
+    /// free origin slots.
+    pub fn wanted_leases(&self, now: Instant) -> u32 {
         if self.origins.is_empty() || self.origins_exhausted() {
             return 0;
         }
@@ -618,7 +636,9 @@ impl Picker {
         let needed = self
             .wanted()
             .filter(|&i| {
-                self.holders(i) == 0 && !self.leased_elsewhere.get(i) && !self.granted.contains(&i)
+                (self.holders(i) == 0 || self.stuck.is_stuck(i, now))
+                    && !self.leased_elsewhere.get(i)
+                    && !self.granted.contains(&i)
             })
             .take(slots as usize)
             .count();
@@ -632,6 +652,14 @@ impl Picker {
             .filter(|i| !self.pieces_in_flight.contains(i))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Missing pieces whose peer requests kept failing past the deadline,
+    /// for the server to lease from the origin although peers claim them.
+    pub fn stuck_pieces(&self, now: Instant) -> Vec<u32> {
+        let mut stuck = self.stuck.stuck(now);
+        stuck.retain(|&i| !self.have.get(i));
+        stuck
     }
 
     /// Leases to give back to the server (taken once).
@@ -657,6 +685,7 @@ impl Picker {
         peers
             .chain(origins)
             .chain(self.upstream_blocked)
+            .chain(self.stuck.next_deadline(now))
             .filter(|&t| t > now)
             .min()
     }
@@ -705,6 +734,7 @@ mod tests {
             total: 6,
             origin: 2,
             retry_after: Duration::from_secs(1),
+            stuck_after: Duration::from_secs(30),
         }
     }
 
@@ -811,9 +841,9 @@ mod tests {
         elsewhere.set(0);
         p.update_sources(&[peer(1, &[1], 5)], elsewhere.clone(), &[]);
         // 2, 3, 4: nobody holds or leases them; 2 origin slots.
-        assert_eq!(p.wanted_leases(), 2);
+        assert_eq!(p.wanted_leases(Instant::now()), 2);
         p.update_sources(&[peer(1, &[1], 5)], elsewhere, &[2, 3]);
-        assert_eq!(p.wanted_leases(), 0);
+        assert_eq!(p.wanted_leases(Instant::now()), 0);
         let reqs = p.next_requests(Instant::now());
         let origin: Vec<_> = reqs
             .iter()
@@ -850,7 +880,7 @@ mod tests {
         let again = p.next_requests(now + Duration::from_secs(60));
         assert!(again.is_empty(), "peer 1 is set aside: {again:?}");
         assert_eq!(
-            p.wanted_leases(),
+            p.wanted_leases(now),
             2,
             "no piece has a source: the other request to the bad peer was written off too"
         );
@@ -1081,12 +1111,57 @@ mod tests {
     }
 
     #[test]
+    fn given_a_holder_that_never_delivers_then_its_piece_goes_to_the_origin_after_the_deadline() {
+        let t0 = Instant::now();
+        let mut p = Picker::new(PieceMap::new(2), 1, limits());
+        p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[]);
+        assert_eq!(p.wanted_leases(t0), 0, "a peer claims every piece");
+        let mut now = t0;
+        // The peer refuses every request, again and again.
+        while now < t0 + Duration::from_secs(30) {
+            for r in p.next_requests(now) {
+                p.on_failed(r.id, Failure::Unavailable, now);
+            }
+            assert!(p.stuck_pieces(now).is_empty() || now >= t0 + Duration::from_secs(30));
+            now = p.next_wake(now).expect("a rest or a deadline to wait for");
+        }
+        assert_eq!(p.stuck_pieces(now), vec![0, 1], "both failing since t0");
+        assert_eq!(p.wanted_leases(now), 2, "stuck pieces may be leased");
+        // The server grants them; the origin is used although the peer claims them.
+        p.update_sources(&[peer(1, &[0, 1], 2)], PieceMap::new(2), &[0, 1]);
+        let reqs = p.next_requests(now);
+        let from_origin: Vec<u32> = reqs
+            .iter()
+            .filter(|r| r.source == Source::Origin(0))
+            .map(|r| r.index)
+            .collect();
+        assert_eq!(from_origin, vec![0, 1]);
+        for r in &reqs {
+            p.on_stored(r);
+        }
+        assert!(p.is_complete() && p.stuck_pieces(now).is_empty());
+    }
+
+    #[test]
+    fn given_a_lease_held_elsewhere_then_waiting_for_it_never_makes_a_piece_stuck() {
+        let t0 = Instant::now();
+        let mut p = Picker::new(PieceMap::new(1), 1, limits());
+        let mut elsewhere = PieceMap::new(1);
+        elsewhere.set(0);
+        p.update_sources(&[], elsewhere, &[]);
+        assert!(p.next_requests(t0).is_empty());
+        let later = t0 + Duration::from_secs(600);
+        assert!(p.stuck_pieces(later).is_empty());
+        assert_eq!(p.wanted_leases(later), 0);
+    }
+
+    #[test]
     fn given_no_origins_then_a_piece_nobody_holds_waits_instead_of_failing() {
         let now = Instant::now();
         let mut p = Picker::new(PieceMap::new(2), 0, limits());
         assert!(!p.origins_exhausted());
         assert!(p.unobtainable().is_empty());
-        assert_eq!(p.wanted_leases(), 0, "no origin to use a lease on");
+        assert_eq!(p.wanted_leases(now), 0, "no origin to use a lease on");
         p.update_sources(&[peer(1, &[1], 2)], PieceMap::new(2), &[]);
         assert_eq!(p.next_requests(now).len(), 1);
     }
@@ -1096,11 +1171,11 @@ mod tests {
         let now = Instant::now();
         let mut p = Picker::new(PieceMap::new(3), 0, limits());
         p.update_sources(&[peer(1, &[0], 3)], PieceMap::new(3), &[]);
-        assert_eq!(p.wanted_leases(), 0);
+        assert_eq!(p.wanted_leases(now), 0);
         assert_eq!(p.usable_origins(), 0);
         p.learn_origins(2);
         assert_eq!(p.usable_origins(), 2);
-        assert_eq!(p.wanted_leases(), 2, "pieces 1 and 2: nobody holds them");
+        assert_eq!(p.wanted_leases(now), 2, "pieces 1 and 2: nobody holds them");
         p.update_sources(&[peer(1, &[0], 3)], PieceMap::new(3), &[1, 2]);
         assert_eq!(p.leases(), (2, 0));
         let origin: Vec<u32> = p

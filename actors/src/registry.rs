@@ -12,6 +12,7 @@
 //! Every change to a content's holdings or leases bumps its version, which
 //! wakes long-polling `Sources` queries.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use crate::answer_delta::{self, Answered, Leases, Source};
 use crate::election::Attributes;
 use crate::holdings_log::HoldingsLog;
 use crate::offices::OfficeBook;
+use crate::stuck::MAX_STUCK_PER_QUERY;
 use crate::topology::Topology;
 use crate::wire::{
     BadPiece, BanView, ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView,
@@ -110,7 +112,7 @@ struct Client {
     counters: ByteCounters,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Lease {
     holder: NodeId,
     expires: Instant,
@@ -217,6 +219,22 @@ impl Content {
             }
         }
         chosen
+    }
+
+    /// Leases to `lease.holder` each of `pieces` not leased yet, `most` at
+    /// most; returns how many.
+    fn grant(&mut self, pieces: impl Iterator<Item = u32>, most: u32, lease: Lease) -> u32 {
+        let mut granted = 0;
+        for index in pieces {
+            if granted >= most {
+                break;
+            }
+            if let Entry::Vacant(free) = self.leases.entry(index) {
+                free.insert(lease);
+                granted += 1;
+            }
+        }
+        granted
     }
 
     fn expire_leases(&mut self, now: Instant) -> bool {
@@ -659,37 +677,46 @@ impl Registry {
                 changed = true;
             }
         }
-        let mut new = 0;
-        if plan.origin && query.want_leases > 0 {
+        let len = c.record.manifest.piece_count();
+        let lease = Lease {
+            holder: query.id,
+            expires: now + ttl,
+        };
+        // Pieces the asker's peers claim but never delivered: the origin
+        // takes over from any office (the deadline on a download).
+        let asker_has = c.holders.get(&query.id).cloned();
+        let stuck = query
+            .stuck
+            .iter()
+            .take(MAX_STUCK_PER_QUERY)
+            .copied()
+            .filter(|&i| i < len && !asker_has.as_ref().is_some_and(|h| h.get(i)));
+        let mut new = c.grant(stuck, query.want_leases, lease);
+        let stuck_leases = new;
+        if plan.origin {
             let office_has = c.held_among(in_office);
-            for index in 0..c.record.manifest.piece_count() {
-                if new >= query.want_leases {
-                    break;
-                }
-                if !c.leases.contains_key(&index) && !office_has.get(index) {
-                    c.leases.insert(
-                        index,
-                        Lease {
-                            holder: query.id,
-                            expires: now + ttl,
-                        },
-                    );
-                    new += 1;
-                }
-            }
+            let unheld = (0..len).filter(|&i| !office_has.get(i));
+            new += c.grant(unheld, query.want_leases - new, lease);
         }
         if changed || new > 0 {
             c.version += 1;
         }
-        if new > 0 {
-            let reason = plan.origin_reason.unwrap_or("top office");
-            let count = self.origin_use.entry((office.clone(), reason)).or_insert(0);
-            if *count == 0 {
+        for (reason, count) in [
+            ("stuck", stuck_leases),
+            (
+                plan.origin_reason.unwrap_or("top office"),
+                new - stuck_leases,
+            ),
+        ] {
+            if count == 0 {
+                continue;
+            }
+            let used = self.origin_use.entry((office.clone(), reason)).or_insert(0);
+            if *used == 0 {
                 tracing::info!(%office, content = %query.content, reason, "the office takes pieces from the origin");
             }
-            *count += u64::from(new);
+            *used += u64::from(count);
         }
-        let len = c.record.manifest.piece_count();
         let mut leased_elsewhere = PieceMap::new(len);
         let mut granted = Vec::new();
         for (&index, lease) in &c.leases {
@@ -1047,6 +1074,7 @@ mod tests {
             since: 0,
             want_leases: want,
             release: vec![],
+            stuck: vec![],
             wait_ms: 0,
         }
     }

@@ -5,14 +5,17 @@
 //! When the mailbox is full, callers on network paths (serving a peer) use
 //! `try_send` and answer `Busy`; local callers wait.
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use branchline_storage::piece_cache::{ContentSummary, PutOutcome, Usage};
+use branchline_storage::piece_cache::{ContentSummary, Exported, PutOutcome, Usage};
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::{CacheError, ContentId, Manifest, PieceCache, PieceMap};
 use bytes::Bytes;
+
+use crate::messages::ReportHave;
 
 /// Messages the store's mailbox holds at most.
 pub const STORE_MAILBOX: usize = 256;
@@ -31,12 +34,31 @@ pub enum StoreError {
 /// The store actor.
 pub struct Store {
     cache: Arc<PieceCache>,
+    /// Where a content's have-map goes when a rotted piece was dropped.
+    drops: Option<Recipient<ReportHave>>,
 }
 
 impl Store {
     /// A store over an open cache.
     pub fn new(cache: Arc<PieceCache>) -> Self {
-        Store { cache }
+        Store { cache, drops: None }
+    }
+
+    /// Tells the server (through [`ReportDropsTo`]) what `content` holds
+    /// now that pieces of it were dropped.
+    fn report_drop(&self, content: ContentId) {
+        let Some(drops) = self.drops.clone() else {
+            return;
+        };
+        let cache = self.cache.clone();
+        actix::spawn(async move {
+            let have = tokio::task::spawn_blocking(move || cache.have(&content)).await;
+            if let Ok(Ok(have)) = have {
+                tracing::warn!(%content, have = have.count(), "telling the server a rotted piece was dropped");
+                // Local and bounded: the server link coalesces have reports.
+                let _ = drops.send(ReportHave { content, have }).await;
+            }
+        });
     }
 
     fn blocking<T: Send + 'static>(
@@ -132,15 +154,29 @@ impl Cached {
 #[rtype(result = "Result<Option<Cached>, StoreError>")]
 pub struct Lookup(pub ContentId);
 
-/// Writes a complete content to a file.
+/// Writes a complete content (or some of its pieces) into a file the
+/// asker opened, verifying every piece on the way out: a piece that rotted
+/// on disk is dropped from the cache, reported, not written, and listed in
+/// the answer, so the asker fetches it again and writes just those.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), StoreError>")]
-pub struct Export {
+#[rtype(result = "Result<Exported, StoreError>")]
+pub struct ExportTo {
     /// The content.
     pub content: ContentId,
-    /// The output path.
-    pub out: PathBuf,
+    /// The file to write into.
+    pub out: Arc<File>,
+    /// Its name, for errors.
+    pub label: PathBuf,
+    /// The pieces to write; `None`: all, after sizing the file.
+    pub pieces: Option<Vec<u32>>,
 }
+
+/// From now on, every piece the store finds rotted on disk (serving it, or
+/// writing it out) has its content's new have-map reported here at once,
+/// so the server stops naming this node as a holder of it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReportDropsTo(pub Recipient<ReportHave>);
 
 /// Removes a content and its bytes from the cache (purged everywhere).
 #[derive(Debug, Message)]
@@ -190,12 +226,24 @@ impl Handler<ServePiece> for Store {
     type Result = ();
     fn handle(&mut self, msg: ServePiece, ctx: &mut Context<Self>) {
         crate::supervision::handled();
+        let content = msg.content;
         let read = self.blocking(move |c| c.read_piece_to_share(&msg.content, msg.index));
         let reply = msg.reply;
-        ctx.spawn(read.into_actor(self).map(move |result, _, _| {
+        ctx.spawn(read.into_actor(self).map(move |result, act, _| {
+            if matches!(result, Err(StoreError::Cache(CacheError::Corrupt { .. }))) {
+                act.report_drop(content);
+            }
             // The asker may have given up; nothing to do then.
             let _ = reply.send(result);
         }));
+    }
+}
+
+impl Handler<ReportDropsTo> for Store {
+    type Result = ();
+    fn handle(&mut self, msg: ReportDropsTo, _: &mut Context<Self>) {
+        crate::supervision::handled();
+        self.drops = Some(msg.0);
     }
 }
 
@@ -214,11 +262,20 @@ impl Handler<Lookup> for Store {
     }
 }
 
-impl Handler<Export> for Store {
-    type Result = ResponseFuture<Result<(), StoreError>>;
-    fn handle(&mut self, msg: Export, _: &mut Context<Self>) -> Self::Result {
+impl Handler<ExportTo> for Store {
+    type Result = ResponseActFuture<Self, Result<Exported, StoreError>>;
+    fn handle(&mut self, msg: ExportTo, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        self.blocking(move |c| c.export(&msg.content, &msg.out))
+        let content = msg.content;
+        let export = self.blocking(move |c| {
+            c.export_to(&msg.content, &msg.out, &msg.label, msg.pieces.as_deref())
+        });
+        Box::pin(export.into_actor(self).map(move |result, act, _| {
+            if result.as_ref().is_ok_and(|e| !e.dropped.is_empty()) {
+                act.report_drop(content);
+            }
+            result
+        }))
     }
 }
 

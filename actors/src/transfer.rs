@@ -298,11 +298,13 @@ impl Transfer {
             return;
         }
         run.polling = true;
+        let now = Instant::now();
         let request = SourcesRequest {
             content: self.content,
             since: run.known.version(),
-            want_leases: run.picker.wanted_leases(),
+            want_leases: run.picker.wanted_leases(now),
             release: run.picker.take_releases(),
+            stuck: run.picker.stuck_pieces(now),
             wait: self.settings.poll_wait,
         };
         let office = self.deps.office.clone();
@@ -672,5 +674,24 @@ impl Handler<GetState> for Transfer {
     fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         MessageResult(self.state())
+    }
+}
+
+/// Looks at the cache again: a finished transfer of a content that lost
+/// pieces since (dropped as rotted, when served or written out) runs
+/// again for them; a running one goes on. Sent by the office when a
+/// finished transfer is asked for again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resume;
+
+impl Handler<Resume> for Transfer {
+    type Result = ();
+    fn handle(&mut self, _: Resume, ctx: &mut Context<Self>) {
+        crate::supervision::handled();
+        if matches!(self.phase, Phase::Complete | Phase::Failed(_)) {
+            tracing::info!(content = %self.content, "transfer resumes: pieces are missing again");
+            self.begin(ctx);
+        }
     }
 }

@@ -261,6 +261,10 @@ pub struct SourcesQuery {
     pub want_leases: u32,
     /// Leases the asker gives back (it could not fetch those pieces).
     pub release: Vec<u32>,
+    /// Pieces the asker's peers claim but kept failing to deliver past its
+    /// deadline (at most [`crate::stuck::MAX_STUCK_PER_QUERY`] are read):
+    /// they may be leased from the origin although peers hold them.
+    pub stuck: Vec<u32>,
     /// Longest wait for a change, in ms (the server caps it).
     pub wait_ms: u32,
 }
@@ -510,13 +514,16 @@ pub enum ServerReply {
 pub enum AdminRequest {
     /// The node's status.
     Status,
-    /// Client: download a content and write it to `out`. Progress frames
+    /// Client: download a content and write it out. Progress frames
     /// follow until `Fetched` or `Error`.
     Fetch {
         /// The content.
         content: ContentId,
-        /// Where to write it (absolute path); `None` only downloads it
-        /// into the cache (pre-staging).
+        /// The file the tool writes, for messages. With it, the tool passes
+        /// the file it opened right after this frame (see
+        /// [`AdminRequest::passes_file`]) and the node writes the content
+        /// into that file, never into a path of its own; `None` only
+        /// downloads the content into the cache (pre-staging).
         out: Option<PathBuf>,
     },
     /// Server: publish a manifest with its origins.
@@ -551,6 +558,14 @@ pub enum AdminRequest {
     },
 }
 
+impl AdminRequest {
+    /// True if the tool passes an open file after this request's frame
+    /// (over the admin socket, as ancillary data): a fetch with an output.
+    pub fn passes_file(&self) -> bool {
+        matches!(self, AdminRequest::Fetch { out: Some(_), .. })
+    }
+}
+
 /// The local node's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminReply {
@@ -560,7 +575,8 @@ pub enum AdminReply {
     ServerStatus(ServerStatus),
     /// A fetch is under way.
     Progress(TransferProgress),
-    /// A fetch finished; the file is written.
+    /// A fetch finished; every piece of the file passed with it is
+    /// verified and written (the tool syncs and renames it).
     Fetched(TransferProgress),
     /// Published; the content id.
     Published(ContentId),
@@ -927,7 +943,7 @@ pub struct OriginUse {
     /// The office.
     pub office: String,
     /// Why it used the origin: `top office`, `origin_direct`, `nothing
-    /// above has clients`.
+    /// above has clients`, or `stuck` (a holder never delivered a piece).
     pub reason: String,
     /// Pieces leased from the origin.
     pub pieces: u64,

@@ -191,6 +191,10 @@ pub struct FetchArgs {
     /// without downloading again.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the file at --out if there is one (without it, an existing
+    /// file is refused and left untouched).
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -243,6 +243,10 @@ pub struct TransferSection {
     pub request_timeout_secs: u64,
     /// Milliseconds a source that failed rests before it is asked again.
     pub retry_after_ms: u64,
+    /// Seconds a piece's requests to the peers that claim it may keep
+    /// failing before it is taken from the origin (the deadline on a
+    /// download: a holder that never delivers cannot stall it).
+    pub stuck_after_secs: u64,
     /// Pieces that fail verification from one peer before it is banned
     /// (1 bans at the first).
     pub ban_after_strikes: u32,
@@ -256,6 +260,7 @@ impl Default for TransferSection {
             origin_in_flight: 4,
             request_timeout_secs: 30,
             retry_after_ms: 2000,
+            stuck_after_secs: 30,
             ban_after_strikes: 2,
         }
     }
@@ -641,6 +646,7 @@ impl ClientConfig {
                 "limits.requests_per_sec",
             ),
             (t.request_timeout_secs, "transfer.request_timeout_secs"),
+            (t.stuck_after_secs, "transfer.stuck_after_secs"),
             (self.discovery.wait_ms, "discovery.wait_ms"),
             (
                 self.background.target_delay_ms,

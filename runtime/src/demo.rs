@@ -374,31 +374,18 @@ async fn fetch_one(
     bar: ProgressBar,
     started: Instant,
 ) -> anyhow::Result<Duration> {
-    let request = AdminRequest::Fetch {
-        content,
-        out: Some(out),
-    };
-    let result = connect::request(&socket, &request, |reply| match reply {
-        AdminReply::Progress(p) => {
-            fetch::show(&bar, &p);
-            bar.set_message(sources(&p));
-            None
-        }
-        AdminReply::Fetched(p) => {
-            fetch::show(&bar, &p);
-            bar.set_message(format!(
-                "{}  done in {:.1} s",
-                sources(&p),
-                started.elapsed().as_secs_f64()
-            ));
-            Some(Ok(started.elapsed()))
-        }
-        AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
-        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    fetch::fetch_to(&socket, content, Some(&out), false, |p| {
+        fetch::show(&bar, p);
+        bar.set_message(sources(p));
     })
     .await?;
+    bar.set_message(format!(
+        "{}  done in {:.1} s",
+        bar.message(),
+        started.elapsed().as_secs_f64()
+    ));
     bar.finish();
-    result
+    Ok(started.elapsed())
 }
 
 /// Where a transfer's bytes came from, for its progress line.

@@ -10,6 +10,7 @@
 //!
 //! Every method blocks on disk. Actors call them from a blocking thread pool.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -130,6 +131,16 @@ pub struct PutOutcome {
     pub complete: bool,
     /// Pieces held after this call.
     pub have: u32,
+}
+
+/// What [`PieceCache::export_to`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Pieces verified and written.
+    pub written: u32,
+    /// Pieces that failed verification on the way out: dropped from the
+    /// cache (to be fetched again) and not written.
+    pub dropped: Vec<u32>,
 }
 
 /// One content in the cache, for listings.
@@ -511,28 +522,52 @@ impl PieceCache {
         Ok(())
     }
 
-    /// Writes a complete content to `out`, atomically: into `out.partial`,
-    /// synced, then renamed.
-    pub fn export(&self, id: &ContentId, out: &Path) -> Result<(), CacheError> {
+    /// Writes a complete content into `out` (a file the caller opened, named
+    /// `label` in errors), **verifying every piece as it copies**: a piece
+    /// that rotted on disk is dropped from the cache (unmarked, so it is
+    /// fetched again), is not written, and is listed in
+    /// [`Exported::dropped`]. `pieces` names the pieces to write (`None`:
+    /// all, and the file is first sized to the content). The caller syncs
+    /// and renames `out`; it is whole only when no piece was dropped.
+    pub fn export_to(
+        &self,
+        id: &ContentId,
+        out: &File,
+        label: &Path,
+        pieces: Option<&[u32]>,
+    ) -> Result<Exported, CacheError> {
         let open = self.opened(id)?;
         let have = self.have(id)?;
-        if !have.is_complete() {
+        let whole = pieces.is_none();
+        let pieces: Cow<'_, [u32]> = match pieces {
+            Some(pieces) => Cow::Borrowed(pieces),
+            None => Cow::Owned((0..open.manifest.piece_count()).collect()),
+        };
+        if !pieces.iter().all(|&i| have.get(i)) {
             return Err(CacheError::Incomplete {
                 id: *id,
                 have: have.count(),
                 total: have.len(),
             });
         }
-        let mut partial = out.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        std::fs::copy(&open.path, &partial).map_err(io_err("copy to", &partial))?;
-        File::open(&partial)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("sync", &partial))?;
-        std::fs::rename(&partial, out).map_err(io_err("rename to", out))?;
+        if whole {
+            out.set_len(open.manifest.size)
+                .map_err(io_err("size", label))?;
+        }
+        let mut exported = Exported::default();
+        for &index in pieces.iter() {
+            match self.read_piece(id, index) {
+                Ok(bytes) => {
+                    out.write_all_at(&bytes, open.manifest.piece_offset(index))
+                        .map_err(io_err("write", label))?;
+                    exported.written += 1;
+                }
+                Err(CacheError::Corrupt { .. }) => exported.dropped.push(index),
+                Err(e) => return Err(e),
+            }
+        }
         self.update_entry(id, |e| e.last_used_ms = unix_ms())?;
-        Ok(())
+        Ok(exported)
     }
 
     /// Pins or unpins a content; pinned contents are never evicted.
@@ -671,18 +706,90 @@ mod tests {
         let c = cache(dir.path(), 1 << 30);
         assert_eq!(c.have(&id).unwrap().iter_set().collect::<Vec<_>>(), vec![0]);
         assert_eq!(c.read_piece(&id, 0).unwrap(), piece(&data, &m, 0));
-        let out = dir.path().join("out.bin");
+        let path = dir.path().join("out.bin");
+        let out = File::create(&path).unwrap();
         assert!(matches!(
-            c.export(&id, &out),
+            c.export_to(&id, &out, &path, None),
             Err(CacheError::Incomplete {
                 have: 1,
                 total: 7,
                 ..
             })
         ));
+        assert_eq!(out.metadata().unwrap().len(), 0, "nothing written");
         fill(&c, &data, &m);
-        c.export(&id, &out).unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), data);
+        let done = c.export_to(&id, &out, &path, None).unwrap();
+        assert_eq!(
+            done,
+            Exported {
+                written: 7,
+                dropped: vec![]
+            }
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    /// Every sampled single-byte flip of a stored content is caught on the
+    /// way out: the piece it lands in is dropped and not written, and once
+    /// that piece is stored again, writing just it makes the output whole.
+    #[test]
+    fn every_sampled_byte_flip_is_caught_before_it_reaches_the_output() {
+        const FLIPS: usize = 1_200;
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(96_000, 5);
+        let id = m.content_id();
+        let c = cache(dir.path(), 1 << 30);
+        c.add(&m, false).unwrap();
+        fill(&c, &data, &m);
+        let stored = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(c.piece_path(&id))
+            .unwrap();
+        let path = dir.path().join("out.bin");
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for flip in 0..FLIPS {
+            let at = next() % data.len() as u64;
+            let xor = (next() % 255 + 1) as u8;
+            stored.write_all_at(&[data[at as usize] ^ xor], at).unwrap();
+            let out = File::create(&path).unwrap();
+            let done = c.export_to(&id, &out, &path, None).unwrap();
+            let hit = (at / u64::from(m.piece_size)) as u32;
+            assert_eq!(done.dropped, vec![hit], "flip {flip} at byte {at}");
+            let written = std::fs::read(&path).unwrap();
+            let range =
+                m.piece_offset(hit) as usize..(m.piece_offset(hit) + m.piece_len(hit)) as usize;
+            assert!(
+                written[range.clone()].iter().all(|&b| b == 0),
+                "flip {flip}: bytes of the rotted piece reached the output"
+            );
+            assert_eq!(written[..range.start], data[..range.start], "flip {flip}");
+            assert_eq!(written[range.end..], data[range.end..], "flip {flip}");
+            assert!(
+                !c.have(&id).unwrap().get(hit),
+                "the rotted piece is dropped"
+            );
+            // Fetched again (here: stored again), then written on its own.
+            c.put_piece(&id, hit, piece(&data, &m, hit)).unwrap();
+            let again = c.export_to(&id, &out, &path, Some(&done.dropped)).unwrap();
+            assert_eq!(
+                again,
+                Exported {
+                    written: 1,
+                    dropped: vec![]
+                }
+            );
+            assert!(
+                std::fs::read(&path).unwrap() == data,
+                "flip {flip}: output not whole"
+            );
+        }
     }
 
     #[test]

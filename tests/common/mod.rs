@@ -420,8 +420,8 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 /// Starts `fetch` of `content` on every client at once, into
-/// `<name>.out` in the world's directory; returns each fetch with its
-/// output path.
+/// `<name>-<content prefix>.out` in the world's directory; returns each
+/// fetch with its output path.
 pub fn start_fetches<'a>(
     world: &World,
     clients: impl IntoIterator<Item = &'a Node>,
@@ -430,7 +430,7 @@ pub fn start_fetches<'a>(
     clients
         .into_iter()
         .map(|client| {
-            let out = world.path(&format!("{}.out", client.name));
+            let out = world.path(&format!("{}-{}.out", client.name, &content[..8]));
             (world.start_fetch(client, content, &out), out)
         })
         .collect()

@@ -342,9 +342,10 @@ class Branchline:
 
     def fetch(self, ns, content, out=True):
         """The command that fetches `content` on the client of host `ns`,
-        writing the output file (or, without `out`, only caching it)."""
+        writing the output file (or, without `out`, only caching it); a
+        later phase's output replaces the last one's."""
         return [self.bl, "fetch", "--quiet", "--data-dir", self.dirs[ns], content] + (
-            ["--out", self.out(ns)] if out else [])
+            ["--out", self.out(ns), "--force"] if out else [])
 
     def out(self, ns):
         return os.path.join(self.work, f"out-{ns}")

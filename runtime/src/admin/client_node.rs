@@ -1,6 +1,7 @@
 //! What a client node answers on its admin socket: status, and fetch (start
 //! or join the content's transfer, stream progress, write the file).
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use actix::Addr;
 use branchline_actors::busy::LinkPause;
 use branchline_actors::counters::Counters;
 use branchline_actors::office::{ListTransfers, Office, StartTransfer};
-use branchline_actors::store::{Export, GetInventory, Store};
+use branchline_actors::store::{ExportTo, GetInventory, Store};
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::{GetState, Phase};
 use branchline_actors::wire::{
@@ -25,6 +26,10 @@ use crate::transport::{ListPeers, Transport};
 
 /// How often a fetch reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Writing a content out and fetching again what rotted: after this many
+/// rounds that still find rotted pieces, the disk is failing.
+const WRITE_OUT_ROUNDS: u32 = 3;
 
 /// The client node's admin handler.
 pub struct ClientAdmin {
@@ -56,13 +61,20 @@ pub struct ClientAdmin {
 
 impl ClientAdmin {
     /// Answers one request.
-    pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: AdminRequest,
+        file: Option<File>,
+        mut replies: Replies,
+    ) {
         let reply = match request {
             AdminRequest::Status => match self.status().await {
                 Ok(status) => AdminReply::ClientStatus(Box::new(status)),
                 Err(e) => AdminReply::Error(e),
             },
-            AdminRequest::Fetch { content, out } => return self.fetch(content, out, replies).await,
+            AdminRequest::Fetch { content, out } => {
+                return self.fetch(content, out.zip(file), replies).await;
+            }
             AdminRequest::SetLog(filter) => super::set_log(&filter),
             AdminRequest::Peers => {
                 let mut peers = self.transport.send(ListPeers).await.unwrap_or_default();
@@ -128,82 +140,104 @@ impl ClientAdmin {
         })
     }
 
-    async fn fetch(&self, content: ContentId, out: Option<PathBuf>, mut replies: Replies) {
-        if let Some(Err(e)) = out.as_deref().map(check_output) {
-            replies.send(&AdminReply::Error(e)).await;
-            return;
-        }
-        let transfer = match self.office.send(StartTransfer(content)).await {
-            Ok(t) => t,
-            Err(e) => {
-                replies
-                    .send(&AdminReply::Error(format!("office unavailable: {e}")))
-                    .await;
-                return;
-            }
-        };
-        loop {
-            let state = match transfer.send(GetState).await {
-                Ok(state) => state,
-                Err(e) => {
-                    replies
-                        .send(&AdminReply::Error(format!("the transfer stopped: {e}")))
-                        .await;
-                    return;
+    async fn fetch(&self, content: ContentId, out: Option<(PathBuf, File)>, mut replies: Replies) {
+        let reply = match self.download(content, &mut replies).await {
+            Err(Some(reply)) => reply,
+            Err(None) => return, // the tool went away; the download goes on
+            Ok(done) => match out {
+                Some((label, file)) => {
+                    self.write_out(content, label, file, done, &mut replies)
+                        .await
                 }
-            };
+                None => AdminReply::Fetched(done),
+            },
+        };
+        replies.send(&reply).await;
+    }
+
+    /// Starts (or joins) the content's transfer and streams its progress
+    /// until every piece is held. `Err(None)`: the tool went away.
+    async fn download(
+        &self,
+        content: ContentId,
+        replies: &mut Replies,
+    ) -> Result<TransferProgress, Option<AdminReply>> {
+        let transfer = self
+            .office
+            .send(StartTransfer(content))
+            .await
+            .map_err(|e| AdminReply::Error(format!("office unavailable: {e}")))?;
+        loop {
+            let state = transfer
+                .send(GetState)
+                .await
+                .map_err(|e| AdminReply::Error(format!("the transfer stopped: {e}")))?;
             match state.phase {
                 Phase::Starting | Phase::Running => {
                     if !replies.send(&AdminReply::Progress(state.progress)).await {
-                        return; // the tool went away; the download goes on
+                        return Err(None);
                     }
                     tokio::time::sleep(PROGRESS_EVERY).await;
                 }
-                Phase::Failed(reason) => {
-                    replies.send(&AdminReply::Error(reason)).await;
-                    return;
-                }
-                Phase::Complete => {
-                    let reply = match out {
-                        Some(out) => self.export(content, out, state.progress).await,
-                        None => AdminReply::Fetched(state.progress),
-                    };
-                    replies.send(&reply).await;
-                    return;
-                }
+                Phase::Failed(reason) => return Err(Some(AdminReply::Error(reason))),
+                Phase::Complete => return Ok(state.progress),
             }
         }
     }
 
-    /// Writes a complete content to `out`.
-    async fn export(&self, content: ContentId, out: PathBuf, done: TransferProgress) -> AdminReply {
-        match self
-            .store
-            .send(Export {
-                content,
-                out: out.clone(),
-            })
-            .await
-        {
-            Ok(Ok(())) => AdminReply::Fetched(done),
-            Ok(Err(e)) => AdminReply::Error(format!("writing {} failed: {e}", out.display())),
-            Err(e) => AdminReply::Error(format!("store unavailable: {e}")),
+    /// Writes a complete content into the file the tool passed, every
+    /// piece verified on the way out. A piece that rotted on disk is
+    /// dropped, fetched again (from a peer or the origin) and then written;
+    /// the tool renames the file only after `Fetched`.
+    async fn write_out(
+        &self,
+        content: ContentId,
+        label: PathBuf,
+        file: File,
+        mut done: TransferProgress,
+        replies: &mut Replies,
+    ) -> AdminReply {
+        let file = Arc::new(file);
+        let mut pieces = None;
+        let mut round = 0;
+        loop {
+            round += 1;
+            let exported = self
+                .store
+                .send(ExportTo {
+                    content,
+                    out: file.clone(),
+                    label: label.clone(),
+                    pieces: pieces.take(),
+                })
+                .await;
+            let dropped = match exported {
+                Ok(Ok(exported)) if exported.dropped.is_empty() => {
+                    return AdminReply::Fetched(done);
+                }
+                Ok(Ok(exported)) => exported.dropped,
+                Ok(Err(e)) => {
+                    return AdminReply::Error(format!("writing {} failed: {e}", label.display()));
+                }
+                Err(e) => return AdminReply::Error(format!("store unavailable: {e}")),
+            };
+            if round == WRITE_OUT_ROUNDS {
+                return AdminReply::Error(format!(
+                    "pieces {dropped:?} of {content} failed verification on disk again after being fetched {} times; the disk under the cache is failing (check it); {} was not written",
+                    WRITE_OUT_ROUNDS - 1,
+                    label.display()
+                ));
+            }
+            tracing::warn!(%content, pieces = ?dropped, "pieces rotted on disk were dropped while writing out; fetching them again");
+            let again = match self.download(content, replies).await {
+                Ok(again) => again,
+                Err(Some(reply)) => return reply,
+                Err(None) => return AdminReply::Error("the tool went away".into()),
+            };
+            done.from_peers += again.from_peers;
+            done.from_parent += again.from_parent;
+            done.from_origin += again.from_origin;
+            pieces = Some(dropped);
         }
-    }
-}
-
-fn check_output(out: &std::path::Path) -> Result<(), String> {
-    if !out.is_absolute() {
-        return Err(format!("output path {} is not absolute", out.display()));
-    }
-    if out.is_dir() {
-        return Err(format!("output path {} is a directory", out.display()));
-    }
-    match out.parent() {
-        Some(parent) if parent.is_dir() => Ok(()),
-        _ => Err(format!(
-            "the directory of output path {} does not exist",
-            out.display()
-        )),
     }
 }

@@ -5,6 +5,7 @@
 //! node's own user and root are served, even if someone loosens the file's
 //! mode.
 
+use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use branchline_actors::wire::{AdminReply, AdminRequest, MAX_REPLY_FRAME, read_frame, write_frame};
 use tokio::net::UnixStream;
+
+use super::pass_file;
 
 /// How long a tool has to send its request (a publish carries a manifest
 /// of up to 40 MiB; the socket is local).
@@ -85,10 +88,11 @@ fn allowed(stream: &UnixStream) -> Result<(), String> {
 }
 
 /// Serves the admin socket: each connection carries one request, answered
-/// by `handle`.
+/// by `handle`, with the file the tool passed after it if the request says
+/// it passes one ([`AdminRequest::passes_file`]).
 pub async fn serve<H, F>(listener: std::os::unix::net::UnixListener, handle: H)
 where
-    H: Fn(AdminRequest, Replies) -> F + 'static,
+    H: Fn(AdminRequest, Option<File>, Replies) -> F + 'static,
     F: Future<Output = ()>,
 {
     let listener = match tokio::net::UnixListener::from_std(listener) {
@@ -135,7 +139,28 @@ where
                 Err(_) => return,
             };
             match request {
-                Ok(Some(request)) => handle(request, Replies { stream }).await,
+                Ok(Some(request)) if request.passes_file() => {
+                    let passed =
+                        tokio::time::timeout(REQUEST_DEADLINE, pass_file::receive(&stream))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "the tool did not pass its output file",
+                                ))
+                            });
+                    match passed {
+                        Ok(file) => handle(request, Some(file), Replies { stream }).await,
+                        Err(e) => {
+                            let _ = write_frame(
+                                &mut stream,
+                                &AdminReply::Error(format!("bad admin request: {e}")),
+                            )
+                            .await;
+                        }
+                    }
+                }
+                Ok(Some(request)) => handle(request, None, Replies { stream }).await,
                 Ok(None) => {}
                 Err(e) => {
                     let _ = write_frame(

@@ -6,10 +6,12 @@
 //!   an error; a stale socket file is replaced).
 //! - [`client_node`] and [`server_node`]: what each kind of node answers.
 //! - [`connect`]: the tool side.
+//! - [`pass_file`]: a tool hands the node an open file (`fetch --out`).
 
 pub mod client_node;
 pub mod connect;
 pub mod listener;
+pub mod pass_file;
 pub mod server_node;
 
 use std::path::{Path, PathBuf};

@@ -1,11 +1,15 @@
 //! `branchline fetch`: ask the local client for a content, show progress,
-//! and have it write the file (or only cache it: pre-staging).
+//! and write the file (or only cache it: pre-staging). The command opens
+//! the output itself ([`OutputFile`]) and passes it to the node, which
+//! writes every piece into it after verifying it again.
 
-use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+
 use branchline_actors::wire::{AdminReply, AdminRequest, TransferProgress};
 use branchline_storage::ContentId;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output_file::OutputFile;
 use super::{data_dir, mib, runtime};
 use crate::admin::{connect, socket_path};
 use crate::cli::FetchArgs;
@@ -14,13 +18,6 @@ use crate::cli::FetchArgs;
 pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
     let content: ContentId = args.content.parse()?;
     let data_dir = data_dir(&args.node)?;
-    let out = match &args.out {
-        Some(out) => Some(
-            std::path::absolute(out)
-                .with_context(|| format!("bad output path {}", out.display()))?,
-        ),
-        None => None,
-    };
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -32,26 +29,16 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
-    let request = AdminRequest::Fetch {
-        content,
-        out: out.clone(),
-    };
-    let done = runtime()?.block_on(connect::request(
+    let done = runtime()?.block_on(fetch_to(
         &socket_path(&data_dir),
-        &request,
-        |reply| match reply {
-            AdminReply::Progress(p) => {
-                show(&bar, &p);
-                None
-            }
-            AdminReply::Fetched(p) => Some(Ok(p)),
-            AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
-            other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
-        },
+        content,
+        args.out.as_deref(),
+        args.force,
+        |p| show(&bar, p),
     ));
     bar.finish_and_clear();
-    let done = done??;
-    let what = match &out {
+    let (done, written) = done?;
+    let what = match written {
         Some(out) => format!("wrote {}", out.display()),
         None => format!("cached {content}"),
     };
@@ -63,6 +50,41 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
         mib(done.from_origin)
     );
     Ok(())
+}
+
+/// Asks the node at `socket` for `content`, passing each progress report
+/// to `progress`; with `out`, the content is written there (replacing a
+/// file only if `force`). Answers the final progress and the path written.
+pub async fn fetch_to(
+    socket: &Path,
+    content: ContentId,
+    out: Option<&Path>,
+    force: bool,
+    mut progress: impl FnMut(&TransferProgress),
+) -> anyhow::Result<(TransferProgress, Option<PathBuf>)> {
+    let output = out.map(|out| OutputFile::create(out, force)).transpose()?;
+    let request = AdminRequest::Fetch {
+        content,
+        out: output.as_ref().map(|o| o.path().to_owned()),
+    };
+    let done = connect::request_with_file(
+        socket,
+        &request,
+        output.as_ref().map(OutputFile::file),
+        |reply| match reply {
+            AdminReply::Progress(p) => {
+                progress(&p);
+                None
+            }
+            AdminReply::Fetched(p) => Some(Ok(p)),
+            AdminReply::Error(e) => Some(Err(anyhow::anyhow!(e))),
+            other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+        },
+    )
+    .await??;
+    progress(&done);
+    let written = output.map(|o| o.commit(done.size)).transpose()?;
+    Ok((done, written))
 }
 
 /// Shows one progress report on a bar.

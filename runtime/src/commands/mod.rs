@@ -2,6 +2,7 @@
 //! socket: `publish`, `purge`, `fetch`, `status`, `topology`, `shell`.
 
 pub mod fetch;
+pub mod output_file;
 pub mod publish;
 pub mod purge;
 pub mod shell;

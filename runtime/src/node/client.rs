@@ -12,7 +12,7 @@ use branchline_actors::messages::ServerCall;
 use branchline_actors::office::{Office, OfficeDeps};
 use branchline_actors::picker::Limits;
 use branchline_actors::rvp::Rvp;
-use branchline_actors::store::Store;
+use branchline_actors::store::{ReportDropsTo, Store};
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::TransferSettings;
 use branchline_actors::wire::ServerRequest;
@@ -193,6 +193,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         })
         .await??;
         start_check::start(&start_check, checked, link.0.clone().recipient());
+        // A piece found rotted later (serving it, writing it out) is
+        // reported at once too, so nobody waits on this node for it.
+        store.0.do_send(ReportDropsTo(link.0.clone().recipient()));
         let origin = Origin::new().context("making the HTTP client")?;
         let origin = supervision::start("origin", move |_| origin);
         let deps = OfficeDeps {
@@ -218,6 +221,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 total: transfer.max_in_flight,
                 origin: transfer.origin_in_flight,
                 retry_after: Duration::from_millis(transfer.retry_after_ms),
+                stuck_after: Duration::from_secs(transfer.stuck_after_secs),
             },
             request_timeout: config.request_timeout(),
             poll_wait: Duration::from_secs(2),
@@ -263,8 +267,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             let handler = scraped.clone();
             async move { Ok(crate::metrics::render_client(&handler.status().await?)) }
         })?;
-        actix_rt::spawn(listener::serve(admin, move |request, replies| {
-            handler.clone().handle(request, replies)
+        actix_rt::spawn(listener::serve(admin, move |request, file, replies| {
+            handler.clone().handle(request, file, replies)
         }));
         anyhow::Ok(link.0)
     })?;

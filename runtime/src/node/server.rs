@@ -117,7 +117,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             let handler = scraped.clone();
             async move { Ok(crate::metrics::render_server(&handler.status().await?)) }
         })?;
-        actix_rt::spawn(listener::serve(admin, move |request, replies| {
+        actix_rt::spawn(listener::serve(admin, move |request, _file, replies| {
             handler.clone().handle(request, replies)
         }));
         anyhow::Ok(())

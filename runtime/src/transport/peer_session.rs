@@ -303,7 +303,7 @@ async fn serve_stream(
         read_for_peer(&serving.store, &serving.counters, content, index).await
     };
     #[cfg(debug_assertions)]
-    let read = read.map(super::test_fault::served);
+    let read = super::test_fault::served(read);
     let (reply, bytes) = match read {
         Ok(bytes) => (
             PeerReply::Piece {

@@ -1,28 +1,50 @@
-//! A fault switch for tests, compiled into debug builds only: with
-//! `BRANCHLINE_TEST_SERVE_CORRUPT=1` in its environment, a node flips one
-//! byte of every piece it serves, so tests can run a lying peer through
-//! the real protocol. Release builds have no such switch.
+//! A fault switch for tests, compiled into debug builds only, so tests can
+//! run a misbehaving peer through the real protocol. With
+//! `BRANCHLINE_TEST_SERVE_FAULT` in its environment, a node serves pieces
+//! wrongly: `corrupt` flips one byte of every piece it serves (a lying
+//! peer); `busy` refuses every piece as busy while it still claims to hold
+//! them (a holder that never delivers). Release builds have no such switch.
 
 use std::sync::OnceLock;
 
-/// The variable that turns the fault on.
-pub const SERVE_CORRUPT: &str = "BRANCHLINE_TEST_SERVE_CORRUPT";
+use branchline_actors::wire::Refusal;
 
-/// `bytes`, with its middle byte flipped if the switch is on.
-pub fn served(mut bytes: Vec<u8>) -> Vec<u8> {
-    static ON: OnceLock<bool> = OnceLock::new();
-    let on = *ON.get_or_init(|| {
-        let on = std::env::var_os(SERVE_CORRUPT).is_some_and(|v| v == "1");
-        if on {
+/// The variable that turns the fault on.
+pub const SERVE_FAULT: &str = "BRANCHLINE_TEST_SERVE_FAULT";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Corrupt,
+    Busy,
+}
+
+fn fault() -> Fault {
+    static FAULT: OnceLock<Fault> = OnceLock::new();
+    *FAULT.get_or_init(|| {
+        let fault = match std::env::var(SERVE_FAULT).as_deref() {
+            Ok("corrupt") => Fault::Corrupt,
+            Ok("busy") => Fault::Busy,
+            _ => Fault::None,
+        };
+        if fault != Fault::None {
             tracing::warn!(
-                "{SERVE_CORRUPT}=1: this node corrupts every piece it serves (test fault switch)"
+                "{SERVE_FAULT} is set: this node serves every piece wrongly (test fault switch)"
             );
         }
-        on
-    });
-    if on && !bytes.is_empty() {
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x5a;
+        fault
+    })
+}
+
+/// What the node serves for a piece read as `read`, with the fault applied.
+pub fn served(read: Result<Vec<u8>, Refusal>) -> Result<Vec<u8>, Refusal> {
+    match (fault(), read) {
+        (Fault::Corrupt, Ok(mut bytes)) if !bytes.is_empty() => {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x5a;
+            Ok(bytes)
+        }
+        (Fault::Busy, Ok(_)) => Err(Refusal::Busy),
+        (_, read) => read,
     }
-    bytes
 }

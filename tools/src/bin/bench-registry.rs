@@ -158,6 +158,7 @@ async fn register_all(
         since: 0,
         want_leases: 0,
         release: Vec::new(),
+        stuck: Vec::new(),
         wait_ms: 0,
     });
     match call(&conn, &query).await {

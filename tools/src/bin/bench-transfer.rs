@@ -201,6 +201,7 @@ fn fetch(bin: &Path, dir: &Path, content: &str, out: &Path) -> Child {
             content,
             "--out",
             out.to_str().unwrap(),
+            "--force",
         ])
         .spawn()
         .unwrap()
