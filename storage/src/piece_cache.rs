@@ -599,6 +599,25 @@ impl PieceCache {
         }
     }
 
+    /// A content's manifest as its record holds it, without opening its
+    /// piece file.
+    pub fn stored_manifest(&self, id: &ContentId) -> Result<Option<Manifest>, CacheError> {
+        match self.manifests.get(id.0)? {
+            Some(bytes) => Ok(Some(Manifest::from_bytes(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The ids of every content in the cache, read from its records only
+    /// (no piece file is opened).
+    pub fn content_ids(&self) -> Result<Vec<ContentId>, CacheError> {
+        self.entries
+            .iter()
+            .keys()
+            .map(|key| Ok(key_to_id(&key?, "entries")?))
+            .collect()
+    }
+
     /// Every content in the cache.
     pub fn contents(&self) -> Result<Vec<ContentSummary>, CacheError> {
         let mut out = Vec::new();

@@ -36,6 +36,23 @@ pub struct SelfCheck {
     pub pieces: u64,
     /// Pieces that failed and were dropped from the cache.
     pub corrupt: Vec<(ContentId, u32)>,
+    /// Contents that could not be read (an I/O error, a damaged record):
+    /// forgotten by the cache, so they are fetched again when asked for.
+    /// The check goes on with the others.
+    #[serde(default)]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A content the self-check could not read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// The content.
+    pub content: ContentId,
+    /// Its piece count, if its manifest could still be read (to tell the
+    /// server this node now holds none of it).
+    pub pieces: Option<u32>,
+    /// What failed.
+    pub error: String,
 }
 
 /// Marks a run as started, durably; says how the previous one ended.
@@ -58,30 +75,57 @@ pub fn end_run(cache: &PieceCache) -> Result<(), CacheError> {
 }
 
 /// Reads and verifies every held piece of every content; drops those that
-/// fail. Other errors (an unreadable file, a bad record) stop the check.
+/// fail. A content that cannot be read at all is forgotten and listed in
+/// [`SelfCheck::unreadable`], and the check goes on with the others; only
+/// a failure of the cache's database itself stops it.
 pub fn check_all(cache: &PieceCache) -> Result<SelfCheck, CacheError> {
     let mut found = SelfCheck::default();
-    for content in cache.contents()? {
+    for id in cache.content_ids()? {
         found.contents += 1;
-        let have = match cache.have(&content.id) {
-            Ok(have) => have,
-            // Evicted or purged while the check ran.
-            Err(CacheError::Unknown(_)) => continue,
-            Err(e) => return Err(e),
-        };
-        for index in have.iter_set() {
-            match cache.read_piece(&content.id, index) {
-                Ok(_) => found.pieces += 1,
-                Err(CacheError::Corrupt { id, index }) => {
-                    found.pieces += 1;
-                    found.corrupt.push((id, index));
+        match check_one(cache, &id, &mut found) {
+            Ok(()) => {}
+            Err(CacheError::Db(e)) => return Err(CacheError::Db(e)),
+            Err(e) => {
+                tracing::error!(content = %id, error = %e, "start-up check: the content cannot be read; forgetting it (it is fetched again when asked for)");
+                let pieces = cache
+                    .stored_manifest(&id)
+                    .ok()
+                    .flatten()
+                    .map(|m| m.piece_count());
+                if let Err(forget) = cache.remove(&id) {
+                    tracing::warn!(content = %id, error = %forget, "could not remove all of the unreadable content");
                 }
-                Err(CacheError::NotHeld { .. } | CacheError::Unknown(_)) => {}
-                Err(e) => return Err(e),
+                found.unreadable.push(Unreadable {
+                    content: id,
+                    pieces,
+                    error: e.to_string(),
+                });
             }
         }
     }
     Ok(found)
+}
+
+/// Checks the held pieces of one content into `found`.
+fn check_one(cache: &PieceCache, id: &ContentId, found: &mut SelfCheck) -> Result<(), CacheError> {
+    let have = match cache.have(id) {
+        Ok(have) => have,
+        // Evicted or purged while the check ran.
+        Err(CacheError::Unknown(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for index in have.iter_set() {
+        match cache.read_piece(id, index) {
+            Ok(_) => found.pieces += 1,
+            Err(CacheError::Corrupt { id, index }) => {
+                found.pieces += 1;
+                found.corrupt.push((id, index));
+            }
+            Err(CacheError::NotHeld { .. } | CacheError::Unknown(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,5 +201,45 @@ mod tests {
         // Checked again, the rest is sound and the dropped piece is gone.
         let again = check_all(&cache).unwrap();
         assert_eq!((again.pieces, again.corrupt.len()), (3, 0));
+    }
+
+    #[test]
+    fn an_unreadable_content_is_forgotten_and_the_check_goes_on_with_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path());
+        let (first, _) = stored(&cache);
+        let data: Vec<u8> = (0..2 * PIECE).map(|i| (i * 13 % 241) as u8).collect();
+        let second = Manifest::from_reader("other", &data[..], PIECE, |_| {}).unwrap();
+        cache.add(&second, false).unwrap();
+        for (i, chunk) in data.chunks(PIECE as usize).enumerate() {
+            cache
+                .put_piece(&second.content_id(), u32::try_from(i).unwrap(), chunk)
+                .unwrap();
+        }
+        drop(cache);
+        // The first content's piece file becomes something no read works
+        // on (a directory: EISDIR, as a failing disk gives EIO).
+        let path = dir
+            .path()
+            .join("pieces")
+            .join(format!("{}.data", first.content_id().to_hex()));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let cache = open(dir.path());
+        let found = check_all(&cache).unwrap();
+        assert_eq!(found.contents, 2);
+        assert_eq!(
+            found.pieces, 2,
+            "every piece of the second content was read"
+        );
+        assert_eq!(found.unreadable.len(), 1);
+        let lost = &found.unreadable[0];
+        assert_eq!((lost.content, lost.pieces), (first.content_id(), Some(4)));
+        assert!(lost.error.contains("Is a directory"), "{lost:?}");
+        assert!(matches!(
+            cache.have(&first.content_id()),
+            Err(CacheError::Unknown(_))
+        ));
+        assert_eq!(cache.have(&second.content_id()).unwrap().count(), 2);
     }
 }

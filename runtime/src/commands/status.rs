@@ -81,17 +81,25 @@ fn print_start_check(check: &StartCheck) {
         StartCheck::Running => {
             println!("start-up check: running (the last run did not stop cleanly)")
         }
-        StartCheck::Done(found) => println!(
-            "start-up check after an unclean stop: {} piece(s) of {} content(s) read, {} corrupt{}",
-            found.pieces,
-            found.contents,
-            found.corrupt.len(),
-            if found.corrupt.is_empty() {
-                ""
-            } else {
-                " (dropped; fetched again when wanted)"
+        StartCheck::Done(found) => {
+            println!(
+                "start-up check after an unclean stop: {} piece(s) of {} content(s) read, {} corrupt{}",
+                found.pieces,
+                found.contents,
+                found.corrupt.len(),
+                if found.corrupt.is_empty() {
+                    ""
+                } else {
+                    " (dropped; fetched again when wanted)"
+                }
+            );
+            for lost in &found.unreadable {
+                println!(
+                    "  content {} could not be read and was dropped (fetched again when wanted): {}",
+                    lost.content, lost.error
+                );
             }
-        ),
+        }
         StartCheck::Failed { error } => println!("start-up check FAILED: {error}"),
     }
 }

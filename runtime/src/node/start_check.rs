@@ -11,7 +11,7 @@ use branchline_actors::lock_unpoisoned;
 use branchline_actors::messages::ReportHave;
 use branchline_actors::wire::StartCheck;
 use branchline_storage::self_check::{self, PreviousRun};
-use branchline_storage::{ContentId, PieceCache};
+use branchline_storage::{ContentId, PieceCache, PieceMap};
 
 /// The check's state as `status` shows it, before it starts: nothing to
 /// do after a clean stop, else running.
@@ -40,7 +40,7 @@ pub fn start(
         .name("self-check".into())
         .spawn(move || {
             let done = match self_check::check_all(&cache) {
-                Ok(found) if found.corrupt.is_empty() => {
+                Ok(found) if found.corrupt.is_empty() && found.unreadable.is_empty() => {
                     tracing::info!(
                         contents = found.contents,
                         pieces = found.pieces,
@@ -53,13 +53,20 @@ pub fn start(
                         contents = found.contents,
                         pieces = found.pieces,
                         corrupt = found.corrupt.len(),
-                        "start-up check: corrupt pieces were dropped and will be fetched again"
+                        unreadable = found.unreadable.len(),
+                        "start-up check: corrupt pieces were dropped and will be fetched again (and unreadable contents)"
                     );
                     let damaged: BTreeSet<ContentId> =
                         found.corrupt.iter().map(|(id, _)| *id).collect();
                     for content in damaged {
                         if let Ok(have) = cache.have(&content) {
                             report.do_send(ReportHave { content, have });
+                        }
+                    }
+                    for lost in &found.unreadable {
+                        if let Some(pieces) = lost.pieces {
+                            let have = PieceMap::new(pieces);
+                            report.do_send(ReportHave { content: lost.content, have });
                         }
                     }
                     StartCheck::Done(found)
