@@ -52,8 +52,12 @@ fn an_unknown_content_id_is_named_and_nothing_is_stored() {
 #[test]
 fn an_unreachable_server_is_named_and_nothing_is_stored() {
     let world = World::new(31, 5);
-    let nobody = world.addr(1, 34323);
-    let client = world.client_with(11, nobody, &[]);
+    let mut server = world.server();
+    let client = world.client(11);
+    world.wait_registered(&client);
+    let token = world.join_token().unwrap();
+    server.kill();
+    let nobody = world.server_addr();
     let out = world.path("out.bin");
     let (ok, stderr) = run_err(&[
         "fetch",
@@ -68,6 +72,27 @@ fn an_unreachable_server_is_named_and_nothing_is_stored() {
     assert_one_line_error(&stderr, &[&format!("cannot reach the server at {nobody}")]);
     assert_eq!(contents(&client), 0);
     assert!(!out.exists());
+
+    // A new device cannot join while the server is away: it says so and
+    // stops, with no certificate kept.
+    let data_dir = world.path("client-12");
+    let (ok, stderr) = run_err(&[
+        "client",
+        "--data-dir",
+        &path_arg(&data_dir),
+        "--listen",
+        &world.addr(12, 34760).to_string(),
+        "--join",
+        &token,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot join the cluster through the server at {nobody}"
+        )),
+        "{stderr}"
+    );
+    assert!(!data_dir.join("identity/node.pem").exists());
 }
 
 #[test]

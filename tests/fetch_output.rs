@@ -181,12 +181,13 @@ fn a_node_in_a_sandbox_of_its_own_writes_the_file_the_user_sees() {
     let data_dir = world.path("client-11");
     let log = world.path("client-11.log");
     let script = format!(
-        "mount -t tmpfs sandbox {hidden} && exec {bin} client --data-dir {data} --listen {listen} --server {server} --name client-11",
+        "mount -t tmpfs sandbox {hidden} && exec {bin} client --data-dir {data} --listen {listen} --server {server} --name client-11 --join {token}",
         hidden = path_arg(&hidden),
         bin = path_arg(&bin()),
         data = path_arg(&data_dir),
         listen = world.addr(11, 34760),
         server = world.server_addr(),
+        token = world.join_token().unwrap(),
     );
     let child = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])

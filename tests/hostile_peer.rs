@@ -81,9 +81,12 @@ async fn flood(
     from: std::net::SocketAddr,
     content: ContentId,
     pid: u32,
+    insider: &tls::Identity,
 ) -> (usize, usize, usize, u64, (u64, usize), (u64, u64, Duration)) {
     let socket = endpoint::bind(from).unwrap();
-    let (attacker, _) = endpoint::endpoint(socket, None, None).unwrap();
+    // A bad insider: it joined the cluster like any device.
+    let (attacker, _) =
+        endpoint::endpoint(socket, None, Some(insider), branchline::tls::Admit::Members).unwrap();
     let (mut admitted, mut refused) = (Vec::new(), 0);
     for _ in 0..100 {
         // One endpoint per connection would be more addresses' worth of
@@ -144,12 +147,14 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
         .build()
         .unwrap();
     let id: ContentId = content.parse().unwrap();
+    let insider = common::pki::joined_identity(&world, "insider", world.addr(50, 0).ip());
     let (admitted, refused, streams, taken, during, (pieces, busy, storm_time)) =
         rt.block_on(flood(
             world.addr(11, 34760),
             world.addr(50, 0),
             id,
             target.child.id(),
+            &insider,
         ));
     eprintln!(
         "admitted {admitted}, refused {refused}, streams {streams}, junk taken {taken} bytes; \

@@ -128,7 +128,15 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
         world.server_addr(),
         &["--config", &foreign],
     );
-    let anonymous = world.client_at("anonymous", world.addr(14, 34760), world.server_addr(), &[]);
+    // A node with no certificate at all must say so: insecure = true.
+    let insecure = world.path("anonymous.toml");
+    std::fs::write(&insecure, "insecure = true\n").unwrap();
+    let anonymous = world.client_at(
+        "anonymous",
+        world.addr(14, 34760),
+        world.server_addr(),
+        &["--config", &path_arg(&insecure)],
+    );
     let eve = world.client_at(
         "eve",
         world.addr(15, 34760),

@@ -189,6 +189,8 @@ impl RegistryActor {
             },
             // The control endpoint answers it; the registry keeps no list.
             ServerRequest::GetRevocations { .. } => ServerReply::Revocations(None),
+            // The control endpoint answers it, where the cluster CA is.
+            ServerRequest::Join(_) => ServerReply::Error("joining is not open here".into()),
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
                 Some(record) => {
                     let publication = Publication {

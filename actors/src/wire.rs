@@ -458,6 +458,34 @@ pub enum ServerRequest {
         /// Who.
         id: NodeId,
     },
+    /// Join the cluster with a join token: the only request a connection
+    /// without a certificate may make. Answered by the control endpoint.
+    Join(JoinRequest),
+}
+
+/// A device asking to join the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The join token's secret.
+    pub secret: [u8; 16],
+    /// The device's name, for people (its certificate's name adds a
+    /// suffix that makes it unique).
+    pub name: String,
+    /// The public key to certify: an uncompressed P-256 point (65 bytes).
+    pub public_key: Vec<u8>,
+}
+
+/// The server's answer to a [`JoinRequest`]: the device's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The certificate's name (what `pki revoke --name` takes).
+    pub name: String,
+    /// The device's certificate (DER).
+    pub certificate: Vec<u8>,
+    /// The cluster CA's certificate (DER).
+    pub ca: Vec<u8>,
+    /// The CA's revocation lists in force (DER).
+    pub crls: Vec<Vec<u8>>,
 }
 
 impl ServerRequest {
@@ -473,7 +501,9 @@ impl ServerRequest {
             | ServerRequest::Unresponsive { id, .. }
             | ServerRequest::Banned { id, .. }
             | ServerRequest::Leave { id } => Some(*id),
-            ServerRequest::GetRevocations { .. } | ServerRequest::GetContent { .. } => None,
+            ServerRequest::GetRevocations { .. }
+            | ServerRequest::GetContent { .. }
+            | ServerRequest::Join(_) => None,
         }
     }
 }
@@ -505,6 +535,8 @@ pub enum ServerReply {
     Sources(SourcesAnswer),
     /// The request was refused; the text says why.
     Error(String),
+    /// Joined: the device's certificate.
+    Joined(Joined),
 }
 
 // --------------------------------------------------------------- admin ----
@@ -549,6 +581,11 @@ pub enum AdminRequest {
     SetLog(String),
     /// Server: remove a content from the server and from every cache.
     Purge(ContentId),
+    /// Server: make a join token valid for this many seconds.
+    CreateJoinToken {
+        /// Its lifetime.
+        expires_secs: u64,
+    },
     /// Make a top-level actor stop or panic, to exercise supervision.
     KillActor {
         /// Its name, as the status lists it.
@@ -580,6 +617,13 @@ pub enum AdminReply {
     Fetched(TransferProgress),
     /// Published; the content id.
     Published(ContentId),
+    /// A join token, and when it expires (ms since the epoch).
+    JoinToken {
+        /// The token, as `branchline client --join` takes it.
+        token: String,
+        /// When it stops working.
+        expires_ms: u64,
+    },
     /// The topology was replaced; how many offices it has.
     TopologyImported(u32),
     /// The spreadsheet was refused; one `line N: ...` per problem.

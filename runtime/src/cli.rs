@@ -45,6 +45,50 @@ pub enum Command {
     /// The cluster PKI: make the CA, issue node certificates. Nodes given
     /// them (`[tls]` in their config) accept only peers the CA signed.
     Pki(PkiArgs),
+    /// Join tokens: what a new client needs to join the cluster
+    /// (`branchline client --join TOKEN`). Run where the server runs.
+    Token(TokenArgs),
+}
+
+/// `branchline token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+/// `branchline token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a join token; any number of clients may join with it until
+    /// it expires. Prints the token as the last line of stdout.
+    Create {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// How long it works: a number with s, m, h or d (e.g. 30m, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = parse_lifetime)]
+        expires: std::time::Duration,
+    },
+}
+
+/// Parses a lifetime like `90s`, `30m`, `24h` or `7d`.
+pub fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{text}` is not a lifetime: give a number with s, m, h or d, e.g. 24h");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    n.checked_mul(seconds)
+        .filter(|&s| s > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 /// `branchline pki`.
@@ -138,6 +182,11 @@ pub struct ClientArgs {
     /// A name for people.
     #[arg(long)]
     pub name: Option<String>,
+    /// Join the cluster with this token at the first start (the server
+    /// prints one; `branchline token create` makes more). Not needed once
+    /// joined.
+    #[arg(long, value_name = "TOKEN")]
+    pub join: Option<String>,
 }
 
 /// Where a tool finds its node: a config file or a data directory.

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::join::token::JoinToken;
 use branchline_actors::busy::BusyConfig;
 use serde::Deserialize;
 
@@ -63,6 +64,17 @@ pub struct TlsSection {
 }
 
 impl TlsSection {
+    /// A `[tls]` section and `insecure = true` cannot go together.
+    fn insecure_conflict(&self, insecure: bool) -> Result<(), ConfigError> {
+        let given = self.ca.is_some() || self.cert.is_some() || self.key.is_some();
+        match insecure && given {
+            true => Err(ConfigError::Invalid(
+                "insecure = true and a [tls] section contradict each other: remove one".into(),
+            )),
+            false => Ok(()),
+        }
+    }
+
     /// The node's identity, read from the files; `None` without a `[tls]`
     /// section (see [`crate::tls::warn_unauthenticated`]).
     pub fn identity(&self) -> Result<Option<crate::tls::Identity>, ConfigError> {
@@ -196,9 +208,14 @@ pub struct ServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
-    /// The cluster PKI.
+    /// The cluster PKI given by the administrator; without it the server
+    /// makes and uses its own CA (`<data_dir>/ca`).
     #[serde(default)]
     pub tls: TlsSection,
+    /// Run without authentication: no CA, no certificates, anyone who
+    /// reaches a port can join. Off by default; warned about at every start.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 fn default_control() -> SocketAddr {
@@ -490,9 +507,17 @@ pub struct ClientConfig {
     /// What one peer may hold of this client.
     #[serde(default)]
     pub limits: LimitsSection,
-    /// The cluster PKI.
+    /// The cluster PKI given by the administrator; without it the client
+    /// uses the certificate it got when it joined (see `join`).
     #[serde(default)]
     pub tls: TlsSection,
+    /// A join token (`branchline token create` prints one): used once, at
+    /// the first start, to get the client's certificate from the server.
+    pub join: Option<String>,
+    /// Run without authentication (see the server's `insecure`). Off by
+    /// default; warned about at every start.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// What one peer may hold of a client's resources.
@@ -608,6 +633,7 @@ impl ServerConfig {
             required(&self.file_storage.dir, "file_storage.dir", "--file-storage")?;
             self.file_storage.url()?;
         }
+        self.tls.insecure_conflict(self.insecure)?;
         required(&self.data_dir, "data_dir", "--data-dir")
     }
 }
@@ -617,8 +643,10 @@ impl ServerConfig {
 pub struct ClientSettings {
     /// The data directory.
     pub data_dir: PathBuf,
-    /// The server.
+    /// The server (given, or the join token's).
     pub server: SocketAddr,
+    /// The join token, if one was given.
+    pub join: Option<JoinToken>,
 }
 
 impl ClientConfig {
@@ -691,9 +719,26 @@ impl ClientConfig {
                 "name must be 1 to 64 printable characters".into(),
             ));
         }
+        let join = self
+            .join
+            .as_deref()
+            .map(str::parse::<JoinToken>)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("join: {e}")))?;
+        self.tls.insecure_conflict(self.insecure)?;
+        if self.insecure && join.is_some() {
+            return Err(ConfigError::Invalid(
+                "insecure = true and a join token contradict each other: joining gets the client a certificate".into(),
+            ));
+        }
+        let server = match self.server.or(join.as_ref().and_then(|t| t.server)) {
+            Some(server) => server,
+            None => required(&self.server, "server", "--server")?,
+        };
         Ok(ClientSettings {
             data_dir: required(&self.data_dir, "data_dir", "--data-dir")?,
-            server: required(&self.server, "server", "--server")?,
+            server,
+            join,
         })
     }
 

@@ -5,16 +5,20 @@
 //!
 //! Under the cluster PKI it also hands out the CA's revocation list in
 //! force (`GetRevocations`) and closes the connection of a client whose
-//! certificate is revoked while it is connected.
+//! certificate is revoked while it is connected. On a server with its own
+//! CA a device without a certificate may connect, and may only join
+//! (`Join`, with a live token): every other request on its connection is
+//! refused.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::join::ca::Enroller;
 use crate::revocation::Trust;
 use actix::Addr;
 use branchline_actors::registry_actor::{RegistryActor, Serve};
 use branchline_actors::wire::{
-    MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
+    JoinRequest, MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };
 use branchline_storage::NodeId;
 
@@ -27,16 +31,20 @@ pub async fn serve(
     endpoint: quinn::Endpoint,
     registry: Addr<RegistryActor>,
     trust: Option<Arc<Trust>>,
+    enroller: Option<Arc<Enroller>>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let (registry, trust) = (registry.clone(), trust.clone());
+        let (registry, trust, enroller) = (registry.clone(), trust.clone(), enroller.clone());
         actix_rt::spawn(async move {
             match incoming.await {
                 Ok(conn) => {
-                    if let Some(trust) = &trust {
+                    let member = crate::tls::peer_chain(&conn).is_some();
+                    if let Some(trust) = &trust
+                        && member
+                    {
                         actix_rt::spawn(trust.clone().guard(conn.clone(), None));
                     }
-                    serve_connection(conn, registry, trust).await
+                    serve_connection(conn, registry, trust, enroller).await
                 }
                 Err(e) => tracing::debug!(error = %e, "control handshake failed"),
             }
@@ -78,14 +86,35 @@ fn revocations(trust: Option<&Trust>, known: [u8; 32]) -> ServerReply {
     ServerReply::Revocations(Some(crls.iter().map(|crl| crl.to_vec()).collect()))
 }
 
+/// The answer to `Join`: a certificate for a device with a live token,
+/// from a connection without one; signed off the async threads.
+async fn join(enroller: Option<Arc<Enroller>>, request: JoinRequest, member: bool) -> ServerReply {
+    let Some(enroller) = enroller else {
+        return ServerReply::Error(
+            "this server does not let devices join (its certificates are issued with `branchline pki issue`)".into(),
+        );
+    };
+    if member {
+        return ServerReply::Error("this connection already shows a cluster certificate".into());
+    }
+    match tokio::task::spawn_blocking(move || enroller.join(&request)).await {
+        Ok(Ok(joined)) => ServerReply::Joined(joined),
+        Ok(Err(reason)) => ServerReply::Error(reason),
+        Err(e) => ServerReply::Error(format!("joining failed on the server: {e}")),
+    }
+}
+
 async fn serve_connection(
     conn: quinn::Connection,
     registry: Addr<RegistryActor>,
     trust: Option<Arc<Trust>>,
+    enroller: Option<Arc<Enroller>>,
 ) {
     let from = conn.remote_address();
-    // Under the PKI, the node this connection's certificate names.
+    // Under the PKI, the node this connection's certificate names (none:
+    // a device that may only join).
     let sender = trust.as_ref().map(|_| crate::tls::peer_node_id(&conn));
+    let member = sender.is_none_or(|id| id.is_some());
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -94,7 +123,7 @@ async fn serve_connection(
                 return;
             }
         };
-        let (registry, trust) = (registry.clone(), trust.clone());
+        let (registry, trust, enroller) = (registry.clone(), trust.clone(), enroller.clone());
         actix_rt::spawn(async move {
             let request = match tokio::time::timeout(
                 REQUEST_DEADLINE,
@@ -115,6 +144,13 @@ async fn serve_connection(
                 Err(_) => return,
             };
             let reply = match request {
+                ServerRequest::Join(request) => join(enroller, request, member).await,
+                _ if !member => {
+                    tracing::warn!(%from, "refused a request from a connection without a certificate");
+                    ServerReply::Error(
+                        "this connection shows no cluster certificate: join the cluster first (branchline client --join TOKEN)".into(),
+                    )
+                }
                 ServerRequest::GetRevocations { known } => revocations(trust.as_deref(), known),
                 request if !speaks_for_itself(&request, sender) => {
                     tracing::warn!(%from, claimed = ?request.claimed_id(), "refused a request made for another node");

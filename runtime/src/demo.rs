@@ -23,9 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::admin::{connect, socket_path};
 use crate::cli::DemoArgs;
 use crate::commands::{fetch, mib, publish};
-use crate::config::{self, ClientConfig, LogSection, ServerConfig, TlsSection};
+use crate::config::{self, ClientConfig, LogSection, ServerConfig};
 use crate::node::{self, Stop};
-use crate::pki::Role;
 
 /// A node running on its own thread.
 struct NodeThread {
@@ -176,21 +175,9 @@ impl Demo {
         let sha = generate(&package, size)?;
 
         let server_addr = self.addr(0, 1, config::DEFAULT_CONTROL_PORT);
-        // Every node gets a certificate from the demo's own cluster CA:
-        // mutual TLS, as in production.
-        let ca = self.work.join("ca");
-        crate::pki::init(&ca)?;
-        let certificate = |role, name: &str| -> anyhow::Result<TlsSection> {
-            let (cert, key) = crate::pki::issue(&ca, role, name, &ca)?;
-            Ok(TlsSection {
-                ca: Some(ca.join(crate::pki::CA_CERT)),
-                cert: Some(cert),
-                key: Some(key),
-                crl: None,
-            })
-        };
+        // As in production: the server makes its cluster CA at first
+        // start, and every client joins with a token from it (mutual TLS).
         let mut server: ServerConfig = ServerConfig::empty();
-        server.tls = certificate(Role::Server, "server")?;
         server.data_dir = Some(self.work.join("server"));
         server.listen = server_addr;
         server.file_storage.enabled = true;
@@ -210,6 +197,7 @@ impl Demo {
         let rt = crate::commands::runtime()?;
         rt.block_on(wait_for_clients(&server_socket, 0))?;
         rt.block_on(import_topology(&server_socket, self.sheet()))?;
+        let token = rt.block_on(join_token(&server_socket))?;
         for (i, (name, parent, kind)) in OFFICES.iter().enumerate() {
             println!(
                 "  office {name:<9} {kind:<8} {}/24{}",
@@ -228,7 +216,7 @@ impl Demo {
             client.server = Some(server_addr);
             client.listen = self.addr(office, host, config::DEFAULT_FOREGROUND_PORT);
             client.name = Some(name.clone());
-            client.tls = certificate(Role::Client, &name)?;
+            client.join = Some(token.clone());
             client.log = LogSection {
                 level: "warn".into(),
                 ..LogSection::default()
@@ -365,6 +353,17 @@ async fn wait_for_clients(server: &Path, count: usize) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A join token from the demo's server, for its clients.
+async fn join_token(server: &Path) -> anyhow::Result<String> {
+    let request = AdminRequest::CreateJoinToken { expires_secs: 3600 };
+    connect::request(server, &request, |reply| match reply {
+        AdminReply::JoinToken { token, .. } => Some(Ok(token)),
+        AdminReply::Error(e) => Some(Err(anyhow::anyhow!("making a join token: {e}"))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await?
 }
 
 async fn fetch_one(

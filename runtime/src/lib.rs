@@ -9,8 +9,10 @@
 //!   [`metrics`]: the Prometheus endpoint.
 //! - [`node`]: starting a node (one actix System each) and its actors.
 //! - [`transport`]: QUIC endpoint, peer sessions; [`tls`]; [`pki`]: the
-//!   cluster CA; [`revocation`]: its revocation list, live; [`vouch`]: the
-//!   server's signature on publications.
+//!   cluster CA; [`join`]: the server's own CA, join tokens, and a client
+//!   joining with one; [`revocation`]: the CA's revocation list, live;
+//!   [`vouch`]: the server's signature on publications.
+//! - [`private_files`]: a node's directories 0700 and files 0600.
 //! - [`discovery`]: subnet broadcast discovery, for when the server is
 //!   out of reach.
 //! - [`server_link`]: a client's link to the server; [`control`]: the
@@ -34,11 +36,13 @@ pub mod demo;
 pub mod discovery;
 pub mod file_storage;
 pub mod identity;
+pub mod join;
 pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod pki;
+pub mod private_files;
 pub mod revocation;
 pub mod server_link;
 pub mod tls;

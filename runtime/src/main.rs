@@ -83,6 +83,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(&args),
         Command::Pki(args) => pki(args.action),
+        Command::Token(args) => {
+            logging::init(&quiet());
+            commands::token::run(&args)
+        }
     }
 }
 
@@ -178,6 +182,9 @@ fn client_config(args: ClientArgs) -> anyhow::Result<ClientConfig> {
     }
     if let Some(name) = args.name {
         config.name = Some(name);
+    }
+    if let Some(join) = args.join {
+        config.join = Some(join);
     }
     Ok(config)
 }

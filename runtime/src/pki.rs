@@ -162,23 +162,61 @@ pub fn init(dir: &Path) -> Result<PathBuf, PkiError> {
 }
 
 /// Issues a certificate for node `name` with `role` from the CA in
-/// `ca_dir`, into `out` as `NAME.pem` (the certificate) and `NAME.key`
-/// (mode 0600). Returns both paths.
+/// `ca_dir`, into `out` as `NAME.pem` (the certificate, then the CA's, so
+/// a peer that knows only the CA's fingerprint can check it) and
+/// `NAME.key` (mode 0600). Returns both paths.
 pub fn issue(
     ca_dir: &Path,
     role: Role,
     name: &str,
     out: &Path,
 ) -> Result<(PathBuf, PathBuf), PkiError> {
+    check_name(name)?;
+    let (cert_path, key_path) = (
+        out.join(format!("{name}.pem")),
+        out.join(format!("{name}.key")),
+    );
+    if cert_path.exists() || key_path.exists() {
+        return Err(PkiError::NodeExists(cert_path));
+    }
+    let key = KeyPair::generate()?;
+    let cert = certify(ca_dir, role, name, &key)?;
+    fs::create_dir_all(out).map_err(io(out))?;
+    let ca_pem = fs::read_to_string(ca_dir.join(CA_CERT)).map_err(io(&ca_dir.join(CA_CERT)))?;
+    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_new(
+        &cert_path,
+        format!("{}{ca_pem}", cert.pem()).as_bytes(),
+        0o644,
+    )?;
+    Ok((cert_path, key_path))
+}
+
+/// Node names: what a certificate's name and its record's file name may
+/// be.
+fn check_name(name: &str) -> Result<(), PkiError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !valid {
-        return Err(PkiError::BadName(name.to_owned()));
+    match valid {
+        true => Ok(()),
+        false => Err(PkiError::BadName(name.to_owned())),
     }
+}
+
+/// Certifies `public_key` as node `name` with `role`, signed by the CA in
+/// `ca_dir`, and records its serial number (`issued/NAME.serial`, so it
+/// can be revoked by name). Refuses a name issued before.
+pub fn certify(
+    ca_dir: &Path,
+    role: Role,
+    name: &str,
+    public_key: &impl rcgen::PublicKeyData,
+) -> Result<rcgen::Certificate, PkiError> {
+    check_name(name)?;
     let issuer = ca_issuer(ca_dir)?;
     let mut params =
         CertificateParams::new(vec![CLUSTER_NAME.to_owned(), role.dns_name().to_owned()])?;
@@ -192,8 +230,7 @@ pub fn issue(
     getrandom::getrandom(&mut serial).map_err(|e| PkiError::Random(e.to_string()))?;
     serial[0] &= 0x7f;
     params.serial_number = Some(SerialNumber::from(serial.to_vec()));
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
+    let cert = params.signed_by(public_key, &issuer)?;
     let issued = ca_dir.join(ISSUED);
     fs::create_dir_all(&issued).map_err(io(&issued))?;
     write_new(
@@ -201,14 +238,7 @@ pub fn issue(
         hex(&serial).as_bytes(),
         0o644,
     )?;
-    fs::create_dir_all(out).map_err(io(out))?;
-    let (cert_path, key_path) = (
-        out.join(format!("{name}.pem")),
-        out.join(format!("{name}.key")),
-    );
-    write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
-    Ok((cert_path, key_path))
+    Ok(cert)
 }
 
 /// Revokes the certificate issued to `name` from the CA in `ca_dir`, and

@@ -152,7 +152,15 @@ impl Trust {
 
     /// The verifier of certificates peers show when they connect to us.
     pub fn client_verifier(self: &Arc<Self>) -> Arc<dyn ClientCertVerifier> {
-        Arc::new(LiveClients(self.clone()))
+        Arc::new(LiveClients(self.clone(), Mandatory::Yes))
+    }
+
+    /// [`Trust::client_verifier`] that also lets a peer without any
+    /// certificate finish the handshake (a certificate it shows is checked
+    /// all the same): for the server's control endpoint, where a device
+    /// without one may only join.
+    pub fn client_verifier_for_joining(self: &Arc<Self>) -> Arc<dyn ClientCertVerifier> {
+        Arc::new(LiveClients(self.clone(), Mandatory::No))
     }
 
     /// The verifier of certificates shown by those we connect to.
@@ -285,11 +293,22 @@ pub async fn watch_file(trust: Arc<Trust>, path: PathBuf) {
 
 /// A client-certificate verifier that asks the list in force.
 #[derive(Debug)]
-struct LiveClients(Arc<Trust>);
+struct LiveClients(Arc<Trust>, Mandatory);
+
+/// Whether a peer must show a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mandatory {
+    Yes,
+    No,
+}
 
 impl ClientCertVerifier for LiveClients {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &self.0.hints
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.1 == Mandatory::Yes
     }
 
     fn verify_client_cert(

@@ -5,11 +5,12 @@
 //!   asks the other side for a certificate the CA signed and refuses the
 //!   handshake without one; dialling a peer checks it is `branchline`,
 //!   dialling the server that it is `server.branchline`.
-//! - **Without** (the walking skeleton's mode, kept for a first try and
-//!   for tests that are not about trust): every node makes a fresh
+//!   The identity is the administrator's (`[tls]`), or made by the server
+//!   for itself and got by a client when it joined ([`crate::join`]).
+//! - **Without** (only with `insecure = true`): every node makes a fresh
 //!   self-signed certificate at start, and peers check the handshake
 //!   signature but not who signed it. Traffic is encrypted, but anyone who
-//!   reaches a port can join; the node warns at start.
+//!   reaches a port can join; the node warns at every start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,12 +155,12 @@ pub fn peer_node_id(conn: &quinn::Connection) -> Option<NodeId> {
     peer_chain(conn)?.first().map(|cert| node_id_of(cert))
 }
 
-/// Says, once a node is up, that without an identity it authenticates
-/// nobody.
+/// Says, at every start of a node run with `insecure = true`, that it
+/// authenticates nobody.
 pub fn warn_unauthenticated(identity: Option<&Identity>) {
     if identity.is_none() {
         tracing::warn!(
-            "no [tls] section: traffic is encrypted, but nodes are not authenticated and anyone who reaches this node's ports can join (see docs/SECURITY.md and `branchline pki`)"
+            "insecure = true: traffic is encrypted, but nodes are not authenticated and anyone who reaches this node's ports can join and take every package (see docs/SECURITY.md)"
         );
     }
 }
@@ -168,15 +169,32 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Who may connect to an endpoint under the PKI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Only peers with a certificate the CA signed (every client endpoint).
+    Members,
+    /// Also peers without a certificate, to join (the server's control
+    /// endpoint, which answers them nothing but `Join`).
+    MembersAndJoiners,
+}
+
 /// The rustls server side of a node's endpoint: with an identity, it
-/// asks every peer for a certificate its CA signed.
-pub fn server_config(identity: Option<&Identity>) -> Result<rustls::ServerConfig, TlsError> {
+/// asks every peer for a certificate its CA signed (and, if `admit` says
+/// so, lets one without a certificate in to join).
+pub fn server_config(
+    identity: Option<&Identity>,
+    admit: Admit,
+) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut config = match identity {
         Some(id) => builder
-            .with_client_cert_verifier(id.trust.client_verifier())
+            .with_client_cert_verifier(match admit {
+                Admit::Members => id.trust.client_verifier(),
+                Admit::MembersAndJoiners => id.trust.client_verifier_for_joining(),
+            })
             .with_single_cert(id.chain.clone(), id.key.clone_key())?,
         None => {
             let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;

@@ -79,6 +79,8 @@ impl Drop for Node {
 pub struct World {
     pub dir: tempfile::TempDir,
     pub subnet: [u8; 3],
+    /// The join token clients get, made once from the world's server.
+    token: std::cell::RefCell<Option<String>>,
 }
 
 impl World {
@@ -98,7 +100,31 @@ impl World {
         World {
             dir,
             subnet: [127, b, c],
+            token: std::cell::RefCell::new(None),
         }
+    }
+
+    /// A join token from the world's server (made once, with `branchline
+    /// token create`), if its server runs and makes them: every client the
+    /// world starts joins with it, as a real device does.
+    pub fn join_token(&self) -> Option<String> {
+        if let Some(token) = self.token.borrow().clone() {
+            return Some(token);
+        }
+        let out = run(&[
+            "token".into(),
+            "create".into(),
+            "--data-dir".into(),
+            path_arg(&self.path("server")),
+            "--expires".into(),
+            "1h".into(),
+        ]);
+        if !out.status.success() {
+            return None;
+        }
+        let token = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        *self.token.borrow_mut() = Some(token.clone());
+        Some(token)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -216,7 +242,31 @@ impl World {
             name.to_owned(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        if let Some(token) = self.join_token() {
+            args.extend(["--join".to_owned(), token]);
+        }
         let node = self.spawn_with_env(name, &args, env);
+        wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
+            try_status(&node.data_dir).is_some()
+        });
+        node
+    }
+
+    /// Starts a client named `name` at `listen` that joined before (its
+    /// data directory holds its certificate), without a join token.
+    pub fn client_at_without_join(&self, name: &str, listen: SocketAddr) -> Node {
+        let args: Vec<String> = vec![
+            "client".into(),
+            "--data-dir".into(),
+            path_arg(&self.path(name)),
+            "--listen".into(),
+            listen.to_string(),
+            "--server".into(),
+            self.server_addr().to_string(),
+            "--name".into(),
+            name.to_owned(),
+        ];
+        let node = self.spawn(name, &args);
         wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
         });

@@ -81,10 +81,32 @@ where
     use branchline::transport::{endpoint, exchange::exchange};
     use branchline_actors::wire::MAX_REPLY_FRAME;
     let socket = endpoint::bind(from).unwrap();
-    let (peer, _) = endpoint::endpoint(socket, None, Some(identity)).unwrap();
+    let (peer, _) = endpoint::endpoint(
+        socket,
+        None,
+        Some(identity),
+        branchline::tls::Admit::Members,
+    )
+    .unwrap();
     let conn = endpoint::connect(&peer, to, name, Duration::from_secs(5))
         .await
         .unwrap();
     let streams = conn.open_bi().await.unwrap();
     exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
+}
+
+/// An identity joined to `world`'s cluster with its join token, as a
+/// device gets one (for tests that speak the protocol themselves).
+pub fn joined_identity(
+    world: &World,
+    name: &str,
+    bind: std::net::IpAddr,
+) -> branchline::tls::Identity {
+    let token = world
+        .join_token()
+        .expect("the world's server makes join tokens")
+        .parse()
+        .unwrap();
+    branchline::join::client::join(&token, world.server_addr(), bind, name, &world.path(name))
+        .unwrap()
 }

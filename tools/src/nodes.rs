@@ -144,3 +144,23 @@ fn clock_ticks() -> f64 {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     ticks as f64
 }
+
+/// A join token from the server in `server_dir` (`branchline token
+/// create`), for the clients a benchmark starts.
+pub fn join_token(bin: &Path, server_dir: &Path) -> String {
+    let out = Command::new(bin)
+        .args([
+            "token",
+            "create",
+            "--data-dir",
+            server_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -317,12 +317,14 @@ class Branchline:
                     parent = offices[o.parent].name if o.parent is not None else ""
                     f.write(f"{o.name},{parent},{o.kind},{o.subnet()},{rvps_per_office or ''}\n")
             sh(bl, "topology", "import", "--data-dir", self.server_dir, csv)
-            extra = []
+            # Every client joins the cluster with a token, as a device does.
+            token = sh(bl, "token", "create", "--data-dir", self.server_dir).strip().splitlines()[-1]
+            extra = ["--join", token]
             if client_config is not None:
                 path = os.path.join(work, "client.toml")
                 with open(path, "w") as f:
                     f.write(client_config)
-                extra = ["--config", path]
+                extra += ["--config", path]
             for ns, ip, _ in self.clients:
                 d = self.dirs[ns]
                 self.procs.append(subprocess.Popen(

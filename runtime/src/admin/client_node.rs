@@ -86,11 +86,12 @@ impl ClientAdmin {
                 super::kill_actor(&self.supervisor, name, panic).await
             }
             AdminRequest::Publish { .. }
+            | AdminRequest::CreateJoinToken { .. }
             | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyExport
             | AdminRequest::TopologyShow => AdminReply::Error(
-                "this is a client; publish and topology need the server's config or data directory"
+                "this is a client; publish, purge, join tokens and topology need the server's config or data directory"
                     .into(),
             ),
         };

@@ -12,6 +12,7 @@ use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerS
 
 use super::listener::Replies;
 use crate::file_storage::FileStorage;
+use crate::join::ca::Enroller;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
 
 /// The server node's admin handler.
@@ -24,6 +25,8 @@ pub struct ServerAdmin {
     pub addr: SocketAddr,
     /// The embedded file storage and its base URL, if enabled.
     pub file_storage: Option<(FileStorage, String)>,
+    /// Join tokens and certificates, on a server with its own CA.
+    pub enroller: Option<Arc<Enroller>>,
 }
 
 impl ServerAdmin {
@@ -105,7 +108,25 @@ impl ServerAdmin {
             AdminRequest::Fetch { .. } => {
                 AdminReply::Error("this is the server; fetch with a client's config (`branchline fetch --config client.toml`)".into())
             }
+            AdminRequest::CreateJoinToken { expires_secs } => self.join_token(expires_secs).await,
         };
         replies.send(&reply).await;
+    }
+
+    async fn join_token(&self, expires_secs: u64) -> AdminReply {
+        let Some(enroller) = self.enroller.clone() else {
+            return AdminReply::Error(
+                "this server does not let devices join: its certificates come from a [tls] section (issue them with `branchline pki issue`), or it runs insecure".into(),
+            );
+        };
+        let made = tokio::task::spawn_blocking(move || {
+            enroller.make_token(std::time::Duration::from_secs(expires_secs))
+        })
+        .await;
+        match made {
+            Ok(Ok((token, expires_ms))) => AdminReply::JoinToken { token, expires_ms },
+            Ok(Err(e)) => AdminReply::Error(e.to_string()),
+            Err(e) => AdminReply::Error(format!("making the token failed: {e}")),
+        }
     }
 }

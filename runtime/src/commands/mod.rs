@@ -7,6 +7,7 @@ pub mod publish;
 pub mod purge;
 pub mod shell;
 pub mod status;
+pub mod token;
 pub mod topology;
 
 use std::path::PathBuf;

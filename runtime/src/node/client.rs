@@ -20,7 +20,7 @@ use branchline_storage::self_check;
 use branchline_storage::{CacheConfig, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
-use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_check};
+use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_check, trust};
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
@@ -28,6 +28,7 @@ use crate::config::ClientConfig;
 use crate::discovery::{self, Discovery};
 use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, LinkStatus, ServerLink};
+use crate::tls::Admit;
 use crate::transport::admission::Admission;
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
@@ -36,16 +37,18 @@ use branchline_actors::supervision::{self, ActorBook};
 /// Runs a client node until it is told to stop.
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let settings = config.validate()?;
-    let identity = config.tls.identity()?.map(Arc::new);
-    let vouch = crate::vouch::checker(identity.as_deref())?;
-    let reply_trust = discovery::ReplyTrust::new(identity.as_deref())?;
-    let trust = identity.as_ref().map(|id| id.trust().clone());
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&settings.data_dir)
+    crate::private_files::restrict_umask();
+    crate::private_files::create_dir(&settings.data_dir)
         .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
     let socket = endpoint::bind(config.listen)?;
     let bound = socket.local_addr().context("reading the bound address")?;
     let advertise = advertised(config.advertise, bound)?;
+    let name = config.name.clone().unwrap_or_else(host_name);
+    let identity = trust::client(&config, &settings, advertise.ip(), &name)?.map(Arc::new);
+    let vouch = crate::vouch::checker(identity.as_deref())?;
+    let reply_trust = discovery::ReplyTrust::new(identity.as_deref())?;
+    let trust = identity.as_ref().map(|id| id.trust().clone());
     let background_socket = endpoint::bind(config.background_listen())?;
     let background_bound = background_socket
         .local_addr()
@@ -96,7 +99,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             Some(pki) => pki.node_id(),
             None => identity::node_id(cache.db())?,
         },
-        name: config.name.clone().unwrap_or_else(host_name),
+        name,
         addr: advertise,
         background,
     };
@@ -149,15 +152,20 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
                 reply_trust,
             )?;
             let finder = supervision::start("discovery", move |_| finder);
-            let (endpoint, served) = endpoint::endpoint(socket, None, identity.as_deref())?;
+            let (endpoint, served) =
+                endpoint::endpoint(socket, None, identity.as_deref(), Admit::Members)?;
             let yielding = wan_settings.yielding.is_some();
             let admission = || {
                 Arc::new(Mutex::new(Admission::new(
                     per_peer.try_into().unwrap_or(usize::MAX),
                 )))
             };
-            let (wan_endpoint, wan_served) =
-                endpoint::endpoint(background_socket, Some(wan_settings), identity.as_deref())?;
+            let (wan_endpoint, wan_served) = endpoint::endpoint(
+                background_socket,
+                Some(wan_settings),
+                identity.as_deref(),
+                Admit::Members,
+            )?;
             let deps = TransportDeps {
                 endpoint: endpoint.clone(),
                 store: store2.clone(),

@@ -13,6 +13,7 @@ pub mod client;
 pub mod server;
 pub mod start_check;
 pub mod supervisor;
+pub mod trust;
 
 use actix::Arbiter;
 use anyhow::Context as _;

@@ -11,22 +11,31 @@ use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
 
 use super::supervisor::{Child, NodeSupervisor};
+use super::trust;
 use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
 use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
 use crate::file_storage::FileStorage;
+use crate::tls::Admit;
 use crate::transport::endpoint;
 use crate::{control, logging, revocation};
+
+/// How long the join token a server prints at each start lives.
+const START_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs the server node until it is told to stop.
 pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let data_dir = config.validate()?;
-    let identity = config.tls.identity()?;
-    let crl_file = config.tls.crl.clone();
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&data_dir)
+    crate::private_files::restrict_umask();
+    crate::private_files::create_dir(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let trust::ServerTrust {
+        identity,
+        crl: crl_file,
+        ca,
+    } = trust::server(config, &data_dir)?;
     let socket = endpoint::bind(config.listen)?;
     let addr = socket.local_addr().context("reading the bound address")?;
     let file_storage = match (&config.file_storage.enabled, &config.file_storage.dir) {
@@ -45,12 +54,29 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let meta = MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024).with_context(|| {
-        format!(
-            "cannot open the metadata store in {} (is another server using it?)",
-            data_dir.display()
-        )
-    })?;
+    let meta = Arc::new(
+        MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024).with_context(|| {
+            format!(
+                "cannot open the metadata store in {} (is another server using it?)",
+                data_dir.display()
+            )
+        })?,
+    );
+    let enroller = trust::enroller(
+        ca,
+        identity.as_ref().map(|id| id.trust().clone()),
+        &meta,
+        addr,
+    )?
+    .map(Arc::new);
+    if let Some(enroller) = &enroller {
+        let (token, _) = enroller
+            .make_token(START_TOKEN_LIFETIME)
+            .context("making the start join token")?;
+        tracing::info!(
+            "join clients to this cluster (token valid 24 h; `branchline token create` makes more): branchline client --join {token}"
+        );
+    }
     if let Some((storage, _, url)) = &file_storage {
         // What was published before this start is served again.
         for record in meta.contents().context("reading the published contents")? {
@@ -67,7 +93,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
     crate::tls::warn_unauthenticated(identity.as_ref());
     let signer = crate::vouch::signer(identity.as_ref())?;
-    let registry = RegistryActor::new(Registry::new(timing), Arc::new(meta), heartbeat, signer)
+    let registry = RegistryActor::new(Registry::new(timing), meta, heartbeat, signer)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 
@@ -84,13 +110,18 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         let registry = registry.0;
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
+        let enroller2 = enroller.clone();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
-            let (endpoint, _) = endpoint::endpoint(socket, None, identity.as_ref())?;
+            let admit = match enroller2 {
+                Some(_) => Admit::MembersAndJoiners,
+                None => Admit::Members,
+            };
+            let (endpoint, _) = endpoint::endpoint(socket, None, identity.as_ref(), admit)?;
             let trust = identity.as_ref().map(|id| id.trust().clone());
             if let (Some(trust), Some(crl)) = (&trust, crl_file) {
                 actix_rt::spawn(revocation::watch_file(trust.clone(), crl));
             }
-            actix_rt::spawn(control::serve(endpoint, registry2, trust));
+            actix_rt::spawn(control::serve(endpoint, registry2, trust, enroller2));
             Ok(())
         })
         .await??;
@@ -111,6 +142,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             supervisor,
             addr,
             file_storage: storage_view,
+            enroller,
         });
         let scraped = handler.clone();
         serve_metrics(metrics, move || {

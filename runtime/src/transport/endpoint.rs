@@ -167,8 +167,12 @@ pub struct ServedConfigs {
 }
 
 impl ServedConfigs {
-    fn new(node: Option<LedbatConfig>, identity: Option<&Identity>) -> Result<Self, EndpointError> {
-        let crypto = QuicServerConfig::try_from(tls::server_config(identity)?)
+    fn new(
+        node: Option<LedbatConfig>,
+        identity: Option<&Identity>,
+        admit: tls::Admit,
+    ) -> Result<Self, EndpointError> {
+        let crypto = QuicServerConfig::try_from(tls::server_config(identity, admit)?)
             .map_err(|e| EndpointError::Config(e.to_string()))?;
         Ok(ServedConfigs {
             crypto: Arc::new(crypto),
@@ -209,11 +213,12 @@ pub fn endpoint(
     socket: UdpSocket,
     background: Option<Background>,
     identity: Option<&Identity>,
+    admit: tls::Admit,
 ) -> Result<(Endpoint, Arc<ServedConfigs>), EndpointError> {
     let yielding = background.as_ref().and_then(|b| b.yielding);
     let pause = background.map(|b| b.pause);
     let dialled = Arc::new(transport_config(yielding.map(|c| (c, pause))));
-    let served = Arc::new(ServedConfigs::new(yielding, identity)?);
+    let served = Arc::new(ServedConfigs::new(yielding, identity, admit)?);
     let server = Arc::unwrap_or_clone(served.with(yielding));
     let client_crypto = QuicClientConfig::try_from(tls::client_config(identity)?)
         .map_err(|e| EndpointError::Config(e.to_string()))?;

@@ -16,7 +16,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use branchline_tools::nodes::{
-    Proc, cpu_secs, peak_rss_mb, publish, release_binary, spawn, status, wait_for,
+    Proc, cpu_secs, join_token, peak_rss_mb, publish, release_binary, spawn, status, wait_for,
 };
 use branchline_tools::{arg, check_args, fill_random, print_command, secs};
 
@@ -172,6 +172,7 @@ fn baseline(work: &Path, storage: &Path, size: u64, runs: usize) -> Result {
 
 fn client(bin: &Path, work: &Path, host: u8) -> (Proc, PathBuf) {
     let dir = work.join(format!("client-{host}"));
+    let token = join_token(bin, &work.join("server"));
     let args: Vec<String> = [
         "client",
         "--data-dir",
@@ -180,6 +181,8 @@ fn client(bin: &Path, work: &Path, host: u8) -> (Proc, PathBuf) {
         &format!("{SUBNET}.{host}:34760"),
         "--server",
         &format!("{SUBNET}.1:34323"),
+        "--join",
+        &token,
     ]
     .iter()
     .map(ToString::to_string)

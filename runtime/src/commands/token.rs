@@ -1,0 +1,48 @@
+//! `branchline token create`: a join token from the local server, for
+//! `branchline client --join TOKEN`.
+
+use branchline_actors::wire::{AdminReply, AdminRequest};
+
+use super::{data_dir, runtime};
+use crate::admin::{connect, socket_path};
+use crate::cli::{TokenAction, TokenArgs};
+
+/// Runs `branchline token`.
+pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
+    match &args.action {
+        TokenAction::Create { node, expires } => {
+            let data_dir = data_dir(node)?;
+            let request = AdminRequest::CreateJoinToken {
+                expires_secs: expires.as_secs(),
+            };
+            match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
+                AdminReply::JoinToken { token, expires_ms } => {
+                    eprintln!(
+                        "join token, valid until {} (keep it secret: anyone holding it can join the cluster until then):",
+                        utc(expires_ms)
+                    );
+                    println!("{token}");
+                    Ok(())
+                }
+                AdminReply::Error(e) => anyhow::bail!(e),
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            }
+        }
+    }
+}
+
+/// A time stamp in ms since the epoch as UTC text.
+fn utc(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => format!("{ms} ms after the epoch"),
+    }
+}
