@@ -28,20 +28,20 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
         &listen,
     ];
     let mut server = world.server_with(&server_flags);
+    let client = world.client(11);
+    world.wait_registered(&client);
     assert_eq!(
-        http_status(&listen, "/apps/tool%201.bin"),
+        http_status(&client, &listen, "/apps/tool%201.bin"),
         404,
         "not published yet"
     );
-    let client = world.client(11);
-    world.wait_registered(&client);
 
     let content = world.publish(&package, &[]);
     let status = server.status();
     let origins = &status["registry"]["contents"][0]["origins"];
     assert_eq!(
         origins,
-        &serde_json::json!([format!("http://{listen}/apps/tool%201.bin")]),
+        &serde_json::json!([format!("https://{listen}/apps/tool%201.bin")]),
         "the origin is the package's URL in the file storage"
     );
 
@@ -83,32 +83,20 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
             server = world.server_with(&server_flags);
         }
         assert_eq!(
-            http_status(&listen, "/apps/tool%201.bin"),
+            http_status(&client, &listen, "/apps/tool%201.bin"),
             200,
             "restarted: {restarted}"
         );
         assert_eq!(
-            http_status(&listen, "/apps/secret.txt"),
+            http_status(&client, &listen, "/apps/secret.txt"),
             404,
             "restarted: {restarted}"
         );
     }
 }
 
-/// The status code of a HEAD request to the file storage.
-fn http_status(addr: &str, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {response:?}"))
+/// The status code of a HEAD request to the file storage, made over
+/// HTTPS as cluster member `client` (its certificate and key).
+fn http_status(client: &common::Node, addr: &str, path: &str) -> u16 {
+    common::curl_status(Some(client), &format!("https://{addr}{path}"))
 }

@@ -581,6 +581,14 @@ pub enum AdminRequest {
     SetLog(String),
     /// Server: remove a content from the server and from every cache.
     Purge(ContentId),
+    /// Server: a URL of its file storage that anyone may fetch until it
+    /// expires.
+    SignUrl {
+        /// The file's URL (or its path in the file storage).
+        url: String,
+        /// Its lifetime.
+        expires_secs: u64,
+    },
     /// Server: make a join token valid for this many seconds.
     CreateJoinToken {
         /// Its lifetime.
@@ -617,6 +625,8 @@ pub enum AdminReply {
     Fetched(TransferProgress),
     /// Published; the content id.
     Published(ContentId),
+    /// A signed URL.
+    SignedUrl(String),
     /// A join token, and when it expires (ms since the epoch).
     JoinToken {
         /// The token, as `branchline client --join` takes it.
@@ -1024,6 +1034,9 @@ pub struct FileStorageView {
     pub dir: PathBuf,
     /// Body bytes it has sent since start.
     pub bytes_served: u64,
+    /// Connections closed at once since start because a cap was reached
+    /// (total or per address), or shed while in their handshake.
+    pub connections_refused: u64,
 }
 
 /// A server node's status.

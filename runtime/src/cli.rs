@@ -48,6 +48,35 @@ pub enum Command {
     /// Join tokens: what a new client needs to join the cluster
     /// (`branchline client --join TOKEN`). Run where the server runs.
     Token(TokenArgs),
+    /// Signed URLs of the embedded file storage, for someone outside the
+    /// cluster (no certificate) to fetch a published file until they
+    /// expire. Run where the server runs.
+    Url(UrlArgs),
+}
+
+/// `branchline url`.
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: UrlAction,
+}
+
+/// `branchline url` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UrlAction {
+    /// Sign the URL (or path) of a published file of the file storage.
+    /// Prints the signed URL as the last line of stdout.
+    Sign {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// The file's URL in the file storage, or its path (/pkg.bin).
+        url: String,
+        /// How long it works: a number with s, m, h or d (at most 7d).
+        #[arg(long, default_value = "1h", value_parser = parse_lifetime)]
+        expires: std::time::Duration,
+    },
 }
 
 /// `branchline token`.

@@ -158,8 +158,15 @@ pub struct FileStorageSection {
     /// Where it listens (TCP).
     pub listen: SocketAddr,
     /// The URL clients use to reach it; derived from `listen` if that is a
-    /// specific address.
+    /// specific address (`https://`, or `http://` when insecure).
     pub base_url: Option<String>,
+    /// Connections open at once, in all; more are closed at once.
+    pub max_connections: u32,
+    /// Connections open at once from one IP address.
+    pub connections_per_address: u32,
+    /// Seconds a connection has for its TLS handshake, and for each
+    /// request's head.
+    pub request_deadline_secs: u64,
 }
 
 impl Default for FileStorageSection {
@@ -169,20 +176,44 @@ impl Default for FileStorageSection {
             dir: None,
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_FILE_STORAGE_PORT)),
             base_url: None,
+            max_connections: 1024,
+            connections_per_address: 64,
+            request_deadline_secs: 10,
         }
     }
 }
 
 impl FileStorageSection {
-    /// The base URL clients fetch from.
-    pub fn url(&self) -> Result<String, ConfigError> {
+    /// The base URL clients fetch from: HTTPS when the server has its
+    /// certificate (`tls`), plain HTTP only when insecure.
+    pub fn url(&self, tls: bool) -> Result<String, ConfigError> {
+        let scheme = if tls { "https" } else { "http" };
         match &self.base_url {
+            Some(url) if !url.starts_with(&format!("{scheme}://")) => {
+                Err(ConfigError::Invalid(format!(
+                    "file_storage.base_url {url} must start with {scheme}:// (the file storage speaks {} here)",
+                    if tls {
+                        "HTTPS to cluster members"
+                    } else {
+                        "plain HTTP"
+                    }
+                )))
+            }
             Some(url) => Ok(url.trim_end_matches('/').to_owned()),
             None if self.listen.ip().is_unspecified() => Err(ConfigError::Invalid(format!(
                 "file_storage.listen is {} which clients cannot reach; set file_storage.base_url",
                 self.listen
             ))),
-            None => Ok(format!("http://{}", self.listen)),
+            None => Ok(format!("{scheme}://{}", self.listen)),
+        }
+    }
+
+    /// Its caps.
+    pub fn limits(&self) -> crate::file_storage::Limits {
+        crate::file_storage::Limits {
+            connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            per_address: usize::try_from(self.connections_per_address).unwrap_or(usize::MAX),
+            deadline: Duration::from_secs(self.request_deadline_secs),
         }
     }
 }
@@ -631,7 +662,21 @@ impl ServerConfig {
         }
         if self.file_storage.enabled {
             required(&self.file_storage.dir, "file_storage.dir", "--file-storage")?;
-            self.file_storage.url()?;
+            self.file_storage.url(!self.insecure)?;
+            let f = &self.file_storage;
+            for (value, key) in [
+                (u64::from(f.max_connections), "file_storage.max_connections"),
+                (
+                    u64::from(f.connections_per_address),
+                    "file_storage.connections_per_address",
+                ),
+                (
+                    f.request_deadline_secs,
+                    "file_storage.request_deadline_secs",
+                ),
+            ] {
+                positive(value, key)?;
+            }
         }
         self.tls.insecure_conflict(self.insecure)?;
         required(&self.data_dir, "data_dir", "--data-dir")

@@ -234,7 +234,7 @@ impl Demo {
         rt.block_on(wait_for_clients(&server_socket, clients.len()))?;
 
         let manifest = publish::hash_file(&package, "package.bin", DEFAULT_PIECE_SIZE, true)?;
-        let origin = format!("{}/package.bin", file_storage.url()?);
+        let origin = format!("{}/package.bin", file_storage.url(true)?);
         let content = rt.block_on(publish::publish_manifest(
             &server_socket,
             manifest.clone(),

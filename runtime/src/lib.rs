@@ -17,8 +17,8 @@
 //!   out of reach.
 //! - [`server_link`]: a client's link to the server; [`control`]: the
 //!   server's endpoint for it.
-//! - [`origin`]: fetching from CDN or file storage; [`file_storage`]: the
-//!   embedded HTTP file storage.
+//! - [`origin`]: fetching from CDN or file storage, over [`origin_tls`];
+//!   [`file_storage`]: the embedded file storage (HTTPS for members).
 //! - [`admin`]: the local admin socket; [`identity`]: a node's id;
 //!   [`attributes`]: what a client reports for elections.
 //!
@@ -41,6 +41,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod origin;
+pub mod origin_tls;
 pub mod pki;
 pub mod private_files;
 pub mod revocation;

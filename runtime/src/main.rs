@@ -87,6 +87,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&quiet());
             commands::token::run(&args)
         }
+        Command::Url(args) => {
+            logging::init(&quiet());
+            commands::token::sign_url(&args)
+        }
     }
 }
 

@@ -355,6 +355,16 @@ pub fn render_server(s: &ServerStatus) -> String {
             &[],
             fs.bytes_served,
         );
+        out.family(
+            "branchline_file_storage_refused_connections_total",
+            "counter",
+            "Connections the embedded file storage closed at once at a cap.",
+        );
+        out.sample(
+            "branchline_file_storage_refused_connections_total",
+            &[],
+            fs.connections_refused,
+        );
     }
     out.actors(&s.actors);
     out.0

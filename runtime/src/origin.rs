@@ -66,15 +66,33 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// An origin fetcher with its own HTTP client.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// An origin fetcher with its own HTTP client; with the node's
+    /// `identity` it reaches the cluster's file storage as a member (see
+    /// [`crate::origin_tls`]).
+    pub fn new(identity: Option<&crate::tls::Identity>) -> Result<Self, OriginSetupError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(8)
-            .no_proxy()
-            .build()?;
-        Ok(Origin { http })
+            .no_proxy();
+        if let Some(identity) = identity {
+            builder =
+                builder.tls_backend_preconfigured(crate::origin_tls::client_config(identity)?);
+        }
+        Ok(Origin {
+            http: builder.build()?,
+        })
     }
+}
+
+/// Why the origin fetcher could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginSetupError {
+    /// The HTTP client.
+    #[error("making the HTTP client failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// Its TLS.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Actor for Origin {
@@ -236,7 +254,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         rt.block_on(async {
             let url = answering(response).await;
-            let http = Origin::new().unwrap().http;
+            let http = Origin::new(None).unwrap().http;
             fetch_http(&http, &url, 0, 10).await
         })
     }

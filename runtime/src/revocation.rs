@@ -174,23 +174,34 @@ impl Trust {
         let Some(chain) = crate::tls::peer_chain(conn) else {
             return false;
         };
+        match dialled {
+            None => self.client_chain_trusted(&chain),
+            Some(name) => self.server_chain_trusted(&chain, name),
+        }
+    }
+
+    /// Whether a chain a peer showed as a client (its own certificate
+    /// first) passes the CA and the list in force now.
+    pub fn client_chain_trusted(&self, chain: &[CertificateDer<'_>]) -> bool {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return false;
         };
-        let current = self.current();
-        let now = UnixTime::now();
-        match dialled {
-            None => current
-                .clients
-                .verify_client_cert(end_entity, intermediates, now)
-                .is_ok(),
-            Some(name) => ServerName::try_from(name).is_ok_and(|name| {
-                current
-                    .servers
-                    .verify_server_cert(end_entity, intermediates, &name, &[], now)
-                    .is_ok()
-            }),
-        }
+        self.current()
+            .clients
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .is_ok()
+    }
+
+    fn server_chain_trusted(&self, chain: &[CertificateDer<'_>], name: &str) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        ServerName::try_from(name).is_ok_and(|name| {
+            self.current()
+                .servers
+                .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
+                .is_ok()
+        })
     }
 
     /// Runs while `conn` lives: each time the list changes, closes it if its

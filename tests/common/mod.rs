@@ -431,6 +431,42 @@ pub fn status(data_dir: &Path) -> Value {
     try_status(data_dir).unwrap_or_else(|| panic!("node at {} does not answer", data_dir.display()))
 }
 
+/// The HTTP status `curl` gets for a HEAD of `url` (over HTTPS without
+/// checking the server's name), showing `member`'s cluster certificate if
+/// given; 0 if no response came.
+pub fn curl_status(member: Option<&Node>, url: &str) -> u16 {
+    curl(member, url, &["-I"]).0
+}
+
+/// `curl` of `url` like [`curl_status`] with `extra` flags: the status and
+/// the body bytes received.
+pub fn curl(member: Option<&Node>, url: &str, extra: &[&str]) -> (u16, u64) {
+    let mut command = Command::new("curl");
+    command.args([
+        "-sk",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+    ]);
+    if let Some(member) = member {
+        let identity = member.data_dir.join("identity");
+        command
+            .arg("--cert")
+            .arg(identity.join("node.pem"))
+            .arg("--key")
+            .arg(identity.join("node.key"));
+    }
+    let out = command.args(extra).arg(url).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split_whitespace();
+    let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let bytes = parts.next().and_then(|b| b.parse().ok()).unwrap_or(0);
+    (code, bytes)
+}
+
 /// Polls `condition` every 50 ms until it holds or `deadline` passes.
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;

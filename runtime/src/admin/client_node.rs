@@ -87,6 +87,7 @@ impl ClientAdmin {
             }
             AdminRequest::Publish { .. }
             | AdminRequest::CreateJoinToken { .. }
+            | AdminRequest::SignUrl { .. }
             | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyExport

@@ -44,6 +44,7 @@ impl ServerAdmin {
                 base_url: url.clone(),
                 dir: fs.root().to_path_buf(),
                 bytes_served: fs.bytes_served(),
+                connections_refused: fs.connections_refused(),
             }),
             actors: self.supervisor.send(ListActors).await.unwrap_or_default(),
         })
@@ -96,9 +97,12 @@ impl ServerAdmin {
                 super::kill_actor(&self.supervisor, name, panic).await
             }
             AdminRequest::Purge(id) => match self.registry.send(Purge(id)).await {
-                Ok(Ok(())) => AdminReply::Done(format!(
-                    "purged {id}: the server forgot it, and every client drops it from its cache at its next heartbeat"
-                )),
+                Ok(Ok(())) => {
+                    self.withdraw_purged().await;
+                    AdminReply::Done(format!(
+                        "purged {id}: the server forgot it, the file storage no longer serves what only it named, and every client drops it from its cache at its next heartbeat"
+                    ))
+                }
                 Ok(Err(e)) => AdminReply::Error(e),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
@@ -109,6 +113,13 @@ impl ServerAdmin {
                 AdminReply::Error("this is the server; fetch with a client's config (`branchline fetch --config client.toml`)".into())
             }
             AdminRequest::CreateJoinToken { expires_secs } => self.join_token(expires_secs).await,
+            AdminRequest::SignUrl { url, expires_secs } => match &self.file_storage {
+                Some((storage, base)) => match storage.sign(base, &url, expires_secs) {
+                    Ok(signed) => AdminReply::SignedUrl(signed),
+                    Err(e) => AdminReply::Error(e),
+                },
+                None => AdminReply::Error("this server has no file storage".into()),
+            },
         };
         replies.send(&reply).await;
     }
@@ -127,6 +138,21 @@ impl ServerAdmin {
             Ok(Ok((token, expires_ms))) => AdminReply::JoinToken { token, expires_ms },
             Ok(Err(e)) => AdminReply::Error(e.to_string()),
             Err(e) => AdminReply::Error(format!("making the token failed: {e}")),
+        }
+    }
+
+    /// After a purge, the file storage serves exactly what the contents
+    /// still published name (all it served if the registry cannot say).
+    async fn withdraw_purged(&self) {
+        let Some((storage, url)) = &self.file_storage else {
+            return;
+        };
+        match self.registry.send(GetRegistryView).await {
+            Ok(view) => storage.publish_only(url, view.contents.iter().flat_map(|c| &c.origins)),
+            Err(e) => {
+                tracing::error!(error = %e, "registry unavailable after a purge; the file storage withdraws every file");
+                storage.publish_only(url, []);
+            }
         }
     }
 }

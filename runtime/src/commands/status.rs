@@ -203,10 +203,11 @@ pub(crate) fn print_server(s: &ServerStatus) {
     );
     if let Some(fs) = &s.file_storage {
         println!(
-            "file storage: {} serving {}, {} sent",
+            "file storage: {} serving {}, {} sent, {} connections refused at a cap",
             fs.base_url,
             fs.dir.display(),
-            mib(fs.bytes_served)
+            mib(fs.bytes_served),
+            fs.connections_refused
         );
     }
     println!("contents ({}):", s.registry.contents.len());

@@ -1,11 +1,12 @@
-//! `branchline token create`: a join token from the local server, for
-//! `branchline client --join TOKEN`.
+//! The server's short-lived credentials: `branchline token create` (a
+//! join token, for `branchline client --join TOKEN`) and `branchline url
+//! sign` (a URL of the file storage for someone without a certificate).
 
 use branchline_actors::wire::{AdminReply, AdminRequest};
 
 use super::{data_dir, runtime};
 use crate::admin::{connect, socket_path};
-use crate::cli::{TokenAction, TokenArgs};
+use crate::cli::{TokenAction, TokenArgs, UrlAction, UrlArgs};
 
 /// Runs `branchline token`.
 pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
@@ -22,6 +23,27 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
                         utc(expires_ms)
                     );
                     println!("{token}");
+                    Ok(())
+                }
+                AdminReply::Error(e) => anyhow::bail!(e),
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            }
+        }
+    }
+}
+
+/// Runs `branchline url`.
+pub fn sign_url(args: &UrlArgs) -> anyhow::Result<()> {
+    match &args.action {
+        UrlAction::Sign { node, url, expires } => {
+            let data_dir = data_dir(node)?;
+            let request = AdminRequest::SignUrl {
+                url: url.clone(),
+                expires_secs: expires.as_secs(),
+            };
+            match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
+                AdminReply::SignedUrl(signed) => {
+                    println!("{signed}");
                     Ok(())
                 }
                 AdminReply::Error(e) => anyhow::bail!(e),

@@ -49,6 +49,7 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let vouch = crate::vouch::checker(identity.as_deref())?;
     let reply_trust = discovery::ReplyTrust::new(identity.as_deref())?;
     let trust = identity.as_ref().map(|id| id.trust().clone());
+    let identity_for_origin = identity.clone();
     let background_socket = endpoint::bind(config.background_listen())?;
     let background_bound = background_socket
         .local_addr()
@@ -204,7 +205,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         // A piece found rotted later (serving it, writing it out) is
         // reported at once too, so nobody waits on this node for it.
         store.0.do_send(ReportDropsTo(link.0.clone().recipient()));
-        let origin = Origin::new().context("making the HTTP client")?;
+        let origin =
+            Origin::new(identity_for_origin.as_deref()).context("making the origin fetcher")?;
         let origin = supervision::start("origin", move |_| origin);
         let deps = OfficeDeps {
             node: me.id,

@@ -16,8 +16,8 @@ use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
 use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
-use crate::file_storage::FileStorage;
-use crate::tls::Admit;
+use crate::file_storage::{Access, FileStorage, signed_url};
+use crate::tls::{Admit, Identity};
 use crate::transport::endpoint;
 use crate::{control, logging, revocation};
 
@@ -38,19 +38,16 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     } = trust::server(config, &data_dir)?;
     let socket = endpoint::bind(config.listen)?;
     let addr = socket.local_addr().context("reading the bound address")?;
-    let file_storage = match (&config.file_storage.enabled, &config.file_storage.dir) {
+    let storage_listener = match (&config.file_storage.enabled, &config.file_storage.dir) {
         (true, Some(dir)) => {
-            let storage = FileStorage::new(dir)
-                .with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
             let listener =
-                std::net::TcpListener::bind(config.file_storage.listen).with_context(|| {
+                crate::file_storage::listen(config.file_storage.listen).with_context(|| {
                     format!(
                         "cannot listen on {} for the file storage",
                         config.file_storage.listen
                     )
                 })?;
-            listener.set_nonblocking(true)?;
-            Some((storage, listener, config.file_storage.url()?))
+            Some((dir, listener))
         }
         _ => None,
     };
@@ -77,12 +74,21 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             "join clients to this cluster (token valid 24 h; `branchline token create` makes more): branchline client --join {token}"
         );
     }
-    if let Some((storage, _, url)) = &file_storage {
-        // What was published before this start is served again.
-        for record in meta.contents().context("reading the published contents")? {
-            storage.allow(url, &record.origins);
+    let file_storage = match storage_listener {
+        Some((dir, listener)) => {
+            let access = storage_access(identity.as_ref(), &meta)?;
+            let limits = config.file_storage.limits();
+            let storage = FileStorage::new(dir, access, limits)
+                .with_context(|| format!("file_storage.dir {} is not usable", dir.display()))?;
+            let url = config.file_storage.url(!config.insecure)?;
+            // What was published before this start is served again.
+            for record in meta.contents().context("reading the published contents")? {
+                storage.allow(&url, &record.origins);
+            }
+            Some((storage, listener, url))
         }
-    }
+        None => None,
+    };
     let admin = listener::bind(&socket_path(&data_dir))?;
     let metrics = crate::config::metrics_listener(&config.metrics)?;
     let timing = RegistryTiming {
@@ -155,4 +161,36 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     run_until(system, stop, None)
+}
+
+/// The sled setting that keeps the key signed URLs are made with.
+const URL_KEY: &str = "file_storage_url_key";
+
+/// Who the file storage serves: with the server's identity, cluster
+/// members over HTTPS and holders of URLs signed with the server's own key
+/// (made on first start, kept in its metadata); without one (insecure),
+/// anyone over HTTP.
+fn storage_access(identity: Option<&Identity>, meta: &MetaStore) -> anyhow::Result<Access> {
+    let Some(identity) = identity else {
+        tracing::warn!(
+            "insecure = true: the file storage serves plain HTTP to anyone who reaches it"
+        );
+        return Ok(Access::Open);
+    };
+    let key = match meta.setting::<[u8; 32]>(URL_KEY)? {
+        Some(key) => key,
+        None => {
+            let key = signed_url::new_key().map_err(anyhow::Error::msg)?;
+            meta.put_setting(URL_KEY, &key)?;
+            meta.flush()?;
+            key
+        }
+    };
+    let mut tls = crate::tls::server_config(Some(identity), Admit::MembersAndJoiners)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Access::Members {
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        trust: identity.trust().clone(),
+        key: signed_url::key(&key),
+    })
 }
