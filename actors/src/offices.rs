@@ -240,7 +240,7 @@ impl OfficeBook {
         let rvps = self.rvps(&office, now);
         let kind = self.topology.office(&office)?.kind;
         Some(OfficeInfo {
-            purged: Vec::new(),
+            purge_seq: 0,
             links_below: self
                 .links_below
                 .entry(office.clone())

@@ -43,10 +43,6 @@ pub const WANTED_TTL: Duration = Duration::from_secs(60);
 /// stopped asking (their download finished) lose it.
 const ANSWERED_TTL: Duration = Duration::from_secs(120);
 
-/// How long clients are told of a purge (each drops the content at its
-/// next heartbeat; one that is off longer keeps it until it asks).
-pub const PURGE_TTL: Duration = Duration::from_secs(24 * 3600);
-
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryTiming {
@@ -281,8 +277,9 @@ pub struct Registry {
     /// Peers banned for bad bytes in an office: who reported, and the
     /// evidence. Kept until the server restarts.
     bans: BTreeMap<String, BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>>,
-    /// Contents purged, and when: told to every client for [`PURGE_TTL`].
-    purged: BTreeMap<ContentId, Instant>,
+    /// The number of the last purge made durable: every office info
+    /// carries it, and a client that has seen fewer asks for the rest.
+    purge_seq: u64,
 }
 
 impl Registry {
@@ -303,7 +300,7 @@ impl Registry {
             origin_use: BTreeMap::new(),
             answered: HashMap::new(),
             bans: BTreeMap::new(),
-            purged: BTreeMap::new(),
+            purge_seq: 0,
         }
     }
 
@@ -378,7 +375,6 @@ impl Registry {
                 self.contents.insert(id, Content::new(record, confidential));
             }
         }
-        self.purged.remove(&id);
         Ok(id)
     }
 
@@ -498,29 +494,24 @@ impl Registry {
         }
     }
 
-    /// A registered client's office, with its RVPs and the contents purged
-    /// lately.
+    /// A registered client's office, with its RVPs and the number of the
+    /// last purge.
     pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
         let mut info = self.offices.info(id, now)?;
-        self.purged
-            .retain(|_, at| now.saturating_duration_since(*at) < PURGE_TTL);
-        info.purged = self.purged.keys().copied().collect();
+        info.purge_seq = self.purge_seq;
         Some(info)
     }
 
-    /// Lists a content purged `age` ago (kept across a server restart) for
-    /// clients to drop, unless it was published since or the purge is
-    /// older than [`PURGE_TTL`].
-    pub fn remember_purge(&mut self, id: ContentId, age: Duration, now: Instant) {
-        if age < PURGE_TTL && !self.contents.contains_key(&id) {
-            self.purged.insert(id, now.checked_sub(age).unwrap_or(now));
-        }
+    /// The purge numbered `seq` is durable (or, at start, the last one
+    /// made): office infos carry it from now on.
+    pub fn purged_up_to(&mut self, seq: u64) {
+        self.purge_seq = self.purge_seq.max(seq);
     }
 
-    /// Purges a content: forgets it, its holdings and leases, and lists it
-    /// for every client to drop from its cache (for [`PURGE_TTL`]). False
+    /// Purges a content: forgets it, its holdings and leases. Clients
+    /// learn of it once it is durable ([`Registry::purged_up_to`]). False
     /// if it was not published.
-    pub fn purge(&mut self, id: &ContentId, now: Instant) -> bool {
+    pub fn purge(&mut self, id: &ContentId) -> bool {
         if self.contents.remove(id).is_none() {
             return false;
         }
@@ -530,7 +521,6 @@ impl Registry {
         for asked in self.wanted.values_mut() {
             asked.remove(id);
         }
-        self.purged.insert(*id, now);
         tracing::warn!(content = %id, "content purged; clients drop it at their next heartbeat");
         true
     }
@@ -1214,19 +1204,25 @@ mod tests {
     }
 
     #[test]
-    fn a_purge_forgets_the_content_and_tells_every_client_for_a_day() {
+    fn a_purge_forgets_the_content_and_office_infos_carry_its_number_once_durable() {
         let (mut r, id, now) = setup(2, 2);
         r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
-        assert!(r.purge(&id, now));
-        assert!(!r.purge(&id, now), "already gone");
+        assert!(r.purge(&id));
+        assert!(!r.purge(&id), "already gone");
         assert!(r.content(&id).is_none());
         assert_eq!(
             r.sources(&query(2, id, 1), now).unwrap_err(),
             RegistryError::UnknownContent(id)
         );
-        assert_eq!(r.office_info(&node(2), now).unwrap().purged, vec![id]);
-        let later = now + PURGE_TTL;
-        assert!(r.office_info(&node(2), later).unwrap().purged.is_empty());
+        assert_eq!(
+            r.office_info(&node(2), now).unwrap().purge_seq,
+            0,
+            "not durable yet"
+        );
+        r.purged_up_to(7);
+        r.purged_up_to(3);
+        let years_later = now + Duration::from_secs(3 * 365 * 86_400);
+        assert_eq!(r.office_info(&node(2), years_later).unwrap().purge_seq, 7);
         assert!(
             r.take_dirty().holdings.is_empty(),
             "nothing of it to persist"

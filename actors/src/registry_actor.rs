@@ -31,9 +31,27 @@ const TOPOLOGY_SETTING: &str = "topology";
 /// The name its offices' link settings are stored under (the stored form
 /// of the topology predates them).
 const LINKS_SETTING: &str = "topology-links";
-/// The name the purges of the last day are stored under: (content, when in
-/// Unix ms).
-const PURGES_SETTING: &str = "purges";
+/// Where an earlier version kept the purges of the last day: (content, when
+/// in Unix ms). Read once at start and turned into numbered purges.
+const OLD_PURGES_SETTING: &str = "purges";
+
+/// Purges kept by an earlier version (a list with wall-clock times, told to
+/// clients for a day) become numbered purges, oldest first, but for
+/// contents published again since; then the list is removed.
+fn migrate_old_purges(store: &MetaStore, registry: &Registry) -> Result<(), MetaError> {
+    let Some(mut old) = store.setting::<Vec<(ContentId, u64)>>(OLD_PURGES_SETTING)? else {
+        return Ok(());
+    };
+    old.sort_by_key(|(_, at_ms)| *at_ms);
+    for (id, _) in old {
+        if registry.content(&id).is_none() {
+            store.purge_content(&id)?;
+        }
+    }
+    store.remove_setting(OLD_PURGES_SETTING)?;
+    tracing::info!("purges kept by an earlier version are numbered purges now");
+    Ok(())
+}
 
 /// Stores the topology with its link settings, both or neither.
 fn save_topology(store: &MetaStore, topology: &Topology) -> Result<(), MetaError> {
@@ -89,11 +107,8 @@ impl RegistryActor {
             load_topology(&store)?,
             now,
         );
-        let purges: Vec<(ContentId, u64)> = store.setting(PURGES_SETTING)?.unwrap_or_default();
-        let now_ms = unix_ms();
-        for (id, at_ms) in purges {
-            registry.remember_purge(id, Duration::from_millis(now_ms.saturating_sub(at_ms)), now);
-        }
+        migrate_old_purges(&store, &registry)?;
+        registry.purged_up_to(store.last_purge()?);
         Ok(RegistryActor {
             registry,
             signer,
@@ -191,6 +206,10 @@ impl RegistryActor {
             ServerRequest::GetRevocations { .. } => ServerReply::Revocations(None),
             // The control endpoint answers it, where the cluster CA is.
             ServerRequest::Join(_) => ServerReply::Error("joining is not open here".into()),
+            // Answered by the handler, off this thread.
+            ServerRequest::GetPurges { .. } => {
+                ServerReply::Error("purges are read elsewhere".into())
+            }
             ServerRequest::GetContent { content } => match self.registry.content(&content) {
                 Some(record) => {
                     let publication = Publication {
@@ -288,6 +307,9 @@ impl Handler<Serve> for RegistryActor {
     type Result = ResponseActFuture<Self, ServerReply>;
     fn handle(&mut self, msg: Serve, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
+        if let ServerRequest::GetPurges { since } = msg.request {
+            return self.purges_since(since);
+        }
         let ServerRequest::Sources(query) = msg.request else {
             let reply = self.serve(msg.request, msg.from);
             return Box::pin(actix::fut::ready(reply));
@@ -298,7 +320,32 @@ impl Handler<Serve> for RegistryActor {
     }
 }
 
+/// Purges told in one answer at most; a client that missed more asks again.
+const PURGES_PER_ANSWER: usize = 1024;
+
 impl RegistryActor {
+    /// The purges after number `since` (read off the actor's thread),
+    /// leaving out contents published again since.
+    fn purges_since(&self, since: u64) -> ResponseActFuture<Self, ServerReply> {
+        let store = self.store.clone();
+        let read =
+            tokio::task::spawn_blocking(move || store.purges_since(since, PURGES_PER_ANSWER));
+        Box::pin(read.into_actor(self).map(move |result, act, _| {
+            match result {
+                Ok(Ok(purges)) => ServerReply::Purges {
+                    last: purges.last().map_or(since, |(seq, _)| *seq),
+                    contents: purges
+                        .into_iter()
+                        .map(|(_, id)| id)
+                        .filter(|id| act.registry.content(id).is_none())
+                        .collect(),
+                },
+                Ok(Err(e)) => ServerReply::Error(format!("reading the purges failed: {e}")),
+                Err(e) => ServerReply::Error(format!("reading the purges failed: {e}")),
+            }
+        }))
+    }
+
     /// Answers a sources query at once if the answer changes anything for
     /// the asker, and otherwise waits for the content's version to move
     /// (and asks again) until `deadline`. `asked` is the version the asker
@@ -417,7 +464,10 @@ impl Handler<GetRegistryView> for RegistryActor {
 }
 
 /// Purges a content from the server and, through the clients' next
-/// heartbeats, from every cache; durable when answered.
+/// heartbeats, from every cache; durable when answered. The purge is one
+/// transaction in the store, numbered; clients learn the number with
+/// their office, and each asks for the purges it has not seen, however
+/// long it was away.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct Purge(pub ContentId);
@@ -427,27 +477,19 @@ impl Handler<Purge> for RegistryActor {
     fn handle(&mut self, msg: Purge, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         let id = msg.0;
-        if !self.registry.purge(&id, Instant::now()) {
+        if !self.registry.purge(&id) {
             return Box::pin(actix::fut::ready(Err(format!(
                 "content {id} is not published"
             ))));
         }
         self.wake_watchers();
         let store = self.store.clone();
-        let removal = tokio::task::spawn_blocking(move || {
-            // The purges of the last day, this one added, so that clients
-            // hear of them after a server restart too.
-            let now = unix_ms();
-            let day = u64::try_from(crate::registry::PURGE_TTL.as_millis()).unwrap_or(u64::MAX);
-            let mut purges: Vec<(ContentId, u64)> =
-                store.setting(PURGES_SETTING)?.unwrap_or_default();
-            purges.retain(|(other, at)| *other != id && now.saturating_sub(*at) < day);
-            purges.push((id, now));
-            store.put_setting(PURGES_SETTING, &purges)?;
-            store.remove_content(&id)
-        });
-        Box::pin(removal.into_actor(self).map(|result, _, _| match result {
-            Ok(Ok(())) => Ok(()),
+        let removal = tokio::task::spawn_blocking(move || store.purge_content(&id));
+        Box::pin(removal.into_actor(self).map(|result, act, _| match result {
+            Ok(Ok(seq)) => {
+                act.registry.purged_up_to(seq);
+                Ok(())
+            }
             Ok(Err(e)) => Err(format!("removing the content from the store failed: {e}")),
             Err(e) => Err(format!("removing the content from the store failed: {e}")),
         }))
@@ -516,5 +558,52 @@ impl Handler<ShowTopology> for RegistryActor {
     fn handle(&mut self, _: ShowTopology, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         MessageResult(self.registry.topology_view(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryTiming;
+    use branchline_storage::{ContentRecord, Manifest};
+
+    /// A store written by the previous version: purges kept as a list with
+    /// wall-clock times under the `purges` setting.
+    #[test]
+    fn purges_of_the_previous_format_become_numbered_purges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+        let record = |seed: u8| ContentRecord {
+            manifest: Manifest::from_reader("p", &[seed; 20_000][..], 16 * 1024, |_| {}).unwrap(),
+            origins: vec![],
+            published_ms: 1,
+        };
+        let (gone, back) = (record(1), record(2));
+        let (gone_id, back_id) = (gone.manifest.content_id(), back.manifest.content_id());
+        // `back` was purged, then published again: it stays.
+        store.put_content(&back, false).unwrap();
+        let old: Vec<(ContentId, u64)> = vec![(back_id, 20), (gone_id, 10)];
+        store.put_setting(OLD_PURGES_SETTING, &old).unwrap();
+        let timing = RegistryTiming {
+            client_timeout: Duration::from_secs(20),
+            lease_ttl: Duration::from_secs(60),
+            rvp_patience: Duration::from_secs(30),
+        };
+        let signer: PublicationSigner = Arc::new(|_| None);
+        let actor = RegistryActor::new(
+            Registry::new(timing),
+            store.clone(),
+            Duration::from_secs(5),
+            signer,
+        )
+        .unwrap();
+        assert_eq!(store.purges_since(0, 10).unwrap(), vec![(1, gone_id)]);
+        assert!(
+            store
+                .setting::<Vec<(ContentId, u64)>>(OLD_PURGES_SETTING)
+                .unwrap()
+                .is_none()
+        );
+        assert!(actor.registry.content(&back_id).is_some());
     }
 }

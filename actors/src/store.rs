@@ -183,6 +183,22 @@ pub struct ReportDropsTo(pub Recipient<ReportHave>);
 #[rtype(result = "Result<(), StoreError>")]
 pub struct RemoveContent(pub ContentId);
 
+/// The number of the last server purge the cache applied.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, StoreError>")]
+pub struct PurgesSeen;
+
+/// Drops purged contents from the cache, then records the number of the
+/// last purge applied (durable when answered).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ApplyPurges {
+    /// The contents purged.
+    pub contents: Vec<ContentId>,
+    /// The number of the last purge they cover.
+    pub seen: u64,
+}
+
 /// Every content with its have-map, usage included: for status and for
 /// registering with the server.
 #[derive(Debug, Message)]
@@ -284,6 +300,22 @@ impl Handler<RemoveContent> for Store {
     fn handle(&mut self, msg: RemoveContent, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         self.blocking(move |c| c.remove(&msg.0))
+    }
+}
+
+impl Handler<PurgesSeen> for Store {
+    type Result = ResponseFuture<Result<u64, StoreError>>;
+    fn handle(&mut self, _: PurgesSeen, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
+        self.blocking(|c| c.purges_seen())
+    }
+}
+
+impl Handler<ApplyPurges> for Store {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+    fn handle(&mut self, msg: ApplyPurges, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
+        self.blocking(move |c| c.apply_purges(&msg.contents, msg.seen))
     }
 }
 

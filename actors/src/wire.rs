@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version every frame starts with.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Largest request frame accepted (requests are small).
 pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Largest reply frame accepted (a reply may carry a manifest).
@@ -233,8 +233,9 @@ pub struct OfficeInfo {
     /// To an RVP: contents its office's clients want that it does not hold
     /// whole, to pull into the office.
     pub wanted: Vec<ContentId>,
-    /// Contents purged lately: a client drops them from its cache.
-    pub purged: Vec<ContentId>,
+    /// The number of the server's last purge: a client that has seen
+    /// fewer asks for the rest (`GetPurges`) and drops those contents.
+    pub purge_seq: u64,
     /// The offices below and their links' settings, when one of them sets
     /// the sending side's (see [`Topology::links_below`]).
     ///
@@ -419,6 +420,11 @@ pub enum ServerRequest {
         /// The digest of the list the client has in force.
         known: [u8; 32],
     },
+    /// Send the contents purged after purge number `since`.
+    GetPurges {
+        /// The last purge number the client has applied.
+        since: u64,
+    },
     /// Send the manifest and origins of a content.
     GetContent {
         /// The content.
@@ -502,6 +508,7 @@ impl ServerRequest {
             | ServerRequest::Banned { id, .. }
             | ServerRequest::Leave { id } => Some(*id),
             ServerRequest::GetRevocations { .. }
+            | ServerRequest::GetPurges { .. }
             | ServerRequest::GetContent { .. }
             | ServerRequest::Join(_) => None,
         }
@@ -537,6 +544,14 @@ pub enum ServerReply {
     Error(String),
     /// Joined: the device's certificate.
     Joined(Joined),
+    /// The contents purged after the number asked, up to `last`: drop
+    /// them (contents published again since are left out).
+    Purges {
+        /// The contents.
+        contents: Vec<ContentId>,
+        /// The number of the last purge this answer covers.
+        last: u64,
+    },
 }
 
 // --------------------------------------------------------------- admin ----
@@ -1112,7 +1127,7 @@ mod tests {
         let err = decode_frame::<ServerRequest>(&bytes, MAX_REQUEST_FRAME).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "frame version 9 is not supported (this node speaks 4)"
+            "frame version 9 is not supported (this node speaks 5)"
         );
         let good = encode_frame(&ServerRequest::Heartbeat {
             id: NodeId([1; 16]),

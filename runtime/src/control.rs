@@ -37,6 +37,9 @@ pub async fn serve(
         let (registry, trust, enroller) = (registry.clone(), trust.clone(), enroller.clone());
         actix_rt::spawn(async move {
             match incoming.await {
+                Ok(conn) if crate::tls::check_version(&conn).is_err() => {
+                    tracing::warn!(client = %conn.remote_address(), "refused a client of another protocol version");
+                }
                 Ok(conn) => {
                     let member = crate::tls::peer_chain(&conn).is_some();
                     if let Some(trust) = &trust

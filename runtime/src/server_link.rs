@@ -5,7 +5,7 @@
 //! clear error meanwhile, and it registers again when the server is back or
 //! says it does not know this client.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use branchline_actors::counters::Counters;
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
 use branchline_actors::office::Purged;
 use branchline_actors::rvp::Wanted;
-use branchline_actors::store::{GetInventory, Store};
+use branchline_actors::store::{ApplyPurges, GetInventory, PurgesSeen, Store};
 use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest,
@@ -106,9 +106,10 @@ pub struct ServerLink {
     rvp: Option<Recipient<Wanted>>,
     /// The office actor, told of purged contents.
     office: Option<Recipient<Purged>>,
-    /// Purged contents already dropped from the cache (the server lists a
-    /// purge for a day).
-    dropped: HashSet<ContentId>,
+    /// The number of the last server purge applied here, once read.
+    purges_seen: Option<u64>,
+    /// A purge catch-up is under way.
+    purging: bool,
     registering: bool,
     heartbeat: Duration,
     last_beat: Instant,
@@ -141,7 +142,8 @@ impl ServerLink {
             counters,
             rvp: None,
             office: None,
-            dropped: HashSet::new(),
+            purges_seen: None,
+            purging: false,
             registering: false,
             heartbeat: Duration::from_secs(5),
             trust: None,
@@ -191,7 +193,7 @@ impl ServerLink {
                     act.last_beat = Instant::now();
                     act.status.set_registered(true);
                     act.fetch_revocations(office.revocations, ctx);
-                    act.office_told(office);
+                    act.office_told(office, ctx);
                     tracing::info!(server = %act.slot.addr(), "registered with the server");
                     act.flush(ctx);
                 }
@@ -209,14 +211,8 @@ impl ServerLink {
 
     /// The server told this client its office: keep it for status, and as
     /// the office's RVP pull what the office wants.
-    fn office_told(&mut self, office: OfficeInfo) {
-        if let Some(office_actor) = &self.office {
-            for &id in &office.purged {
-                if self.dropped.insert(id) {
-                    let _ = office_actor.try_send(Purged(id));
-                }
-            }
-        }
+    fn office_told(&mut self, office: OfficeInfo, ctx: &mut Context<Self>) {
+        self.catch_up_purges(office.purge_seq, ctx);
         if office.rvps.contains(&self.me.id)
             && !office.wanted.is_empty()
             && let Some(rvp) = &self.rvp
@@ -235,6 +231,72 @@ impl ServerLink {
             trust,
             ..self
         }
+    }
+
+    /// If the server has made purges this cache has not applied (`latest`,
+    /// from its office info), asks for them, drops those contents, and
+    /// records the number durably; however long the client was away, and
+    /// whatever the clocks say. A server whose numbers went back (its
+    /// data restored from an older backup) is asked for all of them again.
+    fn catch_up_purges(&mut self, latest: u64, ctx: &mut Context<Self>) {
+        if self.purging || self.purges_seen.is_some_and(|seen| seen == latest) {
+            return;
+        }
+        self.purging = true;
+        let (slot, store) = (self.slot.clone(), self.store.clone());
+        let catch_up = async move {
+            let mut seen = store
+                .send(PurgesSeen)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if seen > latest {
+                tracing::warn!(
+                    seen,
+                    latest,
+                    "the server's purges go back; asking for all of them again"
+                );
+                seen = 0;
+            }
+            let mut dropped = Vec::new();
+            while seen < latest {
+                let (contents, last) =
+                    match call(&slot, ServerRequest::GetPurges { since: seen }).await {
+                        Ok(ServerReply::Purges { contents, last }) => (contents, last),
+                        Ok(other) => return Err(format!("unexpected answer {other:?}")),
+                        Err(e) => return Err(e.to_string()),
+                    };
+                if last <= seen {
+                    break;
+                }
+                store
+                    .send(ApplyPurges {
+                        contents: contents.clone(),
+                        seen: last,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                dropped.extend(contents);
+                seen = last;
+            }
+            Ok::<_, String>((seen, dropped))
+        };
+        ctx.spawn(catch_up.into_actor(self).map(|result, act, _| {
+            act.purging = false;
+            match result {
+                Ok((seen, dropped)) => {
+                    act.purges_seen = Some(seen);
+                    for id in dropped {
+                        tracing::warn!(content = %id, "content purged on the server; dropped from the cache");
+                        if let Some(office) = &act.office {
+                            let _ = office.try_send(Purged(id));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "catching up with the server's purges failed; trying again at the next heartbeat"),
+            }
+        }));
     }
 
     /// If the server's revocation list (`digest`, from its office info)
@@ -294,7 +356,7 @@ impl ServerLink {
             |result, act, ctx| match result {
                 Ok(ServerReply::Alive(office)) => {
                     act.fetch_revocations(office.revocations, ctx);
-                    act.office_told(office);
+                    act.office_told(office, ctx);
                 }
                 Ok(ServerReply::UnknownClient) => act.register(ctx),
                 Ok(other) => tracing::warn!(answer = ?other, "unexpected heartbeat answer"),

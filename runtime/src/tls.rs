@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::revocation::Trust;
+use branchline_actors::wire::PROTOCOL_VERSION;
 use branchline_storage::NodeId;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -28,8 +29,52 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 pub const SERVER_NAME: &str = crate::pki::CLUSTER_NAME;
 /// The name the server's certificate carries and clients ask it for.
 pub const CONTROL_NAME: &str = "server.branchline";
-/// The ALPN protocol of Branchline's QUIC endpoints.
-pub const ALPN: &[u8] = b"branchline/1";
+/// The ALPN protocol of Branchline's QUIC endpoints: `branchline/N`, N
+/// the protocol version of the frames ([`PROTOCOL_VERSION`]), so two nodes
+/// of different versions find out at the handshake.
+pub fn alpn() -> Vec<u8> {
+    alpn_of(PROTOCOL_VERSION)
+}
+
+fn alpn_of(version: u8) -> Vec<u8> {
+    format!("branchline/{version}").into_bytes()
+}
+
+/// The QUIC application error code of a connection closed because its
+/// peer speaks another protocol version.
+pub const VERSION_MISMATCH: u32 = 0x76;
+
+/// Accepting endpoints also take the ALPN of every earlier version, so an
+/// older node completes its handshake and is then told why it is refused
+/// ([`check_version`]) instead of failing with a bare TLS alert.
+fn served_alpns() -> Vec<Vec<u8>> {
+    let mut all = vec![alpn()];
+    // B1 to B6 nodes said `branchline/1` whatever their frame version.
+    all.extend((1..PROTOCOL_VERSION).rev().map(alpn_of));
+    all
+}
+
+/// Checks that an accepted connection speaks this node's protocol version;
+/// if not, closes it with [`VERSION_MISMATCH`] and a reason naming both
+/// versions, and says so.
+pub fn check_version(conn: &quinn::Connection) -> Result<(), String> {
+    let theirs = conn
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    if theirs.as_deref() == Some(alpn().as_slice()) {
+        return Ok(());
+    }
+    let theirs = theirs.map_or_else(
+        || "none".to_owned(),
+        |p| String::from_utf8_lossy(&p).into_owned(),
+    );
+    let reason = format!(
+        "protocol version {theirs} vs branchline/{PROTOCOL_VERSION}: upgrade the older node"
+    );
+    conn.close(VERSION_MISMATCH.into(), reason.as_bytes());
+    Err(reason)
+}
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +252,7 @@ pub fn server_config(
                 .with_single_cert(vec![cert], key)?
         }
     };
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = served_alpns();
     // No session resumption: a resumed session skips the certificate
     // check, so a node revoked since its first handshake would get back in
     // with its ticket. Handshakes are rare (connections are long lived).
@@ -232,7 +277,7 @@ pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig
             .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))
             .with_no_client_auth(),
     };
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = vec![alpn()];
     Ok(config)
 }
 

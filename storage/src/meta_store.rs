@@ -96,6 +96,19 @@ pub struct MetaStore {
     /// Content id -> nothing: every content ever published shareable,
     /// kept after a purge (peers may still hold its signed publication).
     shared: sled::Tree,
+    /// Purge sequence number (u64, big-endian) -> content id: every purge
+    /// ever made, in order, so a client that was away for any time learns
+    /// each one it missed (no clock involved).
+    purges: sled::Tree,
+}
+
+fn purge_seq(key: &[u8]) -> Result<u64, BadRecord> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| BadRecord {
+            what: "purges/<key>".into(),
+            reason: format!("a key of {} bytes, not 8", key.len()),
+        })
 }
 
 fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
@@ -119,6 +132,7 @@ impl MetaStore {
             settings: db.open_tree("settings")?,
             confidential: db.open_tree("confidential")?,
             shared: db.open_tree("shared")?,
+            purges: db.open_tree("purges")?,
             db,
         })
     }
@@ -195,6 +209,13 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Removes a named setting, and flushes.
+    pub fn remove_setting(&self, name: &str) -> Result<(), MetaError> {
+        self.settings.remove(name)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// A named setting, if one was stored.
     pub fn setting<T: serde::de::DeserializeOwned>(
         &self,
@@ -208,17 +229,65 @@ impl MetaStore {
         }
     }
 
-    /// Removes a content and every holding of it, and flushes: a purge is
-    /// durable when this returns.
-    pub fn remove_content(&self, id: &ContentId) -> Result<(), MetaError> {
-        self.contents.remove(id.0)?;
-        self.confidential.remove(id.0)?;
+    /// Purges a content: removes its record, its confidential mark and
+    /// every holding of it, and records the purge under the next sequence
+    /// number, all in one transaction (a crash leaves the content purged
+    /// or not, never half), then flushes. Returns the purge's number.
+    pub fn purge_content(&self, id: &ContentId) -> Result<u64, MetaError> {
+        let mut holdings = Vec::new();
         for item in self.holdings.scan_prefix(id.0) {
-            let (key, _) = item?;
-            self.holdings.remove(key)?;
+            holdings.push(item?.0);
         }
+        let seq = self.last_purge()? + 1;
+        (
+            &self.contents,
+            &self.confidential,
+            &self.holdings,
+            &self.purges,
+        )
+            .transaction(|(contents, flags, held, purges)| {
+                contents.remove(&id.0)?;
+                flags.remove(&id.0)?;
+                for key in &holdings {
+                    held.remove(key)?;
+                }
+                purges.insert(&seq.to_be_bytes(), &id.0)?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => MetaError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the transaction never aborts")
+                }
+            })?;
         self.db.flush()?;
-        Ok(())
+        Ok(seq)
+    }
+
+    /// The number of the last purge (0 if none).
+    pub fn last_purge(&self) -> Result<u64, MetaError> {
+        match self.purges.last()? {
+            Some((key, _)) => Ok(purge_seq(&key)?),
+            None => Ok(0),
+        }
+    }
+
+    /// The purges after `since`, in order, at most `most` of them.
+    pub fn purges_since(
+        &self,
+        since: u64,
+        most: usize,
+    ) -> Result<Vec<(u64, ContentId)>, MetaError> {
+        let mut out = Vec::new();
+        for item in self.purges.range((since + 1).to_be_bytes()..).take(most) {
+            let (key, value) = item?;
+            let id = <[u8; 32]>::try_from(value.as_ref()).map_err(|_| BadRecord {
+                what: "purges/<seq>".into(),
+                reason: format!("a content id of {} bytes, not 32", value.len()),
+            })?;
+            out.push((purge_seq(&key)?, crate::content::Hash(id)));
+        }
+        Ok(out)
     }
 
     /// Every stored content.
@@ -391,13 +460,49 @@ mod tests {
             ids.into_iter().collect::<Vec<_>>(),
             vec![secret.manifest.content_id()]
         );
-        store.remove_content(&secret.manifest.content_id()).unwrap();
+        store.purge_content(&secret.manifest.content_id()).unwrap();
         assert!(store.confidential().unwrap().is_empty());
         assert_eq!(store.contents().unwrap().len(), 1);
         let open_id = open.manifest.content_id();
         assert!(store.was_shared(&open_id).unwrap());
         assert!(!store.was_shared(&secret.manifest.content_id()).unwrap());
-        store.remove_content(&open_id).unwrap();
+        store.purge_content(&open_id).unwrap();
         assert!(store.was_shared(&open_id).unwrap(), "kept after a purge");
+    }
+
+    #[test]
+    fn purges_are_numbered_in_order_and_take_the_holdings_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |seed: u8| ContentRecord {
+            manifest: Manifest::from_reader("p", &[seed; 40_000][..], MIN_PIECE_SIZE, |_| {})
+                .unwrap(),
+            origins: vec![],
+            published_ms: 1,
+        };
+        let (a, b) = (record(3), record(4));
+        let (ida, idb) = (a.manifest.content_id(), b.manifest.content_id());
+        {
+            let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+            store.put_content(&a, false).unwrap();
+            store.put_content(&b, false).unwrap();
+            let client = NodeId([7; 16]);
+            store
+                .put_holding(&ida, &client, &PieceMap::new(a.manifest.piece_count()))
+                .unwrap();
+            store
+                .put_holding(&idb, &client, &PieceMap::new(b.manifest.piece_count()))
+                .unwrap();
+            assert_eq!(store.last_purge().unwrap(), 0);
+            assert_eq!(store.purge_content(&ida).unwrap(), 1);
+            assert_eq!(store.purge_content(&idb).unwrap(), 2);
+        }
+        let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.last_purge().unwrap(), 2);
+        assert_eq!(store.purges_since(0, 10).unwrap(), vec![(1, ida), (2, idb)]);
+        assert_eq!(store.purges_since(1, 10).unwrap(), vec![(2, idb)]);
+        assert_eq!(store.purges_since(0, 1).unwrap(), vec![(1, ida)]);
+        assert!(store.purges_since(2, 10).unwrap().is_empty());
+        assert!(store.contents().unwrap().is_empty());
+        assert!(store.holdings().unwrap().is_empty());
     }
 }

@@ -26,6 +26,9 @@ use crate::piece_map::PieceMap;
 use crate::publication::SignedPublication;
 use crate::records::{self, BadRecord, unix_ms};
 
+/// The key (default tree) of the number of the last server purge applied.
+const PURGES_SEEN: &[u8] = b"purges-seen";
+
 /// Where and how big the cache is.
 #[derive(Clone, Debug)]
 pub struct CacheConfig {
@@ -606,6 +609,27 @@ impl PieceCache {
             Some(bytes) => Ok(Some(Manifest::from_bytes(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The number of the last server purge this cache has applied (0 if
+    /// none).
+    pub fn purges_seen(&self) -> Result<u64, CacheError> {
+        match self.db.get(PURGES_SEEN)? {
+            Some(bytes) => Ok(records::decode(&bytes, || "purges-seen".to_owned())?),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes the `purged` contents, then records `seen` as the last
+    /// purge applied, durably: a crash in between leaves the number
+    /// unrecorded, and the purges are asked for and applied again.
+    pub fn apply_purges(&self, purged: &[ContentId], seen: u64) -> Result<(), CacheError> {
+        for id in purged {
+            self.remove(id)?;
+        }
+        self.db.insert(PURGES_SEEN, records::encode(&seen))?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// The ids of every content in the cache, read from its records only

@@ -176,6 +176,12 @@ impl World {
     /// Starts the server with extra flags and waits until its admin socket
     /// answers.
     pub fn server_with(&self, extra: &[&str]) -> Node {
+        self.server_with_env(extra, &[])
+    }
+
+    /// [`World::server_with`] with variables added to its environment
+    /// (such as [`faketime`]'s).
+    pub fn server_with_env(&self, extra: &[&str], env: &[(&str, String)]) -> Node {
         let mut args: Vec<String> = vec![
             "server".into(),
             "--data-dir".into(),
@@ -184,7 +190,8 @@ impl World {
             self.server_addr().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let node = self.spawn("server", &args);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let node = self.spawn_with_env("server", &args, &env);
         wait_until("server answers", Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
         });
@@ -465,6 +472,23 @@ pub fn curl(member: Option<&Node>, url: &str, extra: &[&str]) -> (u16, u64) {
     let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
     let bytes = parts.next().and_then(|b| b.parse().ok()).unwrap_or(0);
     (code, bytes)
+}
+
+/// The environment that runs a process with its clock moved by `offset`
+/// (libfaketime's syntax, e.g. `+8d`): Debian's `faketime` package, which
+/// `.ci/run` installs.
+pub fn faketime(offset: &str) -> Vec<(&'static str, String)> {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libfaketime is installed (apt-get install faketime)");
+    vec![
+        ("LD_PRELOAD", lib.to_owned()),
+        ("FAKETIME", offset.to_owned()),
+    ]
 }
 
 /// Polls `condition` every 50 ms until it holds or `deadline` passes.

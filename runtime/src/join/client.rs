@@ -145,7 +145,7 @@ async fn ask(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCa { ca, provider }))
         .with_no_client_auth();
-    crypto.alpn_protocols = vec![tls::ALPN.to_vec()];
+    crypto.alpn_protocols = vec![tls::alpn()];
     let crypto = QuicClientConfig::try_from(crypto).map_err(|e| e.to_string())?;
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::new(bind, 0)).map_err(|e| e.to_string())?;

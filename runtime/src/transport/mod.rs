@@ -172,6 +172,9 @@ impl Actor for Transport {
                             Err(e) => Err(e),
                         };
                         match connected {
+                            Ok(conn) if crate::tls::check_version(&conn).is_err() => {
+                                tracing::warn!(peer = %conn.remote_address(), "refused a peer of another protocol version");
+                            }
                             Ok(conn) => {
                                 if me.try_send(Incoming(conn.clone())).is_err() {
                                     conn.close(BUSY.into(), b"busy");
