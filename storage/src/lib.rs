@@ -9,6 +9,8 @@
 //! - [`meta_store`]: the server's metadata: contents, clients, holdings.
 //! - [`publication`]: what the server signs about a content (confidential).
 //! - [`records`]: versioned encoding of what is kept in sled.
+//! - [`sealed_db`]: opening sled only if it is whole (a damaged database
+//!   is refused and left as it was).
 //! - [`group_commit`]: one sync shared by concurrent writers.
 //! - [`self_check`]: after an unclean stop, every held piece verified again.
 //! - [`hex_id`]: ids as hex text for people, raw bytes on the wire.
@@ -24,6 +26,7 @@ pub mod piece_cache;
 pub mod piece_map;
 pub mod publication;
 pub mod records;
+pub mod sealed_db;
 pub mod self_check;
 
 pub use content::{ContentId, Hash, Manifest};

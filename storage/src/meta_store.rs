@@ -73,6 +73,9 @@ pub enum MetaError {
     /// A record could not be decoded.
     #[error(transparent)]
     BadRecord(#[from] BadRecord),
+    /// The database could not be opened, or is damaged.
+    #[error(transparent)]
+    Open(#[from] crate::sealed_db::OpenError),
 }
 
 impl From<MetaError> for CacheError {
@@ -80,6 +83,7 @@ impl From<MetaError> for CacheError {
         match e {
             MetaError::Db(e) => CacheError::Db(e),
             MetaError::BadRecord(e) => CacheError::BadRecord(e),
+            MetaError::Open(e) => CacheError::Open(e),
         }
     }
 }
@@ -121,10 +125,7 @@ fn holding_key(content: &ContentId, client: &NodeId) -> [u8; 48] {
 impl MetaStore {
     /// Opens (or creates) the store at `dir`.
     pub fn open(dir: &Path, sled_cache_bytes: u64) -> Result<Self, MetaError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(sled_cache_bytes)
-            .open()?;
+        let db = crate::sealed_db::open(dir, sled::Config::new().cache_capacity(sled_cache_bytes))?;
         Ok(MetaStore {
             contents: db.open_tree("contents")?,
             clients: db.open_tree("clients")?,

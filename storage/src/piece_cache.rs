@@ -46,6 +46,9 @@ pub enum CacheError {
     /// sled failed.
     #[error("cache database error: {0}")]
     Db(#[from] sled::Error),
+    /// The database could not be opened, or is damaged.
+    #[error(transparent)]
+    Open(#[from] crate::sealed_db::OpenError),
     /// A file operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -229,10 +232,10 @@ impl PieceCache {
     pub fn open(config: &CacheConfig) -> Result<Self, CacheError> {
         let pieces_dir = config.dir.join("pieces");
         std::fs::create_dir_all(&pieces_dir).map_err(io_err("create", &pieces_dir))?;
-        let db = sled::Config::new()
-            .path(config.dir.join("db"))
-            .cache_capacity(config.sled_cache_bytes)
-            .open()?;
+        let db = crate::sealed_db::open(
+            &config.dir.join("db"),
+            sled::Config::new().cache_capacity(config.sled_cache_bytes),
+        )?;
         Ok(PieceCache {
             manifests: db.open_tree("manifests")?,
             have: db.open_tree("have")?,
@@ -473,10 +476,15 @@ impl PieceCache {
         }
         let mut buf =
             vec![0u8; usize::try_from(open.manifest.piece_len(index)).expect("piece fits memory")];
-        open.file
-            .read_exact_at(&mut buf, open.manifest.piece_offset(index))
-            .map_err(io_err("read", &open.path))?;
-        if open.manifest.verify_piece(index, &buf).is_err() {
+        let read = open
+            .file
+            .read_exact_at(&mut buf, open.manifest.piece_offset(index));
+        // A piece file cut short lost the pieces past its end: they rotted.
+        let short = matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+        if !short {
+            read.map_err(io_err("read", &open.path))?;
+        }
+        if short || open.manifest.verify_piece(index, &buf).is_err() {
             tracing::error!(content = %id, piece = index, "stored piece failed verification; dropping it");
             self.unmark(id, open.manifest.piece_count(), index)?;
             return Err(CacheError::Corrupt { id: *id, index });

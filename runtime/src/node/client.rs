@@ -16,8 +16,9 @@ use branchline_actors::store::{ReportDropsTo, Store};
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::TransferSettings;
 use branchline_actors::wire::ServerRequest;
+use branchline_storage::sealed_db::OpenError;
 use branchline_storage::self_check;
-use branchline_storage::{CacheConfig, PieceCache};
+use branchline_storage::{CacheConfig, CacheError, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
 use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_check, trust};
@@ -87,11 +88,12 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
         quota_bytes: config.cache.quota_mib * 1024 * 1024,
         sled_cache_bytes: config.cache.sled_cache_mib * 1024 * 1024,
     })
-    .with_context(|| {
-        format!(
+    .map_err(|e| match e {
+        damaged @ CacheError::Open(OpenError::Damaged(_)) => anyhow::Error::new(damaged),
+        other => anyhow::Error::new(other).context(format!(
             "cannot open the cache in {} (is another client using it?)",
             settings.data_dir.display()
-        )
+        )),
     })?;
     let me = Identity {
         // Under the PKI the certificate names the node, so the server can

@@ -9,6 +9,8 @@ use branchline_actors::registry::{Registry, RegistryTiming};
 use branchline_actors::registry_actor::RegistryActor;
 use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
+use branchline_storage::meta_store::MetaError;
+use branchline_storage::sealed_db::OpenError;
 
 use super::supervisor::{Child, NodeSupervisor};
 use super::trust;
@@ -52,11 +54,12 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         _ => None,
     };
     let meta = Arc::new(
-        MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024).with_context(|| {
-            format!(
+        MetaStore::open(&data_dir.join("meta"), 16 * 1024 * 1024).map_err(|e| match e {
+            damaged @ MetaError::Open(OpenError::Damaged(_)) => anyhow::Error::new(damaged),
+            other => anyhow::Error::new(other).context(format!(
                 "cannot open the metadata store in {} (is another server using it?)",
                 data_dir.display()
-            )
+            )),
         })?,
     );
     let enroller = trust::enroller(

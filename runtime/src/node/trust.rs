@@ -47,7 +47,7 @@ pub fn server(config: &ServerConfig, data_dir: &Path) -> anyhow::Result<ServerTr
     }
     let (ca, identity) = ClusterCa::open_or_make(data_dir).with_context(|| {
         format!(
-            "cannot make or open the cluster CA in {}",
+            "cannot make or open the cluster CA in {} (if its files are damaged, restore them from a backup: every client's certificate depends on them)",
             data_dir.join(crate::join::ca::CA_DIR).display()
         )
     })?;
@@ -88,7 +88,13 @@ pub fn client(
     if config.insecure {
         return Ok(None);
     }
-    if let Some(identity) = joining::stored(&settings.data_dir)? {
+    let stored = joining::stored(&settings.data_dir).with_context(|| {
+        format!(
+            "the cluster identity this client got when it joined ({}) is damaged: move that directory away and join again with a new token",
+            settings.data_dir.join(joining::IDENTITY_DIR).display()
+        )
+    })?;
+    if let Some(identity) = stored {
         if settings.join.is_some() {
             tracing::info!(
                 "this client joined the cluster before; the join token is not needed again"
