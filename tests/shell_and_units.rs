@@ -79,7 +79,7 @@ fn the_interactive_shell_works_in_a_terminal() {
     });
     tmux.keys("help");
     wait_until("help", Duration::from_secs(10), || {
-        tmux.screen().contains("kill ACTOR [stop|panic]")
+        tmux.screen().contains("kill ACTOR [stop|panic|")
     });
     tmux.keys("actors");
     wait_until("the actors table", Duration::from_secs(10), || {

@@ -22,6 +22,7 @@
 //! - [`messages`]: what these actors ask of the runtime's I/O actors.
 //! - [`counters`]: a node's byte counters.
 //! - [`supervision`]: restart in place on stop or panic, with backoff.
+//! - [`panics`]: every panic handled where it happened, or the node ends.
 //! - [`discovery`]: subnet broadcast discovery: datagrams and rules.
 //! - [`ledbat`]: the background protocol's delay-based congestion
 //!   controller, a plain state machine.
@@ -44,6 +45,7 @@ pub mod ledbat;
 pub mod messages;
 pub mod office;
 pub mod offices;
+pub mod panics;
 pub mod picker;
 pub mod registry;
 pub mod registry_actor;

@@ -36,12 +36,18 @@ pub struct Store {
     cache: Arc<PieceCache>,
     /// Where a content's have-map goes when a rotted piece was dropped.
     drops: Option<Recipient<ReportHave>>,
+    /// Itself, to restart when a blocking job panics.
+    me: Option<Recipient<crate::supervision::Kill>>,
 }
 
 impl Store {
     /// A store over an open cache.
     pub fn new(cache: Arc<PieceCache>) -> Self {
-        Store { cache, drops: None }
+        Store {
+            cache,
+            drops: None,
+            me: None,
+        }
     }
 
     /// Tells the server (through [`ReportDropsTo`]) what `content` holds
@@ -65,11 +71,13 @@ impl Store {
         &self,
         job: impl FnOnce(&PieceCache) -> Result<T, CacheError> + Send + 'static,
     ) -> ResponseFuture<Result<T, StoreError>> {
-        let cache = self.cache.clone();
+        let (cache, me) = (self.cache.clone(), self.me.clone());
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || job(&cache)).await {
+            // A job that panics restarts the store (the cache's locks do not
+            // stay poisoned: see `PieceCache`), and its caller gets an error.
+            match crate::panics::run_blocking(me, move || job(&cache)).await {
                 Ok(result) => result.map_err(StoreError::from),
-                Err(e) => Err(StoreError::Worker(e.to_string())),
+                Err(e) => Err(StoreError::Worker(e)),
             }
         })
     }
@@ -80,6 +88,7 @@ impl Actor for Store {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(STORE_MAILBOX);
+        self.me = Some(ctx.address().recipient());
     }
 }
 

@@ -178,15 +178,49 @@ impl Drop for Polling {
 #[rtype(result = "()")]
 pub struct Probe;
 
-/// Makes the actor fail, to exercise supervision (the debug shell's
-/// `kill`): stop it, or panic in its handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
+/// Makes the actor fail, to exercise supervision and the panic ledger
+/// ([`crate::panics`]; the debug shell's `kill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "()")]
 pub enum Kill {
-    /// `ctx.stop()`.
+    /// `ctx.stop()`: restarted in place.
     Stop,
-    /// `panic!` in the handler.
+    /// `panic!` in the handler: restarted in place.
     Panic,
+    /// `panic!` in a blocking job of the actor: restarted in place.
+    PanicInBlocking,
+    /// `panic!` in the reply future, which actix runs outside the actor:
+    /// unhandled, the node stops with exit code 70.
+    PanicInReply,
+    /// `panic!` in a task of its own (`actix_rt::spawn`): unhandled, the
+    /// node stops with exit code 70.
+    PanicInTask,
+}
+
+impl Kill {
+    /// The debug shell's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kill::Stop => "stop",
+            Kill::Panic => "panic",
+            Kill::PanicInBlocking => "panic-blocking",
+            Kill::PanicInReply => "panic-reply",
+            Kill::PanicInTask => "panic-task",
+        }
+    }
+
+    /// The kill the debug shell's word names.
+    pub fn from_word(word: &str) -> Option<Kill> {
+        [
+            Kill::Stop,
+            Kill::Panic,
+            Kill::PanicInBlocking,
+            Kill::PanicInReply,
+            Kill::PanicInTask,
+        ]
+        .into_iter()
+        .find(|k| k.word() == word)
+    }
 }
 
 /// Implements [`Probe`] and [`Kill`] for an actor type with a `Context`.
@@ -201,15 +235,38 @@ macro_rules! supervised_controls {
         }
 
         impl ::actix::Handler<$crate::supervision::Kill> for $actor {
-            type Result = ();
-            fn handle(&mut self, kill: $crate::supervision::Kill, ctx: &mut Self::Context) {
+            type Result = ::actix::ResponseFuture<()>;
+            fn handle(
+                &mut self,
+                kill: $crate::supervision::Kill,
+                ctx: &mut Self::Context,
+            ) -> Self::Result {
+                use $crate::supervision::Kill;
                 $crate::supervision::handled();
                 match kill {
-                    $crate::supervision::Kill::Stop => ::actix::ActorContext::stop(ctx),
-                    $crate::supervision::Kill::Panic => {
-                        panic!("killed on request (debug shell)")
+                    Kill::Stop => ::actix::ActorContext::stop(ctx),
+                    Kill::Panic => panic!("killed on request (debug shell)"),
+                    Kill::PanicInBlocking => {
+                        let me = ::actix::AsyncContext::address(ctx).recipient();
+                        return Box::pin(async move {
+                            let _ = $crate::panics::run_blocking(Some(me), || {
+                                panic!("killed on request in a blocking job (debug shell)")
+                            })
+                            .await;
+                        });
+                    }
+                    Kill::PanicInReply => {
+                        return Box::pin(async {
+                            panic!("killed on request in a reply future (debug shell)")
+                        });
+                    }
+                    Kill::PanicInTask => {
+                        ::actix::spawn(async {
+                            panic!("killed on request in a task of its own (debug shell)")
+                        });
                     }
                 }
+                Box::pin(async {})
             }
         }
     };
@@ -298,7 +355,8 @@ where
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// A panic's message, from its payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -378,6 +436,7 @@ where
                     this.health.restarts.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(payload) => {
+                    crate::panics::handled();
                     let cause = format!("panicked: {}", panic_message(payload.as_ref()));
                     if !this.down(cause) {
                         return Poll::Ready(());

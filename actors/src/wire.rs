@@ -609,12 +609,12 @@ pub enum AdminRequest {
         /// Its lifetime.
         expires_secs: u64,
     },
-    /// Make a top-level actor stop or panic, to exercise supervision.
+    /// Make an actor stop or panic, to exercise supervision.
     KillActor {
         /// Its name, as the status lists it.
         name: String,
-        /// Panic instead of stopping.
-        panic: bool,
+        /// How.
+        how: crate::supervision::Kill,
     },
 }
 

@@ -20,6 +20,13 @@ fn main() -> ExitCode {
     }
     // reqwest takes the process-wide rustls provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if matches!(
+        cli.command,
+        Command::Server(_) | Command::Client(_) | Command::Demo(_)
+    ) {
+        // Every panic is handled where it happens or ends the node.
+        branchline_actors::panics::install_hook();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

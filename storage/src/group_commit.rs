@@ -28,7 +28,7 @@ impl GroupCommit {
     /// succeeded. If the sync this caller waited for failed, the caller runs
     /// one itself and returns its error.
     pub fn commit<E>(&self, sync: impl Fn() -> Result<(), E>) -> Result<(), E> {
-        let mut state = self.state.lock().expect("group commit lock");
+        let mut state = crate::lock(&self.state);
         state.registered += 1;
         let mine = state.registered;
         loop {
@@ -36,14 +36,21 @@ impl GroupCommit {
                 return Ok(());
             }
             if state.syncing {
-                state = self.done.wait(state).expect("group commit lock");
+                state = self
+                    .done
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 continue;
             }
             state.syncing = true;
             let target = state.registered;
             drop(state);
+            // If `sync` panics, the guard ends the run and wakes the
+            // waiters (one of them syncs next), so nobody waits forever.
+            let running = Running(self);
             let result = sync();
-            state = self.state.lock().expect("group commit lock");
+            std::mem::forget(running);
+            state = crate::lock(&self.state);
             state.syncing = false;
             if result.is_ok() {
                 state.synced = state.synced.max(target);
@@ -51,6 +58,16 @@ impl GroupCommit {
             self.done.notify_all();
             result?;
         }
+    }
+}
+
+/// A sync run under way: if it unwinds, it is ended and the waiters woken.
+struct Running<'a>(&'a GroupCommit);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        crate::lock(&self.0.state).syncing = false;
+        self.0.done.notify_all();
     }
 }
 
@@ -88,5 +105,16 @@ mod tests {
         let gate = GroupCommit::default();
         assert_eq!(gate.commit(|| Err("disk gone")), Err("disk gone"));
         assert_eq!(gate.commit(|| Ok::<(), &str>(())), Ok(()));
+    }
+
+    #[test]
+    fn a_sync_that_panics_leaves_no_caller_waiting_forever() {
+        let commit = GroupCommit::default();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit.commit(|| -> Result<(), ()> { panic!("the disk driver blew up") })
+        }));
+        assert!(panicked.is_err());
+        // The next caller runs its own sync instead of waiting on the dead one.
+        assert_eq!(commit.commit(|| Ok::<(), ()>(())), Ok(()));
     }
 }

@@ -33,3 +33,13 @@ pub use content::{ContentId, Hash, Manifest};
 pub use meta_store::{ClientRecord, ContentRecord, MetaStore, NodeId};
 pub use piece_cache::{CacheConfig, CacheError, PieceCache};
 pub use piece_map::PieceMap;
+
+/// Locks a mutex whose data stays valid even if a holder panicked: the
+/// cache's maps of open files and its `()` write locks change in single
+/// steps, so a panic elsewhere (a blocking job of the store) never leaves a
+/// lock poisoned with every later call failing.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

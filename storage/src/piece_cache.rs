@@ -282,7 +282,7 @@ impl PieceCache {
     }
 
     fn opened(&self, id: &ContentId) -> Result<Arc<OpenContent>, CacheError> {
-        if let Some(open) = self.open.lock().expect("open map lock").get(id) {
+        if let Some(open) = crate::lock(&self.open).get(id) {
             return Ok(open.clone());
         }
         let bytes = self.manifests.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
@@ -306,10 +306,7 @@ impl PieceCache {
             synced: GroupCommit::default(),
             confidential: AtomicBool::new(confidential),
         });
-        self.open
-            .lock()
-            .expect("open map lock")
-            .insert(*id, open.clone());
+        crate::lock(&self.open).insert(*id, open.clone());
         Ok(open)
     }
 
@@ -320,7 +317,7 @@ impl PieceCache {
     pub fn add(&self, manifest: &Manifest, pinned: bool) -> Result<PieceMap, CacheError> {
         manifest.validate()?;
         let id = manifest.content_id();
-        let _admit = self.admit.lock().expect("admit lock");
+        let _admit = crate::lock(&self.admit);
         if let Some(mut entry) = self.entry(&id)? {
             entry.last_used_ms = unix_ms();
             entry.pinned |= pinned;
@@ -408,7 +405,7 @@ impl PieceCache {
         }
         let offset = open.manifest.piece_offset(index);
         {
-            let _writing = open.writing.lock().expect("piece write lock");
+            let _writing = crate::lock(&open.writing);
             open.file
                 .write_all_at(bytes, offset)
                 .map_err(io_err("write", &open.path))?;
@@ -496,7 +493,7 @@ impl PieceCache {
     pub fn set_publication(&self, signed: &SignedPublication) -> Result<(), CacheError> {
         let id = signed.publication.content;
         self.publications.insert(id.0, records::encode(signed))?;
-        if let Some(open) = self.open.lock().expect("open map lock").get(&id) {
+        if let Some(open) = crate::lock(&self.open).get(&id) {
             open.confidential
                 .store(signed.publication.confidential, Ordering::Relaxed);
         }
@@ -590,7 +587,7 @@ impl PieceCache {
 
     /// Removes a content and its bytes.
     pub fn remove(&self, id: &ContentId) -> Result<(), CacheError> {
-        let _admit = self.admit.lock().expect("admit lock");
+        let _admit = crate::lock(&self.admit);
         self.remove_locked(id)
     }
 
@@ -602,7 +599,7 @@ impl PieceCache {
         self.manifests.remove(id.0)?;
         self.publications.remove(id.0)?;
         self.db.flush()?;
-        self.open.lock().expect("open map lock").remove(id);
+        crate::lock(&self.open).remove(id);
         let path = self.piece_path(id);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
@@ -862,6 +859,31 @@ mod tests {
             c.read_piece(&id, 1),
             Err(CacheError::NotHeld { index: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_panic_while_a_lock_is_held_leaves_the_cache_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, m) = package(40_000, 6);
+        let id = m.content_id();
+        let c = cache(dir.path(), 1 << 30);
+        c.add(&m, false).unwrap();
+        // A job panics while it holds each of the cache's locks.
+        for poison in 0..2 {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _held = match poison {
+                    0 => (Some(c.open.lock().unwrap()), None),
+                    _ => (None, Some(c.admit.lock().unwrap())),
+                };
+                panic!("a job panicked holding a lock");
+            }));
+        }
+        assert!(c.open.is_poisoned() && c.admit.is_poisoned());
+        fill(&c, &data, &m);
+        assert_eq!(c.read_piece(&id, 0).unwrap(), piece(&data, &m, 0));
+        let (_, m2) = package(20_000, 7);
+        c.add(&m2, false).unwrap();
+        c.remove(&m2.content_id()).unwrap();
     }
 
     #[test]

@@ -82,8 +82,8 @@ impl ClientAdmin {
                 peers.sort_by_key(|p| (p.background, p.addr));
                 AdminReply::Peers(peers)
             }
-            AdminRequest::KillActor { name, panic } => {
-                super::kill_actor(&self.supervisor, name, panic).await
+            AdminRequest::KillActor { name, how } => {
+                super::kill_actor(&self.supervisor, name, how).await
             }
             AdminRequest::Publish { .. }
             | AdminRequest::CreateJoinToken { .. }

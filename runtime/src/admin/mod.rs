@@ -38,12 +38,10 @@ pub fn set_log(filter: &str) -> branchline_actors::wire::AdminReply {
 pub async fn kill_actor(
     supervisor: &actix::Addr<crate::node::supervisor::NodeSupervisor>,
     name: String,
-    panic: bool,
+    how: branchline_actors::supervision::Kill,
 ) -> branchline_actors::wire::AdminReply {
-    use branchline_actors::supervision::Kill;
     use branchline_actors::wire::AdminReply;
-    let how = if panic { Kill::Panic } else { Kill::Stop };
-    let what = if panic { "panic" } else { "stop" };
+    let what = how.word();
     let request = crate::node::supervisor::KillActor {
         name: name.clone(),
         how,

@@ -93,8 +93,8 @@ impl ServerAdmin {
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
             AdminRequest::SetLog(filter) => super::set_log(&filter),
-            AdminRequest::KillActor { name, panic } => {
-                super::kill_actor(&self.supervisor, name, panic).await
+            AdminRequest::KillActor { name, how } => {
+                super::kill_actor(&self.supervisor, name, how).await
             }
             AdminRequest::Purge(id) => match self.registry.send(Purge(id)).await {
                 Ok(Ok(())) => {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use branchline_actors::supervision::Kill;
 use branchline_actors::wire::{ActorView, AdminReply, AdminRequest};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -43,8 +44,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("status", "the node's whole status"),
     (
-        "kill ACTOR [stop|panic]",
-        "make an actor stop (default) or panic, to exercise supervision",
+        "kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]",
+        "make an actor stop (default) or panic: in its handler or a blocking job (it restarts), or in a reply future or a task of its own (the node stops with exit code 70)",
     ),
     (
         "log FILTER",
@@ -54,6 +55,9 @@ const COMMANDS: &[(&str, &str)] = &[
     ("help", "this list"),
     ("quit", "leave the shell"),
 ];
+
+/// How `kill` is used.
+const KILL_USAGE: &str = "kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]";
 
 /// Runs `branchline shell`.
 pub fn run(args: &ShellArgs) -> anyhow::Result<()> {
@@ -183,14 +187,14 @@ impl Shell {
                 }
             }
             ["kill", name, how @ ..] => {
-                let panic = match how {
-                    [] | ["stop"] => false,
-                    ["panic"] => true,
-                    _ => anyhow::bail!("kill ACTOR [stop|panic]"),
+                let how = match how {
+                    [] => Kill::Stop,
+                    [word] => Kill::from_word(word).ok_or_else(|| anyhow::anyhow!(KILL_USAGE))?,
+                    _ => anyhow::bail!(KILL_USAGE),
                 };
                 match self.ask(&AdminRequest::KillActor {
                     name: (*name).to_owned(),
-                    panic,
+                    how,
                 })? {
                     AdminReply::Done(what) => {
                         println!("{what}");

@@ -81,6 +81,10 @@ pub struct NodeSupervisor {
     children: Vec<Child>,
     book: ActorBook,
     every: Duration,
+    /// Unhandled panics seen at the last check ([`panics::unhandled`]).
+    ///
+    /// [`panics::unhandled`]: branchline_actors::panics::unhandled
+    unhandled_seen: Option<(u64, String)>,
 }
 
 impl NodeSupervisor {
@@ -92,6 +96,7 @@ impl NodeSupervisor {
             children,
             book,
             every,
+            unhandled_seen: None,
         }
     }
 
@@ -127,6 +132,20 @@ impl NodeSupervisor {
     }
 
     fn check(&mut self) {
+        // A panic no supervision handled (a reply future, a task of its
+        // own, a thread): seen at two checks in a row, so one that is being
+        // handled right now is not mistaken for it.
+        let unhandled = branchline_actors::panics::unhandled();
+        if let (Some((count, last)), Some(_)) = (&unhandled, &self.unhandled_seen) {
+            tracing::error!(
+                panics = count,
+                last = %last,
+                "a panic outside any actor's supervision (in a reply future, a task of its own or a thread); stopping the node so its process supervisor restarts it"
+            );
+            System::current().stop_with_code(i32::from(ACTOR_DIED_EXIT));
+            return;
+        }
+        self.unhandled_seen = unhandled;
         let dead: Vec<&str> = self
             .children
             .iter()
