@@ -44,10 +44,11 @@ fn footprint(pid: u32) -> (u64, usize) {
 }
 
 /// Asks for 200 pieces as fast as it can, 20 at a time: how many came,
-/// how many were refused as busy, and how long it took.
-async fn request_storm(conn: &quinn::Connection, content: ContentId) -> (u64, u64, Duration) {
+/// how many were refused as busy, how many were cut off with the
+/// connection (closed for too many requests), and how long it took.
+async fn request_storm(conn: &quinn::Connection, content: ContentId) -> (u64, u64, u64, Duration) {
     let start = std::time::Instant::now();
-    let (mut pieces, mut busy) = (0, 0);
+    let (mut pieces, mut busy, mut cut) = (0, 0, 0);
     for round in 0..10u32 {
         let asks = (0..20u32).map(|i| {
             let conn = conn.clone();
@@ -67,11 +68,13 @@ async fn request_storm(conn: &quinn::Connection, content: ContentId) -> (u64, u6
             match reply {
                 Some(PeerReply::Piece { .. }) => pieces += 1,
                 Some(PeerReply::Refused(Refusal::Busy)) => busy += 1,
+                // The connection was closed for too many requests.
+                None => cut += 1,
                 other => panic!("unexpected answer {other:?}"),
             }
         }
     }
-    (pieces, busy, start.elapsed())
+    (pieces, busy, cut, start.elapsed())
 }
 
 /// What the flood achieved: connections admitted and refused, streams
@@ -82,7 +85,14 @@ async fn flood(
     content: ContentId,
     pid: u32,
     insider: &tls::Identity,
-) -> (usize, usize, usize, u64, (u64, usize), (u64, u64, Duration)) {
+) -> (
+    usize,
+    usize,
+    usize,
+    u64,
+    (u64, usize),
+    (u64, u64, u64, Duration),
+) {
     let socket = endpoint::bind(from).unwrap();
     // A bad insider: it joined the cluster like any device.
     let (attacker, _) =
@@ -148,7 +158,7 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
         .unwrap();
     let id: ContentId = content.parse().unwrap();
     let insider = common::pki::joined_identity(&world, "insider", world.addr(50, 0).ip());
-    let (admitted, refused, streams, taken, during, (pieces, busy, storm_time)) =
+    let (admitted, refused, streams, taken, during, (pieces, busy, cut, storm_time)) =
         rt.block_on(flood(
             world.addr(11, 34760),
             world.addr(50, 0),
@@ -164,8 +174,14 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
     assert_eq!(admitted, CAP, "only the cap's worth of connections");
     assert_eq!(refused, 100 - CAP);
     assert!(streams >= 900, "streams were opened and dropped: {streams}");
-    eprintln!("request storm: {pieces} pieces, {busy} refused as busy in {storm_time:?}");
-    assert_eq!(pieces + busy, 200);
+    eprintln!(
+        "request storm: {pieces} pieces, {busy} refused as busy, {cut} cut off with the connection in {storm_time:?}"
+    );
+    assert_eq!(pieces + busy + cut, 200);
+    assert!(
+        cut > 0,
+        "a peer that keeps on over its rate is disconnected"
+    );
     // A full bucket (RATE requests), then RATE a second.
     let millis = u64::try_from(storm_time.as_millis()).unwrap();
     let allowed = RATE + millis * RATE / 1000 + 1;

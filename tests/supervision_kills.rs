@@ -96,7 +96,10 @@ fn kill_every_kind(subnet: u8, how: &str) {
     let (ok, out) = shell(victim, "kill nobody");
     assert!(!ok && out.contains("no actor `nobody`"), "{out}");
     let (ok, out) = shell(victim, "kill store sideways");
-    assert!(!ok && out.contains("kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]"), "{out}");
+    assert!(
+        !ok && out.contains("kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]"),
+        "{out}"
+    );
     let (ok, out) = shell(victim, "frobnicate");
     assert!(!ok && out.contains("unknown command `frobnicate`"), "{out}");
     for name in KILLS {

@@ -43,6 +43,9 @@ pub const WANTED_TTL: Duration = Duration::from_secs(60);
 /// stopped asking (their download finished) lose it.
 const ANSWERED_TTL: Duration = Duration::from_secs(120);
 
+/// Registered clients a server holds at most, unless configured.
+pub const DEFAULT_MAX_CLIENTS: usize = 200_000;
+
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
 pub struct RegistryTiming {
@@ -62,6 +65,11 @@ pub enum RegistryError {
     /// The client is not registered (or was expired).
     #[error("client {0} is not registered")]
     UnknownClient(NodeId),
+    /// The server holds as many registered clients as it is allowed.
+    #[error(
+        "the server has its cap of {0} registered clients (registry.max_clients); try again later"
+    )]
+    Full(usize),
     /// No such content.
     #[error("content {0} is not published")]
     UnknownContent(ContentId),
@@ -277,6 +285,8 @@ pub struct Registry {
     /// Peers banned for bad bytes in an office: who reported, and the
     /// evidence. Kept until the server restarts.
     bans: BTreeMap<String, BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>>,
+    /// Registered clients at most.
+    max_clients: usize,
     /// The number of the last purge made durable: every office info
     /// carries it, and a client that has seen fewer asks for the rest.
     purge_seq: u64,
@@ -301,6 +311,7 @@ impl Registry {
             answered: HashMap::new(),
             bans: BTreeMap::new(),
             purge_seq: 0,
+            max_clients: DEFAULT_MAX_CLIENTS,
         }
     }
 
@@ -395,8 +406,21 @@ impl Registry {
 
     /// Registers a client with what it holds (unknown contents and maps of
     /// the wrong length are skipped).
-    pub fn register(&mut self, reg: Registration, now_ms: u64, now: Instant) {
-        self.offices.join(reg.id, &reg.name, reg.addr.ip());
+    /// `seen` is the address the server sees the client's packets come
+    /// from: its office follows that, not the address it advertises (the
+    /// caller logs when they differ).
+    /// A client not yet registered is refused once `max_clients` are.
+    pub fn register(
+        &mut self,
+        reg: Registration,
+        seen: std::net::IpAddr,
+        now_ms: u64,
+        now: Instant,
+    ) -> Result<(), RegistryError> {
+        if !self.clients.contains_key(&reg.id) && self.clients.len() >= self.max_clients {
+            return Err(RegistryError::Full(self.max_clients));
+        }
+        self.offices.join(reg.id, &reg.name, seen);
         self.offices.set_attributes(&reg.id, reg.attributes);
         let record = ClientRecord {
             id: reg.id,
@@ -418,6 +442,13 @@ impl Registry {
         for (content, have) in reg.holdings {
             let _ = self.set_have(reg.id, content, have);
         }
+        Ok(())
+    }
+
+    /// Registered clients beyond `max` are refused (default:
+    /// [`DEFAULT_MAX_CLIENTS`]).
+    pub fn cap_clients(&mut self, max: usize) {
+        self.max_clients = max;
     }
 
     /// Records a heartbeat. False if the client is unknown (it must register).
@@ -1082,7 +1113,7 @@ mod tests {
         );
         let id = r.publish(content(pieces), false).unwrap();
         for n in 1..=clients {
-            r.register(reg(n), 0, now);
+            r.register(reg(n), reg(n).addr.ip(), 0, now).unwrap();
         }
         (r, id, now)
     }
@@ -1106,8 +1137,8 @@ mod tests {
                 .contains("already published confidential; purge it first to publish it shareable"),
             "{err}"
         );
-        r.register(reg(1), 0, now);
-        r.register(reg(2), 0, now);
+        r.register(reg(1), reg(1).addr.ip(), 0, now).unwrap();
+        r.register(reg(2), reg(2).addr.ip(), 0, now).unwrap();
         r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
         let answer = r.sources(&query(2, id, 2), now).unwrap();
         assert!(
@@ -1382,7 +1413,7 @@ mod tests {
             now,
         );
         assert!(back.topology().office("hq").is_some());
-        back.register(reg(2), 0, now);
+        back.register(reg(2), reg(2).addr.ip(), 0, now).unwrap();
         let answer = back.sources(&query(2, id, 2), now).unwrap();
         assert_eq!(answer.peers.len(), 1);
         assert!(answer.granted.is_empty());
@@ -1448,9 +1479,29 @@ mod tests {
             let mut reg = reg(n);
             reg.addr = ([127, 0, net, n], 34760).into();
             reg.attributes.free_bytes = free << 30;
-            r.register(reg, 0, now);
+            let seen = reg.addr.ip();
+            r.register(reg, seen, 0, now).unwrap();
         }
         (r, id, now)
+    }
+
+    #[test]
+    fn given_a_client_claiming_another_address_then_its_office_follows_the_one_seen() {
+        let (mut r, _, now) = offices(2);
+        let mut liar = reg(9);
+        liar.addr = ([127, 0, 1, 9], 34760).into(); // claims hq
+        r.register(liar, [127, 0, 3, 9].into(), 0, now).unwrap(); // comes from the VPN office
+        assert_eq!(r.offices.office_of(&node(9)), Some("vpn"));
+    }
+
+    #[test]
+    fn given_the_cap_of_clients_then_a_new_one_is_refused_and_a_known_one_still_registers() {
+        let (mut r, _, now) = setup(2, 2);
+        r.cap_clients(2);
+        let err = r.register(reg(3), reg(3).addr.ip(), 0, now).unwrap_err();
+        assert_eq!(err, RegistryError::Full(2));
+        assert!(err.to_string().contains("registry.max_clients"));
+        r.register(reg(1), reg(1).addr.ip(), 0, now).unwrap();
     }
 
     fn ids(peers: &[PeerUpdate]) -> Vec<(u8, bool)> {

@@ -70,7 +70,7 @@ fn load_topology(store: &MetaStore) -> Result<Option<Topology>, MetaError> {
     Ok(Some(topology))
 }
 /// Longest long-poll a client may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(5);
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Signs what the server vouches for about a content with the server's
 /// key; `None` when the server runs without the cluster PKI.
@@ -183,15 +183,26 @@ impl RegistryActor {
             ServerRequest::Register(reg) => {
                 let id = reg.id;
                 let (name, addr, contents) = (reg.name.clone(), reg.addr, reg.holdings.len());
-                self.registry.register(reg, unix_ms(), now);
-                let office = self
-                    .registry
-                    .office_info(&id, now)
-                    .expect("a client that just registered has an office");
-                tracing::info!(client = %id, %name, %addr, %from, contents, office = %office.name, "client registered");
-                ServerReply::Registered {
-                    heartbeat_ms: u32::try_from(self.heartbeat.as_millis()).unwrap_or(u32::MAX),
-                    office,
+                if reg.addr.ip() != from.ip() {
+                    tracing::warn!(client = %id, claimed = %reg.addr.ip(), seen = %from.ip(), "a client advertises another address than its packets come from; its office follows the address the server sees");
+                }
+                match self.registry.register(reg, from.ip(), unix_ms(), now) {
+                    Err(e) => {
+                        tracing::warn!(client = %id, %from, error = %e, "registration refused");
+                        error_reply(e)
+                    }
+                    Ok(()) => {
+                        let office = self
+                            .registry
+                            .office_info(&id, now)
+                            .expect("a client that just registered has an office");
+                        tracing::info!(client = %id, %name, %addr, %from, contents, office = %office.name, "client registered");
+                        ServerReply::Registered {
+                            heartbeat_ms: u32::try_from(self.heartbeat.as_millis())
+                                .unwrap_or(u32::MAX),
+                            office,
+                        }
+                    }
                 }
             }
             ServerRequest::Heartbeat {

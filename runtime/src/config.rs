@@ -218,6 +218,49 @@ impl FileStorageSection {
     }
 }
 
+/// Caps on what clients may hold of the server's control endpoint.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Connections open at once from one IP address (clients behind one
+    /// NAT share one).
+    pub connections_per_address: u32,
+    /// Requests one connection may make per second; a connection that
+    /// keeps on beyond is closed.
+    pub requests_per_sec: u32,
+    /// Seconds a client has to send a request, and the registry to answer
+    /// it (beyond a long poll's wait).
+    pub request_deadline_secs: u64,
+    /// Registered clients at most; more are refused until some leave.
+    pub max_clients: u32,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        let limits = crate::control::ControlLimits::default();
+        ControlSection {
+            connections_per_address: u32::try_from(limits.connections_per_address)
+                .unwrap_or(u32::MAX),
+            requests_per_sec: limits.requests_per_sec,
+            request_deadline_secs: limits.deadline.as_secs(),
+            max_clients: u32::try_from(branchline_actors::registry::DEFAULT_MAX_CLIENTS)
+                .unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl ControlSection {
+    /// The endpoint's caps.
+    pub fn limits(&self) -> crate::control::ControlLimits {
+        crate::control::ControlLimits {
+            connections_per_address: usize::try_from(self.connections_per_address)
+                .unwrap_or(usize::MAX),
+            requests_per_sec: self.requests_per_sec,
+            deadline: Duration::from_secs(self.request_deadline_secs),
+        }
+    }
+}
+
 /// The server's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +273,9 @@ pub struct ServerConfig {
     /// Registry timing.
     #[serde(default)]
     pub registry: RegistrySection,
+    /// Caps on the control endpoint.
+    #[serde(default)]
+    pub control: ControlSection,
     /// The embedded file storage.
     #[serde(default)]
     pub file_storage: FileStorageSection,
@@ -677,6 +723,18 @@ impl ServerConfig {
             ] {
                 positive(value, key)?;
             }
+        }
+        let c = &self.control;
+        for (value, key) in [
+            (
+                u64::from(c.connections_per_address),
+                "control.connections_per_address",
+            ),
+            (u64::from(c.requests_per_sec), "control.requests_per_sec"),
+            (c.request_deadline_secs, "control.request_deadline_secs"),
+            (u64::from(c.max_clients), "control.max_clients"),
+        ] {
+            positive(value, key)?;
         }
         self.tls.insecure_conflict(self.insecure)?;
         required(&self.data_dir, "data_dir", "--data-dir")

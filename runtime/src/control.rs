@@ -10,31 +10,74 @@
 //! (`Join`, with a live token): every other request on its connection is
 //! refused.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::join::ca::Enroller;
 use crate::revocation::Trust;
+use crate::transport::admission::Admission;
+use crate::transport::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::Addr;
-use branchline_actors::registry_actor::{RegistryActor, Serve};
+use branchline_actors::registry_actor::{MAX_WAIT, RegistryActor, Serve};
 use branchline_actors::wire::{
     JoinRequest, MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };
 use branchline_storage::NodeId;
 
-/// Deadline for a client to send its request once it opened a stream.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Caps on what clients may hold of the control endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlLimits {
+    /// Connections open at once from one IP address (clients behind one
+    /// NAT share one), refused before their handshake beyond.
+    pub connections_per_address: usize,
+    /// Requests one connection may make per second (and in a burst);
+    /// beyond, each is refused, and a connection that keeps on after a
+    /// second's worth of refusals is closed.
+    pub requests_per_sec: u32,
+    /// Longest a client has to send its request once it opened a stream,
+    /// and longest the registry may take to answer it (beyond a long
+    /// poll's own wait).
+    pub deadline: Duration,
+}
+
+impl Default for ControlLimits {
+    fn default() -> Self {
+        ControlLimits {
+            connections_per_address: 256,
+            requests_per_sec: 1000,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the control endpoint answers with.
+pub struct Control {
+    /// The registry.
+    pub registry: Addr<RegistryActor>,
+    /// Under the PKI: the CA and the revocation list in force.
+    pub trust: Option<Arc<Trust>>,
+    /// Devices joining, on a server with its own CA.
+    pub enroller: Option<Arc<Enroller>>,
+    /// Its caps.
+    pub limits: ControlLimits,
+}
 
 /// Accepts connections until the endpoint closes. Run it on the control
 /// arbiter.
-pub async fn serve(
-    endpoint: quinn::Endpoint,
-    registry: Addr<RegistryActor>,
-    trust: Option<Arc<Trust>>,
-    enroller: Option<Arc<Enroller>>,
-) {
+pub async fn serve(endpoint: quinn::Endpoint, control: Control) {
+    let control = Arc::new(control);
+    let admission = Arc::new(Mutex::new(Admission::new(
+        control.limits.connections_per_address,
+    )));
     while let Some(incoming) = endpoint.accept().await {
-        let (registry, trust, enroller) = (registry.clone(), trust.clone(), enroller.clone());
+        let ip = incoming.remote_address().ip();
+        if !branchline_actors::lock_unpoisoned(&admission).try_admit(ip) {
+            tracing::debug!(%ip, "refused a control connection: the address has its cap of open connections");
+            incoming.refuse();
+            continue;
+        }
+        let (control, admission) = (control.clone(), admission.clone());
         actix_rt::spawn(async move {
             match incoming.await {
                 Ok(conn) if crate::tls::check_version(&conn).is_err() => {
@@ -42,15 +85,16 @@ pub async fn serve(
                 }
                 Ok(conn) => {
                     let member = crate::tls::peer_chain(&conn).is_some();
-                    if let Some(trust) = &trust
+                    if let Some(trust) = &control.trust
                         && member
                     {
                         actix_rt::spawn(trust.clone().guard(conn.clone(), None));
                     }
-                    serve_connection(conn, registry, trust, enroller).await
+                    serve_connection(conn, control).await
                 }
                 Err(e) => tracing::debug!(error = %e, "control handshake failed"),
             }
+            branchline_actors::lock_unpoisoned(&admission).release(ip);
         });
     }
 }
@@ -107,17 +151,21 @@ async fn join(enroller: Option<Arc<Enroller>>, request: JoinRequest, member: boo
     }
 }
 
-async fn serve_connection(
-    conn: quinn::Connection,
-    registry: Addr<RegistryActor>,
-    trust: Option<Arc<Trust>>,
-    enroller: Option<Arc<Enroller>>,
-) {
+async fn serve_connection(conn: quinn::Connection, control: Arc<Control>) {
     let from = conn.remote_address();
     // Under the PKI, the node this connection's certificate names (none:
     // a device that may only join).
-    let sender = trust.as_ref().map(|_| crate::tls::peer_node_id(&conn));
+    let sender = control
+        .trust
+        .as_ref()
+        .map(|_| crate::tls::peer_node_id(&conn));
     let member = sender.is_none_or(|id| id.is_some());
+    let rate = Arc::new(Mutex::new(RequestRate::new(
+        control.limits.requests_per_sec,
+    )));
+    // Refusals are logged once per connection, so a flood cannot flood
+    // the log too.
+    let warned = Arc::new(AtomicBool::new(false));
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -126,10 +174,12 @@ async fn serve_connection(
                 return;
             }
         };
-        let (registry, trust, enroller) = (registry.clone(), trust.clone(), enroller.clone());
+        let (control, rate, conn, warned) =
+            (control.clone(), rate.clone(), conn.clone(), warned.clone());
         actix_rt::spawn(async move {
+            let deadline = control.limits.deadline;
             let request = match tokio::time::timeout(
-                REQUEST_DEADLINE,
+                deadline,
                 read_frame::<ServerRequest>(&mut recv, MAX_REQUEST_FRAME),
             )
             .await
@@ -146,32 +196,73 @@ async fn serve_connection(
                 }
                 Err(_) => return,
             };
-            let reply = match request {
-                ServerRequest::Join(request) => join(enroller, request, member).await,
-                _ if !member => {
-                    tracing::warn!(%from, "refused a request from a connection without a certificate");
-                    ServerReply::Error(
-                        "this connection shows no cluster certificate: join the cluster first (branchline client --join TOKEN)".into(),
-                    )
+            let admitted = branchline_actors::lock_unpoisoned(&rate).admit(Instant::now());
+            let reply = match admitted {
+                Admitted::Close => {
+                    tracing::warn!(%from, "closed a control connection that kept on over its request rate");
+                    conn.close(TOO_MANY_REQUESTS.into(), b"too many requests");
+                    return;
                 }
-                ServerRequest::GetRevocations { known } => revocations(trust.as_deref(), known),
-                request if !speaks_for_itself(&request, sender) => {
-                    tracing::warn!(%from, claimed = ?request.claimed_id(), "refused a request made for another node");
-                    ServerReply::Error(format!(
-                        "this connection's certificate is node {}'s; a client speaks only for itself",
-                        sender
-                            .flatten()
-                            .map_or_else(|| "none".to_owned(), |id| id.to_string())
-                    ))
-                }
-                request => match registry.send(Serve { request, from }).await {
-                    Ok(reply) => with_revocations(reply, trust.as_deref()),
-                    Err(e) => ServerReply::Error(format!("registry unavailable: {e}")),
-                },
+                Admitted::Refused => ServerReply::Error(format!(
+                    "too many requests: at most {} a second per connection; slow down",
+                    control.limits.requests_per_sec
+                )),
+                Admitted::Yes => answer(&control, request, sender, member, from, &warned).await,
             };
             if write_frame(&mut send, &reply).await.is_ok() {
                 let _ = send.finish();
             }
         });
+    }
+}
+
+/// The answer to one admitted request.
+async fn answer(
+    control: &Control,
+    request: ServerRequest,
+    sender: Option<Option<NodeId>>,
+    member: bool,
+    from: std::net::SocketAddr,
+    warned: &AtomicBool,
+) -> ServerReply {
+    let first = || !warned.swap(true, Ordering::Relaxed);
+    let trust = control.trust.as_deref();
+    match request {
+        ServerRequest::Join(request) => join(control.enroller.clone(), request, member).await,
+        _ if !member => {
+            if first() {
+                tracing::warn!(%from, "refused a request from a connection without a certificate (logged once per connection)");
+            }
+            ServerReply::Error(
+                "this connection shows no cluster certificate: join the cluster first (branchline client --join TOKEN)".into(),
+            )
+        }
+        ServerRequest::GetRevocations { known } => revocations(trust, known),
+        request if !speaks_for_itself(&request, sender) => {
+            if first() {
+                tracing::warn!(%from, claimed = ?request.claimed_id(), "refused a request made for another node (logged once per connection)");
+            }
+            ServerReply::Error(format!(
+                "this connection's certificate is node {}'s; a client speaks only for itself",
+                sender
+                    .flatten()
+                    .map_or_else(|| "none".to_owned(), |id| id.to_string())
+            ))
+        }
+        request => {
+            // A long poll waits up to MAX_WAIT by design; beyond that and
+            // the deadline, the registry is stuck or swamped.
+            let deadline = control.limits.deadline + MAX_WAIT;
+            match tokio::time::timeout(deadline, control.registry.send(Serve { request, from }))
+                .await
+            {
+                Ok(Ok(reply)) => with_revocations(reply, trust),
+                Ok(Err(e)) => ServerReply::Error(format!("registry unavailable: {e}")),
+                Err(_) => ServerReply::Error(format!(
+                    "the server did not answer within {} s (busy); try again",
+                    deadline.as_secs()
+                )),
+            }
+        }
     }
 }

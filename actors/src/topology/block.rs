@@ -107,6 +107,16 @@ impl AddressBlock {
         Self::subnet(network, prefix).expect("a masked network is a valid subnet")
     }
 
+    /// Its first address.
+    pub fn first(&self) -> IpAddr {
+        self.first
+    }
+
+    /// Its last address.
+    pub fn last(&self) -> IpAddr {
+        self.last
+    }
+
     /// Whether `addr` is in the block.
     pub fn contains(&self, addr: IpAddr) -> bool {
         same_family(addr, self.first)

@@ -10,10 +10,12 @@
 //! most specific office.
 //!
 //! - [`block`]: subnets and ranges.
-//! - [`spreadsheet`]: the CSV an administrator edits.
+//! - [`overlap`]: finding clashing blocks of two offices in O(n log n).
+//! - [`spreadsheet`]: the CSV an administrator edits, with its caps.
 
 pub mod block;
 pub mod link;
+pub mod overlap;
 pub mod spreadsheet;
 
 use std::collections::{BTreeMap, HashMap};
@@ -265,37 +267,32 @@ impl Topology {
         Ok(Topology { offices })
     }
 
-    /// Refuses blocks claimed by two offices, or crossing partly.
+    /// Refuses blocks claimed by two offices, or crossing partly
+    /// ([`overlap::find_clash`]); the error names the later office's row.
     fn check_blocks(offices: &[Office]) -> Result<(), (usize, TopologyError)> {
-        let mut all: Vec<(AddressBlock, usize)> = offices
+        let all: Vec<(AddressBlock, usize)> = offices
             .iter()
             .enumerate()
             .flat_map(|(i, o)| o.blocks.iter().map(move |b| (*b, i)))
             .collect();
-        all.sort();
-        for (n, (block, i)) in all.iter().enumerate() {
-            for (other, j) in &all[..n] {
-                let clash = block == other || !(block.covers(other) || other.covers(block));
-                if i != j && block.overlaps(other) && clash {
-                    let (later, earlier) = if i > j { (i, j) } else { (j, i) };
-                    let (lb, eb) = if i > j {
-                        (block, other)
-                    } else {
-                        (other, block)
-                    };
-                    return Err((
-                        *later,
-                        TopologyError::Overlap {
-                            office: offices[*later].name.clone(),
-                            block: lb.to_string(),
-                            other_office: offices[*earlier].name.clone(),
-                            other: eb.to_string(),
-                        },
-                    ));
-                }
-            }
-        }
-        Ok(())
+        let Some((a, b)) = overlap::find_clash(&all) else {
+            return Ok(());
+        };
+        let ((ab, i), (bb, j)) = (all[a], all[b]);
+        let (later, earlier, lb, eb) = if i > j {
+            (i, j, ab, bb)
+        } else {
+            (j, i, bb, ab)
+        };
+        Err((
+            later,
+            TopologyError::Overlap {
+                office: offices[later].name.clone(),
+                block: lb.to_string(),
+                other_office: offices[earlier].name.clone(),
+                other: eb.to_string(),
+            },
+        ))
     }
 
     /// The link settings of every office that sets any, by office name:

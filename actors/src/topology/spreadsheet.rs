@@ -24,6 +24,12 @@
 //! | `automatic` | no | `true` for offices the server made for unknown subnets |
 //!
 //! Blank rows are ignored; a leading UTF-8 byte order mark is accepted.
+//!
+//! **Caps**, each refused with the line and the cap: the file at most
+//! [`MAX_SHEET_BYTES`], [`MAX_OFFICES`] offices, [`MAX_FIELD_BYTES`] per
+//! field ([`MAX_LIST_BYTES`] for `subnets` and `preferred_rvps`),
+//! [`MAX_SUBNETS_PER_OFFICE`] blocks in one office, [`MAX_SUBNETS`] in all
+//! and [`MAX_PREFERRED`] preferred RVPs per office.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,6 +59,20 @@ pub const COLUMNS: [&str; 16] = [
 const REQUIRED: [&str; 4] = ["office", "parent", "type", "subnets"];
 /// Most problems reported from one file.
 const MAX_PROBLEMS: usize = 50;
+/// The largest sheet imported.
+pub const MAX_SHEET_BYTES: usize = 16 * 1024 * 1024;
+/// The most offices (rows) in a sheet.
+pub const MAX_OFFICES: usize = 20_000;
+/// The longest field, but for the lists.
+pub const MAX_FIELD_BYTES: usize = 256;
+/// The longest `subnets` or `preferred_rvps` field.
+pub const MAX_LIST_BYTES: usize = 256 * 1024;
+/// The most subnets and ranges in one office.
+pub const MAX_SUBNETS_PER_OFFICE: usize = 4096;
+/// The most subnets and ranges in the whole sheet.
+pub const MAX_SUBNETS: usize = 100_000;
+/// The most preferred RVPs of one office.
+pub const MAX_PREFERRED: usize = 64;
 
 /// One problem in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +98,15 @@ fn at(line: u64, message: impl Into<String>) -> LineError {
 
 /// Parses and validates a spreadsheet. Every problem found is returned.
 pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
+    if bytes.len() > MAX_SHEET_BYTES {
+        return Err(vec![at(
+            1,
+            format!(
+                "the file is {} bytes, over the cap of {MAX_SHEET_BYTES} bytes",
+                bytes.len()
+            ),
+        )]);
+    }
     let text = utf8(bytes)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
@@ -126,6 +155,17 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
             ));
             continue;
         }
+        if offices.len() >= MAX_OFFICES {
+            problems.push(at(
+                line,
+                format!("more than {MAX_OFFICES} offices (the cap)"),
+            ));
+            break;
+        }
+        if let Some(long) = too_long(&columns, &record) {
+            problems.push(at(line, long));
+            continue;
+        }
         let field = |name: &str| columns.get(name).map_or("", |&i| &record[i]);
         match office(&field) {
             Ok(office) => {
@@ -143,6 +183,16 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
     }
     if offices.is_empty() {
         return Err(vec![at(1, "no offices after the header row")]);
+    }
+    let mut subnets = 0;
+    for (office, &line) in offices.iter().zip(&lines) {
+        subnets += office.blocks.len();
+        if subnets > MAX_SUBNETS {
+            return Err(vec![at(
+                line,
+                format!("more than {MAX_SUBNETS} subnets and ranges in the sheet (the cap)"),
+            )]);
+        }
     }
     Topology::new(offices).map_err(|(i, e)| vec![at(lines[i], e.to_string())])
 }
@@ -194,6 +244,18 @@ fn columns(header: &csv::StringRecord) -> Result<HashMap<String, usize>, Vec<Lin
     }
 }
 
+/// A field over its cap, named.
+fn too_long(columns: &HashMap<String, usize>, record: &csv::StringRecord) -> Option<String> {
+    columns.iter().find_map(|(name, &i)| {
+        let cap = match name.as_str() {
+            "subnets" | "preferred_rvps" => MAX_LIST_BYTES,
+            _ => MAX_FIELD_BYTES,
+        };
+        let len = record.get(i).map_or(0, str::len);
+        (len > cap).then(|| format!("the {name} field is {len} bytes, over the cap of {cap}"))
+    })
+}
+
 fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(';').map(str::trim).filter(|s| !s.is_empty())
 }
@@ -216,6 +278,11 @@ fn office<'a>(field: &impl Fn(&str) -> &'a str) -> Result<Office, String> {
     let mut office = Office::new(name, parent);
     office.kind = field("type").parse::<OfficeKind>()?;
     for block in list(field("subnets")) {
+        if office.blocks.len() == MAX_SUBNETS_PER_OFFICE {
+            return Err(format!(
+                "more than {MAX_SUBNETS_PER_OFFICE} subnets and ranges in one office (the cap)"
+            ));
+        }
         office.blocks.push(
             block
                 .parse()
@@ -223,6 +290,12 @@ fn office<'a>(field: &impl Fn(&str) -> &'a str) -> Result<Office, String> {
         );
     }
     office.preferred = list(field("preferred_rvps")).map(str::to_owned).collect();
+    if office.preferred.len() > MAX_PREFERRED {
+        return Err(format!(
+            "{} preferred RVPs, over the cap of {MAX_PREFERRED}",
+            office.preferred.len()
+        ));
+    }
     let count = field("rvp_count");
     if !count.is_empty() {
         office.rvp_count = count
@@ -353,6 +426,100 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// `n` /32 subnets from 10.0.0.0 up, `;`-separated.
+    fn subnets(n: usize, from: u32) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{}/32",
+                    std::net::Ipv4Addr::from(0x0a00_0000 + from + u32::try_from(i).unwrap())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    #[test]
+    fn every_cap_is_refused_with_its_line_and_its_size() {
+        let header = "office,parent,type,subnets,preferred_rvps\n";
+        let big = vec![b'x'; MAX_SHEET_BYTES + 1];
+        assert_eq!(
+            errors(&big),
+            [format!(
+                "line 1: the file is {} bytes, over the cap of {MAX_SHEET_BYTES} bytes",
+                MAX_SHEET_BYTES + 1
+            )]
+        );
+        let long_name = format!("{header}hq,,Default,,\n{},hq,Default,,\n", "n".repeat(300));
+        assert_eq!(
+            errors(long_name.as_bytes()),
+            ["line 3: the office field is 300 bytes, over the cap of 256"]
+        );
+        let crowded = format!(
+            "{header}hq,,Default,{},\n",
+            subnets(MAX_SUBNETS_PER_OFFICE + 1, 0)
+        );
+        assert_eq!(
+            errors(crowded.as_bytes()),
+            [format!(
+                "line 2: more than {MAX_SUBNETS_PER_OFFICE} subnets and ranges in one office (the cap)"
+            )]
+        );
+        let fans: String = (0..=MAX_PREFERRED).map(|i| format!("pc-{i};")).collect();
+        let preferring = format!("{header}hq,,Default,,{fans}\n");
+        assert_eq!(
+            errors(preferring.as_bytes()),
+            [format!(
+                "line 2: {} preferred RVPs, over the cap of {MAX_PREFERRED}",
+                MAX_PREFERRED + 1
+            )]
+        );
+        let mut many = format!("{header}hq,,Default,,\n");
+        for i in 0..MAX_OFFICES {
+            many.push_str(&format!("o{i},hq,Default,,\n"));
+        }
+        assert_eq!(
+            errors(many.as_bytes()),
+            [format!(
+                "line {}: more than {MAX_OFFICES} offices (the cap)",
+                MAX_OFFICES + 2
+            )]
+        );
+        let mut wide = header.to_owned();
+        let per = MAX_SUBNETS_PER_OFFICE;
+        for i in 0..=(MAX_SUBNETS / per) {
+            let parent = if i == 0 { "" } else { "o0" };
+            wide.push_str(&format!(
+                "o{i},{parent},Default,{},\n",
+                subnets(per, u32::try_from(i * per).unwrap())
+            ));
+        }
+        let err = errors(wide.as_bytes());
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].ends_with(&format!(
+                "more than {MAX_SUBNETS} subnets and ranges in the sheet (the cap)"
+            )),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_sheet_at_the_caps_imports_and_checks_its_overlaps_quickly() {
+        // 24 offices of 4,096 subnets each (98,304): pairwise, this took
+        // minutes; the sweep takes well under a second in a release build.
+        let mut sheet = "office,parent,type,subnets\n".to_owned();
+        for i in 0..24 {
+            let parent = if i == 0 { "" } else { "o0" };
+            sheet.push_str(&format!(
+                "o{i},{parent},Default,{}\n",
+                subnets(4096, i * 4096)
+            ));
+        }
+        let topology = import(sheet.as_bytes()).unwrap();
+        assert_eq!(topology.office("o23").unwrap().blocks.len(), 4096);
     }
 
     #[test]

@@ -102,7 +102,9 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
     crate::tls::warn_unauthenticated(identity.as_ref());
     let signer = crate::vouch::signer(identity.as_ref())?;
-    let registry = RegistryActor::new(Registry::new(timing), meta, heartbeat, signer)
+    let mut registry_state = Registry::new(timing);
+    registry_state.cap_clients(usize::try_from(config.control.max_clients).unwrap_or(usize::MAX));
+    let registry = RegistryActor::new(registry_state, meta, heartbeat, signer)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 
@@ -120,6 +122,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         let control_arbiter = Arbiter::new();
         let registry2 = registry.clone();
         let enroller2 = enroller.clone();
+        let control_limits = config.control.limits();
         on_arbiter(&control_arbiter, move || -> anyhow::Result<()> {
             let admit = match enroller2 {
                 Some(_) => Admit::MembersAndJoiners,
@@ -130,7 +133,13 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             if let (Some(trust), Some(crl)) = (&trust, crl_file) {
                 actix_rt::spawn(revocation::watch_file(trust.clone(), crl));
             }
-            actix_rt::spawn(control::serve(endpoint, registry2, trust, enroller2));
+            let control = control::Control {
+                registry: registry2,
+                trust,
+                enroller: enroller2,
+                limits: control_limits,
+            };
+            actix_rt::spawn(control::serve(endpoint, control));
             Ok(())
         })
         .await??;

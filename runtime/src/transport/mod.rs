@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod peer_session;
 #[cfg(debug_assertions)]
+pub mod request_rate;
 pub mod test_fault;
 
 use std::collections::HashMap;

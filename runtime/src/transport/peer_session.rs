@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::prelude::*;
 use branchline_actors::counters::{Counters, Rejection};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
-use branchline_actors::token_bucket::TokenBucket;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
     write_frame,
@@ -160,14 +160,15 @@ struct Serving {
     stats: Arc<SessionStats>,
     link: Arc<LinkStatus>,
     background: bool,
-    /// Piece requests the peer may make, per second (one token each).
-    requests: Arc<Mutex<TokenBucket>>,
+    /// Piece requests the peer may make, per second, and the refusals it
+    /// may draw before it is disconnected.
+    requests: Arc<Mutex<RequestRate>>,
 }
 
 impl Serving {
-    /// Takes a token for one piece request; false: over the peer's rate.
-    fn admit_request(&self) -> bool {
-        branchline_actors::lock_unpoisoned(&self.requests).try_take(1, Instant::now())
+    /// What the peer's rate allows one more piece request.
+    fn admit_request(&self) -> Admitted {
+        branchline_actors::lock_unpoisoned(&self.requests).admit(Instant::now())
     }
 }
 
@@ -182,9 +183,8 @@ impl PeerSession {
                 stats: stats.clone(),
                 link: deps.link,
                 background: deps.background,
-                requests: Arc::new(Mutex::new(TokenBucket::new(
-                    deps.requests_per_sec,
-                    deps.requests_per_sec,
+                requests: Arc::new(Mutex::new(RequestRate::new(
+                    u32::try_from(deps.requests_per_sec).unwrap_or(u32::MAX),
                 ))),
             },
             outgoing: ConnectionSlot::new(deps.endpoint, addr)
@@ -242,9 +242,9 @@ impl Handler<Attach> for PeerSession {
                 loop {
                     match conn.accept_bi().await {
                         Ok((send, recv)) => {
-                            let serving = serving.clone();
+                            let (serving, conn) = (serving.clone(), conn.clone());
                             actix_rt::spawn(async move {
-                                if let Err(e) = serve_stream(send, recv, &serving).await {
+                                if let Err(e) = serve_stream(send, recv, &serving, &conn).await {
                                     tracing::debug!(%peer, error = %e, "serving a stream failed");
                                 }
                             });
@@ -265,6 +265,7 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     serving: &Serving,
+    conn: &quinn::Connection,
 ) -> Result<(), String> {
     let request: PeerRequest = match tokio::time::timeout(
         REQUEST_DEADLINE,
@@ -297,10 +298,15 @@ async fn serve_stream(
     };
     let read = if !serving.link.serves() {
         Err(Refusal::NotServing)
-    } else if !serving.admit_request() {
-        Err(Refusal::Busy)
     } else {
-        read_for_peer(&serving.store, &serving.counters, content, index).await
+        match serving.admit_request() {
+            Admitted::Yes => read_for_peer(&serving.store, &serving.counters, content, index).await,
+            Admitted::Refused => Err(Refusal::Busy),
+            Admitted::Close => {
+                conn.close(TOO_MANY_REQUESTS.into(), b"too many requests");
+                return Err("the peer kept on over its request rate; disconnected".into());
+            }
+        }
     };
     #[cfg(debug_assertions)]
     let read = super::test_fault::served(read);
