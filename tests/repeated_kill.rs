@@ -177,10 +177,11 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
             checked["corrupt"].as_array().is_some_and(Vec::is_empty),
             "round {round}: {name}'s start-up check: {found}"
         );
-        let held = have_pieces(&victim.node.status());
-        assert_eq!(
-            checked["pieces"].as_u64(),
-            Some(held),
+        // The check read every piece the cache held at the start; the
+        // download resumed by itself meanwhile and may hold more now.
+        let held = checked["pieces"].as_u64().unwrap();
+        assert!(
+            have_pieces(&victim.node.status()) >= held,
             "round {round}: {name} checked every piece it holds"
         );
         assert!(

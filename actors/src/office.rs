@@ -26,11 +26,11 @@ use crate::counters::Counters;
 use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
-use crate::store::{RemoveContent, Store};
+use crate::store::{GetInventory, RemoveContent, Store};
 use crate::strikes::{StrikeBook, Verdict};
 use crate::supervision::ActorBook;
 use crate::token_bucket::LinkRate;
-use crate::transfer::{Resume, Transfer, TransferDeps, TransferSettings};
+use crate::transfer::{Recheck, Resume, Transfer, TransferDeps, TransferSettings};
 use crate::wire::{BadPiece, ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
 
 /// Messages the office's mailbox holds at most.
@@ -111,11 +111,47 @@ impl Office {
     }
 }
 
+impl Office {
+    /// Every content the cache holds part of is a download that did not
+    /// finish (killed, rebooted, stopped): its transfer starts again, with
+    /// no one asking, and goes on from the pieces stored.
+    fn resume_unfinished(&mut self, ctx: &mut Context<Self>) {
+        let store = self.deps.store.clone();
+        let find = async move {
+            match store.send(GetInventory).await {
+                Ok(Ok(inventory)) => inventory
+                    .contents
+                    .into_iter()
+                    .filter(|c| c.have < c.pieces)
+                    .map(|c| c.id)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        ctx.spawn(
+            find.into_actor(self)
+                .map(|unfinished: Vec<ContentId>, _, ctx| {
+                    if !unfinished.is_empty() {
+                        tracing::info!(
+                            downloads = unfinished.len(),
+                            "resuming the downloads that did not finish"
+                        );
+                    }
+                    for content in unfinished {
+                        // Local and bounded by the contents in the cache.
+                        ctx.address().do_send(StartTransfer(content));
+                    }
+                }),
+        );
+    }
+}
+
 impl Actor for Office {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(OFFICE_MAILBOX);
+        self.resume_unfinished(ctx);
         ctx.run_interval(Duration::from_secs(10), |act, _| {
             let now = Instant::now();
             act.transfers.retain(|_, e| {
@@ -206,6 +242,24 @@ impl Handler<StartTransfer> for Office {
             },
         );
         MessageResult(addr)
+    }
+}
+
+/// The cache lost pieces of a content (dropped as rotted outside any
+/// transfer): its transfer, if there is one, starts again from what the
+/// cache holds.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CacheChanged(pub ContentId);
+
+impl Handler<CacheChanged> for Office {
+    type Result = ();
+    fn handle(&mut self, msg: CacheChanged, _: &mut Context<Self>) {
+        crate::supervision::handled();
+        if let Some(entry) = self.transfers.get_mut(&msg.0) {
+            entry.finished = None;
+            entry.addr.do_send(Recheck);
+        }
     }
 }
 

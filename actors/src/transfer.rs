@@ -695,3 +695,19 @@ impl Handler<Resume> for Transfer {
         }
     }
 }
+
+/// The cache lost pieces of this content under the transfer (the start-up
+/// check dropped rotted ones): it starts again from what the cache holds
+/// now, whatever its phase.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Recheck;
+
+impl Handler<Recheck> for Transfer {
+    type Result = ();
+    fn handle(&mut self, _: Recheck, ctx: &mut Context<Self>) {
+        crate::supervision::handled();
+        tracing::info!(content = %self.content, "the cache lost pieces under the transfer; it starts again from what it holds");
+        self.begin(ctx);
+    }
+}

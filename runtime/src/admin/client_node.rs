@@ -11,13 +11,13 @@ use actix::Addr;
 use branchline_actors::busy::LinkPause;
 use branchline_actors::counters::Counters;
 use branchline_actors::office::{ListTransfers, Office, StartTransfer};
-use branchline_actors::store::{ExportTo, GetInventory, Store};
+use branchline_actors::store::{ExportTo, GetInventory, Store, StoreError};
 use branchline_actors::strikes::StrikeBook;
 use branchline_actors::transfer::{GetState, Phase};
 use branchline_actors::wire::{
     AdminReply, AdminRequest, ClientStatus, StartCheck, TransferProgress,
 };
-use branchline_storage::ContentId;
+use branchline_storage::{CacheError, ContentId};
 
 use super::listener::Replies;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
@@ -213,24 +213,31 @@ impl ClientAdmin {
                     pieces: pieces.take(),
                 })
                 .await;
-            let dropped = match exported {
+            // What to write in the next round: the pieces dropped on the
+            // way out, or everything (`None`) if pieces had been dropped
+            // before (found rotted while the transfer believed it whole).
+            let next = match exported {
                 Ok(Ok(exported)) if exported.dropped.is_empty() => {
                     return AdminReply::Fetched(done);
                 }
-                Ok(Ok(exported)) => exported.dropped,
+                Ok(Ok(exported)) => Some(exported.dropped),
+                Ok(Err(StoreError::Cache(CacheError::Incomplete { .. }))) => None,
                 Ok(Err(e)) => {
                     return AdminReply::Error(format!("writing {} failed: {e}", label.display()));
                 }
                 Err(e) => return AdminReply::Error(format!("store unavailable: {e}")),
             };
+            let which = next
+                .as_ref()
+                .map_or_else(|| "some".to_owned(), |p| format!("{p:?}"));
             if round == WRITE_OUT_ROUNDS {
                 return AdminReply::Error(format!(
-                    "pieces {dropped:?} of {content} failed verification on disk again after being fetched {} times; the disk under the cache is failing (check it); {} was not written",
+                    "pieces {which} of {content} failed verification on disk again after being fetched {} times; the disk under the cache is failing (check it); {} was not written",
                     WRITE_OUT_ROUNDS - 1,
                     label.display()
                 ));
             }
-            tracing::warn!(%content, pieces = ?dropped, "pieces rotted on disk were dropped while writing out; fetching them again");
+            tracing::warn!(%content, pieces = %which, "pieces rotted on disk were dropped while writing out; fetching them again");
             let again = match self.download(content, replies).await {
                 Ok(again) => again,
                 Err(Some(reply)) => return reply,
@@ -239,7 +246,7 @@ impl ClientAdmin {
             done.from_peers += again.from_peers;
             done.from_parent += again.from_parent;
             done.from_origin += again.from_origin;
-            pieces = Some(dropped);
+            pieces = next;
         }
     }
 }

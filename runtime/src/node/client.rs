@@ -203,7 +203,6 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             Ok((transport, wan, link, finder))
         })
         .await??;
-        start_check::start(&start_check, checked, link.0.clone().recipient());
         // A piece found rotted later (serving it, writing it out) is
         // reported at once too, so nobody waits on this node for it.
         store.0.do_send(ReportDropsTo(link.0.clone().recipient()));
@@ -239,6 +238,12 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
             poll_wait: Duration::from_secs(2),
         };
         let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
+        start_check::start(
+            &start_check,
+            checked,
+            link.0.clone().recipient(),
+            office.0.clone().recipient(),
+        );
         let office2 = office.0.clone();
         let rvp = supervision::start("rvp", move |_| Rvp::new(office2));
         link.0.do_send(ConnectRvp(

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use actix::Recipient;
 use branchline_actors::lock_unpoisoned;
 use branchline_actors::messages::ReportHave;
+use branchline_actors::office::CacheChanged;
 use branchline_actors::wire::StartCheck;
 use branchline_storage::self_check::{self, PreviousRun};
 use branchline_storage::{ContentId, PieceCache, PieceMap};
@@ -25,11 +26,13 @@ pub fn initial(previous: PreviousRun) -> Arc<Mutex<StartCheck>> {
 /// Runs the check on a thread of its own if `state` says it is needed,
 /// and keeps the result in `state`. A content that lost pieces has its
 /// have-map reported again through `report`, so the server stops sending
-/// peers for pieces this node no longer holds.
+/// peers for pieces this node no longer holds, and its transfer, if one
+/// runs, told through `office` to start again from what the cache holds.
 pub fn start(
     state: &Arc<Mutex<StartCheck>>,
     cache: Arc<PieceCache>,
     report: Recipient<ReportHave>,
+    office: Recipient<CacheChanged>,
 ) {
     if *lock_unpoisoned(state) != StartCheck::Running {
         return;
@@ -62,6 +65,7 @@ pub fn start(
                         if let Ok(have) = cache.have(&content) {
                             report.do_send(ReportHave { content, have });
                         }
+                        office.do_send(CacheChanged(content));
                     }
                     for lost in &found.unreadable {
                         if let Some(pieces) = lost.pieces {
