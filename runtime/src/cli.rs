@@ -105,7 +105,10 @@ pub enum TokenAction {
 /// Parses a lifetime like `90s`, `30m`, `24h` or `7d`.
 pub fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("`{text}` is not a lifetime: give a number with s, m, h or d, e.g. 24h");
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // The unit is the last character, whatever its width (found by
+    // fuzzing: splitting at the last byte panicked inside a character).
+    let cut = text.char_indices().last().map_or(0, |(at, _)| at);
+    let (number, unit) = text.split_at(cut);
     let seconds: u64 = match unit {
         "s" => 1,
         "m" => 60,
@@ -376,4 +379,39 @@ pub struct DemoArgs {
     /// offices take the next three /24s.
     #[arg(long, default_value = "127.10.1")]
     pub subnet: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_and_anything_else_is_refused_without_a_panic() {
+        assert_eq!(
+            parse_lifetime("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_lifetime("24h"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_lifetime("7d"),
+            Ok(std::time::Duration::from_secs(604_800))
+        );
+        // The last: found by the text_inputs fuzz target (a panic before).
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "-1h",
+            "1.5h",
+            "soon",
+            "99999999999999999999d",
+            "?estess=\0\u{657}",
+        ] {
+            let err = parse_lifetime(bad).unwrap_err();
+            assert!(err.contains("is not a lifetime"), "{bad:?}: {err}");
+        }
+    }
 }

@@ -90,7 +90,7 @@ impl From<MetaError> for CacheError {
 
 /// The server's sled store.
 pub struct MetaStore {
-    db: sled::Db,
+    db: crate::sealed_db::DurableDb,
     contents: sled::Tree,
     clients: sled::Tree,
     holdings: sled::Tree,
@@ -138,8 +138,9 @@ impl MetaStore {
         })
     }
 
-    /// The underlying database, for the server's own small records.
-    pub fn db(&self) -> &sled::Db {
+    /// The underlying database, for the server's own small records (its
+    /// `flush` is durable).
+    pub fn db(&self) -> &crate::sealed_db::DurableDb {
         &self.db
     }
 

@@ -196,7 +196,7 @@ struct OpenContent {
 
 /// The piece cache. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct PieceCache {
-    db: sled::Db,
+    db: crate::sealed_db::DurableDb,
     manifests: sled::Tree,
     have: sled::Tree,
     entries: sled::Tree,
@@ -252,7 +252,7 @@ impl PieceCache {
 
     /// The underlying sled database, for other small records of the node
     /// (its id, its settings) that must share the cache's durability.
-    pub fn db(&self) -> &sled::Db {
+    pub fn db(&self) -> &crate::sealed_db::DurableDb {
         &self.db
     }
 

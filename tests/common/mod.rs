@@ -179,6 +179,49 @@ impl World {
         self.server_with_env(extra, &[])
     }
 
+    /// The server with its data directory at `data_dir` (say, on a disk
+    /// image of the test's own).
+    pub fn server_in(&self, data_dir: &Path) -> Node {
+        let args: Vec<String> = vec![
+            "server".into(),
+            "--data-dir".into(),
+            path_arg(data_dir),
+            "--listen".into(),
+            self.server_addr().to_string(),
+        ];
+        let mut node = self.spawn("server", &args);
+        node.data_dir = data_dir.to_owned();
+        wait_until("server answers", Duration::from_secs(20), || {
+            try_status(&node.data_dir).is_some()
+        });
+        node
+    }
+
+    /// A client named `name` at `listen` with its data directory at
+    /// `data_dir`; it joins with the world's token if it has not yet.
+    pub fn client_in(&self, data_dir: &Path, name: &str, listen: SocketAddr) -> Node {
+        let mut args: Vec<String> = vec![
+            "client".into(),
+            "--data-dir".into(),
+            path_arg(data_dir),
+            "--listen".into(),
+            listen.to_string(),
+            "--server".into(),
+            self.server_addr().to_string(),
+            "--name".into(),
+            name.to_owned(),
+        ];
+        if let Some(token) = self.join_token() {
+            args.extend(["--join".to_owned(), token]);
+        }
+        let mut node = self.spawn(name, &args);
+        node.data_dir = data_dir.to_owned();
+        wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
+            try_status(&node.data_dir).is_some()
+        });
+        node
+    }
+
     /// [`World::server_with`] with variables added to its environment
     /// (such as [`faketime`]'s).
     pub fn server_with_env(&self, extra: &[&str], env: &[(&str, String)]) -> Node {

@@ -55,13 +55,16 @@ pub enum TokenError {
 /// The store of join tokens.
 pub struct JoinTokens {
     tree: sled::Tree,
+    /// The server's store, for durable flushes.
+    meta: std::sync::Arc<MetaStore>,
 }
 
 impl JoinTokens {
     /// The tokens kept in the server's metadata store.
-    pub fn open(meta: &MetaStore) -> Result<Self, TokenError> {
+    pub fn open(meta: std::sync::Arc<MetaStore>) -> Result<Self, TokenError> {
         Ok(JoinTokens {
             tree: meta.db().open_tree(TREE)?,
+            meta,
         })
     }
 
@@ -82,7 +85,7 @@ impl JoinTokens {
         };
         self.tree
             .insert(JoinToken::key(&secret), records::encode(&record))?;
-        self.tree.flush()?;
+        self.meta.db().flush()?;
         Ok((secret, record.expires_ms))
     }
 
@@ -120,8 +123,8 @@ mod tests {
     #[test]
     fn a_token_works_until_it_expires_and_a_wrong_one_never() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = MetaStore::open(dir.path(), 1 << 20).unwrap();
-        let tokens = JoinTokens::open(&meta).unwrap();
+        let meta = std::sync::Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+        let tokens = JoinTokens::open(meta).unwrap();
         let (secret, expires) = tokens.make(Duration::from_secs(3600)).unwrap();
         assert!(expires > unix_ms());
         tokens.check(&secret).unwrap();

@@ -63,13 +63,13 @@ pub fn server(config: &ServerConfig, data_dir: &Path) -> anyhow::Result<ServerTr
 pub fn enroller(
     ca: Option<ClusterCa>,
     live: Option<Arc<Trust>>,
-    meta: &MetaStore,
+    meta: &Arc<MetaStore>,
     server: SocketAddr,
 ) -> anyhow::Result<Option<Enroller>> {
     let (Some(ca), Some(live)) = (ca, live) else {
         return Ok(None);
     };
-    let tokens = JoinTokens::open(meta).context("opening the join token store")?;
+    let tokens = JoinTokens::open(meta.clone()).context("opening the join token store")?;
     Ok(Some(Enroller::new(ca, tokens, live, server)))
 }
 

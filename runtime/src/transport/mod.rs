@@ -17,8 +17,8 @@ pub mod connection_slot;
 pub mod endpoint;
 pub mod exchange;
 pub mod peer_session;
-#[cfg(debug_assertions)]
 pub mod request_rate;
+#[cfg(debug_assertions)]
 pub mod test_fault;
 
 use std::collections::HashMap;

@@ -460,27 +460,31 @@ impl Handler<FetchFromPeer> for PeerSession {
     }
 }
 
+/// The length of the piece body that follows a peer's `reply` to a
+/// request for a piece of `expected` bytes: only exactly that many are
+/// read (the buffer is sized by what this node asked, never by the peer).
+pub fn piece_len(reply: &PeerReply, expected: u32) -> Result<usize, FetchError> {
+    match *reply {
+        PeerReply::Refused(refusal) => Err(FetchError::Refused(refusal)),
+        PeerReply::Manifest(..) => Err(FetchError::Protocol(
+            "peer sent a manifest, not a piece".into(),
+        )),
+        PeerReply::Piece { len } if len == expected => {
+            Ok(usize::try_from(len).expect("u32 fits usize"))
+        }
+        PeerReply::Piece { len } => Err(FetchError::Protocol(format!(
+            "peer offered {len} bytes for a {expected}-byte piece"
+        ))),
+    }
+}
+
 async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, FetchError> {
     let request = PeerRequest::GetPiece {
         content: msg.content,
         index: msg.index,
     };
     let (reply, mut recv) = ask(slot, &request, MAX_REQUEST_FRAME).await?;
-    let len = match reply {
-        PeerReply::Refused(refusal) => return Err(FetchError::Refused(refusal)),
-        PeerReply::Manifest(..) => {
-            return Err(FetchError::Protocol(
-                "peer sent a manifest, not a piece".into(),
-            ));
-        }
-        PeerReply::Piece { len } if len == msg.len => len as usize,
-        PeerReply::Piece { len } => {
-            return Err(FetchError::Protocol(format!(
-                "peer offered {len} bytes for a {}-byte piece",
-                msg.len
-            )));
-        }
-    };
+    let len = piece_len(&reply, msg.len)?;
     let mut buf = BytesMut::with_capacity(len);
     while buf.len() < len {
         match recv.read_chunk(len - buf.len(), true).await {
