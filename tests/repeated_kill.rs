@@ -83,20 +83,32 @@ impl Member {
     }
 }
 
-fn seed() -> u64 {
-    std::env::var("BRANCHLINE_KILL_SEED").map_or_else(
-        |_| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            u64::from(now.subsec_nanos()) | 1
-        },
-        |s| s.parse().expect("BRANCHLINE_KILL_SEED is a number"),
-    )
+/// The seeds the kills follow: `BRANCHLINE_KILL_SEED` (one, or several
+/// separated by commas) replays runs; by default, fixed ones, among them
+/// a seed that once made 8 pieces arrive twice.
+fn seeds() -> Vec<u64> {
+    match std::env::var("BRANCHLINE_KILL_SEED") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().expect("BRANCHLINE_KILL_SEED is numbers"))
+            .collect(),
+        Err(_) => vec![867_626_719, 20_261_204],
+    }
 }
+
+/// Pieces that arrived twice in one run, at most: the most measured over
+/// the default seeds and 8 runs of random ones (see the README), not a
+/// loosened bound.
+const MOST_TWICE: u64 = 8;
 
 #[test]
 fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
+    for seed in seeds() {
+        twenty_kills(seed);
+    }
+}
+
+fn twenty_kills(seed: u64) {
     let world = World::new(39, 1);
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 39);
@@ -134,7 +146,6 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
         member.fetched(&world, &content);
     }
 
-    let seed = seed();
     eprintln!("kill seed {seed} (BRANCHLINE_KILL_SEED={seed} replays it)");
     let mut dice = Dice(seed);
     let (mut during_download, mut pieces_checked, mut duplicates) = (0, 0, 0);
@@ -242,8 +253,8 @@ fn twenty_random_kills_lose_no_stored_piece_and_every_copy_ends_right() {
         origin.bytes() as f64 / SIZE as f64
     );
     assert!(
-        duplicates <= PIECES,
-        "{duplicates} pieces arrived twice across 8 clients"
+        duplicates <= MOST_TWICE,
+        "seed {seed}: {duplicates} pieces arrived twice across 8 clients"
     );
     assert!(
         during_download >= ROUNDS / 2,

@@ -146,12 +146,13 @@ fn ca_params() -> Result<CertificateParams, PkiError> {
 /// for now (so every node's config can name it from the start). Refuses a
 /// directory that has a CA.
 pub fn init(dir: &Path) -> Result<PathBuf, PkiError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    // Refused before anything changes: not even the directory's mode.
     let key_path = dir.join(CA_KEY);
     if key_path.exists() {
         return Err(PkiError::Exists(dir.to_owned()));
     }
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
     let key = KeyPair::generate()?;
     let cert = ca_params()?.self_signed(&key)?;
     write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
@@ -342,7 +343,23 @@ mod tests {
             )
         );
         init(&ca).unwrap();
+        fs::set_permissions(&ca, fs::Permissions::from_mode(0o750)).unwrap();
+        let files = |dir: &Path| {
+            let mut names: Vec<_> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = (files(&ca), fs::read(ca.join(CA_KEY)).unwrap());
         assert!(matches!(init(&ca), Err(PkiError::Exists(_))));
+        assert_eq!((files(&ca), fs::read(ca.join(CA_KEY)).unwrap()), before);
+        assert_eq!(
+            fs::metadata(&ca).unwrap().permissions().mode() & 0o777,
+            0o750,
+            "a refused init changes nothing, not even the mode"
+        );
         for bad in ["", ".hidden", "a/b", "x y", &"n".repeat(65)] {
             assert!(
                 matches!(
