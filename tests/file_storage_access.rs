@@ -130,6 +130,21 @@ fn only_members_and_signed_urls_get_a_byte_and_a_purge_withdraws_at_once() {
     std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(curl(None, &signed, &[]), (403, 0), "expired");
 
+    // A confidential package is no different: members only.
+    let secret = s.world.path("storage/secret.bin");
+    make_package(&secret, 64 * 1024, 77);
+    let (ok, out) = run_err(&[
+        "publish",
+        "--data-dir",
+        &path_arg(&s.world.path("server")),
+        &path_arg(&secret),
+        "--confidential",
+    ]);
+    assert!(ok, "{out}");
+    let secret_url = format!("https://{}/secret.bin", s.listen);
+    assert_eq!(curl(None, &secret_url, &[]), (403, 0));
+    assert_eq!(curl(Some(&s.member), &secret_url, &[]), (200, 64 * 1024));
+
     // Purge: a fresh signed URL and the member get nothing, at once.
     let fresh = signed_url(&s, "/pkg.bin", "1h");
     assert_eq!(curl(None, &fresh, &["-I"]).0, 200);
@@ -147,8 +162,8 @@ fn only_members_and_signed_urls_get_a_byte_and_a_purge_withdraws_at_once() {
         .unwrap();
     assert_eq!(
         sent,
-        2 * SIZE,
-        "the member's copy and one signed copy, nothing else"
+        2 * SIZE + 64 * 1024,
+        "the member's copies and one signed copy, nothing else"
     );
 }
 
