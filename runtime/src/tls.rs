@@ -272,29 +272,77 @@ pub fn client_config(identity: Option<&Identity>) -> Result<rustls::ClientConfig
             .dangerous()
             .with_custom_certificate_verifier(id.server_verifier())
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        // Insecure: handshake signatures checked, not who signed the chain.
         None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))
+            .with_custom_certificate_verifier(chain_verifier("signatures only", |_, _, _, _, _| {
+                Ok(ServerCertVerified::assertion())
+            }))
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![alpn()];
     Ok(config)
 }
 
-/// Checks handshake signatures, not the certificate chain (see module docs).
-#[derive(Debug)]
-struct SignatureOnly(Arc<CryptoProvider>);
+/// How a [`ChainVerifier`] checks a server's certificate chain.
+type ChainCheck = dyn Fn(
+        &CertificateDer<'_>,
+        &[CertificateDer<'_>],
+        &ServerName<'_>,
+        &[u8],
+        UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error>
+    + Send
+    + Sync;
 
-impl ServerCertVerifier for SignatureOnly {
+/// A server-certificate verifier made of a chain check of its own and the
+/// provider's checks of handshake signatures (which do not depend on who
+/// vouches for the chain): without the PKI (signatures only), a joining
+/// client (the pinned CA), the origin fetcher (the cluster or the public
+/// roots).
+pub(crate) struct ChainVerifier {
+    what: &'static str,
+    provider: Arc<CryptoProvider>,
+    check: Box<ChainCheck>,
+}
+
+impl std::fmt::Debug for ChainVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChainVerifier({})", self.what)
+    }
+}
+
+/// A verifier that checks chains with `check`; `what` names it in logs.
+pub(crate) fn chain_verifier(
+    what: &'static str,
+    check: impl Fn(
+        &CertificateDer<'_>,
+        &[CertificateDer<'_>],
+        &ServerName<'_>,
+        &[u8],
+        UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error>
+    + Send
+    + Sync
+    + 'static,
+) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(ChainVerifier {
+        what,
+        provider: provider(),
+        check: Box::new(check),
+    })
+}
+
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        (self.check)(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -307,7 +355,7 @@ impl ServerCertVerifier for SignatureOnly {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -321,11 +369,13 @@ impl ServerCertVerifier for SignatureOnly {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -182,14 +182,20 @@ impl World {
     /// The server with its data directory at `data_dir` (say, on a disk
     /// image of the test's own).
     pub fn server_in(&self, data_dir: &Path) -> Node {
-        let args: Vec<String> = vec![
+        self.server_at(data_dir, &[], &[])
+    }
+
+    fn server_at(&self, data_dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Node {
+        let mut args: Vec<String> = vec![
             "server".into(),
             "--data-dir".into(),
             path_arg(data_dir),
             "--listen".into(),
             self.server_addr().to_string(),
         ];
-        let mut node = self.spawn("server", &args);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut node = self.spawn_with_env("server", &args, &env);
         node.data_dir = data_dir.to_owned();
         wait_until("server answers", Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()
@@ -225,20 +231,7 @@ impl World {
     /// [`World::server_with`] with variables added to its environment
     /// (such as [`faketime`]'s).
     pub fn server_with_env(&self, extra: &[&str], env: &[(&str, String)]) -> Node {
-        let mut args: Vec<String> = vec![
-            "server".into(),
-            "--data-dir".into(),
-            path_arg(&self.path("server")),
-            "--listen".into(),
-            self.server_addr().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let node = self.spawn_with_env("server", &args, &env);
-        wait_until("server answers", Duration::from_secs(20), || {
-            try_status(&node.data_dir).is_some()
-        });
-        node
+        self.server_at(&self.path("server"), extra, env)
     }
 
     /// Starts a client at host `.host` and waits until it is registered.

@@ -77,26 +77,30 @@ pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 
 /// `branchline publish` on the server in `server_dir`; returns the content id.
 pub fn publish(bin: &Path, server_dir: &Path, package: &Path, extra: &[&str]) -> String {
-    let out = Command::new(bin)
-        .args([
-            "publish",
-            "--data-dir",
-            server_dir.to_str().unwrap(),
-            package.to_str().unwrap(),
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
+    let mut args = vec![
+        "publish",
+        "--data-dir",
+        server_dir.to_str().unwrap(),
+        package.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    last_line(bin, &args)
+}
+
+/// Runs `bin args...`, which must succeed; returns the last line it
+/// printed on stdout.
+fn last_line(bin: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .last()
-        .unwrap()
+        .unwrap_or_default()
         .trim()
         .to_owned()
 }
@@ -148,19 +152,13 @@ fn clock_ticks() -> f64 {
 /// A join token from the server in `server_dir` (`branchline token
 /// create`), for the clients a benchmark starts.
 pub fn join_token(bin: &Path, server_dir: &Path) -> String {
-    let out = Command::new(bin)
-        .args([
+    last_line(
+        bin,
+        &[
             "token",
             "create",
             "--data-dir",
             server_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        ],
+    )
 }

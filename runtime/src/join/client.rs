@@ -14,10 +14,8 @@ use branchline_actors::wire::{
     JoinRequest, Joined, MAX_REPLY_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };
 use quinn::crypto::rustls::QuicClientConfig;
-use rustls::DigitallySignedStruct;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::client::danger::ServerCertVerifier;
 
 use super::token::{JoinToken, fingerprint};
 use crate::tls::{self, Identity, TlsError};
@@ -143,7 +141,7 @@ async fn ask(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCa { ca, provider }))
+        .with_custom_certificate_verifier(pinned_ca(ca, provider.clone()))
         .with_no_client_auth();
     crypto.alpn_protocols = vec![tls::alpn()];
     let crypto = QuicClientConfig::try_from(crypto).map_err(|e| e.to_string())?;
@@ -239,72 +237,32 @@ fn base64(bytes: &[u8]) -> String {
 /// Accepts the server only if the chain it shows holds the CA certificate
 /// whose SHA-256 the token carries, and its certificate is valid under
 /// that CA for the server's name.
-#[derive(Debug)]
-struct PinnedCa {
+fn pinned_ca(
     ca: [u8; 32],
     provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCa {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let pinned = intermediates
-            .iter()
-            .find(|cert| fingerprint(cert) == self.ca)
-            .ok_or_else(|| {
-                rustls::Error::General(
-                    "the server's certificate does not chain to the CA the join token names".into(),
-                )
-            })?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(pinned.clone().into_owned())
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+) -> Arc<dyn ServerCertVerifier> {
+    tls::chain_verifier(
+        "the CA a join token pins",
+        move |end_entity, intermediates, server_name, ocsp, now| {
+            let pinned = intermediates
+                .iter()
+                .find(|cert| fingerprint(cert) == ca)
+                .ok_or_else(|| {
+                    rustls::Error::General(
+                        "the server's certificate does not chain to the CA the join token names"
+                            .into(),
+                    )
+                })?;
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(pinned.clone().into_owned())
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        },
+    )
 }
 
 #[cfg(test)]
