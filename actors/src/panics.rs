@@ -13,12 +13,9 @@
 //! stays unhandled ([`unhandled`]), so the process supervisor starts it
 //! afresh from what is on disk.
 
+use std::any::Any;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use actix::Recipient;
-
-use crate::supervision::Kill;
 
 static PANICKED: AtomicU64 = AtomicU64::new(0);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -33,12 +30,7 @@ pub fn install_hook() {
         let place = info
             .location()
             .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
+        let message = panic_message(info.payload());
         *crate::lock_unpoisoned(&LAST) = Some(format!("{message}{place}"));
         default(info);
     }));
@@ -60,26 +52,32 @@ pub fn unhandled() -> Option<(u64, String)> {
     })
 }
 
-/// Runs `job` on the blocking pool for the actor `owner`. If the job
-/// panics, the panic counts as handled and the owner is restarted
-/// (`Kill::Stop`), then the error names the panic.
+/// Runs `job` on the blocking pool. If the job panics, the panic counts as
+/// handled and `restart` runs (it restarts the job's actor), then the
+/// error names the panic.
 pub async fn run_blocking<T: Send + 'static>(
-    owner: Option<Recipient<Kill>>,
+    restart: impl FnOnce(),
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     match tokio::task::spawn_blocking(job).await {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => {
             handled();
-            if let Some(owner) = owner {
-                // Local and bounded: a stop request to the owner itself.
-                let _ = owner.try_send(Kill::Stop);
-            }
+            restart();
             Err(format!(
                 "a blocking job panicked ({}); its actor restarts",
-                crate::supervision::panic_message(e.into_panic().as_ref())
+                panic_message(e.into_panic().as_ref())
             ))
         }
         Err(e) => Err(format!("a blocking job was cancelled: {e}")),
     }
+}
+
+/// A panic's message, from its payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -75,7 +75,13 @@ impl Store {
         Box::pin(async move {
             // A job that panics restarts the store (the cache's locks do not
             // stay poisoned: see `PieceCache`), and its caller gets an error.
-            match crate::panics::run_blocking(me, move || job(&cache)).await {
+            let restart = move || {
+                if let Some(me) = me {
+                    // Local and bounded: a stop request to the store itself.
+                    let _ = me.try_send(crate::supervision::Kill::Stop);
+                }
+            };
+            match crate::panics::run_blocking(restart, move || job(&cache)).await {
                 Ok(result) => result.map_err(StoreError::from),
                 Err(e) => Err(StoreError::Worker(e)),
             }

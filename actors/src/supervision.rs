@@ -26,7 +26,6 @@
 //! and the probe's handler takes the difference, which is the number of
 //! messages that were ahead of it in the mailbox.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -249,7 +248,10 @@ macro_rules! supervised_controls {
                     Kill::PanicInBlocking => {
                         let me = ::actix::AsyncContext::address(ctx).recipient();
                         return Box::pin(async move {
-                            let _ = $crate::panics::run_blocking(Some(me), || {
+                            let restart = move || {
+                                let _ = me.try_send(Kill::Stop);
+                            };
+                            let _ = $crate::panics::run_blocking(restart, || {
                                 panic!("killed on request in a blocking job (debug shell)")
                             })
                             .await;
@@ -355,15 +357,6 @@ where
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-/// A panic's message, from its payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
 impl<A> Guarded<A>
 where
     A: Supervised + Actor<Context = Context<A>>,
@@ -437,7 +430,10 @@ where
                 }
                 Err(payload) => {
                     crate::panics::handled();
-                    let cause = format!("panicked: {}", panic_message(payload.as_ref()));
+                    let cause = format!(
+                        "panicked: {}",
+                        crate::panics::panic_message(payload.as_ref())
+                    );
                     if !this.down(cause) {
                         return Poll::Ready(());
                     }
