@@ -165,8 +165,11 @@ fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
     let origin = TestOrigin::start(
         world.addr(2, 0),
         package.clone(),
+        // The origin answers the first two requests only until the test
+        // lets it go on: the holder holds exactly what it had when it
+        // stopped, even though a restarted client resumes its download.
         OriginOptions {
-            delay: Duration::from_millis(400),
+            hold_after: Some(2),
             ..OriginOptions::default()
         },
     );
@@ -177,8 +180,8 @@ fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
     world.wait_registered(&newcomer);
     let content = world.publish(&package, &[origin.url("package.bin")]);
 
-    // The holder stops for good after a few pieces, then starts again
-    // without fetching: it holds part of the content.
+    // The holder stops after a few pieces, then starts again: it holds
+    // part of the content, and its resumed download waits on the origin.
     let mut partial = world.start_fetch(&holder, &content, &world.path("holder.out"));
     wait_until("the holder stored a piece", Duration::from_secs(30), || {
         have_pieces(&holder.status()) >= 1
@@ -205,6 +208,7 @@ fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
     );
     holder.kill();
 
+    origin.release();
     let _server = world.server();
     finish_fetch(fetch);
     assert_eq!(sha256_file(&out), sha);
