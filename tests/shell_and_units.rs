@@ -6,7 +6,7 @@
 //! - `systemd-analyze verify` accepts both unit files (with `ExecStart`
 //!   pointed at the binary under test).
 //!
-//! `.ci/run` installs tmux and systemd when they are missing.
+//! `tools/run-tests` installs tmux and systemd when they are missing.
 
 mod common;
 
@@ -70,7 +70,7 @@ fn the_interactive_shell_works_in_a_terminal() {
         ])
         .env("TERM", "xterm")
         .status()
-        .expect("tmux on PATH (.ci/run installs it)");
+        .expect("tmux on PATH (tools/run-tests installs it)");
     assert!(status.success());
     let tmux = Tmux(session);
     wait_until("the shell's prompt", Duration::from_secs(10), || {
@@ -115,7 +115,7 @@ fn systemd_accepts_both_units() {
         let out = Command::new("systemd-analyze")
             .args(["verify", &path_arg(&copy)])
             .output()
-            .expect("systemd-analyze on PATH (.ci/run installs it)");
+            .expect("systemd-analyze on PATH (tools/run-tests installs it)");
         assert!(
             out.status.success(),
             "{unit}: {}{}",

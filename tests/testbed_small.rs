@@ -7,13 +7,16 @@
 //!   is 1.05x in L2 bytes; QUIC's framing measures 1.052x, so this asserts
 //!   1.06x; see BENCHMARKS.md);
 //! - upstream on a WAN link is acknowledgements only;
-//! - the origin sends the package once;
+//! - the origin sends the package once: in L2 bytes the TCP/IP framing of
+//!   its responses measures 1.046x to 1.048x, and one 1 MiB piece of the
+//!   32 MiB package sent twice would add 0.031x, so this asserts 1.06x
+//!   (1.05x left too little room for framing and failed once);
 //! - every output has the right SHA-256;
 //! - Branchline's own ledger of each link (the UDP bytes QUIC counted on
 //!   the clients' background connections) agrees with the interfaces
 //!   within 3%.
 //!
-//! Needs root, iproute2, iptables, nginx and curl (`.ci/run` installs them).
+//! Needs root, iproute2, iptables, nginx and curl (`tools/run-tests` installs them).
 
 mod common;
 
@@ -31,7 +34,7 @@ fn small_scenario_crosses_every_wan_link_once() {
         assert!(up <= 0.06, "{link} up {up}x: acknowledgements only");
     }
     let origin = ours["origin_x"].as_f64().unwrap();
-    assert!((1.0..=1.05).contains(&origin), "origin {origin}x");
+    assert!((1.0..=1.06).contains(&origin), "origin {origin}x");
     for (link, diff) in run["raw"]["branchline"][0]["ledger_diff"]
         .as_object()
         .unwrap()

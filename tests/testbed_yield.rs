@@ -14,7 +14,7 @@
 //! - two background flows into the office (a second RVP pulling a second
 //!   package) each get at least half what the other gets.
 //!
-//! Needs root, iproute2, iptables, nginx, curl, iperf3 and ping (`.ci/run`
+//! Needs root, iproute2, iptables, nginx, curl, iperf3 and ping (`tools/run-tests`
 //! installs them).
 
 mod common;

@@ -377,6 +377,16 @@ mod tests {
     use super::*;
     use crate::content::MIN_PIECE_SIZE;
 
+    /// A content of `len` bytes, all `seed`, with no origin.
+    fn record(seed: u8, len: usize) -> ContentRecord {
+        ContentRecord {
+            manifest: Manifest::from_reader("p", &vec![seed; len][..], MIN_PIECE_SIZE, |_| {})
+                .unwrap(),
+            origins: vec![],
+            published_ms: 1,
+        }
+    }
+
     #[test]
     fn a_setting_is_durable_and_a_corrupt_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -444,13 +454,7 @@ mod tests {
     #[test]
     fn confidentiality_is_stored_with_the_content_and_goes_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let record = |seed: u8| ContentRecord {
-            manifest: Manifest::from_reader("p", &[seed; 50_000][..], MIN_PIECE_SIZE, |_| {})
-                .unwrap(),
-            origins: vec![],
-            published_ms: 1,
-        };
-        let (secret, open) = (record(1), record(2));
+        let (secret, open) = (record(1, 50_000), record(2, 50_000));
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
             store.put_content(&secret, true).unwrap();
@@ -475,13 +479,7 @@ mod tests {
     #[test]
     fn purges_are_numbered_in_order_and_take_the_holdings_with_them() {
         let dir = tempfile::tempdir().unwrap();
-        let record = |seed: u8| ContentRecord {
-            manifest: Manifest::from_reader("p", &[seed; 40_000][..], MIN_PIECE_SIZE, |_| {})
-                .unwrap(),
-            origins: vec![],
-            published_ms: 1,
-        };
-        let (a, b) = (record(3), record(4));
+        let (a, b) = (record(3, 40_000), record(4, 40_000));
         let (ida, idb) = (a.manifest.content_id(), b.manifest.content_id());
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();

@@ -512,7 +512,7 @@ pub fn curl(member: Option<&Node>, url: &str, extra: &[&str]) -> (u16, u64) {
 
 /// The environment that runs a process with its clock moved by `offset`
 /// (libfaketime's syntax, e.g. `+8d`): Debian's `faketime` package, which
-/// `.ci/run` installs.
+/// `tools/run-tests` installs.
 pub fn faketime(offset: &str) -> Vec<(&'static str, String)> {
     let lib = [
         "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
