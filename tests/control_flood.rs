@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use branchline::transport::endpoint;
-use branchline_actors::election::Attributes;
+use branchline_actors::server::election::Attributes;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, read_frame, write_frame,
 };

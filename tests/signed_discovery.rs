@@ -12,7 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use branchline::vouch;
-use branchline_actors::discovery::Datagram;
+use branchline_actors::client::discovery::Datagram;
 use branchline_storage::PieceMap;
 use common::origin::{OriginOptions, TestOrigin};
 use common::pki::{config_with_certificate, config_with_certificate_and, identity_of, pki};

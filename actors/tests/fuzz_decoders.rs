@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use branchline_actors::discovery::{Datagram, MAX_DATAGRAM};
-use branchline_actors::election::Attributes;
+use branchline_actors::client::discovery::{Datagram, MAX_DATAGRAM};
+use branchline_actors::server::election::Attributes;
 use branchline_actors::topology::spreadsheet;
 use branchline_actors::wire::{
     AdminReply, AdminRequest, ByteCounters, MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply,

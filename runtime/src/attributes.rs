@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use branchline_actors::election::{Attributes, Chassis, OsKind};
+use branchline_actors::server::election::{Attributes, Chassis, OsKind};
 
 use crate::config::{ChassisSetting, DEFAULT_RESERVE_MIB, ElectionSection, OsSetting};
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::join::token::JoinToken;
-use branchline_actors::busy::BusyConfig;
+use branchline_actors::topology::BusyConfig;
 use serde::Deserialize;
 
 /// Default control port of the server (the manual's server message port).
@@ -243,7 +243,7 @@ impl Default for ControlSection {
                 .unwrap_or(u32::MAX),
             requests_per_sec: limits.requests_per_sec,
             request_deadline_secs: limits.deadline.as_secs(),
-            max_clients: u32::try_from(branchline_actors::registry::DEFAULT_MAX_CLIENTS)
+            max_clients: u32::try_from(branchline_actors::server::registry::DEFAULT_MAX_CLIENTS)
                 .unwrap_or(u32::MAX),
         }
     }
@@ -465,9 +465,9 @@ fn millis(d: Duration) -> u64 {
 
 impl BackgroundSection {
     /// The controller's settings, if it is on.
-    pub fn ledbat(&self) -> Option<branchline_actors::ledbat::LedbatConfig> {
+    pub fn ledbat(&self) -> Option<branchline_actors::pacing::ledbat::LedbatConfig> {
         self.yielding
-            .then(|| branchline_actors::ledbat::LedbatConfig {
+            .then(|| branchline_actors::pacing::ledbat::LedbatConfig {
                 target: Duration::from_millis(self.target_delay_ms),
                 ..Default::default()
             })

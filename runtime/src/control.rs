@@ -19,7 +19,7 @@ use crate::revocation::Trust;
 use crate::transport::admission::Admission;
 use crate::transport::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::Addr;
-use branchline_actors::registry_actor::{MAX_WAIT, RegistryActor, Serve};
+use branchline_actors::server::registry_actor::{MAX_WAIT, RegistryActor, Serve};
 use branchline_actors::wire::{
     JoinRequest, MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };

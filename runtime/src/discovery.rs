@@ -1,7 +1,7 @@
 //! The discovery actor: asks the subnet "who holds content X?" by UDP
 //! broadcast and answers such questions, so an office keeps sharing when
 //! the server is out of reach. The rules (office types, same subnet only,
-//! datagram format) live in `branchline_actors::discovery`; this is the
+//! datagram format) live in `branchline_actors::client::discovery`; this is the
 //! socket side.
 //!
 //! Two sockets: the shared broadcast port (34329 by default, bound to the
@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use branchline_actors::counters::Counters;
-use branchline_actors::discovery::{
+use branchline_actors::client::counters::Counters;
+use branchline_actors::client::discovery::{
     Datagram, MAX_DATAGRAM, broadcast_address, may_ask, same_subnet, should_answer,
 };
+use branchline_actors::client::store::{Lookup, Store};
 use branchline_actors::messages::Discover;
-use branchline_actors::store::{Lookup, Store};
-use branchline_actors::token_bucket::TokenBucket;
+use branchline_actors::pacing::token_bucket::TokenBucket;
 use branchline_actors::wire::PeerHolding;
 use branchline_storage::{ContentId, NodeId};
 

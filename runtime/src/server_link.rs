@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use branchline_actors::counters::Counters;
+use branchline_actors::client::counters::Counters;
+use branchline_actors::client::office::Purged;
+use branchline_actors::client::rvp::Wanted;
+use branchline_actors::client::store::{ApplyPurges, GetInventory, PurgesSeen, Store};
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
-use branchline_actors::office::Purged;
-use branchline_actors::rvp::Wanted;
-use branchline_actors::store::{ApplyPurges, GetInventory, PurgesSeen, Store};
 use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest,

@@ -18,8 +18,32 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::AddressBlock;
-use crate::busy::BusyConfig;
-use crate::ledbat::LedbatConfig;
+use crate::pacing::ledbat::LedbatConfig;
+
+/// When the busy pause of the link into an office ([`crate::pacing::busy`])
+/// stops its downloads and when it lets them go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusyConfig {
+    /// Pause at all (false: never).
+    pub enabled: bool,
+    /// Queuing delay whose median over a window makes the link busy.
+    pub pause_delay: Duration,
+    /// The window that must be busy for the pause.
+    pub pause_after: Duration,
+    /// The window that must not be busy for the downloads to resume.
+    pub resume_after: Duration,
+}
+
+impl Default for BusyConfig {
+    fn default() -> Self {
+        BusyConfig {
+            enabled: true,
+            pause_delay: Duration::from_millis(30),
+            pause_after: Duration::from_secs(5),
+            resume_after: Duration::from_secs(5),
+        }
+    }
+}
 
 /// How far above the controller's target a pause threshold must be: a
 /// link whose queue sits at the target is working as meant, not busy.

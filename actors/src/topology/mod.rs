@@ -26,7 +26,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use block::{AddressBlock, BadBlock};
-pub use link::{LinkBelow, LinkSettings};
+pub use link::{BusyConfig, LinkBelow, LinkSettings};
 
 /// Most RVPs an office may elect.
 pub const MAX_RVP_COUNT: u8 = 16;

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use branchline_actors::busy::LinkPause;
-use branchline_actors::counters::Counters;
-use branchline_actors::office::{ListTransfers, Office, StartTransfer};
-use branchline_actors::store::{ExportTo, GetInventory, Store, StoreError};
-use branchline_actors::strikes::StrikeBook;
-use branchline_actors::transfer::{GetState, Phase};
+use branchline_actors::client::counters::Counters;
+use branchline_actors::client::office::{ListTransfers, Office, StartTransfer};
+use branchline_actors::client::store::{ExportTo, GetInventory, Store, StoreError};
+use branchline_actors::client::strikes::StrikeBook;
+use branchline_actors::client::transfer::{GetState, Phase};
+use branchline_actors::pacing::busy::LinkPause;
 use branchline_actors::wire::{
     AdminReply, AdminRequest, ClientStatus, StartCheck, TransferProgress,
 };

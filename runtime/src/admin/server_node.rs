@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::Addr;
-use branchline_actors::registry_actor::{
+use branchline_actors::server::registry_actor::{
     ExportTopology, GetRegistryView, ImportTopology, Publish, Purge, RegistryActor, ShowTopology,
 };
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use branchline_actors::registry::{Registry, RegistryTiming};
-use branchline_actors::registry_actor::RegistryActor;
+use branchline_actors::server::registry::{Registry, RegistryTiming};
+use branchline_actors::server::registry_actor::RegistryActor;
 use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
 use branchline_storage::meta_store::MetaError;

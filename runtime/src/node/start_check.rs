@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use actix::Recipient;
+use branchline_actors::client::office::CacheChanged;
 use branchline_actors::lock_unpoisoned;
 use branchline_actors::messages::ReportHave;
-use branchline_actors::office::CacheChanged;
 use branchline_actors::wire::StartCheck;
 use branchline_storage::self_check::{self, PreviousRun};
 use branchline_storage::{ContentId, PieceCache, PieceMap};

@@ -21,8 +21,8 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use branchline_actors::busy::LinkPause;
-use branchline_actors::ledbat::{Ledbat, LedbatConfig};
+use branchline_actors::pacing::busy::LinkPause;
+use branchline_actors::pacing::ledbat::{Ledbat, LedbatConfig};
 use quinn::congestion::{Controller, ControllerFactory};
 use quinn_proto::RttEstimator;
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
-use branchline_actors::busy::LinkPause;
-use branchline_actors::ledbat::LedbatConfig;
+use branchline_actors::pacing::busy::LinkPause;
+use branchline_actors::pacing::ledbat::LedbatConfig;
 use branchline_actors::topology::LinkBelow;
 use branchline_actors::topology::link::link_of;
 

@@ -29,9 +29,9 @@ use crate::revocation::Trust;
 use crate::server_link::LinkStatus;
 
 use actix::prelude::*;
-use branchline_actors::counters::Counters;
+use branchline_actors::client::counters::Counters;
+use branchline_actors::client::store::Store;
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
-use branchline_actors::store::Store;
 use branchline_actors::supervision::ActorBook;
 use branchline_actors::wire::PeerView;
 use branchline_storage::Manifest;

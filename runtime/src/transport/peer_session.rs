@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::prelude::*;
-use branchline_actors::counters::{Counters, Rejection};
+use branchline_actors::client::counters::{Counters, Rejection};
+use branchline_actors::client::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
-use branchline_actors::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
     write_frame,

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use branchline_actors::token_bucket::TokenBucket;
+use branchline_actors::pacing::token_bucket::TokenBucket;
 
 /// The QUIC application error code of a connection closed for too many
 /// requests.

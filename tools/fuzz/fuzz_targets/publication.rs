@@ -7,7 +7,7 @@ use branchline_storage::publication::SignedPublication;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    static CHECK: OnceLock<branchline_actors::office::PublicationCheck> = OnceLock::new();
+    static CHECK: OnceLock<branchline_actors::client::office::PublicationCheck> = OnceLock::new();
     let check = CHECK.get_or_init(|| {
         branchline::vouch::checker(Some(branchline_fuzz::identity())).expect("a checker")
     });

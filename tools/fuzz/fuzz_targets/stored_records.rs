@@ -2,7 +2,7 @@
 //! version byte, then postcard), manifests, and discovery datagrams. The
 //! first byte chooses the decoder.
 #![no_main]
-use branchline_actors::discovery::Datagram;
+use branchline_actors::client::discovery::Datagram;
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::records::decode;
 use branchline_storage::self_check::SelfCheck;

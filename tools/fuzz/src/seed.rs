@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use branchline_actors::discovery::Datagram;
-use branchline_actors::election::Attributes;
+use branchline_actors::client::discovery::Datagram;
+use branchline_actors::server::election::Attributes;
 use branchline_actors::wire::{
     AdminReply, AdminRequest, ByteCounters, JoinRequest, PeerReply, PeerRequest, Refusal,
     ServerReply, ServerRequest, SourcesQuery, encode_frame,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use branchline::tls;
 use branchline::transport::endpoint;
 use branchline::transport::exchange::exchange;
-use branchline_actors::election::Attributes;
+use branchline_actors::server::election::Attributes;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery,
 };

@@ -34,7 +34,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::delay::DelayEstimate;
+use crate::pacing::delay::DelayEstimate;
 /// The smallest window, in packets.
 pub const MIN_WINDOW_PACKETS: u64 = 2;
 /// The first window, in packets.
@@ -417,7 +417,7 @@ mod tests {
         }
         assert_eq!(late.queuing_delay(), Some(Duration::ZERO));
         now = round(&mut late, now, ms(40)); // the other flow's slowdown
-        for _ in 0..crate::delay::CURRENT_FILTER {
+        for _ in 0..crate::pacing::delay::CURRENT_FILTER {
             late.on_ack(now, ms(65), MSS, false);
         }
         assert_eq!(late.base_delay(), Some(ms(40)));

@@ -39,49 +39,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::delay::DelayEstimate;
-use crate::topology::LinkSettings;
-use crate::wire::BackgroundLink;
+use crate::pacing::delay::DelayEstimate;
+use crate::topology::{BusyConfig, LinkSettings};
+use crate::wire::{BackgroundLink, PauseView};
 
 /// A pause with no RTT sample for this long ends.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// Samples a window needs before it decides.
 pub const MIN_SAMPLES: usize = 8;
-
-/// When to pause and resume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BusyConfig {
-    /// Pause at all (false: never).
-    pub enabled: bool,
-    /// Queuing delay whose median over a window makes the link busy.
-    pub pause_delay: Duration,
-    /// The window that must be busy for the pause.
-    pub pause_after: Duration,
-    /// The window that must not be busy for the downloads to resume.
-    pub resume_after: Duration,
-}
-
-impl Default for BusyConfig {
-    fn default() -> Self {
-        BusyConfig {
-            enabled: true,
-            pause_delay: Duration::from_millis(30),
-            pause_after: Duration::from_secs(5),
-            resume_after: Duration::from_secs(5),
-        }
-    }
-}
-
-/// What `status` shows of a pause.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PauseView {
-    /// Why, in words.
-    pub reason: String,
-    /// Seconds since it began.
-    pub for_secs: f64,
-}
 
 #[derive(Clone, Debug)]
 enum State {

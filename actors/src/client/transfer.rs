@@ -14,16 +14,16 @@ use branchline_storage::content::ContentError;
 use branchline_storage::{CacheError, ContentId, Manifest, PieceMap};
 use bytes::Bytes;
 
-use crate::counters::{Counters, Rejection, SourceClass};
-use crate::have_reporter::HaveReporter;
-use crate::known_sources::KnownSources;
-use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
-use crate::office::{
-    ContentInfo, Office, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
+use crate::client::counters::{Counters, Rejection, SourceClass};
+use crate::client::have_reporter::HaveReporter;
+use crate::client::known_sources::KnownSources;
+use crate::client::office_asks::{
+    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
 };
-use crate::picker::{Failure, Limits, Picker, Request, Source};
-use crate::store::{AddContent, Lookup, PutPiece, Store, StoreError};
-use crate::token_bucket::LinkRate;
+use crate::client::picker::{Failure, Limits, Picker, Request, Source};
+use crate::client::store::{AddContent, Lookup, PutPiece, Store, StoreError};
+use crate::messages::{FetchError, FetchFromOrigin, FetchFromPeer, ReportHave};
+use crate::pacing::token_bucket::LinkRate;
 use crate::wire::{BadPiece, TransferProgress};
 
 /// Messages a transfer's mailbox holds at most.
@@ -48,8 +48,8 @@ pub struct TransferSettings {
 pub struct TransferDeps {
     /// The node's store.
     pub store: Addr<Store>,
-    /// The node's office actor.
-    pub office: Addr<Office>,
+    /// What it asks of the node's office actor.
+    pub office: OfficeLink,
     /// The foreground transport, for peers of this office.
     pub peer_fetch: Recipient<FetchFromPeer>,
     /// The background transport, for upstream peers (across the WAN).
@@ -172,7 +172,7 @@ impl Transfer {
         self.run = None;
         let content = self.content;
         let store = self.deps.store.clone();
-        let office = self.deps.office.clone();
+        let office = self.deps.office.content_info.clone();
         let start = async move {
             let cached = store
                 .send(Lookup(content))
@@ -270,7 +270,7 @@ impl Transfer {
     fn fail(&mut self, reason: String) {
         tracing::error!(content = %self.content, %reason, "transfer failed");
         self.phase = Phase::Failed(reason.clone());
-        self.deps.office.do_send(TransferFinished {
+        self.deps.office.finished.do_send(TransferFinished {
             content: self.content,
             outcome: Err(reason),
         });
@@ -281,7 +281,7 @@ impl Transfer {
         if complete && self.phase == Phase::Running {
             tracing::info!(content = %self.content, "transfer complete");
             self.phase = Phase::Complete;
-            self.deps.office.do_send(TransferFinished {
+            self.deps.office.finished.do_send(TransferFinished {
                 content: self.content,
                 outcome: Ok(()),
             });
@@ -307,7 +307,7 @@ impl Transfer {
             stuck: run.picker.stuck_pieces(now),
             wait: self.settings.poll_wait,
         };
-        let office = self.deps.office.clone();
+        let office = self.deps.office.sources.clone();
         let call = async move {
             office
                 .send(request)
@@ -359,7 +359,7 @@ impl Transfer {
             return;
         }
         run.origins_asked = Some(now);
-        let office = self.deps.office.clone();
+        let office = self.deps.office.content_info.clone();
         let content = self.content;
         let ask = async move {
             office
@@ -519,7 +519,11 @@ impl Transfer {
                     run.picker.on_failed(request.id, failure, Instant::now());
                     for peer in run.picker.take_unresponsive() {
                         tracing::warn!(content = %self.content, %peer, "peer stopped answering; telling the server");
-                        let _ = self.deps.office.try_send(PeerUnresponsive(peer));
+                        let _ = self
+                            .deps
+                            .office
+                            .unresponsive
+                            .try_send(PeerUnresponsive(peer));
                     }
                 }
                 self.pump(ctx);
@@ -585,7 +589,7 @@ impl Transfer {
                             error: e.to_string(),
                         },
                     };
-                    ctx.spawn(self.deps.office.send(strike).into_actor(self).map(
+                    ctx.spawn(self.deps.office.strike.send(strike).into_actor(self).map(
                         move |banned, act, ctx| {
                             if banned.unwrap_or(false)
                                 && let Some(run) = act.run.as_mut()

@@ -8,7 +8,7 @@
 //! a second to every downloading client; on a 10-client branch that was
 //! about 5% of the WAN link. The server keeps, per asker and content, what
 //! its last answer listed ([`Answered`]: a version, and a digest per peer),
-//! and the registry's [`HoldingsLog`](crate::holdings_log::HoldingsLog)
+//! and the registry's [`HoldingsLog`](crate::server::holdings_log::HoldingsLog)
 //! says what changed since. When the asker's `since` is not that version
 //! (an answer was lost, the server restarted, the log was trimmed) it gets
 //! a complete answer.
@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use branchline_storage::{NodeId, PieceMap};
 
-use crate::holdings_log::HolderChange;
+use crate::server::holdings_log::HolderChange;
 use crate::wire::{HaveUpdate, PeerUpdate, SourcesAnswer, UpstreamLink};
 
 /// A peer chosen for an answer, with everything it holds.

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
 
-use crate::answer_delta::{self, Answered, Leases, Source};
-use crate::election::Attributes;
-use crate::holdings_log::HoldingsLog;
-use crate::offices::OfficeBook;
-use crate::stuck::MAX_STUCK_PER_QUERY;
+use crate::client::stuck::MAX_STUCK_PER_QUERY;
+use crate::server::answer_delta::{self, Answered, Leases, Source};
+use crate::server::election::Attributes;
+use crate::server::holdings_log::HoldingsLog;
+use crate::server::offices::OfficeBook;
 use crate::topology::Topology;
 use crate::wire::{
     BadPiece, BanView, ByteCounters, ClientView, ContentView, LinkView, OfficeInfo, OfficeView,
@@ -1051,7 +1051,7 @@ mod tests {
     use branchline_storage::Manifest;
     use branchline_storage::content::MIN_PIECE_SIZE;
 
-    use crate::known_sources::KnownSources;
+    use crate::client::known_sources::KnownSources;
     use crate::topology::spreadsheet;
     use crate::wire::{HaveUpdate, PeerUpdate};
 

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use actix::prelude::*;
 use branchline_storage::ContentId;
 
-use crate::office::{Office, StartTransfer};
+use crate::client::office::{Office, StartTransfer};
 
 /// Messages the RVP's mailbox holds at most. The server link sends with
 /// `try_send`; a list dropped on a full mailbox comes again with the next

@@ -2,8 +2,8 @@
 //! RTT (the smallest of the last [`CURRENT_FILTER`] samples) less the base
 //! RTT (the smallest seen in each of the last [`BASE_MINUTES`] minutes, so
 //! a route change ages out instead of looking like a queue for ever).
-//! Shared by the background controller ([`crate::ledbat`]) and the busy
-//! pause ([`crate::busy`]). A plain state machine: samples carry their time.
+//! Shared by the background controller ([`crate::pacing::ledbat`]) and the busy
+//! pause ([`crate::pacing::busy`]). A plain state machine: samples carry their time.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@ use branchline_storage::records::{self, unix_ms};
 use branchline_storage::{ContentId, ContentRecord, Manifest, MetaStore};
 use tokio::sync::watch;
 
-use crate::registry::{Registry, RegistryError};
+use crate::server::registry::{Registry, RegistryError};
 use crate::topology::{Topology, spreadsheet};
 use crate::wire::{RegistryView, ServerReply, ServerRequest, SourcesQuery, TopologyView};
 
@@ -575,7 +575,7 @@ impl Handler<ShowTopology> for RegistryActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::RegistryTiming;
+    use crate::server::registry::RegistryTiming;
     use branchline_storage::{ContentRecord, Manifest};
 
     /// A store written by the previous version: purges kept as a list with

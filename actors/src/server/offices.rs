@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::NodeId;
 
-use crate::election::{self, Attributes, Candidate};
+use crate::server::election::{self, Attributes, Candidate};
 use crate::topology::{LinkBelow, Topology};
 use crate::wire::{OfficeInfo, UpstreamLink};
 
@@ -371,7 +371,7 @@ impl OfficeBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::election::{Chassis, OsKind};
+    use crate::server::election::{Chassis, OsKind};
     use crate::topology::{OfficeKind, spreadsheet};
 
     const GIB: u64 = 1 << 30;

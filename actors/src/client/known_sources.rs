@@ -1,6 +1,6 @@
 //! What a download knows of its sources, kept up to date from the server's
 //! sources answers, complete or delta (see
-//! [`answer_delta`](crate::answer_delta)).
+//! [`answer_delta`](crate::server::answer_delta)).
 //!
 //! A delta applies only to the answer it was made against. One that does
 //! not fit (its base is not the version known) is dropped and the version

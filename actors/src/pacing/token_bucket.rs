@@ -2,14 +2,14 @@
 //! office link (`wan_rate_mbit` in the topology) under the cap. Bytes are
 //! taken before a request is sent; the bucket refills at the rate and holds
 //! at most `capacity` bytes, so bursts stay short. The same gate holds the
-//! pull while the link is paused as busy ([`crate::busy`]). Plain logic
+//! pull while the link is paused as busy ([`crate::pacing::busy`]). Plain logic
 //! that takes `now`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::busy::LinkPause;
+use crate::pacing::busy::LinkPause;
 use crate::wire::UpstreamLink;
 
 /// How soon a download paused as busy asks again.

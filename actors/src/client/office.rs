@@ -21,17 +21,20 @@ use actix::prelude::*;
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::{ContentId, ContentRecord, NodeId};
 
-use crate::busy::LinkPause;
-use crate::counters::Counters;
+use crate::client::counters::Counters;
+use crate::client::office_asks::{
+    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
+};
+use crate::client::store::{GetInventory, RemoveContent, Store};
+use crate::client::strikes::{StrikeBook, Verdict};
+use crate::client::transfer::{Recheck, Resume, Transfer, TransferDeps, TransferSettings};
 use crate::messages::{
     Discover, FetchFromOrigin, FetchFromPeer, FetchManifest, LinkError, ReportHave, ServerCall,
 };
-use crate::store::{GetInventory, RemoveContent, Store};
-use crate::strikes::{StrikeBook, Verdict};
+use crate::pacing::busy::LinkPause;
+use crate::pacing::token_bucket::LinkRate;
 use crate::supervision::ActorBook;
-use crate::token_bucket::LinkRate;
-use crate::transfer::{Recheck, Resume, Transfer, TransferDeps, TransferSettings};
-use crate::wire::{BadPiece, ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
+use crate::wire::{ServerReply, ServerRequest, SourcesAnswer, SourcesQuery};
 
 /// Messages the office's mailbox holds at most.
 pub const OFFICE_MAILBOX: usize = 256;
@@ -221,7 +224,13 @@ impl Handler<StartTransfer> for Office {
         }
         let deps = TransferDeps {
             store: self.deps.store.clone(),
-            office: ctx.address(),
+            office: OfficeLink {
+                sources: ctx.address().recipient(),
+                content_info: ctx.address().recipient(),
+                finished: ctx.address().recipient(),
+                strike: ctx.address().recipient(),
+                unresponsive: ctx.address().recipient(),
+            },
             peer_fetch: self.deps.peer_fetch.clone(),
             wan_fetch: self.deps.wan_fetch.clone(),
             origin_fetch: self.deps.origin_fetch.clone(),
@@ -276,16 +285,6 @@ impl Handler<ListTransfers> for Office {
     }
 }
 
-/// A transfer finished, well or not.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct TransferFinished {
-    /// The content.
-    pub content: ContentId,
-    /// Ok, or why it failed.
-    pub outcome: Result<(), String>,
-}
-
 impl Handler<TransferFinished> for Office {
     type Result = ();
     fn handle(&mut self, msg: TransferFinished, _: &mut Context<Self>) {
@@ -294,18 +293,6 @@ impl Handler<TransferFinished> for Office {
             entry.finished = Some((Instant::now(), msg.outcome.is_ok()));
         }
     }
-}
-
-/// A peer sent a piece that failed verification: a strike. The answer
-/// says whether the peer is banned (then no transfer of this node uses it
-/// again, and the server is told, with the evidence).
-#[derive(Debug, Message)]
-#[rtype(result = "bool")]
-pub struct SourceStrike {
-    /// The peer.
-    pub peer: NodeId,
-    /// The bad piece.
-    pub evidence: BadPiece,
 }
 
 impl Handler<SourceStrike> for Office {
@@ -344,12 +331,6 @@ impl Handler<SourceStrike> for Office {
     }
 }
 
-/// A peer stopped answering this node's requests: the server is told, so
-/// it stops offering the peer and, if it is an RVP, elects another.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct PeerUnresponsive(pub NodeId);
-
 impl Handler<PeerUnresponsive> for Office {
     type Result = ();
     fn handle(&mut self, msg: PeerUnresponsive, ctx: &mut Context<Self>) {
@@ -369,13 +350,6 @@ impl Handler<PeerUnresponsive> for Office {
         );
     }
 }
-
-/// The manifest and origins of a content, from the server, with the
-/// server's publication of it, checked: the manifest is the content's and
-/// the publication is about it and signed by the server.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(ContentRecord, SignedPublication), String>")]
-pub struct ContentInfo(pub ContentId);
 
 impl Handler<ContentInfo> for Office {
     type Result = ResponseFuture<Result<(ContentRecord, SignedPublication), String>>;
@@ -490,24 +464,6 @@ async fn manifest_from_peers(
         "no peer in the subnet gave the manifest ({} answered the broadcast)",
         peers.len()
     ))
-}
-
-/// A transfer's long-poll for sources (see [`SourcesQuery`]).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<SourcesAnswer, LinkError>")]
-pub struct SourcesRequest {
-    /// The content.
-    pub content: ContentId,
-    /// Version last seen.
-    pub since: u64,
-    /// Origin leases wanted.
-    pub want_leases: u32,
-    /// Leases given back.
-    pub release: Vec<u32>,
-    /// Pieces whose holders never delivered them ([`crate::stuck`]).
-    pub stuck: Vec<u32>,
-    /// Longest wait.
-    pub wait: Duration,
 }
 
 impl Handler<SourcesRequest> for Office {

@@ -28,7 +28,7 @@
 //!   [`ORIGIN_GIVE_UP`] times in a row is set aside too, so a dead origin
 //!   ends the transfer with an error instead of hanging.
 //! - **A deadline on every piece.** A piece whose requests to peers keep
-//!   failing for `stuck_after` is *stuck* ([`crate::stuck`]): it may be
+//!   failing for `stuck_after` is *stuck* ([`crate::client::stuck`]): it may be
 //!   leased from the origin although peers claim it, so a holder that
 //!   never delivers delays a download, never stalls it.
 //! - Every request carries an id; an outcome for an unknown id (a request
@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{NodeId, PieceMap};
 
-use crate::stuck::StuckPieces;
-use crate::token_bucket::LinkRate;
+use crate::client::stuck::StuckPieces;
+use crate::pacing::token_bucket::LinkRate;
 use crate::wire::{PeerHolding, UpstreamLink};
 
 /// Longest rest after repeated failures.
@@ -69,7 +69,7 @@ pub struct Limits {
     /// How long a source that failed (other than with bad bytes) rests.
     pub retry_after: Duration,
     /// How long a piece's requests to peers may keep failing before it is
-    /// taken from the origin ([`crate::stuck`]).
+    /// taken from the origin ([`crate::client::stuck`]).
     pub stuck_after: Duration,
 }
 

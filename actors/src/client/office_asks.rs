@@ -1,0 +1,81 @@
+//! What a transfer asks of its office: the messages, and [`OfficeLink`],
+//! the recipients a transfer holds instead of its office's address. A
+//! transfer knows its office only by these, so the office can start
+//! transfers without the two files importing each other.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use branchline_storage::publication::SignedPublication;
+use branchline_storage::{ContentId, ContentRecord, NodeId};
+
+use crate::messages::LinkError;
+use crate::wire::{BadPiece, SourcesAnswer};
+
+/// Where a transfer sends what it asks of its office.
+#[derive(Clone)]
+pub struct OfficeLink {
+    /// Its long-polls for sources.
+    pub sources: Recipient<SourcesRequest>,
+    /// Its question for the content's manifest and origins.
+    pub content_info: Recipient<ContentInfo>,
+    /// Its end, well or not.
+    pub finished: Recipient<TransferFinished>,
+    /// A peer that sent a bad piece.
+    pub strike: Recipient<SourceStrike>,
+    /// A peer that stopped answering.
+    pub unresponsive: Recipient<PeerUnresponsive>,
+}
+
+/// A transfer's long-poll for sources (see [`crate::wire::SourcesQuery`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SourcesAnswer, LinkError>")]
+pub struct SourcesRequest {
+    /// The content.
+    pub content: ContentId,
+    /// Version last seen.
+    pub since: u64,
+    /// Origin leases wanted.
+    pub want_leases: u32,
+    /// Leases given back.
+    pub release: Vec<u32>,
+    /// Pieces whose holders never delivered them ([`crate::client::stuck`]).
+    pub stuck: Vec<u32>,
+    /// Longest wait.
+    pub wait: Duration,
+}
+
+/// The manifest and origins of a content, from the server, with the
+/// server's publication of it, checked: the manifest is the content's and
+/// the publication is about it and signed by the server.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(ContentRecord, SignedPublication), String>")]
+pub struct ContentInfo(pub ContentId);
+
+/// A transfer finished, well or not.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TransferFinished {
+    /// The content.
+    pub content: ContentId,
+    /// Ok, or why it failed.
+    pub outcome: Result<(), String>,
+}
+
+/// A peer sent a piece that failed verification: a strike. The answer
+/// says whether the peer is banned (then no transfer of this node uses it
+/// again, and the server is told, with the evidence).
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct SourceStrike {
+    /// The peer.
+    pub peer: NodeId,
+    /// The bad piece.
+    pub evidence: BadPiece,
+}
+
+/// A peer stopped answering this node's requests: the server is told, so
+/// it stops offering the peer and, if it is an RVP, elects another.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerUnresponsive(pub NodeId);
