@@ -151,10 +151,12 @@ impl OfficeBook {
         }
     }
 
-    /// Replaces the topology and moves every member to its new office
-    /// (automatic offices are made again for addresses it does not claim).
+    /// Replaces the topology with one already stored and moves every
+    /// member to its new office (automatic offices are made again for
+    /// addresses it does not claim: only those make it to be stored again).
     pub fn set_topology(&mut self, topology: Topology) {
         self.topology = topology;
+        self.topology_dirty = false;
         self.links_below.clear();
         self.by_office.clear();
         self.elections.values_mut().for_each(|e| e.stale = true);
@@ -166,7 +168,6 @@ impl OfficeBook {
                 self.set_attributes(&id, attributes);
             }
         }
-        self.topology_dirty = true;
     }
 
     /// The topology, if it changed since the last call (for persisting).
@@ -573,7 +574,10 @@ mod tests {
         assert_eq!(book.office_of(&id(1)), Some("branch"));
         assert_eq!(book.rvps("branch", now), vec![id(1)]);
         assert!(book.topology().office("auto-10.0.9.0/24").is_none());
-        assert!(book.take_dirty().is_some());
+        assert!(
+            book.take_dirty().is_none(),
+            "the import stored it; no automatic office was made"
+        );
     }
 
     #[test]

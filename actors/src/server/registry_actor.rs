@@ -84,6 +84,9 @@ pub struct RegistryActor {
     heartbeat: Duration,
     watchers: HashMap<ContentId, watch::Sender<u64>>,
     persisting: bool,
+    /// A topology import is being parsed, checked and stored off the
+    /// actor's thread; another waits its turn by being refused.
+    importing: bool,
 }
 
 impl RegistryActor {
@@ -116,6 +119,7 @@ impl RegistryActor {
             heartbeat,
             watchers: HashMap::new(),
             persisting: false,
+            importing: false,
         })
     }
 
@@ -301,6 +305,7 @@ impl Supervised for RegistryActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("registry actor restarting");
         self.persisting = false;
+        self.importing = false;
     }
 }
 
@@ -509,39 +514,51 @@ impl Handler<Purge> for RegistryActor {
 
 /// Replaces the topology with a spreadsheet, all or nothing; durable when
 /// answered. The answer is the number of offices, or every problem found.
+///
+/// Parsing, the checks (the overlap check of every block) and the write
+/// run on the blocking pool, never on the registry's thread: heartbeats
+/// and sources answers go on while a large sheet is imported, and the new
+/// topology is swapped in, in one step, only once it is valid and stored.
+/// One import at a time: another one meanwhile is refused.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<u32, Vec<String>>")]
 pub struct ImportTopology(pub Vec<u8>);
+
+/// Parses and checks a sheet, then stores the topology it makes: every
+/// problem of the sheet, or why storing failed.
+fn import_and_store(store: &MetaStore, sheet: &[u8]) -> Result<Topology, Vec<String>> {
+    let topology = spreadsheet::import(sheet)
+        .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    save_topology(store, &topology)
+        .map_err(|e| vec![format!("storing the topology failed: {e}")])?;
+    topology.prepare_lookups();
+    Ok(topology)
+}
 
 impl Handler<ImportTopology> for RegistryActor {
     type Result = ResponseActFuture<Self, Result<u32, Vec<String>>>;
     fn handle(&mut self, msg: ImportTopology, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        let topology = match spreadsheet::import(&msg.0) {
-            Ok(topology) => topology,
-            Err(problems) => {
-                let problems = problems.iter().map(ToString::to_string).collect();
-                return Box::pin(actix::fut::ready(Err(problems)));
-            }
-        };
-        let offices = u32::try_from(topology.offices().len()).unwrap_or(u32::MAX);
+        if self.importing {
+            return Box::pin(actix::fut::ready(Err(vec![
+                "another topology import is in progress; try again when it is done".to_owned(),
+            ])));
+        }
+        self.importing = true;
         let store = self.store.clone();
-        let saved = topology.clone();
-        let write = tokio::task::spawn_blocking(move || save_topology(&store, &saved));
-        Box::pin(write.into_actor(self).map(move |result, act, _| {
-            let stored = match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(e.to_string()),
+        // A panic in the import leaves the registry as it was: nothing to
+        // restart, and the answer names it.
+        let work = crate::panics::run_blocking(|| {}, move || import_and_store(&store, &msg.0));
+        Box::pin(work.into_actor(self).map(move |result, act, _| {
+            act.importing = false;
+            let topology = match result {
+                Ok(imported) => imported?,
+                Err(e) => return Err(vec![format!("the import stopped: {e}")]),
             };
-            match stored {
-                Ok(()) => {
-                    act.registry.set_topology(topology);
-                    tracing::info!(offices, "topology imported");
-                    Ok(offices)
-                }
-                Err(e) => Err(vec![format!("storing the topology failed: {e}")]),
-            }
+            let offices = u32::try_from(topology.offices().len()).unwrap_or(u32::MAX);
+            act.registry.set_topology(topology);
+            tracing::info!(offices, "topology imported");
+            Ok(offices)
         }))
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod block;
 pub mod link;
+mod lookup;
 pub mod overlap;
 pub mod spreadsheet;
 
@@ -186,6 +187,10 @@ pub enum TopologyError {
 pub struct Topology {
     /// The offices, in the order given (the top office need not be first).
     offices: Vec<Office>,
+    /// Offices by address and by name, made from `offices` when first
+    /// needed; reset wherever `offices` changes.
+    #[serde(skip)]
+    lookup: lookup::LazyLookup,
 }
 
 impl Default for Topology {
@@ -194,6 +199,7 @@ impl Default for Topology {
     fn default() -> Self {
         Topology {
             offices: vec![Office::new(DEFAULT_TOP, None)],
+            lookup: lookup::LazyLookup::default(),
         }
     }
 }
@@ -264,7 +270,10 @@ impl Topology {
             return Err((0, TopologyError::NoTop));
         }
         Self::check_blocks(&offices)?;
-        Ok(Topology { offices })
+        Ok(Topology {
+            offices,
+            lookup: lookup::LazyLookup::default(),
+        })
     }
 
     /// Refuses blocks claimed by two offices, or crossing partly
@@ -333,8 +342,8 @@ impl Topology {
     /// office are skipped.
     pub fn set_links(&mut self, links: Vec<(String, LinkSettings)>) {
         for (name, link) in links {
-            if let Some(office) = self.offices.iter_mut().find(|o| o.name == name) {
-                office.link = link;
+            if let Some(i) = self.lookup().position(&name) {
+                self.offices[i].link = link;
             }
         }
     }
@@ -346,25 +355,32 @@ impl Topology {
 
     /// An office by name.
     pub fn office(&self, name: &str) -> Option<&Office> {
-        self.offices.iter().find(|o| o.name == name)
+        self.lookup().position(name).map(|i| &self.offices[i])
+    }
+
+    fn lookup(&self) -> &lookup::Lookup {
+        self.lookup.get(&self.offices)
+    }
+
+    /// Makes the lookups of offices by address and by name now, so that
+    /// the first lookup does not pay for them (an import makes them on the
+    /// blocking pool, before the registry takes the topology).
+    pub fn prepare_lookups(&self) {
+        self.lookup();
     }
 
     /// The top office.
     pub fn top(&self) -> &Office {
-        self.offices
-            .iter()
-            .find(|o| o.parent.is_none())
-            .expect("a validated topology has a top office")
+        let top = self
+            .lookup()
+            .top()
+            .expect("a validated topology has a top office");
+        &self.offices[top]
     }
 
     /// The office whose most specific block holds `addr`, if any.
     pub fn resolve(&self, addr: IpAddr) -> Option<&Office> {
-        self.offices
-            .iter()
-            .flat_map(|o| o.blocks.iter().map(move |b| (b, o)))
-            .filter(|(b, _)| b.contains(addr))
-            .min_by_key(|(b, _)| b.span())
-            .map(|(_, o)| o)
+        self.lookup().office_of(addr).map(|i| &self.offices[i])
     }
 
     /// The office of `addr`, making an automatic office of its /24 (or
@@ -379,13 +395,13 @@ impl Topology {
         office.blocks.push(block);
         office.automatic = true;
         self.offices.push(office);
+        self.lookup = lookup::LazyLookup::default();
         (self.offices.last().expect("just pushed"), true)
     }
 
     fn position(&self, name: &str) -> usize {
-        self.offices
-            .iter()
-            .position(|o| o.name == name)
+        self.lookup()
+            .position(name)
             .expect("the office is in the topology")
     }
 

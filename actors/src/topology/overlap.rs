@@ -17,9 +17,9 @@ use std::cmp::Ordering;
 use super::block::AddressBlock;
 
 /// A block's place on one line for every family: (family, address).
-type Point = (u8, u128);
+pub(super) type Point = (u8, u128);
 
-fn point_of(addr: std::net::IpAddr) -> Point {
+pub(super) fn point_of(addr: std::net::IpAddr) -> Point {
     match addr {
         std::net::IpAddr::V4(a) => (4, u128::from(u32::from(a))),
         std::net::IpAddr::V6(a) => (6, u128::from(a)),
