@@ -97,7 +97,7 @@ fn seeds() -> Vec<u64> {
 }
 
 /// Pieces that arrived twice in one run, at most: the most measured over
-/// the default seeds and 8 runs of random ones (see the README), not a
+/// the default seeds and 8 runs of random ones (see docs/DEVELOPMENT.md, "Tests"), not a
 /// loosened bound.
 const MOST_TWICE: u64 = 8;
 

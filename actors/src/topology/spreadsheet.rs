@@ -523,6 +523,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_sheet_in_configs_imports() {
+        let example = include_str!("../../../configs/topology.csv");
+        let topology = import(example.as_bytes()).unwrap();
+        assert_eq!(topology.offices().len(), 4);
+        assert_eq!(topology.office("a-wifi").unwrap().kind, OfficeKind::Wifi);
+        assert_eq!(topology.office("branch-b").unwrap().rvp_count, 2);
+    }
+
+    #[test]
     fn a_sheet_imports_and_exports_the_same_file_twice() {
         let topology = import(SHEET.as_bytes()).unwrap();
         let branch = topology.office("branch-a").unwrap();
