@@ -30,7 +30,7 @@ use branchline_actors::wire::PeerHolding;
 use branchline_storage::{ContentId, NodeId};
 
 use crate::config::DiscoverySection;
-use crate::server_link::LinkStatus;
+use crate::link_status::LinkStatus;
 use crate::tls::{Identity, SERVER_NAME, TlsError};
 use crate::vouch::{self, Signer};
 

@@ -15,8 +15,9 @@
 //! - [`private_files`]: a node's directories 0700 and files 0600.
 //! - [`discovery`]: subnet broadcast discovery, for when the server is
 //!   out of reach.
-//! - [`server_link`]: a client's link to the server; [`control`]: the
-//!   server's endpoint for it.
+//! - [`server_link`]: a client's link to the server, and [`link_status`]
+//!   what it knows of its standing; [`control`]: the server's endpoint
+//!   for it.
 //! - [`origin`]: fetching from CDN or file storage, over [`origin_tls`];
 //!   [`file_storage`]: the embedded file storage (HTTPS for members).
 //! - [`admin`]: the local admin socket; [`identity`]: a node's id;
@@ -37,6 +38,7 @@ pub mod discovery;
 pub mod file_storage;
 pub mod identity;
 pub mod join;
+pub mod link_status;
 pub mod logging;
 pub mod metrics;
 pub mod node;

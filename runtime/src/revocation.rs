@@ -31,7 +31,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio::sync::watch;
 
-use crate::tls::{TlsError, provider};
+use crate::tls::certs::provider;
+use crate::tls::error::TlsError;
 
 /// How often the server looks at its revocation list file.
 const FILE_CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -171,7 +172,7 @@ impl Trust {
     /// Whether a live connection's peer still passes: `dialled` is the name
     /// we dialled it by, `None` if it connected to us.
     pub fn still_trusted(&self, conn: &quinn::Connection, dialled: Option<&str>) -> bool {
-        let Some(chain) = crate::tls::peer_chain(conn) else {
+        let Some(chain) = crate::tls::certs::peer_chain(conn) else {
             return false;
         };
         match dialled {

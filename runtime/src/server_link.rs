@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -17,7 +16,6 @@ use branchline_actors::client::office::Purged;
 use branchline_actors::client::rvp::Wanted;
 use branchline_actors::client::store::{ApplyPurges, GetInventory, PurgesSeen, Store};
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
-use branchline_actors::topology::OfficeKind;
 use branchline_actors::wire::{
     MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest,
 };
@@ -25,6 +23,7 @@ use branchline_storage::{ContentId, NodeId, PieceMap};
 use rustls::pki_types::CertificateRevocationListDer;
 
 use crate::attributes::AttributeSource;
+use crate::link_status::LinkStatus;
 use crate::revocation::Trust;
 use crate::transport::connection_slot::ConnectionSlot;
 use crate::transport::exchange::exchange;
@@ -49,50 +48,6 @@ pub struct Identity {
     pub addr: SocketAddr,
     /// Where child offices' RVPs reach it (background endpoint).
     pub background: SocketAddr,
-}
-
-/// What the link knows, shared with the admin socket's status.
-#[derive(Debug, Default)]
-pub struct LinkStatus {
-    registered: AtomicBool,
-    office: Mutex<Option<OfficeInfo>>,
-}
-
-impl LinkStatus {
-    /// True while registered with a live server.
-    pub fn registered(&self) -> bool {
-        self.registered.load(Ordering::Relaxed)
-    }
-
-    /// This client's office type, as the server last said (Default until
-    /// it says).
-    pub fn office_kind(&self) -> OfficeKind {
-        self.office().map_or(OfficeKind::Default, |o| o.kind)
-    }
-
-    /// Whether this client serves peers: not when its office is a VPN
-    /// office.
-    pub fn serves(&self) -> bool {
-        self.office_kind().serves()
-    }
-
-    /// This client's office, as the server last said.
-    pub fn office(&self) -> Option<OfficeInfo> {
-        self.office.lock().ok().and_then(|o| o.clone())
-    }
-
-    fn set_registered(&self, yes: bool) {
-        self.registered.store(yes, Ordering::Relaxed);
-    }
-
-    fn set_office(&self, office: OfficeInfo) {
-        if let Ok(mut current) = self.office.lock() {
-            if current.as_ref().map(|o| (&o.name, &o.rvps)) != Some((&office.name, &office.rvps)) {
-                tracing::info!(office = %office.name, kind = %office.kind, rvps = ?office.rvps, "office assignment");
-            }
-            *current = Some(office);
-        }
-    }
 }
 
 /// The server link actor.

@@ -20,8 +20,9 @@ use branchline_actors::wire::{
 use branchline_storage::{CacheError, ContentId};
 
 use super::listener::Replies;
+use crate::link_status::LinkStatus;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
-use crate::server_link::{Identity, LinkStatus};
+use crate::server_link::Identity;
 use crate::transport::{ListPeers, Transport};
 
 /// How often a fetch reports progress.

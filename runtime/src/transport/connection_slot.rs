@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::endpoint;
-use super::peer_session::SessionStats;
+use super::session_stats::SessionStats;
 use crate::revocation::Trust;
 
 /// The slot.

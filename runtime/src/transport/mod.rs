@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod peer_session;
 pub mod request_rate;
+pub mod session_stats;
 #[cfg(debug_assertions)]
 pub mod test_fault;
 
@@ -25,8 +26,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::link_status::LinkStatus;
 use crate::revocation::Trust;
-use crate::server_link::LinkStatus;
 
 use actix::prelude::*;
 use branchline_actors::client::counters::Counters;
@@ -40,7 +41,8 @@ use bytes::Bytes;
 
 use admission::SharedAdmission;
 use endpoint::ServedConfigs;
-use peer_session::{Attach, PeerSession, SessionStats};
+use peer_session::{Attach, PeerSession};
+use session_stats::SessionStats;
 
 /// Messages the transport's mailbox holds at most.
 pub const TRANSPORT_MAILBOX: usize = 1024;

@@ -9,7 +9,6 @@
 //! the endpoint (64 per connection).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,8 +18,7 @@ use branchline_actors::client::counters::{Counters, Rejection};
 use branchline_actors::client::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, WireView, read_frame,
-    write_frame,
+    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
 };
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::{CacheError, ContentId, Manifest};
@@ -29,7 +27,8 @@ use bytes::{Bytes, BytesMut};
 use super::TransportDeps;
 use super::connection_slot::ConnectionSlot;
 use super::exchange::{ExchangeError, exchange};
-use crate::server_link::LinkStatus;
+use super::session_stats::SessionStats;
+use crate::link_status::LinkStatus;
 
 /// Messages a session's mailbox holds at most.
 pub const SESSION_MAILBOX: usize = 128;
@@ -42,106 +41,6 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a background session sends a probe on the connection it
 /// dialled (see [`PeerSession`]'s `started`).
 const PROBE_EVERY: Duration = Duration::from_millis(250);
-
-/// Bytes moved in one session, and the session's connections (for QUIC's
-/// own numbers).
-#[derive(Debug, Default)]
-pub struct SessionStats {
-    received: AtomicU64,
-    served: AtomicU64,
-    connections: Mutex<Connections>,
-}
-
-#[derive(Debug, Default)]
-struct Connections {
-    /// Open connections, each with whether this node dialled it.
-    open: Vec<(quinn::Connection, bool)>,
-    /// What the connections that closed added up to: those the peer
-    /// dialled, and those this node dialled.
-    closed: [WireView; 2],
-}
-
-impl SessionStats {
-    /// Bytes of pieces received from the peer, and served to it.
-    pub fn bytes(&self) -> (u64, u64) {
-        (
-            self.received.load(Ordering::Relaxed),
-            self.served.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Counts `conn`'s numbers in this session's; `dialled`: this node
-    /// opened it (its requests to the peer travel on it).
-    pub fn track(&self, conn: &quinn::Connection, dialled: bool) {
-        let mut c = branchline_actors::lock_unpoisoned(&self.connections);
-        c.fold_closed();
-        c.open.push((conn.clone(), dialled));
-    }
-
-    /// QUIC's numbers for the session's connections: those the peer
-    /// dialled and those this node dialled.
-    pub fn wire_by_dialler(&self) -> [WireView; 2] {
-        let mut c = branchline_actors::lock_unpoisoned(&self.connections);
-        c.fold_closed();
-        let Connections { open, closed } = &*c;
-        let mut total = *closed;
-        for (conn, dialled) in open.iter() {
-            total[usize::from(*dialled)].add(&wire_view(conn));
-        }
-        total
-    }
-
-    /// The congestion controller of an open connection the peer dialled
-    /// (the one this node sends pieces on), if any.
-    pub fn serving_controller(&self) -> Option<String> {
-        let c = branchline_actors::lock_unpoisoned(&self.connections);
-        c.open
-            .iter()
-            .find(|(conn, dialled)| !dialled && conn.close_reason().is_none())
-            .map(|(conn, _)| super::background_cc::describe(conn))
-    }
-
-    /// QUIC's numbers for every connection of the session.
-    pub fn wire(&self) -> WireView {
-        let [theirs, mut ours] = self.wire_by_dialler();
-        ours.add(&theirs);
-        ours
-    }
-
-    /// UDP bytes that arrived on connections this node dialled: pieces it
-    /// asked for, with QUIC's overhead and retransmissions.
-    pub fn wire_received_on_dialled(&self) -> u64 {
-        self.wire_by_dialler()[1].received_bytes
-    }
-}
-
-impl Connections {
-    /// Folds closed connections into the totals and lets them go.
-    fn fold_closed(&mut self) {
-        let Connections { open, closed } = self;
-        open.retain(|(conn, dialled)| {
-            let done = conn.close_reason().is_some();
-            if done {
-                closed[usize::from(*dialled)].add(&wire_view(conn));
-            }
-            !done
-        });
-    }
-}
-
-fn wire_view(conn: &quinn::Connection) -> WireView {
-    let s = conn.stats();
-    WireView {
-        sent_bytes: s.udp_tx.bytes,
-        received_bytes: s.udp_rx.bytes,
-        sent_packets: s.path.sent_packets,
-        lost_packets: s.path.lost_packets,
-        lost_bytes: s.path.lost_bytes,
-        congestion_events: s.path.congestion_events,
-        rtt_us: (conn.close_reason().is_none())
-            .then(|| u64::try_from(s.path.rtt.as_micros()).unwrap_or(u64::MAX)),
-    }
-}
 
 /// The peer session actor.
 pub struct PeerSession {
@@ -328,7 +227,7 @@ async fn serve_stream(
             .await
             .map_err(|e| e.to_string())?;
         serving.counters.served(len, serving.background);
-        serving.stats.served.fetch_add(len, Ordering::Relaxed);
+        serving.stats.add_served(len);
     }
     send.finish().map_err(|e| e.to_string())?;
     Ok(())
@@ -452,9 +351,7 @@ impl Handler<FetchFromPeer> for PeerSession {
         let (slot, stats) = (self.outgoing.clone(), self.serving.stats.clone());
         Box::pin(async move {
             let bytes = fetch(&slot, &msg).await?;
-            stats
-                .received
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            stats.add_received(bytes.len() as u64);
             Ok(bytes)
         })
     }

@@ -12,8 +12,15 @@
 //!   signature but not who signed it. Traffic is encrypted, but anyone who
 //!   reaches a port can join; the node warns at every start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+pub(crate) mod certs;
+pub(crate) mod error;
+
+pub(crate) use certs::provider;
+pub use certs::{node_id_of, peer_chain, peer_node_id};
+pub use error::TlsError;
 
 use crate::revocation::Trust;
 use branchline_actors::wire::PROTOCOL_VERSION;
@@ -74,33 +81,6 @@ pub fn check_version(conn: &quinn::Connection) -> Result<(), String> {
     );
     conn.close(VERSION_MISMATCH.into(), reason.as_bytes());
     Err(reason)
-}
-
-/// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// Making the certificate failed.
-    #[error("making the node certificate failed: {0}")]
-    Certificate(#[from] rcgen::Error),
-    /// rustls refused the configuration.
-    #[error("TLS configuration failed: {0}")]
-    Rustls(#[from] rustls::Error),
-    /// A PEM file of the identity could not be read.
-    #[error("{path}: {reason}")]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-    /// The CA could not be used to check peers.
-    #[error("the CA in {path} cannot check peers: {reason}")]
-    Verifier {
-        /// The CA file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// A node's place in the cluster PKI: the CA it trusts, and its own
@@ -176,30 +156,6 @@ impl Identity {
     }
 }
 
-/// The node id a certificate gives: the first 16 bytes of the SHA-256 of
-/// its DER. A node issued a new certificate is a new node to the server.
-pub fn node_id_of(certificate: &[u8]) -> NodeId {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(certificate);
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    NodeId(id)
-}
-
-/// The certificate chain the peer of a connection showed, its own first.
-pub fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
-    conn.peer_identity()?
-        .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()
-        .map(|chain| *chain)
-}
-
-/// The node id of the peer of a connection under the PKI, from the
-/// certificate it showed.
-pub fn peer_node_id(conn: &quinn::Connection) -> Option<NodeId> {
-    peer_chain(conn)?.first().map(|cert| node_id_of(cert))
-}
-
 /// Says, at every start of a node run with `insecure = true`, that it
 /// authenticates nobody.
 pub fn warn_unauthenticated(identity: Option<&Identity>) {
@@ -208,10 +164,6 @@ pub fn warn_unauthenticated(identity: Option<&Identity>) {
             "insecure = true: traffic is encrypted, but nodes are not authenticated and anyone who reaches this node's ports can join and take every package (see docs/SECURITY.md)"
         );
     }
-}
-
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Who may connect to an endpoint under the PKI.
