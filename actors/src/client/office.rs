@@ -23,7 +23,8 @@ use branchline_storage::{ContentId, ContentRecord, NodeId};
 
 use crate::client::counters::Counters;
 use crate::client::office_asks::{
-    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
+    ContentInfo, ContentInfoError, NotFromPeers, NotTheContents, OfficeLink, PeerUnresponsive,
+    SourceStrike, SourcesRequest, TransferFinished,
 };
 use crate::client::store::{GetInventory, RemoveContent, Store};
 use crate::client::strikes::{StrikeBook, Verdict};
@@ -352,7 +353,7 @@ impl Handler<PeerUnresponsive> for Office {
 }
 
 impl Handler<ContentInfo> for Office {
-    type Result = ResponseFuture<Result<(ContentRecord, SignedPublication), String>>;
+    type Result = ResponseFuture<Result<(ContentRecord, SignedPublication), ContentInfoError>>;
     fn handle(&mut self, msg: ContentInfo, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         let (server, discover, fetch, vouch) = (
@@ -372,21 +373,17 @@ fn accept(
     record: &ContentRecord,
     publication: &SignedPublication,
     vouch: &PublicationCheck,
-) -> Result<(), String> {
+) -> Result<(), NotTheContents> {
     if record.manifest.content_id() != content {
-        return Err(format!(
-            "the manifest received is not content {content}; refused"
-        ));
+        return Err(NotTheContents::Manifest(content));
     }
     if publication.publication.content != content {
-        return Err(format!(
-            "the publication received is about content {}, not {content}; refused",
-            publication.publication.content
-        ));
+        return Err(NotTheContents::Publication {
+            content,
+            about: publication.publication.content,
+        });
     }
-    vouch(publication).map_err(|why| {
-        format!("the publication of content {content} is not the server's ({why}); refused")
-    })
+    vouch(publication).map_err(|why| NotTheContents::Signature { content, why })
 }
 
 /// The record and publication of a content from the server, or from peers
@@ -397,23 +394,21 @@ async fn content_info(
     discover: &Recipient<Discover>,
     fetch: &Recipient<FetchManifest>,
     vouch: &PublicationCheck,
-) -> Result<(ContentRecord, SignedPublication), String> {
+) -> Result<(ContentRecord, SignedPublication), ContentInfoError> {
     match Office::call(server, ServerRequest::GetContent { content }).await {
         Ok(ServerReply::Content(record, publication)) => {
             accept(content, &record, &publication, vouch)?;
             Ok((record, publication))
         }
-        Ok(ServerReply::NotFound) => {
-            Err(format!("content {content} is not published on the server"))
-        }
-        Ok(other) => Err(format!("the server answered {other:?} to a content lookup")),
-        Err(e @ LinkError::Unreachable { .. }) => {
-            tracing::warn!(%content, error = %e, "server out of reach; asking the subnet for the manifest");
+        Ok(ServerReply::NotFound) => Err(ContentInfoError::NotPublished(content)),
+        Ok(other) => Err(ContentInfoError::Unexpected(format!("{other:?}"))),
+        Err(link @ LinkError::Unreachable { .. }) => {
+            tracing::warn!(%content, error = %link, "server out of reach; asking the subnet for the manifest");
             manifest_from_peers(content, discover, fetch, vouch)
                 .await
-                .map_err(|why| format!("{e}; {why}"))
+                .map_err(|peers| ContentInfoError::NotFromPeers { link, peers })
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -427,11 +422,11 @@ async fn manifest_from_peers(
     discover: &Recipient<Discover>,
     fetch: &Recipient<FetchManifest>,
     vouch: &PublicationCheck,
-) -> Result<(ContentRecord, SignedPublication), String> {
+) -> Result<(ContentRecord, SignedPublication), NotFromPeers> {
     let peers = discover
         .send(Discover(content))
         .await
-        .map_err(|e| format!("discovery unavailable: {e}"))?;
+        .map_err(|e| NotFromPeers::Discovery(e.to_string()))?;
     for peer in peers.iter().take(MANIFEST_TRIES) {
         match fetch
             .send(FetchManifest {
@@ -460,10 +455,7 @@ async fn manifest_from_peers(
             Err(e) => tracing::warn!(peer = %peer.addr, error = %e, "transport unavailable"),
         }
     }
-    Err(format!(
-        "no peer in the subnet gave the manifest ({} answered the broadcast)",
-        peers.len()
-    ))
+    Err(NotFromPeers::NoneGave(peers.len()))
 }
 
 impl Handler<SourcesRequest> for Office {

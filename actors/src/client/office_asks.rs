@@ -49,8 +49,68 @@ pub struct SourcesRequest {
 /// server's publication of it, checked: the manifest is the content's and
 /// the publication is about it and signed by the server.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(ContentRecord, SignedPublication), String>")]
+#[rtype(result = "Result<(ContentRecord, SignedPublication), ContentInfoError>")]
 pub struct ContentInfo(pub ContentId);
+
+/// Why a content's manifest and publication could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentInfoError {
+    /// The server does not know the content.
+    #[error("content {0} is not published on the server")]
+    NotPublished(ContentId),
+    /// The server answered something else.
+    #[error("the server answered {0} to a content lookup")]
+    Unexpected(String),
+    /// What came is not the content's, or not signed by the server.
+    #[error(transparent)]
+    Refused(#[from] NotTheContents),
+    /// The server could not be asked.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The server is out of reach, and no peer of the subnet gave it.
+    #[error("{link}; {peers}")]
+    NotFromPeers {
+        /// Why the server could not be asked.
+        link: LinkError,
+        /// Why the peers did not give it.
+        peers: NotFromPeers,
+    },
+}
+
+/// A manifest or publication received that is not the content's own.
+#[derive(Debug, thiserror::Error)]
+pub enum NotTheContents {
+    /// The manifest is another content's.
+    #[error("the manifest received is not content {0}; refused")]
+    Manifest(ContentId),
+    /// The publication is about another content.
+    #[error("the publication received is about content {about}, not {content}; refused")]
+    Publication {
+        /// The content asked for.
+        content: ContentId,
+        /// The content it is about.
+        about: ContentId,
+    },
+    /// The publication's signature is not the server's.
+    #[error("the publication of content {content} is not the server's ({why}); refused")]
+    Signature {
+        /// The content.
+        content: ContentId,
+        /// Why the signature was refused.
+        why: String,
+    },
+}
+
+/// Why no peer of the subnet gave a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum NotFromPeers {
+    /// Discovery could not be asked.
+    #[error("discovery unavailable: {0}")]
+    Discovery(String),
+    /// Nobody who answered the broadcast gave a manifest that holds.
+    #[error("no peer in the subnet gave the manifest ({0} answered the broadcast)")]
+    NoneGave(usize),
+}
 
 /// A transfer finished, well or not.
 #[derive(Debug, Message)]

@@ -195,7 +195,8 @@ impl Transfer {
             let (record, publication) = office
                 .send(ContentInfo(content))
                 .await
-                .map_err(|e| e.to_string())??;
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
             let confidential = publication.publication.confidential;
             let have = store
                 .send(AddContent {
@@ -362,10 +363,10 @@ impl Transfer {
         let office = self.deps.office.content_info.clone();
         let content = self.content;
         let ask = async move {
-            office
-                .send(ContentInfo(content))
-                .await
-                .map_err(|e| e.to_string())?
+            match office.send(ContentInfo(content)).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         };
         ctx.spawn(ask.into_actor(self).map(|answer, act, ctx| {
             let Some(run) = act.run.as_mut() else { return };

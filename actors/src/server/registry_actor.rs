@@ -401,9 +401,55 @@ impl RegistryActor {
     }
 }
 
+/// Why the registry refused a publish or a purge.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The manifest is not one the registry accepts.
+    #[error("{0}")]
+    Manifest(#[from] branchline_storage::content::ContentError),
+    /// A content published shareable cannot be made confidential.
+    #[error(
+        "content {0} was published shareable before, and peers may still hold the server's signed word for that; publish a new build to make it confidential"
+    )]
+    WasShared(ContentId),
+    /// The registry refused it.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Purging a content that is not published.
+    #[error("content {0} is not published")]
+    NotPublished(ContentId),
+    /// The metadata store failed.
+    #[error("{what} failed: {source}")]
+    Store {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: MetaError,
+    },
+    /// The blocking job that wrote it panicked or was cancelled.
+    #[error("{what} failed: {reason}")]
+    Job {
+        /// What was being done.
+        what: &'static str,
+        /// Why it stopped.
+        reason: String,
+    },
+}
+
+impl ChangeError {
+    /// The error of a store write run with [`crate::panics::run_blocking`].
+    fn of_write(what: &'static str, result: Result<Result<(), MetaError>, String>) -> Self {
+        match result {
+            Ok(Err(source)) => ChangeError::Store { what, source },
+            Ok(Ok(())) => unreachable!("only errors are converted"),
+            Err(reason) => ChangeError::Job { what, reason },
+        }
+    }
+}
+
 /// Publishes a content; durable when answered.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ContentId, String>")]
+#[rtype(result = "Result<ContentId, ChangeError>")]
 pub struct Publish {
     /// The manifest.
     pub manifest: Manifest,
@@ -414,7 +460,7 @@ pub struct Publish {
 }
 
 impl Handler<Publish> for RegistryActor {
-    type Result = ResponseActFuture<Self, Result<ContentId, String>>;
+    type Result = ResponseActFuture<Self, Result<ContentId, ChangeError>>;
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         let record = ContentRecord {
@@ -423,7 +469,7 @@ impl Handler<Publish> for RegistryActor {
             published_ms: unix_ms(),
         };
         if let Err(e) = record.manifest.validate() {
-            return Box::pin(actix::fut::ready(Err(e.to_string())));
+            return Box::pin(actix::fut::ready(Err(e.into())));
         }
         let store = self.store.clone();
         let confidential = msg.confidential;
@@ -431,20 +477,22 @@ impl Handler<Publish> for RegistryActor {
         if confidential {
             match store.was_shared(&id) {
                 Ok(false) => {}
-                Ok(true) => {
-                    return Box::pin(actix::fut::ready(Err(format!(
-                        "content {id} was published shareable before, and peers may still hold the server's signed word for that; publish a new build to make it confidential"
-                    ))));
+                Ok(true) => return Box::pin(actix::fut::ready(Err(ChangeError::WasShared(id)))),
+                Err(source) => {
+                    return Box::pin(actix::fut::ready(Err(ChangeError::Store {
+                        what: "reading what was published",
+                        source,
+                    })));
                 }
-                Err(e) => return Box::pin(actix::fut::ready(Err(e.to_string()))),
             }
         }
         let id = match self.registry.publish(record, confidential) {
             Ok(id) => id,
-            Err(e) => return Box::pin(actix::fut::ready(Err(e.to_string()))),
+            Err(e) => return Box::pin(actix::fut::ready(Err(e.into()))),
         };
         let merged = self.registry.content(&id).expect("just published").clone();
-        let write = tokio::task::spawn_blocking(move || store.put_content(&merged, confidential));
+        let write =
+            crate::panics::run_blocking(|| {}, move || store.put_content(&merged, confidential));
         Box::pin(
             write
                 .into_actor(self)
@@ -453,8 +501,7 @@ impl Handler<Publish> for RegistryActor {
                         tracing::info!(content = %id, "content published");
                         Ok(id)
                     }
-                    Ok(Err(e)) => Err(format!("storing the content failed: {e}")),
-                    Err(e) => Err(format!("storing the content failed: {e}")),
+                    other => Err(ChangeError::of_write("storing the content", other)),
                 }),
         )
     }
@@ -485,29 +532,29 @@ impl Handler<GetRegistryView> for RegistryActor {
 /// their office, and each asks for the purges it has not seen, however
 /// long it was away.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), ChangeError>")]
 pub struct Purge(pub ContentId);
 
 impl Handler<Purge> for RegistryActor {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), ChangeError>>;
     fn handle(&mut self, msg: Purge, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         let id = msg.0;
         if !self.registry.purge(&id) {
-            return Box::pin(actix::fut::ready(Err(format!(
-                "content {id} is not published"
-            ))));
+            return Box::pin(actix::fut::ready(Err(ChangeError::NotPublished(id))));
         }
         self.wake_watchers();
         let store = self.store.clone();
-        let removal = tokio::task::spawn_blocking(move || store.purge_content(&id));
+        let removal = crate::panics::run_blocking(|| {}, move || store.purge_content(&id));
         Box::pin(removal.into_actor(self).map(|result, act, _| match result {
             Ok(Ok(seq)) => {
                 act.registry.purged_up_to(seq);
                 Ok(())
             }
-            Ok(Err(e)) => Err(format!("removing the content from the store failed: {e}")),
-            Err(e) => Err(format!("removing the content from the store failed: {e}")),
+            other => Err(ChangeError::of_write(
+                "removing the content from the store",
+                other.map(|r| r.map(|_| ())),
+            )),
         }))
     }
 }

@@ -105,10 +105,7 @@ fn segments(spans: &[Span]) -> Vec<(Point, Option<usize>)> {
     opening.sort_by_key(|&i| spans[i].first);
     let mut closing: Vec<usize> = (0..spans.len()).collect();
     closing.sort_by_key(|&i| spans[i].after);
-    let mut bounds: Vec<Point> = spans
-        .iter()
-        .flat_map(|s| [s.first, s.after])
-        .collect();
+    let mut bounds: Vec<Point> = spans.iter().flat_map(|s| [s.first, s.after]).collect();
     bounds.sort_unstable();
     bounds.dedup();
     let (mut next_open, mut next_close) = (0, 0);

@@ -50,7 +50,7 @@ pub async fn kill_actor(
         Ok(Ok(())) => AdminReply::Done(format!(
             "told `{name}` to {what}; watch its restarts in `actors`"
         )),
-        Ok(Err(e)) => AdminReply::Error(e),
+        Ok(Err(e)) => AdminReply::Error(e.to_string()),
         Err(e) => AdminReply::Error(format!("node supervisor unavailable: {e}")),
     }
 }

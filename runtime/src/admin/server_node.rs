@@ -76,7 +76,7 @@ impl ServerAdmin {
                     }
                     AdminReply::Published(id)
                 }
-                Ok(Err(e)) => AdminReply::Error(e),
+                Ok(Err(e)) => AdminReply::Error(e.to_string()),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
             AdminRequest::TopologyImport(csv) => match self.registry.send(ImportTopology(csv)).await {
@@ -103,7 +103,7 @@ impl ServerAdmin {
                         "purged {id}: the server forgot it, the file storage no longer serves what only it named, and every client drops it from its cache at its next heartbeat"
                     ))
                 }
-                Ok(Err(e)) => AdminReply::Error(e),
+                Ok(Err(e)) => AdminReply::Error(e.to_string()),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
             AdminRequest::Peers => AdminReply::Error(

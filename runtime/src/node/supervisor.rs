@@ -220,9 +220,30 @@ fn view(
     }
 }
 
+/// Why an actor could not be killed.
+#[derive(Debug, thiserror::Error)]
+pub enum KillError {
+    /// No actor has that name.
+    #[error("no actor `{name}` (actors: {})", known.join(", "))]
+    NoSuchActor {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: Vec<String>,
+    },
+    /// The actor's mailbox is full or closed.
+    #[error("`{name}` did not take the request ({why})")]
+    NotTaken {
+        /// The actor.
+        name: String,
+        /// Why.
+        why: String,
+    },
+}
+
 /// Makes a top-level actor stop or panic (the debug shell's `kill`).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), KillError>")]
 pub struct KillActor {
     /// The actor's name, as `actors` lists it.
     pub name: String,
@@ -231,7 +252,7 @@ pub struct KillActor {
 }
 
 impl Handler<KillActor> for NodeSupervisor {
-    type Result = Result<(), String>;
+    type Result = Result<(), KillError>;
 
     fn handle(&mut self, msg: KillActor, _: &mut Context<Self>) -> Self::Result {
         if let Some(listed) = self.book.listed().into_iter().find(|l| l.name == msg.name) {
@@ -239,29 +260,32 @@ impl Handler<KillActor> for NodeSupervisor {
             return listed
                 .kill
                 .try_send(msg.how)
-                .map_err(|e| format!("`{}` did not take the request: {e}", msg.name));
+                .map_err(|e| KillError::NotTaken {
+                    name: msg.name,
+                    why: e.to_string(),
+                });
         }
         let child = self
             .children
             .iter()
             .find(|c| c.name == msg.name)
-            .ok_or_else(|| {
-                let names: Vec<String> = self
+            .ok_or_else(|| KillError::NoSuchActor {
+                name: msg.name.clone(),
+                known: self
                     .children
                     .iter()
                     .map(|c| c.name.to_owned())
                     .chain(self.book.listed().into_iter().map(|l| l.name))
-                    .collect();
-                format!("no actor `{}` (actors: {})", msg.name, names.join(", "))
+                    .collect(),
             })?;
         tracing::warn!(actor = child.name, how = ?msg.how, "killing an actor on request");
         if (child.kill)(msg.how) {
             Ok(())
         } else {
-            Err(format!(
-                "`{}` did not take the request (mailbox full or closed)",
-                msg.name
-            ))
+            Err(KillError::NotTaken {
+                name: msg.name,
+                why: "mailbox full or closed".to_owned(),
+            })
         }
     }
 }
