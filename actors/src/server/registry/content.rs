@@ -1,0 +1,148 @@
+//! One published content in the registry: its record, who holds which of
+//! its pieces, its origin leases and its version, with the choice of peers
+//! for an answer. A plain state machine, driven by [`super::Registry`].
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::time::Instant;
+
+use branchline_storage::{ContentRecord, NodeId, PieceMap};
+
+use crate::server::holdings_log::HoldingsLog;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lease {
+    pub(super) holder: NodeId,
+    pub(super) expires: Instant,
+}
+
+#[derive(Debug)]
+pub(super) struct Content {
+    pub(super) record: ContentRecord,
+    /// Never shared by peers; nobody's holdings of it are kept.
+    pub(super) confidential: bool,
+    pub(super) holders: BTreeMap<NodeId, PieceMap>,
+    pub(super) leases: BTreeMap<u32, Lease>,
+    pub(super) version: u64,
+    pub(super) log: HoldingsLog,
+}
+
+impl Content {
+    pub(super) fn new(record: ContentRecord, confidential: bool) -> Self {
+        Content {
+            record,
+            confidential,
+            holders: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            version: 1,
+            log: HoldingsLog::default(),
+        }
+    }
+
+    /// Sets what `id` holds, moving the version if that changed; returns
+    /// how many pieces it gained, or `None` if that is what it held already.
+    pub(super) fn put_holder(&mut self, id: NodeId, have: PieceMap) -> Option<u32> {
+        let before = self.holders.get(&id);
+        if before == Some(&have) {
+            return None;
+        }
+        let gained = have
+            .count()
+            .saturating_sub(before.map_or(0, PieceMap::count));
+        self.version += 1;
+        self.log.record(self.version, id, before, Some(&have));
+        self.holders.insert(id, have);
+        Some(gained)
+    }
+
+    /// Forgets what `id` holds, moving the version; false if it held
+    /// nothing.
+    pub(super) fn remove_holder(&mut self, id: &NodeId) -> bool {
+        let Some(before) = self.holders.remove(id) else {
+            return false;
+        };
+        self.version += 1;
+        self.log.record(self.version, *id, Some(&before), None);
+        true
+    }
+
+    /// What the holders `keep` accepts hold between them.
+    pub(super) fn held_among(&self, keep: impl Fn(&NodeId) -> bool) -> PieceMap {
+        let mut held = PieceMap::new(self.record.manifest.piece_count());
+        for (_, have) in self.holders.iter().filter(|(id, _)| keep(id)) {
+            for i in have.iter_set() {
+                held.set(i);
+            }
+        }
+        held
+    }
+
+    /// At most `cap` holders other than `asker` (and accepted by `keep`) for
+    /// its answer: first those
+    /// that add pieces the chosen ones do not cover yet, so every piece
+    /// someone holds stays reachable, then others to spread the load. The
+    /// walk starts at the asker's id, so different askers are sent to
+    /// different peers.
+    pub(super) fn chosen_peers(
+        &self,
+        asker: &NodeId,
+        cap: usize,
+        keep: impl Fn(&NodeId) -> bool,
+    ) -> Vec<(&NodeId, &PieceMap)> {
+        let walk = || {
+            self.holders
+                .range(asker..)
+                .chain(self.holders.range(..asker))
+                .filter(|(id, have)| *id != asker && have.count() > 0 && keep(id))
+        };
+        let mut covered = PieceMap::new(self.record.manifest.piece_count());
+        let mut chosen: Vec<(&NodeId, &PieceMap)> = Vec::new();
+        for (id, have) in walk() {
+            if chosen.len() == cap {
+                return chosen;
+            }
+            if have.iter_set().any(|i| !covered.get(i)) {
+                have.iter_set().for_each(|i| {
+                    covered.set(i);
+                });
+                chosen.push((id, have));
+            }
+        }
+        for (id, have) in walk() {
+            if chosen.len() == cap {
+                break;
+            }
+            if !chosen.iter().any(|(c, _)| *c == id) {
+                chosen.push((id, have));
+            }
+        }
+        chosen
+    }
+
+    /// Leases to `lease.holder` each of `pieces` not leased yet, `most` at
+    /// most; returns how many.
+    pub(super) fn grant(
+        &mut self,
+        pieces: impl Iterator<Item = u32>,
+        most: u32,
+        lease: Lease,
+    ) -> u32 {
+        let mut granted = 0;
+        for index in pieces {
+            if granted >= most {
+                break;
+            }
+            if let Entry::Vacant(free) = self.leases.entry(index) {
+                free.insert(lease);
+                granted += 1;
+            }
+        }
+        granted
+    }
+
+    pub(super) fn expire_leases(&mut self, now: Instant) -> bool {
+        let before = self.leases.len();
+        self.leases.retain(|_, l| l.expires > now);
+        before != self.leases.len()
+    }
+}
