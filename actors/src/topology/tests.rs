@@ -1,0 +1,161 @@
+//! Tests of `topology`.
+
+use super::*;
+
+fn office(name: &str, parent: Option<&str>, blocks: &[&str]) -> Office {
+    let mut o = Office::new(name, parent);
+    o.blocks = blocks.iter().map(|b| b.parse().unwrap()).collect();
+    o
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn sample() -> Topology {
+    Topology::new(vec![
+        office("hq", None, &["10.0.0.0/16"]),
+        office("branch-a", Some("hq"), &["10.1.0.0/16"]),
+        office("a-wifi", Some("branch-a"), &["10.1.200.0/24"]),
+        office("a-printers", Some("branch-a"), &["10.1.200.10-10.1.200.20"]),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn link_settings_are_kept_beside_the_stored_form_which_has_no_place_for_them() {
+    let mut t = sample();
+    t.set_links(vec![(
+        "a-wifi".into(),
+        LinkSettings {
+            pause: Some(false),
+            ..LinkSettings::default()
+        },
+    )]);
+    let stored = postcard::to_stdvec(&t).unwrap();
+    let mut back: Topology = postcard::from_bytes(&stored).unwrap();
+    assert!(back.links().is_empty(), "not in the stored form");
+    back.set_links(t.links());
+    assert_eq!(back, t);
+    back.set_links(vec![("gone".into(), LinkSettings::default())]);
+    assert_eq!(back, t, "unknown offices are skipped");
+}
+
+#[test]
+fn the_links_below_an_office_are_sent_only_if_one_sets_the_sender() {
+    let mut t = sample();
+    assert!(t.links_below("hq").is_empty(), "nothing set");
+    let slow = LinkSettings {
+        target_delay_ms: Some(60),
+        ..LinkSettings::default()
+    };
+    t.set_links(vec![("a-wifi".into(), slow)]);
+    let below = t.links_below("hq");
+    assert_eq!(below.len(), 3, "branch-a, a-wifi, a-printers");
+    assert!(below.iter().any(|l| l.settings == slow));
+    assert_eq!(t.links_below("branch-a").len(), 2);
+    assert!(t.links_below("a-wifi").is_empty(), "nothing below");
+}
+
+#[test]
+fn the_most_specific_block_wins_with_ranges_and_nested_subnets() {
+    let t = sample();
+    let name = |a: &str| t.resolve(ip(a)).map(|o| o.name.as_str());
+    assert_eq!(name("10.0.3.4"), Some("hq"));
+    assert_eq!(name("10.1.3.4"), Some("branch-a"));
+    assert_eq!(name("10.1.200.9"), Some("a-wifi"));
+    assert_eq!(name("10.1.200.15"), Some("a-printers"));
+    assert_eq!(name("10.1.200.21"), Some("a-wifi"));
+    assert_eq!(name("10.2.0.1"), None);
+    let path: Vec<&str> = t
+        .path_to_top("a-wifi")
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(path, ["a-wifi", "branch-a", "hq"]);
+}
+
+#[test]
+fn an_unknown_address_gets_an_automatic_office_under_the_top_once() {
+    let mut t = sample();
+    let (made, new) = t.resolve_or_add(ip("192.168.7.42"));
+    assert!(new && made.automatic);
+    assert_eq!(made.name, "auto-192.168.7.0/24");
+    assert_eq!(made.parent.as_deref(), Some("hq"));
+    let (again, new) = t.resolve_or_add(ip("192.168.7.9"));
+    assert!(!new);
+    assert_eq!(again.name, "auto-192.168.7.0/24");
+    assert_eq!(t.offices().len(), 5);
+    assert!(Topology::new(t.offices().to_vec()).is_ok(), "still valid");
+}
+
+#[test]
+fn invalid_topologies_name_the_office_at_fault() {
+    let err = |offices: Vec<Office>| Topology::new(offices).unwrap_err();
+    assert_eq!(err(vec![]), (0, TopologyError::Empty));
+    let (i, e) = err(vec![office("hq", None, &[]), office("hq", Some("hq"), &[])]);
+    assert_eq!(
+        (i, e.to_string()),
+        (1, "office `hq` is listed twice".into())
+    );
+    let (i, e) = err(vec![
+        office("hq", None, &[]),
+        office("b", Some("nowhere"), &[]),
+    ]);
+    assert_eq!(
+        (i, e.to_string()),
+        (
+            1,
+            "office `b` has parent `nowhere`, which is not an office".into()
+        )
+    );
+    let (i, e) = err(vec![
+        office("hq", None, &[]),
+        office("a", Some("b"), &[]),
+        office("b", Some("a"), &[]),
+    ]);
+    assert_eq!(
+        (i, e.to_string()),
+        (1, "offices form a cycle: a -> b -> a".into())
+    );
+    let (i, e) = err(vec![office("hq", None, &[]), office("x", None, &[])]);
+    assert_eq!(i, 1);
+    assert_eq!(
+        e.to_string(),
+        "office `x` has no parent, but `hq` is already the top office"
+    );
+    let (_, e) = err(vec![
+        office("a", Some("b"), &[]),
+        office("b", Some("a"), &[]),
+    ]);
+    assert!(matches!(e, TopologyError::Cycle(_)));
+    let (i, e) = err(vec![
+        office("hq", None, &["10.0.0.0/24"]),
+        office("b", Some("hq"), &["10.0.0.0/24"]),
+    ]);
+    assert_eq!(i, 1);
+    assert_eq!(
+        e.to_string(),
+        "10.0.0.0/24 of office `b` overlaps 10.0.0.0/24 of office `hq`"
+    );
+    let (i, _) = err(vec![
+        office("hq", None, &["10.0.0.10-10.0.0.20"]),
+        office("b", Some("hq"), &["10.0.0.15-10.0.0.30"]),
+    ]);
+    assert_eq!(i, 1, "ranges that cross are refused");
+    let mut many = office("hq", None, &[]);
+    many.rvp_count = 0;
+    assert_eq!(err(vec![many]).1, TopologyError::RvpCount("hq".into(), 0));
+}
+
+#[test]
+fn office_types_share_as_the_manual_says() {
+    assert!(OfficeKind::Default.serves() && OfficeKind::Default.broadcasts());
+    assert!(!OfficeKind::Vpn.serves() && OfficeKind::Vpn.broadcasts());
+    assert!(OfficeKind::Wifi.serves() && !OfficeKind::Wifi.broadcasts());
+    assert_eq!("wifi".parse::<OfficeKind>(), Ok(OfficeKind::Wifi));
+    assert_eq!(
+        "lan".parse::<OfficeKind>().unwrap_err(),
+        "unknown office type `lan` (expected Default, VPN or WiFi)"
+    );
+}
