@@ -286,6 +286,8 @@ pub struct ActorBook(Arc<Mutex<Vec<Listed>>>);
 pub struct Listed {
     /// Its name, e.g. `transfer-1a2b3c4d`.
     pub name: String,
+    /// The top-level actor that started it, e.g. `office`.
+    pub parent: &'static str,
     /// What supervision knows of it.
     pub health: Arc<Health>,
     /// How to kill it (and whether it is still there).
@@ -296,34 +298,36 @@ pub struct Listed {
 
 impl ActorBook {
     /// Starts an actor of `kind` named `name` under supervision and lists
-    /// it.
-    pub fn start<A, F>(&self, kind: &'static str, name: String, f: F) -> Addr<A>
+    /// it under `parent`, the top-level actor that started it.
+    pub fn start<A, F>(
+        &self,
+        kind: &'static str,
+        name: String,
+        parent: &'static str,
+        f: F,
+    ) -> Addr<A>
     where
         A: Supervised + Actor<Context = Context<A>> + Handler<Kill> + Handler<Probe>,
         F: FnOnce(&mut Context<A>) -> A + 'static,
     {
         let (addr, health) = start(kind, f);
-        if let Ok(mut listed) = self.0.lock() {
-            listed.retain(|l| l.kill.connected());
-            listed.push(Listed {
-                name,
-                health,
-                kill: addr.clone().recipient(),
-                probe: addr.clone().recipient(),
-            });
-        }
+        let mut listed = crate::lock_unpoisoned(&self.0);
+        listed.retain(|l| l.kill.connected());
+        listed.push(Listed {
+            name,
+            parent,
+            health,
+            kill: addr.clone().recipient(),
+            probe: addr.clone().recipient(),
+        });
         addr
     }
 
     /// The actors still running.
     pub fn listed(&self) -> Vec<Listed> {
-        self.0.lock().map_or_else(
-            |_| Vec::new(),
-            |mut listed| {
-                listed.retain(|l| l.kill.connected());
-                listed.clone()
-            },
-        )
+        let mut listed = crate::lock_unpoisoned(&self.0);
+        listed.retain(|l| l.kill.connected());
+        listed.clone()
     }
 }
 

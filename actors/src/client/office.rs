@@ -241,7 +241,7 @@ impl Handler<StartTransfer> for Office {
         };
         let (content, settings) = (msg.0, self.settings);
         let name = format!("transfer-{}", &msg.0.to_hex()[..12]);
-        let addr = self.deps.book.start("transfer", name, move |_| {
+        let addr = self.deps.book.start("transfer", name, "office", move |_| {
             Transfer::new(content, settings, deps)
         });
         self.transfers.insert(

@@ -106,6 +106,9 @@ impl WireView {
 pub struct ActorView {
     /// Its name in the node.
     pub name: String,
+    /// The top-level actor it runs under (a transfer under `office`, a
+    /// peer session under its transport); `None` for a top-level actor.
+    pub parent: Option<String>,
     /// Its kind.
     pub kind: String,
     /// Whether its mailbox is open.

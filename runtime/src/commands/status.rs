@@ -29,29 +29,50 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn print_actors(actors: &[ActorView]) {
-    println!("actors ({}):", actors.len());
-    for a in actors {
-        let state = if a.alive { "running" } else { "GIVEN UP" };
-        let cause = a
-            .last_cause
-            .as_deref()
-            .map_or(String::new(), |c| format!(", last: {c}"));
-        let probe = match (a.answered_probe, a.probe_ms) {
-            (Some(true), Some(ms)) => format!("probe {ms} ms"),
-            (Some(false), _) => "probe UNANSWERED".to_owned(),
-            _ => "probe -".to_owned(),
-        };
-        println!(
-            "  {:<22} {:<12} {state:<8} up {:>6} s  mailbox {:>3}/{:<4} handled {:>8}  {probe:<16} restarts {}{cause}",
-            a.name,
-            a.kind,
-            a.uptime_secs,
-            a.mailbox_depth,
-            a.mailbox_capacity,
-            a.messages_handled,
-            a.restarts
-        );
+    print!("{}", actor_tree(actors));
+}
+
+/// The actors as a tree: each top-level actor, then the actors it
+/// started (transfers under the office, peer sessions under their
+/// transport), indented; one line each.
+fn actor_tree(actors: &[ActorView]) -> String {
+    let mut out = format!("actors ({}):\n", actors.len());
+    let is_top = |name: &str| actors.iter().any(|a| a.parent.is_none() && a.name == name);
+    for a in actors.iter().filter(|a| a.parent.is_none()) {
+        out += &actor_line(a, "");
+        for child in actors
+            .iter()
+            .filter(|c| c.parent.as_deref() == Some(a.name.as_str()))
+        {
+            out += &actor_line(child, "└ ");
+        }
     }
+    // An actor whose parent is not listed still shows.
+    for orphan in actors
+        .iter()
+        .filter(|c| c.parent.as_deref().is_some_and(|p| !is_top(p)))
+    {
+        out += &actor_line(orphan, "? ");
+    }
+    out
+}
+
+fn actor_line(a: &ActorView, prefix: &str) -> String {
+    let state = if a.alive { "running" } else { "GIVEN UP" };
+    let cause = a
+        .last_cause
+        .as_deref()
+        .map_or(String::new(), |c| format!(", last: {c}"));
+    let probe = match (a.answered_probe, a.probe_ms) {
+        (Some(true), Some(ms)) => format!("probe {ms} ms"),
+        (Some(false), _) => "probe UNANSWERED".to_owned(),
+        _ => "probe -".to_owned(),
+    };
+    let name = format!("{prefix}{}", a.name);
+    format!(
+        "  {name:<24} {:<12} {state:<8} up {:>6} s  mailbox {:>3}/{:<4} handled {:>8}  {probe:<16} restarts {}{cause}\n",
+        a.kind, a.uptime_secs, a.mailbox_depth, a.mailbox_capacity, a.messages_handled, a.restarts
+    )
 }
 
 /// The busy pause line: whether downloads from the office above are
@@ -286,4 +307,64 @@ pub(crate) fn print_server(s: &ServerStatus) {
         );
     }
     print_actors(&s.actors);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(name: &str, parent: Option<&str>) -> ActorView {
+        ActorView {
+            name: name.to_owned(),
+            parent: parent.map(str::to_owned),
+            kind: "k".to_owned(),
+            alive: true,
+            restarts: 0,
+            last_cause: None,
+            uptime_secs: 1,
+            answered_probe: None,
+            probe_ms: None,
+            mailbox_capacity: 16,
+            mailbox_depth: 0,
+            messages_handled: 0,
+        }
+    }
+
+    #[test]
+    fn the_actors_print_as_a_tree_with_each_child_under_its_parent() {
+        let tree = actor_tree(&[
+            actor("store", None),
+            actor("transfer-1a2b", Some("office")),
+            actor("office", None),
+            actor("peer-127.0.0.1:1", Some("transport")),
+            actor("transport", None),
+            actor("lost", Some("gone")),
+        ]);
+        let names: Vec<&str> = tree
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>())
+            .map(|w| {
+                if w[0] == "└" || w[0] == "?" {
+                    w[1]
+                } else {
+                    w[0]
+                }
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "store",
+                "office",
+                "transfer-1a2b",
+                "transport",
+                "peer-127.0.0.1:1",
+                "lost"
+            ]
+        );
+        assert!(tree.starts_with("actors (6):\n"));
+        assert!(tree.contains("  └ transfer-1a2b"));
+        assert!(tree.contains("  ? lost"));
+    }
 }

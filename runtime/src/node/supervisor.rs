@@ -182,15 +182,22 @@ impl Handler<ListActors> for NodeSupervisor {
     type Result = MessageResult<ListActors>;
 
     fn handle(&mut self, _: ListActors, _: &mut Context<Self>) -> Self::Result {
-        let listed = self
-            .book
-            .listed()
-            .into_iter()
-            .map(|l| view(l.name, &l.health, l.kill.connected(), None));
+        let listed = self.book.listed().into_iter().map(|l| {
+            let parent = Some(l.parent.to_owned());
+            view(l.name, parent, &l.health, l.kill.connected(), None)
+        });
         MessageResult(
             self.children
                 .iter()
-                .map(|c| view(c.name.to_owned(), &c.health, (c.alive)(), c.last_probe))
+                .map(|c| {
+                    view(
+                        c.name.to_owned(),
+                        None,
+                        &c.health,
+                        (c.alive)(),
+                        c.last_probe,
+                    )
+                })
                 .chain(listed)
                 .collect(),
         )
@@ -201,12 +208,14 @@ impl Handler<ListActors> for NodeSupervisor {
 /// answer and its latency (top-level actors only).
 fn view(
     name: String,
+    parent: Option<String>,
     health: &Health,
     alive: bool,
     last_probe: Option<(bool, Duration)>,
 ) -> ActorView {
     ActorView {
         name,
+        parent,
         kind: health.kind().to_owned(),
         alive,
         restarts: health.restarts(),

@@ -111,13 +111,16 @@ impl Transport {
             .unwrap_or_default();
         let counted = stats.clone();
         let deps = self.deps.clone();
-        let name = match self.deps.background {
-            true => format!("wan-peer-{addr}"),
-            false => format!("peer-{addr}"),
+        let (name, parent) = match self.deps.background {
+            true => (format!("wan-peer-{addr}"), "background-transport"),
+            false => (format!("peer-{addr}"), "transport"),
         };
-        let session = self.deps.book.start("peer-session", name, move |_| {
-            PeerSession::new(addr, deps, counted)
-        });
+        let session = self
+            .deps
+            .book
+            .start("peer-session", name, parent, move |_| {
+                PeerSession::new(addr, deps, counted)
+            });
         self.sessions.insert(addr, (session.clone(), stats));
         session
     }
