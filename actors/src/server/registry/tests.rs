@@ -571,3 +571,38 @@ fn given_an_office_that_wants_a_content_again_much_later_then_patience_starts_ov
         "wanting again is not a stall: client 4 still waits for its RVP"
     );
 }
+
+#[test]
+fn given_a_new_topology_then_a_client_moves_office_with_what_it_holds() {
+    let (mut r, id, now) = offices(4);
+    // Client 3 (in `branch`) holds everything; client 1 is in `hq`.
+    r.report_have(node(3), id, PieceMap::full(4), now).unwrap();
+    assert_eq!(r.offices.office_of(&node(3)), Some("branch"));
+    assert!(
+        ids(&r.sources(&query(1, id, 0), now).unwrap().peers)
+            .iter()
+            .all(|(n, _)| *n != 3),
+        "a branch client is no source of hq's"
+    );
+    // The branch's subnet now belongs to hq: client 3 moves, and its
+    // pieces with it, without saying anything again.
+    r.set_topology(
+        spreadsheet::import(
+            b"office,parent,type,subnets\nhq,,Default,127.0.1.0/24;127.0.2.0/24\n\
+              vpn,hq,VPN,127.0.3.0/24\n",
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.offices.office_of(&node(3)), Some("hq"));
+    let answer = r.sources(&query(1, id, 0), now).unwrap();
+    let holder = answer
+        .peers
+        .iter()
+        .find(|p| p.id == node(3))
+        .expect("the moved client is a source of its new office");
+    assert_eq!(holder.have, HaveUpdate::Whole(PieceMap::full(4)));
+    assert!(
+        answer.granted.is_empty(),
+        "no origin lease for pieces hq holds"
+    );
+}
