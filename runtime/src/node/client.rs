@@ -1,13 +1,14 @@
 //! Starting a client node.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
 use branchline_actors::client::counters::Counters;
-use branchline_actors::client::office::{Office, OfficeDeps};
+use branchline_actors::client::office::{Office, OfficeDeps, PublicationCheck};
 use branchline_actors::client::picker::Limits;
 use branchline_actors::client::rvp::Rvp;
 use branchline_actors::client::store::{ReportDropsTo, Store};
@@ -25,19 +26,65 @@ use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_ch
 use crate::admin::client_node::ClientAdmin;
 use crate::admin::{listener, socket_path};
 use crate::attributes::AttributeSource;
-use crate::config::ClientConfig;
-use crate::discovery::{self, Discovery};
+use crate::config::{ClientConfig, ClientSettings};
+use crate::discovery::{self, Discovery, DiscoverySockets};
 use crate::link_status::LinkStatus;
 use crate::origin::Origin;
 use crate::server_link::{ConnectRvp, Identity, ServerLink};
-use crate::tls::Admit;
+use crate::tls::{self, Admit};
 use crate::transport::admission::Admission;
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
-use branchline_actors::supervision::{self, ActorBook};
+use branchline_actors::supervision::{self, ActorBook, Health};
+use branchline_actors::wire::StartCheck;
 
 /// Runs a client node until it is told to stop.
 pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
+    let opened = open(&config)?;
+    let leaving = opened.me.id;
+    let kept = (opened.cache.clone(), opened.start_check.clone());
+    crate::tls::warn_unauthenticated(opened.identity.as_deref());
+    let system = actix_rt::System::new();
+    let link = system.block_on(start(config, opened))?;
+    let farewell = Box::pin(async move {
+        match link
+            .send(ServerCall(ServerRequest::Leave { id: leaving }))
+            .await
+        {
+            Ok(Ok(_)) => tracing::info!("told the server this client leaves"),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "could not tell the server this client leaves")
+            }
+            Err(_) => {}
+        }
+    });
+    run_until(system, stop, Some(farewell))?;
+    start_check::stopped_cleanly(&kept.0, &kept.1);
+    Ok(())
+}
+
+/// What a client binds and opens before its actors start. Everything that
+/// can refuse to start refuses in [`open`], with a clear error, before the
+/// cache is marked in use.
+struct Opened {
+    settings: ClientSettings,
+    me: Identity,
+    identity: Option<Arc<tls::Identity>>,
+    vouch: PublicationCheck,
+    reply_trust: discovery::ReplyTrust,
+    socket: UdpSocket,
+    background_socket: UdpSocket,
+    discovery_sockets: Option<DiscoverySockets>,
+    cache: Arc<PieceCache>,
+    start_check: Arc<Mutex<StartCheck>>,
+    admin: UnixListener,
+    metrics: Option<TcpListener>,
+    attributes: AttributeSource,
+}
+
+/// Binds the sockets, loads or gets the node's identity, and opens the
+/// cache, the admin socket and the metrics listener.
+fn open(config: &ClientConfig) -> anyhow::Result<Opened> {
     let settings = config.validate()?;
     logging::check_level(&config.log.level).map_err(anyhow::Error::msg)?;
     crate::private_files::restrict_umask();
@@ -47,11 +94,9 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let bound = socket.local_addr().context("reading the bound address")?;
     let advertise = advertised(config.advertise, bound)?;
     let name = config.name.clone().unwrap_or_else(host_name);
-    let identity = trust::client(&config, &settings, advertise.ip(), &name)?.map(Arc::new);
+    let identity = trust::client(config, &settings, advertise.ip(), &name)?.map(Arc::new);
     let vouch = crate::vouch::checker(identity.as_deref())?;
     let reply_trust = discovery::ReplyTrust::new(identity.as_deref())?;
-    let trust = identity.as_ref().map(|id| id.trust().clone());
-    let identity_for_origin = identity.clone();
     let background_socket = endpoint::bind(config.background_listen())?;
     let background_bound = background_socket
         .local_addr()
@@ -59,43 +104,8 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     let background = config
         .background_advertise
         .unwrap_or_else(|| SocketAddr::new(advertise.ip(), background_bound.port()));
-    let discovery_sockets = match config.discovery.enabled {
-        false => None,
-        true => match discovery::bind(&config.discovery, advertise.ip()) {
-            Ok(sockets) => Some(sockets),
-            Err(e @ discovery::DiscoveryError::NoBroadcast(_)) => {
-                tracing::warn!(error = %e, "subnet discovery is off");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
-    let per_peer = config.limits.connections_per_peer;
-    let requests_per_sec = u64::from(config.limits.requests_per_sec);
-    let strikes = Arc::new(Mutex::new(StrikeBook::new(
-        config.transfer.ban_after_strikes,
-    )));
-    let link_pause = LinkPause::new(
-        config.background.busy(),
-        config.background.ledbat().map(|c| c.target),
-    );
-    let wan_settings = endpoint::Background {
-        yielding: config.background.ledbat(),
-        pause: link_pause.clone(),
-    };
-    let cache = PieceCache::open(&CacheConfig {
-        dir: settings.data_dir.join("cache"),
-        quota_bytes: config.cache.quota_mib * 1024 * 1024,
-        sled_cache_bytes: config.cache.sled_cache_mib * 1024 * 1024,
-    })
-    .map_err(|e| match e {
-        damaged @ CacheError::Open(OpenError::Damaged(_)) => anyhow::Error::new(damaged),
-        other => anyhow::Error::new(other).context(format!(
-            "cannot open the cache in {} (is another client using it?)",
-            settings.data_dir.display()
-        )),
-    })?;
+    let discovery_sockets = discovery_sockets(config, advertise.ip())?;
+    let cache = open_cache(config, &settings)?;
     let me = Identity {
         // Under the PKI the certificate names the node, so the server can
         // check that a request speaks for the node that sends it.
@@ -119,192 +129,326 @@ pub fn run(config: ClientConfig, stop: Stop) -> anyhow::Result<()> {
     // bound, so a start that fails does not force a check on the next.
     let previous_run = self_check::begin_run(&cache).context("marking the cache in use")?;
     let start_check = start_check::initial(previous_run);
-    let kept = (cache.clone(), start_check.clone());
-    let checked = cache.clone();
     tracing::info!(id = %me.id, name = %me.name, addr = %me.addr, background = %me.background, server = %settings.server, "client starting");
+    Ok(Opened {
+        settings,
+        me,
+        identity,
+        vouch,
+        reply_trust,
+        socket,
+        background_socket,
+        discovery_sockets,
+        cache,
+        start_check,
+        admin,
+        metrics,
+        attributes,
+    })
+}
 
-    crate::tls::warn_unauthenticated(identity.as_deref());
-    let system = actix_rt::System::new();
-    let leaving = me.id;
-    let link = system.block_on(async move {
-        let counters = Arc::new(Counters::default());
-        let link_status = Arc::new(LinkStatus::default());
-        let book = ActorBook::default();
-        let book2 = book.clone();
-        let store = supervision::start("store", move |_| Store::new(cache));
-        let io = Arbiter::new();
-        let (store2, counters2, me2, status2, server) = (
-            store.0.clone(),
-            counters.clone(),
-            me.clone(),
-            link_status.clone(),
-            settings.server,
-        );
-        let discovery_me = discovery::Me {
-            id: me.id,
-            foreground: me.addr,
-        };
-        let (store3, status3, counters3) = (store.0.clone(), link_status.clone(), counters.clone());
-        let (transport, wan, link, finder) = on_arbiter(&io, move || -> anyhow::Result<_> {
-            let finder = Discovery::new(
-                discovery_sockets,
-                discovery_me,
-                discovery_wait,
-                store3,
-                status3,
-                counters3,
-                reply_trust,
-            )?;
-            let finder = supervision::start("discovery", move |_| finder);
-            let (endpoint, served) =
-                endpoint::endpoint(socket, None, identity.as_deref(), Admit::Members)?;
-            let yielding = wan_settings.yielding.is_some();
-            let admission = || {
-                Arc::new(Mutex::new(Admission::new(
-                    per_peer.try_into().unwrap_or(usize::MAX),
-                )))
-            };
-            let (wan_endpoint, wan_served) = endpoint::endpoint(
-                background_socket,
-                Some(wan_settings),
-                identity.as_deref(),
-                Admit::Members,
-            )?;
-            let deps = TransportDeps {
-                endpoint: endpoint.clone(),
-                store: store2.clone(),
-                counters: counters2.clone(),
-                link: status2.clone(),
-                background: false,
-                probe: false,
-                served,
-                admission: admission(),
-                requests_per_sec,
-                book: book2,
-                trust: trust.clone(),
-            };
-            let link_trust = trust.clone();
-            let wan_deps = TransportDeps {
-                endpoint: wan_endpoint,
-                background: true,
-                probe: yielding,
-                served: wan_served,
-                admission: admission(),
-                requests_per_sec,
-                ..deps.clone()
-            };
-            let transport = supervision::start("transport", move |_| Transport::new(deps));
-            let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
-            let link = supervision::start("server-link", move |_| {
-                ServerLink::new(
-                    endpoint, server, me2, store2, attributes, status2, counters2,
-                )
-                .guarded_by(link_trust)
-            });
-            Ok((transport, wan, link, finder))
-        })
-        .await??;
-        // A piece found rotted later (serving it, writing it out) is
-        // reported at once too, so nobody waits on this node for it.
-        store.0.do_send(ReportDropsTo(link.0.clone().recipient()));
-        let origin =
-            Origin::new(identity_for_origin.as_deref()).context("making the origin fetcher")?;
-        let origin = supervision::start("origin", move |_| origin);
-        let deps = OfficeDeps {
-            node: me.id,
-            store: store.0.clone(),
-            server: link.0.clone().recipient(),
-            have_report: link.0.clone().recipient(),
-            peer_fetch: transport.0.clone().recipient(),
-            wan_fetch: wan.0.clone().recipient(),
-            discover: finder.0.clone().recipient(),
-            manifest_fetch: transport.0.clone().recipient(),
-            origin_fetch: origin.0.clone().recipient(),
-            counters: counters.clone(),
-            book: book.clone(),
-            link_pause: link_pause.clone(),
-            strikes: strikes.clone(),
-            vouch: vouch.clone(),
-        };
-        let transfer = &config.transfer;
-        let transfer_settings = TransferSettings {
-            limits: Limits {
-                per_peer: transfer.per_peer,
-                total: transfer.max_in_flight,
-                origin: transfer.origin_in_flight,
-                retry_after: Duration::from_millis(transfer.retry_after_ms),
-                stuck_after: Duration::from_secs(transfer.stuck_after_secs),
-            },
-            request_timeout: config.request_timeout(),
-            poll_wait: Duration::from_secs(2),
-        };
-        let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
-        start_check::start(
-            &start_check,
-            checked,
-            link.0.clone().recipient(),
-            office.0.clone().recipient(),
-        );
-        let office2 = office.0.clone();
-        let rvp = supervision::start("rvp", move |_| Rvp::new(office2));
-        link.0.do_send(ConnectRvp(
-            rvp.0.clone().recipient(),
-            office.0.clone().recipient(),
-        ));
-        let supervisor = NodeSupervisor::new(
-            vec![
-                Child::of("store", &store),
-                Child::of("transport", &transport),
-                Child::of("background-transport", &wan),
-                Child::of("discovery", &finder),
-                Child::of("server-link", &link),
-                Child::of("origin", &origin),
-                Child::of("office", &office),
-                Child::of("rvp", &rvp),
-            ],
-            book,
-            WATCHDOG_EVERY,
-        )
-        .start();
-        let handler = Arc::new(ClientAdmin {
-            office: office.0,
-            store: store.0,
-            supervisor,
-            transport: transport.0.clone(),
-            wan: wan.0.clone(),
-            counters,
-            me,
-            server: settings.server,
-            link: link_status,
-            link_pause,
-            strikes,
-            start_check,
-        });
-        let scraped = handler.clone();
-        serve_metrics(metrics, move || {
-            let handler = scraped.clone();
-            async move { Ok(crate::metrics::render_client(&handler.status().await?)) }
-        })?;
-        actix_rt::spawn(listener::serve(admin, move |request, file, replies| {
-            handler.clone().handle(request, file, replies)
-        }));
-        anyhow::Ok(link.0)
-    })?;
-    let farewell = Box::pin(async move {
-        match link
-            .send(ServerCall(ServerRequest::Leave { id: leaving }))
-            .await
-        {
-            Ok(Ok(_)) => tracing::info!("told the server this client leaves"),
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "could not tell the server this client leaves")
-            }
-            Err(_) => {}
+/// The discovery sockets, unless discovery is off (by config, or because
+/// the address has no broadcast, which is said once).
+fn discovery_sockets(
+    config: &ClientConfig,
+    ip: std::net::IpAddr,
+) -> anyhow::Result<Option<DiscoverySockets>> {
+    if !config.discovery.enabled {
+        return Ok(None);
+    }
+    match discovery::bind(&config.discovery, ip) {
+        Ok(sockets) => Ok(Some(sockets)),
+        Err(e @ discovery::DiscoveryError::NoBroadcast(_)) => {
+            tracing::warn!(error = %e, "subnet discovery is off");
+            Ok(None)
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The piece cache, with an error that says what to do.
+fn open_cache(config: &ClientConfig, settings: &ClientSettings) -> anyhow::Result<PieceCache> {
+    PieceCache::open(&CacheConfig {
+        dir: settings.data_dir.join("cache"),
+        quota_bytes: config.cache.quota_mib * 1024 * 1024,
+        sled_cache_bytes: config.cache.sled_cache_mib * 1024 * 1024,
+    })
+    .map_err(|e| match e {
+        damaged @ CacheError::Open(OpenError::Damaged(_)) => anyhow::Error::new(damaged),
+        other => anyhow::Error::new(other).context(format!(
+            "cannot open the cache in {} (is another client using it?)",
+            settings.data_dir.display()
+        )),
+    })
+}
+
+/// How a transfer asks peers and the origin, from `[transfer]`.
+fn transfer_settings(config: &ClientConfig) -> TransferSettings {
+    let transfer = &config.transfer;
+    TransferSettings {
+        limits: Limits {
+            per_peer: transfer.per_peer,
+            total: transfer.max_in_flight,
+            origin: transfer.origin_in_flight,
+            retry_after: Duration::from_millis(transfer.retry_after_ms),
+            stuck_after: Duration::from_secs(transfer.stuck_after_secs),
+        },
+        request_timeout: config.request_timeout(),
+        poll_wait: Duration::from_secs(2),
+    }
+}
+
+/// The actors on the io arbiter: the two transports, the server link and
+/// discovery.
+struct Io {
+    transport: (Addr<Transport>, Arc<Health>),
+    wan: (Addr<Transport>, Arc<Health>),
+    link: (Addr<ServerLink>, Arc<Health>),
+    finder: (Addr<Discovery>, Arc<Health>),
+}
+
+/// What the io actors take from [`Opened`].
+struct IoParts {
+    socket: UdpSocket,
+    background_socket: UdpSocket,
+    discovery_sockets: Option<DiscoverySockets>,
+    reply_trust: discovery::ReplyTrust,
+    identity: Option<Arc<tls::Identity>>,
+    me: Identity,
+    server: SocketAddr,
+    attributes: AttributeSource,
+}
+
+/// What the node's actors share.
+struct Shared {
+    store: (Addr<Store>, Arc<Health>),
+    counters: Arc<Counters>,
+    link_status: Arc<LinkStatus>,
+    book: ActorBook,
+    link_pause: LinkPause,
+}
+
+/// Starts the io actors on `io`, where the QUIC endpoints and their
+/// drivers live.
+async fn start_io(
+    io: &Arbiter,
+    config: &ClientConfig,
+    parts: IoParts,
+    shared: &Shared,
+) -> anyhow::Result<Io> {
+    let trust = parts.identity.as_ref().map(|id| id.trust().clone());
+    let (store, counters, status, book) = (
+        shared.store.0.clone(),
+        shared.counters.clone(),
+        shared.link_status.clone(),
+        shared.book.clone(),
+    );
+    let discovery_me = discovery::Me {
+        id: parts.me.id,
+        foreground: parts.me.addr,
+    };
+    let discovery_wait = Duration::from_millis(config.discovery.wait_ms);
+    let per_peer = config.limits.connections_per_peer;
+    let requests_per_sec = u64::from(config.limits.requests_per_sec);
+    let wan_settings = endpoint::Background {
+        yielding: config.background.ledbat(),
+        pause: shared.link_pause.clone(),
+    };
+    on_arbiter(io, move || -> anyhow::Result<Io> {
+        let IoParts {
+            socket,
+            background_socket,
+            discovery_sockets,
+            reply_trust,
+            identity,
+            me,
+            server,
+            attributes,
+        } = parts;
+        let finder = Discovery::new(
+            discovery_sockets,
+            discovery_me,
+            discovery_wait,
+            store.clone(),
+            status.clone(),
+            counters.clone(),
+            reply_trust,
+        )?;
+        let finder = supervision::start("discovery", move |_| finder);
+        let (endpoint, served) =
+            endpoint::endpoint(socket, None, identity.as_deref(), Admit::Members)?;
+        let yielding = wan_settings.yielding.is_some();
+        let admission = || {
+            Arc::new(Mutex::new(Admission::new(
+                per_peer.try_into().unwrap_or(usize::MAX),
+            )))
+        };
+        let (wan_endpoint, wan_served) = endpoint::endpoint(
+            background_socket,
+            Some(wan_settings),
+            identity.as_deref(),
+            Admit::Members,
+        )?;
+        let deps = TransportDeps {
+            endpoint: endpoint.clone(),
+            store: store.clone(),
+            counters: counters.clone(),
+            link: status.clone(),
+            background: false,
+            probe: false,
+            served,
+            admission: admission(),
+            requests_per_sec,
+            book,
+            trust: trust.clone(),
+        };
+        let wan_deps = TransportDeps {
+            endpoint: wan_endpoint,
+            background: true,
+            probe: yielding,
+            served: wan_served,
+            admission: admission(),
+            requests_per_sec,
+            ..deps.clone()
+        };
+        let transport = supervision::start("transport", move |_| Transport::new(deps));
+        let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
+        let link = supervision::start("server-link", move |_| {
+            ServerLink::new(endpoint, server, me, store, attributes, status, counters)
+                .guarded_by(trust)
+        });
+        Ok(Io {
+            transport,
+            wan,
+            link,
+            finder,
+        })
+    })
+    .await?
+}
+
+/// Starts the node's actors, its admin socket and its metrics; returns
+/// the server link (the farewell goes through it).
+async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<ServerLink>> {
+    let Opened {
+        settings,
+        me,
+        identity,
+        vouch,
+        reply_trust,
+        socket,
+        background_socket,
+        discovery_sockets,
+        cache,
+        start_check,
+        admin,
+        metrics,
+        attributes,
+    } = opened;
+    let checked = cache.clone();
+    let shared = Shared {
+        store: supervision::start("store", move |_| Store::new(cache)),
+        counters: Arc::new(Counters::default()),
+        link_status: Arc::new(LinkStatus::default()),
+        book: ActorBook::default(),
+        link_pause: LinkPause::new(
+            config.background.busy(),
+            config.background.ledbat().map(|c| c.target),
+        ),
+    };
+    let parts = IoParts {
+        socket,
+        background_socket,
+        discovery_sockets,
+        reply_trust,
+        identity: identity.clone(),
+        me: me.clone(),
+        server: settings.server,
+        attributes,
+    };
+    let Io {
+        transport,
+        wan,
+        link,
+        finder,
+    } = start_io(&Arbiter::new(), &config, parts, &shared).await?;
+    let store = &shared.store;
+    // A piece found rotted later (serving it, writing it out) is
+    // reported at once too, so nobody waits on this node for it.
+    store.0.do_send(ReportDropsTo(link.0.clone().recipient()));
+    let origin = Origin::new(identity.as_deref()).context("making the origin fetcher")?;
+    let origin = supervision::start("origin", move |_| origin);
+    let strikes = Arc::new(Mutex::new(StrikeBook::new(
+        config.transfer.ban_after_strikes,
+    )));
+    let deps = OfficeDeps {
+        node: me.id,
+        store: store.0.clone(),
+        server: link.0.clone().recipient(),
+        have_report: link.0.clone().recipient(),
+        peer_fetch: transport.0.clone().recipient(),
+        wan_fetch: wan.0.clone().recipient(),
+        discover: finder.0.clone().recipient(),
+        manifest_fetch: transport.0.clone().recipient(),
+        origin_fetch: origin.0.clone().recipient(),
+        counters: shared.counters.clone(),
+        book: shared.book.clone(),
+        link_pause: shared.link_pause.clone(),
+        strikes: strikes.clone(),
+        vouch,
+    };
+    let transfer_settings = transfer_settings(&config);
+    let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
+    start_check::start(
+        &start_check,
+        checked,
+        link.0.clone().recipient(),
+        office.0.clone().recipient(),
+    );
+    let office2 = office.0.clone();
+    let rvp = supervision::start("rvp", move |_| Rvp::new(office2));
+    link.0.do_send(ConnectRvp(
+        rvp.0.clone().recipient(),
+        office.0.clone().recipient(),
+    ));
+    let supervisor = NodeSupervisor::new(
+        vec![
+            Child::of("store", store),
+            Child::of("transport", &transport),
+            Child::of("background-transport", &wan),
+            Child::of("discovery", &finder),
+            Child::of("server-link", &link),
+            Child::of("origin", &origin),
+            Child::of("office", &office),
+            Child::of("rvp", &rvp),
+        ],
+        shared.book.clone(),
+        WATCHDOG_EVERY,
+    )
+    .start();
+    let handler = Arc::new(ClientAdmin {
+        office: office.0,
+        store: store.0.clone(),
+        supervisor,
+        transport: transport.0.clone(),
+        wan: wan.0.clone(),
+        counters: shared.counters.clone(),
+        me,
+        server: settings.server,
+        link: shared.link_status.clone(),
+        link_pause: shared.link_pause.clone(),
+        strikes,
+        start_check,
     });
-    run_until(system, stop, Some(farewell))?;
-    start_check::stopped_cleanly(&kept.0, &kept.1);
-    Ok(())
+    let scraped = handler.clone();
+    serve_metrics(metrics, move || {
+        let handler = scraped.clone();
+        async move { Ok(crate::metrics::render_client(&handler.status().await?)) }
+    })?;
+    actix_rt::spawn(listener::serve(admin, move |request, file, replies| {
+        handler.clone().handle(request, file, replies)
+    }));
+    Ok(link.0)
 }
 
 fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {
