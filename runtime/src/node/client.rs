@@ -19,7 +19,7 @@ use branchline_actors::pacing::busy::LinkPause;
 use branchline_actors::wire::ServerRequest;
 use branchline_storage::sealed_db::OpenError;
 use branchline_storage::self_check;
-use branchline_storage::{CacheConfig, CacheError, PieceCache};
+use branchline_storage::{CacheConfig, CacheError, NodeId, PieceCache};
 
 use super::supervisor::{Child, NodeSupervisor};
 use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics, start_check, trust};
@@ -327,6 +327,33 @@ async fn start_io(
     .await?
 }
 
+/// What the office actor is given: the node's other actors, as recipients.
+fn office_deps(
+    node: NodeId,
+    shared: &Shared,
+    io: &Io,
+    origin: &(Addr<Origin>, Arc<Health>),
+    strikes: Arc<Mutex<StrikeBook>>,
+    vouch: PublicationCheck,
+) -> OfficeDeps {
+    OfficeDeps {
+        node,
+        store: shared.store.0.clone(),
+        server: io.link.0.clone().recipient(),
+        have_report: io.link.0.clone().recipient(),
+        peer_fetch: io.transport.0.clone().recipient(),
+        wan_fetch: io.wan.0.clone().recipient(),
+        discover: io.finder.0.clone().recipient(),
+        manifest_fetch: io.transport.0.clone().recipient(),
+        origin_fetch: origin.0.clone().recipient(),
+        counters: shared.counters.clone(),
+        book: shared.book.clone(),
+        link_pause: shared.link_pause.clone(),
+        strikes,
+        vouch,
+    }
+}
+
 /// Starts the node's actors, its admin socket and its metrics; returns
 /// the server link (the farewell goes through it).
 async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<ServerLink>> {
@@ -366,12 +393,13 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         server: settings.server,
         attributes,
     };
+    let io = start_io(&Arbiter::new(), &config, parts, &shared).await?;
     let Io {
         transport,
         wan,
         link,
         finder,
-    } = start_io(&Arbiter::new(), &config, parts, &shared).await?;
+    } = &io;
     let store = &shared.store;
     // A piece found rotted later (serving it, writing it out) is
     // reported at once too, so nobody waits on this node for it.
@@ -381,28 +409,13 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
     let strikes = Arc::new(Mutex::new(StrikeBook::new(
         config.transfer.ban_after_strikes,
     )));
-    let deps = OfficeDeps {
-        node: me.id,
-        store: store.0.clone(),
-        server: link.0.clone().recipient(),
-        have_report: link.0.clone().recipient(),
-        peer_fetch: transport.0.clone().recipient(),
-        wan_fetch: wan.0.clone().recipient(),
-        discover: finder.0.clone().recipient(),
-        manifest_fetch: transport.0.clone().recipient(),
-        origin_fetch: origin.0.clone().recipient(),
-        counters: shared.counters.clone(),
-        book: shared.book.clone(),
-        link_pause: shared.link_pause.clone(),
-        strikes: strikes.clone(),
-        vouch,
-    };
+    let deps = office_deps(me.id, &shared, &io, &origin, strikes.clone(), vouch);
     let transfer_settings = transfer_settings(&config);
     let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
     start_check::start(
         &start_check,
         checked,
-        link.0.clone().recipient(),
+        io.link.0.clone().recipient(),
         office.0.clone().recipient(),
     );
     let office2 = office.0.clone();
@@ -414,10 +427,10 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
     let supervisor = NodeSupervisor::new(
         vec![
             Child::of("store", store),
-            Child::of("transport", &transport),
-            Child::of("background-transport", &wan),
-            Child::of("discovery", &finder),
-            Child::of("server-link", &link),
+            Child::of("transport", transport),
+            Child::of("background-transport", wan),
+            Child::of("discovery", finder),
+            Child::of("server-link", link),
             Child::of("origin", &origin),
             Child::of("office", &office),
             Child::of("rvp", &rvp),
@@ -448,7 +461,7 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
     actix_rt::spawn(listener::serve(admin, move |request, file, replies| {
         handler.clone().handle(request, file, replies)
     }));
-    Ok(link.0)
+    Ok(link.0.clone())
 }
 
 fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {
