@@ -3,27 +3,16 @@
 //! (postcard on the wire and in sled). Serde tells the two apart by
 //! `is_human_readable`.
 
-use std::fmt::Write as _;
-
 /// Lower-case hex of any byte string.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(bytes)
 }
 
-/// Parses exactly `2 * N` hex digits (either case).
+/// Parses exactly `2 * N` hex digits (either case, nothing else: no sign,
+/// no space).
 pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -77,6 +66,10 @@ mod tests {
         assert_eq!(parse_hex::<3>("00AB10"), Some([0, 0xab, 0x10]));
         assert_eq!(parse_hex::<3>("00ab1"), None);
         assert_eq!(parse_hex::<2>("zz00"), None);
+        // A sign is not a digit: `from_str_radix` took "+f" as 15, so two
+        // texts named one id.
+        assert_eq!(parse_hex::<2>("+f+f"), None);
+        assert_eq!(parse_hex::<2>("0f0f"), Some([15, 15]));
     }
 
     #[test]

@@ -57,21 +57,22 @@ pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     (out != root).then_some(out)
 }
 
+/// Decodes `%XX` escapes; `None` for an escape that is not two hex
+/// digits (which the crate would keep as it is), text that is not UTF-8,
+/// or a NUL.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    (!decoded.contains('\0')).then(|| decoded.into_owned())
 }
 
 #[cfg(test)]
@@ -120,6 +121,8 @@ mod tests {
             "/",
             "/a%00b",
             "/%zz",
+            "/%+2e%+2e/x",
+            "/a%2",
         ] {
             assert_eq!(resolve(root, bad), None, "{bad}");
         }
