@@ -53,8 +53,8 @@ pub fn unhandled() -> Option<(u64, String)> {
 }
 
 /// Runs `job` on the blocking pool. If the job panics, the panic counts as
-/// handled and `restart` runs (it restarts the job's actor), then the
-/// error names the panic.
+/// handled and `restart` runs (it restarts the job's actor, if its state
+/// may be broken), then the error names the panic.
 pub async fn run_blocking<T: Send + 'static>(
     restart: impl FnOnce(),
     job: impl FnOnce() -> T + Send + 'static,
@@ -65,7 +65,7 @@ pub async fn run_blocking<T: Send + 'static>(
             handled();
             restart();
             Err(format!(
-                "a blocking job panicked ({}); its actor restarts",
+                "a blocking job panicked ({})",
                 panic_message(e.into_panic().as_ref())
             ))
         }

@@ -170,6 +170,11 @@ impl OfficeBook {
         }
     }
 
+    /// Marks the topology as still to be stored (a save was put off).
+    pub fn keep_dirty(&mut self) {
+        self.topology_dirty = true;
+    }
+
     /// The topology, if it changed since the last call (for persisting).
     pub fn take_dirty(&mut self) -> Option<Topology> {
         std::mem::take(&mut self.topology_dirty).then(|| self.topology.clone())

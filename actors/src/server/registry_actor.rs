@@ -53,12 +53,32 @@ fn migrate_old_purges(store: &MetaStore, registry: &Registry) -> Result<(), Meta
     Ok(())
 }
 
-/// Stores the topology with its link settings, both or neither.
-fn save_topology(store: &MetaStore, topology: &Topology) -> Result<(), MetaError> {
+/// The number of the newest topology written to the store. Topologies are
+/// numbered on the registry's thread, in the order they were made, and
+/// written on the blocking pool, where two writes (an import's, and the
+/// periodic save of an automatic office) may finish in any order: the
+/// newest one is the one kept.
+#[derive(Debug, Default)]
+struct TopologyWrites(std::sync::Mutex<u64>);
+
+/// Stores the topology with its link settings, both or neither, unless a
+/// newer topology (a higher `number`) is stored already.
+fn save_topology(
+    store: &MetaStore,
+    topology: &Topology,
+    number: u64,
+    written: &TopologyWrites,
+) -> Result<(), MetaError> {
+    let mut newest = crate::lock_unpoisoned(&written.0);
+    if number < *newest {
+        return Ok(());
+    }
     store.put_encoded_settings(vec![
         (TOPOLOGY_SETTING, records::encode(topology)),
         (LINKS_SETTING, records::encode(&topology.links())),
-    ])
+    ])?;
+    *newest = number;
+    Ok(())
 }
 
 /// The stored topology with its link settings, if one was stored.
@@ -85,8 +105,13 @@ pub struct RegistryActor {
     watchers: HashMap<ContentId, watch::Sender<u64>>,
     persisting: bool,
     /// A topology import is being parsed, checked and stored off the
-    /// actor's thread; another waits its turn by being refused.
+    /// actor's thread; another waits its turn by being refused, and the
+    /// periodic save leaves the topology alone meanwhile.
     importing: bool,
+    /// The number the next topology written gets.
+    topology_number: u64,
+    /// The newest topology written.
+    topology_writes: Arc<TopologyWrites>,
 }
 
 impl RegistryActor {
@@ -120,6 +145,8 @@ impl RegistryActor {
             watchers: HashMap::new(),
             persisting: false,
             importing: false,
+            topology_number: 0,
+            topology_writes: Arc::default(),
         })
     }
 
@@ -137,7 +164,13 @@ impl RegistryActor {
         if self.persisting {
             return;
         }
-        let dirty = self.registry.take_dirty();
+        let mut dirty = self.registry.take_dirty();
+        if self.importing && dirty.topology.take().is_some() {
+            // The import's topology is newer: saved after it, if still so.
+            self.registry.keep_topology_dirty();
+        }
+        let topology_number = self.next_topology_number();
+        let writes = self.topology_writes.clone();
         if dirty.clients.is_empty()
             && dirty.removed.is_empty()
             && dirty.holdings.is_empty()
@@ -158,7 +191,7 @@ impl RegistryActor {
                 store.put_holding(content, client, have)?;
             }
             if let Some(topology) = &dirty.topology {
-                save_topology(&store, topology)?;
+                save_topology(&store, topology, topology_number, &writes)?;
             }
             store.flush()
         });
@@ -170,6 +203,11 @@ impl RegistryActor {
                 Err(e) => tracing::error!(error = %e, "registry persist worker failed"),
             }
         }));
+    }
+
+    fn next_topology_number(&mut self) -> u64 {
+        self.topology_number += 1;
+        self.topology_number
     }
 
     fn sources_reply(&mut self, query: &SourcesQuery) -> ServerReply {
@@ -573,10 +611,15 @@ pub struct ImportTopology(pub Vec<u8>);
 
 /// Parses and checks a sheet, then stores the topology it makes: every
 /// problem of the sheet, or why storing failed.
-fn import_and_store(store: &MetaStore, sheet: &[u8]) -> Result<Topology, Vec<String>> {
+fn import_and_store(
+    store: &MetaStore,
+    sheet: &[u8],
+    number: u64,
+    written: &TopologyWrites,
+) -> Result<Topology, Vec<String>> {
     let topology = spreadsheet::import(sheet)
         .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    save_topology(store, &topology)
+    save_topology(store, &topology, number, written)
         .map_err(|e| vec![format!("storing the topology failed: {e}")])?;
     topology.prepare_lookups();
     Ok(topology)
@@ -593,9 +636,13 @@ impl Handler<ImportTopology> for RegistryActor {
         }
         self.importing = true;
         let store = self.store.clone();
+        let (number, writes) = (self.next_topology_number(), self.topology_writes.clone());
         // A panic in the import leaves the registry as it was: nothing to
         // restart, and the answer names it.
-        let work = crate::panics::run_blocking(|| {}, move || import_and_store(&store, &msg.0));
+        let work = crate::panics::run_blocking(
+            || {},
+            move || import_and_store(&store, &msg.0, number, &writes),
+        );
         Box::pin(work.into_actor(self).map(move |result, act, _| {
             act.importing = false;
             let topology = match result {

@@ -17,16 +17,19 @@ use std::sync::OnceLock;
 use super::Office;
 use super::overlap::{Point, point_of};
 
-/// The lookups of one topology.
+/// The lookups of the first offices of a topology (those it was built
+/// for; offices added since are the caller's to walk).
 #[derive(Debug)]
 pub(crate) struct Lookup {
-    /// Office positions by name.
+    /// Office positions by name (the first, if two share one).
     by_name: HashMap<String, usize>,
     /// The top office's position.
     top: Option<usize>,
     /// Where each segment starts, in order, and the office of its
-    /// addresses (none: no block holds them).
-    segments: Vec<(Point, Option<usize>)>,
+    /// addresses with the size of its block (none: no block holds them).
+    segments: Vec<(Point, Option<(usize, u128)>)>,
+    /// How many offices it was built for.
+    built_for: usize,
 }
 
 /// One block on its family's line.
@@ -42,11 +45,10 @@ struct Span {
 
 impl Lookup {
     pub(crate) fn build(offices: &[Office]) -> Self {
-        let by_name = offices
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.name.clone(), i))
-            .collect();
+        let mut by_name = HashMap::with_capacity(offices.len());
+        for (i, office) in offices.iter().enumerate() {
+            by_name.entry(office.name.clone()).or_insert(i);
+        }
         let top = offices.iter().position(|o| o.parent.is_none());
         let spans: Vec<Span> = offices
             .iter()
@@ -75,15 +77,22 @@ impl Lookup {
             by_name,
             top,
             segments: segments(&spans),
+            built_for: offices.len(),
         }
     }
 
-    /// The position of the office of `addr`, if a block holds it.
-    pub(crate) fn office_of(&self, addr: IpAddr) -> Option<usize> {
+    /// The position of the office of `addr` and the size of its block, if
+    /// a block holds it.
+    pub(crate) fn office_of(&self, addr: IpAddr) -> Option<(usize, u128)> {
         let point = point_of(addr);
         let after = self.segments.partition_point(|(start, _)| *start <= point);
         let (start, office) = self.segments.get(after.checked_sub(1)?)?;
         (start.0 == point.0).then_some(*office).flatten()
+    }
+
+    /// How many offices it was built for: those after are not in it.
+    pub(crate) fn built_for(&self) -> usize {
+        self.built_for
     }
 
     /// The position of the office named `name`.
@@ -100,7 +109,7 @@ impl Lookup {
 /// The segments of every family: at each bound, the blocks that end there
 /// close and those that start there open, and the smallest open one (the
 /// first given, on a tie) names the segment's office.
-fn segments(spans: &[Span]) -> Vec<(Point, Option<usize>)> {
+fn segments(spans: &[Span]) -> Vec<(Point, Option<(usize, u128)>)> {
     let mut opening: Vec<usize> = (0..spans.len()).collect();
     opening.sort_by_key(|&i| spans[i].first);
     let mut closing: Vec<usize> = (0..spans.len()).collect();
@@ -110,7 +119,7 @@ fn segments(spans: &[Span]) -> Vec<(Point, Option<usize>)> {
     bounds.dedup();
     let (mut next_open, mut next_close) = (0, 0);
     let mut open: BTreeSet<(u128, usize)> = BTreeSet::new();
-    let mut out: Vec<(Point, Option<usize>)> = Vec::new();
+    let mut out: Vec<(Point, Option<(usize, u128)>)> = Vec::new();
     for bound in bounds {
         while let Some(&i) = closing.get(next_close)
             && spans[i].after == bound
@@ -124,7 +133,7 @@ fn segments(spans: &[Span]) -> Vec<(Point, Option<usize>)> {
             open.insert((spans[i].size, i));
             next_open += 1;
         }
-        let office = open.first().map(|&(_, i)| spans[i].office);
+        let office = open.first().map(|&(size, i)| (spans[i].office, size));
         if out.last().is_none_or(|(_, last)| *last != office) {
             out.push((bound, office));
         }
@@ -200,7 +209,7 @@ mod tests {
             ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", Some(4)),
         ] {
             let addr: IpAddr = addr.parse().unwrap();
-            assert_eq!(lookup.office_of(addr), want, "{addr}");
+            assert_eq!(lookup.office_of(addr).map(|(i, _)| i), want, "{addr}");
             assert_eq!(by_walking(&offices, addr), want, "{addr}");
         }
         assert_eq!(lookup.position("twin"), Some(3));
@@ -247,7 +256,11 @@ mod tests {
                 let addr = IpAddr::from(std::net::Ipv4Addr::from(
                     0x0a00_0000 - 16 + next((1 << 12) + 400),
                 ));
-                assert_eq!(lookup.office_of(addr), by_walking(&offices, addr), "{addr}");
+                assert_eq!(
+                    lookup.office_of(addr).map(|(i, _)| i),
+                    by_walking(&offices, addr),
+                    "{addr}"
+                );
             }
         }
     }

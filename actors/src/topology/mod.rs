@@ -182,6 +182,12 @@ pub enum TopologyError {
     RvpCount(String, u8),
 }
 
+/// Automatic offices added since the lookup was built that an address
+/// lookup walks, before the lookup is built again (O(n log n)): each new
+/// /24 of an unknown address makes one, and rebuilding at each would cost
+/// a sheet at the caps tens of milliseconds per new client.
+const MAX_WALKED_OFFICES: usize = 64;
+
 /// A validated topology.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -342,7 +348,7 @@ impl Topology {
     /// office are skipped.
     pub fn set_links(&mut self, links: Vec<(String, LinkSettings)>) {
         for (name, link) in links {
-            if let Some(i) = self.lookup().position(&name) {
+            if let Some(i) = self.position_of(&name) {
                 self.offices[i].link = link;
             }
         }
@@ -355,7 +361,20 @@ impl Topology {
 
     /// An office by name.
     pub fn office(&self, name: &str) -> Option<&Office> {
-        self.lookup().position(name).map(|i| &self.offices[i])
+        self.position_of(name).map(|i| &self.offices[i])
+    }
+
+    /// The position of the office named `name`: from the lookup, or among
+    /// the (few) offices added since it was built.
+    fn position_of(&self, name: &str) -> Option<usize> {
+        let lookup = self.lookup();
+        lookup.position(name).or_else(|| {
+            let from = lookup.built_for();
+            self.offices[from..]
+                .iter()
+                .position(|o| o.name == name)
+                .map(|k| from + k)
+        })
     }
 
     fn lookup(&self) -> &lookup::Lookup {
@@ -380,7 +399,18 @@ impl Topology {
 
     /// The office whose most specific block holds `addr`, if any.
     pub fn resolve(&self, addr: IpAddr) -> Option<&Office> {
-        self.lookup().office_of(addr).map(|i| &self.offices[i])
+        let lookup = self.lookup();
+        let mut best = lookup.office_of(addr);
+        // Offices added since the lookup was built (automatic ones) come
+        // after every other, so they win only with a smaller block.
+        for (i, office) in self.offices.iter().enumerate().skip(lookup.built_for()) {
+            for block in office.blocks.iter().filter(|b| b.contains(addr)) {
+                if best.is_none_or(|(_, size)| block.span() < size) {
+                    best = Some((i, block.span()));
+                }
+            }
+        }
+        best.map(|(i, _)| &self.offices[i])
     }
 
     /// The office of `addr`, making an automatic office of its /24 (or
@@ -391,17 +421,27 @@ impl Topology {
             return (&self.offices[i], false);
         }
         let block = AddressBlock::around(addr);
-        let mut office = Office::new(&format!("auto-{block}"), Some(&self.top().name.clone()));
+        let base = format!("auto-{block}");
+        let mut name = base.clone();
+        for n in 2.. {
+            if self.position_of(&name).is_none() {
+                break;
+            }
+            name = format!("{base}-{n}");
+        }
+        let mut office = Office::new(&name, Some(&self.top().name.clone()));
         office.blocks.push(block);
         office.automatic = true;
         self.offices.push(office);
-        self.lookup = lookup::LazyLookup::default();
+        // Walked until there are enough of them to build the lookup again.
+        if self.offices.len() - self.lookup().built_for() > MAX_WALKED_OFFICES {
+            self.lookup = lookup::LazyLookup::default();
+        }
         (self.offices.last().expect("just pushed"), true)
     }
 
     fn position(&self, name: &str) -> usize {
-        self.lookup()
-            .position(name)
+        self.position_of(name)
             .expect("the office is in the topology")
     }
 

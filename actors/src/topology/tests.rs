@@ -159,3 +159,45 @@ fn office_types_share_as_the_manual_says() {
         "unknown office type `lan` (expected Default, VPN or WiFi)"
     );
 }
+
+#[test]
+fn many_automatic_offices_resolve_before_and_after_the_lookup_is_built_again() {
+    let mut t = sample();
+    for n in 0..200u32 {
+        let addr = IpAddr::from([172, 16, u8::try_from(n).unwrap(), 7]);
+        let (office, made) = t.resolve_or_add(addr);
+        assert!(made);
+        assert_eq!(office.name, format!("auto-172.16.{n}.0/24"));
+    }
+    for n in 0..200u32 {
+        let addr = IpAddr::from([172, 16, u8::try_from(n).unwrap(), 99]);
+        let (office, made) = t.resolve_or_add(addr);
+        assert!(!made, "{addr} already has its office");
+        let name = office.name.clone();
+        assert_eq!(name, format!("auto-172.16.{n}.0/24"));
+        assert_eq!(t.office(&name).unwrap().blocks.len(), 1);
+    }
+    // The sheet's offices resolve as before, the most specific block first.
+    assert_eq!(
+        t.resolve("10.1.200.15".parse().unwrap()).unwrap().name,
+        "a-printers"
+    );
+    assert_eq!(t.offices().len(), 204);
+}
+
+#[test]
+fn an_automatic_office_whose_name_is_taken_gets_another() {
+    let mut t = Topology::new(vec![
+        office("hq", None, &["10.0.0.0/16"]),
+        office("auto-10.9.9.0/24", Some("hq"), &["10.8.0.0/16"]),
+    ])
+    .unwrap();
+    let (office, made) = t.resolve_or_add("10.9.9.1".parse().unwrap());
+    assert!(made);
+    assert_eq!(office.name, "auto-10.9.9.0/24-2");
+    assert_eq!(
+        t.resolve("10.8.1.1".parse().unwrap()).unwrap().name,
+        "auto-10.9.9.0/24",
+        "the sheet's office keeps its name and its block"
+    );
+}

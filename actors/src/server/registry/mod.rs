@@ -534,6 +534,12 @@ impl Registry {
         }
     }
 
+    /// Marks the topology as still to be stored: taken by
+    /// [`Registry::take_dirty`], its save was put off.
+    pub fn keep_topology_dirty(&mut self) {
+        self.offices.keep_dirty();
+    }
+
     /// Takes what changed since the last call, for persisting.
     pub fn take_dirty(&mut self) -> Dirty {
         let clients = self

@@ -43,3 +43,19 @@ fn purges_of_the_previous_format_become_numbered_purges() {
     );
     assert!(actor.registry.content(&back_id).is_some());
 }
+
+/// Two topology writes on the blocking pool may finish in either order:
+/// the newer topology is the one kept.
+#[test]
+fn an_older_topology_written_after_a_newer_one_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+    let writes = TopologyWrites::default();
+    let old = Topology::default();
+    let new = spreadsheet::import(b"office,parent,type,subnets\nhq,,Default,10.0.0.0/8\n").unwrap();
+    save_topology(&store, &new, 2, &writes).unwrap();
+    save_topology(&store, &old, 1, &writes).unwrap();
+    assert_eq!(load_topology(&store).unwrap(), Some(new.clone()));
+    save_topology(&store, &old, 3, &writes).unwrap();
+    assert_eq!(load_topology(&store).unwrap(), Some(old));
+}
