@@ -232,12 +232,8 @@ fn branchline(bin: &Path, work: &Path, package: &Path, size: u64, runs: usize) -
     .collect();
     let server = spawn(bin, &server_args, &work.join("server.log"));
     wait_for("server answers", || status(bin, &server_dir).is_some());
-    let content = publish(
-        bin,
-        &server_dir,
-        package,
-        &["--origin", &format!("http://{SUBNET}.1:34380/package.bin")],
-    );
+    // No --origin: the server's file storage (HTTPS, members only) is it.
+    let content = publish(bin, &server_dir, package, &[]);
 
     let (a, a_dir) = client(bin, work, 11);
     assert!(
