@@ -15,11 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use branchline::tls::{self, Identity};
-use branchline::transport::endpoint;
-use branchline::transport::exchange::exchange;
 use branchline_actors::server::election::Attributes;
 use branchline_actors::wire::{
-    ByteCounters, MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery,
+    ByteCounters, Registration, ServerReply, ServerRequest, SourcesQuery,
 };
 use branchline_storage::ContentId;
 use common::{World, make_package, path_arg};
@@ -53,21 +51,11 @@ async fn ask_until(
     content: ContentId,
     stop: Arc<AtomicBool>,
 ) -> Vec<(Instant, Duration)> {
-    let socket = endpoint::bind(world_addr).unwrap();
     let id = identity.node_id();
-    let (ep, _) = endpoint::endpoint(socket, None, Some(&identity), tls::Admit::Members).unwrap();
-    let conn = endpoint::connect(&ep, server, tls::CONTROL_NAME, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let conn = common::pki::connect_as(world_addr, server, tls::CONTROL_NAME, &identity).await;
     let call = |request: ServerRequest| {
         let conn = conn.clone();
-        async move {
-            let streams = conn.open_bi().await.unwrap();
-            exchange::<_, ServerReply>(streams, &request, MAX_REPLY_FRAME)
-                .await
-                .unwrap()
-                .0
-        }
+        async move { common::pki::ask_on::<_, ServerReply>(&conn, &request).await }
     };
     let registration = Registration {
         id,

@@ -65,6 +65,40 @@ pub fn identity_of(config: &str) -> branchline::tls::Identity {
         .unwrap()
 }
 
+/// A connection from `from` to `to` (whose certificate must name `name`),
+/// made with `identity`, for requests of a test's own.
+pub async fn connect_as(
+    from: SocketAddr,
+    to: SocketAddr,
+    name: &str,
+    identity: &branchline::tls::Identity,
+) -> quinn::Connection {
+    use branchline::transport::endpoint;
+    let socket = endpoint::bind(from).unwrap();
+    let (peer, _) = endpoint::endpoint(
+        socket,
+        None,
+        Some(identity),
+        branchline::tls::Admit::Members,
+    )
+    .unwrap();
+    endpoint::connect(&peer, to, name, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+/// Sends one request on its own stream of `conn`; returns the reply.
+pub async fn ask_on<Q, R>(conn: &quinn::Connection, request: &Q) -> R
+where
+    Q: serde::Serialize,
+    R: serde::de::DeserializeOwned,
+{
+    use branchline::transport::exchange::exchange;
+    use branchline_actors::wire::MAX_REPLY_FRAME;
+    let streams = conn.open_bi().await.unwrap();
+    exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
+}
+
 /// Sends one request over a new connection from `from` to `to` (whose
 /// certificate must name `name`) made with `identity`; returns the reply.
 pub async fn ask<Q, R>(
@@ -78,21 +112,7 @@ where
     Q: serde::Serialize,
     R: serde::de::DeserializeOwned,
 {
-    use branchline::transport::{endpoint, exchange::exchange};
-    use branchline_actors::wire::MAX_REPLY_FRAME;
-    let socket = endpoint::bind(from).unwrap();
-    let (peer, _) = endpoint::endpoint(
-        socket,
-        None,
-        Some(identity),
-        branchline::tls::Admit::Members,
-    )
-    .unwrap();
-    let conn = endpoint::connect(&peer, to, name, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let streams = conn.open_bi().await.unwrap();
-    exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
+    ask_on(&connect_as(from, to, name, identity).await, request).await
 }
 
 /// An identity joined to `world`'s cluster with its join token, as a
