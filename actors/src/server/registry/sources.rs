@@ -46,8 +46,12 @@ impl Registry {
 
     /// Whether `id` serves in `office` and was not banned there.
     fn serves_in(&self, office: &str, id: &NodeId, now: Instant) -> bool {
-        self.offices.serves_in(office, id, now)
-            && !self.bans.get(office).is_some_and(|b| b.contains_key(id))
+        self.offices.serves_in(office, id, now) && !self.banned_in(office, id)
+    }
+
+    /// Whether a client of `office` banned `id` for bad bytes.
+    fn banned_in(&self, office: &str, id: &NodeId) -> bool {
+        self.bans.get(office).is_some_and(|b| b.contains_key(id))
     }
 
     /// The asker's plan. Its office and every office above it want the
@@ -210,8 +214,7 @@ impl Registry {
         if let Some(upstream) = &plan.upstream {
             // Bans are the asker's office's: its clients refused that peer.
             let in_upstream = |id: &NodeId| {
-                self.offices.serves_in(upstream, id, now)
-                    && !self.bans.get(office).is_some_and(|b| b.contains_key(id))
+                self.offices.serves_in(upstream, id, now) && !self.banned_in(office, id)
             };
             sources.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
