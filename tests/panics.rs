@@ -58,7 +58,7 @@ fn a_panic_is_handled_where_it_happens_or_ends_the_node_with_code_70() {
     let mut client = client;
     for (node, actor, how) in [
         (&mut client, "office", "panic-reply"),
-        (&mut server, "registry", "panic-task"),
+        (&mut server, "directory", "panic-task"),
     ] {
         let (ok, out) = shell(&node.data_dir, &format!("kill {actor} {how}"));
         assert!(ok, "{out}");

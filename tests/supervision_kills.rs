@@ -160,10 +160,10 @@ fn kill_every_kind(subnet: u8, how: &str) {
         running > 0,
         "the kills landed while the package was still spreading"
     );
-    let (ok, out) = shell(&server.data_dir, &format!("kill registry {how}"));
+    let (ok, out) = shell(&server.data_dir, &format!("kill directory {how}"));
     assert!(ok, "{out}");
-    wait_until("the registry restarted", Duration::from_secs(20), || {
-        actor(&server.data_dir, "registry")["restarts"] == 1
+    wait_until("the directory restarted", Duration::from_secs(20), || {
+        actor(&server.data_dir, "directory")["restarts"] == 1
     });
     origin.release();
 

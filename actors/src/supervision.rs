@@ -311,6 +311,37 @@ impl ActorBook {
         F: FnOnce(&mut Context<A>) -> A + 'static,
     {
         let (addr, health) = start(kind, f);
+        self.list(name, parent, health, &addr);
+        addr
+    }
+
+    /// Starts an actor as [`ActorBook::start`] does, on the arbiter `on`
+    /// (another thread), or on the current one if `on` is `None`.
+    pub fn start_in<A, F>(
+        &self,
+        on: Option<&ArbiterHandle>,
+        kind: &'static str,
+        name: String,
+        parent: &'static str,
+        f: F,
+    ) -> Addr<A>
+    where
+        A: Supervised + Actor<Context = Context<A>> + Handler<Kill> + Handler<Probe>,
+        F: FnOnce(&mut Context<A>) -> A + Send + 'static,
+    {
+        let (addr, health) = match on {
+            Some(arbiter) => start_in(arbiter, kind, f),
+            None => start(kind, f),
+        };
+        self.list(name, parent, health, &addr);
+        addr
+    }
+
+    fn list<A>(&self, name: String, parent: &'static str, health: Arc<Health>, addr: &Addr<A>)
+    where
+        A: Actor + Handler<Kill> + Handler<Probe>,
+        A::Context: actix::dev::ToEnvelope<A, Kill> + actix::dev::ToEnvelope<A, Probe>,
+    {
         let mut listed = crate::lock_unpoisoned(&self.0);
         listed.retain(|l| l.kill.connected());
         listed.push(Listed {
@@ -320,7 +351,6 @@ impl ActorBook {
             kill: addr.clone().recipient(),
             probe: addr.clone().recipient(),
         });
-        addr
     }
 
     /// The actors still running.
@@ -342,13 +372,43 @@ where
     let act = f(&mut ctx);
     let addr = ctx.address();
     let health = Arc::new(Health::new(kind));
-    actix::spawn(Guarded {
-        fut: ctx.into_future(act),
-        health: health.clone(),
+    actix::spawn(guarded(ctx.into_future(act), health.clone()));
+    (addr, health)
+}
+
+/// Starts an actor of `kind` under panic-catching supervision on the
+/// arbiter `on` (another thread): the address is known at once, and the
+/// actor is made and run there.
+pub fn start_in<A, F>(on: &ArbiterHandle, kind: &'static str, f: F) -> (Addr<A>, Arc<Health>)
+where
+    A: Supervised + Actor<Context = Context<A>>,
+    F: FnOnce(&mut Context<A>) -> A + Send + 'static,
+{
+    // actix's default mailbox capacity; `started` may set another.
+    let (tx, rx) = actix::dev::channel::channel(16);
+    let health = Arc::new(Health::new(kind));
+    let watched = health.clone();
+    let spawned = on.spawn_fn(move || {
+        let mut ctx = Context::with_receiver(rx);
+        let act = f(&mut ctx);
+        actix::spawn(guarded(ctx.into_future(act), watched));
+    });
+    if !spawned {
+        tracing::error!(actor = kind, "the arbiter to start an actor on is gone");
+    }
+    (Addr::new(tx), health)
+}
+
+fn guarded<A>(fut: ContextFut<A, Context<A>>, health: Arc<Health>) -> Guarded<A>
+where
+    A: Supervised + Actor<Context = Context<A>>,
+{
+    Guarded {
+        fut,
+        health,
         recent: Vec::new(),
         backoff: None,
-    });
-    (addr, health)
+    }
 }
 
 struct Guarded<A>

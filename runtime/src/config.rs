@@ -243,7 +243,7 @@ impl Default for ControlSection {
                 .unwrap_or(u32::MAX),
             requests_per_sec: limits.requests_per_sec,
             request_deadline_secs: limits.deadline.as_secs(),
-            max_clients: u32::try_from(branchline_actors::server::registry::DEFAULT_MAX_CLIENTS)
+            max_clients: u32::try_from(branchline_actors::server::seats::DEFAULT_MAX_CLIENTS)
                 .unwrap_or(u32::MAX),
         }
     }

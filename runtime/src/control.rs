@@ -19,7 +19,8 @@ use crate::revocation::Trust;
 use crate::transport::admission::Admission;
 use crate::transport::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::Addr;
-use branchline_actors::server::registry_actor::{MAX_WAIT, RegistryActor, Serve};
+use branchline_actors::server::directory::DirectoryActor;
+use branchline_actors::server::office_actor::{MAX_WAIT, Serve};
 use branchline_actors::wire::{
     JoinRequest, MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };
@@ -54,7 +55,7 @@ impl Default for ControlLimits {
 /// What the control endpoint answers with.
 pub struct Control {
     /// The registry.
-    pub registry: Addr<RegistryActor>,
+    pub registry: Addr<DirectoryActor>,
     /// Under the PKI: the CA and the revocation list in force.
     pub trust: Option<Arc<Trust>>,
     /// Devices joining, on a server with its own CA.

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use branchline_actors::client::office::PublicationCheck;
-use branchline_actors::server::registry_actor::PublicationSigner;
+use branchline_actors::server::directory::PublicationSigner;
 use branchline_storage::publication::{Publication, Signature, SignedPublication};
 use rustls::SignatureScheme;
 use rustls::client::danger::ServerCertVerifier;

@@ -39,10 +39,15 @@ pub struct Source {
 }
 
 impl Source {
-    /// What the asker must be told again if it changes (besides pieces).
+    /// What the asker must be told again if it changes: besides pieces,
+    /// which the holdings log of the asker's office tells; for a peer of
+    /// the office above, whose changes no log here records, its pieces too.
     fn digest(&self) -> u64 {
         let mut h = DefaultHasher::new();
         (self.addr, self.upstream, self.rank).hash(&mut h);
+        if self.upstream {
+            (self.have.len(), self.have.raw()).hash(&mut h);
+        }
         h.finish()
     }
 
@@ -124,9 +129,10 @@ pub fn compose(
                     (Some(_), Some(HolderChange::Gained(pieces))) => {
                         Some(s.update(HaveUpdate::Gained(pieces.clone())))
                     }
-                    (Some(&digest), None) => {
-                        (digest != s.digest()).then(|| s.update(HaveUpdate::Gained(Vec::new())))
-                    }
+                    (Some(&digest), None) if digest == s.digest() => None,
+                    // A peer of the office above changed: sent whole.
+                    (Some(_), None) if s.upstream => Some(whole(s)),
+                    (Some(_), None) => Some(s.update(HaveUpdate::Gained(Vec::new()))),
                 })
                 .collect();
             let mut gone: Vec<NodeId> = last

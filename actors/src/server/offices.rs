@@ -1,14 +1,12 @@
-//! Which office each registered client is in, and who its RVPs are: the
-//! server's view of the topology with people in it. A plain state machine
-//! (takes `now`, no I/O) owned by the registry.
+//! One office's members and its RVPs: who is in the office, what each
+//! reported about itself, who stopped answering, and the election. A plain
+//! state machine (takes `now`, no I/O) owned by that office's registry.
 //!
-//! A client's office is resolved from its address when it registers and
-//! again for everyone when a new topology is imported; an address no office
-//! claims gets an automatic office, which is kept (and exported) like any
-//! other. Elections are computed per office on demand and cached for
-//! [`ELECTION_TTL`]; anyone joining or leaving the office marks it stale,
-//! so an RVP that leaves is replaced on the next question. A sitting RVP
-//! wins ties, so the seat does not flap while attributes wobble.
+//! Which office a client is in is the directory's business: it resolves the
+//! address and sends the client here. Elections are computed on demand and
+//! cached for [`ELECTION_TTL`]; anyone joining or leaving marks the cache
+//! stale, so an RVP that leaves is replaced on the next question. A sitting
+//! RVP wins ties, so the seat does not flap while attributes wobble.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -17,32 +15,38 @@ use std::time::{Duration, Instant};
 use branchline_storage::NodeId;
 
 use crate::server::election::{self, Attributes, Candidate};
-use crate::topology::{LinkBelow, Topology};
+use crate::topology::{LinkBelow, Office};
 use crate::wire::{OfficeInfo, UpstreamLink};
 
 /// How long a peer reported as not answering is left out of elections and
 /// sources answers.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(60);
 /// Distinct clients that must report a peer before it is left out (fewer
-/// when fewer other clients are registered).
+/// when the office has fewer other members).
 pub const REPORTS_NEEDED: usize = 2;
 
 /// How long an office's election result is reused while its members stay
 /// (changed attributes count after this long; joins and leaves at once).
 pub const ELECTION_TTL: Duration = Duration::from_secs(600);
 
-#[derive(Debug)]
-struct Member {
-    name: String,
-    addr: IpAddr,
-    office: String,
-    attributes: Option<Attributes>,
+/// A member of the office.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Its name.
+    pub name: String,
+    /// The address its office was resolved from.
+    pub addr: IpAddr,
+    /// What it last reported about itself.
+    pub attributes: Option<Attributes>,
 }
 
 /// Where one client may take a content's pieces from, by the source
 /// order: its own office, then (only if it crosses the WAN for its office)
 /// the nearest office up the tree with clients that serve, or the origin
 /// when there is none above it or its office may use the origin directly.
+///
+/// [`OfficeBook::plan`] makes it without the office above, which only the
+/// offices up the tree can say; [`SourcePlan::settle`] completes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourcePlan {
     /// The client's office.
@@ -61,6 +65,21 @@ pub struct SourcePlan {
     /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
     /// waits for its office's RVP.
     pub crossing: Option<&'static str>,
+    /// Whether the offices above must be asked for their peers: it crosses
+    /// the WAN, its office has a parent and no breakout of its own.
+    pub asks_above: bool,
+    /// Why the origin is allowed if nothing above has clients.
+    why_origin: &'static str,
+}
+
+impl SourcePlan {
+    /// Completes the plan with the nearest office above that has clients
+    /// that serve (`None`: there is none, or nobody was asked).
+    pub fn settle(&mut self, above: Option<String>) {
+        self.upstream = self.crossing.and(above);
+        self.origin = self.crossing.is_some() && self.upstream.is_none();
+        self.origin_reason = self.origin.then_some(self.why_origin);
+    }
 }
 
 #[derive(Debug)]
@@ -74,74 +93,74 @@ struct Election {
     rank: HashMap<NodeId, u32>,
 }
 
-/// The offices' members and elections.
+/// One office's members and election.
 #[derive(Debug)]
 pub struct OfficeBook {
-    topology: Topology,
+    spec: Office,
+    /// The offices below and their links (see
+    /// [`crate::topology::Topology::links_below`]); every heartbeat
+    /// answer carries it.
+    links_below: Vec<LinkBelow>,
     members: HashMap<NodeId, Member>,
-    by_office: HashMap<String, BTreeSet<NodeId>>,
-    elections: HashMap<String, Election>,
-    /// Peers reported as not answering: who reported, and when last.
+    election: Option<Election>,
+    /// Members reported as not answering: who reported, and when last.
     reports: HashMap<NodeId, (BTreeSet<NodeId>, Instant)>,
-    topology_dirty: bool,
-    /// Each office's [`Topology::links_below`], worked out once per
-    /// topology (every heartbeat answer carries it).
-    links_below: HashMap<String, Vec<LinkBelow>>,
 }
 
 impl OfficeBook {
-    /// A book over `topology`, with no members.
-    pub fn new(topology: Topology) -> Self {
+    /// The book of the office `spec`, with no members.
+    pub fn new(spec: Office, links_below: Vec<LinkBelow>) -> Self {
         OfficeBook {
-            topology,
+            spec,
+            links_below,
             members: HashMap::new(),
-            by_office: HashMap::new(),
-            elections: HashMap::new(),
+            election: None,
             reports: HashMap::new(),
-            topology_dirty: false,
-            links_below: HashMap::new(),
         }
     }
 
-    /// The topology.
-    pub fn topology(&self) -> &Topology {
-        &self.topology
+    /// The office's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
     }
 
-    /// Puts `id` (named `name`, at `addr`) in its office; returns the office.
-    pub fn join(&mut self, id: NodeId, name: &str, addr: IpAddr) -> &str {
-        self.leave(&id);
-        let (office, made) = self.topology.resolve_or_add(addr);
-        let office = office.name.clone();
-        if made {
-            tracing::info!(%office, client = %id, "no office claims this address; made an automatic office");
-            self.topology_dirty = true;
-            self.links_below.clear();
-        }
-        self.mark_stale(&office);
-        self.by_office.entry(office.clone()).or_default().insert(id);
-        let member = Member {
-            name: name.to_owned(),
-            addr,
-            office,
-            attributes: None,
-        };
-        &self
-            .members
-            .entry(id)
-            .insert_entry(member)
-            .into_mut()
-            .office
+    /// The office as the topology describes it.
+    pub fn spec(&self) -> &Office {
+        &self.spec
     }
 
-    /// Takes `id` out of its office.
-    pub fn leave(&mut self, id: &NodeId) {
-        if let Some(member) = self.members.remove(id) {
-            self.mark_stale(&member.office);
-            if let Some(set) = self.by_office.get_mut(&member.office) {
-                set.remove(id);
-            }
-        }
+    /// The offices below and their links.
+    pub fn links_below(&self) -> &[LinkBelow] {
+        &self.links_below
+    }
+
+    /// The office as a new topology describes it: its members are elected
+    /// again (its RVP count or preferences may have changed).
+    pub fn set_spec(&mut self, spec: Office, links_below: Vec<LinkBelow>) {
+        self.spec = spec;
+        self.links_below = links_below;
+        self.mark_stale();
+    }
+
+    /// Puts `id` (named `name`, at `addr`) in the office.
+    pub fn join(&mut self, id: NodeId, name: &str, addr: IpAddr) {
+        let attributes = self.members.get(&id).and_then(|m| m.attributes);
+        self.mark_stale();
+        self.members.insert(
+            id,
+            Member {
+                name: name.to_owned(),
+                addr,
+                attributes,
+            },
+        );
+    }
+
+    /// Takes `id` out of the office; what it was.
+    pub fn leave(&mut self, id: &NodeId) -> Option<Member> {
+        let member = self.members.remove(id)?;
+        self.mark_stale();
+        Some(member)
     }
 
     /// Records what `id` reports about itself.
@@ -151,41 +170,13 @@ impl OfficeBook {
         }
     }
 
-    /// Replaces the topology with one already stored and moves every
-    /// member to its new office (automatic offices are made again for
-    /// addresses it does not claim: only those make it to be stored again).
-    pub fn set_topology(&mut self, topology: Topology) {
-        self.topology = topology;
-        self.topology_dirty = false;
-        self.links_below.clear();
-        self.by_office.clear();
-        self.elections.values_mut().for_each(|e| e.stale = true);
-        let members: Vec<(NodeId, Member)> = self.members.drain().collect();
-        for (id, member) in members {
-            let attributes = member.attributes;
-            self.join(id, &member.name, member.addr);
-            if let Some(attributes) = attributes {
-                self.set_attributes(&id, attributes);
-            }
-        }
-    }
-
-    /// Marks the topology as still to be stored (a save was put off).
-    pub fn keep_dirty(&mut self) {
-        self.topology_dirty = true;
-    }
-
-    /// The topology, if it changed since the last call (for persisting).
-    pub fn take_dirty(&mut self) -> Option<Topology> {
-        std::mem::take(&mut self.topology_dirty).then(|| self.topology.clone())
-    }
-
-    /// `reporter` says `peer` stopped answering. Once enough distinct
-    /// clients said so, the peer is left out of elections (its office
-    /// elects again at once) and of sources answers for [`SUSPECT_FOR`].
-    /// True if this report made it a suspect.
+    /// `reporter` (of this office or one below) says `peer`, a member,
+    /// stopped answering. Once enough distinct clients said so, the peer is
+    /// left out of elections (the office elects again at once) and of
+    /// sources answers for [`SUSPECT_FOR`]. True if this report made it a
+    /// suspect.
     pub fn report_unresponsive(&mut self, peer: NodeId, reporter: NodeId, now: Instant) -> bool {
-        if peer == reporter || !self.members.contains_key(&reporter) {
+        if peer == reporter || !self.members.contains_key(&peer) {
             return false;
         }
         let was = self.is_suspect(&peer, now);
@@ -199,12 +190,9 @@ impl OfficeBook {
         entry.0.insert(reporter);
         entry.1 = now;
         let suspect = self.is_suspect(&peer, now);
-        if suspect
-            && !was
-            && let Some(office) = self.members.get(&peer).map(|m| m.office.clone())
-        {
-            tracing::warn!(%peer, %office, "peer reported as not answering; left out of elections and answers");
-            self.mark_stale(&office);
+        if suspect && !was {
+            tracing::warn!(%peer, office = %self.spec.name, "peer reported as not answering; left out of elections and answers");
+            self.mark_stale();
         }
         suspect && !was
     }
@@ -219,10 +207,16 @@ impl OfficeBook {
             .is_some_and(|(who, at)| now.duration_since(*at) < SUSPECT_FOR && who.len() >= needed)
     }
 
-    /// Whether `id` is in `office` and not reported silent: a peer that
-    /// office can take pieces from.
-    pub fn serves_in(&self, office: &str, id: &NodeId, now: Instant) -> bool {
-        self.office_of(id) == Some(office) && !self.is_suspect(id, now)
+    /// Whether `id` is a member not reported silent: a peer others can
+    /// take pieces from.
+    pub fn serves(&self, id: &NodeId, now: Instant) -> bool {
+        self.members.contains_key(id) && !self.is_suspect(id, now)
+    }
+
+    /// Whether offices below may take pieces from this one: its type
+    /// serves and it has members.
+    pub fn serves_below(&self) -> bool {
+        self.spec.kind.serves() && !self.members.is_empty()
     }
 
     /// What `id` last reported about itself.
@@ -230,43 +224,52 @@ impl OfficeBook {
         self.members.get(id).and_then(|m| m.attributes)
     }
 
-    /// The office `id` is in.
-    pub fn office_of(&self, id: &NodeId) -> Option<&str> {
-        self.members.get(id).map(|m| m.office.as_str())
+    /// The member `id`.
+    pub fn member(&self, id: &NodeId) -> Option<&Member> {
+        self.members.get(id)
     }
 
-    /// The members of `office`.
-    pub fn members_of(&self, office: &str) -> impl Iterator<Item = &NodeId> {
-        self.by_office.get(office).into_iter().flatten()
+    /// The members.
+    pub fn members(&self) -> impl Iterator<Item = (&NodeId, &Member)> {
+        self.members.iter()
     }
 
-    /// What `id` is told about its office: name, type and RVPs.
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether it has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// What member `id` is told about its office: name, type and RVPs.
     pub fn info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
-        let office = self.members.get(id)?.office.clone();
-        let rvps = self.rvps(&office, now);
-        let kind = self.topology.office(&office)?.kind;
+        if !self.members.contains_key(id) {
+            return None;
+        }
+        let rvps = self.rvps(now);
         Some(OfficeInfo {
             purge_seq: 0,
-            links_below: self
-                .links_below
-                .entry(office.clone())
-                .or_insert_with(|| self.topology.links_below(&office))
-                .clone(),
-            name: office,
-            kind,
+            links_below: self.links_below.clone(),
+            name: self.spec.name.clone(),
+            kind: self.spec.kind,
             rvps,
             wanted: Vec::new(),
             revocations: None,
         })
     }
 
-    /// Where `id` may take pieces from now. `stalled` says that its office
+    /// Where member `id` may take pieces from now, but for the office
+    /// above (see [`SourcePlan::settle`]). `stalled` says that the office
     /// has made no progress on the content for too long, so the client
     /// crosses the WAN itself instead of waiting for the RVP.
     pub fn plan(&mut self, id: &NodeId, stalled: bool, now: Instant) -> Option<SourcePlan> {
-        let office = self.members.get(id)?.office.clone();
-        let spec = self.topology.office(&office)?.clone();
-        let rvps = self.rvps(&office, now);
+        if !self.members.contains_key(id) {
+            return None;
+        }
+        let rvps = self.rvps(now);
         let crossing = if rvps.contains(id) {
             Some("rvp")
         } else if rvps.is_empty() {
@@ -276,101 +279,84 @@ impl OfficeBook {
         } else {
             None
         };
-        let upstream = if spec.origin_direct {
-            None
-        } else {
-            self.serving_office_above(&office)
-        };
-        let origin = crossing.is_some() && upstream.is_none();
-        let origin_reason = origin.then_some(if spec.origin_direct {
+        let spec = &self.spec;
+        let why_origin = if spec.origin_direct {
             "origin_direct"
         } else if spec.parent.is_none() {
             "top office"
         } else {
             "nothing above has clients"
-        });
-        Some(SourcePlan {
-            origin_reason,
+        };
+        let mut plan = SourcePlan {
+            office: spec.name.clone(),
             office_serves: spec.kind.serves(),
+            upstream: None,
+            origin: false,
+            origin_reason: None,
             link: UpstreamLink {
                 max_rate_mbit: spec.wan_rate_mbit,
                 settings: spec.link,
             },
-            origin,
-            upstream: crossing.and(upstream),
             crossing,
-            office,
-        })
+            asks_above: crossing.is_some() && !spec.origin_direct && spec.parent.is_some(),
+            why_origin,
+        };
+        plan.settle(None);
+        Some(plan)
     }
 
-    /// The nearest office above `office` with members that serve.
-    fn serving_office_above(&self, office: &str) -> Option<String> {
-        self.topology
-            .path_to_top(office)
-            .into_iter()
-            .skip(1)
-            .find(|o| o.kind.serves() && self.members_of(&o.name).next().is_some())
-            .map(|o| o.name.clone())
+    /// The RVPs, electing them again if the cache is stale. VPN offices
+    /// elect none: their clients never serve.
+    pub fn rvps(&mut self, now: Instant) -> Vec<NodeId> {
+        self.elect(now).rvps.clone()
     }
 
-    /// The RVPs of `office`, electing them again if the cache is stale.
-    /// VPN offices elect none: their clients never serve.
-    pub fn rvps(&mut self, office: &str, now: Instant) -> Vec<NodeId> {
-        self.elect(office, now).rvps.clone()
+    /// `id`'s place in the election order (0 is best), as of the last
+    /// election (`rvps` brings it up to date).
+    pub fn rank_of(&self, id: &NodeId) -> Option<u32> {
+        self.election.as_ref()?.rank.get(id).copied()
     }
 
-    /// `id`'s place in the election order of `office` (0 is best), as of
-    /// that office's last election (`rvps` brings it up to date).
-    pub fn rank_of(&self, office: &str, id: &NodeId) -> Option<u32> {
-        self.elections.get(office)?.rank.get(id).copied()
-    }
-
-    fn mark_stale(&mut self, office: &str) {
-        if let Some(election) = self.elections.get_mut(office) {
+    fn mark_stale(&mut self) {
+        if let Some(election) = &mut self.election {
             election.stale = true;
         }
     }
 
-    fn elect(&mut self, office: &str, now: Instant) -> &Election {
-        let sitting = match self.elections.get(office) {
+    fn elect(&mut self, now: Instant) -> &Election {
+        let sitting = match self.election.take() {
             Some(e) if !e.stale && now.duration_since(e.at) < ELECTION_TTL => {
-                return &self.elections[office];
+                return self.election.insert(e);
             }
-            Some(e) => e.rvps.clone(),
+            Some(e) => e.rvps,
             None => Vec::new(),
         };
-        let (ranked, rvp_count) = match self.topology.office(office) {
-            Some(spec) => {
-                let candidates: Vec<Candidate> = self
-                    .members_of(office)
-                    .filter(|id| !self.is_suspect(id, now))
-                    .filter_map(|id| {
-                        let member = &self.members[id];
-                        member.attributes.map(|attributes| Candidate {
-                            id: *id,
-                            attributes,
-                            preferred_by_office: spec.preferred.contains(&member.name),
-                            incumbent: sitting.contains(id),
-                        })
-                    })
-                    .collect();
-                let count = if spec.kind.serves() {
-                    spec.rvp_count
-                } else {
-                    0
-                };
-                (election::rank(&candidates), usize::from(count))
-            }
-            None => (Vec::new(), 0),
+        let spec = &self.spec;
+        let candidates: Vec<Candidate> = self
+            .members
+            .iter()
+            .filter(|(id, _)| !self.is_suspect(id, now))
+            .filter_map(|(id, member)| {
+                member.attributes.map(|attributes| Candidate {
+                    id: *id,
+                    attributes,
+                    preferred_by_office: spec.preferred.contains(&member.name),
+                    incumbent: sitting.contains(id),
+                })
+            })
+            .collect();
+        let count = if spec.kind.serves() {
+            usize::from(spec.rvp_count)
+        } else {
+            0
         };
-        let election = Election {
+        let ranked = election::rank(&candidates);
+        self.election.insert(Election {
             at: now,
             stale: false,
-            rvps: ranked.iter().take(rvp_count).copied().collect(),
+            rvps: ranked.iter().take(count).copied().collect(),
             rank: (0u32..).zip(ranked).map(|(i, id)| (id, i)).collect(),
-        };
-        self.elections.insert(office.to_owned(), election);
-        &self.elections[office]
+        })
     }
 }
 

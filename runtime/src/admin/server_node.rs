@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::Addr;
-use branchline_actors::server::registry_actor::{
-    ExportTopology, GetRegistryView, ImportTopology, Publish, Purge, RegistryActor, ShowTopology,
-};
+use branchline_actors::server::directory::changes::{Publish, Purge};
+use branchline_actors::server::directory::views::{GetRegistryView, ShowTopology};
+use branchline_actors::server::directory::{DirectoryActor, ExportTopology, ImportTopology};
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
 
 use super::listener::Replies;
@@ -17,8 +17,8 @@ use crate::node::supervisor::{ListActors, NodeSupervisor};
 
 /// The server node's admin handler.
 pub struct ServerAdmin {
-    /// The registry.
-    pub registry: Addr<RegistryActor>,
+    /// The directory, in front of the office actors.
+    pub registry: Addr<DirectoryActor>,
     /// The node supervisor.
     pub supervisor: Addr<NodeSupervisor>,
     /// The control endpoint's address.

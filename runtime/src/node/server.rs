@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use anyhow::Context as _;
-use branchline_actors::server::registry::{Registry, RegistryTiming};
-use branchline_actors::server::registry_actor::RegistryActor;
+use branchline_actors::server::directory::{DirectoryActor, OfficeDeps};
+use branchline_actors::server::registry::RegistryTiming;
+use branchline_actors::server::seats::Seats;
 use branchline_actors::supervision::{self, ActorBook};
 use branchline_storage::MetaStore;
 use branchline_storage::meta_store::MetaError;
@@ -102,19 +103,29 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
     crate::tls::warn_unauthenticated(identity.as_ref());
     let signer = crate::vouch::signer(identity.as_ref())?;
-    let mut registry_state = Registry::new(timing);
-    registry_state.cap_clients(usize::try_from(config.control.max_clients).unwrap_or(usize::MAX));
-    let registry = RegistryActor::new(registry_state, meta, heartbeat, signer)
-        .context("loading the metadata store")?;
+    // The system first: the office actors' arbiters belong to it.
+    let system = actix_rt::System::new();
+    let book = ActorBook::default();
+    let deps = OfficeDeps {
+        timing,
+        seats: Arc::new(Seats::new(
+            usize::try_from(config.control.max_clients).unwrap_or(usize::MAX),
+        )),
+        heartbeat,
+        book: book.clone(),
+        arbiters: office_arbiters(),
+    };
+    let directory =
+        DirectoryActor::new(deps, meta, signer).context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 
-    let system = actix_rt::System::new();
     system.block_on(async move {
-        // The registry is restored once; a restart keeps its state.
-        let registry = supervision::start("registry", move |_| registry);
+        // The directory is restored once; a restart keeps its state, and
+        // each office actor restarts on its own.
+        let registry = supervision::start("directory", move |_| directory);
         let supervisor = NodeSupervisor::new(
-            vec![Child::of("registry", &registry)],
-            ActorBook::default(),
+            vec![Child::of("directory", &registry)],
+            book,
             WATCHDOG_EVERY,
         )
         .start();
@@ -173,6 +184,22 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     run_until(system, stop, None)
+}
+
+/// One arbiter (thread) per core for the office actors, so a server with
+/// many offices uses every core; the arbiters live as long as the process.
+fn office_arbiters() -> Vec<actix::dev::ArbiterHandle> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (0..cores)
+        .map(|_| {
+            let arbiter = Arbiter::new();
+            let handle = arbiter.handle();
+            // Kept running when the `Arbiter` value goes: it stops with
+            // the system.
+            drop(arbiter);
+            handle
+        })
+        .collect()
 }
 
 /// The sled setting that keeps the key signed URLs are made with.

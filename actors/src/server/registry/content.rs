@@ -1,9 +1,10 @@
-//! One published content in the registry: its record, who holds which of
-//! its pieces, its origin leases and its version, with the choice of peers
+//! One published content in an office's registry: its record, who of the
+//! office holds which of its pieces, its origin leases and its version, with the choice of peers
 //! for an answer. A plain state machine, driven by [`super::Registry`].
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::sync::Arc;
 use std::time::Instant;
 
 use branchline_storage::{ContentRecord, NodeId, PieceMap};
@@ -18,7 +19,7 @@ pub(super) struct Lease {
 
 #[derive(Debug)]
 pub(super) struct Content {
-    pub(super) record: ContentRecord,
+    pub(super) record: Arc<ContentRecord>,
     /// Never shared by peers; nobody's holdings of it are kept.
     pub(super) confidential: bool,
     pub(super) holders: BTreeMap<NodeId, PieceMap>,
@@ -28,7 +29,7 @@ pub(super) struct Content {
 }
 
 impl Content {
-    pub(super) fn new(record: ContentRecord, confidential: bool) -> Self {
+    pub(super) fn new(record: Arc<ContentRecord>, confidential: bool) -> Self {
         Content {
             record,
             confidential,

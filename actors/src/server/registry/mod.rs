@@ -1,34 +1,43 @@
-//! The server's registry as a plain state machine: clients and their
-//! heartbeats, published contents, who holds which pieces, and origin
-//! leases. It takes `now` as an argument and does no I/O; the registry actor
-//! drives it and persists what it reports as changed.
+//! One office's registry as a plain state machine: the office's clients
+//! and their heartbeats, who of them holds which pieces, and the office's
+//! origin leases. It takes `now` as an argument and does no I/O; the
+//! office's actor drives it, persists what it reports as changed, and
+//! carries what needs the offices above (their peers, "this office wants
+//! X") actor to actor.
 //!
-//! **Origin leases** are how a piece leaves the origin once: a client asks
-//! for up to N pieces that nobody holds, and the registry grants pieces that
-//! nobody holds and nobody else is fetching. A lease ends when its holder
-//! reports the piece, gives it back, expires (`lease_ttl`) or its holder
-//! leaves.
+//! **Origin leases** are the office's fallback decision: which of its
+//! clients may take which piece from the origin. A client asks for up to N
+//! pieces that nobody in its office holds, and the office grants pieces that
+//! nobody holds and nobody else of the office is fetching. A lease ends when
+//! anyone reports the piece, its holder gives it back, it expires
+//! (`lease_ttl`) or its holder leaves.
 //!
-//! Every change to a content's holdings or leases bumps its version, which
+//! Every change to a content's holdings or leases, or to the peers of the
+//! office above that it was told of, bumps the content's version, which
 //! wakes long-polling `Sources` queries.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use branchline_storage::{ClientRecord, ContentId, ContentRecord, NodeId, PieceMap};
+use branchline_storage::{ClientRecord, ContentId, NodeId, PieceMap};
 
 use crate::server::answer_delta::Answered;
+use crate::server::catalogue::Catalogue;
 use crate::server::election::Attributes;
 use crate::server::offices::OfficeBook;
-use crate::topology::Topology;
+use crate::server::seats::Seats;
+use crate::topology::{LinkBelow, Office};
 use crate::wire::{BadPiece, ByteCounters, OfficeInfo, Registration};
 use content::{Content, Lease};
 
 mod content;
 mod sources;
-#[cfg(test)]
-mod tests;
 mod views;
+
+pub use sources::Upstream;
+pub use views::OfficeReport;
 
 /// Most peers one sources answer lists: enough to keep every piece that
 /// anyone holds reachable and the asker's requests spread, while the answer
@@ -39,13 +48,14 @@ pub const MAX_PEERS_PER_ANSWER: usize = 64;
 /// it (its RVP is told to pull it).
 pub const WANTED_TTL: Duration = Duration::from_secs(60);
 
+/// How often at most an office tells the offices above that it still
+/// wants a content.
+const TELL_ABOVE_EVERY: Duration = Duration::from_secs(5);
+
 /// How long the record of a sources answer is kept for the next answer to
 /// be a delta against: well beyond a long-poll, so only askers that
 /// stopped asking (their download finished) lose it.
 const ANSWERED_TTL: Duration = Duration::from_secs(120);
-
-/// Registered clients a server holds at most, unless configured.
-pub const DEFAULT_MAX_CLIENTS: usize = 200_000;
 
 /// Timing of the registry.
 #[derive(Clone, Copy, Debug)]
@@ -101,20 +111,27 @@ pub enum RegistryError {
     },
 }
 
-/// How a content may be shared, for people.
-fn sharing(confidential: bool) -> &'static str {
-    if confidential {
-        "confidential"
-    } else {
-        "shareable"
-    }
-}
-
 #[derive(Debug)]
 struct Client {
     record: ClientRecord,
     last_seen: Instant,
     counters: ByteCounters,
+}
+
+/// A client on its way from one office to another (a new topology): what
+/// it is, and what it holds.
+#[derive(Clone, Debug)]
+pub struct Moving {
+    /// Its record.
+    pub record: ClientRecord,
+    /// The address its office is resolved from.
+    pub addr: IpAddr,
+    /// What it last reported about itself.
+    pub attributes: Option<Attributes>,
+    /// Its byte counters.
+    pub counters: ByteCounters,
+    /// What it holds.
+    pub holdings: Vec<(ContentId, PieceMap)>,
 }
 
 /// What changed and must be persisted.
@@ -126,85 +143,103 @@ pub struct Dirty {
     pub removed: Vec<NodeId>,
     /// Holdings changed.
     pub holdings: Vec<(ContentId, NodeId, PieceMap)>,
-    /// The topology, if it changed (an automatic office was made).
-    pub topology: Option<Topology>,
 }
 
-/// The registry.
+/// What a report that a peer stopped answering did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reported {
+    /// The reporter is not registered here.
+    UnknownReporter,
+    /// The peer is a member here: the report counted.
+    Counted,
+    /// The peer is not a member here: the offices above may know it.
+    NotHere,
+}
+
+/// One office's registry.
 #[derive(Debug)]
 pub struct Registry {
     timing: RegistryTiming,
     clients: HashMap<NodeId, Client>,
+    catalogue: Arc<Catalogue>,
     contents: HashMap<ContentId, Content>,
     dirty_clients: HashSet<NodeId>,
     dirty_holdings: HashSet<(ContentId, NodeId)>,
     removed: HashSet<NodeId>,
-    offices: OfficeBook,
-    /// Contents each office's clients asked about, and when last.
-    wanted: HashMap<String, HashMap<ContentId, Instant>>,
-    /// When each office last gained pieces of a content it wants.
-    progress: HashMap<(ContentId, String), Instant>,
+    book: OfficeBook,
+    /// Contents this office's clients (or an office below) asked about,
+    /// and when last.
+    wanted: HashMap<ContentId, Instant>,
+    /// When the offices above were last told that this one wants a content.
+    told_above: HashMap<ContentId, Instant>,
+    /// When the office last gained pieces of a content it wants.
+    progress: HashMap<ContentId, Instant>,
     /// Clients that stopped waiting for their RVP (logged once each).
     fallbacks: HashSet<(ContentId, NodeId)>,
-    /// Pieces leased from the origin, by office and reason.
-    origin_use: BTreeMap<(String, &'static str), u64>,
+    /// Pieces leased from the origin, by reason.
+    origin_use: BTreeMap<&'static str, u64>,
     /// The last sources answer to each asker about each content, which
     /// the next answer is a delta against.
     answered: HashMap<(NodeId, ContentId), Answered>,
-    /// Peers banned for bad bytes in an office: who reported, and the
-    /// evidence. Kept until the server restarts.
-    bans: BTreeMap<String, BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>>,
-    /// Registered clients at most.
-    max_clients: usize,
-    /// The number of the last purge made durable: every office info
-    /// carries it, and a client that has seen fewer asks for the rest.
-    purge_seq: u64,
+    /// Peers banned for bad bytes by clients of this office: who reported,
+    /// and the evidence. Kept until the server restarts.
+    bans: BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>,
+    seats: Arc<Seats>,
 }
 
 impl Registry {
-    /// An empty registry with the default topology (one top office; every
-    /// client in an automatic office of its /24).
-    pub fn new(timing: RegistryTiming) -> Self {
+    /// The empty registry of the office `spec`.
+    pub fn new(
+        timing: RegistryTiming,
+        spec: Office,
+        links_below: Vec<LinkBelow>,
+        catalogue: Arc<Catalogue>,
+        seats: Arc<Seats>,
+    ) -> Self {
         Registry {
             timing,
             clients: HashMap::new(),
+            catalogue,
             contents: HashMap::new(),
             dirty_clients: HashSet::new(),
             dirty_holdings: HashSet::new(),
             removed: HashSet::new(),
-            offices: OfficeBook::new(Topology::default()),
+            book: OfficeBook::new(spec, links_below),
             wanted: HashMap::new(),
+            told_above: HashMap::new(),
             progress: HashMap::new(),
             fallbacks: HashSet::new(),
             origin_use: BTreeMap::new(),
             answered: HashMap::new(),
             bans: BTreeMap::new(),
-            purge_seq: 0,
-            max_clients: DEFAULT_MAX_CLIENTS,
+            seats,
         }
     }
 
-    /// Reloads what the store kept. Clients get a full timeout from `now` to
-    /// send a heartbeat before they expire.
+    /// The office's name.
+    pub fn office(&self) -> &str {
+        self.book.name()
+    }
+
+    /// The office's members and election.
+    pub fn book(&self) -> &OfficeBook {
+        &self.book
+    }
+
+    /// Reloads the office's clients and holdings as the store kept them.
+    /// Clients get a full timeout from `now` to send a heartbeat before
+    /// they expire.
     pub fn restore(
         &mut self,
-        contents: Vec<(ContentRecord, bool)>,
         clients: Vec<ClientRecord>,
         holdings: Vec<(ContentId, NodeId, PieceMap)>,
-        topology: Option<Topology>,
         now: Instant,
     ) {
-        if let Some(topology) = topology {
-            self.offices = OfficeBook::new(topology);
-        }
-        for (record, confidential) in contents {
-            self.contents.insert(
-                record.manifest.content_id(),
-                Content::new(record, confidential),
-            );
-        }
         for record in clients {
-            self.offices.join(record.id, &record.name, record.addr.ip());
+            if !self.clients.contains_key(&record.id) {
+                self.seats.take_anyway();
+            }
+            self.book.join(record.id, &record.name, record.addr.ip());
             self.clients.insert(
                 record.id,
                 Client {
@@ -215,8 +250,8 @@ impl Registry {
             );
         }
         for (content, client, have) in holdings {
-            if let Some(c) = self.contents.get_mut(&content)
-                && self.clients.contains_key(&client)
+            if self.clients.contains_key(&client)
+                && let Some(c) = self.content_mut(&content)
                 && have.len() == c.record.manifest.piece_count()
             {
                 c.put_holder(client, have);
@@ -224,73 +259,69 @@ impl Registry {
         }
     }
 
-    /// Publishes a content, `confidential` or not. Publishing the same
-    /// content again adds origins it did not list before, and is refused if
-    /// it would change its confidentiality. Returns its id.
-    pub fn publish(
-        &mut self,
-        record: ContentRecord,
-        confidential: bool,
-    ) -> Result<ContentId, RegistryError> {
-        let id = record.manifest.content_id();
-        if confidential && record.origins.is_empty() {
-            return Err(RegistryError::ConfidentialWithoutOrigin(id));
+    /// Forgets every client without giving their seats back or marking
+    /// them removed: the office is rebuilt from the store next.
+    pub fn forget_all(&mut self) {
+        for id in self.clients.keys() {
+            self.book.leave(id);
+            self.seats.give_back();
         }
-        match self.contents.get_mut(&id) {
-            Some(existing) if existing.confidential != confidential => {
-                return Err(RegistryError::Confidentiality {
-                    content: id,
-                    was: sharing(existing.confidential),
-                    asked: sharing(confidential),
-                });
-            }
-            Some(existing) => {
-                for origin in record.origins {
-                    if !existing.record.origins.contains(&origin) {
-                        existing.record.origins.push(origin);
-                    }
-                }
-            }
-            None => {
-                self.contents.insert(id, Content::new(record, confidential));
-            }
-        }
-        Ok(id)
+        let (timing, catalogue, seats) = (self.timing, self.catalogue.clone(), self.seats.clone());
+        let (spec, links) = (self.book.spec().clone(), self.book.links_below().to_vec());
+        *self = Registry::new(timing, spec, links, catalogue, seats);
     }
 
-    /// Whether a content is published as confidential.
-    pub fn is_confidential(&self, id: &ContentId) -> bool {
-        self.contents.get(id).is_some_and(|c| c.confidential)
+    /// The published contents as the directory says now: purged ones are
+    /// forgotten with their holdings and leases.
+    pub fn set_catalogue(&mut self, catalogue: Arc<Catalogue>) {
+        self.contents.retain(|id, c| match catalogue.get(id) {
+            Some(published) => {
+                c.record = published.record.clone();
+                true
+            }
+            None => false,
+        });
+        self.answered
+            .retain(|(_, content), _| catalogue.get(content).is_some());
+        self.dirty_holdings
+            .retain(|(content, _)| catalogue.get(content).is_some());
+        self.progress.retain(|id, _| catalogue.get(id).is_some());
+        self.wanted.retain(|id, _| catalogue.get(id).is_some());
+        self.catalogue = catalogue;
     }
 
-    /// A content's record.
-    pub fn content(&self, id: &ContentId) -> Option<&ContentRecord> {
-        self.contents.get(id).map(|c| &c.record)
+    /// The office's state of a published content, made when first needed.
+    fn content_mut(&mut self, id: &ContentId) -> Option<&mut Content> {
+        let published = self.catalogue.get(id)?;
+        Some(
+            self.contents
+                .entry(*id)
+                .or_insert_with(|| Content::new(published.record.clone(), published.confidential)),
+        )
     }
 
-    /// The current version of a content's holdings and leases.
+    /// The current version of a content's holdings and leases here.
     pub fn version(&self, id: &ContentId) -> Option<u64> {
         self.contents.get(id).map(|c| c.version)
     }
 
     /// Registers a client with what it holds (unknown contents and maps of
-    /// the wrong length are skipped).
-    /// `seen` is the address the server sees the client's packets come
-    /// from: its office follows that, not the address it advertises (the
-    /// caller logs when they differ).
-    /// A client not yet registered is refused once `max_clients` are.
+    /// the wrong length are skipped). `seen` is the address the server
+    /// sees the client's packets come from: its office follows that, not
+    /// the address it advertises (the caller logs when they differ). A
+    /// client new to the office is refused once every seat is taken.
     pub fn register(
         &mut self,
         reg: Registration,
-        seen: std::net::IpAddr,
+        seen: IpAddr,
         now_ms: u64,
         now: Instant,
     ) -> Result<(), RegistryError> {
-        if !self.clients.contains_key(&reg.id) && self.clients.len() >= self.max_clients {
-            return Err(RegistryError::Full(self.max_clients));
+        if !self.clients.contains_key(&reg.id) && !self.seats.take() {
+            return Err(RegistryError::Full(self.seats.max()));
         }
-        self.offices.join(reg.id, &reg.name, seen);
-        self.offices.set_attributes(&reg.id, reg.attributes);
+        self.book.join(reg.id, &reg.name, seen);
+        self.book.set_attributes(&reg.id, reg.attributes);
         let record = ClientRecord {
             id: reg.id,
             name: reg.name,
@@ -312,12 +343,6 @@ impl Registry {
             let _ = self.set_have(reg.id, content, have);
         }
         Ok(())
-    }
-
-    /// Registered clients beyond `max` are refused (default:
-    /// [`DEFAULT_MAX_CLIENTS`]).
-    pub fn cap_clients(&mut self, max: usize) {
-        self.max_clients = max;
     }
 
     /// Records a heartbeat. False if the client is unknown (it must register).
@@ -346,39 +371,66 @@ impl Registry {
         if let Some(client) = self.clients.get_mut(id) {
             client.counters = counters;
         }
-        self.offices.set_attributes(id, attributes);
+        self.book.set_attributes(id, attributes);
         let mut info = self.office_info(id, now)?;
         if info.rvps.contains(id) {
-            info.wanted = self.wanted_from_rvp(id, &info.name, now);
+            info.wanted = self.wanted_from_rvp(id, now);
         }
         Some(info)
     }
 
-    /// Contents the clients of `office` asked about within [`WANTED_TTL`]
-    /// that its RVP `id` does not hold whole: what the RVP should pull into
-    /// the office.
-    fn wanted_from_rvp(&mut self, id: &NodeId, office: &str, now: Instant) -> Vec<ContentId> {
-        let Some(asked) = self.wanted.get_mut(office) else {
-            return Vec::new();
-        };
-        asked.retain(|_, at| now.duration_since(*at) < WANTED_TTL);
-        asked
+    /// Contents the office wanted within [`WANTED_TTL`] that its RVP `id`
+    /// does not hold whole: what the RVP should pull into the office.
+    fn wanted_from_rvp(&mut self, id: &NodeId, now: Instant) -> Vec<ContentId> {
+        self.wanted
+            .retain(|_, at| now.duration_since(*at) < WANTED_TTL);
+        self.wanted
             .keys()
             .filter(|content| {
-                self.contents
-                    .get(content)
-                    .is_some_and(|c| !c.holders.get(id).is_some_and(PieceMap::is_complete))
+                self.catalogue.get(content).is_some()
+                    && !self
+                        .contents
+                        .get(content)
+                        .and_then(|c| c.holders.get(id))
+                        .is_some_and(PieceMap::is_complete)
             })
             .copied()
             .collect()
     }
 
-    /// `id` says `peer` stopped answering it. False if `id` is unknown.
-    pub fn report_unresponsive(&mut self, id: NodeId, peer: NodeId, now: Instant) -> bool {
-        if !self.heartbeat(&id, now) {
+    /// The office wants `content` (one of its clients, or an office below,
+    /// asked about it). True when the offices above should be told too:
+    /// each RVP on the way up pulls it, so it comes down the tree link by
+    /// link.
+    pub fn note_wanted(&mut self, content: ContentId, now: Instant) -> bool {
+        self.wanted.insert(content, now);
+        let told = self.told_above.get(&content);
+        if told.is_some_and(|at| now.duration_since(*at) < TELL_ABOVE_EVERY) {
             return false;
         }
-        if self.offices.report_unresponsive(peer, id, now) {
+        self.told_above.insert(content, now);
+        self.book.spec().parent.is_some()
+    }
+
+    /// `id` says `peer` stopped answering.
+    pub fn report_unresponsive(&mut self, id: NodeId, peer: NodeId, now: Instant) -> Reported {
+        if !self.heartbeat(&id, now) {
+            return Reported::UnknownReporter;
+        }
+        if self.suspect(peer, id, now) {
+            Reported::Counted
+        } else {
+            Reported::NotHere
+        }
+    }
+
+    /// `reporter` (here or in an office below) says `peer` stopped
+    /// answering. False if `peer` is not a member here.
+    pub fn suspect(&mut self, peer: NodeId, reporter: NodeId, now: Instant) -> bool {
+        if self.book.member(&peer).is_none() {
+            return false;
+        }
+        if self.book.report_unresponsive(peer, reporter, now) {
             self.answers_change_for(&peer);
         }
         true
@@ -397,42 +449,83 @@ impl Registry {
     /// A registered client's office, with its RVPs and the number of the
     /// last purge.
     pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
-        let mut info = self.offices.info(id, now)?;
-        info.purge_seq = self.purge_seq;
+        let mut info = self.book.info(id, now)?;
+        info.purge_seq = self.catalogue.purge_seq();
         Some(info)
     }
 
-    /// The purge numbered `seq` is durable (or, at start, the last one
-    /// made): office infos carry it from now on.
-    pub fn purged_up_to(&mut self, seq: u64) {
-        self.purge_seq = self.purge_seq.max(seq);
+    /// The office as a new topology describes it; every member is elected
+    /// again.
+    pub fn set_spec(&mut self, spec: Office, links_below: Vec<LinkBelow>) {
+        self.book.set_spec(spec, links_below);
     }
 
-    /// Purges a content: forgets it, its holdings and leases. Clients
-    /// learn of it once it is durable ([`Registry::purged_up_to`]). False
-    /// if it was not published.
-    pub fn purge(&mut self, id: &ContentId) -> bool {
-        if self.contents.remove(id).is_none() {
-            return false;
+    /// Takes out every client that `stays` says no longer belongs here (by
+    /// the address its office was resolved from), with what it holds.
+    pub fn take_leavers(&mut self, stays: impl Fn(IpAddr) -> bool) -> Vec<Moving> {
+        let leaving: Vec<NodeId> = self
+            .book
+            .members()
+            .filter(|(_, m)| !stays(m.addr))
+            .map(|(id, _)| *id)
+            .collect();
+        leaving
+            .into_iter()
+            .filter_map(|id| self.take_client(&id))
+            .collect()
+    }
+
+    /// Takes client `id` out of the office with what it holds, to move it
+    /// to another: it is not removed from the store, and its seat goes
+    /// with it.
+    fn take_client(&mut self, id: &NodeId) -> Option<Moving> {
+        let client = self.clients.remove(id)?;
+        let member = self.book.leave(id)?;
+        self.seats.give_back();
+        self.answered.retain(|(asker, _), _| asker != id);
+        self.dirty_clients.remove(id);
+        let mut holdings = Vec::new();
+        for (content, c) in &mut self.contents {
+            if let Some(have) = c.holders.get(id).cloned() {
+                holdings.push((*content, have));
+                c.remove_holder(id);
+            }
+            c.leases.retain(|_, l| l.holder != *id);
         }
-        self.answered.retain(|(_, content), _| content != id);
-        self.dirty_holdings.retain(|(content, _)| content != id);
-        self.progress.retain(|(content, _), _| content != id);
-        for asked in self.wanted.values_mut() {
-            asked.remove(id);
+        self.dirty_holdings.retain(|(_, holder)| holder != id);
+        Some(Moving {
+            record: client.record,
+            addr: member.addr,
+            attributes: member.attributes,
+            counters: client.counters,
+            holdings,
+        })
+    }
+
+    /// Takes in a client moved from another office, with what it holds
+    /// (unless it registered here meanwhile, which is newer).
+    pub fn adopt(&mut self, moving: Moving, now: Instant) {
+        let id = moving.record.id;
+        if self.clients.contains_key(&id) {
+            return;
         }
-        tracing::warn!(content = %id, "content purged; clients drop it at their next heartbeat");
-        true
-    }
-
-    /// The topology.
-    pub fn topology(&self) -> &Topology {
-        self.offices.topology()
-    }
-
-    /// Replaces the topology; every client moves to its new office.
-    pub fn set_topology(&mut self, topology: Topology) {
-        self.offices.set_topology(topology);
+        self.seats.take_anyway();
+        self.book.join(id, &moving.record.name, moving.addr);
+        if let Some(attributes) = moving.attributes {
+            self.book.set_attributes(&id, attributes);
+        }
+        self.clients.insert(
+            id,
+            Client {
+                record: moving.record,
+                last_seen: now,
+                counters: moving.counters,
+            },
+        );
+        self.dirty_clients.insert(id);
+        for (content, have) in moving.holdings {
+            let _ = self.set_have(id, content, have);
+        }
     }
 
     /// A client reports what it holds of a content.
@@ -446,10 +539,8 @@ impl Registry {
         if !self.heartbeat(&id, now) {
             return Err(RegistryError::UnknownClient(id));
         }
-        if self.set_have(id, content, have)? > 0
-            && let Some(office) = self.offices.office_of(&id)
-        {
-            self.progress.insert((content, office.to_owned()), now);
+        if self.set_have(id, content, have)? > 0 {
+            self.progress.insert(content, now);
         }
         Ok(())
     }
@@ -462,8 +553,7 @@ impl Registry {
         have: PieceMap,
     ) -> Result<u32, RegistryError> {
         let c = self
-            .contents
-            .get_mut(&content)
+            .content_mut(&content)
             .ok_or(RegistryError::UnknownContent(content))?;
         let expected = c.record.manifest.piece_count();
         if have.len() != expected {
@@ -515,8 +605,10 @@ impl Registry {
     fn drop_clients(&mut self, gone: &[NodeId], now: Instant) {
         self.answered.retain(|(asker, _), _| !gone.contains(asker));
         for id in gone {
-            self.clients.remove(id);
-            self.offices.leave(id);
+            if self.clients.remove(id).is_some() {
+                self.seats.give_back();
+            }
+            self.book.leave(id);
             self.removed.insert(*id);
             self.dirty_clients.remove(id);
         }
@@ -532,12 +624,6 @@ impl Registry {
                 c.version += 1;
             }
         }
-    }
-
-    /// Marks the topology as still to be stored: taken by
-    /// [`Registry::take_dirty`], its save was put off.
-    pub fn keep_topology_dirty(&mut self) {
-        self.offices.keep_dirty();
     }
 
     /// Takes what changed since the last call, for persisting.
@@ -559,13 +645,12 @@ impl Registry {
             clients,
             removed: self.removed.drain().collect(),
             holdings,
-            topology: self.offices.take_dirty(),
         }
     }
 
-    /// `id` banned `peer` for bad bytes: the registry stops offering
-    /// `peer` to `id`'s office (its pieces no longer count as held there,
-    /// so the origin may be leased for them). False if `id` is unknown.
+    /// `id` banned `peer` for bad bytes: the office stops offering `peer`
+    /// to its clients (its pieces no longer count as held here, so the
+    /// origin may be leased for them). False if `id` is unknown.
     pub fn report_ban(
         &mut self,
         id: NodeId,
@@ -576,23 +661,22 @@ impl Registry {
         if !self.heartbeat(&id, now) {
             return false;
         }
-        let Some(office) = self.offices.office_of(&id).map(str::to_owned) else {
-            return false;
-        };
         let first = evidence
             .first()
             .map(|e| e.error.clone())
             .unwrap_or_default();
-        if self
-            .bans
-            .entry(office.clone())
-            .or_default()
-            .insert(peer, (id, evidence))
-            .is_none()
-        {
-            tracing::warn!(%office, %peer, by = %id, evidence = %first, "peer banned in an office for bad bytes");
-            self.answers_change_for(&peer);
+        if self.bans.insert(peer, (id, evidence)).is_none() {
+            tracing::warn!(office = %self.book.name(), %peer, by = %id, evidence = %first, "peer banned in an office for bad bytes");
+            // It may be a peer of the office above: every answer may change.
+            for c in self.contents.values_mut() {
+                c.version += 1;
+            }
         }
         true
+    }
+
+    /// The peers this office's clients banned.
+    pub fn banned(&self) -> Vec<NodeId> {
+        self.bans.keys().copied().collect()
     }
 }

@@ -1,11 +1,13 @@
-//! The answer to "who holds which pieces of X", in three steps: the
-//! asker's route (its office's plan: peers of the office, the office above
-//! if it crosses the WAN, the origin), the origin leases that route allows,
-//! and the answer itself as a delta against the asker's last one.
+//! The answer to "who holds which pieces of X", in steps: the asker's
+//! route (its office's plan, and the wish for X told up the tree), the
+//! peers of the office above that the plan needs (asked actor to actor,
+//! answered here by [`Registry::upstream_sources`]), the origin leases the
+//! plan allows, and the answer itself as a delta against the asker's last
+//! one.
 
 use std::time::Instant;
 
-use branchline_storage::{NodeId, PieceMap};
+use branchline_storage::{ContentId, NodeId, PieceMap};
 
 use super::{Lease, MAX_PEERS_PER_ANSWER, Registry, RegistryError, WANTED_TTL};
 use crate::client::stuck::MAX_STUCK_PER_QUERY;
@@ -21,90 +23,151 @@ struct LeaseState {
     granted: Vec<u32>,
 }
 
+/// What an office up the tree offers an office below: its name and the
+/// peers of it that hold pieces of the content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// The office.
+    pub office: String,
+    /// Its peers for the asker, at most [`MAX_PEERS_PER_ANSWER`].
+    pub peers: Vec<Source>,
+}
+
+/// What [`Registry::begin_sources`] found: the asker's plan, and whether
+/// the offices above must hear that this office wants the content.
+#[derive(Debug)]
+pub struct Route {
+    /// The plan, still to be settled with the office above if
+    /// `plan.asks_above`.
+    pub plan: SourcePlan,
+    /// Tell the offices above that the content is wanted here.
+    pub tell_above: bool,
+}
+
 impl Registry {
-    /// Answers "who holds which pieces" by the source order: peers in the
-    /// asker's office; if the asker crosses the WAN for its office (its RVP,
-    /// an office without RVP, or an office that stalled), holders in the
-    /// nearest serving office above it; and origin leases if no office
-    /// above it has clients (or its office may use the origin directly).
-    /// Released leases are taken back first.
-    pub fn sources(
+    /// The first step of "who holds which pieces": the asker's plan by the
+    /// source order. Peers in its office; if it crosses the WAN for its
+    /// office (its RVP, an office without RVP, or an office that stalled),
+    /// holders in the nearest serving office above it, which the caller
+    /// asks for ([`Registry::upstream_sources`] there) before
+    /// [`Registry::finish_sources`]. The office stalled if it gained
+    /// nothing for longer than the RVP patience, counted from its last gain
+    /// or from when it (again) started wanting the content.
+    pub fn begin_sources(
         &mut self,
         query: &SourcesQuery,
         now: Instant,
-    ) -> Result<SourcesAnswer, RegistryError> {
+    ) -> Result<Route, RegistryError> {
         if !self.heartbeat(&query.id, now) {
             return Err(RegistryError::UnknownClient(query.id));
         }
-        if !self.contents.contains_key(&query.content) {
+        if self.content_mut(&query.content).is_none() {
             return Err(RegistryError::UnknownContent(query.content));
         }
-        let plan = self.route(query, now);
-        let leases = self.lease(query, &plan, now);
-        Ok(self.answer(query, &plan, leases, now))
-    }
-
-    /// Whether `id` serves in `office` and was not banned there.
-    fn serves_in(&self, office: &str, id: &NodeId, now: Instant) -> bool {
-        self.offices.serves_in(office, id, now) && !self.banned_in(office, id)
-    }
-
-    /// Whether a client of `office` banned `id` for bad bytes.
-    fn banned_in(&self, office: &str, id: &NodeId) -> bool {
-        self.bans.get(office).is_some_and(|b| b.contains_key(id))
-    }
-
-    /// The asker's plan. Its office and every office above it want the
-    /// content (each RVP on the way up pulls it, so it comes down the tree
-    /// link by link); the office stalled if it gained nothing for longer
-    /// than the RVP patience, counted from its last gain or from when it
-    /// (again) started wanting the content.
-    fn route(&mut self, query: &SourcesQuery, now: Instant) -> SourcePlan {
-        let office = self
-            .offices
-            .office_of(&query.id)
-            .expect("a registered client has an office")
-            .to_owned();
-        let path: Vec<String> = self
-            .offices
-            .topology()
-            .path_to_top(&office)
-            .iter()
-            .map(|o| o.name.clone())
-            .collect();
         let wanted_before = self
             .wanted
-            .get(&office)
-            .and_then(|w| w.get(&query.content))
+            .get(&query.content)
             .is_some_and(|at| now.duration_since(*at) < WANTED_TTL);
-        for above in path {
-            self.wanted
-                .entry(above)
-                .or_default()
-                .insert(query.content, now);
-        }
-        let key = (query.content, office.clone());
+        let tell_above = self.note_wanted(query.content, now);
         if !wanted_before {
-            self.progress.insert(key.clone(), now);
+            self.progress.insert(query.content, now);
         }
-        let since = *self.progress.entry(key).or_insert(now);
+        let since = *self.progress.entry(query.content).or_insert(now);
         let stalled = now.duration_since(since) > self.timing.rvp_patience;
         let plan = self
-            .offices
+            .book
             .plan(&query.id, stalled, now)
-            .expect("a registered client has an office");
+            .expect("a registered client is a member");
         if plan.crossing == Some("fallback") && self.fallbacks.insert((query.content, query.id)) {
             tracing::warn!(
-                client = %query.id, %office, content = %query.content,
+                client = %query.id, office = %plan.office, content = %query.content,
                 patience_s = self.timing.rvp_patience.as_secs(),
                 "office made no progress; this client crosses the WAN itself instead of waiting for its RVP"
             );
         }
-        if let Some(upstream) = &plan.upstream {
-            // Brings the upstream office's election order up to date.
-            self.offices.rvps(upstream, now);
+        Ok(Route { plan, tell_above })
+    }
+
+    /// Asked by an office below for `asker`, a client of it crossing the
+    /// WAN: this office's peers that hold pieces of `content`, but for
+    /// those `banned` by the asker's office. `None` if no client of this
+    /// office serves (it has none, or it is a VPN office): the asker's
+    /// office asks the office above this one instead.
+    pub fn upstream_sources(
+        &mut self,
+        content: &ContentId,
+        asker: &NodeId,
+        banned: &[NodeId],
+        now: Instant,
+    ) -> Option<Upstream> {
+        if !self.book.serves_below() {
+            return None;
         }
-        plan
+        // Brings the election order up to date for the ranks.
+        self.book.rvps(now);
+        let office = self.book.name().to_owned();
+        if self.content_mut(content).is_none() {
+            return Some(Upstream {
+                office,
+                peers: Vec::new(),
+            });
+        }
+        let c = &self.contents[content];
+        let keep = |id: &NodeId| self.book.serves(id, now) && !banned.contains(id);
+        let peers = c
+            .chosen_peers(asker, MAX_PEERS_PER_ANSWER, keep)
+            .into_iter()
+            .filter_map(|(id, have)| self.source(id, have, true))
+            .collect();
+        Some(Upstream { office, peers })
+    }
+
+    /// The peers of the office above, as this office last heard of them,
+    /// changed: moves the content's version, which wakes the long-polls.
+    pub fn upstream_moved(&mut self, content: &ContentId) {
+        if let Some(c) = self.contents.get_mut(content) {
+            c.version += 1;
+        }
+    }
+
+    /// The last step: takes back the leases the asker released and those
+    /// expired, leases it pieces from the origin if its (settled) plan
+    /// allows, and answers with the peers of its office (if they serve)
+    /// and `upstream`'s, as a delta against the last answer it saw.
+    pub fn finish_sources(
+        &mut self,
+        query: &SourcesQuery,
+        plan: &SourcePlan,
+        upstream: Option<Upstream>,
+        now: Instant,
+    ) -> Result<SourcesAnswer, RegistryError> {
+        if !self.contents.contains_key(&query.content) {
+            // Purged while the office above was asked.
+            return Err(RegistryError::UnknownContent(query.content));
+        }
+        let leases = self.lease(query, plan, now);
+        Ok(self.answer(query, plan, upstream, leases, now))
+    }
+
+    /// Whether `id` serves in this office and no client of it banned it.
+    fn serves_here(&self, id: &NodeId, now: Instant) -> bool {
+        self.book.serves(id, now) && !self.bans.contains_key(id)
+    }
+
+    /// `id` holding `have`, as a source (`upstream` for an office below).
+    fn source(&self, id: &NodeId, have: &PieceMap, upstream: bool) -> Option<Source> {
+        let client = self.clients.get(id)?;
+        Some(Source {
+            id: *id,
+            addr: if upstream {
+                client.record.background
+            } else {
+                client.record.addr
+            },
+            upstream,
+            rank: self.book.rank_of(id).unwrap_or(u32::MAX),
+            have: have.clone(),
+        })
     }
 
     /// Takes back the leases the asker released and those expired, then
@@ -113,10 +176,9 @@ impl Registry {
     /// from any office), and, if its plan allows the origin, pieces no one
     /// in its office holds. Counts the office's use of the origin.
     fn lease(&mut self, query: &SourcesQuery, plan: &SourcePlan, now: Instant) -> LeaseState {
-        let office = plan.office.as_str();
-        let office_has = plan.origin.then(|| {
-            self.contents[&query.content].held_among(|id| self.serves_in(office, id, now))
-        });
+        let office_has = plan
+            .origin
+            .then(|| self.contents[&query.content].held_among(|id| self.serves_here(id, now)));
         let lease = Lease {
             holder: query.id,
             expires: now + self.timing.lease_ttl,
@@ -124,7 +186,7 @@ impl Registry {
         let c = self
             .contents
             .get_mut(&query.content)
-            .expect("checked by sources");
+            .expect("checked by finish_sources");
         let mut changed = c.expire_leases(now);
         for index in &query.release {
             if c.leases.get(index).is_some_and(|l| l.holder == query.id) {
@@ -165,62 +227,38 @@ impl Registry {
             if count == 0 {
                 continue;
             }
-            let used = self
-                .origin_use
-                .entry((office.to_owned(), reason))
-                .or_insert(0);
+            let used = self.origin_use.entry(reason).or_insert(0);
             if *used == 0 {
-                tracing::info!(%office, content = %query.content, reason, "the office takes pieces from the origin");
+                tracing::info!(office = %plan.office, content = %query.content, reason, "the office takes pieces from the origin");
             }
             *used += u64::from(count);
         }
         state
     }
 
-    /// The peers of the asker's office (if they serve) and of the office
-    /// above it (if it crosses the WAN), at most [`MAX_PEERS_PER_ANSWER`]
-    /// each, as a delta against the last answer the asker saw.
+    /// The peers of the asker's office (if they serve), at most
+    /// [`MAX_PEERS_PER_ANSWER`], and those of the office above, as a delta
+    /// against the last answer the asker saw.
     fn answer(
         &mut self,
         query: &SourcesQuery,
         plan: &SourcePlan,
+        upstream: Option<Upstream>,
         leases: LeaseState,
         now: Instant,
     ) -> SourcesAnswer {
         let c = &self.contents[&query.content];
-        let source = |(id, have): (&NodeId, &PieceMap), from: &str, upstream: bool| {
-            self.clients.get(id).map(|client| Source {
-                id: *id,
-                addr: if upstream {
-                    client.record.background
-                } else {
-                    client.record.addr
-                },
-                upstream,
-                rank: self.offices.rank_of(from, id).unwrap_or(u32::MAX),
-                have: have.clone(),
-            })
-        };
         let mut sources: Vec<Source> = Vec::new();
-        let office = plan.office.as_str();
         if plan.office_serves {
-            let in_office = |id: &NodeId| self.serves_in(office, id, now);
+            let in_office = |id: &NodeId| self.serves_here(id, now);
             sources.extend(
                 c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_office)
                     .into_iter()
-                    .filter_map(|h| source(h, office, false)),
+                    .filter_map(|(id, have)| self.source(id, have, false)),
             );
         }
-        if let Some(upstream) = &plan.upstream {
-            // Bans are the asker's office's: its clients refused that peer.
-            let in_upstream = |id: &NodeId| {
-                self.offices.serves_in(upstream, id, now) && !self.banned_in(office, id)
-            };
-            sources.extend(
-                c.chosen_peers(&query.id, MAX_PEERS_PER_ANSWER, in_upstream)
-                    .into_iter()
-                    .filter_map(|h| source(h, upstream, true)),
-            );
+        if let Some(upstream) = upstream.filter(|_| plan.upstream.is_some()) {
+            sources.extend(upstream.peers);
         }
         let key = (query.id, query.content);
         let last = self

@@ -1,6 +1,11 @@
-//! The registry's tests, as plain state-machine tests without sockets.
+//! The registries' tests, as plain state-machine tests without sockets:
+//! offices wired by hand ([`enterprise`]) as the actors wire them.
+
+mod enterprise;
 
 use super::*;
+use branchline_storage::{ContentRecord, ContentId};
+use enterprise::Enterprise;
 use branchline_storage::Manifest;
 use branchline_storage::content::MIN_PIECE_SIZE;
 
@@ -55,12 +60,13 @@ fn query(n: u8, content: ContentId, want: u32) -> SourcesQuery {
 
 /// One office on 127.0.0.0/24 where every client is an RVP: the
 /// lease mechanics without the source order.
-fn setup(pieces: usize, clients: u8) -> (Registry, ContentId, Instant) {
+fn setup(pieces: usize, clients: u8) -> (Enterprise, ContentId, Instant) {
     let now = Instant::now();
-    let mut r = Registry::new(timing());
+    let mut r = Enterprise::new(timing());
     r.set_topology(
         spreadsheet::import(b"office,parent,type,subnets,rvp_count\nhq,,Default,127.0.0.0/24,16\n")
             .unwrap(),
+        now,
     );
     let id = r.publish(content(pieces), false).unwrap();
     for n in 1..=clients {
@@ -72,7 +78,7 @@ fn setup(pieces: usize, clients: u8) -> (Registry, ContentId, Instant) {
 #[test]
 fn given_a_confidential_content_then_nobody_is_a_source_and_its_mark_cannot_change() {
     let now = Instant::now();
-    let mut r = Registry::new(timing());
+    let mut r = Enterprise::new(timing());
     let mut bare = content(2);
     bare.origins.clear();
     let err = r.publish(bare, true).unwrap_err();
@@ -81,7 +87,6 @@ fn given_a_confidential_content_then_nobody_is_a_source_and_its_mark_cannot_chan
         "{err}"
     );
     let id = r.publish(content(2), true).unwrap();
-    assert!(r.is_confidential(&id));
     let err = r.publish(content(2), false).unwrap_err();
     assert!(
         err.to_string()
@@ -179,7 +184,7 @@ fn given_the_last_answer_seen_then_the_next_is_a_delta_of_gains_and_otherwise_co
     assert_eq!(again.peers[0].have, HaveUpdate::Whole(have));
     // A peer that leaves is gone in the next delta.
     asked.since = again.version;
-    assert!(r.leave(node(2), now));
+    assert!(r.at(&node(2)).leave(node(2), now));
     let after = r.sources(&asked, now).unwrap();
     assert_eq!(after.gone, vec![node(2)]);
 }
@@ -190,20 +195,20 @@ fn a_purge_forgets_the_content_and_office_infos_carry_its_number_once_durable() 
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
     assert!(r.purge(&id));
     assert!(!r.purge(&id), "already gone");
-    assert!(r.content(&id).is_none());
+    assert!(r.content_views().is_empty());
     assert_eq!(
         r.sources(&query(2, id, 1), now).unwrap_err(),
         RegistryError::UnknownContent(id)
     );
     assert_eq!(
-        r.office_info(&node(2), now).unwrap().purge_seq,
+        r.at(&node(2)).office_info(&node(2), now).unwrap().purge_seq,
         0,
         "not durable yet"
     );
     r.purged_up_to(7);
     r.purged_up_to(3);
     let years_later = now + Duration::from_secs(3 * 365 * 86_400);
-    assert_eq!(r.office_info(&node(2), years_later).unwrap().purge_seq, 7);
+    assert_eq!(r.at(&node(2)).office_info(&node(2), years_later).unwrap().purge_seq, 7);
     assert!(
         r.take_dirty().holdings.is_empty(),
         "nothing of it to persist"
@@ -220,7 +225,7 @@ fn given_a_ban_then_the_office_is_not_sent_to_the_peer_and_may_lease_its_pieces(
         piece: 0,
         error: "piece 0 hash mismatch".into(),
     }];
-    assert!(r.report_ban(node(2), node(1), evidence, now));
+    assert!(r.at(&node(2)).report_ban(node(2), node(1), evidence, now));
     for asker in [2, 3] {
         let answer = r.sources(&query(asker, id, 2), now).unwrap();
         assert!(answer.peers.is_empty(), "asker {asker}: {:?}", answer.peers);
@@ -229,13 +234,13 @@ fn given_a_ban_then_the_office_is_not_sent_to_the_peer_and_may_lease_its_pieces(
         r.sources(&query(2, id, 2), now).unwrap().granted,
         vec![0, 1]
     );
-    let bans = r.ban_views();
+    let bans = r.office("hq").report(now).bans;
     assert_eq!(
         (bans.len(), bans[0].peer, bans[0].by),
         (1, node(1), node(2))
     );
     assert!(
-        !r.report_ban(node(9), node(1), Vec::new(), now),
+        !r.office("hq").report_ban(node(9), node(1), Vec::new(), now),
         "unknown reporter"
     );
 }
@@ -269,7 +274,7 @@ fn given_a_lease_when_reported_released_or_expired_then_it_ends() {
     // expires (its own expired lease on 1 is granted to it again).
     assert_eq!(r.sources(&query(2, id, 3), now).unwrap().granted, vec![1]);
     let later = now + Duration::from_secs(31);
-    r.heartbeat(&node(1), later);
+    r.at(&node(1)).heartbeat(&node(1), later);
     assert_eq!(
         r.sources(&query(2, id, 3), later).unwrap().granted,
         vec![1, 2]
@@ -287,11 +292,11 @@ fn given_silent_clients_when_expiring_then_they_their_holdings_and_leases_go() {
     let (mut r, id, now) = setup(2, 2);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
     r.sources(&query(2, id, 0), now).unwrap();
-    let v = r.version(&id).unwrap();
+    let v = r.office("hq").version(&id).unwrap();
     let later = now + Duration::from_secs(16);
-    r.heartbeat(&node(2), later);
+    r.at(&node(2)).heartbeat(&node(2), later);
     assert_eq!(r.expire(later), vec![node(1)]);
-    assert!(r.version(&id).unwrap() > v);
+    assert!(r.office("hq").version(&id).unwrap() > v);
     let answer = r.sources(&query(2, id, 2), later).unwrap();
     assert!(answer.peers.is_empty());
     assert_eq!(answer.granted, vec![0, 1]);
@@ -307,11 +312,11 @@ fn given_a_client_that_leaves_then_it_is_gone_at_once_and_a_second_leave_is_refu
     let (mut r, id, now) = setup(2, 2);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
     assert_eq!(r.sources(&query(2, id, 0), now).unwrap().peers.len(), 1);
-    assert!(r.leave(node(1), now));
+    assert!(r.at(&node(1)).leave(node(1), now));
     let answer = r.sources(&query(2, id, 2), now).unwrap();
     assert!(answer.peers.is_empty(), "no heartbeat timeout to wait for");
     assert_eq!(answer.granted, vec![0, 1]);
-    assert!(!r.leave(node(1), now));
+    assert!(!r.at(&node(1)).leave(node(1), now));
     assert_eq!(r.take_dirty().removed, vec![node(1)]);
 }
 
@@ -335,12 +340,12 @@ fn given_bad_reports_then_they_are_refused_with_reasons() {
 #[test]
 fn given_changes_then_versions_move_and_dirty_lists_them_once() {
     let (mut r, id, now) = setup(2, 1);
-    let v0 = r.version(&id).unwrap();
+    let v0 = r.office("hq").version(&id).unwrap();
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
-    let v1 = r.version(&id).unwrap();
+    let v1 = r.office("hq").version(&id).unwrap();
     assert!(v1 > v0);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
-    assert_eq!(r.version(&id).unwrap(), v1, "same map, no change");
+    assert_eq!(r.office("hq").version(&id).unwrap(), v1, "same map, no change");
     let dirty = r.take_dirty();
     assert_eq!(dirty.holdings.len(), 1);
     assert_eq!(dirty.clients.len(), 1);
@@ -351,23 +356,18 @@ fn given_changes_then_versions_move_and_dirty_lists_them_once() {
 fn given_a_restart_when_restored_then_holdings_come_back() {
     let (mut r, id, now) = setup(2, 1);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
-    let record = r.content(&id).unwrap().clone();
     let dirty = r.take_dirty();
-    let mut back = Registry::new(timing());
-    assert!(dirty.topology.is_none(), "the import stored it already");
-    back.restore(
-        vec![(record, false)],
-        dirty.clients,
-        dirty.holdings,
-        Some(r.topology().clone()),
-        now,
-    );
-    assert!(back.topology().office("hq").is_some());
-    back.register(reg(2), reg(2).addr.ip(), 0, now).unwrap();
-    let answer = back.sources(&query(2, id, 2), now).unwrap();
+    // The office forgets everything, as after a panic, and reloads what
+    // was stored.
+    let hq = r.office("hq");
+    hq.forget_all();
+    assert!(hq.book().is_empty());
+    hq.restore(dirty.clients, dirty.holdings, now);
+    r.register(reg(2), reg(2).addr.ip(), 0, now).unwrap();
+    let answer = r.sources(&query(2, id, 2), now).unwrap();
     assert_eq!(answer.peers.len(), 1);
     assert!(answer.granted.is_empty());
-    assert_eq!(back.content_views()[0].complete_holders, 1);
+    assert_eq!(r.content_views()[0].complete_holders, 1);
 }
 
 #[test]
@@ -413,15 +413,16 @@ fn given_a_holder_that_leaves_when_leasing_then_its_pieces_are_free_again() {
 
 /// hq (127.0.1.0/24), branch under it (127.0.2.0/24) and a VPN office
 /// (127.0.3.0/24); client n registers at `net`.n.
-fn offices(pieces: usize) -> (Registry, ContentId, Instant) {
+fn offices(pieces: usize) -> (Enterprise, ContentId, Instant) {
     let now = Instant::now();
-    let mut r = Registry::new(timing());
+    let mut r = Enterprise::new(timing());
     r.set_topology(
         spreadsheet::import(
             b"office,parent,type,subnets\nhq,,Default,127.0.1.0/24\n\
               branch,hq,Default,127.0.2.0/24\nvpn,hq,VPN,127.0.3.0/24\n",
         )
         .unwrap(),
+        now,
     );
     let id = r.publish(content(pieces), false).unwrap();
     for (n, net, free) in [(1, 1, 90), (2, 1, 10), (3, 2, 90), (4, 2, 10), (5, 3, 90)] {
@@ -440,13 +441,15 @@ fn given_a_client_claiming_another_address_then_its_office_follows_the_one_seen(
     let mut liar = reg(9);
     liar.addr = ([127, 0, 1, 9], 34760).into(); // claims hq
     r.register(liar, [127, 0, 3, 9].into(), 0, now).unwrap(); // comes from the VPN office
-    assert_eq!(r.offices.office_of(&node(9)), Some("vpn"));
+    assert_eq!(r.office_of(&node(9)), Some("vpn"));
 }
 
 #[test]
 fn given_the_cap_of_clients_then_a_new_one_is_refused_and_a_known_one_still_registers() {
-    let (mut r, _, now) = setup(2, 2);
-    r.cap_clients(2);
+    let now = Instant::now();
+    let mut r = Enterprise::capped(timing(), 2);
+    r.register(reg(1), reg(1).addr.ip(), 0, now).unwrap();
+    r.register(reg(2), reg(2).addr.ip(), 0, now).unwrap();
     let err = r.register(reg(3), reg(3).addr.ip(), 0, now).unwrap_err();
     assert_eq!(err, RegistryError::Full(2));
     assert!(err.to_string().contains("registry.max_clients"));
@@ -505,7 +508,7 @@ fn given_a_stalled_office_then_its_clients_stop_waiting_for_the_rvp() {
     );
     let later = now + timing().rvp_patience + Duration::from_secs(1);
     for n in 1..=5 {
-        r.heartbeat(&node(n), later);
+        r.at(&node(n)).heartbeat(&node(n), later);
     }
     assert_eq!(
         ids(&r.sources(&query(4, id, 0), later).unwrap().peers),
@@ -522,7 +525,7 @@ fn given_an_office_that_wants_a_content_then_its_rvp_is_told_to_pull_it() {
         ..Attributes::default()
     };
     assert_eq!(
-        r.heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
+        r.at(&node(3)).heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
             .unwrap()
             .wanted,
         vec![]
@@ -533,7 +536,7 @@ fn given_an_office_that_wants_a_content_then_its_rvp_is_told_to_pull_it() {
         .unwrap();
     assert_eq!((info.name.as_str(), info.wanted), ("branch", vec![id]));
     assert!(
-        r.heartbeat_with(&node(4), attributes(10), ByteCounters::default(), now)
+        r.at(&node(4)).heartbeat_with(&node(4), attributes(10), ByteCounters::default(), now)
             .unwrap()
             .wanted
             .is_empty(),
@@ -545,7 +548,7 @@ fn given_an_office_that_wants_a_content_then_its_rvp_is_told_to_pull_it() {
     assert_eq!(hq.wanted, vec![id], "the office above pulls it too");
     r.report_have(node(3), id, PieceMap::full(2), now).unwrap();
     assert!(
-        r.heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
+        r.at(&node(3)).heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
             .unwrap()
             .wanted
             .is_empty(),
@@ -563,7 +566,7 @@ fn given_an_office_that_wants_a_content_again_much_later_then_patience_starts_ov
     );
     let much_later = now + WANTED_TTL + timing().rvp_patience + Duration::from_secs(1);
     for n in 1..=5 {
-        r.heartbeat(&node(n), much_later);
+        r.at(&node(n)).heartbeat(&node(n), much_later);
     }
     assert_eq!(
         ids(&r.sources(&query(4, id, 0), much_later).unwrap().peers),
@@ -577,7 +580,7 @@ fn given_a_new_topology_then_a_client_moves_office_with_what_it_holds() {
     let (mut r, id, now) = offices(4);
     // Client 3 (in `branch`) holds everything; client 1 is in `hq`.
     r.report_have(node(3), id, PieceMap::full(4), now).unwrap();
-    assert_eq!(r.offices.office_of(&node(3)), Some("branch"));
+    assert_eq!(r.office_of(&node(3)), Some("branch"));
     assert!(
         ids(&r.sources(&query(1, id, 0), now).unwrap().peers)
             .iter()
@@ -592,8 +595,9 @@ fn given_a_new_topology_then_a_client_moves_office_with_what_it_holds() {
               vpn,hq,VPN,127.0.3.0/24\n",
         )
         .unwrap(),
+        now,
     );
-    assert_eq!(r.offices.office_of(&node(3)), Some("hq"));
+    assert_eq!(r.office_of(&node(3)), Some("hq"));
     let answer = r.sources(&query(1, id, 0), now).unwrap();
     let holder = answer
         .peers
@@ -604,5 +608,78 @@ fn given_a_new_topology_then_a_client_moves_office_with_what_it_holds() {
     assert!(
         answer.granted.is_empty(),
         "no origin lease for pieces hq holds"
+    );
+}
+
+#[test]
+fn given_a_peer_of_the_office_above_that_gains_pieces_then_the_next_delta_sends_it_whole() {
+    let (mut r, id, now) = offices(4);
+    let mut have = PieceMap::new(4);
+    have.set(0);
+    r.report_have(node(1), id, have.clone(), now).unwrap();
+    let first = r.sources(&query(3, id, 0), now).unwrap();
+    assert_eq!(ids(&first.peers), vec![(1, true)]);
+    have.set(1);
+    r.report_have(node(1), id, have.clone(), now).unwrap();
+    // hq's actor tells branch's that its peers moved.
+    r.office("branch").upstream_moved(&id);
+    let mut asked = query(3, id, 0);
+    asked.since = first.version;
+    let next = r.sources(&asked, now).unwrap();
+    assert_eq!(next.base, first.version, "a delta");
+    assert_eq!(next.peers.len(), 1);
+    assert_eq!(next.peers[0].have, HaveUpdate::Whole(have));
+    asked.since = next.version;
+    assert!(r.sources(&asked, now).unwrap().changes_nothing());
+}
+
+#[test]
+fn given_two_branches_under_an_empty_office_then_each_office_leases_its_own_pieces() {
+    let now = Instant::now();
+    let mut r = Enterprise::new(timing());
+    r.set_topology(
+        spreadsheet::import(
+            b"office,parent,type,subnets\nhq,,Default,127.0.1.0/24\n\
+              east,hq,Default,127.0.2.0/24\nwest,hq,Default,127.0.3.0/24\n",
+        )
+        .unwrap(),
+        now,
+    );
+    let id = r.publish(content(2), false).unwrap();
+    for (n, net) in [(2, 2), (3, 3)] {
+        let mut reg = reg(n);
+        reg.addr = ([127, 0, net, n], 34760).into();
+        r.register(reg.clone(), reg.addr.ip(), 0, now).unwrap();
+    }
+    // Each branch's link carries the content once: each RVP takes it from
+    // the origin, as nothing above has clients.
+    for n in [2, 3] {
+        assert_eq!(r.sources(&query(n, id, 2), now).unwrap().granted, vec![0, 1]);
+    }
+    let origin = r.office("east").report(now).origin;
+    assert_eq!(
+        (origin[0].reason.as_str(), origin[0].pieces),
+        ("nothing above has clients", 2)
+    );
+}
+
+#[test]
+fn given_a_silent_rvp_of_the_office_above_then_a_branch_client_report_reaches_its_office() {
+    let (mut r, id, now) = offices(2);
+    assert_eq!(
+        r.report_unresponsive(node(9), node(1), now),
+        Reported::UnknownReporter
+    );
+    assert_eq!(
+        r.report_unresponsive(node(3), node(1), now),
+        Reported::NotHere,
+        "client 1 is in hq, above branch"
+    );
+    let info = r.at(&node(2)).office_info(&node(2), now).unwrap();
+    assert_eq!(info.rvps, vec![node(2)], "hq elected another RVP");
+    r.report_have(node(2), id, PieceMap::full(2), now).unwrap();
+    assert_eq!(
+        ids(&r.sources(&query(3, id, 0), now).unwrap().peers),
+        vec![(2, true)]
     );
 }

@@ -1,8 +1,22 @@
-//! Tests of `registry_actor`.
+//! Tests of `directory`.
 
 use super::*;
 use crate::server::registry::RegistryTiming;
 use branchline_storage::{ContentRecord, Manifest};
+
+fn deps() -> OfficeDeps {
+    OfficeDeps {
+        timing: RegistryTiming {
+            client_timeout: Duration::from_secs(20),
+            lease_ttl: Duration::from_secs(60),
+            rvp_patience: Duration::from_secs(30),
+        },
+        seats: Arc::default(),
+        heartbeat: Duration::from_secs(5),
+        book: ActorBook::default(),
+        arbiters: Vec::new(),
+    }
+}
 
 /// A store written by the previous version: purges kept as a list with
 /// wall-clock times under the `purges` setting.
@@ -21,19 +35,8 @@ fn purges_of_the_previous_format_become_numbered_purges() {
     store.put_content(&back, false).unwrap();
     let old: Vec<(ContentId, u64)> = vec![(back_id, 20), (gone_id, 10)];
     store.put_setting(OLD_PURGES_SETTING, &old).unwrap();
-    let timing = RegistryTiming {
-        client_timeout: Duration::from_secs(20),
-        lease_ttl: Duration::from_secs(60),
-        rvp_patience: Duration::from_secs(30),
-    };
     let signer: PublicationSigner = Arc::new(|_| None);
-    let actor = RegistryActor::new(
-        Registry::new(timing),
-        store.clone(),
-        Duration::from_secs(5),
-        signer,
-    )
-    .unwrap();
+    let directory = DirectoryActor::new(deps(), store.clone(), signer).unwrap();
     assert_eq!(store.purges_since(0, 10).unwrap(), vec![(1, gone_id)]);
     assert!(
         store
@@ -41,7 +44,7 @@ fn purges_of_the_previous_format_become_numbered_purges() {
             .unwrap()
             .is_none()
     );
-    assert!(actor.registry.content(&back_id).is_some());
+    assert!(directory.catalogue.get(&back_id).is_some());
 }
 
 /// Two topology writes on the blocking pool may finish in either order:
