@@ -117,6 +117,31 @@ fn publishing_a_missing_file_is_named() {
 }
 
 #[test]
+fn a_file_url_given_as_a_cdn_is_refused_and_nothing_is_published() {
+    let world = World::new(31, 26);
+    let server = world.server();
+    let package = world.path("p.bin");
+    std::fs::write(&package, [1u8; 4096]).unwrap();
+    let (ok, stderr) = run_err(&[
+        "publish",
+        "--data-dir",
+        &path_arg(&world.path("server")),
+        &path_arg(&package),
+        "--cdn",
+        "file:///srv/p.bin",
+    ]);
+    assert!(!ok);
+    assert_one_line_error(
+        &stderr,
+        &["--cdn file:///srv/p.bin: a CDN is reached over http(s)://, not file://"],
+    );
+    assert_eq!(
+        server.status()["registry"]["contents"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn publishing_without_a_running_server_is_named() {
     let world = World::new(31, 6);
     let file = world.path("p.bin");

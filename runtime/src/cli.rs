@@ -241,9 +241,19 @@ pub struct PublishArgs {
     pub node: NodeLocator,
     /// The package file.
     pub file: PathBuf,
-    /// Where clients fetch the bytes when no peer has them, in order
-    /// (CDN first, then file storage): http(s):// or file:// URLs. Default:
-    /// the embedded file storage if the file is inside it, else file://.
+    /// A CDN clients fetch the bytes from when no peer has them
+    /// (http(s):// URL). CDNs are tried first, in the order given; a client
+    /// off the corporate network is given only these.
+    #[arg(long = "cdn", value_name = "URL")]
+    pub cdns: Vec<String>,
+    /// File storage clients fetch the bytes from when no peer has them and
+    /// no CDN answers (http(s):// or file:// URL), in the order given.
+    #[arg(long = "file-storage", value_name = "URL")]
+    pub file_storages: Vec<String>,
+    /// An origin whose kind follows from its URL: file:// URLs and URLs of
+    /// the server's own file storage are file storage, others a CDN.
+    /// Default (no origin given): the embedded file storage if the file is
+    /// inside it, else file://.
     #[arg(long = "origin", value_name = "URL")]
     pub origins: Vec<String>,
     /// Piece size in bytes (16 KiB to 16 MiB).

@@ -238,7 +238,10 @@ impl Demo {
         let content = rt.block_on(publish::publish_manifest(
             &server_socket,
             manifest.clone(),
-            vec![origin.clone()],
+            vec![branchline_storage::Origin {
+                url: origin.clone(),
+                kind: branchline_storage::OriginKind::FileStorage,
+            }],
             false,
         ))?;
         println!(

@@ -22,6 +22,7 @@ pub mod content;
 pub mod group_commit;
 pub mod hex_id;
 pub mod meta_store;
+pub mod origin;
 pub mod piece_cache;
 pub mod piece_map;
 pub mod publication;
@@ -31,6 +32,7 @@ pub mod self_check;
 
 pub use content::{ContentId, Hash, Manifest};
 pub use meta_store::{ClientRecord, ContentRecord, MetaStore, NodeId};
+pub use origin::{Origin, OriginKind};
 pub use piece_cache::{CacheConfig, CacheError, PieceCache};
 pub use piece_map::PieceMap;
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use crate::content::{ContentId, Manifest};
+use crate::origin::OriginKind;
 use crate::piece_cache::CacheError;
 use crate::piece_map::PieceMap;
 use crate::records::{self, BadRecord};
@@ -100,6 +101,10 @@ pub struct MetaStore {
     /// Content id -> nothing: every content ever published shareable,
     /// kept after a purge (peers may still hold its signed publication).
     shared: sled::Tree,
+    /// Content id -> the kind of each of its origins, in the record's order
+    /// (contents published before kinds were kept have none: see
+    /// [`crate::origin::OriginKind::infer`]).
+    origin_kinds: sled::Tree,
     /// Purge sequence number (u64, big-endian) -> content id: every purge
     /// ever made, in order, so a client that was away for any time learns
     /// each one it missed (no clock involved).
@@ -134,6 +139,7 @@ impl MetaStore {
             confidential: db.open_tree("confidential")?,
             shared: db.open_tree("shared")?,
             purges: db.open_tree("purges")?,
+            origin_kinds: db.open_tree("origin_kinds")?,
             db,
         })
     }
@@ -144,14 +150,27 @@ impl MetaStore {
         &self.db
     }
 
-    /// Stores a content, and whether it is confidential, in one
-    /// transaction, and flushes: a publish is durable when this returns.
-    pub fn put_content(&self, record: &ContentRecord, confidential: bool) -> Result<(), MetaError> {
+    /// Stores a content, the kind of each of its origins (in the record's
+    /// order) and whether it is confidential, in one transaction, and
+    /// flushes: a publish is durable when this returns.
+    pub fn put_content(
+        &self,
+        record: &ContentRecord,
+        kinds: &[OriginKind],
+        confidential: bool,
+    ) -> Result<(), MetaError> {
         let id = record.manifest.content_id().0;
         let encoded = records::encode(record);
-        (&self.contents, &self.confidential, &self.shared)
-            .transaction(|(contents, flags, shared)| {
+        let kinds = records::encode(&kinds);
+        (
+            &self.contents,
+            &self.confidential,
+            &self.shared,
+            &self.origin_kinds,
+        )
+            .transaction(|(contents, flags, shared, origin_kinds)| {
                 contents.insert(&id, encoded.as_slice())?;
+                origin_kinds.insert(&id, kinds.as_slice())?;
                 match confidential {
                     true => flags.insert(&id, &[][..])?,
                     false => {
@@ -246,10 +265,12 @@ impl MetaStore {
             &self.confidential,
             &self.holdings,
             &self.purges,
+            &self.origin_kinds,
         )
-            .transaction(|(contents, flags, held, purges)| {
+            .transaction(|(contents, flags, held, purges, origin_kinds)| {
                 contents.remove(&id.0)?;
                 flags.remove(&id.0)?;
+                origin_kinds.remove(&id.0)?;
                 for key in &holdings {
                     held.remove(key)?;
                 }
@@ -290,6 +311,17 @@ impl MetaStore {
             out.push((purge_seq(&key)?, crate::content::Hash(id)));
         }
         Ok(out)
+    }
+
+    /// The kinds of a content's origins, in its record's order, if they
+    /// were stored (contents published by an earlier version have none).
+    pub fn origin_kinds(&self, id: &ContentId) -> Result<Option<Vec<OriginKind>>, MetaError> {
+        match self.origin_kinds.get(id.0)? {
+            Some(value) => Ok(Some(records::decode(&value, || {
+                format!("origin_kinds/{id}")
+            })?)),
+            None => Ok(None),
+        }
     }
 
     /// Every stored content.
@@ -424,6 +456,7 @@ mod tests {
                         origins: vec!["file:///x".into()],
                         published_ms: 5,
                     },
+                    &[OriginKind::FileStorage],
                     false,
                 )
                 .unwrap();
@@ -445,6 +478,10 @@ mod tests {
         }
         let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.contents().unwrap()[0].manifest, manifest);
+        assert_eq!(
+            store.origin_kinds(&content).unwrap(),
+            Some(vec![OriginKind::FileStorage])
+        );
         assert_eq!(store.clients().unwrap().len(), 1);
         let holdings = store.holdings().unwrap();
         assert_eq!(holdings.len(), 1);
@@ -457,8 +494,8 @@ mod tests {
         let (secret, open) = (record(1, 50_000), record(2, 50_000));
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
-            store.put_content(&secret, true).unwrap();
-            store.put_content(&open, false).unwrap();
+            store.put_content(&secret, &[], true).unwrap();
+            store.put_content(&open, &[], false).unwrap();
         }
         let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
         let ids = store.confidential().unwrap();
@@ -468,6 +505,11 @@ mod tests {
         );
         store.purge_content(&secret.manifest.content_id()).unwrap();
         assert!(store.confidential().unwrap().is_empty());
+        assert_eq!(
+            store.origin_kinds(&secret.manifest.content_id()).unwrap(),
+            None,
+            "the kinds go with the content"
+        );
         assert_eq!(store.contents().unwrap().len(), 1);
         let open_id = open.manifest.content_id();
         assert!(store.was_shared(&open_id).unwrap());
@@ -483,8 +525,8 @@ mod tests {
         let (ida, idb) = (a.manifest.content_id(), b.manifest.content_id());
         {
             let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
-            store.put_content(&a, false).unwrap();
-            store.put_content(&b, false).unwrap();
+            store.put_content(&a, &[], false).unwrap();
+            store.put_content(&b, &[], false).unwrap();
             let client = NodeId([7; 16]);
             store
                 .put_holding(&ida, &client, &PieceMap::new(a.manifest.piece_count()))

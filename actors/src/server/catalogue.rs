@@ -1,22 +1,68 @@
 //! The published contents: what the directory tells every office actor.
 //! The directory owns the catalogue and changes it on publish and purge;
 //! each office actor holds the same `Arc` snapshot, so a manifest is kept
-//! once however many offices there are.
+//! once however many offices there are. A content's origins are kept in
+//! fallback order, every CDN before any file storage.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use branchline_storage::{ContentId, ContentRecord};
+use branchline_storage::origin::in_fallback_order;
+use branchline_storage::{ContentId, ContentRecord, Origin, OriginKind};
 
 use crate::server::registry::RegistryError;
 
 /// One published content.
 #[derive(Clone, Debug)]
 pub struct Published {
-    /// Its record: manifest, origins, when published.
+    /// Its record: manifest, origins (in fallback order), when published.
     pub record: Arc<ContentRecord>,
+    /// The kind of each origin, in the record's order.
+    pub kinds: Vec<OriginKind>,
     /// Never shared by peers.
     pub confidential: bool,
+}
+
+impl Published {
+    /// The record as a client off the corporate network is given it: only
+    /// its CDN origins, if it has any (it cannot reach file storage).
+    pub fn off_network(&self) -> ContentRecord {
+        let mut record = (*self.record).clone();
+        if self.kinds.contains(&OriginKind::Cdn) {
+            record.origins = self.origins_of(OriginKind::Cdn);
+        }
+        record
+    }
+
+    fn origins_of(&self, kind: OriginKind) -> Vec<String> {
+        self.record
+            .origins
+            .iter()
+            .zip(&self.kinds)
+            .filter(|(_, k)| **k == kind)
+            .map(|(url, _)| url.clone())
+            .collect()
+    }
+
+    /// Its origins with their kinds, in fallback order.
+    pub fn origins(&self) -> Vec<Origin> {
+        self.record
+            .origins
+            .iter()
+            .zip(&self.kinds)
+            .map(|(url, kind)| Origin {
+                url: url.clone(),
+                kind: *kind,
+            })
+            .collect()
+    }
+
+    /// Sets the origins, in fallback order.
+    fn set_origins(&mut self, origins: Vec<Origin>) {
+        let origins = in_fallback_order(origins);
+        self.kinds = origins.iter().map(|o| o.kind).collect();
+        Arc::make_mut(&mut self.record).origins = origins.into_iter().map(|o| o.url).collect();
+    }
 }
 
 /// Every published content, and the number of the last purge made durable
@@ -59,16 +105,18 @@ impl Catalogue {
         self.purge_seq = self.purge_seq.max(seq);
     }
 
-    /// Publishes a content, `confidential` or not. Publishing the same
-    /// content again adds origins it did not list before, and is refused if
-    /// it would change its confidentiality. Returns its id.
+    /// Publishes a content (its record's origins are replaced by
+    /// `origins`, in fallback order), `confidential` or not. Publishing
+    /// the same content again adds origins it did not list before, and is
+    /// refused if it would change its confidentiality. Returns its id.
     pub fn publish(
         &mut self,
         record: ContentRecord,
+        origins: Vec<Origin>,
         confidential: bool,
     ) -> Result<ContentId, RegistryError> {
         let id = record.manifest.content_id();
-        if confidential && record.origins.is_empty() {
+        if confidential && origins.is_empty() {
             return Err(RegistryError::ConfidentialWithoutOrigin(id));
         }
         match self.contents.get_mut(&id) {
@@ -80,23 +128,23 @@ impl Catalogue {
                 })
             }
             Some(existing) => {
-                let merged = Arc::make_mut(&mut existing.record);
-                for origin in record.origins {
-                    if !merged.origins.contains(&origin) {
-                        merged.origins.push(origin);
+                let mut merged = existing.origins();
+                for origin in origins {
+                    if !merged.iter().any(|o| o.url == origin.url) {
+                        merged.push(origin);
                     }
                 }
+                existing.set_origins(merged);
                 Ok(id)
             }
             None => {
-                let record = Arc::new(record);
-                self.contents.insert(
-                    id,
-                    Published {
-                        record,
-                        confidential,
-                    },
-                );
+                let mut published = Published {
+                    record: Arc::new(record),
+                    kinds: Vec::new(),
+                    confidential,
+                };
+                published.set_origins(origins);
+                self.contents.insert(id, published);
                 Ok(id)
             }
         }

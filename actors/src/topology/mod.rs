@@ -11,11 +11,13 @@
 //!
 //! - [`block`]: subnets and ranges.
 //! - [`overlap`]: finding clashing blocks of two offices in O(n log n).
+//! - [`network`]: private ranges, and the clients off the corporate network.
 //! - [`spreadsheet`]: the CSV an administrator edits, with its caps.
 
 pub mod block;
 pub mod link;
 mod lookup;
+pub mod network;
 pub mod overlap;
 pub mod spreadsheet;
 
@@ -113,6 +115,15 @@ pub struct Office {
 }
 
 impl Office {
+    /// Whether it is an automatic office made for addresses on no private
+    /// network: its clients are off the corporate network, and are given
+    /// only the CDN origins of a content.
+    pub fn is_off_network(&self) -> bool {
+        self.automatic
+            && !self.blocks.is_empty()
+            && self.blocks.iter().all(|b| !network::is_private(b.first()))
+    }
+
     /// An office with defaults: Default type, one RVP, no blocks.
     pub fn new(name: &str, parent: Option<&str>) -> Self {
         Office {
@@ -415,13 +426,19 @@ impl Topology {
 
     /// The office of `addr`, making an automatic office of its /24 (or
     /// /64) under the top office if no office claims it. True if it made
-    /// one.
+    /// one. An address on no private network gets an office off the
+    /// corporate network (`offnet-…`, see [`Office::is_off_network`]).
     pub fn resolve_or_add(&mut self, addr: IpAddr) -> (&Office, bool) {
         if let Some(i) = self.resolve(addr).map(|o| self.position(&o.name)) {
             return (&self.offices[i], false);
         }
         let block = AddressBlock::around(addr);
-        let base = format!("auto-{block}");
+        let off_network = !network::is_private(addr);
+        let base = if off_network {
+            format!("offnet-{block}")
+        } else {
+            format!("auto-{block}")
+        };
         let mut name = base.clone();
         for n in 2.. {
             if self.position_of(&name).is_none() {
@@ -432,6 +449,12 @@ impl Topology {
         let mut office = Office::new(&name, Some(&self.top().name.clone()));
         office.blocks.push(block);
         office.automatic = true;
+        if off_network {
+            // Its clients cannot reach the offices' peers nor be reached:
+            // none serves, and each takes the origin (a CDN) directly.
+            office.kind = OfficeKind::Vpn;
+            office.origin_direct = true;
+        }
         self.offices.push(office);
         // Walked until there are enough of them to build the lookup again.
         if self.offices.len() - self.lookup().built_for() > MAX_WALKED_OFFICES {

@@ -85,8 +85,30 @@ fn an_unknown_address_gets_an_automatic_office_under_the_top_once() {
     let (again, new) = t.resolve_or_add(ip("192.168.7.9"));
     assert!(!new);
     assert_eq!(again.name, "auto-192.168.7.0/24");
+    assert!(!again.is_off_network(), "a private address");
     assert_eq!(t.offices().len(), 5);
     assert!(Topology::new(t.offices().to_vec()).is_ok(), "still valid");
+}
+
+#[test]
+fn an_address_on_no_private_network_gets_an_office_off_the_network() {
+    let mut t = sample();
+    let (made, new) = t.resolve_or_add(ip("203.0.113.7"));
+    assert!(new && made.is_off_network());
+    assert_eq!(made.name, "offnet-203.0.113.0/24");
+    assert_eq!(
+        (made.kind, made.origin_direct),
+        (OfficeKind::Vpn, true),
+        "nobody serves; each client takes the origin directly"
+    );
+    let exported = spreadsheet::export(&t);
+    let back = spreadsheet::import(exported.as_bytes()).unwrap();
+    assert!(
+        back.office("offnet-203.0.113.0/24")
+            .unwrap()
+            .is_off_network(),
+        "still off the network after an export and import"
+    );
 }
 
 #[test]

@@ -29,8 +29,8 @@ pub enum AdminRequest {
     Publish {
         /// The manifest.
         manifest: Manifest,
-        /// Where the bytes live.
-        origins: Vec<String>,
+        /// Where the bytes live, with each place's kind.
+        origins: Vec<branchline_storage::Origin>,
         /// Never shared by peers: every client fetches it from an origin.
         confidential: bool,
     },

@@ -72,7 +72,8 @@ impl ServerAdmin {
             {
                 Ok(Ok(id)) => {
                     if let Some((storage, url)) = &self.file_storage {
-                        storage.allow(url, &origins);
+                        let urls: Vec<String> = origins.into_iter().map(|o| o.url).collect();
+                        storage.allow(url, &urls);
                     }
                     AdminReply::Published(id)
                 }

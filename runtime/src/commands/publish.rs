@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView};
-use branchline_storage::{ContentId, Manifest};
+use branchline_storage::{ContentId, Manifest, Origin, OriginKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{data_dir, mib, runtime};
@@ -39,14 +39,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
             other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
         },
     ))??;
-    let origins = if args.origins.is_empty() {
-        default_origin(&args.file, file_storage.as_ref())?
-    } else {
-        for origin in &args.origins {
-            OriginUrl::parse(origin)?;
-        }
-        args.origins.clone()
-    };
+    let origins = origins(args, file_storage.as_ref())?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args
@@ -56,10 +49,14 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
             .context("the package path has no file name")?,
     };
     let manifest = hash_file(&args.file, &name, args.piece_size, true)?;
+    let named: Vec<String> = origins
+        .iter()
+        .map(|o| format!("{} {}", o.kind.name(), o.url))
+        .collect();
     let id = rt.block_on(publish_manifest(
         &socket,
         manifest.clone(),
-        origins.clone(),
+        origins,
         args.confidential,
     ))?;
     let sharing = match args.confidential {
@@ -71,7 +68,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         mib(manifest.size),
         manifest.piece_count(),
         mib(u64::from(manifest.piece_size)),
-        origins.join(", ")
+        named.join(", ")
     );
     println!("{id}");
     Ok(())
@@ -105,11 +102,51 @@ pub fn hash_file(
     Ok(manifest)
 }
 
+/// The origins given on the command line, each with its kind (checked),
+/// or the default one (file storage).
+fn origins(args: &PublishArgs, storage: Option<&FileStorageView>) -> anyhow::Result<Vec<Origin>> {
+    let own = storage.map(|s| s.base_url.as_str());
+    let given = args
+        .cdns
+        .iter()
+        .map(|url| (url, OriginKind::Cdn))
+        .chain(
+            args.file_storages
+                .iter()
+                .map(|url| (url, OriginKind::FileStorage)),
+        )
+        .chain(
+            args.origins
+                .iter()
+                .map(|url| (url, OriginKind::infer(url, own))),
+        );
+    let mut origins = Vec::new();
+    for (url, kind) in given {
+        let parsed = OriginUrl::parse(url)?;
+        anyhow::ensure!(
+            kind == OriginKind::FileStorage || !matches!(parsed, OriginUrl::File(_)),
+            "--cdn {url}: a CDN is reached over http(s)://, not file://"
+        );
+        origins.push(Origin {
+            url: url.clone(),
+            kind,
+        });
+    }
+    if origins.is_empty() {
+        let url = default_origin(&args.file, storage)?;
+        origins.push(Origin {
+            url,
+            kind: OriginKind::FileStorage,
+        });
+    }
+    Ok(origins)
+}
+
 /// Registers a manifest with the server over its admin socket.
 pub async fn publish_manifest(
     socket: &Path,
     manifest: Manifest,
-    origins: Vec<String>,
+    origins: Vec<Origin>,
     confidential: bool,
 ) -> anyhow::Result<ContentId> {
     let request = AdminRequest::Publish {
@@ -127,7 +164,7 @@ pub async fn publish_manifest(
 
 /// The origin of a package when none is given: its URL in the server's
 /// embedded file storage if it lies inside it, else its `file://` path.
-fn default_origin(file: &Path, storage: Option<&FileStorageView>) -> anyhow::Result<Vec<String>> {
+fn default_origin(file: &Path, storage: Option<&FileStorageView>) -> anyhow::Result<String> {
     let real = file
         .canonicalize()
         .with_context(|| format!("cannot open {}", file.display()))?;
@@ -136,13 +173,13 @@ fn default_origin(file: &Path, storage: Option<&FileStorageView>) -> anyhow::Res
         && let Ok(relative) = real.strip_prefix(&root)
     {
         let base = storage.base_url.trim_end_matches('/');
-        return Ok(vec![format!("{base}/{}", url_path(relative))]);
+        return Ok(format!("{base}/{}", url_path(relative)));
     }
     eprintln!(
-        "note: no --origin given; clients will read file://{} (only where that path is visible)",
+        "note: no origin given; clients will read file://{} (only where that path is visible)",
         real.display()
     );
-    Ok(vec![format!("file://{}", real.display())])
+    Ok(format!("file://{}", real.display()))
 }
 
 /// A relative path as URL path segments, with unsafe bytes escaped.

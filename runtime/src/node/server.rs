@@ -115,8 +115,9 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         book: book.clone(),
         arbiters: office_arbiters(),
     };
-    let directory =
-        DirectoryActor::new(deps, meta, signer).context("loading the metadata store")?;
+    let storage_url = file_storage.as_ref().map(|(_, _, url)| url.as_str());
+    let directory = DirectoryActor::new(deps, meta, signer, storage_url)
+        .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
 
     system.block_on(async move {

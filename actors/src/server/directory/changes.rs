@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use branchline_storage::meta_store::MetaError;
 use branchline_storage::records::unix_ms;
-use branchline_storage::{ContentId, ContentRecord, Manifest};
+use branchline_storage::{ContentId, ContentRecord, Manifest, Origin};
 
 use super::DirectoryActor;
 use crate::server::office_actor::SetCatalogue;
@@ -72,8 +72,8 @@ impl DirectoryActor {
 pub struct Publish {
     /// The manifest.
     pub manifest: Manifest,
-    /// Its origins.
-    pub origins: Vec<String>,
+    /// Its origins, with their kinds.
+    pub origins: Vec<Origin>,
     /// Never shared by peers.
     pub confidential: bool,
 }
@@ -85,7 +85,7 @@ impl Handler<Publish> for DirectoryActor {
         let refuse = |e: ChangeError| -> Self::Result { Box::pin(actix::fut::ready(Err(e))) };
         let record = ContentRecord {
             manifest: msg.manifest,
-            origins: msg.origins,
+            origins: Vec::new(),
             published_ms: unix_ms(),
         };
         if let Err(e) = record.manifest.validate() {
@@ -106,14 +106,18 @@ impl Handler<Publish> for DirectoryActor {
                 }
             }
         }
-        let id = match Arc::make_mut(&mut self.catalogue).publish(record, confidential) {
+        let catalogue = Arc::make_mut(&mut self.catalogue);
+        let id = match catalogue.publish(record, msg.origins, confidential) {
             Ok(id) => id,
             Err(e) => return refuse(e.into()),
         };
+        let published = catalogue.get(&id).expect("just published");
+        let (merged, kinds) = ((*published.record).clone(), published.kinds.clone());
         self.tell_catalogue();
-        let merged = (*self.catalogue.get(&id).expect("just published").record).clone();
-        let write =
-            crate::panics::run_blocking(|| {}, move || store.put_content(&merged, confidential));
+        let write = crate::panics::run_blocking(
+            || {},
+            move || store.put_content(&merged, &kinds, confidential),
+        );
         Box::pin(
             write
                 .into_actor(self)

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use branchline_storage::meta_store::MetaError;
 use branchline_storage::publication::{Publication, Signature, SignedPublication};
-use branchline_storage::{ClientRecord, ContentId, MetaStore, NodeId, PieceMap};
+use branchline_storage::{
+    ClientRecord, ContentId, MetaStore, NodeId, Origin, OriginKind, PieceMap,
+};
 
 use crate::server::catalogue::Catalogue;
 use crate::server::office_actor::{Adopt, OfficeActor, Replace, Resolve, Serve};
@@ -111,18 +113,39 @@ fn migrate_old_purges(store: &MetaStore, catalogue: &Catalogue) -> Result<(), Me
 impl DirectoryActor {
     /// The directory as the store kept it: topology, published contents,
     /// and each office's clients and holdings (their offices start with
-    /// the directory).
+    /// the directory). `file_storage` is the base URL of the server's own
+    /// file storage, if it runs one: origins published by an earlier
+    /// version, which kept no kinds, are file storage if they are there or
+    /// `file://`, and CDNs otherwise.
     pub fn new(
         deps: OfficeDeps,
         store: Arc<MetaStore>,
         signer: PublicationSigner,
+        file_storage: Option<&str>,
     ) -> Result<Self, MetaError> {
         let mut catalogue = Catalogue::default();
         let confidential = store.confidential()?;
         for record in store.contents()? {
-            let secret = confidential.contains(&record.manifest.content_id());
+            let id = record.manifest.content_id();
+            let secret = confidential.contains(&id);
+            let kinds = store
+                .origin_kinds(&id)?
+                .filter(|kinds| kinds.len() == record.origins.len())
+                .unwrap_or_else(|| {
+                    let infer = |url: &String| OriginKind::infer(url, file_storage);
+                    record.origins.iter().map(infer).collect()
+                });
+            let origins = record
+                .origins
+                .iter()
+                .zip(kinds)
+                .map(|(url, kind)| Origin {
+                    url: url.clone(),
+                    kind,
+                })
+                .collect();
             // Stored contents were accepted once; a conflict cannot be.
-            let _ = catalogue.publish(record, secret);
+            let _ = catalogue.publish(record, origins, secret);
         }
         migrate_old_purges(&store, &catalogue)?;
         catalogue.purged_up_to(store.last_purge()?);
@@ -240,9 +263,20 @@ impl DirectoryActor {
         self.office(&name, ctx)
     }
 
-    fn content_reply(&self, content: ContentId) -> ServerReply {
+    /// A content's record, with the server's signed word for how it may be
+    /// shared, for a client at `from`. A client off the corporate network
+    /// is given only the CDN origins.
+    fn content_reply(&self, content: ContentId, from: std::net::IpAddr) -> ServerReply {
         let Some(published) = self.catalogue.get(&content) else {
             return ServerReply::NotFound;
+        };
+        let off_network = self
+            .topology
+            .resolve(from)
+            .is_some_and(crate::topology::Office::is_off_network);
+        let record = match off_network {
+            true => published.off_network(),
+            false => (*published.record).clone(),
         };
         let publication = Publication {
             content,
@@ -250,7 +284,7 @@ impl DirectoryActor {
         };
         let signature = (self.signer)(&publication);
         ServerReply::Content(
-            (*published.record).clone(),
+            record,
             SignedPublication {
                 publication,
                 signature,
@@ -385,7 +419,9 @@ impl Handler<Serve> for DirectoryActor {
         let ready = |reply| -> Self::Result { Box::pin(actix::fut::ready(reply)) };
         let office = match &msg.request {
             ServerRequest::GetPurges { since } => return self.purges_since(*since),
-            ServerRequest::GetContent { content } => return ready(self.content_reply(*content)),
+            ServerRequest::GetContent { content } => {
+                return ready(self.content_reply(*content, msg.from.ip()));
+            }
             // The control endpoint answers it; the directory keeps no list.
             ServerRequest::GetRevocations { .. } => return ready(ServerReply::Revocations(None)),
             // The control endpoint answers it, where the cluster CA is.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::server::registry::RegistryTiming;
-use branchline_storage::{ContentRecord, Manifest};
+use branchline_storage::{ContentRecord, Manifest, OriginKind};
 
 fn deps() -> OfficeDeps {
     OfficeDeps {
@@ -32,11 +32,11 @@ fn purges_of_the_previous_format_become_numbered_purges() {
     let (gone, back) = (record(1), record(2));
     let (gone_id, back_id) = (gone.manifest.content_id(), back.manifest.content_id());
     // `back` was purged, then published again: it stays.
-    store.put_content(&back, false).unwrap();
+    store.put_content(&back, &[], false).unwrap();
     let old: Vec<(ContentId, u64)> = vec![(back_id, 20), (gone_id, 10)];
     store.put_setting(OLD_PURGES_SETTING, &old).unwrap();
     let signer: PublicationSigner = Arc::new(|_| None);
-    let directory = DirectoryActor::new(deps(), store.clone(), signer).unwrap();
+    let directory = DirectoryActor::new(deps(), store.clone(), signer, None).unwrap();
     assert_eq!(store.purges_since(0, 10).unwrap(), vec![(1, gone_id)]);
     assert!(
         store
@@ -61,4 +61,144 @@ fn an_older_topology_written_after_a_newer_one_is_not_kept() {
     assert_eq!(load_topology(&store).unwrap(), Some(new.clone()));
     save_topology(&store, &old, 3, &writes).unwrap();
     assert_eq!(load_topology(&store).unwrap(), Some(old));
+}
+
+fn registration(n: u8, addr: std::net::IpAddr) -> crate::wire::Registration {
+    crate::wire::Registration {
+        id: NodeId([n; 16]),
+        name: format!("c{n}"),
+        addr: (addr, 34760).into(),
+        background: (addr, 34750).into(),
+        holdings: vec![],
+        attributes: crate::server::election::Attributes::default(),
+    }
+}
+
+/// A client off the corporate network (an address no office and no private
+/// range holds) gets an office of its own that takes the origin directly,
+/// and only the CDN origins; a client inside gets them all, CDN first,
+/// whatever order they were published in. Real actors, in one process.
+#[actix_rt::test]
+async fn a_client_off_the_network_goes_to_the_cdn_directly() {
+    use crate::wire::{ServerReply, ServerRequest, SourcesQuery};
+    use branchline_storage::Origin;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+    let signer: PublicationSigner = Arc::new(|_| None);
+    let directory = DirectoryActor::new(deps(), store.clone(), signer, None)
+        .unwrap()
+        .start();
+    let manifest = Manifest::from_reader("p", &[3u8; 40_000][..], 16 * 1024, |_| {}).unwrap();
+    let origin = |url: &str, kind| Origin {
+        url: url.into(),
+        kind,
+    };
+    let id = directory
+        .send(changes::Publish {
+            manifest,
+            origins: vec![
+                origin("https://files.corp/p", OriginKind::FileStorage),
+                origin("https://cdn.example/p", OriginKind::Cdn),
+            ],
+            confidential: false,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let ask = |request: ServerRequest, from: &str| {
+        directory.send(Serve {
+            request,
+            from: format!("{from}:34760").parse().unwrap(),
+        })
+    };
+    let origins = |reply: ServerReply| match reply {
+        ServerReply::Content(record, _) => record.origins,
+        other => panic!("{other:?}"),
+    };
+    let outside = "203.0.113.5";
+    match ask(
+        ServerRequest::Register(registration(1, outside.parse().unwrap())),
+        outside,
+    )
+    .await
+    .unwrap()
+    {
+        ServerReply::Registered { office, .. } => {
+            assert_eq!(office.name, "offnet-203.0.113.0/24");
+            assert!(office.rvps.is_empty(), "nobody serves there");
+        }
+        other => panic!("{other:?}"),
+    }
+    let content = ServerRequest::GetContent { content: id };
+    assert_eq!(
+        origins(ask(content.clone(), outside).await.unwrap()),
+        ["https://cdn.example/p"]
+    );
+    assert_eq!(
+        origins(ask(content, "10.1.2.3").await.unwrap()),
+        ["https://cdn.example/p", "https://files.corp/p"],
+        "CDN first inside the network"
+    );
+    let query = SourcesQuery {
+        id: NodeId([1; 16]),
+        content: id,
+        since: 0,
+        want_leases: 2,
+        release: vec![],
+        stuck: vec![],
+        wait_ms: 0,
+    };
+    match ask(ServerRequest::Sources(query), outside).await.unwrap() {
+        ServerReply::Sources(answer) => {
+            assert_eq!(answer.granted, vec![0, 1], "the origin at once");
+            assert!(answer.peers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.origin_kinds(&id).unwrap(),
+        Some(vec![OriginKind::Cdn, OriginKind::FileStorage]),
+        "kinds stored in the record's order"
+    );
+}
+
+/// A store written before origins had kinds: each stored origin gets one
+/// from its URL at start (file:// and the server's own file storage are
+/// file storage), and the record is answered CDN first.
+#[test]
+fn origins_stored_without_kinds_get_them_from_their_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+    let record = ContentRecord {
+        manifest: Manifest::from_reader("p", &[5u8; 20_000][..], 16 * 1024, |_| {}).unwrap(),
+        origins: vec![
+            "file:///srv/p".into(),
+            "https://server:34330/p".into(),
+            "https://cdn.example/p".into(),
+        ],
+        published_ms: 1,
+    };
+    let id = record.manifest.content_id();
+    // As an earlier version stored it: no kinds that fit its origins.
+    store.put_content(&record, &[], false).unwrap();
+    let signer: PublicationSigner = Arc::new(|_| None);
+    let directory =
+        DirectoryActor::new(deps(), store, signer, Some("https://server:34330")).unwrap();
+    let published = directory.catalogue.get(&id).unwrap();
+    assert_eq!(
+        published.record.origins,
+        [
+            "https://cdn.example/p",
+            "file:///srv/p",
+            "https://server:34330/p"
+        ]
+    );
+    assert_eq!(
+        published.kinds,
+        [
+            OriginKind::Cdn,
+            OriginKind::FileStorage,
+            OriginKind::FileStorage
+        ]
+    );
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use branchline_storage::{ContentId, ContentRecord, NodeId, PieceMap};
+use branchline_storage::{ContentId, ContentRecord, NodeId, Origin, OriginKind, PieceMap};
 
 use crate::server::catalogue::Catalogue;
 use crate::server::registry::{
@@ -76,13 +76,22 @@ impl Enterprise {
         self.home.get(id).map(String::as_str)
     }
 
-    /// Publishes, and tells every office.
+    /// Publishes (each origin's kind inferred from its URL), and tells
+    /// every office.
     pub fn publish(
         &mut self,
         record: ContentRecord,
         confidential: bool,
     ) -> Result<ContentId, RegistryError> {
-        let id = Arc::make_mut(&mut self.catalogue).publish(record, confidential)?;
+        let origins = record
+            .origins
+            .iter()
+            .map(|url| Origin {
+                url: url.clone(),
+                kind: OriginKind::infer(url, None),
+            })
+            .collect();
+        let id = Arc::make_mut(&mut self.catalogue).publish(record, origins, confidential)?;
         self.tell_catalogue();
         Ok(id)
     }
