@@ -18,6 +18,7 @@
 //! - [`panics`]: every panic handled where it happened, or the node ends.
 
 pub mod client;
+pub mod clock;
 pub mod messages;
 pub mod pacing;
 pub mod panics;

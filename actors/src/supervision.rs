@@ -69,7 +69,7 @@ impl Health {
             restarts: AtomicU32::new(0),
             last_cause: Mutex::new(None),
             gave_up: AtomicBool::new(false),
-            started: Instant::now(),
+            started: crate::clock::now(),
             handled: AtomicU64::new(0),
             probe_mark: AtomicU64::new(0),
             depth: AtomicU64::new(0),
@@ -428,7 +428,7 @@ where
     /// The actor stopped or panicked: arms the backoff, or gives it up.
     /// False when it is given up.
     fn down(&mut self, cause: String) -> bool {
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.recent
             .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
         self.recent.push(now);

@@ -360,6 +360,24 @@ impl Default for TransferSection {
     }
 }
 
+impl TransferSection {
+    /// The settings a client's transfers run with.
+    pub fn settings(&self) -> branchline_actors::client::transfer::TransferSettings {
+        use branchline_actors::client::picker::Limits;
+        branchline_actors::client::transfer::TransferSettings {
+            limits: Limits {
+                per_peer: self.per_peer,
+                total: self.max_in_flight,
+                origin: self.origin_in_flight,
+                retry_after: Duration::from_millis(self.retry_after_ms),
+                stuck_after: Duration::from_secs(self.stuck_after_secs),
+            },
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            poll_wait: Duration::from_secs(2),
+        }
+    }
+}
+
 /// What the client reports for its office's elections. The OS tells the
 /// real values; the overrides replace them (odd hardware, tests).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -16,26 +16,19 @@ use branchline_actors::client::office::Purged;
 use branchline_actors::client::rvp::Wanted;
 use branchline_actors::client::store::{ApplyPurges, GetInventory, PurgesSeen, Store};
 use branchline_actors::messages::{LinkError, ReportHave, ServerCall};
-use branchline_actors::wire::{
-    MAX_REPLY_FRAME, OfficeInfo, Registration, ServerReply, ServerRequest,
-};
+use branchline_actors::wire::{OfficeInfo, Registration, ServerReply, ServerRequest};
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use rustls::pki_types::CertificateRevocationListDer;
 
 use crate::attributes::AttributeSource;
 use crate::link_status::LinkStatus;
 use crate::revocation::Trust;
-use crate::transport::connection_slot::ConnectionSlot;
-use crate::transport::exchange::exchange;
+use crate::server_channel::ServerChannel;
 
 /// Messages the link's mailbox holds at most.
 pub const LINK_MAILBOX: usize = 512;
-/// Deadline for dialling the server.
-const DIAL_DEADLINE: Duration = Duration::from_secs(5);
 /// How often the link checks whether a heartbeat is due.
 const HEARTBEAT_TICK: Duration = Duration::from_millis(250);
-/// Deadline for one call (long-polls wait up to 5 s on the server).
-const CALL_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Who this client is, as it registers.
 #[derive(Clone, Debug)]
@@ -52,7 +45,7 @@ pub struct Identity {
 
 /// The server link actor.
 pub struct ServerLink {
-    slot: ConnectionSlot,
+    channel: ServerChannel,
     me: Identity,
     store: Addr<Store>,
     attributes: AttributeSource,
@@ -76,12 +69,11 @@ pub struct ServerLink {
 }
 
 impl ServerLink {
-    /// A link to the server at `server` from `endpoint`, reporting the
-    /// attributes `attributes` reads and the node's `counters`. `status` is
-    /// shared with the admin socket.
+    /// A link to the server over `channel`, reporting the attributes
+    /// `attributes` reads and the node's `counters`. `status` is shared
+    /// with the admin socket.
     pub fn new(
-        endpoint: quinn::Endpoint,
-        server: SocketAddr,
+        channel: ServerChannel,
         me: Identity,
         store: Addr<Store>,
         attributes: AttributeSource,
@@ -89,7 +81,7 @@ impl ServerLink {
         counters: Arc<Counters>,
     ) -> Self {
         ServerLink {
-            slot: ConnectionSlot::to_server(endpoint, server),
+            channel,
             me,
             store,
             attributes,
@@ -102,7 +94,7 @@ impl ServerLink {
             registering: false,
             heartbeat: Duration::from_secs(5),
             trust: None,
-            last_beat: Instant::now(),
+            last_beat: branchline_actors::clock::now(),
             pending_have: HashMap::new(),
             flushing: false,
         }
@@ -114,7 +106,7 @@ impl ServerLink {
         }
         self.registering = true;
         self.status.set_registered(false);
-        let (slot, store, me) = (self.slot.clone(), self.store.clone(), self.me.clone());
+        let (slot, store, me) = (self.channel.clone(), self.store.clone(), self.me.clone());
         let source = self.attributes.clone();
         let attempt = async move {
             let attributes = tokio::task::spawn_blocking(move || source.read())
@@ -133,7 +125,7 @@ impl ServerLink {
                 holdings: inventory.holdings,
                 attributes,
             };
-            call(&slot, ServerRequest::Register(registration))
+            slot.call(ServerRequest::Register(registration))
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -145,11 +137,11 @@ impl ServerLink {
                     office,
                 }) => {
                     act.heartbeat = Duration::from_millis(u64::from(heartbeat_ms.max(500)));
-                    act.last_beat = Instant::now();
+                    act.last_beat = branchline_actors::clock::now();
                     act.status.set_registered(true);
                     act.fetch_revocations(office.revocations, ctx);
                     act.office_told(office, ctx);
-                    tracing::info!(server = %act.slot.addr(), "registered with the server");
+                    tracing::info!(server = %act.channel.addr(), "registered with the server");
                     act.flush(ctx);
                 }
                 Ok(other) => {
@@ -182,7 +174,7 @@ impl ServerLink {
     /// asked for when its answers say it is not the one in force here.
     pub fn guarded_by(self, trust: Option<Arc<Trust>>) -> Self {
         ServerLink {
-            slot: self.slot.clone().guarded_by(trust.clone()),
+            channel: self.channel.clone().guarded_by(trust.clone()),
             trust,
             ..self
         }
@@ -198,7 +190,7 @@ impl ServerLink {
             return;
         }
         self.purging = true;
-        let (slot, store) = (self.slot.clone(), self.store.clone());
+        let (slot, store) = (self.channel.clone(), self.store.clone());
         let catch_up = async move {
             let mut seen = store
                 .send(PurgesSeen)
@@ -216,7 +208,7 @@ impl ServerLink {
             let mut dropped = Vec::new();
             while seen < latest {
                 let (contents, last) =
-                    match call(&slot, ServerRequest::GetPurges { since: seen }).await {
+                    match slot.call(ServerRequest::GetPurges { since: seen }).await {
                         Ok(ServerReply::Purges { contents, last }) => (contents, last),
                         Ok(other) => return Err(format!("unexpected answer {other:?}")),
                         Err(e) => return Err(e.to_string()),
@@ -263,10 +255,10 @@ impl ServerLink {
         if digest.is_none_or(|digest| digest == trust.digest()) {
             return;
         }
-        let slot = self.slot.clone();
+        let slot = self.channel.clone();
         let ask = async move {
             let known = trust.list().1;
-            match call(&slot, ServerRequest::GetRevocations { known }).await {
+            match slot.call(ServerRequest::GetRevocations { known }).await {
                 Ok(ServerReply::Revocations(Some(lists))) => {
                     let crls = lists.into_iter().map(CertificateRevocationListDer::from);
                     match trust.install(crls.collect()) {
@@ -293,8 +285,8 @@ impl ServerLink {
         if !self.status.registered() {
             return;
         }
-        self.last_beat = Instant::now();
-        let (slot, id, source) = (self.slot.clone(), self.me.id, self.attributes.clone());
+        self.last_beat = branchline_actors::clock::now();
+        let (slot, id, source) = (self.channel.clone(), self.me.id, self.attributes.clone());
         let counters = self.counters.snapshot();
         let beat = async move {
             let attributes = tokio::task::spawn_blocking(move || source.read())
@@ -305,7 +297,7 @@ impl ServerLink {
                 attributes,
                 counters,
             };
-            call(&slot, beat).await
+            slot.call(beat).await
         };
         ctx.spawn(beat.into_actor(self).map(
             |result, act, ctx| match result {
@@ -331,18 +323,16 @@ impl ServerLink {
         }
         self.flushing = true;
         let batch: Vec<(ContentId, PieceMap)> = self.pending_have.drain().collect();
-        let (slot, id) = (self.slot.clone(), self.me.id);
+        let (slot, id) = (self.channel.clone(), self.me.id);
         let send = async move {
             for (i, (content, have)) in batch.iter().enumerate() {
-                match call(
-                    &slot,
-                    ServerRequest::Have {
+                match slot
+                    .call(ServerRequest::Have {
                         id,
                         content: *content,
                         have: have.clone(),
-                    },
-                )
-                .await
+                    })
+                    .await
                 {
                     Ok(ServerReply::Ok) => {}
                     Ok(ServerReply::UnknownClient) => return Err((batch[i..].to_vec(), true)),
@@ -374,29 +364,6 @@ impl ServerLink {
     }
 }
 
-/// One request, one QUIC stream, one reply.
-async fn call(slot: &ConnectionSlot, request: ServerRequest) -> Result<ServerReply, LinkError> {
-    let unreachable = |reason: String| LinkError::Unreachable {
-        addr: slot.addr(),
-        reason,
-    };
-    let ask = async {
-        let streams = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
-        let (reply, _) = exchange(streams, &request, MAX_REPLY_FRAME)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(reply)
-    };
-    tokio::time::timeout(CALL_DEADLINE, ask)
-        .await
-        .unwrap_or_else(|_| {
-            Err(unreachable(format!(
-                "no answer within {} s",
-                CALL_DEADLINE.as_secs()
-            )))
-        })
-}
-
 impl Actor for ServerLink {
     type Context = Context<Self>;
 
@@ -408,7 +375,7 @@ impl Actor for ServerLink {
         // Beat at the interval the server asked for at registration (it may
         // be shorter than the default the link starts with).
         ctx.run_interval(HEARTBEAT_TICK, |act, ctx| {
-            if act.last_beat.elapsed() >= act.heartbeat {
+            if branchline_actors::clock::now().duration_since(act.last_beat) >= act.heartbeat {
                 act.heartbeat(ctx);
             }
         });
@@ -427,9 +394,9 @@ impl Handler<ServerCall> for ServerLink {
     type Result = ResponseActFuture<Self, Result<ServerReply, LinkError>>;
     fn handle(&mut self, msg: ServerCall, _: &mut Context<Self>) -> Self::Result {
         branchline_actors::supervision::handled();
-        let slot = self.slot.clone();
+        let slot = self.channel.clone();
         Box::pin(
-            async move { call(&slot, msg.0).await }
+            async move { slot.call(msg.0).await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
                     if let Ok(ServerReply::UnknownClient) = &result {

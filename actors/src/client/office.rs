@@ -157,7 +157,7 @@ impl Actor for Office {
         ctx.set_mailbox_capacity(OFFICE_MAILBOX);
         self.resume_unfinished(ctx);
         ctx.run_interval(Duration::from_secs(10), |act, _| {
-            let now = Instant::now();
+            let now = crate::clock::now();
             act.transfers.retain(|_, e| {
                 e.finished
                     .is_none_or(|(at, _)| now.duration_since(at) < LINGER)
@@ -291,7 +291,7 @@ impl Handler<TransferFinished> for Office {
     fn handle(&mut self, msg: TransferFinished, _: &mut Context<Self>) {
         crate::supervision::handled();
         if let Some(entry) = self.transfers.get_mut(&msg.content) {
-            entry.finished = Some((Instant::now(), msg.outcome.is_ok()));
+            entry.finished = Some((crate::clock::now(), msg.outcome.is_ok()));
         }
     }
 }

@@ -299,7 +299,7 @@ impl Transfer {
             return;
         }
         run.polling = true;
-        let now = Instant::now();
+        let now = crate::clock::now();
         let request = SourcesRequest {
             content: self.content,
             since: run.known.version(),
@@ -352,7 +352,7 @@ impl Transfer {
     /// wait for peers that will never have the missing pieces.
     fn learn_origins(&mut self, ctx: &mut Context<Self>) {
         let Some(run) = self.run.as_mut() else { return };
-        let now = Instant::now();
+        let now = crate::clock::now();
         let recently = run
             .origins_asked
             .is_some_and(|at| now.duration_since(at) < ASK_ORIGINS_EVERY);
@@ -392,7 +392,7 @@ impl Transfer {
         if self.phase != Phase::Running {
             return;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         let Some(run) = self.run.as_mut() else { return };
         let requests = run.picker.next_requests(now);
         for request in requests {
@@ -517,7 +517,8 @@ impl Transfer {
                 };
                 if let Some(run) = self.run.as_mut() {
                     run.note_origin_error(request.source, error.to_string());
-                    run.picker.on_failed(request.id, failure, Instant::now());
+                    run.picker
+                        .on_failed(request.id, failure, crate::clock::now());
                     for peer in run.picker.take_unresponsive() {
                         tracing::warn!(content = %self.content, %peer, "peer stopped answering; telling the server");
                         let _ = self
@@ -580,7 +581,7 @@ impl Transfer {
                     _ => Rejection::HashMismatch,
                 });
                 run.picker
-                    .on_failed(request.id, Failure::BadData, Instant::now());
+                    .on_failed(request.id, Failure::BadData, crate::clock::now());
                 if let Source::Peer(peer, _) = request.source {
                     let strike = SourceStrike {
                         peer,

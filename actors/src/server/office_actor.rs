@@ -176,7 +176,7 @@ impl OfficeActor {
             }
             tx.receiver_count() > 0
         });
-        let now = Instant::now();
+        let now = crate::clock::now();
         for (content, offices) in &mut self.below {
             let Some(version) = registry.version(content) else {
                 continue;
@@ -265,13 +265,13 @@ impl OfficeActor {
                 .map(|(c, _)| c)
                 .collect();
             let count = mine.len();
-            act.registry.restore(mine, holdings, Instant::now());
+            act.registry.restore(mine, holdings, crate::clock::now());
             tracing::info!(%office, clients = count, "office rebuilt from the store");
         }));
     }
 
     fn serve(&mut self, request: ServerRequest, from: SocketAddr) -> ServerReply {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let reply = match request {
             ServerRequest::Register(reg) => {
                 let id = reg.id;
@@ -357,7 +357,7 @@ impl OfficeActor {
         asked: u64,
         deadline: Instant,
     ) -> ResponseActFuture<Self, ServerReply> {
-        let route = match self.registry.begin_sources(&query, Instant::now()) {
+        let route = match self.registry.begin_sources(&query, crate::clock::now()) {
             Ok(route) => route,
             Err(e) => {
                 self.wake_watchers();
@@ -403,7 +403,7 @@ impl OfficeActor {
         plan: &crate::server::offices::SourcePlan,
         upstream: Option<Upstream>,
     ) -> ResponseActFuture<Self, ServerReply> {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let reply = match self.registry.finish_sources(&query, plan, upstream, now) {
             Ok(a) => ServerReply::Sources(a.rebased(query.since, asked)),
             Err(e) => error_reply(e),
@@ -446,7 +446,7 @@ impl Actor for OfficeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(OFFICE_MAILBOX);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            for id in act.registry.expire(Instant::now()) {
+            for id in act.registry.expire(crate::clock::now()) {
                 tracing::info!(client = %id, office = %act.registry.office(), "client expired: no heartbeat");
             }
             act.wake_watchers();
@@ -474,7 +474,7 @@ impl Handler<Serve> for OfficeActor {
         };
         let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);
         let asked = query.since;
-        self.answer_or_wait(ctx, query, asked, Instant::now() + wait)
+        self.answer_or_wait(ctx, query, asked, crate::clock::now() + wait)
     }
 }
 
@@ -482,7 +482,7 @@ impl Handler<AskUpstream> for OfficeActor {
     type Result = ResponseFuture<Option<Upstream>>;
     fn handle(&mut self, msg: AskUpstream, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        let now = Instant::now();
+        let now = crate::clock::now();
         match self
             .registry
             .upstream_sources(&msg.content, &msg.asker, &msg.banned, now)
@@ -521,7 +521,7 @@ impl Handler<Wanted> for OfficeActor {
     type Result = ();
     fn handle(&mut self, msg: Wanted, _: &mut Context<Self>) {
         crate::supervision::handled();
-        if self.registry.note_wanted(msg.0, Instant::now())
+        if self.registry.note_wanted(msg.0, crate::clock::now())
             && let Some(parent) = &self.parent
         {
             parent.do_send(msg);
@@ -535,7 +535,7 @@ impl Handler<Suspect> for OfficeActor {
         crate::supervision::handled();
         if self
             .registry
-            .suspect(msg.peer, msg.reporter, Instant::now())
+            .suspect(msg.peer, msg.reporter, crate::clock::now())
         {
             self.wake_watchers();
         } else if let Some(parent) = &self.parent {
@@ -577,7 +577,7 @@ impl Handler<Adopt> for OfficeActor {
     type Result = ();
     fn handle(&mut self, msg: Adopt, _: &mut Context<Self>) {
         crate::supervision::handled();
-        let now = Instant::now();
+        let now = crate::clock::now();
         for moving in msg.0 {
             tracing::info!(client = %moving.record.id, office = %self.registry.office(), "client moved to this office with what it holds");
             self.registry.adopt(moving, now);
@@ -590,6 +590,6 @@ impl Handler<GetReport> for OfficeActor {
     type Result = MessageResult<GetReport>;
     fn handle(&mut self, _: GetReport, _: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
-        MessageResult(self.registry.report(Instant::now()))
+        MessageResult(self.registry.report(crate::clock::now()))
     }
 }

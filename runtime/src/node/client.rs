@@ -9,11 +9,9 @@ use actix::prelude::*;
 use anyhow::Context as _;
 use branchline_actors::client::counters::Counters;
 use branchline_actors::client::office::{Office, OfficeDeps, PublicationCheck};
-use branchline_actors::client::picker::Limits;
 use branchline_actors::client::rvp::Rvp;
 use branchline_actors::client::store::{ReportDropsTo, Store};
 use branchline_actors::client::strikes::StrikeBook;
-use branchline_actors::client::transfer::TransferSettings;
 use branchline_actors::messages::ServerCall;
 use branchline_actors::pacing::busy::LinkPause;
 use branchline_actors::wire::ServerRequest;
@@ -30,9 +28,11 @@ use crate::config::{ClientConfig, ClientSettings};
 use crate::discovery::{self, Discovery, DiscoverySockets};
 use crate::link_status::LinkStatus;
 use crate::origin::Origin;
+use crate::server_channel::ServerChannel;
 use crate::server_link::{ConnectRvp, Identity, ServerLink};
 use crate::tls::{self, Admit};
 use crate::transport::admission::Admission;
+use crate::transport::connection_slot::ConnectionSlot;
 use crate::transport::{Transport, TransportDeps, endpoint};
 use crate::{identity, logging};
 use branchline_actors::supervision::{self, ActorBook, Health};
@@ -182,22 +182,6 @@ fn open_cache(config: &ClientConfig, settings: &ClientSettings) -> anyhow::Resul
     })
 }
 
-/// How a transfer asks peers and the origin, from `[transfer]`.
-fn transfer_settings(config: &ClientConfig) -> TransferSettings {
-    let transfer = &config.transfer;
-    TransferSettings {
-        limits: Limits {
-            per_peer: transfer.per_peer,
-            total: transfer.max_in_flight,
-            origin: transfer.origin_in_flight,
-            retry_after: Duration::from_millis(transfer.retry_after_ms),
-            stuck_after: Duration::from_secs(transfer.stuck_after_secs),
-        },
-        request_timeout: config.request_timeout(),
-        poll_wait: Duration::from_secs(2),
-    }
-}
-
 /// The actors on the io arbiter: the two transports, the server link and
 /// discovery.
 struct Io {
@@ -314,8 +298,8 @@ async fn start_io(
         let transport = supervision::start("transport", move |_| Transport::new(deps));
         let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
         let link = supervision::start("server-link", move |_| {
-            ServerLink::new(endpoint, server, me, store, attributes, status, counters)
-                .guarded_by(trust)
+            let channel = ServerChannel::Quic(ConnectionSlot::to_server(endpoint, server));
+            ServerLink::new(channel, me, store, attributes, status, counters).guarded_by(trust)
         });
         Ok(Io {
             transport,
@@ -410,7 +394,7 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         config.transfer.ban_after_strikes,
     )));
     let deps = office_deps(me.id, &shared, &io, &origin, strikes.clone(), vouch);
-    let transfer_settings = transfer_settings(&config);
+    let transfer_settings = config.transfer.settings();
     let office = supervision::start("office", move |_| Office::new(deps, transfer_settings));
     start_check::start(
         &start_check,

@@ -238,7 +238,7 @@ async fn serve_stream(
 /// confidential content. Manifest requests are rare (server out of reach),
 /// so this waits for room in the store's mailbox, up to
 /// [`MANIFEST_DEADLINE`].
-async fn manifest_for_peer(
+pub(crate) async fn manifest_for_peer(
     store: &Addr<Store>,
     content: ContentId,
 ) -> Result<(Manifest, SignedPublication), Refusal> {
@@ -256,7 +256,7 @@ async fn manifest_for_peer(
     }
 }
 
-async fn read_for_peer(
+pub(crate) async fn read_for_peer(
     store: &Addr<Store>,
     counters: &Counters,
     content: branchline_storage::ContentId,

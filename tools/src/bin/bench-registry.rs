@@ -1,13 +1,20 @@
-//! Peak RSS of a real server process with many registered clients, each
-//! holding part of several contents, against the same server idle (the
-//! baseline in the same run). The fake clients are real QUIC registrations
-//! sent over the control protocol, as a client sends them.
+//! The server under many clients in many offices: a real server process,
+//! a topology of `--offices` offices imported, and `--clients` fake
+//! clients spread over them, registered over QUIC exactly as a client
+//! registers (each office's clients from an address of that office, on a
+//! connection of their own), each holding a pseudo-random half of
+//! `--contents` contents of 1024 pieces. Then `--queries` sources
+//! questions, `--concurrency` at a time, each from its client's office.
 //!
-//! `--clients N` (default 10000), `--contents C` (default 4, 1 GiB of
-//! 1 MiB pieces each), `--concurrency K` requests in flight (default 32).
+//! Measured: registrations per second and the server's CPU use while they
+//! run (cores busy: CPU seconds over wall seconds), sources answer times
+//! (p50, p99, worst), RSS idle and peak. With `--baseline PATH` the same
+//! run is made first with another `branchline` binary (an older layout,
+//! built from a tag or commit), side by side in the same command.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use branchline::tls;
@@ -19,41 +26,122 @@ use branchline_actors::wire::{
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
-    peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
+    cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
 };
-use branchline_tools::{arg, check_args, disk_bytes, print_command, secs};
+use branchline_tools::{arg, check_args, print_command, secs};
 use futures_util::StreamExt as _;
 
-const SUBNET: &str = "127.41.1";
+const SERVER: &str = "127.41.1.1:34323";
 const PIECES: u32 = 1024;
 
+/// What one run measured.
+struct Figures {
+    registered: usize,
+    register_secs: f64,
+    register_cores: f64,
+    idle_mb: f64,
+    peak_mb: f64,
+    query_cores: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    worst_ms: f64,
+}
+
+/// The shape of the enterprise.
+#[derive(Clone, Copy)]
+struct Shape {
+    offices: u32,
+    clients: u32,
+    contents: usize,
+    concurrency: usize,
+    queries: u32,
+}
+
 fn main() {
-    check_args(&["--clients", "--contents", "--concurrency"]);
+    check_args(&[
+        "--clients",
+        "--offices",
+        "--contents",
+        "--concurrency",
+        "--queries",
+        "--baseline",
+    ]);
     print_command();
-    let clients: u32 = arg("--clients", 10_000);
-    let contents: usize = arg("--contents", 4);
-    let concurrency: usize = arg("--concurrency", 32);
-    let bin = release_binary();
+    let shape = Shape {
+        offices: arg("--offices", 1_000),
+        clients: arg("--clients", 100_000),
+        contents: arg("--contents", 4),
+        concurrency: arg("--concurrency", 32),
+        queries: arg("--queries", 20_000),
+    };
+    assert!(
+        (1..=1024).contains(&shape.offices) && shape.clients / shape.offices < 240,
+        "--offices 1 to 1024, at most 239 clients per office"
+    );
+    let baseline: String = arg("--baseline", String::new());
+    let mut runs: Vec<(String, Figures)> = Vec::new();
+    if !baseline.is_empty() {
+        runs.push((
+            format!("baseline {baseline}"),
+            run(Path::new(&baseline), shape),
+        ));
+    }
+    runs.push(("this tree".into(), run(&release_binary(), shape)));
+    println!(
+        "{} fake clients in {} offices, each holding half of {} contents of {PIECES} pieces; {} sources questions, {} at a time",
+        shape.clients, shape.offices, shape.contents, shape.queries, shape.concurrency
+    );
+    println!();
+    println!(
+        "| server | registered | registrations/s | server cores busy registering | RSS idle MB | peak RSS MB | sources p50 ms | p99 ms | worst ms | server cores busy answering |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, f) in &runs {
+        println!(
+            "| {name} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
+            f.registered,
+            f64::from(shape.clients) / f.register_secs,
+            f.register_cores,
+            f.idle_mb,
+            f.peak_mb,
+            f.p50_ms,
+            f.p99_ms,
+            f.worst_ms,
+            f.query_cores
+        );
+    }
+    if let [(_, old), (_, new)] = &runs[..] {
+        println!();
+        println!(
+            "this tree / baseline: {:.2}x the registration rate, {:.2}x the peak RSS, {:.2}x the sources p99",
+            old.register_secs / new.register_secs,
+            new.peak_mb / old.peak_mb,
+            new.p99_ms / old.p99_ms
+        );
+    }
+}
+
+fn run(bin: &Path, shape: Shape) -> Figures {
     let work = tempfile::Builder::new()
         .prefix("bench-registry-")
         .tempdir()
         .unwrap();
     let server_dir = work.path().join("server");
-    // Fake clients never send heartbeats: keep them for the whole run.
-    // They register in any id they like, which only an insecure server
-    // takes (under the PKI a connection speaks for its certificate's node
-    // only); the registry's memory does not depend on it.
+    // Fake clients never send heartbeats: keep them for the whole run. They
+    // register in any id they like, which only an insecure server takes
+    // (under the PKI a connection speaks for its certificate's node only);
+    // the server's memory and answer times do not depend on it.
     let config = work.path().join("server.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nlisten = \"{SUBNET}.1:34323\"\ninsecure = true\n[registry]\nclient_timeout_secs = 3600\n",
+            "data_dir = {:?}\nlisten = \"{SERVER}\"\ninsecure = true\n[registry]\nclient_timeout_secs = 3600\n[control]\nrequests_per_sec = 1000000\n",
             server_dir.display()
         ),
     )
     .unwrap();
     let server = spawn(
-        &bin,
+        bin,
         &[
             "server".into(),
             "--config".into(),
@@ -61,53 +149,86 @@ fn main() {
         ],
         &work.path().join("server.log"),
     );
-    wait_for("server answers", || status(&bin, &server_dir).is_some());
-    let ids: Vec<ContentId> = (0..contents)
-        .map(|i| publish_sparse(&bin, work.path(), &server_dir, i))
+    wait_for("server answers", || status(bin, &server_dir).is_some());
+    let ids: Vec<ContentId> = (0..shape.contents)
+        .map(|i| publish_sparse(bin, work.path(), &server_dir, i))
         .collect();
-    let idle_mb = rss_mb(server.0.id());
+    import_topology(bin, work.path(), &server_dir, shape.offices);
+    let pid = server.0.id();
+    let idle_mb = rss_mb(pid);
 
-    let start = Instant::now();
-    let server_addr: SocketAddr = format!("{SUBNET}.1:34323").parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let answered_peers = runtime.block_on(register_all(server_addr, clients, &ids, concurrency));
+    let conns = runtime.block_on(connect_offices(shape.offices));
+    let (cpu, start) = (cpu_secs(pid), Instant::now());
+    runtime.block_on(register_all(&conns, shape, &ids));
     let register_secs = secs(start);
-    // Let the batched persist reach sled before reading the disk use.
-    std::thread::sleep(Duration::from_secs(3));
-    let peak_mb = peak_rss_mb(server.0.id());
-    let now_mb = rss_mb(server.0.id());
-    let registered = status(&bin, &server_dir).unwrap()["registry"]["clients"]
+    let register_cores = (cpu_secs(pid) - cpu) / register_secs;
+    let (cpu, start) = (cpu_secs(pid), Instant::now());
+    let mut times = runtime.block_on(ask_sources(&conns, shape, ids[0]));
+    let query_cores = (cpu_secs(pid) - cpu) / secs(start);
+    let peak_mb = peak_rss_mb(pid);
+    let registered = status(bin, &server_dir).unwrap()["registry"]["clients"]
         .as_array()
         .map_or(0, Vec::len);
-    let disk_mb = disk_bytes(&server_dir) as f64 / 1e6;
+    times.sort_unstable();
+    let at = |per_mille: usize| {
+        let i = (times.len() * per_mille / 1000).min(times.len() - 1);
+        times[i].as_secs_f64() * 1e3
+    };
+    server.terminate();
+    Figures {
+        registered,
+        register_secs,
+        register_cores,
+        idle_mb,
+        peak_mb,
+        query_cores,
+        p50_ms: at(500),
+        p99_ms: at(990),
+        worst_ms: at(1000),
+    }
+}
 
-    println!("{clients} fake clients, each holding half of {contents} contents of {PIECES} pieces");
-    println!(
-        "registered {registered} in {register_secs:.1} s ({:.0}/s); a sources answer listed {answered_peers} peers",
-        f64::from(clients) / register_secs
-    );
-    println!();
-    println!("| server | RSS MB | peak RSS MB |");
-    println!("|---|---|---|");
-    println!("| idle, {contents} contents published | {idle_mb:.1} | |");
-    println!("| {clients} clients registered | {now_mb:.1} | {peak_mb:.1} |");
-    println!(
-        "per client: {:.0} bytes of RSS above idle; metadata on disk {disk_mb:.1} MB",
-        (peak_mb - idle_mb) * 1e6 / f64::from(clients)
-    );
-    println!(
-        "ratio peak/idle: {:.2}x; goal for 100k clients: well under 512 MB",
-        peak_mb / idle_mb
+/// Office `k`'s /24: 127.42.0.0/24, 127.42.1.0/24, ... 127.45.255.0/24.
+fn office_net(k: u32) -> [u8; 3] {
+    let [_, _, hi, lo] = k.to_be_bytes();
+    [127, 42 + hi, lo]
+}
+
+/// The sheet: office 0 on top, the others in a tree ten wide.
+fn import_topology(bin: &Path, work: &Path, server_dir: &Path, offices: u32) {
+    let mut sheet = String::from("office,parent,type,subnets\n");
+    for k in 0..offices {
+        let [a, b, c] = office_net(k);
+        let parent = if k == 0 {
+            String::new()
+        } else {
+            format!("o{}", (k - 1) / 10)
+        };
+        sheet.push_str(&format!("o{k},{parent},Default,{a}.{b}.{c}.0/24\n"));
+    }
+    let path = work.join("topology.csv");
+    std::fs::write(&path, sheet).unwrap();
+    let out = Command::new(bin)
+        .args(["topology", "import", "--data-dir"])
+        .arg(server_dir)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
 /// Publishes a 1 GiB sparse file under its own name (so each content id
 /// differs) and returns its id.
 fn publish_sparse(bin: &Path, work: &Path, server_dir: &Path, i: usize) -> ContentId {
-    let path = work.join(format!("package-{i}.bin"));
+    let path: PathBuf = work.join(format!("package-{i}.bin"));
     std::fs::File::create(&path)
         .unwrap()
         .set_len(u64::from(PIECES) << 20)
@@ -127,48 +248,74 @@ fn publish_sparse(bin: &Path, work: &Path, server_dir: &Path, i: usize) -> Conte
     id.parse().unwrap()
 }
 
-/// Registers `clients` fake clients over one QUIC connection, then asks
-/// for the sources of the first content once; returns how many peers that
-/// answer listed.
-async fn register_all(
-    server: SocketAddr,
-    clients: u32,
-    contents: &[ContentId],
-    concurrency: usize,
-) -> usize {
-    let socket = endpoint::bind(format!("{SUBNET}.2:0").parse().unwrap()).unwrap();
-    let (endpoint, _) =
-        endpoint::endpoint(socket, None, None, branchline::tls::Admit::Members).unwrap();
-    let conn = endpoint::connect(&endpoint, server, tls::CONTROL_NAME, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let registrations = futures_util::stream::iter(0..clients).map(|n| {
-        let conn = conn.clone();
-        let request = ServerRequest::Register(fake_client(n, contents));
-        async move {
-            match call(&conn, &request).await {
-                ServerReply::Registered { .. } => {}
-                other => panic!("client {n}: {other:?}"),
+/// One connection per office, from the office's .2 address: the server
+/// places a client by the address its packets come from.
+async fn connect_offices(offices: u32) -> Vec<quinn::Connection> {
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let mut conns = Vec::new();
+    for k in 0..offices {
+        let [a, b, c] = office_net(k);
+        let from = SocketAddr::new(Ipv4Addr::new(a, b, c, 2).into(), 0);
+        let socket = endpoint::bind(from).unwrap();
+        let (endpoint, _) =
+            endpoint::endpoint(socket, None, None, branchline::tls::Admit::Members).unwrap();
+        let conn = endpoint::connect(&endpoint, server, tls::CONTROL_NAME, Duration::from_secs(5))
+            .await
+            .unwrap();
+        conns.push(conn);
+    }
+    conns
+}
+
+/// Registers every fake client from its office's connection.
+async fn register_all(conns: &[quinn::Connection], shape: Shape, contents: &[ContentId]) {
+    futures_util::stream::iter(0..shape.clients)
+        .map(|n| {
+            let conn = conns[(n % shape.offices) as usize].clone();
+            let request = ServerRequest::Register(fake_client(n, shape.offices, contents));
+            async move {
+                match call(&conn, &request).await {
+                    ServerReply::Registered { .. } => {}
+                    other => panic!("client {n}: {other:?}"),
+                }
             }
-        }
-    });
-    registrations
-        .buffer_unordered(concurrency)
+        })
+        .buffer_unordered(shape.concurrency)
         .collect::<Vec<()>>()
         .await;
-    let query = ServerRequest::Sources(SourcesQuery {
-        id: fake_id(0),
-        content: contents[0],
-        since: 0,
-        want_leases: 0,
-        release: Vec::new(),
-        stuck: Vec::new(),
-        wait_ms: 0,
-    });
-    match call(&conn, &query).await {
-        ServerReply::Sources(answer) => answer.peers.len(),
-        other => panic!("sources: {other:?}"),
-    }
+}
+
+/// Asks `shape.queries` sources questions about `content`, each as a
+/// client of the office it is asked from; returns each answer's time.
+async fn ask_sources(
+    conns: &[quinn::Connection],
+    shape: Shape,
+    content: ContentId,
+) -> Vec<Duration> {
+    futures_util::stream::iter(0..shape.queries)
+        .map(|q| {
+            let n = q.wrapping_mul(7_919) % shape.clients;
+            let conn = conns[(n % shape.offices) as usize].clone();
+            let query = ServerRequest::Sources(SourcesQuery {
+                id: fake_id(n),
+                content,
+                since: 0,
+                want_leases: 0,
+                release: Vec::new(),
+                stuck: Vec::new(),
+                wait_ms: 0,
+            });
+            async move {
+                let asked = Instant::now();
+                match call(&conn, &query).await {
+                    ServerReply::Sources(_) => asked.elapsed(),
+                    other => panic!("sources of client {n}: {other:?}"),
+                }
+            }
+        })
+        .buffer_unordered(shape.concurrency)
+        .collect()
+        .await
 }
 
 async fn call(conn: &quinn::Connection, request: &ServerRequest) -> ServerReply {
@@ -182,11 +329,12 @@ fn fake_id(n: u32) -> NodeId {
     NodeId(id)
 }
 
-/// Client `n` on its own address, holding a pseudo-random half of each
-/// content.
-fn fake_client(n: u32, contents: &[ContentId]) -> Registration {
-    let octets = (n + 10).to_be_bytes();
-    let addr = Ipv4Addr::new(127, 42, octets[2], octets[3]);
+/// Client `n`, in office `n % offices` at an address of its own there,
+/// holding a pseudo-random half of each content.
+fn fake_client(n: u32, offices: u32, contents: &[ContentId]) -> Registration {
+    let [a, b, c] = office_net(n % offices);
+    let host = u8::try_from(10 + n / offices).expect("at most 239 clients per office");
+    let addr = Ipv4Addr::new(a, b, c, host);
     let mut seed = u64::from(n) * 0x9e37_79b9 + 1;
     let holdings = contents
         .iter()

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use branchline_storage::meta_store::MetaError;
@@ -209,7 +209,7 @@ impl DirectoryActor {
             deps.seats.clone(),
         );
         if let Some((clients, holdings)) = self.stored.remove(name) {
-            registry.restore(clients, holdings, Instant::now());
+            registry.restore(clients, holdings, crate::clock::now());
         }
         let actor = OfficeActor::new(
             registry,

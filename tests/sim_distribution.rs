@@ -1,0 +1,130 @@
+//! Distribution behaviour in simulated time (C2): the server's real
+//! directory and office actors and each client's real actors (server link,
+//! office, transfers, RVP, store on disk), wired by in-memory links with a
+//! rate and a delay, on a paused tokio clock (`branchline::sim`). Each
+//! scenario simulates minutes of WAN transfer in a second or two of wall
+//! time, and fails if a byte is wrong (every piece is verified before it
+//! is stored) or a link carries the package more than once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use branchline::config::{ChassisSetting, ElectionSection, OsSetting};
+use branchline::sim::{Link, SimWorld};
+use branchline_actors::server::registry::RegistryTiming;
+
+const MIB: usize = 1024 * 1024;
+const PIECE: u32 = 256 * 1024;
+
+fn timing() -> RegistryTiming {
+    RegistryTiming {
+        client_timeout: Duration::from_secs(15),
+        lease_ttl: Duration::from_secs(30),
+        rvp_patience: Duration::from_secs(60),
+    }
+}
+
+/// Reported by a client with `free_gib` free: more free space ranks first.
+fn election(free_gib: u64) -> ElectionSection {
+    ElectionSection {
+        preferred: false,
+        reserve_mib: Some(0),
+        free_mib: Some(free_gib * 1024),
+        chassis: Some(ChassisSetting::Desktop),
+        os: Some(OsSetting::Workstation),
+        uptime_secs: Some(3600),
+    }
+}
+
+fn package(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const SHEET: &str = "office,parent,type,subnets\n\
+    hq,,Default,10.1.0.0/24\n\
+    branch-a,hq,Default,10.2.0.0/24\n\
+    branch-b,hq,Default,10.3.0.0/24\n\
+    vpn,hq,VPN,10.4.0.0/24\n";
+
+fn links() -> HashMap<String, Link> {
+    HashMap::from([
+        ("branch-a".to_owned(), Link::wan(50.0, 40)),
+        ("branch-b".to_owned(), Link::wan(20.0, 30)),
+        ("vpn".to_owned(), Link::wan(10.0, 25)),
+    ])
+}
+
+/// (office, subnet, clients): the first client of each office has the
+/// most free space, so it is the office's RVP.
+const OFFICES: [(&str, &str, u8); 4] = [
+    ("hq", "10.1.0", 2),
+    ("branch-a", "10.2.0", 4),
+    ("branch-b", "10.3.0", 3),
+    ("vpn", "10.4.0", 1),
+];
+
+#[test]
+fn a_package_crosses_every_office_link_once_in_simulated_time() {
+    let wall = Instant::now();
+    let size = 16 * MIB;
+    let (took, origin, per_link) = SimWorld::run(|| async {
+        let mut world = SimWorld::new(SHEET, &links(), Link::wan(100.0, 20), timing(), 1)
+            .await
+            .unwrap();
+        for (office, net, count) in OFFICES {
+            for n in 0..count {
+                let free = if n == 0 { 900 } else { 100 };
+                let name = format!("{office}-{n}");
+                world
+                    .client(&name, ip(&format!("{net}.{}", 10 + n)), election(free))
+                    .unwrap();
+            }
+        }
+        world.settle().await;
+        let content = world
+            .publish("p.bin", package(size, 7), PIECE)
+            .await
+            .unwrap();
+        let fetches: Vec<_> = (0..world.clients().len())
+            .map(|i| world.fetch(i, content, Duration::from_secs(600)))
+            .collect();
+        let took: Vec<Duration> = futures_util::future::join_all(fetches)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let per_link: Vec<(String, u64)> = ["branch-a", "branch-b", "vpn"]
+            .iter()
+            .map(|o| ((*o).to_owned(), world.net.link_bytes(o)))
+            .collect();
+        (took, world.net.origin_bytes(), per_link)
+    });
+    let slowest = took.iter().max().unwrap();
+    eprintln!(
+        "10 clients, 4 offices, 16 MiB: done in {slowest:?} simulated, {:?} wall; origin {:.3}x; links {per_link:?}",
+        wall.elapsed(),
+        origin as f64 / size as f64
+    );
+    assert_eq!(origin, size as u64, "the origin served the package once");
+    for (office, bytes) in per_link {
+        assert_eq!(bytes, size as u64, "{office}'s link carried it once");
+    }
+    // branch-b's 20 Mbit/s link sets the pace: 16 MiB take 6.7 s on it.
+    assert!(
+        *slowest >= Duration::from_secs_f64(6.7),
+        "faster than the link: {slowest:?}"
+    );
+}
