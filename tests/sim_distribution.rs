@@ -110,6 +110,32 @@ fn a_package_crosses_every_office_link_once_in_simulated_time() {
             .iter()
             .map(|o| ((*o).to_owned(), world.net.link_bytes(o)))
             .collect();
+        let clients = world.clients();
+        // The VPN client serves nobody; branch-a's others share among
+        // themselves what their RVP pulls.
+        let vpn = clients.iter().find(|c| c.name == "vpn-0").unwrap();
+        assert_eq!(
+            world.net.served_by(vpn.addr),
+            0,
+            "a VPN client serves nothing"
+        );
+        for member in clients
+            .iter()
+            .filter(|c| c.name.starts_with("branch-a-") && c.name != "branch-a-0")
+        {
+            let got = member.counters.snapshot();
+            assert_eq!(
+                got.from_peers + got.from_parent,
+                size as u64,
+                "{}",
+                member.name
+            );
+            assert!(
+                got.from_peers > 0,
+                "{} took nothing from its office's peers",
+                member.name
+            );
+        }
         (took, world.net.origin_bytes(), per_link)
     });
     let slowest = took.iter().max().unwrap();
@@ -126,5 +152,71 @@ fn a_package_crosses_every_office_link_once_in_simulated_time() {
     assert!(
         *slowest >= Duration::from_secs_f64(6.7),
         "faster than the link: {slowest:?}"
+    );
+}
+
+#[test]
+fn an_rvp_cut_off_mid_transfer_is_replaced_and_its_office_finishes() {
+    let wall = Instant::now();
+    let size = 16 * MIB;
+    let sheet =
+        "office,parent,type,subnets\nhq,,Default,10.1.0.0/24\nbranch,hq,Default,10.2.0.0/24\n";
+    let links = HashMap::from([("branch".to_owned(), Link::wan(20.0, 40))]);
+    let (cut_at, link, finished) = SimWorld::run(|| async {
+        let timing = RegistryTiming {
+            client_timeout: Duration::from_secs(5),
+            ..timing()
+        };
+        let mut world = SimWorld::new(sheet, &links, Link::wan(100.0, 20), timing, 2)
+            .await
+            .unwrap();
+        world
+            .client("hq-0", ip("10.1.0.10"), election(500))
+            .unwrap();
+        for n in 0..4u8 {
+            let free = 900 - u64::from(n) * 100; // branch-0 ranks first
+            world
+                .client(
+                    &format!("branch-{n}"),
+                    ip(&format!("10.2.0.{}", 10 + n)),
+                    election(free),
+                )
+                .unwrap();
+        }
+        world.settle().await;
+        let content = world
+            .publish("p.bin", package(size, 9), PIECE)
+            .await
+            .unwrap();
+        let rvp = 1;
+        let fetches: Vec<_> = (0..world.clients().len())
+            .filter(|&i| i != rvp)
+            .map(|i| world.fetch(i, content, Duration::from_secs(600)))
+            .collect();
+        let all = futures_util::future::join_all(fetches);
+        let cut = async {
+            // The RVP pulls for its office; cut it off a quarter of the way.
+            let counters = world.clients()[rvp].counters.clone();
+            while counters.snapshot().from_parent < size as u64 / 4 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            world.net.set_down(world.clients()[rvp].addr, true);
+            counters.snapshot().from_parent
+        };
+        let (finished, cut_at) = futures_util::future::join(all, cut).await;
+        (cut_at, world.net.link_bytes("branch"), finished)
+    });
+    for result in finished {
+        result.unwrap();
+    }
+    eprintln!(
+        "RVP cut off holding {cut_at} bytes; the branch link carried {:.3}x; {:?} wall",
+        link as f64 / size as f64,
+        wall.elapsed()
+    );
+    assert!(link >= size as u64, "every piece crossed the link");
+    assert!(
+        link <= size as u64 * 5 / 4,
+        "the link carried {link} bytes: more than 1.25x the package"
     );
 }

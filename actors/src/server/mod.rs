@@ -17,6 +17,7 @@
 //! - [`election`]: ranking an office's clients; the first are its RVPs.
 //! - [`catalogue`]: the published contents every office shares.
 //! - [`seats`]: the cap on registered clients, shared by the offices.
+//! - [`meta_writer`]: one thread writing every office's batches.
 //! - [`holdings_log`]: what changed in a content's holdings, version by
 //!   version.
 //! - [`answer_delta`]: a sources answer as a delta against the asker's
@@ -27,6 +28,7 @@ pub mod catalogue;
 pub mod directory;
 pub mod election;
 pub mod holdings_log;
+pub mod meta_writer;
 pub mod office_actor;
 pub mod offices;
 pub mod registry;

@@ -15,7 +15,8 @@
 //! - `Sources` queries whose answer would change nothing for the asker
 //!   wait (long-poll) on a watch channel per content until its version
 //!   moves and the answer changes something, or the wait ends.
-//! - Registrations and holdings are written in batches once a second.
+//! - Registrations and holdings are written in batches once a second,
+//!   through the server's one [`MetaWriter`].
 //! - Supervision restarts the office in place: it forgets its state, which
 //!   a panic may have left half-changed, and rebuilds it from the store
 //!   (its clients then report what they hold again). Other offices never
@@ -33,6 +34,7 @@ use branchline_storage::{ContentId, MetaStore, NodeId};
 use tokio::sync::watch;
 
 use crate::server::catalogue::Catalogue;
+use crate::server::meta_writer::MetaWriter;
 use crate::server::registry::{OfficeReport, Registry, RegistryError, Reported, Upstream};
 use crate::topology::{LinkBelow, Office, Topology};
 use crate::wire::{ServerReply, ServerRequest, SourcesQuery};
@@ -134,6 +136,7 @@ pub struct OfficeActor {
     parent: Option<Addr<OfficeActor>>,
     directory: Recipient<Resolve>,
     store: Arc<MetaStore>,
+    writer: MetaWriter,
     heartbeat: Duration,
     watchers: HashMap<ContentId, watch::Sender<u64>>,
     /// Offices below that took this office's peers of a content, and when
@@ -145,12 +148,14 @@ pub struct OfficeActor {
 }
 
 impl OfficeActor {
-    /// The office of `registry` (restored already), under `parent`.
+    /// The office of `registry` (restored already), under `parent`; it
+    /// reads `store` when it rebuilds itself and persists through
+    /// `writer`.
     pub fn new(
         registry: Registry,
         parent: Option<Addr<OfficeActor>>,
         directory: Recipient<Resolve>,
-        store: Arc<MetaStore>,
+        (store, writer): (Arc<MetaStore>, MetaWriter),
         heartbeat: Duration,
     ) -> Self {
         OfficeActor {
@@ -158,6 +163,7 @@ impl OfficeActor {
             parent,
             directory,
             store,
+            writer,
             heartbeat,
             watchers: HashMap::new(),
             below: HashMap::new(),
@@ -201,26 +207,15 @@ impl OfficeActor {
             return;
         }
         self.persisting = true;
-        let store = self.store.clone();
-        let job = tokio::task::spawn_blocking(move || -> Result<(), MetaError> {
-            for id in &dirty.removed {
-                store.remove_client(id)?;
-            }
-            for client in &dirty.clients {
-                store.put_client(client)?;
-            }
-            for (content, client, have) in &dirty.holdings {
-                store.put_holding(content, client, have)?;
-            }
-            store.flush()
-        });
-        ctx.spawn(job.into_actor(self).map(|result, act, _| {
+        let written = self.writer.write(dirty);
+        ctx.spawn(written.into_actor(self).map(|result, act, _| {
             act.persisting = false;
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(office = %act.registry.office(), error = %e, "persisting the office failed"),
-                Err(e) => tracing::error!(office = %act.registry.office(), error = %e, "office persist worker failed"),
-            }
+            let error = match result {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(_) => "the metadata writer dropped the batch".to_owned(),
+            };
+            tracing::error!(office = %act.registry.office(), error = %error, "persisting the office failed");
         }));
     }
 
@@ -433,6 +428,18 @@ impl OfficeActor {
     }
 }
 
+/// How often an office expires silent clients and persists its changes.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Where in [`TICK`] office `name` ticks: spread by its name's hash.
+fn tick_phase(name: &str) -> Duration {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    let tick_ms = u64::try_from(TICK.as_millis()).unwrap_or(1000);
+    Duration::from_millis(h.finish() % tick_ms)
+}
+
 fn error_reply(e: RegistryError) -> ServerReply {
     match e {
         RegistryError::UnknownClient(_) => ServerReply::UnknownClient,
@@ -445,12 +452,17 @@ impl Actor for OfficeActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(OFFICE_MAILBOX);
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            for id in act.registry.expire(crate::clock::now()) {
-                tracing::info!(client = %id, office = %act.registry.office(), "client expired: no heartbeat");
-            }
-            act.wake_watchers();
-            act.persist(ctx);
+        // Each office ticks at its own phase of the second: a thousand
+        // offices ticking together held every answer back for tens of
+        // milliseconds once a second (`BENCHMARKS.md`, C2).
+        ctx.run_later(tick_phase(self.registry.office()), |_, ctx| {
+            ctx.run_interval(TICK, |act, ctx| {
+                for id in act.registry.expire(crate::clock::now()) {
+                    tracing::info!(client = %id, office = %act.registry.office(), "client expired: no heartbeat");
+                }
+                act.wake_watchers();
+                act.persist(ctx);
+            });
         });
     }
 }

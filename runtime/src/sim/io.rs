@@ -21,6 +21,19 @@ use bytes::Bytes;
 
 use super::SimError;
 use super::net::SimNet;
+
+/// How long reaching a node that is cut off takes to fail, as a dial that
+/// gets no answer does (the transports' and the server link's deadline).
+const DIAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `result`, after the dial deadline if it is a node cut off: nothing
+/// fails at once in a network.
+async fn failing_slowly<T>(result: Result<T, SimError>) -> Result<T, SimError> {
+    if matches!(result, Err(SimError::Down(_))) {
+        tokio::time::sleep(DIAL_DEADLINE).await;
+    }
+    result
+}
 use crate::transport::peer_session::{manifest_for_peer, read_for_peer};
 
 /// Where a simulated client's server link reaches the server's directory.
@@ -45,9 +58,8 @@ impl ServerPort {
     /// One request to the directory, each way delayed by the links between
     /// the client and the top office.
     pub async fn call(&self, request: ServerRequest) -> Result<ServerReply, String> {
-        let delay = self
-            .net
-            .delay_to_top(self.from.ip())
+        let delay = failing_slowly(self.net.delay_to_top(self.from.ip()))
+            .await
             .map_err(|e| e.to_string())?;
         tokio::time::sleep(delay).await;
         let reply = self
@@ -88,7 +100,9 @@ impl Handler<FetchFromPeer> for SimTransport {
         let (net, me, counters) = (self.net.clone(), self.me, self.counters.clone());
         Box::pin(async move {
             let peer = msg.addr.ip();
-            let store = net.store_of(peer).map_err(SimError::fetch)?;
+            let store = failing_slowly(net.store_of(peer))
+                .await
+                .map_err(SimError::fetch)?;
             let bytes = read_for_peer(&store, &counters, msg.content, msg.index)
                 .await
                 .map_err(FetchError::Refused)?;
@@ -117,7 +131,9 @@ impl Handler<FetchManifest> for SimTransport {
         let (net, me) = (self.net.clone(), self.me);
         Box::pin(async move {
             let peer = msg.addr.ip();
-            let store = net.store_of(peer).map_err(SimError::fetch)?;
+            let store = failing_slowly(net.store_of(peer))
+                .await
+                .map_err(SimError::fetch)?;
             let answer = manifest_for_peer(&store, msg.content)
                 .await
                 .map_err(FetchError::Refused)?;
@@ -149,8 +165,8 @@ impl Handler<FetchFromOrigin> for SimOrigin {
             let bytes = net
                 .origin_range(&msg.url, msg.offset, msg.len)
                 .map_err(SimError::fetch)?;
-            let arrives = net
-                .carry_from_origin(me, bytes.len() as u64)
+            let arrives = failing_slowly(net.carry_from_origin(me, bytes.len() as u64))
+                .await
                 .map_err(SimError::fetch)?;
             tokio::time::sleep_until(arrives).await;
             Ok(Bytes::from(bytes))

@@ -36,6 +36,8 @@ struct Net {
     /// The packages the origin serves, by URL.
     packages: HashMap<String, Arc<Vec<u8>>>,
     origin_bytes: u64,
+    /// Bytes each node served to peers.
+    served: HashMap<IpAddr, u64>,
     seed: u64,
 }
 
@@ -118,6 +120,11 @@ impl SimNet {
             .map_or(0, |p| p.uplink.carried())
     }
 
+    /// Bytes the node at `addr` served to peers so far.
+    pub fn served_by(&self, addr: IpAddr) -> u64 {
+        self.lock().served.get(&addr).copied().unwrap_or(0)
+    }
+
     /// Bytes the origin sent so far.
     pub fn origin_bytes(&self) -> u64 {
         self.lock().origin_bytes
@@ -167,6 +174,7 @@ impl SimNet {
                 .ok_or(SimError::NoNode(addr))
         };
         let (holder, asker) = (office(from)?, office(to)?);
+        *net.served.entry(from).or_default() += bytes;
         if holder == asker {
             let lan = net.offices[&asker].lan;
             net.lose(lan)?;

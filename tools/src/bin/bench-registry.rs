@@ -10,7 +10,9 @@
 //! run (cores busy: CPU seconds over wall seconds), sources answer times
 //! (p50, p99, worst), RSS idle and peak. With `--baseline PATH` the same
 //! run is made first with another `branchline` binary (an older layout,
-//! built from a tag or commit), side by side in the same command.
+//! built from a tag or commit), side by side in the same command;
+//! `--baseline-queries N` asks it fewer questions when it is too slow to
+//! answer them all.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ struct Figures {
     register_secs: f64,
     register_cores: f64,
     idle_mb: f64,
+    registered_mb: f64,
     peak_mb: f64,
     query_cores: f64,
     p50_ms: f64,
@@ -65,6 +68,7 @@ fn main() {
         "--concurrency",
         "--queries",
         "--baseline",
+        "--baseline-queries",
     ]);
     print_command();
     let shape = Shape {
@@ -81,10 +85,10 @@ fn main() {
     let baseline: String = arg("--baseline", String::new());
     let mut runs: Vec<(String, Figures)> = Vec::new();
     if !baseline.is_empty() {
-        runs.push((
-            format!("baseline {baseline}"),
-            run(Path::new(&baseline), shape),
-        ));
+        // An older layout may answer far slower: it may be asked fewer.
+        let queries = arg("--baseline-queries", shape.queries);
+        let figures = run(Path::new(&baseline), Shape { queries, ..shape });
+        runs.push((format!("baseline ({queries} questions)"), figures));
     }
     runs.push(("this tree".into(), run(&release_binary(), shape)));
     println!(
@@ -93,16 +97,17 @@ fn main() {
     );
     println!();
     println!(
-        "| server | registered | registrations/s | server cores busy registering | RSS idle MB | peak RSS MB | sources p50 ms | p99 ms | worst ms | server cores busy answering |"
+        "| server | registered | registrations/s | server cores busy registering | RSS idle MB | RSS registered MB | peak RSS MB | sources p50 ms | p99 ms | worst ms | server cores busy answering |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, f) in &runs {
         println!(
-            "| {name} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
+            "| {name} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
             f.registered,
             f64::from(shape.clients) / f.register_secs,
             f.register_cores,
             f.idle_mb,
+            f.registered_mb,
             f.peak_mb,
             f.p50_ms,
             f.p99_ms,
@@ -166,6 +171,9 @@ fn run(bin: &Path, shape: Shape) -> Figures {
     runtime.block_on(register_all(&conns, shape, &ids));
     let register_secs = secs(start);
     let register_cores = (cpu_secs(pid) - cpu) / register_secs;
+    // Let the batched persist reach sled.
+    std::thread::sleep(Duration::from_secs(2));
+    let registered_mb = rss_mb(pid);
     let (cpu, start) = (cpu_secs(pid), Instant::now());
     let mut times = runtime.block_on(ask_sources(&conns, shape, ids[0]));
     let query_cores = (cpu_secs(pid) - cpu) / secs(start);
@@ -184,6 +192,7 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         register_secs,
         register_cores,
         idle_mb,
+        registered_mb,
         peak_mb,
         query_cores,
         p50_ms: at(500),

@@ -24,6 +24,7 @@ use branchline_storage::{
 };
 
 use crate::server::catalogue::Catalogue;
+use crate::server::meta_writer::MetaWriter;
 use crate::server::office_actor::{Adopt, OfficeActor, Replace, Resolve, Serve};
 use crate::server::registry::{Moving, Registry, RegistryTiming};
 use crate::server::seats::Seats;
@@ -78,6 +79,7 @@ pub struct DirectoryActor {
     stored: HashMap<String, Stored>,
     deps: OfficeDeps,
     store: Arc<MetaStore>,
+    writer: MetaWriter,
     signer: PublicationSigner,
     /// An automatic office was made since the topology was last stored.
     topology_dirty: bool,
@@ -172,7 +174,11 @@ impl DirectoryActor {
                     .push((content, client, have));
             }
         }
+        // A thread that cannot start is an I/O failure like the store's own.
+        let writer =
+            MetaWriter::start(store.clone()).map_err(|e| MetaError::Db(sled::Error::Io(e)))?;
         Ok(DirectoryActor {
+            writer,
             topology: Arc::new(topology),
             catalogue: Arc::new(catalogue),
             offices: HashMap::new(),
@@ -215,7 +221,7 @@ impl DirectoryActor {
             registry,
             parent,
             ctx.address().recipient(),
-            self.store.clone(),
+            (self.store.clone(), self.writer.clone()),
             deps.heartbeat,
         );
         let arbiter = deps
