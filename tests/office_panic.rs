@@ -152,28 +152,12 @@ fn a_panicked_office_restarts_its_transfer_completes_and_the_other_office_never_
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let server_addr = world.server_addr();
-    let probing = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let tasks: Vec<_> = probers
-                    .into_iter()
-                    .map(|(identity, from)| {
-                        tokio::spawn(probe(identity, from, server_addr, content_id, stop.clone()))
-                    })
-                    .collect();
-                let mut all = Vec::new();
-                for task in tasks {
-                    all.push(task.await.unwrap());
-                }
-                all
-            })
-        })
-    };
+    let probing = common::pki::in_background(
+        probers
+            .into_iter()
+            .map(|(identity, from)| probe(identity, from, server_addr, content_id, stop.clone()))
+            .collect(),
+    );
 
     let mut fetches = start_fetches(&world, clients.iter(), &content);
     let pieces = |i: usize| have_pieces(&clients[i].status());

@@ -135,34 +135,12 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let server_addr = world.server_addr();
-    let askers = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let tasks: Vec<_> = identities
-                    .into_iter()
-                    .map(|(identity, addr)| {
-                        tokio::spawn(ask_until(
-                            identity,
-                            addr,
-                            server_addr,
-                            content,
-                            stop.clone(),
-                        ))
-                    })
-                    .collect();
-                let mut all = Vec::new();
-                for task in tasks {
-                    all.extend(task.await.unwrap());
-                }
-                all
-            })
-        })
-    };
+    let askers = common::pki::in_background(
+        identities
+            .into_iter()
+            .map(|(identity, addr)| ask_until(identity, addr, server_addr, content, stop.clone()))
+            .collect(),
+    );
     // Every asker registered and answered before the import starts.
     common::wait_until("50 askers registered", Duration::from_secs(30), || {
         server.status()["registry"]["clients"]
@@ -183,7 +161,7 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
     let ended = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
-    let times = askers.join().unwrap();
+    let times: Vec<_> = askers.join().unwrap().into_iter().flatten().collect();
 
     assert!(
         first.status.success(),

@@ -20,7 +20,8 @@ use crate::transport::admission::Admission;
 use crate::transport::request_rate::{Admitted, RequestRate, TOO_MANY_REQUESTS};
 use actix::Addr;
 use branchline_actors::server::directory::DirectoryActor;
-use branchline_actors::server::office_actor::{MAX_WAIT, Serve};
+use branchline_actors::server::office_actor::MAX_WAIT;
+use branchline_actors::server::office_messages::Serve;
 use branchline_actors::wire::{
     JoinRequest, MAX_REQUEST_FRAME, ServerReply, ServerRequest, read_frame, write_frame,
 };

@@ -130,3 +130,27 @@ pub fn joined_identity(
     branchline::join::client::join(&token, world.server_addr(), bind, name, &world.path(name))
         .unwrap()
 }
+
+/// Runs `tasks` on a thread of their own (a runtime of its own), for a
+/// test's own clients that go on while the test drives the nodes; the
+/// handle gives each task's result, in order.
+pub fn in_background<F>(tasks: Vec<F>) -> std::thread::JoinHandle<Vec<F::Output>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let running: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+            let mut all = Vec::new();
+            for task in running {
+                all.push(task.await.unwrap());
+            }
+            all
+        })
+    })
+}

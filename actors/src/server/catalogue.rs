@@ -10,8 +10,6 @@ use std::sync::Arc;
 use branchline_storage::origin::in_fallback_order;
 use branchline_storage::{ContentId, ContentRecord, Origin, OriginKind};
 
-use crate::server::registry::RegistryError;
-
 /// One published content.
 #[derive(Clone, Debug)]
 pub struct Published {
@@ -74,6 +72,26 @@ pub struct Catalogue {
     purge_seq: u64,
 }
 
+/// Why the catalogue refused a publication.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CatalogueError {
+    /// Confidential, but with no origin to fetch it from.
+    #[error(
+        "content {0} is confidential but has no origin: no peer ever serves it, so it needs one"
+    )]
+    ConfidentialWithoutOrigin(ContentId),
+    /// Published again with the other confidentiality.
+    #[error("content {content} is already published {was}; purge it first to publish it {asked}")]
+    Confidentiality {
+        /// The content.
+        content: ContentId,
+        /// How it is published: "confidential" or "shareable".
+        was: &'static str,
+        /// How it was asked to be published.
+        asked: &'static str,
+    },
+}
+
 /// How a content may be shared, for people.
 fn sharing(confidential: bool) -> &'static str {
     if confidential {
@@ -114,14 +132,14 @@ impl Catalogue {
         record: ContentRecord,
         origins: Vec<Origin>,
         confidential: bool,
-    ) -> Result<ContentId, RegistryError> {
+    ) -> Result<ContentId, CatalogueError> {
         let id = record.manifest.content_id();
         if confidential && origins.is_empty() {
-            return Err(RegistryError::ConfidentialWithoutOrigin(id));
+            return Err(CatalogueError::ConfidentialWithoutOrigin(id));
         }
         match self.contents.get_mut(&id) {
             Some(existing) if existing.confidential != confidential => {
-                Err(RegistryError::Confidentiality {
+                Err(CatalogueError::Confidentiality {
                     content: id,
                     was: sharing(existing.confidential),
                     asked: sharing(confidential),

@@ -11,6 +11,7 @@
 //!   publish and purge, status.
 //! - [`office_actor`]: one office behind a bounded mailbox, persisted to
 //!   sled, talking to the office above.
+//! - [`office_messages`]: what an office actor answers.
 //! - [`registry`]: one office's registry as a plain state machine:
 //!   clients, holdings, origin leases, sources answers.
 //! - [`offices`]: one office's members and its elected RVPs.
@@ -30,6 +31,7 @@ pub mod election;
 pub mod holdings_log;
 pub mod meta_writer;
 pub mod office_actor;
+pub mod office_messages;
 pub mod offices;
 pub mod registry;
 pub mod seats;

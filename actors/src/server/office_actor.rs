@@ -23,20 +23,22 @@
 //!   notice.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use branchline_storage::meta_store::MetaError;
 use branchline_storage::records::unix_ms;
-use branchline_storage::{ContentId, MetaStore, NodeId};
+use branchline_storage::{ContentId, MetaStore};
 use tokio::sync::watch;
 
-use crate::server::catalogue::Catalogue;
 use crate::server::meta_writer::MetaWriter;
-use crate::server::registry::{OfficeReport, Registry, RegistryError, Reported, Upstream};
-use crate::topology::{LinkBelow, Office, Topology};
+use crate::server::office_messages::{
+    Adopt, AskUpstream, GetReport, ParentOffice, Replace, Resolve, Serve, SetCatalogue, Suspect,
+    UpstreamMoved, Wanted,
+};
+use crate::server::registry::{Registry, RegistryError, Reported, Upstream};
 use crate::wire::{ServerReply, ServerRequest, SourcesQuery};
 
 /// Messages an office's mailbox holds at most.
@@ -47,93 +49,20 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// asked for this office's peers of it.
 const TELL_BELOW_FOR: Duration = Duration::from_secs(120);
 
-/// A request from a client, with the address it came from.
-#[derive(Debug, Message)]
-#[rtype(result = "ServerReply")]
-pub struct Serve {
-    /// The request.
-    pub request: ServerRequest,
-    /// The client's address as the transport saw it.
-    pub from: SocketAddr,
+impl From<&Addr<OfficeActor>> for ParentOffice {
+    fn from(office: &Addr<OfficeActor>) -> Self {
+        ParentOffice {
+            ask: office.clone().recipient(),
+            wanted: office.clone().recipient(),
+            suspect: office.clone().recipient(),
+        }
+    }
 }
-
-/// From an office below, for a client of it crossing the WAN: the peers of
-/// the nearest office up the tree whose clients serve. `None`: no office
-/// above has any.
-#[derive(Message)]
-#[rtype(result = "Option<Upstream>")]
-pub struct AskUpstream {
-    /// The content.
-    pub content: ContentId,
-    /// The client asking.
-    pub asker: NodeId,
-    /// Peers the asking office banned.
-    pub banned: Vec<NodeId>,
-    /// The asking office, told when the answer changes.
-    pub below: String,
-    /// How to tell it.
-    pub notify: Recipient<UpstreamMoved>,
-}
-
-/// The peers an office above offered for a content changed.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct UpstreamMoved(pub ContentId);
-
-/// An office below wants a content.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Wanted(pub ContentId);
-
-/// A client of an office below says a peer stopped answering.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Suspect {
-    /// The silent peer.
-    pub peer: NodeId,
-    /// Who says so.
-    pub reporter: NodeId,
-}
-
-/// The published contents changed.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SetCatalogue(pub Arc<Catalogue>);
-
-/// A new topology: the office as it describes it (`None`: it is gone),
-/// and its parent. The answer is every client that belongs to another
-/// office now, with what it holds, taken out of this one.
-#[derive(Message)]
-#[rtype(result = "Vec<crate::server::registry::Moving>")]
-pub struct Replace {
-    /// The office, if the topology still has it.
-    pub spec: Option<(Office, Vec<LinkBelow>)>,
-    /// Its parent office.
-    pub parent: Option<Addr<OfficeActor>>,
-    /// The topology, to resolve its members' offices.
-    pub topology: Arc<Topology>,
-}
-
-/// Clients moved here from other offices.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Adopt(pub Vec<crate::server::registry::Moving>);
-
-/// The office's part of the server's status.
-#[derive(Debug, Message)]
-#[rtype(result = "OfficeReport")]
-pub struct GetReport;
-
-/// Asked of the directory by an office rebuilding itself: the office of
-/// each address (`None`: no office claims it).
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Option<String>>")]
-pub struct Resolve(pub Vec<IpAddr>);
 
 /// One office on the server.
 pub struct OfficeActor {
     registry: Registry,
-    parent: Option<Addr<OfficeActor>>,
+    parent: Option<ParentOffice>,
     directory: Recipient<Resolve>,
     store: Arc<MetaStore>,
     writer: MetaWriter,
@@ -153,7 +82,7 @@ impl OfficeActor {
     /// `writer`.
     pub fn new(
         registry: Registry,
-        parent: Option<Addr<OfficeActor>>,
+        parent: Option<ParentOffice>,
         directory: Recipient<Resolve>,
         (store, writer): (Arc<MetaStore>, MetaWriter),
         heartbeat: Duration,
@@ -320,7 +249,7 @@ impl OfficeActor {
                     Reported::Counted => ServerReply::Ok,
                     Reported::NotHere => {
                         if let Some(parent) = &self.parent {
-                            parent.do_send(Suspect { peer, reporter: id });
+                            parent.suspect.do_send(Suspect { peer, reporter: id });
                         }
                         ServerReply::Ok
                     }
@@ -362,10 +291,10 @@ impl OfficeActor {
         if route.tell_above
             && let Some(parent) = &self.parent
         {
-            parent.do_send(Wanted(query.content));
+            parent.wanted.do_send(Wanted(query.content));
         }
         let above = match (&self.parent, route.plan.asks_above) {
-            (Some(parent), true) => Some(parent.send(AskUpstream {
+            (Some(parent), true) => Some(parent.ask.send(AskUpstream {
                 content: query.content,
                 asker: query.id,
                 banned: self.registry.banned(),
@@ -511,7 +440,7 @@ impl Handler<AskUpstream> for OfficeActor {
             }
             None => match &self.parent {
                 Some(parent) => {
-                    let asked = parent.send(msg);
+                    let asked = parent.ask.send(msg);
                     Box::pin(async move { asked.await.ok().flatten() })
                 }
                 None => Box::pin(async { None }),
@@ -536,7 +465,7 @@ impl Handler<Wanted> for OfficeActor {
         if self.registry.note_wanted(msg.0, crate::clock::now())
             && let Some(parent) = &self.parent
         {
-            parent.do_send(msg);
+            parent.wanted.do_send(msg);
         }
     }
 }
@@ -551,7 +480,7 @@ impl Handler<Suspect> for OfficeActor {
         {
             self.wake_watchers();
         } else if let Some(parent) = &self.parent {
-            parent.do_send(msg);
+            parent.suspect.do_send(msg);
         }
     }
 }

@@ -13,7 +13,7 @@ use branchline_actors::messages::{
     Discover, FetchError, FetchFromOrigin, FetchFromPeer, FetchManifest,
 };
 use branchline_actors::server::directory::DirectoryActor;
-use branchline_actors::server::office_actor::Serve;
+use branchline_actors::server::office_messages::Serve;
 use branchline_actors::wire::{PeerHolding, ServerReply, ServerRequest};
 use branchline_storage::Manifest;
 use branchline_storage::publication::SignedPublication;

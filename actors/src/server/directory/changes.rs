@@ -9,8 +9,8 @@ use branchline_storage::records::unix_ms;
 use branchline_storage::{ContentId, ContentRecord, Manifest, Origin};
 
 use super::DirectoryActor;
-use crate::server::office_actor::SetCatalogue;
-use crate::server::registry::RegistryError;
+use crate::server::catalogue::CatalogueError;
+use crate::server::office_messages::SetCatalogue;
 
 /// Why the directory refused a publish or a purge.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum ChangeError {
     WasShared(ContentId),
     /// The catalogue refused it.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Catalogue(#[from] CatalogueError),
     /// Purging a content that is not published.
     #[error("content {0} is not published")]
     NotPublished(ContentId),

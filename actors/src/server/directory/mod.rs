@@ -25,7 +25,8 @@ use branchline_storage::{
 
 use crate::server::catalogue::Catalogue;
 use crate::server::meta_writer::MetaWriter;
-use crate::server::office_actor::{Adopt, OfficeActor, Replace, Resolve, Serve};
+use crate::server::office_actor::OfficeActor;
+use crate::server::office_messages::{Adopt, ParentOffice, Replace, Resolve, Serve};
 use crate::server::registry::{Moving, Registry, RegistryTiming};
 use crate::server::seats::Seats;
 use crate::supervision::ActorBook;
@@ -202,7 +203,7 @@ impl DirectoryActor {
         }
         let spec = self.topology.office(name)?.clone();
         let parent = match &spec.parent {
-            Some(parent) => self.office(parent, ctx),
+            Some(parent) => self.office(parent, ctx).as_ref().map(ParentOffice::from),
             None => None,
         };
         let links_below = self.topology.links_below(name);
@@ -367,7 +368,9 @@ impl DirectoryActor {
             let parent = spec
                 .as_ref()
                 .and_then(|s| s.parent.clone())
-                .and_then(|p| self.office(&p, ctx));
+                .and_then(|p| self.office(&p, ctx))
+                .as_ref()
+                .map(ParentOffice::from);
             let place = spec.map(|s| (s, self.topology.links_below(&name)));
             replies.push(self.offices[&name].send(Replace {
                 spec: place,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use super::DirectoryActor;
-use crate::server::office_actor::GetReport;
+use crate::server::office_messages::GetReport;
 use crate::server::registry::OfficeReport;
 use crate::wire::{ContentView, LinkView, OfficeView, RegistryView, TopologyView};
 

@@ -33,9 +33,13 @@ use crate::wire::{BadPiece, ByteCounters, OfficeInfo, Registration};
 use content::{Content, Lease};
 
 mod content;
+mod moves;
+mod reports;
 mod sources;
 mod views;
 
+pub use moves::Moving;
+pub use reports::Reported;
 pub use sources::Upstream;
 pub use views::OfficeReport;
 
@@ -94,21 +98,6 @@ pub enum RegistryError {
         /// Pieces in the map.
         got: u32,
     },
-    /// Confidential, but with no origin to fetch it from.
-    #[error(
-        "content {0} is confidential but has no origin: no peer ever serves it, so it needs one"
-    )]
-    ConfidentialWithoutOrigin(ContentId),
-    /// Published again with the other confidentiality.
-    #[error("content {content} is already published {was}; purge it first to publish it {asked}")]
-    Confidentiality {
-        /// The content.
-        content: ContentId,
-        /// How it is published: "confidential" or "shareable".
-        was: &'static str,
-        /// How it was asked to be published.
-        asked: &'static str,
-    },
 }
 
 #[derive(Debug)]
@@ -116,22 +105,6 @@ struct Client {
     record: ClientRecord,
     last_seen: Instant,
     counters: ByteCounters,
-}
-
-/// A client on its way from one office to another (a new topology): what
-/// it is, and what it holds.
-#[derive(Clone, Debug)]
-pub struct Moving {
-    /// Its record.
-    pub record: ClientRecord,
-    /// The address its office is resolved from.
-    pub addr: IpAddr,
-    /// What it last reported about itself.
-    pub attributes: Option<Attributes>,
-    /// Its byte counters.
-    pub counters: ByteCounters,
-    /// What it holds.
-    pub holdings: Vec<(ContentId, PieceMap)>,
 }
 
 /// What changed and must be persisted.
@@ -143,17 +116,6 @@ pub struct Dirty {
     pub removed: Vec<NodeId>,
     /// Holdings changed.
     pub holdings: Vec<(ContentId, NodeId, PieceMap)>,
-}
-
-/// What a report that a peer stopped answering did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reported {
-    /// The reporter is not registered here.
-    UnknownReporter,
-    /// The peer is a member here: the report counted.
-    Counted,
-    /// The peer is not a member here: the offices above may know it.
-    NotHere,
 }
 
 /// One office's registry.
@@ -412,40 +374,6 @@ impl Registry {
         self.book.spec().parent.is_some()
     }
 
-    /// `id` says `peer` stopped answering.
-    pub fn report_unresponsive(&mut self, id: NodeId, peer: NodeId, now: Instant) -> Reported {
-        if !self.heartbeat(&id, now) {
-            return Reported::UnknownReporter;
-        }
-        if self.suspect(peer, id, now) {
-            Reported::Counted
-        } else {
-            Reported::NotHere
-        }
-    }
-
-    /// `reporter` (here or in an office below) says `peer` stopped
-    /// answering. False if `peer` is not a member here.
-    pub fn suspect(&mut self, peer: NodeId, reporter: NodeId, now: Instant) -> bool {
-        if self.book.member(&peer).is_none() {
-            return false;
-        }
-        if self.book.report_unresponsive(peer, reporter, now) {
-            self.answers_change_for(&peer);
-        }
-        true
-    }
-
-    /// Sources answers that list `peer` change (it is left out now): moves
-    /// the version of every content it holds, which wakes the long-polls.
-    fn answers_change_for(&mut self, peer: &NodeId) {
-        for c in self.contents.values_mut() {
-            if c.holders.contains_key(peer) {
-                c.version += 1;
-            }
-        }
-    }
-
     /// A registered client's office, with its RVPs and the number of the
     /// last purge.
     pub fn office_info(&mut self, id: &NodeId, now: Instant) -> Option<OfficeInfo> {
@@ -458,74 +386,6 @@ impl Registry {
     /// again.
     pub fn set_spec(&mut self, spec: Office, links_below: Vec<LinkBelow>) {
         self.book.set_spec(spec, links_below);
-    }
-
-    /// Takes out every client that `stays` says no longer belongs here (by
-    /// the address its office was resolved from), with what it holds.
-    pub fn take_leavers(&mut self, stays: impl Fn(IpAddr) -> bool) -> Vec<Moving> {
-        let leaving: Vec<NodeId> = self
-            .book
-            .members()
-            .filter(|(_, m)| !stays(m.addr))
-            .map(|(id, _)| *id)
-            .collect();
-        leaving
-            .into_iter()
-            .filter_map(|id| self.take_client(&id))
-            .collect()
-    }
-
-    /// Takes client `id` out of the office with what it holds, to move it
-    /// to another: it is not removed from the store, and its seat goes
-    /// with it.
-    fn take_client(&mut self, id: &NodeId) -> Option<Moving> {
-        let client = self.clients.remove(id)?;
-        let member = self.book.leave(id)?;
-        self.seats.give_back();
-        self.answered.retain(|(asker, _), _| asker != id);
-        self.dirty_clients.remove(id);
-        let mut holdings = Vec::new();
-        for (content, c) in &mut self.contents {
-            if let Some(have) = c.holders.get(id).cloned() {
-                holdings.push((*content, have));
-                c.remove_holder(id);
-            }
-            c.leases.retain(|_, l| l.holder != *id);
-        }
-        self.dirty_holdings.retain(|(_, holder)| holder != id);
-        Some(Moving {
-            record: client.record,
-            addr: member.addr,
-            attributes: member.attributes,
-            counters: client.counters,
-            holdings,
-        })
-    }
-
-    /// Takes in a client moved from another office, with what it holds
-    /// (unless it registered here meanwhile, which is newer).
-    pub fn adopt(&mut self, moving: Moving, now: Instant) {
-        let id = moving.record.id;
-        if self.clients.contains_key(&id) {
-            return;
-        }
-        self.seats.take_anyway();
-        self.book.join(id, &moving.record.name, moving.addr);
-        if let Some(attributes) = moving.attributes {
-            self.book.set_attributes(&id, attributes);
-        }
-        self.clients.insert(
-            id,
-            Client {
-                record: moving.record,
-                last_seen: now,
-                counters: moving.counters,
-            },
-        );
-        self.dirty_clients.insert(id);
-        for (content, have) in moving.holdings {
-            let _ = self.set_have(id, content, have);
-        }
     }
 
     /// A client reports what it holds of a content.
@@ -646,37 +506,5 @@ impl Registry {
             removed: self.removed.drain().collect(),
             holdings,
         }
-    }
-
-    /// `id` banned `peer` for bad bytes: the office stops offering `peer`
-    /// to its clients (its pieces no longer count as held here, so the
-    /// origin may be leased for them). False if `id` is unknown.
-    pub fn report_ban(
-        &mut self,
-        id: NodeId,
-        peer: NodeId,
-        evidence: Vec<BadPiece>,
-        now: Instant,
-    ) -> bool {
-        if !self.heartbeat(&id, now) {
-            return false;
-        }
-        let first = evidence
-            .first()
-            .map(|e| e.error.clone())
-            .unwrap_or_default();
-        if self.bans.insert(peer, (id, evidence)).is_none() {
-            tracing::warn!(office = %self.book.name(), %peer, by = %id, evidence = %first, "peer banned in an office for bad bytes");
-            // It may be a peer of the office above: every answer may change.
-            for c in self.contents.values_mut() {
-                c.version += 1;
-            }
-        }
-        true
-    }
-
-    /// The peers this office's clients banned.
-    pub fn banned(&self) -> Vec<NodeId> {
-        self.bans.keys().copied().collect()
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use branchline_storage::{ContentId, ContentRecord, NodeId, Origin, OriginKind, PieceMap};
 
-use crate::server::catalogue::Catalogue;
+use crate::server::catalogue::{Catalogue, CatalogueError};
 use crate::server::registry::{
     Dirty, Registry, RegistryError, RegistryTiming, Reported,
 };
@@ -82,7 +82,7 @@ impl Enterprise {
         &mut self,
         record: ContentRecord,
         confidential: bool,
-    ) -> Result<ContentId, RegistryError> {
+    ) -> Result<ContentId, CatalogueError> {
         let origins = record
             .origins
             .iter()
