@@ -220,3 +220,97 @@ fn an_rvp_cut_off_mid_transfer_is_replaced_and_its_office_finishes() {
         "the link carried {link} bytes: more than 1.25x the package"
     );
 }
+
+#[test]
+fn branches_with_nobody_above_each_take_the_package_from_the_origin_once() {
+    let size = 8 * MIB;
+    let sheet = "office,parent,type,subnets\nhq,,Default,10.1.0.0/24\n\
+        east,hq,Default,10.2.0.0/24\nwest,hq,Default,10.3.0.0/24\n";
+    let (origin, east, west) = SimWorld::run(|| async {
+        let mut world = SimWorld::new(sheet, &links(), Link::wan(100.0, 20), timing(), 3)
+            .await
+            .unwrap();
+        for (net, office) in [("10.2.0", "east"), ("10.3.0", "west")] {
+            for n in 0..3u8 {
+                let free = if n == 0 { 900 } else { 100 };
+                world
+                    .client(
+                        &format!("{office}-{n}"),
+                        ip(&format!("{net}.{}", 10 + n)),
+                        election(free),
+                    )
+                    .unwrap();
+            }
+        }
+        world.settle().await;
+        let content = world
+            .publish("p.bin", package(size, 3), PIECE)
+            .await
+            .unwrap();
+        let fetches: Vec<_> = (0..6)
+            .map(|i| world.fetch(i, content, Duration::from_secs(600)))
+            .collect();
+        for done in futures_util::future::join_all(fetches).await {
+            done.unwrap();
+        }
+        (
+            world.net.origin_bytes(),
+            world.net.link_bytes("east"),
+            world.net.link_bytes("west"),
+        )
+    });
+    // hq has no clients: each branch's RVP takes the origin, so each
+    // branch link (which the origin's bytes cross) carries it once.
+    assert_eq!(origin, 2 * size as u64, "once per branch");
+    assert_eq!((east, west), (size as u64, size as u64));
+}
+
+#[test]
+fn a_client_off_the_network_takes_the_cdn_and_never_the_file_storage() {
+    use branchline_storage::{Origin, OriginKind};
+    let size = 4 * MIB;
+    let sheet = "office,parent,type,subnets\nhq,,Default,10.1.0.0/24\n";
+    let (cdn, files, home_office) = SimWorld::run(|| async {
+        let mut world = SimWorld::new(sheet, &HashMap::new(), Link::wan(100.0, 20), timing(), 4)
+            .await
+            .unwrap();
+        let home = world
+            .client("home", ip("203.0.113.7"), election(100))
+            .unwrap();
+        world
+            .client("hq-0", ip("10.1.0.10"), election(900))
+            .unwrap();
+        world.settle().await;
+        // File storage first in the typed order: the server orders the
+        // CDN first, and gives a client off the network the CDN only.
+        let origins = vec![
+            Origin {
+                url: "https://files.corp/p.bin".into(),
+                kind: OriginKind::FileStorage,
+            },
+            Origin {
+                url: "https://cdn.sim/p.bin".into(),
+                kind: OriginKind::Cdn,
+            },
+        ];
+        let content = world
+            .publish_at("p.bin", package(size, 4), PIECE, origins)
+            .await
+            .unwrap();
+        world
+            .fetch(home, content, Duration::from_secs(600))
+            .await
+            .unwrap();
+        (
+            world.net.origin_bytes_at("https://cdn.sim/p.bin"),
+            world.net.origin_bytes_at("https://files.corp/p.bin"),
+            world.net.link_bytes("offnet-203.0.113.0/24"),
+        )
+    });
+    assert_eq!(
+        cdn, size as u64,
+        "the home client took every byte from the CDN"
+    );
+    assert_eq!(files, 0, "and none from the file storage");
+    assert_eq!(home_office, size as u64, "through its own office's link");
+}

@@ -165,7 +165,7 @@ impl Handler<FetchFromOrigin> for SimOrigin {
             let bytes = net
                 .origin_range(&msg.url, msg.offset, msg.len)
                 .map_err(SimError::fetch)?;
-            let arrives = failing_slowly(net.carry_from_origin(me, bytes.len() as u64))
+            let arrives = failing_slowly(net.carry_from_origin(&msg.url, me, bytes.len() as u64))
                 .await
                 .map_err(SimError::fetch)?;
             tokio::time::sleep_until(arrives).await;

@@ -35,7 +35,8 @@ struct Net {
     origin: Option<Queue>,
     /// The packages the origin serves, by URL.
     packages: HashMap<String, Arc<Vec<u8>>>,
-    origin_bytes: u64,
+    /// Bytes the origin sent, by URL.
+    origin_bytes: HashMap<String, u64>,
     /// Bytes each node served to peers.
     served: HashMap<IpAddr, u64>,
     seed: u64,
@@ -127,7 +128,12 @@ impl SimNet {
 
     /// Bytes the origin sent so far.
     pub fn origin_bytes(&self) -> u64 {
-        self.lock().origin_bytes
+        self.lock().origin_bytes.values().sum()
+    }
+
+    /// Bytes the origin sent so far from `url`.
+    pub fn origin_bytes_at(&self, url: &str) -> u64 {
+        self.lock().origin_bytes.get(url).copied().unwrap_or(0)
     }
 
     /// A package's bytes `offset..offset + len` at `url`.
@@ -200,8 +206,14 @@ impl SimNet {
         net.along(&crossed, bytes, now)
     }
 
-    /// Sends `bytes` from the origin to the node at `to`, starting now.
-    pub fn carry_from_origin(&self, to: IpAddr, bytes: u64) -> Result<Instant, SimError> {
+    /// Sends `bytes` from the origin at `url` to the node at `to`,
+    /// starting now.
+    pub fn carry_from_origin(
+        &self,
+        url: &str,
+        to: IpAddr,
+        bytes: u64,
+    ) -> Result<Instant, SimError> {
         let mut net = self.lock();
         if net.down.contains(&to) {
             return Err(SimError::Down(to));
@@ -210,7 +222,7 @@ impl SimNet {
         let now = Instant::now();
         let origin = net.origin.as_mut().ok_or(SimError::NoOriginLink)?;
         let at_top = origin.carry(bytes, now);
-        net.origin_bytes += bytes;
+        *net.origin_bytes.entry(url.to_owned()).or_default() += bytes;
         let mut down_to = path_up(&net.offices, &office);
         down_to.reverse();
         net.along(&down_to, bytes, at_top)

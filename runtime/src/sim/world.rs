@@ -48,9 +48,6 @@ pub enum WorldError {
     /// The topology sheet.
     #[error("the topology sheet: {0}")]
     Sheet(String),
-    /// An address no office of the sheet claims.
-    #[error("no office of the sheet claims {0}")]
-    NoOffice(IpAddr),
     /// The metadata store or a cache.
     #[error("{0}")]
     Storage(String),
@@ -89,6 +86,7 @@ pub struct SimWorld {
     /// The server's directory.
     pub directory: Addr<DirectoryActor>,
     topology: Topology,
+    links: HashMap<String, Link>,
     clients: Vec<SimClient>,
     dir: tempfile::TempDir,
     next_id: u8,
@@ -155,26 +153,22 @@ impl SimWorld {
             net,
             directory,
             topology,
+            links: links.clone(),
             clients: Vec::new(),
             dir,
             next_id: 0,
         })
     }
 
-    /// A client named `name` at `addr` (an address of an office of the
-    /// sheet), reporting `election` about itself; returns its index.
+    /// A client named `name` at `addr`, reporting `election` about itself;
+    /// returns its index.
     pub fn client(
         &mut self,
         name: &str,
         addr: IpAddr,
         election: ElectionSection,
     ) -> Result<usize, WorldError> {
-        let office = self
-            .topology
-            .resolve(addr)
-            .ok_or(WorldError::NoOffice(addr))?
-            .name
-            .clone();
+        let office = self.office_of(addr);
         let cache_dir = self.dir.path().join(name);
         let cache = PieceCache::open(&CacheConfig {
             dir: cache_dir.clone(),
@@ -260,6 +254,26 @@ impl SimWorld {
         Ok(self.clients.len() - 1)
     }
 
+    /// The office of a client at `addr`: the sheet's, or the automatic
+    /// office the server makes for an address no office claims (off the
+    /// corporate network for a public address), placed in the network
+    /// under the top office behind `self.links[its name]` or a default
+    /// link.
+    fn office_of(&mut self, addr: IpAddr) -> String {
+        let (office, made) = self.topology.resolve_or_add(addr);
+        let (name, parent) = (office.name.clone(), office.parent.clone());
+        if made {
+            let uplink = self
+                .links
+                .get(&name)
+                .copied()
+                .unwrap_or_else(|| Link::wan(100.0, 10));
+            self.net
+                .add_office(&name, parent.as_deref(), uplink, Link::LAN);
+        }
+        name
+    }
+
     /// The clients.
     pub fn clients(&self) -> &[SimClient] {
         &self.clients
@@ -273,17 +287,32 @@ impl SimWorld {
         bytes: Vec<u8>,
         piece_size: u32,
     ) -> Result<ContentId, WorldError> {
+        let cdn = Origin {
+            url: format!("https://cdn.sim/{name}"),
+            kind: OriginKind::Cdn,
+        };
+        self.publish_at(name, bytes, piece_size, vec![cdn]).await
+    }
+
+    /// Publishes `bytes` as `name` in pieces of `piece_size`, served at
+    /// every one of `origins` (each URL's bytes counted apart).
+    pub async fn publish_at(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        piece_size: u32,
+        origins: Vec<Origin>,
+    ) -> Result<ContentId, WorldError> {
         let manifest = Manifest::from_reader(name, &bytes[..], piece_size, |_| {})
             .map_err(|e| WorldError::Storage(e.to_string()))?;
-        let url = format!("https://cdn.sim/{name}");
-        self.net.serve_at_origin(&url, Arc::new(bytes));
+        let bytes = Arc::new(bytes);
+        for origin in &origins {
+            self.net.serve_at_origin(&origin.url, bytes.clone());
+        }
         self.directory
             .send(Publish {
                 manifest,
-                origins: vec![Origin {
-                    url,
-                    kind: OriginKind::Cdn,
-                }],
+                origins,
                 confidential: false,
             })
             .await
