@@ -36,6 +36,8 @@ mod content;
 mod moves;
 mod reports;
 mod sources;
+#[cfg(test)]
+mod tests;
 mod views;
 
 pub use moves::Moving;
@@ -190,17 +192,21 @@ impl Registry {
 
     /// Reloads the office's clients and holdings as the store kept them.
     /// Clients get a full timeout from `now` to send a heartbeat before
-    /// they expire.
+    /// they expire. A client that registered again while the store was
+    /// read is newer than what the store kept: it is left as it is.
     pub fn restore(
         &mut self,
         clients: Vec<ClientRecord>,
         holdings: Vec<(ContentId, NodeId, PieceMap)>,
         now: Instant,
     ) {
+        let mut restored = HashSet::new();
         for record in clients {
-            if !self.clients.contains_key(&record.id) {
-                self.seats.take_anyway();
+            if self.clients.contains_key(&record.id) {
+                continue;
             }
+            self.seats.take_anyway();
+            restored.insert(record.id);
             self.book.join(record.id, &record.name, record.addr.ip());
             self.clients.insert(
                 record.id,
@@ -212,7 +218,7 @@ impl Registry {
             );
         }
         for (content, client, have) in holdings {
-            if self.clients.contains_key(&client)
+            if restored.contains(&client)
                 && let Some(c) = self.content_mut(&content)
                 && have.len() == c.record.manifest.piece_count()
             {

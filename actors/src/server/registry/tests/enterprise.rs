@@ -11,9 +11,7 @@ use std::time::Instant;
 use branchline_storage::{ContentId, ContentRecord, NodeId, Origin, OriginKind, PieceMap};
 
 use crate::server::catalogue::{Catalogue, CatalogueError};
-use crate::server::registry::{
-    Dirty, Registry, RegistryError, RegistryTiming, Reported,
-};
+use crate::server::registry::{Dirty, Registry, RegistryError, RegistryTiming, Reported};
 use crate::server::seats::Seats;
 use crate::topology::Topology;
 use crate::wire::{ContentView, Registration, SourcesAnswer, SourcesQuery};
@@ -160,9 +158,9 @@ impl Enterprise {
         if plan.asks_above {
             let banned = self.office(&home).banned();
             for above in &path {
-                upstream = self
-                    .office(above)
-                    .upstream_sources(&query.content, &query.id, &banned, now);
+                upstream =
+                    self.office(above)
+                        .upstream_sources(&query.content, &query.id, &banned, now);
                 if upstream.is_some() {
                     break;
                 }
@@ -209,14 +207,6 @@ impl Enterprise {
             }
         }
         reported
-    }
-
-    /// Heartbeats from every client given.
-    pub fn heartbeats(&mut self, ids: impl IntoIterator<Item = u8>, now: Instant) {
-        for n in ids {
-            let id = NodeId([n; 16]);
-            self.at(&id).heartbeat(&id, now);
-        }
     }
 
     /// Expires silent clients in every office.

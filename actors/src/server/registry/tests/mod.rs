@@ -5,10 +5,10 @@ mod enterprise;
 mod offices;
 
 use super::*;
-use branchline_storage::{ContentRecord, ContentId};
-use enterprise::Enterprise;
 use branchline_storage::Manifest;
 use branchline_storage::content::MIN_PIECE_SIZE;
+use branchline_storage::{ContentId, ContentRecord};
+use enterprise::Enterprise;
 
 use crate::client::known_sources::KnownSources;
 use crate::topology::spreadsheet;
@@ -209,7 +209,13 @@ fn a_purge_forgets_the_content_and_office_infos_carry_its_number_once_durable() 
     r.purged_up_to(7);
     r.purged_up_to(3);
     let years_later = now + Duration::from_secs(3 * 365 * 86_400);
-    assert_eq!(r.at(&node(2)).office_info(&node(2), years_later).unwrap().purge_seq, 7);
+    assert_eq!(
+        r.at(&node(2))
+            .office_info(&node(2), years_later)
+            .unwrap()
+            .purge_seq,
+        7
+    );
     assert!(
         r.take_dirty().holdings.is_empty(),
         "nothing of it to persist"
@@ -341,12 +347,17 @@ fn given_bad_reports_then_they_are_refused_with_reasons() {
 #[test]
 fn given_changes_then_versions_move_and_dirty_lists_them_once() {
     let (mut r, id, now) = setup(2, 1);
-    let v0 = r.office("hq").version(&id).unwrap();
+    // An office knows a content from the first report or question about it.
+    let v0 = r.office("hq").version(&id).unwrap_or(0);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
     let v1 = r.office("hq").version(&id).unwrap();
     assert!(v1 > v0);
     r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
-    assert_eq!(r.office("hq").version(&id).unwrap(), v1, "same map, no change");
+    assert_eq!(
+        r.office("hq").version(&id).unwrap(),
+        v1,
+        "same map, no change"
+    );
     let dirty = r.take_dirty();
     assert_eq!(dirty.holdings.len(), 1);
     assert_eq!(dirty.clients.len(), 1);
@@ -369,6 +380,27 @@ fn given_a_restart_when_restored_then_holdings_come_back() {
     assert_eq!(answer.peers.len(), 1);
     assert!(answer.granted.is_empty());
     assert_eq!(r.content_views()[0].complete_holders, 1);
+}
+
+#[test]
+fn given_a_client_that_registered_again_during_a_rebuild_then_the_store_does_not_overwrite_it() {
+    let (mut r, id, now) = setup(2, 2);
+    r.report_have(node(1), id, PieceMap::full(2), now).unwrap();
+    let stored = r.take_dirty();
+    r.office("hq").forget_all();
+    // Client 1 lost its cache and registers again, holding nothing,
+    // before the store has been read back.
+    r.register(reg(1), reg(1).addr.ip(), 0, now).unwrap();
+    r.office("hq").restore(stored.clients, stored.holdings, now);
+    assert_eq!(
+        r.office("hq").book().len(),
+        2,
+        "client 2 came back from the store"
+    );
+    // Client 1 holds nothing: the origin is leased to it for both pieces.
+    let answer = r.sources(&query(1, id, 2), now).unwrap();
+    assert!(answer.peers.is_empty());
+    assert_eq!(answer.granted, vec![0, 1]);
 }
 
 #[test]

@@ -102,30 +102,35 @@ fn given_an_office_that_wants_a_content_then_its_rvp_is_told_to_pull_it() {
         ..Attributes::default()
     };
     assert_eq!(
-        r.at(&node(3)).heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
+        r.at(&node(3))
+            .heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
             .unwrap()
             .wanted,
         vec![]
     );
     r.sources(&query(4, id, 0), now).unwrap();
     let info = r
+        .at(&node(3))
         .heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
         .unwrap();
     assert_eq!((info.name.as_str(), info.wanted), ("branch", vec![id]));
     assert!(
-        r.at(&node(4)).heartbeat_with(&node(4), attributes(10), ByteCounters::default(), now)
+        r.at(&node(4))
+            .heartbeat_with(&node(4), attributes(10), ByteCounters::default(), now)
             .unwrap()
             .wanted
             .is_empty(),
         "not the RVP"
     );
     let hq = r
+        .at(&node(1))
         .heartbeat_with(&node(1), attributes(90), ByteCounters::default(), now)
         .unwrap();
     assert_eq!(hq.wanted, vec![id], "the office above pulls it too");
     r.report_have(node(3), id, PieceMap::full(2), now).unwrap();
     assert!(
-        r.at(&node(3)).heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
+        r.at(&node(3))
+            .heartbeat_with(&node(3), attributes(90), ByteCounters::default(), now)
             .unwrap()
             .wanted
             .is_empty(),
@@ -231,7 +236,10 @@ fn given_two_branches_under_an_empty_office_then_each_office_leases_its_own_piec
     // Each branch's link carries the content once: each RVP takes it from
     // the origin, as nothing above has clients.
     for n in [2, 3] {
-        assert_eq!(r.sources(&query(n, id, 2), now).unwrap().granted, vec![0, 1]);
+        assert_eq!(
+            r.sources(&query(n, id, 2), now).unwrap().granted,
+            vec![0, 1]
+        );
     }
     let origin = r.office("east").report(now).origin;
     assert_eq!(
