@@ -154,7 +154,12 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    // The second import is sent once the server is working on the first
+    // (a fixed pause let the small second sheet arrive first on a loaded
+    // machine).
+    common::wait_until("the first import started", Duration::from_secs(20), || {
+        server.log().contains("topology import started")
+    });
     let refused = import(&world, &second).output().unwrap();
     let first = first.wait_with_output().unwrap();
     let took = started.elapsed();

@@ -495,6 +495,10 @@ impl Handler<ImportTopology> for DirectoryActor {
             ])));
         }
         self.importing = true;
+        tracing::info!(
+            bytes = msg.0.len(),
+            "topology import started; the sheet is parsed and checked off the directory's thread"
+        );
         let store = self.store.clone();
         let (number, writes) = (self.next_topology_number(), self.topology_writes.clone());
         // A panic in the import leaves the directory as it was: nothing to
