@@ -69,6 +69,17 @@ impl Enterprise {
         self.office(&home)
     }
 
+    /// The offices above `office`, nearest first: where its questions go
+    /// up the tree, parent actor to parent actor.
+    fn above(&self, office: &str) -> Vec<String> {
+        self.topology
+            .path_to_top(office)
+            .iter()
+            .skip(1)
+            .map(|o| o.name.clone())
+            .collect()
+    }
+
     /// The office `id` is in.
     pub fn office_of(&self, id: &NodeId) -> Option<&str> {
         self.home.get(id).map(String::as_str)
@@ -139,13 +150,7 @@ impl Enterprise {
             return Err(RegistryError::UnknownClient(query.id));
         };
         let route = self.office(&home).begin_sources(query, now)?;
-        let path: Vec<String> = self
-            .topology
-            .path_to_top(&home)
-            .iter()
-            .skip(1)
-            .map(|o| o.name.clone())
-            .collect();
+        let path = self.above(&home);
         if route.tell_above {
             for above in &path {
                 if !self.office(above).note_wanted(query.content, now) {
@@ -193,14 +198,7 @@ impl Enterprise {
         };
         let reported = self.office(&home).report_unresponsive(id, peer, now);
         if reported == Reported::NotHere {
-            let path: Vec<String> = self
-                .topology
-                .path_to_top(&home)
-                .iter()
-                .skip(1)
-                .map(|o| o.name.clone())
-                .collect();
-            for above in path {
+            for above in self.above(&home) {
                 if self.office(&above).suspect(peer, id, now) {
                     break;
                 }
