@@ -5,10 +5,8 @@
 //! through.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use actix::prelude::*;
-use branchline_actors::client::counters::Counters;
 use branchline_actors::messages::{
     Discover, FetchError, FetchFromOrigin, FetchFromPeer, FetchManifest,
 };
@@ -85,9 +83,6 @@ pub struct SimTransport {
     pub net: SimNet,
     /// This client's address.
     pub me: IpAddr,
-    /// Bytes served, counted on the holder's side as a real transport
-    /// does (unused: the network counts each link).
-    pub counters: Arc<Counters>,
 }
 
 impl Actor for SimTransport {
@@ -97,13 +92,13 @@ impl Actor for SimTransport {
 impl Handler<FetchFromPeer> for SimTransport {
     type Result = ResponseFuture<Result<Bytes, FetchError>>;
     fn handle(&mut self, msg: FetchFromPeer, _: &mut Context<Self>) -> Self::Result {
-        let (net, me, counters) = (self.net.clone(), self.me, self.counters.clone());
+        let (net, me) = (self.net.clone(), self.me);
         Box::pin(async move {
             let peer = msg.addr.ip();
-            let store = failing_slowly(net.store_of(peer))
+            let holder = failing_slowly(net.holder(peer))
                 .await
                 .map_err(SimError::fetch)?;
-            let bytes = read_for_peer(&store, &counters, msg.content, msg.index)
+            let bytes = read_for_peer(&holder.store, &holder.counters, msg.content, msg.index)
                 .await
                 .map_err(FetchError::Refused)?;
             if bytes.len() != msg.len as usize {
@@ -131,10 +126,10 @@ impl Handler<FetchManifest> for SimTransport {
         let (net, me) = (self.net.clone(), self.me);
         Box::pin(async move {
             let peer = msg.addr.ip();
-            let store = failing_slowly(net.store_of(peer))
+            let holder = failing_slowly(net.holder(peer))
                 .await
                 .map_err(SimError::fetch)?;
-            let answer = manifest_for_peer(&store, msg.content)
+            let answer = manifest_for_peer(&holder.store, msg.content)
                 .await
                 .map_err(FetchError::Refused)?;
             let arrives = net.carry(peer, me, 1024).map_err(SimError::fetch)?;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
+use branchline_actors::client::counters::Counters;
 use branchline_actors::client::store::Store;
 use tokio::time::Instant;
 
@@ -27,10 +28,26 @@ struct Place {
     lan: Link,
 }
 
+/// A node of the simulated network.
+struct Node {
+    office: String,
+    store: Addr<Store>,
+    counters: Arc<Counters>,
+}
+
+/// What a node serves peers from: its store, and its counters (where a
+/// piece found rotten on its disk is counted, as on a real node).
+pub struct Holder {
+    /// Its store.
+    pub store: Addr<Store>,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+}
+
 #[derive(Default)]
 struct Net {
     offices: BTreeMap<String, Place>,
-    nodes: HashMap<IpAddr, (String, Addr<Store>)>,
+    nodes: HashMap<IpAddr, Node>,
     down: HashSet<IpAddr>,
     origin: Option<Queue>,
     /// The packages the origin serves, by URL.
@@ -82,8 +99,19 @@ impl SimNet {
     }
 
     /// A node at `addr` in `office`, whose pieces its `store` serves.
-    pub fn add_node(&self, addr: IpAddr, office: &str, store: Addr<Store>) {
-        self.lock().nodes.insert(addr, (office.to_owned(), store));
+    pub fn add_node(
+        &self,
+        addr: IpAddr,
+        office: &str,
+        store: Addr<Store>,
+        counters: Arc<Counters>,
+    ) {
+        let node = Node {
+            office: office.to_owned(),
+            store,
+            counters,
+        };
+        self.lock().nodes.insert(addr, node);
     }
 
     /// The node at `addr` is cut off (`down`) or back.
@@ -101,16 +129,17 @@ impl SimNet {
         self.lock().down.contains(&addr)
     }
 
-    /// The store of the node at `addr`, if it is up.
-    pub fn store_of(&self, addr: IpAddr) -> Result<Addr<Store>, SimError> {
+    /// What the node at `addr` serves from, if it is up.
+    pub fn holder(&self, addr: IpAddr) -> Result<Holder, SimError> {
         let net = self.lock();
         if net.down.contains(&addr) {
             return Err(SimError::Down(addr));
         }
-        net.nodes
-            .get(&addr)
-            .map(|(_, store)| store.clone())
-            .ok_or(SimError::NoNode(addr))
+        let node = net.nodes.get(&addr).ok_or(SimError::NoNode(addr))?;
+        Ok(Holder {
+            store: node.store.clone(),
+            counters: node.counters.clone(),
+        })
     }
 
     /// Bytes carried so far by the link into `office`.
@@ -158,7 +187,7 @@ impl SimNet {
         if net.down.contains(&from) {
             return Err(SimError::Down(from));
         }
-        let office = &net.nodes.get(&from).ok_or(SimError::NoNode(from))?.0;
+        let office = &net.nodes.get(&from).ok_or(SimError::NoNode(from))?.office;
         let path = path_up(&net.offices, office);
         let lan = net.offices[office].lan.delay;
         Ok(lan
@@ -176,7 +205,7 @@ impl SimNet {
         let office = |addr: IpAddr| {
             net.nodes
                 .get(&addr)
-                .map(|(o, _)| o.clone())
+                .map(|n| n.office.clone())
                 .ok_or(SimError::NoNode(addr))
         };
         let (holder, asker) = (office(from)?, office(to)?);
@@ -218,7 +247,12 @@ impl SimNet {
         if net.down.contains(&to) {
             return Err(SimError::Down(to));
         }
-        let office = net.nodes.get(&to).ok_or(SimError::NoNode(to))?.0.clone();
+        let office = net
+            .nodes
+            .get(&to)
+            .ok_or(SimError::NoNode(to))?
+            .office
+            .clone();
         let now = Instant::now();
         let origin = net.origin.as_mut().ok_or(SimError::NoOriginLink)?;
         let at_top = origin.carry(bytes, now);

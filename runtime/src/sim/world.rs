@@ -178,10 +178,11 @@ impl SimWorld {
         .map_err(|e| WorldError::Storage(e.to_string()))?;
         let cache = Arc::new(cache);
         let (store, _) = supervision::start("store", move |_| Store::new(cache));
-        self.net.add_node(addr, &office, store.clone());
+        let counters = Arc::new(Counters::default());
+        self.net
+            .add_node(addr, &office, store.clone(), counters.clone());
         self.next_id += 1;
         let id = NodeId([self.next_id; 16]);
-        let counters = Arc::new(Counters::default());
         let me = Identity {
             id,
             name: name.to_owned(),
@@ -210,7 +211,6 @@ impl SimWorld {
         let transport = SimTransport {
             net: self.net.clone(),
             me: addr,
-            counters: counters.clone(),
         }
         .start();
         let origin = SimOrigin {
