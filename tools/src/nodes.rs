@@ -87,6 +87,21 @@ pub fn publish(bin: &Path, server_dir: &Path, package: &Path, extra: &[&str]) ->
     last_line(bin, &args)
 }
 
+/// `branchline topology import` of the spreadsheet `sheet` on the server
+/// in `server_dir`; it must be taken.
+pub fn import_topology(bin: &Path, server_dir: &Path, sheet: &Path) {
+    last_line(
+        bin,
+        &[
+            "topology",
+            "import",
+            "--data-dir",
+            server_dir.to_str().unwrap(),
+            sheet.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Runs `bin args...`, which must succeed; returns the last line it
 /// printed on stdout.
 fn last_line(bin: &Path, args: &[&str]) -> String {

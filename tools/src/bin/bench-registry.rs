@@ -16,7 +16,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use branchline::tls;
@@ -28,7 +27,7 @@ use branchline_actors::wire::{
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
-    cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
+    self, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
 };
 use branchline_tools::{arg, check_args, print_command, secs};
 use futures_util::StreamExt as _;
@@ -158,7 +157,7 @@ fn run(bin: &Path, shape: Shape) -> Figures {
     let ids: Vec<ContentId> = (0..shape.contents)
         .map(|i| publish_sparse(bin, work.path(), &server_dir, i))
         .collect();
-    import_topology(bin, work.path(), &server_dir, shape.offices);
+    import_sheet(bin, work.path(), &server_dir, shape.offices);
     let pid = server.0.id();
     let idle_mb = rss_mb(pid);
 
@@ -208,7 +207,7 @@ fn office_net(k: u32) -> [u8; 3] {
 }
 
 /// The sheet: office 0 on top, the others in a tree ten wide.
-fn import_topology(bin: &Path, work: &Path, server_dir: &Path, offices: u32) {
+fn import_sheet(bin: &Path, work: &Path, server_dir: &Path, offices: u32) {
     let mut sheet = String::from("office,parent,type,subnets\n");
     for k in 0..offices {
         let [a, b, c] = office_net(k);
@@ -221,17 +220,7 @@ fn import_topology(bin: &Path, work: &Path, server_dir: &Path, offices: u32) {
     }
     let path = work.join("topology.csv");
     std::fs::write(&path, sheet).unwrap();
-    let out = Command::new(bin)
-        .args(["topology", "import", "--data-dir"])
-        .arg(server_dir)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nodes::import_topology(bin, server_dir, &path);
 }
 
 /// Publishes a 1 GiB sparse file under its own name (so each content id
