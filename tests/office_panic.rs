@@ -17,10 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use branchline::tls::{self, Identity};
-use branchline_actors::server::election::Attributes;
-use branchline_actors::wire::{
-    ByteCounters, Registration, ServerReply, ServerRequest, SourcesQuery,
-};
+use branchline_actors::wire::{ServerReply, ServerRequest};
 use branchline_storage::ContentId;
 use common::origin::{OriginOptions, TestOrigin};
 use common::{World, finish_fetches, have_pieces, make_package, shell, start_fetches};
@@ -47,33 +44,15 @@ async fn probe(
 ) -> Times {
     let id = identity.node_id();
     let conn = common::pki::connect_as(from, server, tls::CONTROL_NAME, &identity).await;
-    let register = ServerRequest::Register(Registration {
+    let register = ServerRequest::Register(common::pki::registration(
         id,
-        name: format!("prober-{}", from.ip()),
-        addr: (from.ip(), 34760).into(),
-        background: (from.ip(), 34750).into(),
-        holdings: vec![],
-        attributes: Attributes::default(),
-    });
+        format!("prober-{}", from.ip()),
+        from.ip(),
+    ));
     let mut times = Vec::new();
     let mut registered = false;
     while !stop.load(Ordering::Relaxed) {
-        let requests = [
-            ServerRequest::Heartbeat {
-                id,
-                attributes: Attributes::default(),
-                counters: ByteCounters::default(),
-            },
-            ServerRequest::Sources(SourcesQuery {
-                id,
-                content,
-                since: 0,
-                want_leases: 0,
-                release: vec![],
-                stuck: vec![],
-                wait_ms: 0,
-            }),
-        ];
+        let requests = common::pki::heartbeat_and_sources(id, content);
         for request in requests {
             let request = if registered {
                 request

@@ -15,10 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use branchline::tls::{self, Identity};
-use branchline_actors::server::election::Attributes;
-use branchline_actors::wire::{
-    ByteCounters, Registration, ServerReply, ServerRequest, SourcesQuery,
-};
+use branchline_actors::wire::{ServerReply, ServerRequest};
 use branchline_storage::ContentId;
 use common::{World, make_package, path_arg};
 
@@ -57,36 +54,15 @@ async fn ask_until(
         let conn = conn.clone();
         async move { common::pki::ask_on::<_, ServerReply>(&conn, &request).await }
     };
-    let registration = Registration {
-        id,
-        name: format!("asker-{}", world_addr.ip()),
-        addr: (world_addr.ip(), 34760).into(),
-        background: (world_addr.ip(), 34750).into(),
-        holdings: vec![],
-        attributes: Attributes::default(),
-    };
+    let registration =
+        common::pki::registration(id, format!("asker-{}", world_addr.ip()), world_addr.ip());
     match call(ServerRequest::Register(registration)).await {
         ServerReply::Registered { .. } => {}
         other => panic!("registration: {other:?}"),
     }
     let mut times = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        for request in [
-            ServerRequest::Heartbeat {
-                id,
-                attributes: Attributes::default(),
-                counters: ByteCounters::default(),
-            },
-            ServerRequest::Sources(SourcesQuery {
-                id,
-                content,
-                since: 0,
-                want_leases: 0,
-                release: vec![],
-                stuck: vec![],
-                wait_ms: 0,
-            }),
-        ] {
+        for request in common::pki::heartbeat_and_sources(id, content) {
             let asked = Instant::now();
             match call(request).await {
                 ServerReply::Error(e) => panic!("refused: {e}"),

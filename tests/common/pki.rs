@@ -154,3 +154,44 @@ where
         })
     })
 }
+
+/// The registration of a test's own client `id`, named `name`, at `ip`.
+pub fn registration(
+    id: branchline_storage::NodeId,
+    name: String,
+    ip: std::net::IpAddr,
+) -> branchline_actors::wire::Registration {
+    branchline_actors::wire::Registration {
+        id,
+        name,
+        addr: (ip, 34760).into(),
+        background: (ip, 34750).into(),
+        holdings: vec![],
+        attributes: Default::default(),
+    }
+}
+
+/// What a test's own client asks again and again: a heartbeat, then who
+/// holds `content`.
+pub fn heartbeat_and_sources(
+    id: branchline_storage::NodeId,
+    content: branchline_storage::ContentId,
+) -> [branchline_actors::wire::ServerRequest; 2] {
+    use branchline_actors::wire::{ByteCounters, ServerRequest, SourcesQuery};
+    [
+        ServerRequest::Heartbeat {
+            id,
+            attributes: Default::default(),
+            counters: ByteCounters::default(),
+        },
+        ServerRequest::Sources(SourcesQuery {
+            id,
+            content,
+            since: 0,
+            want_leases: 0,
+            release: vec![],
+            stuck: vec![],
+            wait_ms: 0,
+        }),
+    ]
+}
