@@ -113,52 +113,46 @@ fn a_million_fake_registrations_leave_memory_bounded_and_an_honest_client_regist
     let flood = {
         let (left, refused, connections) = (left.clone(), refused.clone(), connections.clone());
         let (server_addr, from) = (world.server_addr(), world.addr(99, 0));
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let socket = endpoint::bind(from).unwrap();
-                let (ep, _) = endpoint::endpoint(
-                    socket,
-                    None,
-                    Some(&attacker),
-                    branchline::tls::Admit::Members,
-                )
-                .unwrap();
-                let started = Instant::now();
-                let mut seed = 1u64;
-                while left.load(Ordering::Relaxed) > 0 {
-                    // Up to 8 connections at a time; each is cut off when it
-                    // keeps on over its rate, and another takes its place.
-                    let mut pumps = Vec::new();
-                    for _ in 0..8 {
-                        if let Ok(conn) = endpoint::connect(
-                            &ep,
-                            server_addr,
-                            branchline::tls::CONTROL_NAME,
-                            Duration::from_secs(5),
-                        )
-                        .await
-                        {
-                            connections.fetch_add(1, Ordering::Relaxed);
-                            seed += 1;
-                            pumps.push(tokio::spawn(pump(
-                                conn,
-                                left.clone(),
-                                refused.clone(),
-                                seed,
-                            )));
-                        }
-                    }
-                    for p in pumps {
-                        let _ = p.await;
+        common::pki::in_background(vec![async move {
+            let socket = endpoint::bind(from).unwrap();
+            let (ep, _) = endpoint::endpoint(
+                socket,
+                None,
+                Some(&attacker),
+                branchline::tls::Admit::Members,
+            )
+            .unwrap();
+            let started = Instant::now();
+            let mut seed = 1u64;
+            while left.load(Ordering::Relaxed) > 0 {
+                // Up to 8 connections at a time; each is cut off when it
+                // keeps on over its rate, and another takes its place.
+                let mut pumps = Vec::new();
+                for _ in 0..8 {
+                    if let Ok(conn) = endpoint::connect(
+                        &ep,
+                        server_addr,
+                        branchline::tls::CONTROL_NAME,
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    {
+                        connections.fetch_add(1, Ordering::Relaxed);
+                        seed += 1;
+                        pumps.push(tokio::spawn(pump(
+                            conn,
+                            left.clone(),
+                            refused.clone(),
+                            seed,
+                        )));
                     }
                 }
-                started.elapsed()
-            })
-        })
+                for p in pumps {
+                    let _ = p.await;
+                }
+            }
+            started.elapsed()
+        }])
     };
     // An honest client starts in the middle of the flood.
     std::thread::sleep(Duration::from_secs(2));
@@ -166,7 +160,7 @@ fn a_million_fake_registrations_leave_memory_bounded_and_an_honest_client_regist
     let honest = world.client(11);
     world.wait_registered(&honest);
     let took = started.elapsed();
-    let flood_time = flood.join().unwrap();
+    let flood_time = flood.join().unwrap()[0];
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = peak.load(Ordering::Relaxed);
