@@ -117,7 +117,7 @@ fn publishing_a_missing_file_is_named() {
 }
 
 #[test]
-fn a_file_url_given_as_a_cdn_is_refused_and_nothing_is_published() {
+fn an_origin_of_the_wrong_kind_or_scheme_is_refused_and_nothing_is_published() {
     let world = World::new(31, 26);
     let server = world.server();
     let package = world.path("p.bin");
@@ -134,6 +134,21 @@ fn a_file_url_given_as_a_cdn_is_refused_and_nothing_is_published() {
     assert_one_line_error(
         &stderr,
         &["--cdn file:///srv/p.bin: a CDN is reached over http(s)://, not file://"],
+    );
+    let (ok, stderr) = run_err(&[
+        "publish",
+        "--data-dir",
+        &path_arg(&world.path("server")),
+        &path_arg(&package),
+        "--file-storage",
+        "ftp://files.corp/p.bin",
+    ]);
+    assert!(!ok);
+    assert_one_line_error(
+        &stderr,
+        &[
+            "origin `ftp://files.corp/p.bin` is not usable: only http://, https:// and file:// origins are supported",
+        ],
     );
     assert_eq!(
         server.status()["registry"]["contents"],

@@ -489,6 +489,24 @@ mod tests {
     }
 
     #[test]
+    fn damaged_origin_kinds_are_named_and_the_content_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path(), 1 << 20).unwrap();
+        let content = record(3, 50_000);
+        let id = content.manifest.content_id();
+        store
+            .put_content(&content, &[OriginKind::Cdn], false)
+            .unwrap();
+        store.origin_kinds.insert(id.0, &[1u8, 0xff][..]).unwrap();
+        let err = store.origin_kinds(&id).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("origin_kinds/{id}")),
+            "{err}"
+        );
+        assert_eq!(store.contents().unwrap(), vec![content], "nothing lost");
+    }
+
+    #[test]
     fn confidentiality_is_stored_with_the_content_and_goes_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let (secret, open) = (record(1, 50_000), record(2, 50_000));
