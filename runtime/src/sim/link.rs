@@ -37,6 +37,11 @@ impl Link {
         }
     }
 
+    /// When `bytes` sent at `at` arrive if nothing is ahead of them.
+    pub fn unqueued(&self, bytes: u64, at: Instant) -> Instant {
+        at + self.transmission(bytes) + self.delay
+    }
+
     /// How long `bytes` take to leave at its rate.
     fn transmission(&self, bytes: u64) -> Duration {
         match self.rate_mbit {

@@ -211,10 +211,10 @@ impl SimNet {
         let (holder, asker) = (office(from)?, office(to)?);
         *net.served.entry(from).or_default() += bytes;
         if holder == asker {
+            // A switched LAN: each pair of nodes has the link to itself.
             let lan = net.offices[&asker].lan;
             net.lose(lan)?;
-            let mut queue = Queue::new(lan);
-            return Ok(queue.carry(bytes, now));
+            return Ok(lan.unqueued(bytes, now));
         }
         let up_from_holder = path_up(&net.offices, &holder);
         let up_from_asker = path_up(&net.offices, &asker);
