@@ -4,7 +4,10 @@
 //! not stored; the pieces stored before stay, the client keeps serving
 //! them to a peer, and once the ballast is gone the same fetch resumes and
 //! ends with the right bytes, taking from the origin only what was not
-//! stored yet. Needs root (mount); the tmpfs is unmounted by name.
+//! stored yet. The failed fetch gives its origin leases back at once: the
+//! server's leases last longer than a test waits for a fetch here, so the
+//! peer would never finish if it had to wait them out. Needs root (mount);
+//! the tmpfs is unmounted by name.
 
 mod common;
 
@@ -52,7 +55,9 @@ fn a_full_disk_is_named_loses_nothing_keeps_serving_and_resumes() {
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 12);
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
-    let _server = world.server();
+    let config = world.path("server.toml");
+    std::fs::write(&config, "[registry]\nlease_ttl_secs = 3600\n").unwrap();
+    let _server = world.server_with(&["--config", &common::path_arg(&config)]);
     let disk = SmallDisk::mount(&world.path("small"), 24);
     let ballast = disk.0.join("ballast");
     std::fs::write(&ballast, vec![0u8; 16 * 1024 * 1024]).unwrap();

@@ -667,6 +667,15 @@ impl Picker {
         std::mem::take(&mut self.to_release).into_iter().collect()
     }
 
+    /// Every lease this node holds, given back at once: for a transfer that
+    /// ends without finishing, so the office's other clients need not wait
+    /// out the leases' time to take those pieces from the origin.
+    pub fn take_every_lease(&mut self) -> Vec<u32> {
+        let granted = std::mem::take(&mut self.granted);
+        self.to_release.extend(granted);
+        self.take_releases()
+    }
+
     /// Pieces nobody can supply: missing, not in flight, no peer holds them,
     /// no one holds a lease and every origin is set aside.
     pub fn unobtainable(&self) -> Vec<u32> {

@@ -271,9 +271,28 @@ impl Transfer {
     fn fail(&mut self, reason: String) {
         tracing::error!(content = %self.content, %reason, "transfer failed");
         self.phase = Phase::Failed(reason.clone());
+        self.give_back_leases();
         self.deps.office.finished.do_send(TransferFinished {
             content: self.content,
             outcome: Err(reason),
+        });
+    }
+
+    /// Tells the server, without waiting for its answer, that the origin
+    /// leases this transfer held are free.
+    fn give_back_leases(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let release = run.picker.take_every_lease();
+        if release.is_empty() {
+            return;
+        }
+        self.deps.office.sources.do_send(SourcesRequest {
+            content: self.content,
+            since: run.known.version(),
+            want_leases: 0,
+            release,
+            stuck: Vec::new(),
+            wait: Duration::ZERO,
         });
     }
 

@@ -523,3 +523,16 @@ fn given_a_peer_that_stops_answering_then_it_is_reported_once_but_a_busy_one_is_
     assert_eq!(p.take_unresponsive(), vec![node(1)], "peer 2 is only busy");
     assert!(p.take_unresponsive().is_empty(), "reported once");
 }
+
+#[test]
+fn given_origin_leases_when_the_transfer_ends_unfinished_then_every_lease_is_given_back_once() {
+    let now = Instant::now();
+    let mut p = Picker::new(PieceMap::new(4), 1, limits());
+    p.update_sources(&[], PieceMap::new(4), &[0, 2, 3]);
+    assert_eq!(p.take_every_lease(), vec![0, 2, 3]);
+    assert!(p.take_every_lease().is_empty(), "given back once");
+    assert!(
+        p.next_requests(now).is_empty(),
+        "no piece is taken from the origin without a lease"
+    );
+}
