@@ -34,13 +34,12 @@ const SETTINGS: [(&str, &str); 2] = [
     ("dirty_expire_centisecs", "360000"),
 ];
 
-/// Writeback off while it lives; mounts it made are undone when it drops.
-struct Crashable {
+/// The kernel's writeback off while it lives, as it was when it drops.
+struct WritebackOff {
     saved: Vec<(String, String)>,
-    mounts: Vec<PathBuf>,
 }
 
-impl Crashable {
+impl WritebackOff {
     fn new() -> Self {
         let saved = SETTINGS
             .iter()
@@ -51,12 +50,26 @@ impl Crashable {
                 (path, old)
             })
             .collect();
-        Crashable {
-            saved,
-            mounts: Vec::new(),
+        WritebackOff { saved }
+    }
+}
+
+impl Drop for WritebackOff {
+    fn drop(&mut self) {
+        for (path, old) in &self.saved {
+            let _ = std::fs::write(path, old);
         }
     }
+}
 
+/// Disk images one thread of the test mounts; what is still mounted is
+/// unmounted when it drops.
+#[derive(Default)]
+struct Crashable {
+    mounts: Vec<PathBuf>,
+}
+
+impl Crashable {
     /// Makes an ext4 image of `mib` MiB at `image` and mounts it at `at`.
     fn image(&mut self, image: &Path, at: &Path, mib: u64) {
         let file = std::fs::File::create(image).unwrap();
@@ -93,9 +106,6 @@ impl Drop for Crashable {
     fn drop(&mut self) {
         for at in self.mounts.drain(..).rev() {
             let _ = Command::new("umount").arg(&at).status();
-        }
-        for (path, old) in &self.saved {
-            let _ = std::fs::write(path, old);
         }
     }
 }
@@ -154,25 +164,37 @@ fn check_the_harness(crash: &mut Crashable, world: &World) {
     crash.unmount(&at);
 }
 
+/// The client's and the server's power cuts run side by side, each in a
+/// world (addresses, images) of its own and with dice of its own.
 #[test]
 fn no_power_cut_leaves_a_marked_piece_bad_or_the_servers_metadata_broken() {
     let points = setting("BRANCHLINE_CRASH_POINTS", 50);
-    let mut dice = Dice(setting("BRANCHLINE_CRASH_SEED", 20261204) | 1);
-    let world = World::new(31, 38);
-    let mut crash = Crashable::new();
-    check_the_harness(&mut crash, &world);
-    let started = Instant::now();
-    client_power_cuts(&world, &mut crash, &mut dice, points);
-    eprintln!(
-        "client: {points} power cuts checked in {:?}",
-        started.elapsed()
-    );
-    let started = Instant::now();
-    server_power_cuts(&world, &mut crash, &mut dice, points);
-    eprintln!(
-        "server: {points} power cuts checked in {:?}",
-        started.elapsed()
-    );
+    let seed = setting("BRANCHLINE_CRASH_SEED", 20261204);
+    let _writeback = WritebackOff::new();
+    let probe = World::new(31, 38);
+    check_the_harness(&mut Crashable::default(), &probe);
+    std::thread::scope(|threads| {
+        threads.spawn(|| {
+            let started = Instant::now();
+            let world = World::new(31, 38);
+            let mut dice = Dice(seed | 1);
+            client_power_cuts(&world, &mut Crashable::default(), &mut dice, points);
+            eprintln!(
+                "client: {points} power cuts checked in {:?}",
+                started.elapsed()
+            );
+        });
+        threads.spawn(|| {
+            let started = Instant::now();
+            let world = World::new(31, 27);
+            let mut dice = Dice(seed.rotate_left(32) | 1);
+            server_power_cuts(&world, &mut Crashable::default(), &mut dice, points);
+            eprintln!(
+                "server: {points} power cuts checked in {:?}",
+                started.elapsed()
+            );
+        });
+    });
 }
 
 fn client_power_cuts(world: &World, crash: &mut Crashable, dice: &mut Dice, points: u64) {
