@@ -147,29 +147,6 @@ struct OriginState {
     rest: Rest,
 }
 
-/// Failures in a row and the rest they earned.
-#[derive(Debug, Default, Clone, Copy)]
-struct Rest {
-    failures: u32,
-    until: Option<Instant>,
-}
-
-impl Rest {
-    fn failed(&mut self, now: Instant, base: Duration) {
-        self.failures += 1;
-        let factor = 1u32 << (self.failures - 1).min(10);
-        self.until = Some(now + base.saturating_mul(factor).min(MAX_REST));
-    }
-
-    fn succeeded(&mut self) {
-        *self = Rest::default();
-    }
-
-    fn resting(&self, now: Instant) -> bool {
-        self.until.is_some_and(|t| t > now)
-    }
-}
-
 /// A request not yet settled.
 #[derive(Debug, Clone, Copy)]
 struct Flight {
@@ -420,34 +397,6 @@ impl Picker {
             .position(|o| !o.set_aside && !o.rest.resting(now))
     }
 
-    /// Origins the server named after the transfer started without any
-    /// (its manifest came from a peer while the server was out of reach).
-    /// Ignored once origins are known.
-    pub fn learn_origins(&mut self, count: usize) {
-        if self.origins.is_empty() {
-            self.origins = vec![OriginState::default(); count];
-        }
-    }
-
-    /// Origins not set aside.
-    pub fn usable_origins(&self) -> u32 {
-        let n = self.origins.iter().filter(|o| !o.set_aside).count();
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
-    /// Origin leases this node holds, and pieces leased to others.
-    pub fn leases(&self) -> (u32, u32) {
-        let granted = u32::try_from(self.granted.len()).unwrap_or(u32::MAX);
-        (granted, self.leased_elsewhere.count())
-    }
-
-    /// True when the content had origins and every one has been set aside.
-    /// A content known without origins (its manifest came from a peer while
-    /// the server was out of reach) waits for peers instead.
-    pub fn origins_exhausted(&self) -> bool {
-        !self.origins.is_empty() && self.origins.iter().all(|o| o.set_aside)
-    }
-
     fn start(&mut self, index: u32, source: Source) -> Request {
         let id = self.next_id;
         self.next_id += 1;
@@ -544,23 +493,6 @@ impl Picker {
         Outcome::Applied
     }
 
-    /// The server is out of reach, so nobody grants leases: every missing
-    /// piece that no known peer holds may go to the origin (if any origin
-    /// is known and usable). Several clients of an office may then take
-    /// the same piece from the origin; the next answer from the server
-    /// puts its leases back in charge.
-    pub fn grant_unheld(&mut self) {
-        if self.origins.is_empty() || self.origins_exhausted() {
-            return;
-        }
-        let unheld: Vec<u32> = self
-            .have
-            .iter_missing()
-            .filter(|&i| self.holders(i) == 0)
-            .collect();
-        self.granted.extend(unheld);
-    }
-
     /// A peer is banned: no request goes to it again.
     pub fn set_aside(&mut self, peer: NodeId) {
         self.set_aside_peers.insert(peer);
@@ -622,71 +554,6 @@ impl Picker {
         std::mem::take(&mut self.to_report)
     }
 
-    /// How many more origin leases this node would use now: pieces no usable
-    /// peer holds (or that are stuck) and nobody else is fetching, up to the
-    /// free origin slots.
-    pub fn wanted_leases(&self, now: Instant) -> u32 {
-        if self.origins.is_empty() || self.origins_exhausted() {
-            return 0;
-        }
-        let slots = self
-            .limits
-            .origin
-            .saturating_sub(self.origin_in_flight() + self.granted_waiting());
-        let needed = self
-            .wanted()
-            .filter(|&i| {
-                (self.holders(i) == 0 || self.stuck.is_stuck(i, now))
-                    && !self.leased_elsewhere.get(i)
-                    && !self.granted.contains(&i)
-            })
-            .take(slots as usize)
-            .count();
-        u32::try_from(needed).unwrap_or(u32::MAX)
-    }
-
-    fn granted_waiting(&self) -> u32 {
-        let n = self
-            .granted
-            .iter()
-            .filter(|i| !self.pieces_in_flight.contains(i))
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-
-    /// Missing pieces whose peer requests kept failing past the deadline,
-    /// for the server to lease from the origin although peers claim them.
-    pub fn stuck_pieces(&self, now: Instant) -> Vec<u32> {
-        let mut stuck = self.stuck.stuck(now);
-        stuck.retain(|&i| !self.have.get(i));
-        stuck
-    }
-
-    /// Leases to give back to the server (taken once).
-    pub fn take_releases(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.to_release).into_iter().collect()
-    }
-
-    /// Every lease this node holds, given back at once: for a transfer that
-    /// ends without finishing, so the office's other clients need not wait
-    /// out the leases' time to take those pieces from the origin.
-    pub fn take_every_lease(&mut self) -> Vec<u32> {
-        let granted = std::mem::take(&mut self.granted);
-        self.to_release.extend(granted);
-        self.take_releases()
-    }
-
-    /// Pieces nobody can supply: missing, not in flight, no peer holds them,
-    /// no one holds a lease and every origin is set aside.
-    pub fn unobtainable(&self) -> Vec<u32> {
-        if !self.origins_exhausted() {
-            return Vec::new();
-        }
-        self.wanted()
-            .filter(|&i| self.holders(i) == 0 && !self.leased_elsewhere.get(i))
-            .collect()
-    }
-
     /// The earliest time a resting source wakes, so the actor can come back.
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
         let peers = self.peers.values().filter_map(|p| p.rest.until);
@@ -707,6 +574,11 @@ fn spread(id: &NodeId, index: u32) -> u32 {
     h ^= index.wrapping_mul(0x9E37_79B9);
     h.rotate_left(13).wrapping_mul(0x85EB_CA6B)
 }
+
+mod leases;
+mod rest;
+
+use rest::Rest;
 
 #[cfg(test)]
 mod tests;

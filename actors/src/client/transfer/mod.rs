@@ -18,7 +18,7 @@ use crate::client::counters::{Counters, Rejection, SourceClass};
 use crate::client::have_reporter::HaveReporter;
 use crate::client::known_sources::KnownSources;
 use crate::client::office_asks::{
-    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, SourcesRequest, TransferFinished,
+    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, TransferFinished,
 };
 use crate::client::picker::{Failure, Limits, Picker, Request, Source};
 use crate::client::store::{AddContent, Lookup, PutPiece, Store, StoreError};
@@ -278,24 +278,6 @@ impl Transfer {
         });
     }
 
-    /// Tells the server, without waiting for its answer, that the origin
-    /// leases this transfer held are free.
-    fn give_back_leases(&mut self) {
-        let Some(run) = self.run.as_mut() else { return };
-        let release = run.picker.take_every_lease();
-        if release.is_empty() {
-            return;
-        }
-        self.deps.office.sources.do_send(SourcesRequest {
-            content: self.content,
-            since: run.known.version(),
-            want_leases: 0,
-            release,
-            stuck: Vec::new(),
-            wait: Duration::ZERO,
-        });
-    }
-
     fn check_complete(&mut self) {
         let complete = self.run.as_ref().is_some_and(|r| r.picker.is_complete());
         if complete && self.phase == Phase::Running {
@@ -306,104 +288,6 @@ impl Transfer {
                 outcome: Ok(()),
             });
         }
-    }
-
-    /// Long-polls the office for sources; one poll at a time.
-    fn poll(&mut self, ctx: &mut Context<Self>) {
-        if self.phase != Phase::Running {
-            return;
-        }
-        let Some(run) = self.run.as_mut() else { return };
-        if run.polling || run.confidential {
-            return;
-        }
-        run.polling = true;
-        let now = crate::clock::now();
-        let request = SourcesRequest {
-            content: self.content,
-            since: run.known.version(),
-            want_leases: run.picker.wanted_leases(now),
-            release: run.picker.take_releases(),
-            stuck: run.picker.stuck_pieces(now),
-            wait: self.settings.poll_wait,
-        };
-        let office = self.deps.office.sources.clone();
-        let call = async move {
-            office
-                .send(request)
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        };
-        ctx.spawn(call.into_actor(self).map(|answer, act, ctx| {
-            let Some(run) = act.run.as_mut() else { return };
-            run.polling = false;
-            match answer {
-                Ok(answer) => {
-                    if !run.known.apply(&answer) {
-                        tracing::debug!(content = %act.content, base = answer.base, "sources delta against another version; asking for a complete answer");
-                        act.poll(ctx);
-                        return;
-                    }
-                    run.picker.set_upstream_link(answer.upstream_link.as_ref(), u64::from(run.manifest.piece_size));
-                    run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
-                    if answer.is_discovered() {
-                        run.picker.grant_unheld();
-                    } else {
-                        act.learn_origins(ctx);
-                    }
-                    act.pump(ctx);
-                    act.poll(ctx);
-                }
-                Err(reason) => {
-                    tracing::warn!(content = %act.content, %reason, "asking for sources failed; retrying in 1 s");
-                    ctx.run_later(Duration::from_secs(1), |act, ctx| act.poll(ctx));
-                }
-            }
-        }));
-    }
-
-    /// A transfer that started from a manifest a peer gave (the server was
-    /// out of reach) knows no origin. Once the server answers again it is
-    /// asked for the content's record (at most every [`ASK_ORIGINS_EVERY`]:
-    /// a content may have none), whose origins the picker may then lease
-    /// from: without them a top office whose RVP started this way would
-    /// wait for peers that will never have the missing pieces.
-    fn learn_origins(&mut self, ctx: &mut Context<Self>) {
-        let Some(run) = self.run.as_mut() else { return };
-        let now = crate::clock::now();
-        let recently = run
-            .origins_asked
-            .is_some_and(|at| now.duration_since(at) < ASK_ORIGINS_EVERY);
-        if recently || !run.origins.is_empty() {
-            return;
-        }
-        run.origins_asked = Some(now);
-        let office = self.deps.office.content_info.clone();
-        let content = self.content;
-        let ask = async move {
-            match office.send(ContentInfo(content)).await {
-                Ok(answer) => answer.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        ctx.spawn(ask.into_actor(self).map(|answer, act, ctx| {
-            let Some(run) = act.run.as_mut() else { return };
-            match answer {
-                Ok((record, _)) if run.origins.is_empty() && !record.origins.is_empty() => {
-                    tracing::info!(content = %act.content, origins = record.origins.len(), "the server named the content's origins");
-                    run.picker.learn_origins(record.origins.len());
-                    run.origin_errors = vec![None; record.origins.len()];
-                    run.origins = record.origins;
-                    act.pump(ctx);
-                    act.poll(ctx);
-                }
-                Ok(_) => {}
-                Err(reason) => {
-                    tracing::debug!(content = %act.content, %reason, "asking the server for the content's origins failed");
-                }
-            }
-        }));
     }
 
     /// Sends every request the picker allows now.
@@ -630,52 +514,10 @@ impl Transfer {
         self.pump(ctx);
         self.poll(ctx);
     }
-
-    fn state(&self) -> TransferState {
-        let progress = match &self.run {
-            Some(run) => {
-                let have = run.picker.have();
-                let (leases, leased_elsewhere) = run.picker.leases();
-                TransferProgress {
-                    content: self.content,
-                    name: run.manifest.name.clone(),
-                    have: have.count(),
-                    pieces: have.len(),
-                    have_bytes: have.iter_set().map(|i| run.manifest.piece_len(i)).sum(),
-                    size: run.manifest.size,
-                    from_peers: run.from_peers,
-                    from_parent: run.from_parent,
-                    from_origin: run.from_origin,
-                    sources: run.picker.source_count(),
-                    in_flight: run.picker.in_flight(),
-                    origins: run.picker.usable_origins(),
-                    leases,
-                    leased_elsewhere,
-                }
-            }
-            None => TransferProgress {
-                content: self.content,
-                name: String::new(),
-                have: 0,
-                pieces: 0,
-                have_bytes: 0,
-                size: 0,
-                from_peers: 0,
-                from_parent: 0,
-                from_origin: 0,
-                sources: 0,
-                in_flight: 0,
-                origins: 0,
-                leases: 0,
-                leased_elsewhere: 0,
-            },
-        };
-        TransferState {
-            phase: self.phase.clone(),
-            progress,
-        }
-    }
 }
+
+mod asks;
+mod report;
 
 impl Actor for Transfer {
     type Context = Context<Self>;
@@ -691,14 +533,6 @@ crate::supervised_controls!(Transfer);
 impl Supervised for Transfer {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!(content = %self.content, "transfer restarting; resuming from the cache");
-    }
-}
-
-impl Handler<GetState> for Transfer {
-    type Result = MessageResult<GetState>;
-    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
-        crate::supervision::handled();
-        MessageResult(self.state())
     }
 }
 
