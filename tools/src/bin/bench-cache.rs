@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use branchline_storage::content::DEFAULT_PIECE_SIZE;
 use branchline_storage::{CacheConfig, Hash, Manifest, PieceCache};
-use branchline_tools::{arg, check_args, disk_bytes, fill_random, print_command, secs};
+use branchline_tools::{disk_bytes, fill_random, print_command, secs};
+use clap::Parser;
 
 struct Figures {
     write_mbs: f64,
@@ -17,11 +18,21 @@ struct Figures {
     disk_per_byte: f64,
 }
 
+/// Piece cache write and read throughput: pieces inside sled against piece
+/// files with a sled index.
+#[derive(Parser)]
+struct Args {
+    /// MiB of pieces to store.
+    #[arg(long, default_value_t = 512)]
+    mib: usize,
+    /// Threads writing at once.
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+}
+
 fn main() {
-    check_args(&["--mib", "--writers"]);
+    let Args { mib, writers } = Args::parse();
     print_command();
-    let mib: usize = arg("--mib", 512);
-    let writers: usize = arg("--writers", 16);
     let size = mib * 1024 * 1024;
     let mut seed = 0x1234_5678_9abc_def1;
     let mut data = vec![0u8; size];

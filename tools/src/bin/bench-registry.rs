@@ -29,7 +29,8 @@ use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
     self, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
 };
-use branchline_tools::{arg, check_args, print_command, secs};
+use branchline_tools::{print_command, secs};
+use clap::Parser;
 use futures_util::StreamExt as _;
 
 const SERVER: &str = "127.41.1.1:34323";
@@ -59,34 +60,53 @@ struct Shape {
     queries: u32,
 }
 
+/// Many fake clients in many offices registered with a real server over
+/// QUIC: registration rate, RSS, sources answer times and server cores,
+/// side by side with a baseline binary.
+#[derive(Parser)]
+struct Args {
+    /// Offices (each a /24 of its own).
+    #[arg(long, default_value_t = 1_000)]
+    offices: u32,
+    /// Fake clients, spread over the offices.
+    #[arg(long, default_value_t = 100_000)]
+    clients: u32,
+    /// Published contents; each client holds half of each.
+    #[arg(long, default_value_t = 4)]
+    contents: usize,
+    /// Sources questions in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Sources questions asked.
+    #[arg(long, default_value_t = 20_000)]
+    queries: u32,
+    /// A `branchline` binary to measure first, the same way.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Sources questions asked of the baseline (an older layout may answer
+    /// far slower); `--queries` by default.
+    #[arg(long)]
+    baseline_queries: Option<u32>,
+}
+
 fn main() {
-    check_args(&[
-        "--clients",
-        "--offices",
-        "--contents",
-        "--concurrency",
-        "--queries",
-        "--baseline",
-        "--baseline-queries",
-    ]);
+    let args = Args::parse();
     print_command();
     let shape = Shape {
-        offices: arg("--offices", 1_000),
-        clients: arg("--clients", 100_000),
-        contents: arg("--contents", 4),
-        concurrency: arg("--concurrency", 32),
-        queries: arg("--queries", 20_000),
+        offices: args.offices,
+        clients: args.clients,
+        contents: args.contents,
+        concurrency: args.concurrency,
+        queries: args.queries,
     };
     assert!(
         (1..=1024).contains(&shape.offices) && shape.clients / shape.offices < 240,
         "--offices 1 to 1024, at most 239 clients per office"
     );
-    let baseline: String = arg("--baseline", String::new());
     let mut runs: Vec<(String, Figures)> = Vec::new();
-    if !baseline.is_empty() {
-        // An older layout may answer far slower: it may be asked fewer.
-        let queries = arg("--baseline-queries", shape.queries);
-        let figures = run(Path::new(&baseline), Shape { queries, ..shape });
+    if let Some(baseline) = &args.baseline {
+        let queries = args.baseline_queries.unwrap_or(shape.queries);
+        let figures = run(baseline, Shape { queries, ..shape });
         runs.push((format!("baseline ({queries} questions)"), figures));
     }
     runs.push(("this tree".into(), run(&release_binary(), shape)));

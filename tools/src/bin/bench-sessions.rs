@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use branchline_storage::{ClientRecord, NodeId};
-use branchline_tools::{arg, check_args, print_command, secs};
+use branchline_tools::{print_command, secs};
+use clap::Parser;
 
 /// One client session: what the registry keeps per client.
 struct Session {
@@ -146,11 +147,22 @@ fn actors(n: usize) -> (f64, f64, f64) {
     })
 }
 
+/// Client sessions as rows of one actor against one actor per session:
+/// bytes per session and time per heartbeat round.
+#[derive(Parser)]
+struct Args {
+    /// Sessions.
+    #[arg(long, default_value_t = 100_000)]
+    clients: usize,
+    /// Measure one layout (`rows` or `actors`) in this process; without
+    /// it, each runs in a child process of its own, side by side.
+    #[arg(long)]
+    layout: Option<String>,
+}
+
 fn main() {
-    check_args(&["--clients", "--layout"]);
-    let clients: usize = arg("--clients", 100_000);
-    let layout: String = arg("--layout", String::new());
-    if !layout.is_empty() {
+    let Args { clients, layout } = Args::parse();
+    if let Some(layout) = layout {
         let (per, make, beat) = match layout.as_str() {
             "rows" => rows(clients),
             _ => actors(clients),

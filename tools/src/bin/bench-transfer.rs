@@ -18,15 +18,26 @@ use std::time::{Duration, Instant};
 use branchline_tools::nodes::{
     Proc, cpu_secs, join_token, peak_rss_mb, publish, release_binary, spawn, status, wait_for,
 };
-use branchline_tools::{arg, check_args, fill_random, print_command, secs};
+use branchline_tools::{fill_random, print_command, secs};
+use clap::Parser;
 
 const SUBNET: &str = "127.40.1";
 
+/// Loopback piece throughput between two clients against curl from nginx,
+/// with CPU seconds per GiB and peak RSS.
+#[derive(Parser)]
+struct Args {
+    /// MiB of the package fetched.
+    #[arg(long, default_value_t = 1024)]
+    mib: u64,
+    /// Runs of each.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
 fn main() {
-    check_args(&["--mib", "--runs"]);
+    let Args { mib, runs } = Args::parse();
     print_command();
-    let mib: u64 = arg("--mib", 1024);
-    let runs: usize = arg("--runs", 3);
     let size = mib * 1024 * 1024;
     let bin = release_binary();
     let work = tempfile::Builder::new()

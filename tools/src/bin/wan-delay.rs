@@ -15,17 +15,30 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use branchline_tools::{arg, check_args};
+use clap::Parser;
 
 /// Longest sleep while packets wait: the delay's granularity.
 const TICK: Duration = Duration::from_micros(500);
 /// Packets the kernel queues for us before it drops.
 const QUEUE_MAX: u32 = 65_536;
 
+/// Holds every packet of an NFQUEUE queue for a fixed delay, then accepts it.
+#[derive(Parser)]
+struct Args {
+    /// The NFQUEUE queue number.
+    #[arg(long = "queue", default_value_t = 0)]
+    queue_num: u16,
+    /// The delay added to every packet.
+    #[arg(long, default_value_t = 30)]
+    delay_ms: u64,
+}
+
 fn main() {
-    check_args(&["--queue", "--delay-ms"]);
-    let queue_num: u16 = arg("--queue", 0);
-    let delay = Duration::from_millis(arg("--delay-ms", 30));
+    let Args {
+        queue_num,
+        delay_ms,
+    } = Args::parse();
+    let delay = Duration::from_millis(delay_ms);
     if let Err(e) = run(queue_num, delay) {
         eprintln!("wan-delay: queue {queue_num}: {e}");
         std::process::exit(1);
