@@ -52,6 +52,20 @@ impl Exposition {
         }
     }
 
+    /// A family of one sample without labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    /// A family whose samples differ by one label, `key`.
+    fn by_label(&mut self, name: &str, kind: &str, help: &str, key: &str, samples: &[(&str, u64)]) {
+        self.family(name, kind, help);
+        for (value, n) in samples {
+            self.sample(name, &[(key, value)], n);
+        }
+    }
+
     fn actors(&mut self, actors: &[ActorView]) {
         self.family(
             "branchline_actor_restarts_total",
@@ -132,26 +146,70 @@ fn escape(value: &str) -> String {
 /// A client's metrics.
 pub fn render_client(s: &ClientStatus) -> String {
     let mut out = Exposition::default();
+    client_bytes(&mut out, s);
+    client_pieces(&mut out, s);
+    let link = &s.background_link;
+    out.by_label(
+        "branchline_background_paused",
+        "gauge",
+        "1 while downloads from the office above are paused, by reason.",
+        "reason",
+        &[("link_busy", u64::from(link.paused.is_some()))],
+    );
+    out.single(
+        "branchline_background_pauses_total",
+        "counter",
+        "Busy pauses of downloads from the office above.",
+        link.pauses,
+    );
+    if let Some(ms) = link.queuing_delay_ms {
+        out.single(
+            "branchline_background_queuing_delay_seconds",
+            "gauge",
+            "Queuing delay on the link into the office, as the busy pause measures it.",
+            ms / 1e3,
+        );
+    }
+    out.single(
+        "branchline_discovery_broadcasts_total",
+        "counter",
+        "Discovery requests broadcast.",
+        s.counters.broadcasts_sent,
+    );
+    out.by_label(
+        "branchline_cache_bytes",
+        "gauge",
+        "Cache bytes stored, reserved and allowed.",
+        "what",
+        &[
+            ("stored", s.usage.stored_bytes),
+            ("reserved", s.usage.reserved_bytes),
+            ("quota", s.usage.quota_bytes),
+        ],
+    );
+    out.single(
+        "branchline_registered",
+        "gauge",
+        "1 while registered with the server.",
+        u64::from(s.registered),
+    );
+    out.actors(&s.actors);
+    out.0
+}
+
+/// Bytes received (in all and per content) and served.
+fn client_bytes(out: &mut Exposition, s: &ClientStatus) {
     let c = &s.counters;
-    out.family(
+    out.by_label(
         "branchline_received_bytes_total",
         "counter",
         "Verified bytes received, by source class.",
-    );
-    out.sample(
-        "branchline_received_bytes_total",
-        &[("class", "office")],
-        c.from_peers,
-    );
-    out.sample(
-        "branchline_received_bytes_total",
-        &[("class", "parent")],
-        c.from_parent,
-    );
-    out.sample(
-        "branchline_received_bytes_total",
-        &[("class", "origin")],
-        c.from_origin,
+        "class",
+        &[
+            ("office", c.from_peers),
+            ("parent", c.from_parent),
+            ("origin", c.from_origin),
+        ],
     );
     out.family(
         "branchline_content_received_bytes_total",
@@ -172,136 +230,71 @@ pub fn render_client(s: &ClientStatus) -> String {
             );
         }
     }
-    out.family(
+    out.by_label(
         "branchline_served_bytes_total",
         "counter",
         "Bytes of pieces served, by protocol.",
+        "protocol",
+        &[
+            ("foreground", c.served - c.served_background),
+            ("background", c.served_background),
+        ],
     );
-    out.sample(
-        "branchline_served_bytes_total",
-        &[("protocol", "foreground")],
-        c.served - c.served_background,
-    );
-    out.sample(
-        "branchline_served_bytes_total",
-        &[("protocol", "background")],
-        c.served_background,
-    );
-    out.family(
+}
+
+/// Pieces stored, arrived twice and refused; transfers by state.
+fn client_pieces(out: &mut Exposition, s: &ClientStatus) {
+    let c = &s.counters;
+    out.single(
         "branchline_pieces_stored_total",
         "counter",
         "Pieces verified and stored.",
+        c.pieces_stored,
     );
-    out.sample("branchline_pieces_stored_total", &[], c.pieces_stored);
-    out.family(
+    out.single(
         "branchline_pieces_again_total",
         "counter",
         "Verified pieces that arrived when the cache already held them.",
+        c.pieces_again,
     );
-    out.sample("branchline_pieces_again_total", &[], c.pieces_again);
-    out.family(
+    out.by_label(
         "branchline_pieces_rejected_total",
         "counter",
         "Pieces refused, by reason.",
+        "reason",
+        &[
+            ("hash_mismatch", c.rejected_hash),
+            ("wrong_length", c.rejected_length),
+            ("corrupt_on_disk", c.rejected_on_disk),
+        ],
     );
-    for (reason, count) in [
-        ("hash_mismatch", c.rejected_hash),
-        ("wrong_length", c.rejected_length),
-        ("corrupt_on_disk", c.rejected_on_disk),
-    ] {
-        out.sample(
-            "branchline_pieces_rejected_total",
-            &[("reason", reason)],
-            count,
-        );
-    }
-    out.family(
+    out.by_label(
         "branchline_transfers",
         "gauge",
         "Downloads since the node started, by state.",
+        "state",
+        &[
+            ("active", s.transfers.len() as u64),
+            ("done", u64::from(s.transfers_done)),
+        ],
     );
-    out.sample(
-        "branchline_transfers",
-        &[("state", "active")],
-        s.transfers.len() as u64,
-    );
-    out.sample(
-        "branchline_transfers",
-        &[("state", "done")],
-        u64::from(s.transfers_done),
-    );
-    let link = &s.background_link;
-    out.family(
-        "branchline_background_paused",
-        "gauge",
-        "1 while downloads from the office above are paused, by reason.",
-    );
-    out.sample(
-        "branchline_background_paused",
-        &[("reason", "link_busy")],
-        u64::from(link.paused.is_some()),
-    );
-    out.family(
-        "branchline_background_pauses_total",
-        "counter",
-        "Busy pauses of downloads from the office above.",
-    );
-    out.sample("branchline_background_pauses_total", &[], link.pauses);
-    if let Some(ms) = link.queuing_delay_ms {
-        out.family(
-            "branchline_background_queuing_delay_seconds",
-            "gauge",
-            "Queuing delay on the link into the office, as the busy pause measures it.",
-        );
-        out.sample("branchline_background_queuing_delay_seconds", &[], ms / 1e3);
-    }
-    out.family(
-        "branchline_discovery_broadcasts_total",
-        "counter",
-        "Discovery requests broadcast.",
-    );
-    out.sample(
-        "branchline_discovery_broadcasts_total",
-        &[],
-        c.broadcasts_sent,
-    );
-    out.family(
-        "branchline_cache_bytes",
-        "gauge",
-        "Cache bytes stored, reserved and allowed.",
-    );
-    out.sample(
-        "branchline_cache_bytes",
-        &[("what", "stored")],
-        s.usage.stored_bytes,
-    );
-    out.sample(
-        "branchline_cache_bytes",
-        &[("what", "reserved")],
-        s.usage.reserved_bytes,
-    );
-    out.sample(
-        "branchline_cache_bytes",
-        &[("what", "quota")],
-        s.usage.quota_bytes,
-    );
-    out.family(
-        "branchline_registered",
-        "gauge",
-        "1 while registered with the server.",
-    );
-    out.sample("branchline_registered", &[], u64::from(s.registered));
-    out.actors(&s.actors);
-    out.0
 }
 
 /// The server's metrics.
 pub fn render_server(s: &ServerStatus) -> String {
     let mut out = Exposition::default();
-    out.family("branchline_clients", "gauge", "Registered (live) clients.");
-    out.sample("branchline_clients", &[], s.registry.clients.len() as u64);
-    out.family("branchline_contents", "gauge", "Published contents.");
-    out.sample("branchline_contents", &[], s.registry.contents.len() as u64);
+    out.single(
+        "branchline_clients",
+        "gauge",
+        "Registered (live) clients.",
+        s.registry.clients.len() as u64,
+    );
+    out.single(
+        "branchline_contents",
+        "gauge",
+        "Published contents.",
+        s.registry.contents.len() as u64,
+    );
     out.family(
         "branchline_office_received_bytes_total",
         "counter",
@@ -345,24 +338,16 @@ pub fn render_server(s: &ServerStatus) -> String {
         );
     }
     if let Some(fs) = &s.file_storage {
-        out.family(
+        out.single(
             "branchline_file_storage_served_bytes_total",
             "counter",
             "Bytes the embedded file storage sent.",
-        );
-        out.sample(
-            "branchline_file_storage_served_bytes_total",
-            &[],
             fs.bytes_served,
         );
-        out.family(
+        out.single(
             "branchline_file_storage_refused_connections_total",
             "counter",
             "Connections the embedded file storage closed at once at a cap.",
-        );
-        out.sample(
-            "branchline_file_storage_refused_connections_total",
-            &[],
             fs.connections_refused,
         );
     }
