@@ -286,8 +286,10 @@ pub struct ActorBook(Arc<Mutex<Vec<Listed>>>);
 pub struct Listed {
     /// Its name, e.g. `transfer-1a2b3c4d`.
     pub name: String,
-    /// The top-level actor that started it, e.g. `office`.
-    pub parent: &'static str,
+    /// The actor it is drawn under: the top-level actor that started it
+    /// (`office` for a transfer), or on a server the office above an
+    /// office (`office-hq`; `directory` for a top office).
+    pub parent: String,
     /// What supervision knows of it.
     pub health: Arc<Health>,
     /// How to kill it (and whether it is still there).
@@ -303,7 +305,7 @@ impl ActorBook {
         &self,
         kind: &'static str,
         name: String,
-        parent: &'static str,
+        parent: impl Into<String>,
         f: F,
     ) -> Addr<A>
     where
@@ -311,7 +313,7 @@ impl ActorBook {
         F: FnOnce(&mut Context<A>) -> A + 'static,
     {
         let (addr, health) = start(kind, f);
-        self.list(name, parent, health, &addr);
+        self.list(name, parent.into(), health, &addr);
         addr
     }
 
@@ -322,7 +324,7 @@ impl ActorBook {
         on: Option<&ArbiterHandle>,
         kind: &'static str,
         name: String,
-        parent: &'static str,
+        parent: impl Into<String>,
         f: F,
     ) -> Addr<A>
     where
@@ -333,11 +335,11 @@ impl ActorBook {
             Some(arbiter) => start_in(arbiter, kind, f),
             None => start(kind, f),
         };
-        self.list(name, parent, health, &addr);
+        self.list(name, parent.into(), health, &addr);
         addr
     }
 
-    fn list<A>(&self, name: String, parent: &'static str, health: Arc<Health>, addr: &Addr<A>)
+    fn list<A>(&self, name: String, parent: String, health: Arc<Health>, addr: &Addr<A>)
     where
         A: Actor + Handler<Kill> + Handler<Probe>,
         A::Context: actix::dev::ToEnvelope<A, Kill> + actix::dev::ToEnvelope<A, Probe>,
@@ -351,6 +353,15 @@ impl ActorBook {
             kill: addr.clone().recipient(),
             probe: addr.clone().recipient(),
         });
+    }
+
+    /// Draws the actor `name` under `parent` from now on (an office whose
+    /// place in the tree changed with a topology import).
+    pub fn reparent(&self, name: &str, parent: String) {
+        let mut listed = crate::lock_unpoisoned(&self.0);
+        if let Some(l) = listed.iter_mut().find(|l| l.name == name) {
+            l.parent = parent;
+        }
     }
 
     /// The actors still running.

@@ -32,29 +32,46 @@ pub(crate) fn print_actors(actors: &[ActorView]) {
     print!("{}", actor_tree(actors));
 }
 
-/// The actors as a tree: each top-level actor, then the actors it
-/// started (transfers under the office, peer sessions under their
-/// transport), indented; one line each.
+/// The actors as a tree: each top-level actor, then the actors drawn
+/// under it (transfers under the office, peer sessions under their
+/// transport; on a server, offices under the office above them), indented
+/// by depth; one line each.
 fn actor_tree(actors: &[ActorView]) -> String {
     let mut out = format!("actors ({}):\n", actors.len());
-    let is_top = |name: &str| actors.iter().any(|a| a.parent.is_none() && a.name == name);
+    let listed = |name: &str| actors.iter().any(|a| a.name == name);
     for a in actors.iter().filter(|a| a.parent.is_none()) {
-        out += &actor_line(a, "");
-        for child in actors
-            .iter()
-            .filter(|c| c.parent.as_deref() == Some(a.name.as_str()))
-        {
-            out += &actor_line(child, "└ ");
-        }
+        draw(actors, a, 0, &mut out);
     }
     // An actor whose parent is not listed still shows.
     for orphan in actors
         .iter()
-        .filter(|c| c.parent.as_deref().is_some_and(|p| !is_top(p)))
+        .filter(|c| c.parent.as_deref().is_some_and(|p| !listed(p)))
     {
         out += &actor_line(orphan, "? ");
     }
     out
+}
+
+/// Deepest level drawn: an office tree is far shallower; a deeper one
+/// could only be a loop.
+const DEEPEST: usize = 64;
+
+/// `a` at `depth`, then what is drawn under it, depth first.
+fn draw(actors: &[ActorView], a: &ActorView, depth: usize, out: &mut String) {
+    if depth > DEEPEST {
+        return;
+    }
+    let prefix = match depth {
+        0 => String::new(),
+        d => format!("{}└ ", "  ".repeat(d - 1)),
+    };
+    *out += &actor_line(a, &prefix);
+    for child in actors
+        .iter()
+        .filter(|c| c.parent.as_deref() == Some(a.name.as_str()))
+    {
+        draw(actors, child, depth + 1, out);
+    }
 }
 
 fn actor_line(a: &ActorView, prefix: &str) -> String {
@@ -366,5 +383,23 @@ mod tests {
         assert!(tree.starts_with("actors (6):\n"));
         assert!(tree.contains("  └ transfer-1a2b"));
         assert!(tree.contains("  ? lost"));
+    }
+
+    #[test]
+    fn a_servers_offices_are_drawn_under_the_office_above_them() {
+        let tree = actor_tree(&[
+            actor("directory", None),
+            actor("office-branch-c", Some("office-branch-a")),
+            actor("office-hq", Some("directory")),
+            actor("office-branch-a", Some("office-hq")),
+            actor("office-branch-b", Some("office-hq")),
+        ]);
+        let lines: Vec<&str> = tree.lines().skip(1).collect();
+        let starts = |line: &str, prefix: &str| line.trim_start().starts_with(prefix);
+        assert!(starts(lines[0], "directory"), "{tree}");
+        assert!(lines[1].starts_with("  └ office-hq"), "{tree}");
+        assert!(lines[2].starts_with("    └ office-branch-a"), "{tree}");
+        assert!(lines[3].starts_with("      └ office-branch-c"), "{tree}");
+        assert!(lines[4].starts_with("    └ office-branch-b"), "{tree}");
     }
 }

@@ -183,7 +183,7 @@ impl Handler<ListActors> for NodeSupervisor {
 
     fn handle(&mut self, _: ListActors, _: &mut Context<Self>) -> Self::Result {
         let listed = self.book.listed().into_iter().map(|l| {
-            let parent = Some(l.parent.to_owned());
+            let parent = Some(l.parent.clone());
             view(l.name, parent, &l.health, l.kill.connected(), None)
         });
         MessageResult(

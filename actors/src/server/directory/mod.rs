@@ -206,6 +206,7 @@ impl DirectoryActor {
             Some(parent) => self.office(parent, ctx).as_ref().map(ParentOffice::from),
             None => None,
         };
+        let drawn_under = drawn_under(spec.parent.as_deref());
         let links_below = self.topology.links_below(name);
         let deps = &self.deps;
         let mut registry = Registry::new(
@@ -231,8 +232,8 @@ impl DirectoryActor {
         let addr = deps.book.start_in(
             arbiter,
             "office",
-            format!("office-{name}"),
-            "directory",
+            actor_name(name),
+            drawn_under,
             move |_| actor,
         );
         self.offices.insert(name.to_owned(), addr.clone());
@@ -371,6 +372,10 @@ impl DirectoryActor {
                 .and_then(|p| self.office(&p, ctx))
                 .as_ref()
                 .map(ParentOffice::from);
+            let above = spec.as_ref().and_then(|s| s.parent.as_deref());
+            self.deps
+                .book
+                .reparent(&actor_name(&name), drawn_under(above));
             let place = spec.map(|s| (s, self.topology.links_below(&name)));
             replies.push(self.offices[&name].send(Replace {
                 spec: place,
@@ -471,6 +476,18 @@ impl Handler<Resolve> for DirectoryActor {
                 .collect(),
         )
     }
+}
+
+/// The name an office's actor goes by in the node's actor book and the
+/// debug shell (`kill office-hq`).
+fn actor_name(office: &str) -> String {
+    format!("office-{office}")
+}
+
+/// What an office's actor is drawn under in the actor tree: the actor of
+/// the office above, or the directory for a top office.
+fn drawn_under(parent_office: Option<&str>) -> String {
+    parent_office.map_or_else(|| "directory".to_owned(), actor_name)
 }
 
 /// Replaces the topology with a spreadsheet, all or nothing; durable when

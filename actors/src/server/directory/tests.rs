@@ -202,3 +202,58 @@ fn origins_stored_without_kinds_get_them_from_their_urls() {
         ]
     );
 }
+
+/// The actor book draws each office under the office above it, and an
+/// import that moves an office in the tree moves it in the book too.
+#[actix_rt::test]
+async fn offices_are_listed_under_the_office_above_them_before_and_after_an_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+    let signer: PublicationSigner = Arc::new(|_| None);
+    let deps = deps();
+    let book = deps.book.clone();
+    let directory = DirectoryActor::new(deps, store, signer, None)
+        .unwrap()
+        .start();
+    let import = |sheet: &str| directory.send(ImportTopology(sheet.as_bytes().to_vec()));
+    import(
+        "office,parent,type,subnets\n\
+         hq,,Default,10.1.0.0/24\n\
+         east,hq,Default,10.2.0.0/24\n\
+         branch,hq,Default,10.3.0.0/24\n",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let from = "10.3.0.7";
+    let reply = directory
+        .send(Serve {
+            request: crate::wire::ServerRequest::Register(registration(1, from.parse().unwrap())),
+            from: format!("{from}:34760").parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(reply, crate::wire::ServerReply::Registered { .. }),
+        "{reply:?}"
+    );
+    let parent_of = |name: &str| {
+        book.listed()
+            .into_iter()
+            .find(|l| l.name == name)
+            .map(|l| l.parent)
+    };
+    assert_eq!(parent_of("office-branch").as_deref(), Some("office-hq"));
+    assert_eq!(parent_of("office-hq").as_deref(), Some("directory"));
+    import(
+        "office,parent,type,subnets\n\
+         hq,,Default,10.1.0.0/24\n\
+         east,hq,Default,10.2.0.0/24\n\
+         branch,east,Default,10.3.0.0/24\n",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(parent_of("office-branch").as_deref(), Some("office-east"));
+    assert_eq!(parent_of("office-east").as_deref(), Some("office-hq"));
+}
