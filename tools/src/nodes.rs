@@ -158,6 +158,37 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks / clock_ticks()
 }
 
+/// CPU seconds (user and system) of each thread of process `pid`, by
+/// thread id.
+pub fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<u32, f64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Default::default();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
+            Some((tid, ticks / clock_ticks()))
+        })
+        .collect()
+}
+
+/// The cores the busiest thread of `pid` used between `before` (from
+/// [`thread_cpu_secs`]) and now, over `wall` seconds.
+pub fn busiest_thread_cores(
+    pid: u32,
+    before: &std::collections::BTreeMap<u32, f64>,
+    wall: f64,
+) -> f64 {
+    thread_cpu_secs(pid)
+        .iter()
+        .map(|(tid, now)| (now - before.get(tid).copied().unwrap_or(0.0)) / wall)
+        .fold(0.0, f64::max)
+}
+
 fn clock_ticks() -> f64 {
     #[allow(unsafe_code)] // sysconf has no safe wrapper in std
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

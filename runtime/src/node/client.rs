@@ -238,6 +238,7 @@ async fn start_io(
         yielding: config.background.ledbat(),
         pause: shared.link_pause.clone(),
     };
+    let yielding = wan_settings.yielding.is_some();
     on_arbiter(io, move || -> anyhow::Result<Io> {
         let IoParts {
             socket,
@@ -261,12 +262,6 @@ async fn start_io(
         let finder = supervision::start("discovery", move |_| finder);
         let (endpoint, served) =
             endpoint::endpoint(socket, None, identity.as_deref(), Admit::Members)?;
-        let yielding = wan_settings.yielding.is_some();
-        let admission = || {
-            Arc::new(Mutex::new(Admission::new(
-                per_peer.try_into().unwrap_or(usize::MAX),
-            )))
-        };
         let (wan_endpoint, wan_served) = endpoint::endpoint(
             background_socket,
             Some(wan_settings),
@@ -281,7 +276,7 @@ async fn start_io(
             background: false,
             probe: false,
             served,
-            admission: admission(),
+            admission: admission(per_peer),
             requests_per_sec,
             book,
             trust: trust.clone(),
@@ -291,8 +286,7 @@ async fn start_io(
             background: true,
             probe: yielding,
             served: wan_served,
-            admission: admission(),
-            requests_per_sec,
+            admission: admission(per_peer),
             ..deps.clone()
         };
         let transport = supervision::start("transport", move |_| Transport::new(deps));
@@ -309,6 +303,13 @@ async fn start_io(
         })
     })
     .await?
+}
+
+/// A transport's cap of open connections per peer address.
+fn admission(per_peer: u32) -> crate::transport::admission::SharedAdmission {
+    Arc::new(Mutex::new(Admission::new(
+        per_peer.try_into().unwrap_or(usize::MAX),
+    )))
 }
 
 /// What the office actor is given: the node's other actors, as recipients.
@@ -378,12 +379,7 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         attributes,
     };
     let io = start_io(&Arbiter::new(), &config, parts, &shared).await?;
-    let Io {
-        transport,
-        wan,
-        link,
-        finder,
-    } = &io;
+    let (transport, wan, link) = (&io.transport, &io.wan, &io.link);
     let store = &shared.store;
     // A piece found rotted later (serving it, writing it out) is
     // reported at once too, so nobody waits on this node for it.
@@ -408,21 +404,7 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         rvp.0.clone().recipient(),
         office.0.clone().recipient(),
     ));
-    let supervisor = NodeSupervisor::new(
-        vec![
-            Child::of("store", store),
-            Child::of("transport", transport),
-            Child::of("background-transport", wan),
-            Child::of("discovery", finder),
-            Child::of("server-link", link),
-            Child::of("origin", &origin),
-            Child::of("office", &office),
-            Child::of("rvp", &rvp),
-        ],
-        shared.book.clone(),
-        WATCHDOG_EVERY,
-    )
-    .start();
+    let supervisor = supervise(&shared, &io, &origin, &office, &rvp);
     let handler = Arc::new(ClientAdmin {
         office: office.0,
         store: store.0.clone(),
@@ -437,6 +419,41 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         strikes,
         start_check,
     });
+    serve_admin(handler, admin, metrics)?;
+    Ok(link.0.clone())
+}
+
+/// The node's supervisor, over every top-level actor.
+fn supervise(
+    shared: &Shared,
+    io: &Io,
+    origin: &(Addr<Origin>, Arc<Health>),
+    office: &(Addr<Office>, Arc<Health>),
+    rvp: &(Addr<Rvp>, Arc<Health>),
+) -> Addr<NodeSupervisor> {
+    NodeSupervisor::new(
+        vec![
+            Child::of("store", &shared.store),
+            Child::of("transport", &io.transport),
+            Child::of("background-transport", &io.wan),
+            Child::of("discovery", &io.finder),
+            Child::of("server-link", &io.link),
+            Child::of("origin", origin),
+            Child::of("office", office),
+            Child::of("rvp", rvp),
+        ],
+        shared.book.clone(),
+        WATCHDOG_EVERY,
+    )
+    .start()
+}
+
+/// The admin socket and the metrics endpoint, both answered by `handler`.
+fn serve_admin(
+    handler: Arc<ClientAdmin>,
+    admin: UnixListener,
+    metrics: Option<TcpListener>,
+) -> anyhow::Result<()> {
     let scraped = handler.clone();
     serve_metrics(metrics, move || {
         let handler = scraped.clone();
@@ -445,7 +462,7 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
     actix_rt::spawn(listener::serve(admin, move |request, file, replies| {
         handler.clone().handle(request, file, replies)
     }));
-    Ok(link.0.clone())
+    Ok(())
 }
 
 fn advertised(advertise: Option<SocketAddr>, bound: SocketAddr) -> anyhow::Result<SocketAddr> {

@@ -3,7 +3,8 @@
 //! clients spread over them, registered over QUIC exactly as a client
 //! registers (each office's clients from an address of that office, on a
 //! connection of their own), each holding a pseudo-random half of
-//! `--contents` contents of 1024 pieces. Then `--queries` sources
+//! `--contents` contents of 1024 pieces, `--registering` at a time (as
+//! many devices start at once after an outage). Then `--queries` sources
 //! questions, `--concurrency` at a time, each from its client's office.
 //!
 //! Measured: registrations per second and the server's CPU use while they
@@ -27,7 +28,8 @@ use branchline_actors::wire::{
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
-    self, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn, status, wait_for,
+    self, busiest_thread_cores, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn,
+    status, thread_cpu_secs, wait_for,
 };
 use branchline_tools::{print_command, secs};
 use clap::Parser;
@@ -41,6 +43,10 @@ struct Figures {
     registered: usize,
     register_secs: f64,
     register_cores: f64,
+    /// Cores the busiest server thread used while registering.
+    busiest_thread: f64,
+    /// Cores the benchmark's own fake clients used meanwhile.
+    own_cores: f64,
     idle_mb: f64,
     registered_mb: f64,
     peak_mb: f64,
@@ -56,6 +62,7 @@ struct Shape {
     offices: u32,
     clients: u32,
     contents: usize,
+    registering: usize,
     concurrency: usize,
     queries: u32,
 }
@@ -74,6 +81,9 @@ struct Args {
     /// Published contents; each client holds half of each.
     #[arg(long, default_value_t = 4)]
     contents: usize,
+    /// Registrations in flight at once.
+    #[arg(long, default_value_t = 256)]
+    registering: usize,
     /// Sources questions in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -96,6 +106,7 @@ fn main() {
         offices: args.offices,
         clients: args.clients,
         contents: args.contents,
+        registering: args.registering,
         concurrency: args.concurrency,
         queries: args.queries,
     };
@@ -111,20 +122,27 @@ fn main() {
     }
     runs.push(("this tree".into(), run(&release_binary(), shape)));
     println!(
-        "{} fake clients in {} offices, each holding half of {} contents of {PIECES} pieces; {} sources questions, {} at a time",
-        shape.clients, shape.offices, shape.contents, shape.queries, shape.concurrency
+        "{} fake clients in {} offices, each holding half of {} contents of {PIECES} pieces, registered {} at a time; {} sources questions, {} at a time",
+        shape.clients,
+        shape.offices,
+        shape.contents,
+        shape.registering,
+        shape.queries,
+        shape.concurrency
     );
     println!();
     println!(
-        "| server | registered | registrations/s | server cores busy registering | RSS idle MB | RSS registered MB | peak RSS MB | sources p50 ms | p99 ms | worst ms | server cores busy answering |"
+        "| server | registered | registrations/s | server cores busy registering | busiest server thread | benchmark's own cores | RSS idle MB | RSS registered MB | peak RSS MB | sources p50 ms | p99 ms | worst ms | server cores busy answering |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, f) in &runs {
         println!(
-            "| {name} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
+            "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |",
             f.registered,
             f64::from(shape.clients) / f.register_secs,
             f.register_cores,
+            f.busiest_thread,
+            f.own_cores,
             f.idle_mb,
             f.registered_mb,
             f.peak_mb,
@@ -186,10 +204,17 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         .build()
         .unwrap();
     let conns = runtime.block_on(connect_offices(shape.offices));
-    let (cpu, start) = (cpu_secs(pid), Instant::now());
+    let (cpu, threads, own) = (
+        cpu_secs(pid),
+        thread_cpu_secs(pid),
+        cpu_secs(std::process::id()),
+    );
+    let start = Instant::now();
     runtime.block_on(register_all(&conns, shape, &ids));
     let register_secs = secs(start);
     let register_cores = (cpu_secs(pid) - cpu) / register_secs;
+    let busiest_thread = busiest_thread_cores(pid, &threads, register_secs);
+    let own_cores = (cpu_secs(std::process::id()) - own) / register_secs;
     // Let the batched persist reach sled.
     std::thread::sleep(Duration::from_secs(2));
     let registered_mb = rss_mb(pid);
@@ -210,6 +235,8 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         registered,
         register_secs,
         register_cores,
+        busiest_thread,
+        own_cores,
         idle_mb,
         registered_mb,
         peak_mb,
@@ -298,7 +325,7 @@ async fn register_all(conns: &[quinn::Connection], shape: Shape, contents: &[Con
                 }
             }
         })
-        .buffer_unordered(shape.concurrency)
+        .buffer_unordered(shape.registering)
         .collect::<Vec<()>>()
         .await;
 }
