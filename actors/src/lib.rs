@@ -27,11 +27,5 @@ pub mod supervision;
 pub mod topology;
 pub mod wire;
 
-/// Locks a mutex whose data stays valid even if a holder panicked (plain
-/// numbers and handles, changed in one step), so a poisoned lock is used
-/// as it is instead of spreading the panic.
-pub fn lock_unpoisoned<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// Lock poisoning, handled one way everywhere (see the storage crate).
+pub use branchline_storage::lock_unpoisoned;

@@ -89,7 +89,7 @@ impl Health {
 
     /// Why it last restarted.
     pub fn last_cause(&self) -> Option<String> {
-        self.last_cause.lock().ok().and_then(|c| c.clone())
+        crate::lock_unpoisoned(&self.last_cause).clone()
     }
 
     /// True once supervision gave the actor up.
@@ -454,9 +454,7 @@ where
             .min(16);
         let delay = FIRST_BACKOFF.saturating_mul(1 << exponent).min(MAX_BACKOFF);
         tracing::warn!(actor = kind, %cause, backoff_ms = delay.as_millis(), "actor down; restarting");
-        if let Ok(mut last) = self.health.last_cause.lock() {
-            *last = Some(cause);
-        }
+        *crate::lock_unpoisoned(&self.health.last_cause) = Some(cause);
         self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
         true
     }

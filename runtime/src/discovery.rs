@@ -24,6 +24,7 @@ use branchline_actors::client::discovery::{
     Datagram, MAX_DATAGRAM, broadcast_address, may_ask, same_subnet, should_answer,
 };
 use branchline_actors::client::store::{Lookup, Store};
+use branchline_actors::lock_unpoisoned;
 use branchline_actors::messages::Discover;
 use branchline_actors::pacing::token_bucket::TokenBucket;
 use branchline_actors::wire::PeerHolding;
@@ -233,84 +234,9 @@ impl Actor for Discovery {
             unicast: unicast.clone(),
             sign: self.trust.sign.clone(),
         };
-        ctx.spawn(
-            async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                // Anyone on the subnet may ask; answering costs a store
-                // lookup and (under the PKI) a signature, so answers are
-                // rate-limited, and go only to the asker's own subnet.
-                let mut answers = TokenBucket::new(ANSWERS_PER_SEC, ANSWERS_PER_SEC);
-                while let Ok((n, from)) = listener.recv_from(&mut buf).await {
-                    if let Ok(Datagram::Request {
-                        nonce,
-                        from: asker,
-                        content,
-                        reply_to,
-                    }) = Datagram::decode(&buf[..n])
-                        && asker != answer.me.id
-                        && same_subnet(my_ip, from.ip())
-                        && same_subnet(my_ip, reply_to.ip())
-                        && answers.try_take(1, std::time::Instant::now())
-                    {
-                        let answer = answer.clone();
-                        actix_rt::spawn(
-                            async move { answer.reply(nonce, content, reply_to).await },
-                        );
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        ctx.spawn(answer_requests(listener, answer, my_ip).into_actor(self));
         let (collecting, trust) = (self.collecting.clone(), self.trust.clone());
-        ctx.spawn(
-            async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                while let Ok((n, from)) = unicast.recv_from(&mut buf).await {
-                    let Ok(reply) = Datagram::decode(&buf[..n]) else {
-                        continue;
-                    };
-                    let Datagram::Reply {
-                        nonce,
-                        from: holder,
-                        addr,
-                        content,
-                        ref have,
-                        ..
-                    } = reply
-                    else {
-                        continue;
-                    };
-                    let asked = |c: &Collecting| {
-                        c.lock()
-                            .is_ok_and(|c| c.get(&nonce).is_some_and(|(a, _)| *a == content))
-                    };
-                    // Only replies to a question still open are checked.
-                    if !same_subnet(my_ip, from.ip()) || !asked(&collecting) {
-                        continue;
-                    }
-                    if let Err(why) = trust.admits(&reply, from) {
-                        tracing::warn!(%from, %why, "ignored a discovery reply");
-                        continue;
-                    }
-                    if let Ok(mut collecting) = collecting.lock()
-                        && let Some((_, found)) = collecting.get_mut(&nonce)
-                    {
-                        found.insert(
-                            holder,
-                            PeerHolding {
-                                id: holder,
-                                addr,
-                                have: have.clone(),
-                                upstream: false,
-                                // No election order without the server.
-                                rank: u32::MAX,
-                            },
-                        );
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        ctx.spawn(collect_replies(unicast, collecting, trust, my_ip).into_actor(self));
     }
 }
 
@@ -319,6 +245,84 @@ branchline_actors::supervised_controls!(Discovery);
 impl Supervised for Discovery {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("discovery restarting");
+    }
+}
+
+/// Answers the subnet's requests for a content this node holds. Anyone on
+/// the subnet may ask; answering costs a store lookup and (under the PKI)
+/// a signature, so answers are rate-limited, and go only to the asker's
+/// own subnet.
+async fn answer_requests(listener: Arc<tokio::net::UdpSocket>, answer: Answerer, my_ip: IpAddr) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut answers = TokenBucket::new(ANSWERS_PER_SEC, ANSWERS_PER_SEC);
+    while let Ok((n, from)) = listener.recv_from(&mut buf).await {
+        if let Ok(Datagram::Request {
+            nonce,
+            from: asker,
+            content,
+            reply_to,
+        }) = Datagram::decode(&buf[..n])
+            && asker != answer.me.id
+            && same_subnet(my_ip, from.ip())
+            && same_subnet(my_ip, reply_to.ip())
+            && answers.try_take(1, std::time::Instant::now())
+        {
+            let answer = answer.clone();
+            actix_rt::spawn(async move { answer.reply(nonce, content, reply_to).await });
+        }
+    }
+}
+
+/// Takes the replies to this node's open questions: from its own subnet,
+/// admitted by `trust` (signed by a member, under the PKI).
+async fn collect_replies(
+    unicast: Arc<tokio::net::UdpSocket>,
+    collecting: Collecting,
+    trust: ReplyTrust,
+    my_ip: IpAddr,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    while let Ok((n, from)) = unicast.recv_from(&mut buf).await {
+        let Ok(reply) = Datagram::decode(&buf[..n]) else {
+            continue;
+        };
+        let Datagram::Reply {
+            nonce,
+            from: holder,
+            addr,
+            content,
+            ref have,
+            ..
+        } = reply
+        else {
+            continue;
+        };
+        let asked = |c: &Collecting| {
+            lock_unpoisoned(c)
+                .get(&nonce)
+                .is_some_and(|(a, _)| *a == content)
+        };
+        // Only replies to a question still open are checked.
+        if !same_subnet(my_ip, from.ip()) || !asked(&collecting) {
+            continue;
+        }
+        if let Err(why) = trust.admits(&reply, from) {
+            tracing::warn!(%from, %why, "ignored a discovery reply");
+            continue;
+        }
+        if let Some((_, found)) = lock_unpoisoned(&collecting).get_mut(&nonce) {
+            found.insert(
+                holder,
+                PeerHolding {
+                    id: holder,
+                    addr,
+                    have: have.clone(),
+                    upstream: false,
+                    // No election order without the server.
+                    rank: u32::MAX,
+                },
+            );
+        }
     }
 }
 
@@ -384,9 +388,7 @@ impl Handler<Discover> for Discovery {
         };
         let (collecting, wait, counters) =
             (self.collecting.clone(), self.wait, self.counters.clone());
-        if let Ok(mut c) = collecting.lock() {
-            c.insert(nonce, (content, HashMap::new()));
-        }
+        lock_unpoisoned(&collecting).insert(nonce, (content, HashMap::new()));
         Box::pin(async move {
             if let Some(bytes) = request.encode()
                 && unicast.send_to(&bytes, broadcast).await.is_ok()
@@ -394,10 +396,8 @@ impl Handler<Discover> for Discovery {
                 counters.broadcast_sent();
             }
             tokio::time::sleep(wait).await;
-            let found = collecting
-                .lock()
-                .ok()
-                .and_then(|mut c| c.remove(&nonce))
+            let found = lock_unpoisoned(&collecting)
+                .remove(&nonce)
                 .map(|(_, found)| found)
                 .unwrap_or_default();
             tracing::debug!(%content, holders = found.len(), "discovery answered");

@@ -28,7 +28,7 @@ impl GroupCommit {
     /// succeeded. If the sync this caller waited for failed, the caller runs
     /// one itself and returns its error.
     pub fn commit<E>(&self, sync: impl Fn() -> Result<(), E>) -> Result<(), E> {
-        let mut state = crate::lock(&self.state);
+        let mut state = crate::lock_unpoisoned(&self.state);
         state.registered += 1;
         let mine = state.registered;
         loop {
@@ -50,7 +50,7 @@ impl GroupCommit {
             let running = Running(self);
             let result = sync();
             std::mem::forget(running);
-            state = crate::lock(&self.state);
+            state = crate::lock_unpoisoned(&self.state);
             state.syncing = false;
             if result.is_ok() {
                 state.synced = state.synced.max(target);
@@ -66,7 +66,7 @@ struct Running<'a>(&'a GroupCommit);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        crate::lock(&self.0.state).syncing = false;
+        crate::lock_unpoisoned(&self.0.state).syncing = false;
         self.0.done.notify_all();
     }
 }

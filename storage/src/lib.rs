@@ -36,11 +36,13 @@ pub use origin::{Origin, OriginKind};
 pub use piece_cache::{CacheConfig, CacheError, PieceCache};
 pub use piece_map::PieceMap;
 
-/// Locks a mutex whose data stays valid even if a holder panicked: the
-/// cache's maps of open files and its `()` write locks change in single
-/// steps, so a panic elsewhere (a blocking job of the store) never leaves a
-/// lock poisoned with every later call failing.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex whose data stays valid even if a holder panicked, so a
+/// poisoned lock is used as it is instead of spreading the panic: the one
+/// way every crate of Branchline handles lock poisoning. Every mutex it is
+/// used on holds data changed in single steps (the cache's maps of open
+/// files and its `()` write locks, counters, handles), so a panic elsewhere
+/// (a blocking job of the store) never leaves every later call failing.
+pub fn lock_unpoisoned<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

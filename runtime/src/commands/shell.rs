@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use branchline_actors::supervision::Kill;
-use branchline_actors::wire::{ActorView, AdminReply, AdminRequest};
+use branchline_actors::wire::{ActorView, AdminReply, AdminRequest, PeerView};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
@@ -121,51 +121,11 @@ impl Shell {
                     Ok(())
                 }
             }
-            ["inspect", name] => {
-                let actors = self.actors()?;
-                let actor = actors.iter().find(|a| a.name == *name).with_context(|| {
-                    let names: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
-                    format!("no actor `{name}` (actors: {})", names.join(", "))
-                })?;
-                if json {
-                    print_json(actor)
-                } else {
-                    println!("{}", serde_json::to_string_pretty(actor)?);
-                    Ok(())
-                }
-            }
+            ["inspect", name] => self.inspect(name, json),
             ["peers"] => match self.ask(&AdminRequest::Peers)? {
                 AdminReply::Peers(peers) if json => print_json(&peers),
                 AdminReply::Peers(peers) => {
-                    for p in &peers {
-                        let protocol = if p.background {
-                            "background"
-                        } else {
-                            "foreground"
-                        };
-                        let w = &p.wire;
-                        let rtt = w
-                            .rtt_us
-                            .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
-                        let controller = p
-                            .serving_controller
-                            .as_deref()
-                            .map_or(String::new(), |c| format!("  serving with {c}"));
-                        println!(
-                            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}  wire out {:>12} in {:>12}  lost {} packets ({})  congestion events {}  rtt {rtt}{controller}",
-                            p.addr,
-                            mib(p.received),
-                            mib(p.served),
-                            mib(w.sent_bytes),
-                            mib(w.received_bytes),
-                            w.lost_packets,
-                            mib(w.lost_bytes),
-                            w.congestion_events,
-                        );
-                    }
-                    if peers.is_empty() {
-                        println!("no peer sessions");
-                    }
+                    print_peers(&peers);
                     Ok(())
                 }
                 other => anyhow::bail!("unexpected answer {other:?}"),
@@ -186,27 +146,45 @@ impl Shell {
                     std::thread::sleep(std::time::Duration::from_secs(1));
                 }
             }
-            ["kill", name, how @ ..] => {
-                let how = match how {
-                    [] => Kill::Stop,
-                    [word] => Kill::from_word(word).ok_or_else(|| anyhow::anyhow!(KILL_USAGE))?,
-                    _ => anyhow::bail!(KILL_USAGE),
-                };
-                match self.ask(&AdminRequest::KillActor {
-                    name: (*name).to_owned(),
-                    how,
-                })? {
-                    AdminReply::Done(what) => {
-                        println!("{what}");
-                        Ok(())
-                    }
-                    other => anyhow::bail!("unexpected answer {other:?}"),
-                }
-            }
+            ["kill", name, how @ ..] => self.kill(name, how),
             [command @ ("status" | "transfers" | "cache" | "contents" | "offices")] => {
                 self.status_part(command, json)
             }
             _ => anyhow::bail!("unknown command `{line}`; `help` lists them"),
+        }
+    }
+
+    /// `inspect NAME`: one actor, in full.
+    fn inspect(&self, name: &str, json: bool) -> anyhow::Result<()> {
+        let actors = self.actors()?;
+        let actor = actors.iter().find(|a| a.name == name).with_context(|| {
+            let names: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
+            format!("no actor `{name}` (actors: {})", names.join(", "))
+        })?;
+        if json {
+            print_json(actor)
+        } else {
+            println!("{}", serde_json::to_string_pretty(actor)?);
+            Ok(())
+        }
+    }
+
+    /// `kill NAME [stop|panic|panic-blocking]`.
+    fn kill(&self, name: &str, how: &[&str]) -> anyhow::Result<()> {
+        let how = match how {
+            [] => Kill::Stop,
+            [word] => Kill::from_word(word).ok_or_else(|| anyhow::anyhow!(KILL_USAGE))?,
+            _ => anyhow::bail!(KILL_USAGE),
+        };
+        match self.ask(&AdminRequest::KillActor {
+            name: name.to_owned(),
+            how,
+        })? {
+            AdminReply::Done(what) => {
+                println!("{what}");
+                Ok(())
+            }
+            other => anyhow::bail!("unexpected answer {other:?}"),
         }
     }
 
@@ -367,6 +345,40 @@ impl Completer for ShellHelper {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// One line per peer session: protocol, bytes each way, what the wire
+/// carried and lost, and the round trip.
+fn print_peers(peers: &[PeerView]) {
+    for p in peers {
+        let protocol = if p.background {
+            "background"
+        } else {
+            "foreground"
+        };
+        let w = &p.wire;
+        let rtt = w
+            .rtt_us
+            .map_or("-".to_owned(), |us| format!("{:.1} ms", us as f64 / 1e3));
+        let controller = p
+            .serving_controller
+            .as_deref()
+            .map_or(String::new(), |c| format!("  serving with {c}"));
+        println!(
+            "  {:<24} {protocol:<10}  received {:>12}  served {:>12}  wire out {:>12} in {:>12}  lost {} packets ({})  congestion events {}  rtt {rtt}{controller}",
+            p.addr,
+            mib(p.received),
+            mib(p.served),
+            mib(w.sent_bytes),
+            mib(w.received_bytes),
+            w.lost_packets,
+            mib(w.lost_bytes),
+            w.congestion_events,
+        );
+    }
+    if peers.is_empty() {
+        println!("no peer sessions");
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! `branchline status`: a node's status as text or JSON.
 
 use branchline_actors::wire::{
-    ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ServerStatus, StartCheck,
-    TransferProgress,
+    ActorView, AdminReply, AdminRequest, BackgroundLink, ClientStatus, ContentView, LinkView,
+    ServerStatus, StartCheck, TransferProgress,
 };
 
 use super::{data_dir, mib, runtime};
@@ -248,51 +248,8 @@ pub(crate) fn print_server(s: &ServerStatus) {
             fs.connections_refused
         );
     }
-    println!("contents ({}):", s.registry.contents.len());
-    for c in &s.registry.contents {
-        let holders = match c.confidential {
-            true => "CONFIDENTIAL (origins only, holders not tracked)".to_owned(),
-            false => format!(
-                "held by {} (+{} partly)",
-                c.complete_holders, c.partial_holders
-            ),
-        };
-        println!(
-            "  {}  {:<24} {}  {} pieces  {holders}  origins: {}",
-            c.id,
-            c.name,
-            mib(c.size),
-            c.pieces,
-            c.origins.join(", ")
-        );
-    }
-    println!(
-        "office links (what each office's live clients received, as of their last heartbeat):"
-    );
-    println!(
-        "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
-        "office",
-        "parent",
-        "clients",
-        "from parent",
-        "(QUIC wire)",
-        "from origin",
-        "in office",
-        "served"
-    );
-    for l in s.registry.links.iter().filter(|l| l.clients > 0) {
-        println!(
-            "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
-            l.office,
-            l.parent.as_deref().unwrap_or("-"),
-            l.clients,
-            mib(l.from_parent),
-            mib(l.wire_from_parent),
-            mib(l.from_origin),
-            mib(l.from_peers),
-            mib(l.served)
-        );
-    }
+    print_published(&s.registry.contents);
+    print_links(&s.registry.links);
     if !s.registry.origin.is_empty() {
         println!("origin use (pieces leased from the origin):");
         for o in &s.registry.origin {
@@ -324,6 +281,59 @@ pub(crate) fn print_server(s: &ServerStatus) {
         );
     }
     print_actors(&s.actors);
+}
+
+/// The published contents, with their holders and origins.
+fn print_published(contents: &[ContentView]) {
+    println!("contents ({}):", contents.len());
+    for c in contents {
+        let holders = match c.confidential {
+            true => "CONFIDENTIAL (origins only, holders not tracked)".to_owned(),
+            false => format!(
+                "held by {} (+{} partly)",
+                c.complete_holders, c.partial_holders
+            ),
+        };
+        println!(
+            "  {}  {:<24} {}  {} pieces  {holders}  origins: {}",
+            c.id,
+            c.name,
+            mib(c.size),
+            c.pieces,
+            c.origins.join(", ")
+        );
+    }
+}
+
+/// What each office's live clients received, by source, per office link.
+fn print_links(links: &[LinkView]) {
+    println!(
+        "office links (what each office's live clients received, as of their last heartbeat):"
+    );
+    println!(
+        "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "office",
+        "parent",
+        "clients",
+        "from parent",
+        "(QUIC wire)",
+        "from origin",
+        "in office",
+        "served"
+    );
+    for l in links.iter().filter(|l| l.clients > 0) {
+        println!(
+            "  {:<20} {:<16} {:>7} {:>14} {:>14} {:>14} {:>14} {:>14}",
+            l.office,
+            l.parent.as_deref().unwrap_or("-"),
+            l.clients,
+            mib(l.from_parent),
+            mib(l.wire_from_parent),
+            mib(l.from_origin),
+            mib(l.from_peers),
+            mib(l.served)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl PieceCache {
     }
 
     fn opened(&self, id: &ContentId) -> Result<Arc<OpenContent>, CacheError> {
-        if let Some(open) = crate::lock(&self.open).get(id) {
+        if let Some(open) = crate::lock_unpoisoned(&self.open).get(id) {
             return Ok(open.clone());
         }
         let bytes = self.manifests.get(id.0)?.ok_or(CacheError::Unknown(*id))?;
@@ -181,7 +181,7 @@ impl PieceCache {
             synced: GroupCommit::default(),
             confidential: AtomicBool::new(confidential),
         });
-        crate::lock(&self.open).insert(*id, open.clone());
+        crate::lock_unpoisoned(&self.open).insert(*id, open.clone());
         Ok(open)
     }
 
@@ -192,7 +192,7 @@ impl PieceCache {
     pub fn add(&self, manifest: &Manifest, pinned: bool) -> Result<PieceMap, CacheError> {
         manifest.validate()?;
         let id = manifest.content_id();
-        let _admit = crate::lock(&self.admit);
+        let _admit = crate::lock_unpoisoned(&self.admit);
         if let Some(mut entry) = self.entry(&id)? {
             entry.last_used_ms = unix_ms();
             entry.pinned |= pinned;
@@ -280,7 +280,7 @@ impl PieceCache {
         }
         let offset = open.manifest.piece_offset(index);
         {
-            let _writing = crate::lock(&open.writing);
+            let _writing = crate::lock_unpoisoned(&open.writing);
             open.file
                 .write_all_at(bytes, offset)
                 .map_err(io_err("write", &open.path))?;
@@ -368,7 +368,7 @@ impl PieceCache {
     pub fn set_publication(&self, signed: &SignedPublication) -> Result<(), CacheError> {
         let id = signed.publication.content;
         self.publications.insert(id.0, records::encode(signed))?;
-        if let Some(open) = crate::lock(&self.open).get(&id) {
+        if let Some(open) = crate::lock_unpoisoned(&self.open).get(&id) {
             open.confidential
                 .store(signed.publication.confidential, Ordering::Relaxed);
         }
@@ -462,7 +462,7 @@ impl PieceCache {
 
     /// Removes a content and its bytes.
     pub fn remove(&self, id: &ContentId) -> Result<(), CacheError> {
-        let _admit = crate::lock(&self.admit);
+        let _admit = crate::lock_unpoisoned(&self.admit);
         self.remove_locked(id)
     }
 
@@ -474,7 +474,7 @@ impl PieceCache {
         self.manifests.remove(id.0)?;
         self.publications.remove(id.0)?;
         self.db.flush()?;
-        crate::lock(&self.open).remove(id);
+        crate::lock_unpoisoned(&self.open).remove(id);
         let path = self.piece_path(id);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
