@@ -98,6 +98,39 @@ fn at(line: u64, message: impl Into<String>) -> LineError {
 
 /// Parses and validates a spreadsheet. Every problem found is returned.
 pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
+    let text = sheet_text(bytes)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header = match records.next() {
+        Some(Ok(header)) => header,
+        Some(Err(e)) => return Err(vec![at(1, e.to_string())]),
+        None => unreachable!("a non-blank text has a first record"),
+    };
+    let columns = columns(&header)?;
+    let (offices, lines) = rows(records, &header, &columns)?;
+    if offices.is_empty() {
+        return Err(vec![at(1, "no offices after the header row")]);
+    }
+    let mut subnets = 0;
+    for (office, &line) in offices.iter().zip(&lines) {
+        subnets += office.blocks.len();
+        if subnets > MAX_SUBNETS {
+            return Err(vec![at(
+                line,
+                format!("more than {MAX_SUBNETS} subnets and ranges in the sheet (the cap)"),
+            )]);
+        }
+    }
+    Topology::new(offices).map_err(|(i, e)| vec![at(lines[i], e.to_string())])
+}
+
+/// The sheet as text: under the size cap, UTF-8 (a byte-order mark
+/// dropped) and not blank.
+fn sheet_text(bytes: &[u8]) -> Result<&str, Vec<LineError>> {
     if bytes.len() > MAX_SHEET_BYTES {
         return Err(vec![at(
             1,
@@ -118,18 +151,16 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
             ),
         )]);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        Some(Ok(header)) => header,
-        Some(Err(e)) => return Err(vec![at(1, e.to_string())]),
-        None => unreachable!("a non-blank text has a first record"),
-    };
-    let columns = columns(&header)?;
+    Ok(text)
+}
+
+/// Every office row after the header, with its line; blank rows are
+/// skipped, and every bad row is named (up to [`MAX_PROBLEMS`]).
+fn rows(
+    records: csv::StringRecordsIter<'_, &[u8]>,
+    header: &csv::StringRecord,
+    columns: &HashMap<String, usize>,
+) -> Result<(Vec<Office>, Vec<u64>), Vec<LineError>> {
     let (mut offices, mut lines, mut problems) = (Vec::new(), Vec::new(), Vec::new());
     for record in records {
         let record = match record {
@@ -162,7 +193,7 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
             ));
             break;
         }
-        if let Some(long) = too_long(&columns, &record) {
+        if let Some(long) = too_long(columns, &record) {
             problems.push(at(line, long));
             continue;
         }
@@ -178,23 +209,11 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
             break;
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok((offices, lines))
+    } else {
+        Err(problems)
     }
-    if offices.is_empty() {
-        return Err(vec![at(1, "no offices after the header row")]);
-    }
-    let mut subnets = 0;
-    for (office, &line) in offices.iter().zip(&lines) {
-        subnets += office.blocks.len();
-        if subnets > MAX_SUBNETS {
-            return Err(vec![at(
-                line,
-                format!("more than {MAX_SUBNETS} subnets and ranges in the sheet (the cap)"),
-            )]);
-        }
-    }
-    Topology::new(offices).map_err(|(i, e)| vec![at(lines[i], e.to_string())])
 }
 
 /// The text of the file, or where its first non-UTF-8 byte is.

@@ -104,7 +104,7 @@ where
     };
     let handle = Rc::new(handle);
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
 
@@ -112,64 +112,68 @@ where
         actix_rt::spawn(async move {
             // Who is asking, before anything they send is read.
             if let Err(refused) = allowed(&stream) {
-                tracing::warn!(%refused, "refused an admin connection");
-                let _ = write_frame(&mut stream, &AdminReply::Error(refused)).await;
-                // Take what the tool already sent (a little, for a short
-                // while), so it reads the reason rather than a broken pipe.
-                let mut sink = [0u8; 4096];
-                let drain = async {
-                    let mut left = REFUSED_DRAIN;
-                    while left > 0 {
-                        match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => left = left.saturating_sub(n),
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                refuse(stream, refused).await;
                 return;
             }
-            let request = match tokio::time::timeout(
-                REQUEST_DEADLINE,
-                read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME),
-            )
-            .await
-            {
-                Ok(request) => request,
-                Err(_) => return,
-            };
-            match request {
-                Ok(Some(request)) if request.passes_file() => {
-                    let passed =
-                        tokio::time::timeout(REQUEST_DEADLINE, pass_file::receive(&stream))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(std::io::Error::new(
-                                    std::io::ErrorKind::TimedOut,
-                                    "the tool did not pass its output file",
-                                ))
-                            });
-                    match passed {
-                        Ok(file) => handle(request, Some(file), Replies { stream }).await,
-                        Err(e) => {
-                            let _ = write_frame(
-                                &mut stream,
-                                &AdminReply::Error(format!("bad admin request: {e}")),
-                            )
-                            .await;
-                        }
-                    }
-                }
-                Ok(Some(request)) => handle(request, None, Replies { stream }).await,
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = write_frame(
-                        &mut stream,
-                        &AdminReply::Error(format!("bad admin request: {e}")),
-                    )
-                    .await;
-                }
-            }
+            answer(stream, &*handle).await;
         });
     }
+}
+
+/// Tells a connection of someone else why it is refused. What the tool
+/// already sent is taken first (a little, for a short while), so it reads
+/// the reason rather than a broken pipe.
+async fn refuse(mut stream: UnixStream, refused: String) {
+    tracing::warn!(%refused, "refused an admin connection");
+    let _ = write_frame(&mut stream, &AdminReply::Error(refused)).await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = REFUSED_DRAIN;
+        while left > 0 {
+            match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+}
+
+/// Reads one request (within the deadline), takes the output file it
+/// passes if it passes one, and has `handle` answer it; a bad request is
+/// answered with why.
+async fn answer<H, F>(mut stream: UnixStream, handle: &H)
+where
+    H: Fn(AdminRequest, Option<File>, Replies) -> F,
+    F: Future<Output = ()>,
+{
+    let Ok(request) = tokio::time::timeout(
+        REQUEST_DEADLINE,
+        read_frame::<AdminRequest>(&mut stream, MAX_REPLY_FRAME),
+    )
+    .await
+    else {
+        return;
+    };
+    let error = match request {
+        Ok(Some(request)) if request.passes_file() => {
+            let passed = tokio::time::timeout(REQUEST_DEADLINE, pass_file::receive(&stream))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the tool did not pass its output file",
+                    ))
+                });
+            match passed {
+                Ok(file) => return handle(request, Some(file), Replies { stream }).await,
+                Err(e) => e.to_string(),
+            }
+        }
+        Ok(Some(request)) => return handle(request, None, Replies { stream }).await,
+        Ok(None) => return,
+        Err(e) => e.to_string(),
+    };
+    let reply = AdminReply::Error(format!("bad admin request: {error}"));
+    let _ = write_frame(&mut stream, &reply).await;
 }

@@ -332,6 +332,40 @@ impl ClientConfig {
 
     /// Checks values.
     pub fn validate(&self) -> Result<ClientSettings, ConfigError> {
+        self.check_numbers()?;
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid(
+                "name must be 1 to 64 printable characters".into(),
+            ));
+        }
+        let join = self
+            .join
+            .as_deref()
+            .map(str::parse::<JoinToken>)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("join: {e}")))?;
+        self.tls.insecure_conflict(self.insecure)?;
+        if self.insecure && join.is_some() {
+            return Err(ConfigError::Invalid(
+                "insecure = true and a join token contradict each other: joining gets the client a certificate".into(),
+            ));
+        }
+        let server = match self.server.or(join.as_ref().and_then(|t| t.server)) {
+            Some(server) => server,
+            None => required(&self.server, "server", "--server")?,
+        };
+        Ok(ClientSettings {
+            data_dir: required(&self.data_dir, "data_dir", "--data-dir")?,
+            server,
+            join,
+        })
+    }
+
+    /// Every number that must be positive is, and the ones that depend on
+    /// each other agree.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
         positive(self.cache.quota_mib, "cache.quota_mib")?;
         positive(self.cache.sled_cache_mib, "cache.sled_cache_mib")?;
         let t = &self.transfer;
@@ -387,34 +421,7 @@ impl ClientConfig {
                 t.per_peer, t.max_in_flight
             )));
         }
-        if let Some(name) = &self.name
-            && (name.is_empty() || name.len() > 64 || name.chars().any(char::is_control))
-        {
-            return Err(ConfigError::Invalid(
-                "name must be 1 to 64 printable characters".into(),
-            ));
-        }
-        let join = self
-            .join
-            .as_deref()
-            .map(str::parse::<JoinToken>)
-            .transpose()
-            .map_err(|e| ConfigError::Invalid(format!("join: {e}")))?;
-        self.tls.insecure_conflict(self.insecure)?;
-        if self.insecure && join.is_some() {
-            return Err(ConfigError::Invalid(
-                "insecure = true and a join token contradict each other: joining gets the client a certificate".into(),
-            ));
-        }
-        let server = match self.server.or(join.as_ref().and_then(|t| t.server)) {
-            Some(server) => server,
-            None => required(&self.server, "server", "--server")?,
-        };
-        Ok(ClientSettings {
-            data_dir: required(&self.data_dir, "data_dir", "--data-dir")?,
-            server,
-            join,
-        })
+        Ok(())
     }
 
     /// Request timeout.
