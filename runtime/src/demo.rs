@@ -173,64 +173,10 @@ impl Demo {
             OFFICES.len()
         );
         let sha = generate(&package, size)?;
-
-        let server_addr = self.addr(0, 1, config::DEFAULT_CONTROL_PORT);
-        // As in production: the server makes its cluster CA at first
-        // start, and every client joins with a token from it (mutual TLS).
-        let mut server: ServerConfig = ServerConfig::empty();
-        server.data_dir = Some(self.work.join("server"));
-        server.listen = server_addr;
-        server.file_storage.enabled = true;
-        server.file_storage.dir = Some(storage.clone());
-        server.file_storage.listen = self.addr(0, 1, config::DEFAULT_FILE_STORAGE_PORT);
-        server.log = LogSection {
-            level: "warn".into(),
-            ..LogSection::default()
-        };
-        let server_socket = socket_path(&self.work.join("server"));
-        let file_storage = server.file_storage.clone();
-        self.nodes
-            .push(NodeThread::spawn("server".into(), move |stop| {
-                node::server::run(&server, stop)
-            })?);
-
         let rt = crate::commands::runtime()?;
-        rt.block_on(wait_for_clients(&server_socket, 0))?;
-        rt.block_on(import_topology(&server_socket, self.sheet()))?;
+        let (server_socket, file_storage) = self.start_server(&storage, &rt)?;
         let token = rt.block_on(join_token(&server_socket))?;
-        for (i, (name, parent, kind)) in OFFICES.iter().enumerate() {
-            println!(
-                "  office {name:<9} {kind:<8} {}/24{}",
-                self.addr(i, 0, 0).ip(),
-                parent.map_or(String::new(), |p| format!(", under {p}"))
-            );
-        }
-
-        let mut clients = Vec::new();
-        for i in 0..args.clients {
-            let office = usize::from(i) % OFFICES.len();
-            let host = 11 + i / 4;
-            let name = format!("{}-{}", OFFICES[office].0, host);
-            let mut client = ClientConfig::empty();
-            client.data_dir = Some(self.work.join(&name));
-            client.server = Some(server_addr);
-            client.listen = self.addr(office, host, config::DEFAULT_FOREGROUND_PORT);
-            client.name = Some(name.clone());
-            client.join = Some(token.clone());
-            client.log = LogSection {
-                level: "warn".into(),
-                ..LogSection::default()
-            };
-            clients.push(DemoClient {
-                name: name.clone(),
-                office,
-                socket: socket_path(&self.work.join(&name)),
-                out: self.work.join(format!("{name}.out")),
-            });
-            self.nodes.push(NodeThread::spawn(name, move |stop| {
-                node::client::run(client, stop)
-            })?);
-        }
+        let clients = self.start_clients(args.clients, &token)?;
         rt.block_on(wait_for_clients(&server_socket, clients.len()))?;
 
         let manifest = publish::hash_file(&package, "package.bin", DEFAULT_PIECE_SIZE, true)?;
@@ -250,27 +196,7 @@ impl Demo {
             mib(size),
             manifest.piece_count()
         );
-
-        let bars = MultiProgress::new();
-        let style =
-            ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}")
-                .expect("valid template");
-        let started = Instant::now();
-        let fetches = clients.iter().map(|c| {
-            let bar = bars.add(ProgressBar::new(size));
-            bar.set_style(style.clone());
-            bar.set_prefix(c.name.clone());
-            fetch_one(c.socket.clone(), content, c.out.clone(), bar, started)
-        });
-        let outcomes = rt.block_on(futures_util::future::join_all(fetches));
-        let mut finish_times = Vec::new();
-        for (c, outcome) in clients.iter().zip(outcomes) {
-            finish_times.push(outcome.with_context(|| format!("{} failed", c.name))?);
-        }
-        let wall = finish_times
-            .iter()
-            .copied()
-            .fold(Duration::ZERO, Duration::max);
+        let wall = fetch_all(&rt, &clients, content, size)?;
 
         println!("checking SHA-256 of {} copies...", clients.len());
         let outputs: Vec<&PathBuf> = clients.iter().map(|c| &c.out).collect();
@@ -290,6 +216,105 @@ impl Demo {
         );
         Ok(())
     }
+
+    /// The server with its file storage over `storage`, its offices
+    /// imported (as in production, it makes its cluster CA at first start
+    /// and every client joins with a token from it); its admin socket and
+    /// file storage settings.
+    fn start_server(
+        &mut self,
+        storage: &Path,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<(PathBuf, config::FileStorageSection)> {
+        let mut server: ServerConfig = ServerConfig::empty();
+        server.data_dir = Some(self.work.join("server"));
+        server.listen = self.server_addr();
+        server.file_storage.enabled = true;
+        server.file_storage.dir = Some(storage.to_owned());
+        server.file_storage.listen = self.addr(0, 1, config::DEFAULT_FILE_STORAGE_PORT);
+        server.log = LogSection {
+            level: "warn".into(),
+            ..LogSection::default()
+        };
+        let server_socket = socket_path(&self.work.join("server"));
+        let file_storage = server.file_storage.clone();
+        self.nodes
+            .push(NodeThread::spawn("server".into(), move |stop| {
+                node::server::run(&server, stop)
+            })?);
+        rt.block_on(wait_for_clients(&server_socket, 0))?;
+        rt.block_on(import_topology(&server_socket, self.sheet()))?;
+        for (i, (name, parent, kind)) in OFFICES.iter().enumerate() {
+            println!(
+                "  office {name:<9} {kind:<8} {}/24{}",
+                self.addr(i, 0, 0).ip(),
+                parent.map_or(String::new(), |p| format!(", under {p}"))
+            );
+        }
+        Ok((server_socket, file_storage))
+    }
+
+    /// The server's control address.
+    fn server_addr(&self) -> SocketAddr {
+        self.addr(0, 1, config::DEFAULT_CONTROL_PORT)
+    }
+
+    /// `count` clients, four per office in turn, each joining with `token`.
+    fn start_clients(&mut self, count: u8, token: &str) -> anyhow::Result<Vec<DemoClient>> {
+        let mut clients = Vec::new();
+        for i in 0..count {
+            let office = usize::from(i) % OFFICES.len();
+            let host = 11 + i / 4;
+            let name = format!("{}-{}", OFFICES[office].0, host);
+            let mut client = ClientConfig::empty();
+            client.data_dir = Some(self.work.join(&name));
+            client.server = Some(self.server_addr());
+            client.listen = self.addr(office, host, config::DEFAULT_FOREGROUND_PORT);
+            client.name = Some(name.clone());
+            client.join = Some(token.to_owned());
+            client.log = LogSection {
+                level: "warn".into(),
+                ..LogSection::default()
+            };
+            clients.push(DemoClient {
+                name: name.clone(),
+                office,
+                socket: socket_path(&self.work.join(&name)),
+                out: self.work.join(format!("{name}.out")),
+            });
+            self.nodes.push(NodeThread::spawn(name, move |stop| {
+                node::client::run(client, stop)
+            })?);
+        }
+        Ok(clients)
+    }
+}
+
+/// Every client fetches `content` at once, each with a progress bar; the
+/// time the last one took.
+fn fetch_all(
+    rt: &tokio::runtime::Runtime,
+    clients: &[DemoClient],
+    content: branchline_storage::ContentId,
+    size: u64,
+) -> anyhow::Result<Duration> {
+    let bars = MultiProgress::new();
+    let style =
+        ProgressStyle::with_template("{prefix:10} {bar:40} {bytes:>10}/{total_bytes} {msg}")
+            .expect("valid template");
+    let started = Instant::now();
+    let fetches = clients.iter().map(|c| {
+        let bar = bars.add(ProgressBar::new(size));
+        bar.set_style(style.clone());
+        bar.set_prefix(c.name.clone());
+        fetch_one(c.socket.clone(), content, c.out.clone(), bar, started)
+    });
+    let outcomes = rt.block_on(futures_util::future::join_all(fetches));
+    let mut wall = Duration::ZERO;
+    for (c, outcome) in clients.iter().zip(outcomes) {
+        wall = wall.max(outcome.with_context(|| format!("{} failed", c.name))?);
+    }
+    Ok(wall)
 }
 
 /// Writes a deterministic pseudo-random package; returns its SHA-256.

@@ -204,6 +204,7 @@ struct IoParts {
 }
 
 /// What the node's actors share.
+#[derive(Clone)]
 struct Shared {
     store: (Addr<Store>, Arc<Health>),
     counters: Arc<Counters>,
@@ -221,12 +222,7 @@ async fn start_io(
     shared: &Shared,
 ) -> anyhow::Result<Io> {
     let trust = parts.identity.as_ref().map(|id| id.trust().clone());
-    let (store, counters, status, book) = (
-        shared.store.0.clone(),
-        shared.counters.clone(),
-        shared.link_status.clone(),
-        shared.book.clone(),
-    );
+    let shared = shared.clone();
     let discovery_me = discovery::Me {
         id: parts.me.id,
         foreground: parts.me.addr,
@@ -240,32 +236,31 @@ async fn start_io(
     };
     let yielding = wan_settings.yielding.is_some();
     on_arbiter(io, move || -> anyhow::Result<Io> {
-        let IoParts {
-            socket,
-            background_socket,
-            discovery_sockets,
-            reply_trust,
-            identity,
-            me,
-            server,
-            attributes,
-        } = parts;
+        let (store, counters, status) = (
+            shared.store.0.clone(),
+            shared.counters.clone(),
+            shared.link_status.clone(),
+        );
         let finder = Discovery::new(
-            discovery_sockets,
+            parts.discovery_sockets,
             discovery_me,
             discovery_wait,
             store.clone(),
             status.clone(),
             counters.clone(),
-            reply_trust,
+            parts.reply_trust,
         )?;
         let finder = supervision::start("discovery", move |_| finder);
-        let (endpoint, served) =
-            endpoint::endpoint(socket, None, identity.as_deref(), Admit::Members)?;
-        let (wan_endpoint, wan_served) = endpoint::endpoint(
-            background_socket,
+        let (endpoint, served) = endpoint::endpoint(
+            parts.socket,
+            None,
+            parts.identity.as_deref(),
+            Admit::Members,
+        )?;
+        let wan = endpoint::endpoint(
+            parts.background_socket,
             Some(wan_settings),
-            identity.as_deref(),
+            parts.identity.as_deref(),
             Admit::Members,
         )?;
         let deps = TransportDeps {
@@ -278,22 +273,16 @@ async fn start_io(
             served,
             admission: admission(per_peer),
             requests_per_sec,
-            book,
+            book: shared.book.clone(),
             trust: trust.clone(),
         };
-        let wan_deps = TransportDeps {
-            endpoint: wan_endpoint,
-            background: true,
-            probe: yielding,
-            served: wan_served,
-            admission: admission(per_peer),
-            ..deps.clone()
-        };
+        let wan_deps = background_deps(&deps, wan, yielding, per_peer);
         let transport = supervision::start("transport", move |_| Transport::new(deps));
         let wan = supervision::start("transport", move |_| Transport::new(wan_deps));
         let link = supervision::start("server-link", move |_| {
-            let channel = ServerChannel::Quic(ConnectionSlot::to_server(endpoint, server));
-            ServerLink::new(channel, me, store, attributes, status, counters).guarded_by(trust)
+            let channel = ServerChannel::Quic(ConnectionSlot::to_server(endpoint, parts.server));
+            ServerLink::new(channel, parts.me, store, parts.attributes, status, counters)
+                .guarded_by(trust)
         });
         Ok(Io {
             transport,
@@ -303,6 +292,25 @@ async fn start_io(
         })
     })
     .await?
+}
+
+/// The background transport's deps: the foreground's, with an endpoint
+/// and an admission of its own, probing its connections when the
+/// controller yields.
+fn background_deps(
+    foreground: &TransportDeps,
+    (endpoint, served): (quinn::Endpoint, Arc<endpoint::ServedConfigs>),
+    yielding: bool,
+    per_peer: u32,
+) -> TransportDeps {
+    TransportDeps {
+        endpoint,
+        background: true,
+        probe: yielding,
+        served,
+        admission: admission(per_peer),
+        ..foreground.clone()
+    }
 }
 
 /// A transport's cap of open connections per peer address.
@@ -347,15 +355,11 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         me,
         identity,
         vouch,
-        reply_trust,
-        socket,
-        background_socket,
-        discovery_sockets,
         cache,
         start_check,
         admin,
         metrics,
-        attributes,
+        ..
     } = opened;
     let checked = cache.clone();
     let shared = Shared {
@@ -369,14 +373,14 @@ async fn start(config: ClientConfig, opened: Opened) -> anyhow::Result<Addr<Serv
         ),
     };
     let parts = IoParts {
-        socket,
-        background_socket,
-        discovery_sockets,
-        reply_trust,
+        socket: opened.socket,
+        background_socket: opened.background_socket,
+        discovery_sockets: opened.discovery_sockets,
+        reply_trust: opened.reply_trust,
         identity: identity.clone(),
         me: me.clone(),
         server: settings.server,
-        attributes,
+        attributes: opened.attributes,
     };
     let io = start_io(&Arbiter::new(), &config, parts, &shared).await?;
     let (transport, wan, link) = (&io.transport, &io.wan, &io.link);
