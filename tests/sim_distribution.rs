@@ -6,52 +6,14 @@
 //! time, and fails if a byte is wrong (every piece is verified before it
 //! is stored) or a link carries the package more than once.
 
+mod common;
+
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use branchline::config::{ChassisSetting, ElectionSection, OsSetting};
 use branchline::sim::{Link, SimWorld};
 use branchline_actors::server::registry::RegistryTiming;
-
-const MIB: usize = 1024 * 1024;
-const PIECE: u32 = 256 * 1024;
-
-fn timing() -> RegistryTiming {
-    RegistryTiming {
-        client_timeout: Duration::from_secs(15),
-        lease_ttl: Duration::from_secs(30),
-        rvp_patience: Duration::from_secs(60),
-    }
-}
-
-/// Reported by a client with `free_gib` free: more free space ranks first.
-fn election(free_gib: u64) -> ElectionSection {
-    ElectionSection {
-        preferred: false,
-        reserve_mib: Some(0),
-        free_mib: Some(free_gib * 1024),
-        chassis: Some(ChassisSetting::Desktop),
-        os: Some(OsSetting::Workstation),
-        uptime_secs: Some(3600),
-    }
-}
-
-fn package(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
+use common::sim::{MIB, PIECE, election, ip, package, timing};
 
 const SHEET: &str = "office,parent,type,subnets\n\
     hq,,Default,10.1.0.0/24\n\

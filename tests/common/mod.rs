@@ -5,6 +5,7 @@
 
 pub mod origin;
 pub mod pki;
+pub mod sim;
 pub mod testbed;
 
 use std::net::SocketAddr;

@@ -6,7 +6,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use std::sync::Arc;
+
 use actix::prelude::*;
+use branchline_actors::client::counters::Counters;
+use branchline_actors::client::discovery::{may_ask, should_answer};
+use branchline_actors::client::store::Lookup;
 use branchline_actors::messages::{
     Discover, FetchError, FetchFromOrigin, FetchFromPeer, FetchManifest,
 };
@@ -19,6 +24,7 @@ use bytes::Bytes;
 
 use super::SimError;
 use super::net::SimNet;
+use crate::link_status::LinkStatus;
 
 /// How long reaching a node that is cut off takes to fail, as a dial that
 /// gets no answer does (the transports' and the server link's deadline).
@@ -56,6 +62,11 @@ impl ServerPort {
     /// One request to the directory, each way delayed by the links between
     /// the client and the top office.
     pub async fn call(&self, request: ServerRequest) -> Result<ServerReply, String> {
+        if self.net.is_down(self.server.ip()) {
+            return failing_slowly(Err::<ServerReply, _>(SimError::Down(self.server.ip())))
+                .await
+                .map_err(|e| e.to_string());
+        }
         let delay = failing_slowly(self.net.delay_to_top(self.from.ip()))
             .await
             .map_err(|e| e.to_string())?;
@@ -169,17 +180,54 @@ impl Handler<FetchFromOrigin> for SimOrigin {
     }
 }
 
-/// Subnet discovery: nobody answers a broadcast in the simulation (the
-/// server is always asked first).
-pub struct SimDiscovery;
+/// A client's subnet discovery: its question reaches the nodes up on its
+/// /24 (none from a node cut off), each answers from its real store by the
+/// real rules (office types that never broadcast or never answer, nothing
+/// confidential), and the asker takes what came within the discovery wait.
+pub struct SimDiscovery {
+    /// The network.
+    pub net: SimNet,
+    /// This client's address.
+    pub me: IpAddr,
+    /// What this client's server link knows (its office type).
+    pub link: Arc<LinkStatus>,
+    /// This client's counters (broadcasts sent).
+    pub counters: Arc<Counters>,
+}
 
 impl Actor for SimDiscovery {
     type Context = Context<Self>;
 }
 
 impl Handler<Discover> for SimDiscovery {
-    type Result = MessageResult<Discover>;
-    fn handle(&mut self, _: Discover, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(Vec::<PeerHolding>::new())
+    type Result = ResponseFuture<Vec<PeerHolding>>;
+    fn handle(&mut self, msg: Discover, _: &mut Context<Self>) -> Self::Result {
+        if !may_ask(self.link.office_kind()) {
+            return Box::pin(async { Vec::new() });
+        }
+        self.counters.broadcast_sent();
+        let neighbours = self.net.on_subnet(self.me);
+        Box::pin(async move {
+            let mut found = Vec::new();
+            for n in neighbours {
+                let Ok(Ok(Some(cached))) = n.store.send(Lookup(msg.0)).await else {
+                    continue;
+                };
+                if cached.confidential() || !should_answer(n.link.office_kind(), &cached.have) {
+                    continue;
+                }
+                found.push(PeerHolding {
+                    id: n.id,
+                    addr: SocketAddr::new(n.addr, crate::config::DEFAULT_FOREGROUND_PORT),
+                    have: cached.have,
+                    upstream: false,
+                    rank: u32::MAX,
+                });
+            }
+            // As long as a client's question waits, by default.
+            let wait = crate::config::DiscoverySection::default().wait_ms;
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            found
+        })
     }
 }

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use actix::Addr;
 use branchline_actors::client::counters::Counters;
+use branchline_actors::client::discovery::same_subnet;
 use branchline_actors::client::store::Store;
+use branchline_storage::NodeId;
 use tokio::time::Instant;
 
 use super::link::{Link, Queue};
+use crate::link_status::LinkStatus;
 use crate::sim::SimError;
 
 /// One office of the simulated network.
@@ -31,8 +34,35 @@ struct Place {
 /// A node of the simulated network.
 struct Node {
     office: String,
+    id: NodeId,
     store: Addr<Store>,
     counters: Arc<Counters>,
+    link: Arc<LinkStatus>,
+}
+
+/// A node's parts the network needs: who it is, what it serves from, what
+/// it counts, and what its server link knows (its office type).
+pub struct NodeParts {
+    /// Its id.
+    pub id: NodeId,
+    /// Its store.
+    pub store: Addr<Store>,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+    /// What its server link knows.
+    pub link: Arc<LinkStatus>,
+}
+
+/// A node a subnet broadcast reaches.
+pub struct Neighbour {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its store, asked what it holds.
+    pub store: Addr<Store>,
+    /// What its server link knows (whether its office type answers).
+    pub link: Arc<LinkStatus>,
 }
 
 /// What a node serves peers from: its store, and its counters (where a
@@ -99,17 +129,13 @@ impl SimNet {
     }
 
     /// A node at `addr` in `office`, whose pieces its `store` serves.
-    pub fn add_node(
-        &self,
-        addr: IpAddr,
-        office: &str,
-        store: Addr<Store>,
-        counters: Arc<Counters>,
-    ) {
+    pub fn add_node(&self, addr: IpAddr, office: &str, parts: NodeParts) {
         let node = Node {
             office: office.to_owned(),
-            store,
-            counters,
+            id: parts.id,
+            store: parts.store,
+            counters: parts.counters,
+            link: parts.link,
         };
         self.lock().nodes.insert(addr, node);
     }
@@ -127,6 +153,25 @@ impl SimNet {
     /// Whether the node at `addr` is cut off.
     pub fn is_down(&self, addr: IpAddr) -> bool {
         self.lock().down.contains(&addr)
+    }
+
+    /// The nodes up on the subnet of `addr` (its /24, as a real broadcast
+    /// reaches), `addr` itself excepted; none if `addr` is down.
+    pub fn on_subnet(&self, addr: IpAddr) -> Vec<Neighbour> {
+        let net = self.lock();
+        if net.down.contains(&addr) {
+            return Vec::new();
+        }
+        net.nodes
+            .iter()
+            .filter(|&(&at, _)| at != addr && same_subnet(addr, at) && !net.down.contains(&at))
+            .map(|(&at, node)| Neighbour {
+                id: node.id,
+                addr: at,
+                store: node.store.clone(),
+                link: node.link.clone(),
+            })
+            .collect()
     }
 
     /// What the node at `addr` serves from, if it is up.

@@ -30,7 +30,7 @@ use branchline_storage::{
 
 use super::io::{ServerPort, SimDiscovery, SimOrigin, SimTransport};
 use super::link::Link;
-use super::net::SimNet;
+use super::net::{NodeParts, SimNet};
 use crate::attributes::AttributeSource;
 use crate::config::{BackgroundSection, ElectionSection, TransferSection};
 use crate::link_status::LinkStatus;
@@ -179,10 +179,16 @@ impl SimWorld {
         let cache = Arc::new(cache);
         let (store, _) = supervision::start("store", move |_| Store::new(cache));
         let counters = Arc::new(Counters::default());
-        self.net
-            .add_node(addr, &office, store.clone(), counters.clone());
+        let link_status = Arc::new(LinkStatus::default());
         self.next_id += 1;
         let id = NodeId([self.next_id; 16]);
+        let parts = NodeParts {
+            id,
+            store: store.clone(),
+            counters: counters.clone(),
+            link: link_status.clone(),
+        };
+        self.net.add_node(addr, &office, parts);
         let me = Identity {
             id,
             name: name.to_owned(),
@@ -196,45 +202,24 @@ impl SimWorld {
             net: self.net.clone(),
         };
         let attributes = AttributeSource::new(&cache_dir, QUOTA, election);
-        let link_store = store.clone();
-        let link_counters = counters.clone();
+        let (link_store, link_counters) = (store.clone(), counters.clone());
+        let discovery = SimDiscovery {
+            net: self.net.clone(),
+            me: addr,
+            link: link_status.clone(),
+            counters: counters.clone(),
+        };
         let (link, _) = supervision::start("server-link", move |_| {
             ServerLink::new(
                 ServerChannel::InMemory(port),
                 me,
                 link_store,
                 attributes,
-                Arc::new(LinkStatus::default()),
+                link_status,
                 link_counters,
             )
         });
-        let transport = SimTransport {
-            net: self.net.clone(),
-            me: addr,
-        }
-        .start();
-        let origin = SimOrigin {
-            net: self.net.clone(),
-            me: addr,
-        }
-        .start();
-        let background = BackgroundSection::default();
-        let deps = OfficeDeps {
-            node: id,
-            store: store.clone(),
-            server: link.clone().recipient(),
-            have_report: link.clone().recipient(),
-            peer_fetch: transport.clone().recipient(),
-            wan_fetch: transport.clone().recipient(),
-            origin_fetch: origin.recipient(),
-            discover: SimDiscovery.start().recipient(),
-            manifest_fetch: transport.recipient(),
-            counters: counters.clone(),
-            book: ActorBook::default(),
-            link_pause: LinkPause::new(background.busy(), background.ledbat().map(|c| c.target)),
-            strikes: Arc::new(Mutex::new(StrikeBook::new(2))),
-            vouch: Arc::new(|_| Ok(())),
-        };
+        let deps = self.office_deps(id, addr, &store, &link, &counters, discovery);
         let settings = TransferSection::default().settings();
         let (office_actor, _) = supervision::start("office", move |_| Office::new(deps, settings));
         store.do_send(ReportDropsTo(link.clone().recipient()));
@@ -252,6 +237,53 @@ impl SimWorld {
             counters,
         });
         Ok(self.clients.len() - 1)
+    }
+
+    /// What a simulated client's office actor is given: its real store and
+    /// server link, the simulated transports, origin and discovery.
+    fn office_deps(
+        &self,
+        id: NodeId,
+        addr: IpAddr,
+        store: &Addr<Store>,
+        link: &Addr<ServerLink>,
+        counters: &Arc<Counters>,
+        discovery: SimDiscovery,
+    ) -> OfficeDeps {
+        let transport = SimTransport {
+            net: self.net.clone(),
+            me: addr,
+        }
+        .start();
+        let origin = SimOrigin {
+            net: self.net.clone(),
+            me: addr,
+        }
+        .start();
+        let background = BackgroundSection::default();
+        OfficeDeps {
+            node: id,
+            store: store.clone(),
+            server: link.clone().recipient(),
+            have_report: link.clone().recipient(),
+            peer_fetch: transport.clone().recipient(),
+            wan_fetch: transport.clone().recipient(),
+            origin_fetch: origin.recipient(),
+            discover: discovery.start().recipient(),
+            manifest_fetch: transport.recipient(),
+            counters: counters.clone(),
+            book: ActorBook::default(),
+            link_pause: LinkPause::new(background.busy(), background.ledbat().map(|c| c.target)),
+            strikes: Arc::new(Mutex::new(StrikeBook::new(2))),
+            vouch: Arc::new(|_| Ok(())),
+        }
+    }
+
+    /// Takes the server off the network (every call to it fails after the
+    /// dial deadline, as to a server that stopped), or brings it back.
+    pub fn set_server_down(&self, down: bool) {
+        let server: SocketAddr = SERVER.parse().expect("a valid address");
+        self.net.set_down(server.ip(), down);
     }
 
     /// The office of a client at `addr`: the sheet's, or the automatic
