@@ -276,3 +276,80 @@ fn a_client_off_the_network_takes_the_cdn_and_never_the_file_storage() {
     assert_eq!(files, 0, "and none from the file storage");
     assert_eq!(home_office, size as u64, "through its own office's link");
 }
+
+/// An office's election decides who crosses the WAN: in `branch` (two RVPs
+/// by its `rvp_count`), five clients with the same free space rank by the
+/// reference manual's order (a preferred device first, then desktops over
+/// laptops, servers over workstations, longer uptime); only the top two
+/// take bytes from the office above, the others take everything from
+/// their office, and the link carries the package once.
+#[test]
+fn an_offices_election_decides_which_clients_cross_the_wan() {
+    use branchline::config::{ChassisSetting, ElectionSection, OsSetting};
+    let size = 8 * MIB;
+    let sheet = "office,parent,type,subnets,rvp_count\n\
+        hq,,Default,10.1.0.0/24,1\n\
+        branch,hq,Default,10.2.0.0/24,2\n";
+    let device = |preferred, chassis, os, uptime_h: u64| ElectionSection {
+        preferred,
+        reserve_mib: Some(0),
+        free_mib: Some(100 * 1024),
+        chassis: Some(chassis),
+        os: Some(os),
+        uptime_secs: Some(uptime_h * 3600),
+    };
+    use ChassisSetting::{Desktop, Laptop};
+    use OsSetting::{Server, Workstation};
+    // Listed worst first, so the order of registration decides nothing.
+    let branch = [
+        ("laptop", device(false, Laptop, Workstation, 10)),
+        ("desktop", device(false, Desktop, Workstation, 1)),
+        ("desktop-long-up", device(false, Desktop, Workstation, 48)),
+        ("server", device(false, Desktop, Server, 1)),
+        ("preferred-laptop", device(true, Laptop, Workstation, 1)),
+    ];
+    let (took_from_above, link) = SimWorld::run(|| async {
+        let links = HashMap::from([("branch".to_owned(), Link::wan(20.0, 30))]);
+        let mut world = SimWorld::new(sheet, &links, Link::wan(100.0, 20), timing(), 8)
+            .await
+            .unwrap();
+        world
+            .client("hq-0", ip("10.1.0.10"), election(900))
+            .unwrap();
+        for (n, (name, attributes)) in branch.iter().enumerate() {
+            let addr = ip(&format!("10.2.0.{}", 10 + n));
+            world.client(name, addr, attributes.clone()).unwrap();
+        }
+        world.settle().await;
+        let content = world
+            .publish("p.bin", package(size, 8), PIECE)
+            .await
+            .unwrap();
+        world
+            .fetch(0, content, Duration::from_secs(600))
+            .await
+            .unwrap();
+        let fetches: Vec<_> = (1..=branch.len())
+            .map(|i| world.fetch(i, content, Duration::from_secs(600)))
+            .collect();
+        for done in futures_util::future::join_all(fetches).await {
+            done.unwrap();
+        }
+        let took: Vec<(String, u64)> = world.clients()[1..]
+            .iter()
+            .map(|c| (c.name.clone(), c.counters.snapshot().from_parent))
+            .collect();
+        (took, world.net.link_bytes("branch"))
+    });
+    let crossed: Vec<&str> = took_from_above
+        .iter()
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        crossed,
+        ["server", "preferred-laptop"],
+        "only the two RVPs take from the office above: {took_from_above:?}"
+    );
+    assert_eq!(link, size as u64, "the link carries the package once");
+}

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use branchline_storage::NodeId;
+use branchline_storage::{NodeId, PieceMap};
 
 use crate::server::election::{self, Attributes, Candidate};
 use crate::topology::{LinkBelow, Office};
@@ -38,6 +38,28 @@ pub struct Member {
     pub addr: IpAddr,
     /// What it last reported about itself.
     pub attributes: Option<Attributes>,
+}
+
+/// One RVP's share of the pieces its office takes from the office above
+/// ([`OfficeBook::upstream_share`]): piece `i` is its own when
+/// `i % of == nth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// Its place among the office's RVPs, best ranked first.
+    pub nth: u32,
+    /// How many RVPs the office has.
+    pub of: u32,
+}
+
+impl Share {
+    /// Of the pieces in `have`, those of this share.
+    pub fn of_map(&self, have: &PieceMap) -> PieceMap {
+        let mut mine = PieceMap::new(have.len());
+        for i in have.iter_set().filter(|i| i % self.of == self.nth) {
+            mine.set(i);
+        }
+        mine
+    }
 }
 
 /// Where one client may take a content's pieces from, by the source
@@ -309,6 +331,21 @@ impl OfficeBook {
     /// elect none: their clients never serve.
     pub fn rvps(&mut self, now: Instant) -> Vec<NodeId> {
         self.elect(now).rvps.clone()
+    }
+
+    /// `id`'s share of the pieces its office takes from the office above,
+    /// when the office has several RVPs: each takes from there only the
+    /// pieces of its share, and the others from its fellow RVPs, so every
+    /// piece crosses the link once. `None` if `id` is not an RVP or is the
+    /// only one.
+    pub fn upstream_share(&mut self, id: &NodeId, now: Instant) -> Option<Share> {
+        let rvps = &self.elect(now).rvps;
+        let of = u32::try_from(rvps.len()).ok().filter(|&n| n > 1)?;
+        let nth = rvps.iter().position(|r| r == id)?;
+        Some(Share {
+            nth: u32::try_from(nth).ok()?,
+            of,
+        })
     }
 
     /// `id`'s place in the election order (0 is best), as of the last

@@ -54,6 +54,9 @@ pub enum WorldError {
     /// The server refused.
     #[error("the server refused: {0}")]
     Refused(String),
+    /// Two clients of one world were given one name.
+    #[error("a client named {0} is in the world already")]
+    NameTaken(String),
     /// A download failed or did not end in time.
     #[error("{client}: {reason}")]
     Fetch {
@@ -168,8 +171,11 @@ impl SimWorld {
         addr: IpAddr,
         election: ElectionSection,
     ) -> Result<usize, WorldError> {
+        if self.clients.iter().any(|c| c.name == name) {
+            return Err(WorldError::NameTaken(name.to_owned()));
+        }
         let office = self.office_of(addr);
-        let cache_dir = self.dir.path().join(name);
+        let cache_dir = self.dir.path().join("clients").join(name);
         let cache = PieceCache::open(&CacheConfig {
             dir: cache_dir.clone(),
             quota_bytes: QUOTA,

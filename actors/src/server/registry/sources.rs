@@ -247,6 +247,11 @@ impl Registry {
         leases: LeaseState,
         now: Instant,
     ) -> SourcesAnswer {
+        // Several RVPs cross the WAN for the office: each takes its share
+        // from above. An office that stalled (`fallback`) takes anything.
+        let share = (plan.crossing == Some("rvp"))
+            .then(|| self.book.upstream_share(&query.id, now))
+            .flatten();
         let c = &self.contents[&query.content];
         let mut sources: Vec<Source> = Vec::new();
         if plan.office_serves {
@@ -258,7 +263,12 @@ impl Registry {
             );
         }
         if let Some(upstream) = upstream.filter(|_| plan.upstream.is_some()) {
-            sources.extend(upstream.peers);
+            sources.extend(upstream.peers.into_iter().map(|mut peer| {
+                if let Some(share) = share {
+                    peer.have = share.of_map(&peer.have);
+                }
+                peer
+            }));
         }
         let key = (query.id, query.content);
         let last = self
