@@ -52,24 +52,32 @@ pub fn unhandled() -> Option<(u64, String)> {
     })
 }
 
+/// Why a job on the blocking pool gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// It panicked, with this message.
+    #[error("a blocking job panicked ({0})")]
+    Panicked(String),
+    /// The runtime cancelled it (shutting down).
+    #[error("a blocking job was cancelled: {0}")]
+    Cancelled(String),
+}
+
 /// Runs `job` on the blocking pool. If the job panics, the panic counts as
 /// handled and `restart` runs (it restarts the job's actor, if its state
 /// may be broken), then the error names the panic.
 pub async fn run_blocking<T: Send + 'static>(
     restart: impl FnOnce(),
     job: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, JobError> {
     match tokio::task::spawn_blocking(job).await {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => {
             handled();
             restart();
-            Err(format!(
-                "a blocking job panicked ({})",
-                panic_message(e.into_panic().as_ref())
-            ))
+            Err(JobError::Panicked(panic_message(e.into_panic().as_ref())))
         }
-        Err(e) => Err(format!("a blocking job was cancelled: {e}")),
+        Err(e) => Err(JobError::Cancelled(e.to_string())),
     }
 }
 

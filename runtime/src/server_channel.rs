@@ -56,13 +56,19 @@ impl ServerChannel {
         let ask = async {
             match self {
                 ServerChannel::Quic(slot) => {
-                    let streams = slot.open(DIAL_DEADLINE).await.map_err(unreachable)?;
+                    let streams = slot
+                        .open(DIAL_DEADLINE)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
                     let (reply, _) = exchange(streams, &request, MAX_REPLY_FRAME)
                         .await
                         .map_err(|e| unreachable(e.to_string()))?;
                     Ok(reply)
                 }
-                ServerChannel::InMemory(port) => port.call(request).await.map_err(unreachable),
+                ServerChannel::InMemory(port) => port
+                    .call(request)
+                    .await
+                    .map_err(|e| unreachable(e.to_string())),
             }
         };
         tokio::time::timeout(CALL_DEADLINE, ask)

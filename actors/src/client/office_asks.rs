@@ -119,7 +119,7 @@ pub struct TransferFinished {
     /// The content.
     pub content: ContentId,
     /// Ok, or why it failed.
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), crate::client::transfer::TransferError>,
 }
 
 /// A peer sent a piece that failed verification: a strike. The answer

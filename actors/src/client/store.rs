@@ -28,7 +28,10 @@ pub enum StoreError {
     Cache(#[from] CacheError),
     /// The blocking worker died (it panicked); nothing was marked.
     #[error("store worker failed: {0}")]
-    Worker(String),
+    Worker(#[from] crate::panics::JobError),
+    /// The store actor's mailbox is closed (it is restarting or stopped).
+    #[error("the store is not running: {0}")]
+    Gone(#[from] actix::MailboxError),
 }
 
 /// The store actor.

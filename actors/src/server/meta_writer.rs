@@ -15,7 +15,19 @@ use tokio::sync::oneshot;
 
 use crate::server::registry::Dirty;
 
-type Batch = (Dirty, oneshot::Sender<Result<(), String>>);
+type Batch = (Dirty, oneshot::Sender<Result<(), WriteError>>);
+
+/// Why a batch was not made durable. One write serves a whole group of
+/// batches, so each of them gets its own copy of the error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The store refused or failed (the message of its [`MetaError`]).
+    #[error("{0}")]
+    Store(String),
+    /// The writer thread is gone.
+    #[error("the metadata writer has stopped")]
+    Stopped,
+}
 
 /// The writer's handle (cloning shares the thread).
 #[derive(Clone, Debug)]
@@ -34,7 +46,8 @@ impl MetaWriter {
                 while let Ok(first) = waiting.recv() {
                     let mut group = vec![first];
                     group.extend(waiting.try_iter());
-                    let result = write_group(&store, &group).map_err(|e| e.to_string());
+                    let result =
+                        write_group(&store, &group).map_err(|e| WriteError::Store(e.to_string()));
                     for (_, done) in group {
                         let _ = done.send(result.clone());
                     }
@@ -44,10 +57,10 @@ impl MetaWriter {
     }
 
     /// Writes `dirty`; the answer says when it is durable, or why not.
-    pub fn write(&self, dirty: Dirty) -> oneshot::Receiver<Result<(), String>> {
+    pub fn write(&self, dirty: Dirty) -> oneshot::Receiver<Result<(), WriteError>> {
         let (done, answer) = oneshot::channel();
         if let Err(mpsc::SendError((_, done))) = self.batches.send((dirty, done)) {
-            let _ = done.send(Err("the metadata writer has stopped".into()));
+            let _ = done.send(Err(WriteError::Stopped));
         }
         answer
     }

@@ -142,7 +142,7 @@ impl OfficeActor {
             let error = match result {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e,
-                Err(_) => "the metadata writer dropped the batch".to_owned(),
+                Err(_) => crate::server::meta_writer::WriteError::Stopped,
             };
             tracing::error!(office = %act.registry.office(), error = %error, "persisting the office failed");
         }));

@@ -61,15 +61,11 @@ impl ServerPort {
 
     /// One request to the directory, each way delayed by the links between
     /// the client and the top office.
-    pub async fn call(&self, request: ServerRequest) -> Result<ServerReply, String> {
+    pub async fn call(&self, request: ServerRequest) -> Result<ServerReply, SimError> {
         if self.net.is_down(self.server.ip()) {
-            return failing_slowly(Err::<ServerReply, _>(SimError::Down(self.server.ip())))
-                .await
-                .map_err(|e| e.to_string());
+            return failing_slowly(Err(SimError::Down(self.server.ip()))).await;
         }
-        let delay = failing_slowly(self.net.delay_to_top(self.from.ip()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let delay = failing_slowly(self.net.delay_to_top(self.from.ip())).await?;
         tokio::time::sleep(delay).await;
         let reply = self
             .directory
@@ -77,11 +73,10 @@ impl ServerPort {
                 request,
                 from: self.from,
             })
-            .await
-            .map_err(|e| format!("the server is gone: {e}"))?;
+            .await?;
         tokio::time::sleep(delay).await;
         if self.net.is_down(self.from.ip()) {
-            return Err(SimError::Down(self.from.ip()).to_string());
+            return Err(SimError::Down(self.from.ip()));
         }
         Ok(reply)
     }

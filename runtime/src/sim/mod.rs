@@ -53,6 +53,9 @@ pub enum SimError {
     /// The origin has no link.
     #[error("the simulated origin has no link")]
     NoOriginLink,
+    /// The server's directory actor is not running.
+    #[error("the server is gone: {0}")]
+    ServerGone(#[from] actix::MailboxError),
     /// A range beyond the package.
     #[error("bytes {offset}+{len} are beyond the package")]
     Range {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::endpoint;
+use super::endpoint::{self, DialError};
 use super::session_stats::SessionStats;
 use crate::revocation::Trust;
 
@@ -32,7 +32,7 @@ pub struct ConnectionSlot {
 struct State {
     conn: Option<quinn::Connection>,
     /// The last failed dial: when it ended and why.
-    failed: Option<(Instant, String)>,
+    failed: Option<(Instant, DialError)>,
 }
 
 impl ConnectionSlot {
@@ -83,7 +83,7 @@ impl ConnectionSlot {
     }
 
     /// The live connection, dialling if there is none.
-    pub async fn get(&self, deadline: Duration) -> Result<quinn::Connection, String> {
+    pub async fn get(&self, deadline: Duration) -> Result<quinn::Connection, DialError> {
         let asked = Instant::now();
         let mut state = self.state.lock().await;
         if let Some(conn) = state.conn.as_ref().filter(|c| c.close_reason().is_none()) {
@@ -91,7 +91,10 @@ impl ConnectionSlot {
         }
         // A dial that failed while we waited for the lock answers for us.
         if let Some((at, reason)) = state.failed.as_ref().filter(|(at, _)| *at >= asked) {
-            return Err(format!("{reason} ({} ms ago)", at.elapsed().as_millis()));
+            return Err(DialError::Recently {
+                reason: Box::new(reason.clone()),
+                ms: at.elapsed().as_millis(),
+            });
         }
         match endpoint::connect(&self.endpoint, self.addr, self.name, deadline).await {
             Ok(conn) => {
@@ -117,14 +120,14 @@ impl ConnectionSlot {
     pub async fn open(
         &self,
         deadline: Duration,
-    ) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), DialError> {
         let conn = self.get(deadline).await?;
         match conn.open_bi().await {
             Ok(streams) => Ok(streams),
             Err(first) => {
                 tracing::debug!(addr = %self.addr, error = %first, "connection dropped; dialling again");
                 let conn = self.get(deadline).await?;
-                conn.open_bi().await.map_err(|e| e.to_string())
+                Ok(conn.open_bi().await?)
             }
         }
     }

@@ -257,6 +257,28 @@ pub fn endpoint(
     Ok((endpoint, served))
 }
 
+/// Why a connection or a stream to a node could not be had.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DialError {
+    /// The dial could not start (a bad address, the endpoint closed).
+    #[error(transparent)]
+    Connect(#[from] quinn::ConnectError),
+    /// The handshake or the connection failed.
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+    /// Nothing answered within the deadline.
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// Another caller's dial failed a moment ago; it answers for this one.
+    #[error("{reason} ({ms} ms ago)")]
+    Recently {
+        /// Why that dial failed.
+        reason: Box<DialError>,
+        /// How long ago.
+        ms: u128,
+    },
+}
+
 /// Connects to `addr`, whose certificate must carry `name` (with the
 /// cluster PKI), with a deadline.
 pub async fn connect(
@@ -264,11 +286,10 @@ pub async fn connect(
     addr: SocketAddr,
     name: &str,
     deadline: Duration,
-) -> Result<quinn::Connection, String> {
-    let connecting = endpoint.connect(addr, name).map_err(|e| e.to_string())?;
+) -> Result<quinn::Connection, DialError> {
+    let connecting = endpoint.connect(addr, name)?;
     match tokio::time::timeout(deadline, connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
+        Ok(connected) => Ok(connected?),
+        Err(_) => Err(DialError::Timeout(deadline)),
     }
 }

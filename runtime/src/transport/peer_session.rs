@@ -307,7 +307,7 @@ async fn ask(
     let streams = slot
         .open(DIAL_DEADLINE)
         .await
-        .map_err(FetchError::Unreachable)?;
+        .map_err(|e| FetchError::Unreachable(e.to_string()))?;
     exchange(streams, request, max).await.map_err(|e| match e {
         ExchangeError::Send(e) => FetchError::Unreachable(e),
         ExchangeError::Reply(e) => FetchError::Protocol(e),

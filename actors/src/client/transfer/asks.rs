@@ -67,6 +67,12 @@ impl Transfer {
                     }
                     run.picker.set_upstream_link(answer.upstream_link.as_ref(), u64::from(run.manifest.piece_size));
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
+                    if act.phase != Phase::Running {
+                        // The transfer ended while this poll waited: what
+                        // the answer leased goes back at once.
+                        act.give_back_leases();
+                        return;
+                    }
                     if answer.is_discovered() {
                         run.picker.grant_unheld();
                     } else {

@@ -149,7 +149,7 @@ struct Start {
     confidential: bool,
 }
 
-type Started = Result<Start, String>;
+type Started = Result<Start, TransferError>;
 
 /// A reply from another actor, still on its way.
 type Pending<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, MailboxError>>>>;
@@ -174,11 +174,7 @@ impl Transfer {
         let store = self.deps.store.clone();
         let office = self.deps.office.content_info.clone();
         let start = async move {
-            let cached = store
-                .send(Lookup(content))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let cached = store.send(Lookup(content)).await??;
             if let Some(cached) = cached
                 && cached.have.is_complete()
             {
@@ -192,20 +188,14 @@ impl Transfer {
             }
             // Checked by the office: the content's manifest, and a
             // publication about it that the server signed.
-            let (record, publication) = office
-                .send(ContentInfo(content))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let (record, publication) = office.send(ContentInfo(content)).await??;
             let confidential = publication.publication.confidential;
             let have = store
                 .send(AddContent {
                     manifest: record.manifest.clone(),
                     publication,
                 })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .await??;
             Ok(Start {
                 manifest: Arc::new(record.manifest),
                 origins: record.origins,
@@ -228,10 +218,9 @@ impl Transfer {
                 have,
                 confidential: true,
                 ..
-            }) if origins.is_empty() && !have.is_complete() => self.fail(format!(
-                "content {} is confidential and no origin is known for it (peers never serve it)",
-                self.content
-            )),
+            }) if origins.is_empty() && !have.is_complete() => {
+                self.fail(TransferError::ConfidentialWithoutOrigin(self.content))
+            }
             Ok(Start {
                 manifest,
                 origins,
@@ -268,13 +257,14 @@ impl Transfer {
         }
     }
 
-    fn fail(&mut self, reason: String) {
+    fn fail(&mut self, error: TransferError) {
+        let reason = error.to_string();
         tracing::error!(content = %self.content, %reason, "transfer failed");
-        self.phase = Phase::Failed(reason.clone());
+        self.phase = Phase::Failed(reason);
         self.give_back_leases();
         self.deps.office.finished.do_send(TransferFinished {
             content: self.content,
-            outcome: Err(reason),
+            outcome: Err(error),
         });
     }
 
@@ -309,13 +299,12 @@ impl Transfer {
         let Some(run) = self.run.as_mut() else { return };
         let unobtainable = run.picker.unobtainable();
         if !unobtainable.is_empty() && run.picker.in_flight() == 0 {
-            let reason = format!(
-                "piece {} of {} is held by no peer and every origin failed: {}",
-                unobtainable[0],
-                self.content,
-                origin_failures(&run.origins, &run.origin_errors)
-            );
-            self.fail(reason);
+            let error = TransferError::Unobtainable {
+                piece: unobtainable[0],
+                content: self.content,
+                origins: origin_failures(&run.origins, &run.origin_errors),
+            };
+            self.fail(error);
             return;
         }
         if let Some(wake) = run.picker.next_wake(now)
@@ -399,12 +388,7 @@ impl Transfer {
                     bytes,
                 };
                 let len = put.bytes.len() as u64;
-                let stored = async move {
-                    store
-                        .send(put)
-                        .await
-                        .map_err(|e| StoreError::Worker(e.to_string()))?
-                };
+                let stored = async move { store.send(put).await? };
                 ctx.spawn(
                     stored
                         .into_actor(self)
@@ -507,7 +491,10 @@ impl Transfer {
                 }
             }
             Err(e) => {
-                self.fail(format!("storing piece {} failed: {e}", request.index));
+                self.fail(TransferError::Storing {
+                    piece: request.index,
+                    source: e,
+                });
                 return;
             }
         }
@@ -517,7 +504,10 @@ impl Transfer {
 }
 
 mod asks;
+mod error;
 mod report;
+
+pub use error::TransferError;
 
 impl Actor for Transfer {
     type Context = Context<Self>;

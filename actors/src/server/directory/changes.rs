@@ -38,22 +38,25 @@ pub enum ChangeError {
         source: MetaError,
     },
     /// The blocking job that wrote it panicked or was cancelled.
-    #[error("{what} failed: {reason}")]
+    #[error("{what} failed: {source}")]
     Job {
         /// What was being done.
         what: &'static str,
         /// Why it stopped.
-        reason: String,
+        source: crate::panics::JobError,
     },
 }
 
 impl ChangeError {
     /// The error of a store write run with [`crate::panics::run_blocking`].
-    fn of_write(what: &'static str, result: Result<Result<(), MetaError>, String>) -> Self {
+    fn of_write(
+        what: &'static str,
+        result: Result<Result<(), MetaError>, crate::panics::JobError>,
+    ) -> Self {
         match result {
             Ok(Err(source)) => ChangeError::Store { what, source },
             Ok(Ok(())) => unreachable!("only errors are converted"),
-            Err(reason) => ChangeError::Job { what, reason },
+            Err(source) => ChangeError::Job { what, source },
         }
     }
 }
