@@ -218,7 +218,7 @@ fn kill_every_kind(subnet: u8, how: &str) {
         assert!(sample.ends_with(" 1"), "{sample}");
     }
     assert!(
-        metrics.contains("# TYPE branchline_received_bytes_total counter"),
+        metrics.contains("# TYPE branchline_received_bytes counter"),
         "{metrics}"
     );
     assert!(
@@ -226,13 +226,14 @@ fn kill_every_kind(subnet: u8, how: &str) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("# TYPE branchline_content_received_bytes_total counter"),
+        metrics.contains("# TYPE branchline_content_received_bytes counter"),
         "{metrics}"
     );
     assert!(
         metrics.contains("branchline_transfers{state=\"done\"} 1"),
         "{metrics}"
     );
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text: {metrics}");
     assert!(
         clients[0].log().contains(" DEBUG "),
         "debug lines appear after `log`"

@@ -14,13 +14,20 @@
 //! handled, and how long the probe waited in the mailbox.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 
 use branchline_actors::wire::{ActorView, ClientStatus, ServerStatus};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeMetric;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::TypedMetric;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// A per-actor metric family: name, type, help, and how to read it.
 type ActorNumber = (
@@ -30,30 +37,96 @@ type ActorNumber = (
     fn(&ActorView) -> u64,
 );
 
-/// Prometheus text exposition, built line by line.
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
+/// A sample's value.
+#[derive(Clone, Copy, Debug)]
+enum Value {
+    Whole(u64),
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Whole(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+/// One metric family as rendered: its name, kind, help and samples.
+struct Collected {
+    name: String,
+    counter: bool,
+    help: String,
+    samples: Vec<(Labels, Value)>,
+}
+
+/// One scrape's exposition: the families are collected from the node's
+/// status, then written by `prometheus-client` (OpenMetrics text, which
+/// escapes label values, adds a counter's `_total` and ends with `# EOF`).
 #[derive(Default)]
-struct Exposition(String);
+struct Exposition(Vec<Collected>);
 
 impl Exposition {
+    /// Starts a family; `kind` is `counter` or `gauge`, a counter's name
+    /// ends with `_total`.
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}");
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+        self.0.push(Collected {
+            name: name.to_owned(),
+            counter: kind == "counter",
+            help: help.to_owned(),
+            samples: Vec::new(),
+        });
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let labels: Vec<String> = labels
+    /// A sample of the family started last.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
+        let family = self.0.last_mut().expect("a family is started first");
+        debug_assert_eq!(family.name, name, "a sample of the family started last");
+        let labels = labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .map(|(k, v)| ((*k).to_owned(), escape(v)))
             .collect();
-        if labels.is_empty() {
-            let _ = writeln!(self.0, "{name} {value}");
-        } else {
-            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        family.samples.push((labels, value.into()));
+    }
+
+    /// The text a scrape answers with.
+    fn text(self) -> String {
+        let mut registry = Registry::default();
+        for f in self.0 {
+            // The registry adds the help's full stop and a counter's
+            // `_total` itself.
+            let help = f.help.strip_suffix('.').unwrap_or(&f.help).to_owned();
+            let floats = f.samples.iter().any(|(_, v)| matches!(v, Value::Float(_)));
+            let r = &mut registry;
+            if f.counter {
+                let name = f.name.strip_suffix("_total").unwrap_or(&f.name);
+                add::<Counter>(r, name, help, &f.samples, |c, v| {
+                    c.inc_by(whole(v));
+                });
+            } else if floats {
+                add::<Gauge<f64, AtomicU64>>(r, &f.name, help, &f.samples, |g, v| {
+                    g.set(float(v));
+                });
+            } else {
+                add::<Gauge>(r, &f.name, help, &f.samples, |g, v| {
+                    g.set(i64::try_from(whole(v)).unwrap_or(i64::MAX));
+                });
+            }
         }
+        let mut out = String::new();
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
     }
 
     /// A family of one sample without labels.
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl Into<Value>) {
         self.family(name, kind, help);
         self.sample(name, &[], value);
     }
@@ -62,7 +135,7 @@ impl Exposition {
     fn by_label(&mut self, name: &str, kind: &str, help: &str, key: &str, samples: &[(&str, u64)]) {
         self.family(name, kind, help);
         for (value, n) in samples {
-            self.sample(name, &[(key, value)], n);
+            self.sample(name, &[(key, value)], *n);
         }
     }
 
@@ -135,12 +208,57 @@ impl Exposition {
     }
 }
 
-/// A label value with `\`, `"` and newlines escaped.
+/// Registers a family of metrics of type `M`, `set` giving each its value;
+/// a lone sample without labels as one metric (written without braces).
+fn add<M>(
+    registry: &mut Registry,
+    name: &str,
+    help: String,
+    samples: &[(Labels, Value)],
+    set: impl Fn(&M, Value),
+) where
+    M: EncodeMetric + TypedMetric + Default + std::fmt::Debug + Send + Sync + 'static,
+{
+    if let [(labels, value)] = samples
+        && labels.is_empty()
+    {
+        let metric = M::default();
+        set(&metric, *value);
+        registry.register(name, help, metric);
+        return;
+    }
+    let family = Family::<Labels, M>::default();
+    for (labels, value) in samples {
+        set(&family.get_or_create(labels), *value);
+    }
+    registry.register(name, help, family);
+}
+
+/// A label value with `\`, `"` and newlines escaped (the encoder writes
+/// label values as they are).
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// A value as a whole number (a float rounded down: none of the families
+/// that take whole numbers is given one).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole(v: Value) -> u64 {
+    match v {
+        Value::Whole(v) => v,
+        Value::Float(v) => v as u64,
+    }
+}
+
+/// A value as a float.
+fn float(v: Value) -> f64 {
+    match v {
+        Value::Whole(v) => v as f64,
+        Value::Float(v) => v,
+    }
 }
 
 /// A client's metrics.
@@ -194,7 +312,7 @@ pub fn render_client(s: &ClientStatus) -> String {
         u64::from(s.registered),
     );
     out.actors(&s.actors);
-    out.0
+    out.text()
 }
 
 /// Bytes received (in all and per content) and served.
@@ -352,7 +470,7 @@ pub fn render_server(s: &ServerStatus) -> String {
         );
     }
     out.actors(&s.actors);
-    out.0
+    out.text()
 }
 
 /// Serves `GET /metrics` on `listener`, rendering with `render` on every
@@ -391,7 +509,9 @@ where
         *response.status_mut() = code;
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            hyper::header::HeaderValue::from_static(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
         );
         response
     };
@@ -418,11 +538,16 @@ mod tests {
     fn samples_escape_their_labels_and_families_say_their_type() {
         let mut out = Exposition::default();
         out.family("x_total", "counter", "An x.");
-        out.sample("x_total", &[("office", "a \"b\"\\c")], 3);
-        out.sample("x_total", &[], 4);
+        out.sample("x_total", &[("office", "a \"b\"\\c")], 3u64);
+        out.family("z_total", "counter", "A z.");
+        out.sample("z_total", &[], 4u64);
+        out.family("y_seconds", "gauge", "A y.");
+        out.sample("y_seconds", &[], 0.25);
         assert_eq!(
-            out.0,
-            "# HELP x_total An x.\n# TYPE x_total counter\nx_total{office=\"a \\\"b\\\"\\\\c\"} 3\nx_total 4\n"
+            out.text(),
+            "# HELP x An x.\n# TYPE x counter\nx_total{office=\"a \\\"b\\\"\\\\c\"} 3\n\
+             # HELP z A z.\n# TYPE z counter\nz_total 4\n\
+             # HELP y_seconds A y.\n# TYPE y_seconds gauge\ny_seconds 0.25\n# EOF\n"
         );
     }
 }
