@@ -142,10 +142,7 @@ pub fn same_subnet(me: IpAddr, from: IpAddr) -> bool {
 pub fn broadcast_address(me: IpAddr) -> Option<IpAddr> {
     match me {
         IpAddr::V4(v4) if v4.is_loopback() => Some(IpAddr::from([127, 255, 255, 255])),
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            Some(IpAddr::from([a, b, c, 255]))
-        }
+        IpAddr::V4(_) => Some(AddressBlock::around(me).last()),
         IpAddr::V6(_) => None,
     }
 }

@@ -1,12 +1,15 @@
 //! Address blocks: the subnets (`10.1.2.0/24`, `fd00::/64`) and ranges
 //! (`10.1.2.10-10.1.2.99`) an office is made of, parsed from text, with
 //! the questions office resolution asks of them: does a block hold an
-//! address, how large is it, does it overlap another.
+//! address, how large is it, does it overlap another. Prefix arithmetic is
+//! `ipnet`'s; a block is kept as its first and last address, so a range
+//! and a subnet answer alike.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// A block of addresses of one family, as its first and last address.
@@ -43,10 +46,11 @@ pub enum BadBlock {
     Backwards(String),
 }
 
-fn bits(addr: IpAddr) -> (u128, u32) {
+/// An address as a number, for sizes.
+fn number(addr: IpAddr) -> u128 {
     match addr {
-        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
-        IpAddr::V6(a) => (u128::from(a), 128),
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -54,57 +58,32 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
 
-fn from_bits(value: u128, like: IpAddr) -> IpAddr {
-    match like {
-        IpAddr::V4(_) => IpAddr::V4(u32::try_from(value).unwrap_or(u32::MAX).into()),
-        IpAddr::V6(_) => IpAddr::V6(value.into()),
-    }
-}
-
-/// The lowest `n` bits set.
-fn ones(n: u32) -> u128 {
-    if n >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << n) - 1
-    }
-}
-
-/// The network bits of a `prefix` in an address `width` bits wide.
-fn mask(prefix: u8, width: u32) -> u128 {
-    ones(width) & !ones(width - u32::from(prefix))
-}
-
 impl AddressBlock {
     /// The subnet `network/prefix`; host bits must be clear.
     pub fn subnet(network: IpAddr, prefix: u8) -> Result<Self, BadBlock> {
         let text = format!("{network}/{prefix}");
-        let (value, width) = bits(network);
-        if u32::from(prefix) > width {
-            return Err(BadBlock::Prefix(text));
-        }
-        let m = mask(prefix, width);
-        let host = ones(width) & !m;
-        if value & host != 0 {
+        let net = IpNet::new(network, prefix).map_err(|_| BadBlock::Prefix(text.clone()))?;
+        let clear = net.trunc();
+        if clear.addr() != network {
             return Err(BadBlock::HostBits {
                 text,
-                network: format!("{}/{prefix}", from_bits(value & m, network)),
+                network: clear.to_string(),
             });
         }
-        let last = value | host;
         Ok(AddressBlock {
             first: network,
-            last: from_bits(last, network),
+            last: net.broadcast(),
             prefix: Some(prefix),
         })
     }
 
     /// The /24 (IPv4) or /64 (IPv6) that holds `addr`: an automatic office.
     pub fn around(addr: IpAddr) -> Self {
-        let (value, width) = bits(addr);
-        let prefix = if width == 32 { 24 } else { 64 };
-        let network = from_bits(value & mask(prefix, width), addr);
-        Self::subnet(network, prefix).expect("a masked network is a valid subnet")
+        let prefix = if addr.is_ipv4() { 24 } else { 64 };
+        let net = IpNet::new(addr, prefix)
+            .expect("24 and 64 fit their families")
+            .trunc();
+        Self::subnet(net.addr(), prefix).expect("a truncated network is a valid subnet")
     }
 
     /// Its first address.
@@ -119,22 +98,18 @@ impl AddressBlock {
 
     /// Whether `addr` is in the block.
     pub fn contains(&self, addr: IpAddr) -> bool {
-        same_family(addr, self.first)
-            && bits(self.first).0 <= bits(addr).0
-            && bits(addr).0 <= bits(self.last).0
+        same_family(addr, self.first) && self.first <= addr && addr <= self.last
     }
 
     /// How many addresses the block holds, less one (so a whole IPv6 space
     /// fits): smaller is more specific.
     pub fn span(&self) -> u128 {
-        bits(self.last).0 - bits(self.first).0
+        number(self.last) - number(self.first)
     }
 
     /// Whether the two blocks share an address.
     pub fn overlaps(&self, other: &AddressBlock) -> bool {
-        same_family(self.first, other.first)
-            && bits(self.first).0 <= bits(other.last).0
-            && bits(other.first).0 <= bits(self.last).0
+        same_family(self.first, other.first) && self.first <= other.last && other.first <= self.last
     }
 
     /// Whether `other` lies wholly inside this block.
@@ -165,7 +140,7 @@ impl FromStr for AddressBlock {
             if !same_family(first, last) {
                 return Err(BadBlock::MixedFamilies(text.to_owned()));
             }
-            if bits(first).0 > bits(last).0 {
+            if first > last {
                 return Err(BadBlock::Backwards(text.to_owned()));
             }
             return Ok(AddressBlock {
@@ -175,8 +150,7 @@ impl FromStr for AddressBlock {
             });
         }
         let one = addr(text)?;
-        let width = bits(one).1;
-        Self::subnet(one, u8::try_from(width).expect("32 or 128"))
+        Self::subnet(one, IpNet::from(one).prefix_len())
     }
 }
 

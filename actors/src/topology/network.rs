@@ -6,6 +6,28 @@
 //! waiting for head-office peers and file storage it cannot reach.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use ipnet::IpNet;
+
+/// The ranges never routed on the internet.
+static PRIVATE: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "198.18.0.0/15",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    ]
+    .iter()
+    .map(|net| net.parse().expect("a valid network"))
+    .collect()
+});
 
 /// Whether `addr` lies in a range that is never routed on the internet:
 /// RFC 1918 and loopback, link-local, carrier-grade NAT (100.64.0.0/10),
@@ -13,23 +35,11 @@ use std::net::IpAddr;
 /// (fc00::/7) and link-local (fe80::/10). An IPv4-mapped IPv6 address is
 /// judged as its IPv4 address.
 pub fn is_private(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_private(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-            }
-        },
-    }
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    PRIVATE.iter().any(|net| net.contains(&addr))
 }
 
 #[cfg(test)]
