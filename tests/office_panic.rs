@@ -160,6 +160,12 @@ fn a_panicked_office_restarts_its_transfer_completes_and_the_other_office_never_
     assert_eq!(west["parent"], "office-hq", "{west}");
     let hq = actor(&server.data_dir, "office-hq").expect("hq's office is listed");
     assert_eq!(hq["parent"], "directory", "{hq}");
+    // Each office says how many clients it has (its sessions are rows).
+    let clients = west["note"]
+        .as_str()
+        .and_then(|n| n.strip_suffix(" clients"))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(clients.is_some_and(|n| n >= 2), "{west}");
     finish_fetches(fetches, &sha);
     stop.store(true, Ordering::Relaxed);
     let times = probing.join().unwrap();

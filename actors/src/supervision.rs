@@ -60,6 +60,7 @@ pub struct Health {
     handled: AtomicU64,
     probe_mark: AtomicU64,
     depth: AtomicU64,
+    note: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -74,7 +75,13 @@ impl Health {
             probe_mark: AtomicU64::new(0),
             depth: AtomicU64::new(0),
             capacity: AtomicUsize::new(0),
+            note: Mutex::new(None),
         }
+    }
+
+    /// What the actor last said of itself ([`note`]).
+    pub fn note(&self) -> Option<String> {
+        crate::lock_unpoisoned(&self.note).clone()
     }
 
     /// The actor's kind (store, transport, transfer...).
@@ -136,6 +143,16 @@ pub fn handled() {
     CURRENT.with(|current| {
         if let Some(health) = current.borrow().as_ref() {
             health.handled.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Lets the actor being polled say something of itself, shown beside it
+/// in the actor tree (an office: how many clients it has).
+pub fn note(text: String) {
+    CURRENT.with(|current| {
+        if let Some(health) = current.borrow().as_ref() {
+            *crate::lock_unpoisoned(&health.note) = Some(text);
         }
     });
 }

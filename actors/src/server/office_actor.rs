@@ -74,6 +74,8 @@ pub struct OfficeActor {
     /// The version of each content the offices below were last told of.
     told_below: HashMap<ContentId, u64>,
     persisting: bool,
+    /// The client count the actor tree shows, as last told.
+    noted_clients: Option<usize>,
 }
 
 impl OfficeActor {
@@ -98,6 +100,7 @@ impl OfficeActor {
             below: HashMap::new(),
             told_below: HashMap::new(),
             persisting: false,
+            noted_clients: None,
         }
     }
 
@@ -157,6 +160,7 @@ impl OfficeActor {
         self.below.clear();
         self.told_below.clear();
         self.persisting = false;
+        self.noted_clients = None;
         let store = self.store.clone();
         let directory = self.directory.clone();
         let office = self.registry.office().to_owned();
@@ -393,6 +397,7 @@ impl Actor for OfficeActor {
                 }
                 act.wake_watchers();
                 act.persist(ctx);
+                act.note_clients();
             });
         });
     }
@@ -407,12 +412,25 @@ impl Supervised for OfficeActor {
     }
 }
 
+impl OfficeActor {
+    /// Tells the actor tree how many clients the office has, when that
+    /// changed (its sessions are rows, not actors of their own).
+    fn note_clients(&mut self) {
+        let count = self.registry.client_count();
+        if self.noted_clients != Some(count) {
+            self.noted_clients = Some(count);
+            crate::supervision::note(format!("{count} clients"));
+        }
+    }
+}
+
 impl Handler<Serve> for OfficeActor {
     type Result = ResponseActFuture<Self, ServerReply>;
     fn handle(&mut self, msg: Serve, ctx: &mut Context<Self>) -> Self::Result {
         crate::supervision::handled();
         let ServerRequest::Sources(query) = msg.request else {
             let reply = self.serve(msg.request, msg.from);
+            self.note_clients();
             return Box::pin(actix::fut::ready(reply));
         };
         let wait = Duration::from_millis(u64::from(query.wait_ms)).min(MAX_WAIT);

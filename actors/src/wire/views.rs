@@ -132,6 +132,9 @@ pub struct ActorView {
     pub mailbox_depth: u64,
     /// Messages its handlers have taken, over every restart.
     pub messages_handled: u64,
+    /// What the actor says of itself, if anything (an office: its
+    /// clients).
+    pub note: Option<String>,
 }
 
 /// A client node's status.

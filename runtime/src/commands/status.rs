@@ -86,8 +86,12 @@ fn actor_line(a: &ActorView, prefix: &str) -> String {
         _ => "probe -".to_owned(),
     };
     let name = format!("{prefix}{}", a.name);
+    let note = a
+        .note
+        .as_deref()
+        .map_or(String::new(), |n| format!("  ({n})"));
     format!(
-        "  {name:<24} {:<12} {state:<8} up {:>6} s  mailbox {:>3}/{:<4} handled {:>8}  {probe:<16} restarts {}{cause}\n",
+        "  {name:<24} {:<12} {state:<8} up {:>6} s  mailbox {:>3}/{:<4} handled {:>8}  {probe:<16} restarts {}{cause}{note}\n",
         a.kind, a.uptime_secs, a.mailbox_depth, a.mailbox_capacity, a.messages_handled, a.restarts
     )
 }
@@ -354,6 +358,7 @@ mod tests {
             mailbox_capacity: 16,
             mailbox_depth: 0,
             messages_handled: 0,
+            note: None,
         }
     }
 

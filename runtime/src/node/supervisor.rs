@@ -226,6 +226,7 @@ fn view(
         mailbox_capacity: health.mailbox_capacity() as u64,
         mailbox_depth: health.mailbox_depth(),
         messages_handled: health.messages_handled(),
+        note: health.note(),
     }
 }
 

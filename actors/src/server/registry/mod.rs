@@ -180,6 +180,11 @@ impl Registry {
         }
     }
 
+    /// How many clients the office has.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
     /// The office's name.
     pub fn office(&self) -> &str {
         self.book.name()
