@@ -18,6 +18,21 @@ const SHEET: &str = "office,parent,type,subnets\n\
 
 const LONG: Duration = Duration::from_secs(600);
 
+/// A world of [`SHEET`] (losses drawn from `seed`) with two clients in
+/// `hq`: the holder-to-be (ranked first) and a newcomer.
+async fn holder_and_newcomer(seed: u64) -> (SimWorld, usize, usize) {
+    let mut world = SimWorld::new(SHEET, &HashMap::new(), Link::wan(100.0, 20), timing(), seed)
+        .await
+        .unwrap();
+    let holder = world
+        .client("holder", ip("10.1.0.11"), election(900))
+        .unwrap();
+    let newcomer = world
+        .client("newcomer", ip("10.1.0.12"), election(100))
+        .unwrap();
+    (world, holder, newcomer)
+}
+
 /// With the server gone, a client that never saw the content takes its
 /// manifest and every piece from a holder on its subnet; a WiFi client,
 /// whose office type never broadcasts, finds nobody and says so.
@@ -25,15 +40,7 @@ const LONG: Duration = Duration::from_secs(600);
 fn an_office_shares_by_discovery_while_the_server_is_down() {
     let size = 8 * MIB + 5;
     let (newcomer, origin_before, origin_after, wifi, wifi_error) = SimWorld::run(|| async {
-        let mut world = SimWorld::new(SHEET, &HashMap::new(), Link::wan(100.0, 20), timing(), 5)
-            .await
-            .unwrap();
-        let holder = world
-            .client("holder", ip("10.1.0.11"), election(900))
-            .unwrap();
-        let newcomer = world
-            .client("newcomer", ip("10.1.0.12"), election(100))
-            .unwrap();
+        let (mut world, holder, newcomer) = holder_and_newcomer(5).await;
         let wifi = world
             .client("wifi", ip("10.2.0.11"), election(100))
             .unwrap();
@@ -111,16 +118,7 @@ fn a_download_falls_back_to_the_origin_when_the_server_dies() {
 fn a_manifest_taken_from_a_peer_learns_its_origins_when_the_server_returns() {
     let size = 16 * MIB;
     let (counters, without_origin) = SimWorld::run(|| async {
-        let links = HashMap::new();
-        let mut world = SimWorld::new(SHEET, &links, Link::wan(100.0, 20), timing(), 7)
-            .await
-            .unwrap();
-        let holder = world
-            .client("holder", ip("10.1.0.11"), election(900))
-            .unwrap();
-        let newcomer = world
-            .client("newcomer", ip("10.1.0.12"), election(100))
-            .unwrap();
+        let (world, holder, newcomer) = holder_and_newcomer(7).await;
         world.settle().await;
         let content = world
             .publish("p.bin", package(size, 7), PIECE)

@@ -166,13 +166,7 @@ impl PieceCache {
             .publication(id)?
             .is_some_and(|p| p.publication.confidential);
         let path = self.piece_path(id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
+        let file = piece_file(&path, "open")?;
         let open = Arc::new(OpenContent {
             manifest: Arc::new(manifest),
             file,
@@ -201,13 +195,7 @@ impl PieceCache {
         }
         self.make_room(manifest.size, &id)?;
         let path = self.piece_path(&id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
+        let file = piece_file(&path, "create")?;
         file.set_len(manifest.size).map_err(io_err("size", &path))?;
         let map = PieceMap::new(manifest.piece_count());
         self.manifests.insert(id.0, manifest.to_bytes())?;
@@ -511,6 +499,17 @@ impl PieceCache {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// A content's piece file, made if missing, never cut short.
+fn piece_file(path: &Path, op: &'static str) -> Result<File, CacheError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err(op, path))
 }
 
 fn key_to_id(key: &[u8], tree: &str) -> Result<ContentId, BadRecord> {
