@@ -28,23 +28,57 @@ fn stream(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn main() {
-    let content = ContentId::of(b"fuzz");
-    let node = NodeId([7; 16]);
-    let addr: SocketAddr = "198.18.1.10:34760".parse().unwrap();
-    let manifest = Manifest::from_reader("tool.bin", &[3u8; 100_000][..], 16 * 1024, |_| {}).unwrap();
-    let publication = SignedPublication {
-        publication: Publication { content, confidential: true },
-        signature: Some(Signature { scheme: 0x0403, bytes: vec![9; 72], certificate: vec![0x30; 600] }),
-    };
-    let mut have = PieceMap::new(7);
-    have.set(3);
-    let record = ContentRecord {
-        manifest: manifest.clone(),
-        origins: vec!["https://198.18.0.1:34380/p.bin".into()],
-        published_ms: 1,
-    };
+/// Valid values of each kind the seeds are made of.
+struct Samples {
+    content: ContentId,
+    node: NodeId,
+    addr: SocketAddr,
+    manifest: Manifest,
+    publication: SignedPublication,
+    have: PieceMap,
+    record: ContentRecord,
+}
 
+impl Samples {
+    fn new() -> Self {
+        let content = ContentId::of(b"fuzz");
+        let manifest = Manifest::from_reader("tool.bin", &[3u8; 100_000][..], 16 * 1024, |_| {}).unwrap();
+        let publication = SignedPublication {
+            publication: Publication { content, confidential: true },
+            signature: Some(Signature { scheme: 0x0403, bytes: vec![9; 72], certificate: vec![0x30; 600] }),
+        };
+        let mut have = PieceMap::new(7);
+        have.set(3);
+        let record = ContentRecord {
+            manifest: manifest.clone(),
+            origins: vec!["https://198.18.0.1:34380/p.bin".into()],
+            published_ms: 1,
+        };
+        Samples {
+            content,
+            node: NodeId([7; 16]),
+            addr: "198.18.1.10:34760".parse().unwrap(),
+            manifest,
+            publication,
+            have,
+            record,
+        }
+    }
+}
+
+fn main() {
+    let samples = Samples::new();
+    wire_seeds(&samples);
+    file_seeds(&samples);
+    record_seeds(&samples);
+    text_seeds();
+    println!("seeds written under {}", Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").display());
+}
+
+/// Frames of each message family, alone and in streams.
+fn wire_seeds(s: &Samples) {
+    let Samples { content, node, manifest, publication, record, .. } = s;
+    let (content, node) = (*content, *node);
     let peer = [
         encode_frame(&PeerRequest::GetPiece { content, index: 3 }),
         encode_frame(&PeerRequest::GetManifest { content }),
@@ -88,7 +122,11 @@ fn main() {
     piece.extend(stream(&encode_frame(&PeerReply::Piece { len: (1 << 14) + 1 })));
     piece.extend(vec![0xAB; 1 << 14]);
     write("piece_stream", "piece", &piece);
+}
 
+/// The files a node reads: configs, a topology sheet, a revocation list,
+/// a publication.
+fn file_seeds(s: &Samples) {
     write("config", "server", include_bytes!("../../../configs/server.toml"));
     write("config", "client", include_bytes!("../../../configs/client.toml"));
     write(
@@ -97,24 +135,33 @@ fn main() {
         b"office,parent,type,subnets,rvp_count,wan_rate_mbit,bg_yielding\r\nhq,,Default,10.0.0.0/16,2,,\r\nbranch,hq,WiFi,10.1.0.0/24;10.2.0.1-10.2.0.9,1,20,false\r\n",
     );
     write("revocation_list", "junk", &[0x30, 0x82, 0x01, 0x00, 0x30]);
-    write("publication", "signed", &postcard::to_stdvec(&publication).unwrap());
+    write("publication", "signed", &postcard::to_stdvec(&s.publication).unwrap());
+}
 
+/// Every kind of record kept in sled, and a discovery datagram.
+fn record_seeds(s: &Samples) {
+    let Samples { content, node, addr, manifest, publication, have, record } = s;
+    let (content, node, addr) = (*content, *node, *addr);
     let records: [(u8, Vec<u8>); 9] = [
-        (0, encode(&record)),
+        (0, encode(record)),
         (1, encode(&branchline_storage::ClientRecord { id: node, name: "pc".into(), addr, background: addr, last_seen_ms: 5 })),
-        (2, encode(&have)),
-        (3, encode(&publication)),
+        (2, encode(have)),
+        (3, encode(publication)),
         (4, encode(&vec![(content, 9u64)])),
         (5, encode(&branchline_storage::self_check::SelfCheck::default())),
         (6, encode(&7u64)),
         (7, manifest.to_bytes()),
-        (8, Datagram::Reply { nonce: 9, from: node, addr, content, have, signature: None }.encode().unwrap()),
+        (8, Datagram::Reply { nonce: 9, from: node, addr, content, have: have.clone(), signature: None }.encode().unwrap()),
     ];
     for (which, bytes) in records {
         let mut input = vec![which];
         input.extend(bytes);
         write("stored_records", &format!("{which}"), &input);
     }
+}
+
+/// Join tokens, signed URL queries, ranges, paths and lifetimes.
+fn text_seeds() {
     for (i, text) in [
         format!("BL1-{}-{}-198.18.0.1:34323", "07".repeat(16), "ab".repeat(32)),
         "/p.bin?expires=1000&sig=00".to_owned(),
@@ -127,5 +174,4 @@ fn main() {
     {
         write("text_inputs", &format!("{i}"), text.as_bytes());
     }
-    println!("seeds written under {}", Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").display());
 }
