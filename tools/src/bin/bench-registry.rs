@@ -28,8 +28,8 @@ use branchline_actors::wire::{
 };
 use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
-    self, busiest_thread_cores, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb, spawn,
-    status, thread_cpu_secs, wait_for,
+    self, Proc, busiest_thread_cores, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb,
+    spawn, status, thread_cpu_secs, wait_for,
 };
 use branchline_tools::{print_command, secs};
 use clap::Parser;
@@ -169,29 +169,7 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         .tempdir()
         .unwrap();
     let server_dir = work.path().join("server");
-    // Fake clients never send heartbeats: keep them for the whole run. They
-    // register in any id they like, which only an insecure server takes
-    // (under the PKI a connection speaks for its certificate's node only);
-    // the server's memory and answer times do not depend on it.
-    let config = work.path().join("server.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nlisten = \"{SERVER}\"\ninsecure = true\n[registry]\nclient_timeout_secs = 3600\n[control]\nrequests_per_sec = 1000000\n",
-            server_dir.display()
-        ),
-    )
-    .unwrap();
-    let server = spawn(
-        bin,
-        &[
-            "server".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        &work.path().join("server.log"),
-    );
-    wait_for("server answers", || status(bin, &server_dir).is_some());
+    let server = start_server(bin, work.path(), &server_dir);
     let ids: Vec<ContentId> = (0..shape.contents)
         .map(|i| publish_sparse(bin, work.path(), &server_dir, i))
         .collect();
@@ -226,10 +204,7 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         .as_array()
         .map_or(0, Vec::len);
     times.sort_unstable();
-    let at = |per_mille: usize| {
-        let i = (times.len() * per_mille / 1000).min(times.len() - 1);
-        times[i].as_secs_f64() * 1e3
-    };
+    let at = |per_mille: usize| per_mille_ms(&times, per_mille);
     server.terminate();
     Figures {
         registered,
@@ -245,6 +220,40 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         p99_ms: at(990),
         worst_ms: at(1000),
     }
+}
+
+/// The server under test, in `work`, with its data in `server_dir`, once
+/// it answers. Fake clients never send heartbeats: they are kept for the
+/// whole run. They register in any id they like, which only an insecure
+/// server takes (under the PKI a connection speaks for its certificate's
+/// node only); the server's memory and answer times do not depend on it.
+fn start_server(bin: &Path, work: &Path, server_dir: &Path) -> Proc {
+    let config = work.join("server.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"{SERVER}\"\ninsecure = true\n[registry]\nclient_timeout_secs = 3600\n[control]\nrequests_per_sec = 1000000\n",
+            server_dir.display()
+        ),
+    )
+    .unwrap();
+    let server = spawn(
+        bin,
+        &[
+            "server".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+        &work.join("server.log"),
+    );
+    wait_for("server answers", || status(bin, server_dir).is_some());
+    server
+}
+
+/// The answer time at `per_mille` of the sorted `times`, in ms.
+fn per_mille_ms(times: &[Duration], per_mille: usize) -> f64 {
+    let i = (times.len() * per_mille / 1000).min(times.len() - 1);
+    times[i].as_secs_f64() * 1e3
 }
 
 /// Office `k`'s /24: 127.42.0.0/24, 127.42.1.0/24, ... 127.45.255.0/24.
