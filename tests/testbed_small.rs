@@ -71,13 +71,16 @@ fn bad_testbed_arguments_are_refused_before_anything_is_built() {
     for (args, expected) in [
         (
             &["--delay-ms", "abc"][..],
-            "bad value for --delay-ms: `abc`",
+            "error: invalid value 'abc' for '--delay-ms <DELAY_MS>'",
         ),
         (
             &["--delay", "30"][..],
-            "unknown argument `--delay` (it takes --queue N, --delay-ms N)",
+            "error: unexpected argument '--delay' found",
         ),
-        (&["--queue"][..], "--queue needs a value"),
+        (
+            &["--queue"][..],
+            "error: a value is required for '--queue <QUEUE_NUM>'",
+        ),
     ] {
         let (code, stderr) = common::testbed::wan_delay_refused(args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");

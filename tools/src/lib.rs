@@ -74,3 +74,16 @@ pub fn fill_random(buf: &mut [u8], seed: &mut u64) {
         chunk.copy_from_slice(&bytes[..chunk.len()]);
     }
 }
+
+/// The tool's options, parsed by clap; a bad one ends the tool with
+/// clap's one-line reason and exit code 2 (`--help` prints the help).
+pub fn parse_args<T: clap::Parser>() -> T {
+    T::try_parse().unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit();
+        }
+        let text = e.to_string();
+        eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+        std::process::exit(2)
+    })
+}

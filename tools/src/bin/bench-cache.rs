@@ -31,7 +31,7 @@ struct Args {
 }
 
 fn main() {
-    let Args { mib, writers } = Args::parse();
+    let Args { mib, writers } = branchline_tools::parse_args::<Args>();
     print_command();
     let size = mib * 1024 * 1024;
     let mut seed = 0x1234_5678_9abc_def1;

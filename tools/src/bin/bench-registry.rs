@@ -100,7 +100,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = branchline_tools::parse_args::<Args>();
     print_command();
     let shape = Shape {
         offices: args.offices,

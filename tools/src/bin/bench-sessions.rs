@@ -161,7 +161,7 @@ struct Args {
 }
 
 fn main() {
-    let Args { clients, layout } = Args::parse();
+    let Args { clients, layout } = branchline_tools::parse_args::<Args>();
     if let Some(layout) = layout {
         let (per, make, beat) = match layout.as_str() {
             "rows" => rows(clients),

@@ -36,7 +36,7 @@ struct Args {
 }
 
 fn main() {
-    let Args { mib, runs } = Args::parse();
+    let Args { mib, runs } = branchline_tools::parse_args::<Args>();
     print_command();
     let size = mib * 1024 * 1024;
     let bin = release_binary();

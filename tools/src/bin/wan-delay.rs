@@ -37,7 +37,7 @@ fn main() {
     let Args {
         queue_num,
         delay_ms,
-    } = Args::parse();
+    } = branchline_tools::parse_args::<Args>();
     let delay = Duration::from_millis(delay_ms);
     if let Err(e) = run(queue_num, delay) {
         eprintln!("wan-delay: queue {queue_num}: {e}");
