@@ -476,9 +476,11 @@ impl Handler<SourcesRequest> for Office {
             self.deps.discover.clone(),
             msg.content,
         );
+        let giving_back = query.only_gives_back();
         let call = async move {
             match Self::call(server, ServerRequest::Sources(query)).await {
-                Err(e @ LinkError::Unreachable { .. }) => {
+                // Leases given back need no peers: the subnet is not asked.
+                Err(e @ LinkError::Unreachable { .. }) if !giving_back => {
                     tracing::debug!(%content, error = %e, "server out of reach; asking the subnet");
                     let peers = discover.send(Discover(content)).await.unwrap_or_default();
                     Ok(ServerReply::Sources(SourcesAnswer::discovered(peers)))

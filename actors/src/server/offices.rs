@@ -41,8 +41,7 @@ pub struct Member {
 }
 
 /// One RVP's share of the pieces its office takes from the office above
-/// ([`OfficeBook::upstream_share`]): piece `i` is its own when
-/// `i % of == nth`.
+/// ([`Share::among`]): piece `i` is its own when `i % of == nth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Share {
     /// Its place among the office's RVPs, best ranked first.
@@ -52,6 +51,23 @@ pub struct Share {
 }
 
 impl Share {
+    /// `id`'s share among `rvps`, the office's RVPs that serve now: each
+    /// takes from above only the pieces of its share, and the others from
+    /// its fellow RVPs, so every piece crosses the link once. The RVPs are
+    /// taken in node id order, so a re-election that keeps them keeps
+    /// their shares. `None` if `id` is not among them or is alone.
+    pub fn among(rvps: &[NodeId], id: &NodeId) -> Option<Share> {
+        let mut sorted: Vec<&NodeId> = rvps.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let of = u32::try_from(sorted.len()).ok().filter(|&n| n > 1)?;
+        let nth = sorted.iter().position(|r| *r == id)?;
+        Some(Share {
+            nth: u32::try_from(nth).ok()?,
+            of,
+        })
+    }
+
     /// Of the pieces in `have`, those of this share.
     pub fn of_map(&self, have: &PieceMap) -> PieceMap {
         let mut mine = PieceMap::new(have.len());
@@ -87,6 +103,9 @@ pub struct SourcePlan {
     /// Why it crosses the WAN: `rvp`, `no-rvp`, `fallback`; `None` if it
     /// waits for its office's RVP.
     pub crossing: Option<&'static str>,
+    /// The office made no progress on the content for longer than the RVP
+    /// patience: its RVPs take anything from above, not only their shares.
+    pub stalled: bool,
     /// Whether the offices above must be asked for their peers: it crosses
     /// the WAN, its office has a parent and no breakout of its own.
     pub asks_above: bool,
@@ -320,6 +339,7 @@ impl OfficeBook {
                 settings: spec.link,
             },
             crossing,
+            stalled,
             asks_above: crossing.is_some() && !spec.origin_direct && spec.parent.is_some(),
             why_origin,
         };
@@ -331,21 +351,6 @@ impl OfficeBook {
     /// elect none: their clients never serve.
     pub fn rvps(&mut self, now: Instant) -> Vec<NodeId> {
         self.elect(now).rvps.clone()
-    }
-
-    /// `id`'s share of the pieces its office takes from the office above,
-    /// when the office has several RVPs: each takes from there only the
-    /// pieces of its share, and the others from its fellow RVPs, so every
-    /// piece crosses the link once. `None` if `id` is not an RVP or is the
-    /// only one.
-    pub fn upstream_share(&mut self, id: &NodeId, now: Instant) -> Option<Share> {
-        let rvps = &self.elect(now).rvps;
-        let of = u32::try_from(rvps.len()).ok().filter(|&n| n > 1)?;
-        let nth = rvps.iter().position(|r| r == id)?;
-        Some(Share {
-            nth: u32::try_from(nth).ok()?,
-            of,
-        })
     }
 
     /// `id`'s place in the election order (0 is best), as of the last

@@ -77,6 +77,15 @@ pub struct SourcesQuery {
     pub wait_ms: u32,
 }
 
+impl SourcesQuery {
+    /// Whether it only gives leases back (a transfer that ended): it asks
+    /// for nothing, waits for nothing, and does not make the content
+    /// wanted again.
+    pub fn only_gives_back(&self) -> bool {
+        !self.release.is_empty() && self.want_leases == 0 && self.wait_ms == 0
+    }
+}
+
 /// Another client and what it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerHolding {

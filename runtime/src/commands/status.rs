@@ -38,27 +38,28 @@ pub(crate) fn print_actors(actors: &[ActorView]) {
 /// by depth; one line each.
 fn actor_tree(actors: &[ActorView]) -> String {
     let mut out = format!("actors ({}):\n", actors.len());
-    let listed = |name: &str| actors.iter().any(|a| a.name == name);
+    let mut drawn = std::collections::HashSet::new();
     for a in actors.iter().filter(|a| a.parent.is_none()) {
-        draw(actors, a, 0, &mut out);
+        draw(actors, a, 0, &mut out, &mut drawn);
     }
-    // An actor whose parent is not listed still shows.
-    for orphan in actors
-        .iter()
-        .filter(|c| c.parent.as_deref().is_some_and(|p| !listed(p)))
-    {
+    // An actor no top-level actor leads to (its parent is not listed) still
+    // shows.
+    for orphan in actors.iter().filter(|a| !drawn.contains(a.name.as_str())) {
         out += &actor_line(orphan, "? ");
     }
     out
 }
 
-/// Deepest level drawn: an office tree is far shallower; a deeper one
-/// could only be a loop.
-const DEEPEST: usize = 64;
-
-/// `a` at `depth`, then what is drawn under it, depth first.
-fn draw(actors: &[ActorView], a: &ActorView, depth: usize, out: &mut String) {
-    if depth > DEEPEST {
+/// `a` at `depth`, then what is drawn under it, depth first; each actor
+/// once.
+fn draw<'a>(
+    actors: &'a [ActorView],
+    a: &'a ActorView,
+    depth: usize,
+    out: &mut String,
+    drawn: &mut std::collections::HashSet<&'a str>,
+) {
+    if !drawn.insert(a.name.as_str()) {
         return;
     }
     let prefix = match depth {
@@ -70,7 +71,7 @@ fn draw(actors: &[ActorView], a: &ActorView, depth: usize, out: &mut String) {
         .iter()
         .filter(|c| c.parent.as_deref() == Some(a.name.as_str()))
     {
-        draw(actors, child, depth + 1, out);
+        draw(actors, child, depth + 1, out, drawn);
     }
 }
 
@@ -398,6 +399,17 @@ mod tests {
         assert!(tree.starts_with("actors (6):\n"));
         assert!(tree.contains("  └ transfer-1a2b"));
         assert!(tree.contains("  ? lost"));
+    }
+
+    #[test]
+    fn actors_whose_parents_loop_are_still_listed() {
+        let tree = actor_tree(&[
+            actor("directory", None),
+            actor("office-a", Some("office-b")),
+            actor("office-b", Some("office-a")),
+        ]);
+        assert!(tree.contains("  ? office-a"), "{tree}");
+        assert!(tree.contains("  ? office-b"), "{tree}");
     }
 
     #[test]

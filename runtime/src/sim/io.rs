@@ -75,8 +75,10 @@ impl ServerPort {
             })
             .await?;
         tokio::time::sleep(delay).await;
-        if self.net.is_down(self.from.ip()) {
-            return Err(SimError::Down(self.from.ip()));
+        for cut in [self.from.ip(), self.server.ip()] {
+            if self.net.is_down(cut) {
+                return Err(SimError::Down(cut));
+            }
         }
         Ok(reply)
     }

@@ -13,8 +13,17 @@ impl Transfer {
     /// Tells the server, without waiting for its answer, that the origin
     /// leases this transfer held are free.
     pub(super) fn give_back_leases(&mut self) {
+        self.give_back(Vec::new());
+    }
+
+    /// Gives back every lease this transfer holds and `also` (leased by an
+    /// answer that came after it ended).
+    fn give_back(&mut self, also: Vec<u32>) {
         let Some(run) = self.run.as_mut() else { return };
-        let release = run.picker.take_every_lease();
+        let mut release = run.picker.take_every_lease();
+        release.extend(also);
+        release.sort_unstable();
+        release.dedup();
         if release.is_empty() {
             return;
         }
@@ -59,6 +68,11 @@ impl Transfer {
             let Some(run) = act.run.as_mut() else { return };
             run.polling = false;
             match answer {
+                Ok(answer) if act.phase != Phase::Running => {
+                    // The transfer ended while this poll waited: what
+                    // the answer leased goes back at once.
+                    act.give_back(answer.granted);
+                }
                 Ok(answer) => {
                     if !run.known.apply(&answer) {
                         tracing::debug!(content = %act.content, base = answer.base, "sources delta against another version; asking for a complete answer");
@@ -67,12 +81,6 @@ impl Transfer {
                     }
                     run.picker.set_upstream_link(answer.upstream_link.as_ref(), u64::from(run.manifest.piece_size));
                     run.picker.update_sources(run.known.peers(), run.known.leased_elsewhere().clone(), &answer.granted);
-                    if act.phase != Phase::Running {
-                        // The transfer ended while this poll waited: what
-                        // the answer leased goes back at once.
-                        act.give_back_leases();
-                        return;
-                    }
                     if answer.is_discovered() {
                         run.picker.grant_unheld();
                     } else {

@@ -168,6 +168,8 @@ impl Transfer {
     }
 
     fn begin(&mut self, ctx: &mut Context<Self>) {
+        // A run started again (a recheck) gives its leases back first.
+        self.give_back_leases();
         self.phase = Phase::Starting;
         self.run = None;
         let content = self.content;

@@ -218,28 +218,31 @@ fn an_rvp_two_clients_report_silent_is_replaced_until_the_suspicion_ends() {
 
 #[test]
 fn given_two_rvps_when_they_take_from_above_then_each_piece_is_in_one_share() {
-    let mut book = book("branch");
-    let now = Instant::now();
-    for (n, free) in [(1, 10), (2, 50), (3, 30)] {
-        joined(&mut book, n, &format!("10.0.2.{n}"), free);
-    }
-    let first = book.upstream_share(&id(2), now).expect("an RVP");
-    let second = book.upstream_share(&id(3), now).expect("an RVP");
-    assert_eq!(first, Share { nth: 0, of: 2 });
+    let (first, second) = (
+        Share::among(&[id(3), id(2)], &id(2)).expect("an RVP"),
+        Share::among(&[id(3), id(2)], &id(3)).expect("an RVP"),
+    );
+    assert_eq!(first, Share { nth: 0, of: 2 }, "node id order, not rank");
     assert_eq!(second, Share { nth: 1, of: 2 });
-    assert_eq!(book.upstream_share(&id(1), now), None, "not an RVP");
+    assert_eq!(Share::among(&[id(2), id(3)], &id(1)), None, "not an RVP");
+    assert_eq!(Share::among(&[id(5)], &id(5)), None, "one RVP takes all");
     let above = PieceMap::full(7);
     let (a, b) = (first.of_map(&above), second.of_map(&above));
     for i in 0..7 {
         assert!(a.get(i) != b.get(i), "piece {i} is in exactly one share");
     }
     assert_eq!(a.count() + b.count(), 7);
+}
 
-    let mut alone = self::book("hq");
-    joined(&mut alone, 5, "10.0.1.5", 10);
-    assert_eq!(
-        alone.upstream_share(&id(5), now),
-        None,
-        "the only RVP takes all"
-    );
+#[test]
+fn given_a_stalled_office_when_its_rvp_asks_then_the_plan_says_so() {
+    let mut book = book("branch");
+    let now = Instant::now();
+    for (n, free) in [(1, 10), (2, 50), (3, 30)] {
+        joined(&mut book, n, &format!("10.0.2.{n}"), free);
+    }
+    let plan = book.plan(&id(2), true, now).unwrap();
+    assert_eq!(plan.crossing, Some("rvp"));
+    assert!(plan.stalled, "its RVPs then take anything from above");
+    assert!(!book.plan(&id(2), false, now).unwrap().stalled);
 }

@@ -12,7 +12,7 @@ use branchline_storage::{ContentId, NodeId, PieceMap};
 use super::{Lease, MAX_PEERS_PER_ANSWER, Registry, RegistryError, WANTED_TTL};
 use crate::client::stuck::MAX_STUCK_PER_QUERY;
 use crate::server::answer_delta::{self, Leases, Source};
-use crate::server::offices::SourcePlan;
+use crate::server::offices::{Share, SourcePlan};
 use crate::wire::{SourcesAnswer, SourcesQuery};
 
 /// The leases of a content as one asker sees them.
@@ -64,20 +64,17 @@ impl Registry {
         if self.content_mut(&query.content).is_none() {
             return Err(RegistryError::UnknownContent(query.content));
         }
-        let wanted_before = self
-            .wanted
-            .get(&query.content)
-            .is_some_and(|at| now.duration_since(*at) < WANTED_TTL);
-        let tell_above = self.note_wanted(query.content, now);
-        if !wanted_before {
-            self.progress.insert(query.content, now);
-        }
-        let since = *self.progress.entry(query.content).or_insert(now);
+        // Leases given back by a transfer that ended do not make the
+        // content wanted again, nor ask the offices above.
+        let giving_back = query.only_gives_back();
+        let tell_above = !giving_back && self.want(query.content, now);
+        let since = self.progress.get(&query.content).copied().unwrap_or(now);
         let stalled = now.duration_since(since) > self.timing.rvp_patience;
-        let plan = self
+        let mut plan = self
             .book
             .plan(&query.id, stalled, now)
             .expect("a registered client is a member");
+        plan.asks_above &= !giving_back;
         if plan.crossing == Some("fallback") && self.fallbacks.insert((query.content, query.id)) {
             tracing::warn!(
                 client = %query.id, office = %plan.office, content = %query.content,
@@ -86,6 +83,21 @@ impl Registry {
             );
         }
         Ok(Route { plan, tell_above })
+    }
+
+    /// Marks `content` wanted here, starting its patience if it was not
+    /// wanted already; true if the offices above must be told.
+    fn want(&mut self, content: ContentId, now: Instant) -> bool {
+        let wanted_before = self
+            .wanted
+            .get(&content)
+            .is_some_and(|at| now.duration_since(*at) < WANTED_TTL);
+        let tell_above = self.note_wanted(content, now);
+        if !wanted_before {
+            self.progress.insert(content, now);
+        }
+        self.progress.entry(content).or_insert(now);
+        tell_above
     }
 
     /// Asked by an office below for `asker`, a client of it crossing the
@@ -248,10 +260,19 @@ impl Registry {
         now: Instant,
     ) -> SourcesAnswer {
         // Several RVPs cross the WAN for the office: each takes its share
-        // from above. An office that stalled (`fallback`) takes anything.
-        let share = (plan.crossing == Some("rvp"))
-            .then(|| self.book.upstream_share(&query.id, now))
-            .flatten();
+        // from above, shared among those that serve now. An office that
+        // stalled takes anything: an RVP that delivers nothing holds no
+        // piece back for longer than the patience.
+        let share = if plan.crossing == Some("rvp") && !plan.stalled {
+            let rvps = self.book.rvps(now);
+            let serving: Vec<NodeId> = rvps
+                .into_iter()
+                .filter(|id| self.serves_here(id, now))
+                .collect();
+            Share::among(&serving, &query.id)
+        } else {
+            None
+        };
         let c = &self.contents[&query.content];
         let mut sources: Vec<Source> = Vec::new();
         if plan.office_serves {
@@ -263,11 +284,11 @@ impl Registry {
             );
         }
         if let Some(upstream) = upstream.filter(|_| plan.upstream.is_some()) {
-            sources.extend(upstream.peers.into_iter().map(|mut peer| {
+            sources.extend(upstream.peers.into_iter().filter_map(|mut peer| {
                 if let Some(share) = share {
                     peer.have = share.of_map(&peer.have);
                 }
-                peer
+                (peer.have.count() > 0).then_some(peer)
             }));
         }
         let key = (query.id, query.content);
