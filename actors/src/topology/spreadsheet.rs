@@ -108,7 +108,9 @@ pub fn import(bytes: &[u8]) -> Result<Topology, Vec<LineError>> {
     let header = match records.next() {
         Some(Ok(header)) => header,
         Some(Err(e)) => return Err(vec![at(1, e.to_string())]),
-        None => unreachable!("a non-blank text has a first record"),
+        // The csv reader drops a second byte-order mark and blank lines:
+        // nothing may be left of a text that was not blank.
+        None => return Err(vec![empty_sheet()]),
     };
     let columns = columns(&header)?;
     let (offices, lines) = rows(records, &header, &columns)?;
@@ -143,15 +145,20 @@ fn sheet_text(bytes: &[u8]) -> Result<&str, Vec<LineError>> {
     let text = utf8(bytes)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(vec![at(
-            1,
-            format!(
-                "the file is empty; expected a header row: {}",
-                COLUMNS.join(",")
-            ),
-        )]);
+        return Err(vec![empty_sheet()]);
     }
     Ok(text)
+}
+
+/// The error for a sheet with nothing in it.
+fn empty_sheet() -> LineError {
+    at(
+        1,
+        format!(
+            "the file is empty; expected a header row: {}",
+            COLUMNS.join(",")
+        ),
+    )
 }
 
 /// Every office row after the header, with its line; blank rows are
