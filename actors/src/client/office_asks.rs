@@ -1,4 +1,5 @@
-//! What a transfer asks of its office: the messages, and [`OfficeLink`],
+//! What a transfer asks of its office: the messages (and why a transfer
+//! ended, [`TransferError`]), and [`OfficeLink`],
 //! the recipients a transfer holds instead of its office's address. A
 //! transfer knows its office only by these, so the office can start
 //! transfers without the two files importing each other.
@@ -9,6 +10,7 @@ use actix::prelude::*;
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::{ContentId, ContentRecord, NodeId};
 
+use crate::client::store::StoreError;
 use crate::messages::LinkError;
 use crate::wire::{BadPiece, SourcesAnswer};
 
@@ -119,7 +121,7 @@ pub struct TransferFinished {
     /// The content.
     pub content: ContentId,
     /// Ok, or why it failed.
-    pub outcome: Result<(), crate::client::transfer::TransferError>,
+    pub outcome: Result<(), TransferError>,
 }
 
 /// A peer sent a piece that failed verification: a strike. The answer
@@ -139,3 +141,38 @@ pub struct SourceStrike {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PeerUnresponsive(pub NodeId);
+
+/// Why a transfer ended without its content.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The cache refused or failed while the transfer started.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The content's record and publication could not be had.
+    #[error(transparent)]
+    Record(#[from] ContentInfoError),
+    /// An actor of this node it needs is not running.
+    #[error("an actor of this node is not running: {0}")]
+    Gone(#[from] actix::MailboxError),
+    /// A confidential content without an origin: peers never serve it.
+    #[error("content {0} is confidential and no origin is known for it (peers never serve it)")]
+    ConfidentialWithoutOrigin(ContentId),
+    /// A piece nobody can supply.
+    #[error("piece {piece} of {content} is held by no peer and every origin failed: {origins}")]
+    Unobtainable {
+        /// The first such piece.
+        piece: u32,
+        /// The content.
+        content: ContentId,
+        /// Each origin, with why it last failed.
+        origins: String,
+    },
+    /// A piece that arrived could not be stored (the disk is full, ...).
+    #[error("storing piece {piece} failed: {source}")]
+    Storing {
+        /// The piece.
+        piece: u32,
+        /// Why.
+        source: StoreError,
+    },
+}

@@ -18,7 +18,7 @@ use crate::client::counters::{Counters, Rejection, SourceClass};
 use crate::client::have_reporter::HaveReporter;
 use crate::client::known_sources::KnownSources;
 use crate::client::office_asks::{
-    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, TransferFinished,
+    ContentInfo, OfficeLink, PeerUnresponsive, SourceStrike, TransferError, TransferFinished,
 };
 use crate::client::picker::{Failure, Limits, Picker, Request, Source};
 use crate::client::store::{AddContent, Lookup, PutPiece, Store, StoreError};
@@ -506,10 +506,7 @@ impl Transfer {
 }
 
 mod asks;
-mod error;
 mod report;
-
-pub use error::TransferError;
 
 impl Actor for Transfer {
     type Context = Context<Self>;
