@@ -285,9 +285,11 @@ impl Registry {
         }
         if let Some(upstream) = upstream.filter(|_| plan.upstream.is_some()) {
             sources.extend(upstream.peers.into_iter().filter_map(|mut peer| {
-                if let Some(share) = share {
-                    peer.have = share.of_map(&peer.have);
-                }
+                let Some(share) = share else {
+                    return Some(peer);
+                };
+                // A peer with nothing of this RVP's share is not offered.
+                peer.have = share.of_map(&peer.have);
                 (peer.have.count() > 0).then_some(peer)
             }));
         }
