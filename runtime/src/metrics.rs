@@ -68,8 +68,9 @@ struct Collected {
 }
 
 /// One scrape's exposition: the families are collected from the node's
-/// status, then written by `prometheus-client` (OpenMetrics text, which
-/// escapes label values, adds a counter's `_total` and ends with `# EOF`).
+/// status (label values escaped here, since the encoder writes them as
+/// they are), then written by `prometheus-client` as OpenMetrics text (it
+/// adds a counter's `_total` and ends with `# EOF`).
 #[derive(Default)]
 struct Exposition(Vec<Collected>);
 

@@ -63,7 +63,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     // The system first: the office actors' arbiters belong to it.
     let system = actix_rt::System::new();
     let book = ActorBook::default();
-    let deps = office_deps(config, book.clone(), per_core_arbiters());
+    let deps = office_deps(config, book.clone(), office_arbiters());
     let storage_url = file_storage.as_ref().map(|(_, _, url)| url.as_str());
     let directory = DirectoryActor::new(deps, meta, signer, storage_url)
         .context("loading the metadata store")?;
@@ -253,7 +253,7 @@ async fn start_file_storage(
 
 /// One arbiter (thread) per core for the office actors, so a server with
 /// many offices uses every core; the arbiters live as long as the process.
-fn per_core_arbiters() -> Vec<ArbiterHandle> {
+fn office_arbiters() -> Vec<ArbiterHandle> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     (0..cores)
         .map(|_| {

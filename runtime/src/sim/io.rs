@@ -206,7 +206,7 @@ impl Handler<Discover> for SimDiscovery {
         let neighbours = self.net.on_subnet(self.me);
         Box::pin(async move {
             let mut found = Vec::new();
-            for n in neighbours {
+            for (addr, n) in neighbours {
                 let Ok(Ok(Some(cached))) = n.store.send(Lookup(msg.0)).await else {
                     continue;
                 };
@@ -215,7 +215,7 @@ impl Handler<Discover> for SimDiscovery {
                 }
                 found.push(PeerHolding {
                     id: n.id,
-                    addr: SocketAddr::new(n.addr, crate::config::DEFAULT_FOREGROUND_PORT),
+                    addr: SocketAddr::new(addr, crate::config::DEFAULT_FOREGROUND_PORT),
                     have: cached.have,
                     upstream: false,
                     rank: u32::MAX,

@@ -31,17 +31,16 @@ struct Place {
     lan: Link,
 }
 
-/// A node of the simulated network.
+/// A node of the simulated network: its office and its parts.
 struct Node {
     office: String,
-    id: NodeId,
-    store: Addr<Store>,
-    counters: Arc<Counters>,
-    link: Arc<LinkStatus>,
+    parts: NodeParts,
 }
 
 /// A node's parts the network needs: who it is, what it serves from, what
-/// it counts, and what its server link knows (its office type).
+/// it counts (a piece found rotten on its disk, as on a real node), and
+/// what its server link knows (its office type).
+#[derive(Clone)]
 pub struct NodeParts {
     /// Its id.
     pub id: NodeId,
@@ -51,27 +50,6 @@ pub struct NodeParts {
     pub counters: Arc<Counters>,
     /// What its server link knows.
     pub link: Arc<LinkStatus>,
-}
-
-/// A node a subnet broadcast reaches.
-pub struct Neighbour {
-    /// Its id.
-    pub id: NodeId,
-    /// Its address.
-    pub addr: IpAddr,
-    /// Its store, asked what it holds.
-    pub store: Addr<Store>,
-    /// What its server link knows (whether its office type answers).
-    pub link: Arc<LinkStatus>,
-}
-
-/// What a node serves peers from: its store, and its counters (where a
-/// piece found rotten on its disk is counted, as on a real node).
-pub struct Holder {
-    /// Its store.
-    pub store: Addr<Store>,
-    /// Its counters.
-    pub counters: Arc<Counters>,
 }
 
 #[derive(Default)]
@@ -132,10 +110,7 @@ impl SimNet {
     pub fn add_node(&self, addr: IpAddr, office: &str, parts: NodeParts) {
         let node = Node {
             office: office.to_owned(),
-            id: parts.id,
-            store: parts.store,
-            counters: parts.counters,
-            link: parts.link,
+            parts,
         };
         self.lock().nodes.insert(addr, node);
     }
@@ -157,7 +132,7 @@ impl SimNet {
 
     /// The nodes up on the subnet of `addr` (its /24, as a real broadcast
     /// reaches), `addr` itself excepted; none if `addr` is down.
-    pub fn on_subnet(&self, addr: IpAddr) -> Vec<Neighbour> {
+    pub fn on_subnet(&self, addr: IpAddr) -> Vec<(IpAddr, NodeParts)> {
         let net = self.lock();
         if net.down.contains(&addr) {
             return Vec::new();
@@ -165,26 +140,18 @@ impl SimNet {
         net.nodes
             .iter()
             .filter(|&(&at, _)| at != addr && same_subnet(addr, at) && !net.down.contains(&at))
-            .map(|(&at, node)| Neighbour {
-                id: node.id,
-                addr: at,
-                store: node.store.clone(),
-                link: node.link.clone(),
-            })
+            .map(|(&at, node)| (at, node.parts.clone()))
             .collect()
     }
 
     /// What the node at `addr` serves from, if it is up.
-    pub fn holder(&self, addr: IpAddr) -> Result<Holder, SimError> {
+    pub fn holder(&self, addr: IpAddr) -> Result<NodeParts, SimError> {
         let net = self.lock();
         if net.down.contains(&addr) {
             return Err(SimError::Down(addr));
         }
         let node = net.nodes.get(&addr).ok_or(SimError::NoNode(addr))?;
-        Ok(Holder {
-            store: node.store.clone(),
-            counters: node.counters.clone(),
-        })
+        Ok(node.parts.clone())
     }
 
     /// Bytes carried so far by the link into `office`.
