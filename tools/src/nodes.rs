@@ -147,15 +147,7 @@ pub fn rss_mb(pid: u32) -> f64 {
 
 /// CPU seconds (user + system) a live process has used.
 pub fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
+    stat_cpu_secs(Path::new(&format!("/proc/{pid}/stat"))).unwrap()
 }
 
 /// CPU seconds (user and system) of each thread of process `pid`, by
@@ -168,12 +160,17 @@ pub fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<u32, f64> {
         .flatten()
         .filter_map(|task| {
             let tid: u32 = task.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks = fields[11].parse::<f64>().ok()? + fields[12].parse::<f64>().ok()?;
-            Some((tid, ticks / clock_ticks()))
+            Some((tid, stat_cpu_secs(&task.path().join("stat"))?))
         })
         .collect()
+}
+
+/// The CPU seconds (user + system) a `/proc` `stat` file says were used.
+fn stat_cpu_secs(path: &Path) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
 }
 
 /// The cores the busiest thread of `pid` used between `before` (from
