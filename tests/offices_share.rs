@@ -70,45 +70,21 @@ fn a_package_crosses_every_office_link_once() {
 
     let total = SIZE as f64;
     let served = origin.bytes() as f64;
-    let mut link: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut office_bytes, mut wan_bytes, mut served_fg, mut served_bg) = (0u64, 0u64, 0u64, 0u64);
-    let mut report = format!("origin served {:.3}x\n", served / total);
-    for (office, client) in &clients {
-        let counters = client.status()["counters"].clone();
-        *link.entry(office.clone()).or_default() += counters["from_parent"].as_u64().unwrap();
-        office_bytes += counters["from_peers"].as_u64().unwrap();
-        wan_bytes += counters["from_parent"].as_u64().unwrap();
-        let background = counters["served_background"].as_u64().unwrap();
-        served_bg += background;
-        served_fg += counters["served"].as_u64().unwrap() - background;
-        report.push_str(&format!("  {:<12} {}\n", client.name, counters));
-        if office == "vpn" {
-            assert_eq!(
-                counters["served"].as_u64(),
-                Some(0),
-                "a VPN client never serves"
-            );
-        }
-        if office == "a-wifi" {
-            assert_eq!(
-                counters["broadcasts_sent"].as_u64(),
-                Some(0),
-                "a WiFi client never broadcasts"
-            );
-        }
+    // Senders count a piece once its receiver acknowledged it, a moment
+    // after the receiver stored it: the two ends agree within a second.
+    let settled = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tally = Tally::of(&clients);
+    while !tally.ends_agree() && std::time::Instant::now() < settled {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        tally = Tally::of(&clients);
     }
-    for (office, bytes) in &link {
-        report.push_str(&format!(
-            "link into {office}: {:.3}x\n",
-            *bytes as f64 / total
-        ));
-    }
+    let report = format!("origin served {:.3}x\n{}", served / total, tally.report);
     eprintln!("{report}");
     assert!(
         served <= 1.02 * total,
         "origin served {served} bytes\n{report}"
     );
-    for (office, bytes) in &link {
+    for (office, bytes) in &tally.link {
         if office != "hq" {
             assert!(
                 *bytes as f64 <= 1.02 * total,
@@ -117,20 +93,26 @@ fn a_package_crosses_every_office_link_once() {
         }
     }
     assert_eq!(
-        link["hq"], 0,
+        tally.link["hq"], 0,
         "nothing comes into the top office from above"
     );
     assert_eq!(
-        wan_bytes, served_bg,
-        "every byte between offices went over the background protocol"
+        tally.wan_bytes, tally.served_bg,
+        "every byte between offices went over the background protocol\n{report}"
     );
     assert_eq!(
-        office_bytes, served_fg,
-        "every byte inside an office went over the foreground protocol"
+        tally.office_bytes, tally.served_fg,
+        "every byte inside an office went over the foreground protocol\n{report}"
     );
 
-    // The server's ledger agrees with the clients once they have sent a
-    // heartbeat with their final counters.
+    the_servers_ledger_agrees(&server, &tally.link);
+    assert_link_settings_reached_both_ends(&clients);
+    only_hq_used_the_origin_and_each_office_elected_its_first(&server);
+}
+
+/// The server's ledger agrees with the clients once they have sent a
+/// heartbeat with their final counters.
+fn the_servers_ledger_agrees(server: &Node, link: &BTreeMap<String, u64>) {
     common::wait_until(
         "the server's ledger matches the clients",
         std::time::Duration::from_secs(15),
@@ -147,8 +129,9 @@ fn a_package_crosses_every_office_link_once() {
                 })
         },
     );
-    assert_link_settings_reached_both_ends(&clients);
+}
 
+fn only_hq_used_the_origin_and_each_office_elected_its_first(server: &Node) {
     let status = server.status();
     assert_eq!(
         status["registry"]["origin"],
@@ -164,6 +147,72 @@ fn a_package_crosses_every_office_link_once() {
             .map(|c| c["name"].as_str().unwrap())
             .collect();
         assert_eq!(rvps, vec![format!("{office}-0")], "RVP of {office}");
+    }
+}
+
+/// The clients' own counters, added up by office and by protocol.
+struct Tally {
+    /// Bytes each office's clients took from the office above.
+    link: BTreeMap<String, u64>,
+    /// Bytes taken from peers in the same office.
+    office_bytes: u64,
+    /// Bytes taken from the office above.
+    wan_bytes: u64,
+    /// Bytes served over the foreground protocol.
+    served_fg: u64,
+    /// Bytes served over the background protocol.
+    served_bg: u64,
+    /// Every client's counters, a line each, and each link's load.
+    report: String,
+}
+
+impl Tally {
+    /// Reads every client's counters, checking what no office may do: a
+    /// VPN client serving, a WiFi client broadcasting.
+    fn of(clients: &[(String, Node)]) -> Tally {
+        let mut tally = Tally {
+            link: BTreeMap::new(),
+            office_bytes: 0,
+            wan_bytes: 0,
+            served_fg: 0,
+            served_bg: 0,
+            report: String::new(),
+        };
+        for (office, client) in clients {
+            let counters = client.status()["counters"].clone();
+            let count = |name: &str| counters[name].as_u64().unwrap();
+            *tally.link.entry(office.clone()).or_default() += count("from_parent");
+            tally.office_bytes += count("from_peers");
+            tally.wan_bytes += count("from_parent");
+            tally.served_bg += count("served_background");
+            tally.served_fg += count("served") - count("served_background");
+            tally
+                .report
+                .push_str(&format!("  {:<12} {}\n", client.name, counters));
+            if office == "vpn" {
+                assert_eq!(count("served"), 0, "a VPN client never serves");
+            }
+            if office == "a-wifi" {
+                assert_eq!(
+                    count("broadcasts_sent"),
+                    0,
+                    "a WiFi client never broadcasts"
+                );
+            }
+        }
+        for (office, bytes) in &tally.link {
+            tally.report.push_str(&format!(
+                "link into {office}: {:.3}x\n",
+                *bytes as f64 / SIZE as f64
+            ));
+        }
+        tally
+    }
+
+    /// Whether what receivers counted by source matches what senders
+    /// counted by protocol.
+    fn ends_agree(&self) -> bool {
+        self.wan_bytes == self.served_bg && self.office_bytes == self.served_fg
     }
 }
 

@@ -43,6 +43,10 @@ pub struct FetchFromPeer {
     /// The piece's length from the manifest: a reply of any other length is
     /// refused before it is read.
     pub len: u32,
+    /// When the requester gives up on the piece: the transport abandons
+    /// it then (stopping its stream), so a late piece is neither read nor
+    /// counted as served.
+    pub deadline: tokio::time::Instant,
 }
 
 /// Fetch a byte range from an origin: `http(s)://` with a `Range` request,

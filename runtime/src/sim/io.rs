@@ -119,6 +119,10 @@ impl Handler<FetchFromPeer> for SimTransport {
             let arrives = net
                 .carry(peer, me, bytes.len() as u64)
                 .map_err(SimError::fetch)?;
+            if arrives > msg.deadline {
+                tokio::time::sleep_until(msg.deadline).await;
+                return Err(FetchError::Timeout);
+            }
             tokio::time::sleep_until(arrives).await;
             if net.is_down(peer) || net.is_down(me) {
                 return Err(FetchError::Unreachable("the connection broke".into()));

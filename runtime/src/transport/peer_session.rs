@@ -18,7 +18,8 @@ use branchline_actors::client::counters::{Counters, Rejection};
 use branchline_actors::client::store::{Lookup, ServePiece, Store, StoreError};
 use branchline_actors::messages::{FetchError, FetchFromPeer, FetchManifest};
 use branchline_actors::wire::{
-    MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame, write_frame,
+    FrameError, MAX_REPLY_FRAME, MAX_REQUEST_FRAME, PeerReply, PeerRequest, Refusal, read_frame,
+    write_frame,
 };
 use branchline_storage::publication::SignedPublication;
 use branchline_storage::{CacheError, ContentId, Manifest};
@@ -160,41 +161,76 @@ impl Handler<Attach> for PeerSession {
     }
 }
 
+/// Why serving one stream ended early (logged at debug: a peer that went
+/// away mid-piece is routine).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("no request within the deadline")]
+    NoRequest,
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("the peer kept on over its request rate; disconnected")]
+    OverRate,
+    #[error("the stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    #[error("sending the piece failed: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("the peer stopped the piece (code {0})")]
+    Stopped(quinn::VarInt),
+    #[error("the piece was not delivered: {0}")]
+    NotDelivered(#[from] quinn::StoppedError),
+}
+
 async fn serve_stream(
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     serving: &Serving,
     conn: &quinn::Connection,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let request: PeerRequest = match tokio::time::timeout(
         REQUEST_DEADLINE,
         read_frame(&mut recv, MAX_REQUEST_FRAME),
     )
     .await
     {
-        Err(_) => return Err("no request within the deadline".into()),
-        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(ServeError::NoRequest),
+        Ok(Err(e)) => return Err(ServeError::Frame(e)),
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(request))) => request,
     };
-    let (content, index) = match request {
-        PeerRequest::GetPiece { content, index } => (content, index),
-        PeerRequest::GetManifest { content } => {
-            let manifest = if serving.link.serves() {
-                manifest_for_peer(&serving.store, content).await
-            } else {
-                Err(Refusal::NotServing)
-            };
-            let reply = match manifest {
-                Ok((manifest, publication)) => PeerReply::Manifest(manifest, publication),
-                Err(refusal) => PeerReply::Refused(refusal),
-            };
-            write_frame(&mut send, &reply)
-                .await
-                .map_err(|e| e.to_string())?;
-            return send.finish().map_err(|e| e.to_string());
+    match request {
+        PeerRequest::GetPiece { content, index } => {
+            serve_piece(send, serving, conn, content, index).await
         }
+        PeerRequest::GetManifest { content } => serve_manifest(send, serving, content).await,
+    }
+}
+
+async fn serve_manifest(
+    mut send: quinn::SendStream,
+    serving: &Serving,
+    content: ContentId,
+) -> Result<(), ServeError> {
+    let manifest = if serving.link.serves() {
+        manifest_for_peer(&serving.store, content).await
+    } else {
+        Err(Refusal::NotServing)
     };
+    let reply = match manifest {
+        Ok((manifest, publication)) => PeerReply::Manifest(manifest, publication),
+        Err(refusal) => PeerReply::Refused(refusal),
+    };
+    write_frame(&mut send, &reply).await?;
+    Ok(send.finish()?)
+}
+
+async fn serve_piece(
+    mut send: quinn::SendStream,
+    serving: &Serving,
+    conn: &quinn::Connection,
+    content: ContentId,
+    index: u32,
+) -> Result<(), ServeError> {
     let read = if !serving.link.serves() {
         Err(Refusal::NotServing)
     } else {
@@ -203,34 +239,44 @@ async fn serve_stream(
             Admitted::Refused => Err(Refusal::Busy),
             Admitted::Close => {
                 conn.close(TOO_MANY_REQUESTS.into(), b"too many requests");
-                return Err("the peer kept on over its request rate; disconnected".into());
+                return Err(ServeError::OverRate);
             }
         }
     };
     #[cfg(debug_assertions)]
     let read = super::test_fault::served(read);
-    let (reply, bytes) = match read {
-        Ok(bytes) => (
-            PeerReply::Piece {
-                len: u32::try_from(bytes.len()).map_err(|e| e.to_string())?,
-            },
-            Some(bytes),
-        ),
-        Err(refusal) => (PeerReply::Refused(refusal), None),
-    };
-    write_frame(&mut send, &reply)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(bytes) = bytes {
-        let len = bytes.len() as u64;
-        send.write_chunk(Bytes::from(bytes))
-            .await
-            .map_err(|e| e.to_string())?;
-        serving.counters.served(len, serving.background);
-        serving.stats.add_served(len);
+    match read {
+        Ok(bytes) => deliver_piece(send, serving, bytes).await,
+        Err(refusal) => {
+            write_frame(&mut send, &PeerReply::Refused(refusal)).await?;
+            Ok(send.finish()?)
+        }
     }
-    send.finish().map_err(|e| e.to_string())?;
-    Ok(())
+}
+
+/// Sends a piece and counts it as served once the peer acknowledged all
+/// of it: a write only hands the bytes to QUIC, and a peer that gave up
+/// on the piece (its deadline passed, the connection broke) stops the
+/// stream or never acknowledges. The wait ends with the connection at the
+/// latest (its idle timeout).
+async fn deliver_piece(
+    mut send: quinn::SendStream,
+    serving: &Serving,
+    bytes: Vec<u8>,
+) -> Result<(), ServeError> {
+    let len = u32::try_from(bytes.len()).expect("pieces are at most 16 MiB");
+    write_frame(&mut send, &PeerReply::Piece { len }).await?;
+    send.write_chunk(Bytes::from(bytes)).await?;
+    send.finish()?;
+    match send.stopped().await {
+        Ok(None) => {
+            serving.counters.served(u64::from(len), serving.background);
+            serving.stats.add_served(u64::from(len));
+            Ok(())
+        }
+        Ok(Some(code)) => Err(ServeError::Stopped(code)),
+        Err(e) => Err(ServeError::NotDelivered(e)),
+    }
 }
 
 /// The manifest of a content this node knows, with the server's
@@ -350,7 +396,11 @@ impl Handler<FetchFromPeer> for PeerSession {
         branchline_actors::supervision::handled();
         let (slot, stats) = (self.outgoing.clone(), self.serving.stats.clone());
         Box::pin(async move {
-            let bytes = fetch(&slot, &msg).await?;
+            // Past the deadline the read is dropped, which stops the
+            // stream: the peer does not count a piece nobody took.
+            let bytes = tokio::time::timeout_at(msg.deadline, fetch(&slot, &msg))
+                .await
+                .map_err(|_| FetchError::Timeout)??;
             stats.add_received(bytes.len() as u64);
             Ok(bytes)
         })
@@ -395,7 +445,16 @@ async fn fetch(slot: &ConnectionSlot, msg: &FetchFromPeer) -> Result<Bytes, Fetc
             Err(e) => return Err(FetchError::Unreachable(e.to_string())),
         }
     }
-    Ok(buf.freeze())
+    // The stream's end, read too: it tells the peer (by its
+    // acknowledgement) that the piece was taken whole, where dropping a
+    // stream whose end was not read would stop it.
+    match recv.read_chunk(1, true).await {
+        Ok(None) => Ok(buf.freeze()),
+        Ok(Some(_)) => Err(FetchError::Protocol(format!(
+            "peer sent more than the {len} bytes of the piece"
+        ))),
+        Err(e) => Err(FetchError::Unreachable(e.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -332,7 +332,7 @@ impl Transfer {
             .as_ref()
             .expect("requests come from a running transfer");
         let len = run.manifest.piece_len(request.index);
-        let timeout = self.settings.request_timeout;
+        let deadline = tokio::time::Instant::now() + self.settings.request_timeout;
         let call: Pending<Result<Bytes, FetchError>> = match request.source {
             Source::Peer(_, addr) => {
                 let transport = if request.upstream {
@@ -345,6 +345,7 @@ impl Transfer {
                     content: self.content,
                     index: request.index,
                     len: u32::try_from(len).expect("pieces are at most 16 MiB"),
+                    deadline,
                 }))
             }
             Source::Origin(i) => Box::pin(self.deps.origin_fetch.send(FetchFromOrigin {
@@ -354,7 +355,7 @@ impl Transfer {
             })),
         };
         async move {
-            match tokio::time::timeout(timeout, call).await {
+            match tokio::time::timeout_at(deadline, call).await {
                 Err(_) => Err(FetchError::Timeout),
                 Ok(Err(mailbox)) => Err(FetchError::Unreachable(mailbox.to_string())),
                 Ok(Ok(result)) => result,
