@@ -22,7 +22,7 @@
 //!   (its clients then report what they hold again). Other offices never
 //!   notice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,6 +128,21 @@ impl OfficeActor {
             });
         }
         self.below.retain(|_, offices| !offices.is_empty());
+        self.count_takers_below();
+    }
+
+    /// Tells the office how many offices below took from it lately
+    /// (their clients may report its members).
+    fn count_takers_below(&mut self) {
+        let now = crate::clock::now();
+        let offices: HashSet<&String> = self
+            .below
+            .values()
+            .flat_map(|offices| offices.iter())
+            .filter(|(_, (_, at))| now.duration_since(*at) < TELL_BELOW_FOR)
+            .map(|(office, _)| office)
+            .collect();
+        self.registry.set_takers_below(offices.len());
     }
 
     fn persist(&mut self, ctx: &mut Context<Self>) {
@@ -456,6 +471,7 @@ impl Handler<AskUpstream> for OfficeActor {
                     .entry(msg.content)
                     .or_default()
                     .insert(msg.below, (msg.notify, now));
+                self.count_takers_below();
                 Box::pin(async move { Some(upstream) })
             }
             None => match &self.parent {

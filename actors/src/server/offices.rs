@@ -22,7 +22,8 @@ use crate::wire::{OfficeInfo, UpstreamLink};
 /// sources answers.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(60);
 /// Distinct clients that must report a peer before it is left out (fewer
-/// when the office has fewer other members).
+/// when fewer could: the office's other members and the offices below
+/// that take from it).
 pub const REPORTS_NEEDED: usize = 2;
 
 /// How long an office's election result is reused while its members stay
@@ -146,6 +147,9 @@ pub struct OfficeBook {
     election: Option<Election>,
     /// Members reported as not answering: who reported, and when last.
     reports: HashMap<NodeId, (BTreeSet<NodeId>, Instant)>,
+    /// Offices below that take pieces from this one now: their clients
+    /// may report its members too.
+    takers_below: usize,
 }
 
 impl OfficeBook {
@@ -157,6 +161,7 @@ impl OfficeBook {
             members: HashMap::new(),
             election: None,
             reports: HashMap::new(),
+            takers_below: 0,
         }
     }
 
@@ -238,11 +243,20 @@ impl OfficeBook {
         suspect && !was
     }
 
-    /// Whether `peer` is left out because clients reported it silent.
+    /// How many offices below take pieces from this one now.
+    pub fn set_takers_below(&mut self, offices: usize) {
+        self.takers_below = offices;
+    }
+
+    /// Whether `peer` is left out because clients reported it silent:
+    /// [`REPORTS_NEEDED`] distinct reporters, or all who could report
+    /// when fewer could (the other members, and an office below for each
+    /// that takes from this one). So one office below whose own link
+    /// broke cannot sideline an office's only client for every office
+    /// else, and the only one who could notice is believed.
     pub fn is_suspect(&self, peer: &NodeId, now: Instant) -> bool {
-        let needed = REPORTS_NEEDED
-            .min(self.members.len().saturating_sub(1))
-            .max(1);
+        let could_report = self.members.len().saturating_sub(1) + self.takers_below;
+        let needed = REPORTS_NEEDED.min(could_report).max(1);
         self.reports
             .get(peer)
             .is_some_and(|(who, at)| now.duration_since(*at) < SUSPECT_FOR && who.len() >= needed)

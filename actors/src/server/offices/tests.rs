@@ -217,6 +217,32 @@ fn an_rvp_two_clients_report_silent_is_replaced_until_the_suspicion_ends() {
 }
 
 #[test]
+fn given_an_office_of_one_client_when_an_office_below_reports_it_then_only_the_only_witness_is_believed()
+ {
+    let now = Instant::now();
+    let mut one_below = book("hq");
+    joined(&mut one_below, 1, "10.0.1.1", 90);
+    // One office below takes from hq: its client is the only one who
+    // could notice, so its word is enough.
+    one_below.set_takers_below(1);
+    assert!(one_below.report_unresponsive(id(1), id(7), now));
+    assert!(!one_below.serves(&id(1), now));
+
+    // Three offices below take from hq: one of them whose own link broke
+    // cannot sideline hq's only client for the others; a second can.
+    let mut three_below = book("hq");
+    joined(&mut three_below, 1, "10.0.1.1", 90);
+    three_below.set_takers_below(3);
+    assert!(!three_below.report_unresponsive(id(1), id(7), now));
+    assert!(
+        three_below.serves(&id(1), now),
+        "one office's word is not enough"
+    );
+    assert!(three_below.report_unresponsive(id(1), id(8), now));
+    assert!(!three_below.serves(&id(1), now));
+}
+
+#[test]
 fn given_two_rvps_when_they_take_from_above_then_each_piece_is_in_one_share() {
     let (first, second) = (
         Share::among(&[id(3), id(2)], &id(2)).expect("an RVP"),

@@ -45,6 +45,12 @@ impl Registry {
         true
     }
 
+    /// How many offices below take pieces from this one now: their
+    /// clients' reports count too.
+    pub fn set_takers_below(&mut self, offices: usize) {
+        self.book.set_takers_below(offices);
+    }
+
     /// Sources answers that list `peer` change (it is left out now): moves
     /// the version of every content it holds, which wakes the long-polls.
     fn answers_change_for(&mut self, peer: &NodeId) {
