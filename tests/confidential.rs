@@ -11,12 +11,14 @@
 
 mod common;
 
+use std::path::Path;
+
 use branchline::tls;
 use branchline_actors::wire::{PeerReply, PeerRequest, Refusal};
 use branchline_storage::ContentId;
 use common::origin::{OriginOptions, TestOrigin};
 use common::pki::{ask, config_with_certificate, identity_of, pki};
-use common::{World, finish_fetches, make_package, path_arg, run, start_fetches};
+use common::{Node, World, finish_fetches, make_package, path_arg, run, start_fetches};
 
 const SIZE: usize = 8 * 1024 * 1024;
 
@@ -30,8 +32,6 @@ fn a_confidential_content_comes_only_from_the_origin() {
     let shared = world.path("shared.bin");
     let shared_sha = make_package(&shared, SIZE, 18);
     let origin = TestOrigin::start(world.addr(2, 0), secret.clone(), OriginOptions::default());
-    let shared_origin =
-        TestOrigin::start(world.addr(3, 0), shared.clone(), OriginOptions::default());
     let server_config = config_with_certificate(&world, &ca, "server", "server");
     let server = world.server_with(&["--config", &server_config]);
     let clients: Vec<_> = [11, 12, 13]
@@ -72,8 +72,15 @@ fn a_confidential_content_comes_only_from_the_origin() {
     let view = &server.status()["registry"]["contents"][0];
     assert_eq!(view["confidential"], true);
 
-    // A peer of the cluster asking a holder directly is refused.
-    let prober = config_with_certificate(&world, &ca, "client", "prober");
+    a_holder_refuses_a_peer_that_asks_directly(&world, &ca, &content);
+    publishing_it_shareable_is_refused(&world, &secret, &origin);
+    a_shareable_content_still_spreads_and_stays_shareable(&world, &clients, &shared, &shared_sha);
+}
+
+/// A peer of the cluster asking a holder directly is refused a piece and
+/// the manifest.
+fn a_holder_refuses_a_peer_that_asks_directly(world: &World, ca: &Path, content: &str) {
+    let prober = config_with_certificate(world, ca, "client", "prober");
     let identity = identity_of(&prober);
     let id: ContentId = content.parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -100,13 +107,15 @@ fn a_confidential_content_comes_only_from_the_origin() {
         &PeerRequest::GetManifest { content: id },
     ));
     assert_eq!(manifest, PeerReply::Refused(Refusal::Confidential));
+}
 
-    // Published again as shareable: refused, naming why.
+/// Published again as shareable: refused, naming why.
+fn publishing_it_shareable_is_refused(world: &World, secret: &Path, origin: &TestOrigin) {
     let again = run(&[
         "publish".into(),
         "--data-dir".into(),
         path_arg(&world.path("server")),
-        path_arg(&secret),
+        path_arg(secret),
         "--origin".into(),
         origin.url("secret.bin"),
     ]);
@@ -116,10 +125,23 @@ fn a_confidential_content_comes_only_from_the_origin() {
         said.contains("already published confidential; purge it first"),
         "{said}"
     );
+}
 
-    // A shareable content in the same cluster spreads between peers.
-    let open = world.publish(&shared, &[shared_origin.url("shared.bin")]);
-    finish_fetches(start_fetches(&world, &clients, &open), &shared_sha);
+/// A shareable content in the same cluster spreads between peers, and
+/// once shared it is never confidential, not even after a purge.
+fn a_shareable_content_still_spreads_and_stays_shareable(
+    world: &World,
+    clients: &[Node],
+    shared: &Path,
+    shared_sha: &str,
+) {
+    let shared_origin = TestOrigin::start(
+        world.addr(3, 0),
+        shared.to_path_buf(),
+        OriginOptions::default(),
+    );
+    let open = world.publish(shared, &[shared_origin.url("shared.bin")]);
+    finish_fetches(start_fetches(world, clients, &open), shared_sha);
     let from_peers: u64 = clients
         .iter()
         .map(|c| c.status()["counters"]["from_peers"].as_u64().unwrap())
@@ -146,7 +168,7 @@ fn a_confidential_content_comes_only_from_the_origin() {
         "publish".into(),
         "--data-dir".into(),
         server_dir,
-        path_arg(&shared),
+        path_arg(shared),
         "--origin".into(),
         shared_origin.url("shared.bin"),
         "--confidential".into(),

@@ -10,10 +10,12 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use branchline::tls::Identity;
 use branchline::transport::endpoint;
 use branchline_actors::server::election::Attributes;
 use branchline_actors::wire::{
@@ -85,6 +87,55 @@ async fn pump(conn: quinn::Connection, left: Arc<AtomicU64>, refused: Arc<Atomic
     }
 }
 
+/// Sends fake registrations from `from` to `server` until `left` is
+/// none, over up to 8 connections at a time: each is cut off when it keeps
+/// on over its rate, and another takes its place. Returns how long it
+/// took.
+async fn flood(
+    attacker: Identity,
+    (from, server): (SocketAddr, SocketAddr),
+    left: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
+) -> Duration {
+    let socket = endpoint::bind(from).unwrap();
+    let (ep, _) = endpoint::endpoint(
+        socket,
+        None,
+        Some(&attacker),
+        branchline::tls::Admit::Members,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut seed = 1u64;
+    while left.load(Ordering::Relaxed) > 0 {
+        let mut pumps = Vec::new();
+        for _ in 0..8 {
+            if let Ok(conn) = endpoint::connect(
+                &ep,
+                server,
+                branchline::tls::CONTROL_NAME,
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                connections.fetch_add(1, Ordering::Relaxed);
+                seed += 1;
+                pumps.push(tokio::spawn(pump(
+                    conn,
+                    left.clone(),
+                    refused.clone(),
+                    seed,
+                )));
+            }
+        }
+        for p in pumps {
+            let _ = p.await;
+        }
+    }
+    started.elapsed()
+}
+
 #[test]
 fn a_million_fake_registrations_leave_memory_bounded_and_an_honest_client_registers() {
     let total: u64 = std::env::var("BRANCHLINE_FLOOD_REQUESTS")
@@ -110,50 +161,13 @@ fn a_million_fake_registrations_leave_memory_bounded_and_an_honest_client_regist
             }
         })
     };
-    let flood = {
-        let (left, refused, connections) = (left.clone(), refused.clone(), connections.clone());
-        let (server_addr, from) = (world.server_addr(), world.addr(99, 0));
-        common::pki::in_background(vec![async move {
-            let socket = endpoint::bind(from).unwrap();
-            let (ep, _) = endpoint::endpoint(
-                socket,
-                None,
-                Some(&attacker),
-                branchline::tls::Admit::Members,
-            )
-            .unwrap();
-            let started = Instant::now();
-            let mut seed = 1u64;
-            while left.load(Ordering::Relaxed) > 0 {
-                // Up to 8 connections at a time; each is cut off when it
-                // keeps on over its rate, and another takes its place.
-                let mut pumps = Vec::new();
-                for _ in 0..8 {
-                    if let Ok(conn) = endpoint::connect(
-                        &ep,
-                        server_addr,
-                        branchline::tls::CONTROL_NAME,
-                        Duration::from_secs(5),
-                    )
-                    .await
-                    {
-                        connections.fetch_add(1, Ordering::Relaxed);
-                        seed += 1;
-                        pumps.push(tokio::spawn(pump(
-                            conn,
-                            left.clone(),
-                            refused.clone(),
-                            seed,
-                        )));
-                    }
-                }
-                for p in pumps {
-                    let _ = p.await;
-                }
-            }
-            started.elapsed()
-        }])
-    };
+    let flood = common::pki::in_background(vec![flood(
+        attacker,
+        (world.addr(99, 0), world.server_addr()),
+        left.clone(),
+        refused.clone(),
+        connections.clone(),
+    )]);
     // An honest client starts in the middle of the flood.
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();

@@ -255,30 +255,43 @@ fn client_power_cuts(world: &World, crash: &mut Crashable, dice: &mut Dice, poin
         std::thread::sleep(Duration::from_millis(dice.below(600)));
         node.kill();
         let _ = fetch.wait_with_output();
-        let (copy, seen) = (world.path("client-cut.img"), world.path("client-cut"));
-        crash.power_cut(&image, &copy, &seen);
-        let cache = PieceCache::open(&CacheConfig {
-            dir: seen.join("client-11/cache"),
-            quota_bytes: 1 << 30,
-            sled_cache_bytes: 1 << 20,
-        })
-        .unwrap_or_else(|e| panic!("power cut {point}: the cache does not open: {e}"));
-        let found = self_check::check_all(&cache).unwrap();
-        assert!(
-            found.corrupt.is_empty() && found.unreadable.is_empty(),
-            "power cut {point}: marked pieces failed their hash: {found:?}"
-        );
-        pieces_checked += found.pieces;
-        marked_max = marked_max.max(found.pieces);
-        drop(cache);
-        crash.unmount(&seen);
-        std::fs::remove_file(&copy).unwrap();
+        let marked = pieces_marked_at_a_power_cut(world, crash, &image, point);
+        pieces_checked += marked;
+        marked_max = marked_max.max(marked);
     }
     eprintln!(
         "client: {points} power cuts, {pieces_checked} marked pieces read back right (up to {marked_max} at one cut), {published} packages"
     );
     assert!(marked_max > 0, "no piece was ever marked before a cut");
     crash.unmount(&mount);
+}
+
+/// Cuts the power of the client's disk `image` (a copy as it would be
+/// after the cut) and reads every marked piece back; returns how many
+/// there were. Every one must match its hash.
+fn pieces_marked_at_a_power_cut(
+    world: &World,
+    crash: &mut Crashable,
+    image: &Path,
+    point: u64,
+) -> u64 {
+    let (copy, seen) = (world.path("client-cut.img"), world.path("client-cut"));
+    crash.power_cut(image, &copy, &seen);
+    let cache = PieceCache::open(&CacheConfig {
+        dir: seen.join("client-11/cache"),
+        quota_bytes: 1 << 30,
+        sled_cache_bytes: 1 << 20,
+    })
+    .unwrap_or_else(|e| panic!("power cut {point}: the cache does not open: {e}"));
+    let found = self_check::check_all(&cache).unwrap();
+    assert!(
+        found.corrupt.is_empty() && found.unreadable.is_empty(),
+        "power cut {point}: marked pieces failed their hash: {found:?}"
+    );
+    drop(cache);
+    crash.unmount(&seen);
+    std::fs::remove_file(&copy).unwrap();
+    found.pieces
 }
 
 fn server_power_cuts(world: &World, crash: &mut Crashable, dice: &mut Dice, points: u64) {

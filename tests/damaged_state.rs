@@ -30,6 +30,28 @@ fn garble(path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The arguments that start the world's server.
+fn server_args(world: &World) -> Vec<String> {
+    vec![
+        "server".to_owned(),
+        "--data-dir".into(),
+        path_arg(&world.path("server")),
+        "--listen".into(),
+        world.server_addr().to_string(),
+    ]
+}
+
+/// The arguments that start the world's client 11 again.
+fn client_args(world: &World) -> Vec<String> {
+    world.client_args(&world.path("client-11"), world.addr(11, 34760))
+}
+
+/// Starts a node that must fail; whether it did not, and its stderr.
+fn start(args: &[String]) -> (bool, String) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_err(&args)
+}
+
 #[test]
 fn damaged_databases_certificates_and_keys_are_named_and_left_as_they_were() {
     let world = World::new(31, 35);
@@ -43,92 +65,9 @@ fn damaged_databases_certificates_and_keys_are_named_and_left_as_they_were() {
     finish_fetch(world.start_fetch(&client, &content, &world.path("a.bin")));
     client.terminate();
     server.terminate();
-    let server_args = |extra: &[&str]| {
-        let mut args = vec![
-            "server".to_owned(),
-            "--data-dir".into(),
-            path_arg(&world.path("server")),
-            "--listen".into(),
-            world.server_addr().to_string(),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        args
-    };
-    let client_args = || {
-        vec![
-            "client".to_owned(),
-            "--data-dir".into(),
-            path_arg(&world.path("client-11")),
-            "--listen".into(),
-            world.addr(11, 34760).to_string(),
-            "--server".into(),
-            world.server_addr().to_string(),
-        ]
-    };
-    let start = |args: Vec<String>| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_err(&args)
-    };
 
-    for (what, file, args, expect) in [
-        (
-            "server metadata",
-            world.path("server/meta/db"),
-            server_args(&[]),
-            "the database in",
-        ),
-        (
-            "client cache database",
-            world.path("client-11/cache/db/db"),
-            client_args(),
-            "the database in",
-        ),
-        (
-            "client certificate",
-            world.path("client-11/identity/node.pem"),
-            client_args(),
-            "identity/node.pem",
-        ),
-        (
-            "client key",
-            world.path("client-11/identity/node.key"),
-            client_args(),
-            "identity/node.key",
-        ),
-        (
-            "server CA certificate",
-            world.path("server/ca/ca.pem"),
-            server_args(&[]),
-            "ca/ca.pem",
-        ),
-    ] {
-        let kept = std::fs::read(&file).unwrap();
-        garble(&file);
-        let damaged = std::fs::read(&file).unwrap();
-        let (ok, stderr) = start(args);
-        assert!(!ok, "{what}: the node started on a damaged file");
-        let line = error_line(&stderr);
-        eprintln!("{what}: {line}");
-        assert!(line.contains(expect), "{what}: {line}");
-        assert_eq!(
-            std::fs::read(&file).unwrap(),
-            damaged,
-            "{what}: the damaged file was changed"
-        );
-        std::fs::write(&file, kept).unwrap();
-    }
-
-    // A truncated database is refused the same way.
-    let db = world.path("server/meta/db");
-    let kept = std::fs::read(&db).unwrap();
-    std::fs::write(&db, &kept[..100.min(kept.len())]).unwrap();
-    let (ok, stderr) = start(server_args(&[]));
-    assert!(!ok);
-    assert!(
-        error_line(&stderr).contains("nothing was changed"),
-        "{stderr}"
-    );
-    std::fs::write(&db, kept).unwrap();
+    each_garbled_file_is_named_and_left_as_it_was(&world);
+    a_truncated_database_is_refused(&world);
 
     // Whole again, both start, and a piece file cut short costs only the
     // pieces it lost.
@@ -148,4 +87,70 @@ fn damaged_databases_certificates_and_keys_are_named_and_left_as_they_were() {
     let out = world.path("b.bin");
     finish_fetch(world.start_fetch(&client, &content, &out));
     assert_eq!(sha256_file(&out), sha256_file(&package));
+}
+
+/// Each garbled file stops its node with one line naming it, and is left
+/// as it was; it is put back afterwards.
+fn each_garbled_file_is_named_and_left_as_it_was(world: &World) {
+    for (what, file, args, expect) in [
+        (
+            "server metadata",
+            world.path("server/meta/db"),
+            server_args(world),
+            "the database in",
+        ),
+        (
+            "client cache database",
+            world.path("client-11/cache/db/db"),
+            client_args(world),
+            "the database in",
+        ),
+        (
+            "client certificate",
+            world.path("client-11/identity/node.pem"),
+            client_args(world),
+            "identity/node.pem",
+        ),
+        (
+            "client key",
+            world.path("client-11/identity/node.key"),
+            client_args(world),
+            "identity/node.key",
+        ),
+        (
+            "server CA certificate",
+            world.path("server/ca/ca.pem"),
+            server_args(world),
+            "ca/ca.pem",
+        ),
+    ] {
+        let kept = std::fs::read(&file).unwrap();
+        garble(&file);
+        let damaged = std::fs::read(&file).unwrap();
+        let (ok, stderr) = start(&args);
+        assert!(!ok, "{what}: the node started on a damaged file");
+        let line = error_line(&stderr);
+        eprintln!("{what}: {line}");
+        assert!(line.contains(expect), "{what}: {line}");
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            damaged,
+            "{what}: the damaged file was changed"
+        );
+        std::fs::write(&file, kept).unwrap();
+    }
+}
+
+/// A truncated database is refused the same way; it is put back after.
+fn a_truncated_database_is_refused(world: &World) {
+    let db = world.path("server/meta/db");
+    let kept = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &kept[..100.min(kept.len())]).unwrap();
+    let (ok, stderr) = start(&server_args(world));
+    assert!(!ok);
+    assert!(
+        error_line(&stderr).contains("nothing was changed"),
+        "{stderr}"
+    );
+    std::fs::write(&db, kept).unwrap();
 }

@@ -84,6 +84,34 @@ fn signed_url(s: &Setup, path: &str, expires: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A signed URL works for anyone until it expires; a changed one never,
+/// and `sign` refuses what it must not sign.
+fn a_signed_url_works_for_anyone_until_it_expires(s: &Setup, url: &str) {
+    let signed = signed_url(s, "/pkg.bin", "3s");
+    assert!(signed.starts_with(url), "{signed}");
+    assert_eq!(curl(None, &signed, &[]), (200, SIZE));
+    let tampered = format!("{}0", &signed[..signed.len() - 1]);
+    let tampered = if tampered == signed {
+        format!("{}1", &signed[..signed.len() - 1])
+    } else {
+        tampered
+    };
+    assert_eq!(curl(None, &tampered, &[]), (403, 0));
+    let elsewhere = signed.replace("/pkg.bin", "/unpublished.bin");
+    assert_eq!(curl(None, &elsewhere, &[]), (403, 0));
+    let (ok, out) = sign(s, "/unpublished.bin", "1h");
+    assert!(!ok);
+    assert!(
+        out.contains("is not a published file of this file storage"),
+        "{out}"
+    );
+    let (ok, out) = sign(s, "/pkg.bin", "30d");
+    assert!(!ok);
+    assert!(out.contains("between 1 second and 7 days"), "{out}");
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(curl(None, &signed, &[]), (403, 0), "expired");
+}
+
 #[test]
 fn only_members_and_signed_urls_get_a_byte_and_a_purge_withdraws_at_once() {
     let s = setup(7);
@@ -105,30 +133,7 @@ fn only_members_and_signed_urls_get_a_byte_and_a_purge_withdraws_at_once() {
         .1,
         0
     );
-    // A signed URL works for anyone until it expires; a changed one never.
-    let signed = signed_url(&s, "/pkg.bin", "3s");
-    assert!(signed.starts_with(&url), "{signed}");
-    assert_eq!(curl(None, &signed, &[]), (200, SIZE));
-    let tampered = format!("{}0", &signed[..signed.len() - 1]);
-    let tampered = if tampered == signed {
-        format!("{}1", &signed[..signed.len() - 1])
-    } else {
-        tampered
-    };
-    assert_eq!(curl(None, &tampered, &[]), (403, 0));
-    let elsewhere = signed.replace("/pkg.bin", "/unpublished.bin");
-    assert_eq!(curl(None, &elsewhere, &[]), (403, 0));
-    let (ok, out) = sign(&s, "/unpublished.bin", "1h");
-    assert!(!ok);
-    assert!(
-        out.contains("is not a published file of this file storage"),
-        "{out}"
-    );
-    let (ok, out) = sign(&s, "/pkg.bin", "30d");
-    assert!(!ok);
-    assert!(out.contains("between 1 second and 7 days"), "{out}");
-    std::thread::sleep(Duration::from_millis(3100));
-    assert_eq!(curl(None, &signed, &[]), (403, 0), "expired");
+    a_signed_url_works_for_anyone_until_it_expires(&s, &url);
 
     // A confidential package is no different: members only.
     let secret = s.world.path("storage/secret.bin");

@@ -158,14 +158,13 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
         .unwrap();
     let id: ContentId = content.parse().unwrap();
     let insider = common::pki::joined_identity(&world, "insider", world.addr(50, 0).ip());
-    let (admitted, refused, streams, taken, during, (pieces, busy, cut, storm_time)) =
-        rt.block_on(flood(
-            world.addr(11, 34760),
-            world.addr(50, 0),
-            id,
-            target.child.id(),
-            &insider,
-        ));
+    let (admitted, refused, streams, taken, during, storm) = rt.block_on(flood(
+        world.addr(11, 34760),
+        world.addr(50, 0),
+        id,
+        target.child.id(),
+        &insider,
+    ));
     eprintln!(
         "admitted {admitted}, refused {refused}, streams {streams}, junk taken {taken} bytes; \
          rss {} -> {} KiB, fds {} -> {}",
@@ -174,22 +173,7 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
     assert_eq!(admitted, CAP, "only the cap's worth of connections");
     assert_eq!(refused, 100 - CAP);
     assert!(streams >= 900, "streams were opened and dropped: {streams}");
-    eprintln!(
-        "request storm: {pieces} pieces, {busy} refused as busy, {cut} cut off with the connection in {storm_time:?}"
-    );
-    assert_eq!(pieces + busy + cut, 200);
-    assert!(
-        cut > 0,
-        "a peer that keeps on over its rate is disconnected"
-    );
-    // A full bucket (RATE requests), then RATE a second.
-    let millis = u64::try_from(storm_time.as_millis()).unwrap();
-    let allowed = RATE + millis * RATE / 1000 + 1;
-    assert!(
-        pieces <= allowed,
-        "{pieces} pieces in {storm_time:?}: over the rate"
-    );
-    assert!(busy > 0, "the excess was refused");
+    the_request_storm_was_held_to_the_rate(storm);
     assert!(
         during.0 < before.0 + 64 * 1024,
         "memory stayed bounded: {} -> {} KiB",
@@ -215,6 +199,30 @@ fn a_flooding_peer_gets_bounded_resources_and_the_client_keeps_serving() {
         Some(SIZE as u64),
         "every piece came from the flooded client"
     );
+}
+
+/// Of a storm of 200 piece requests on one connection, no more were
+/// served than the rate allows; the rest were refused as busy, then the
+/// connection was cut off.
+fn the_request_storm_was_held_to_the_rate(
+    (pieces, busy, cut, storm_time): (u64, u64, u64, Duration),
+) {
+    eprintln!(
+        "request storm: {pieces} pieces, {busy} refused as busy, {cut} cut off with the connection in {storm_time:?}"
+    );
+    assert_eq!(pieces + busy + cut, 200);
+    assert!(
+        cut > 0,
+        "a peer that keeps on over its rate is disconnected"
+    );
+    // A full bucket (RATE requests), then RATE a second.
+    let millis = u64::try_from(storm_time.as_millis()).unwrap();
+    let allowed = RATE + millis * RATE / 1000 + 1;
+    assert!(
+        pieces <= allowed,
+        "{pieces} pieces in {storm_time:?}: over the rate"
+    );
+    assert!(busy > 0, "the excess was refused");
 }
 
 /// Sends `total` bytes of junk in 1,200-byte datagrams from `from`, round

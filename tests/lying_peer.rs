@@ -12,7 +12,7 @@ mod common;
 use serde_json::Value;
 
 use common::origin::{OriginOptions, TestOrigin};
-use common::{World, finish_fetch, make_package, sha256_file, shell, wait_until};
+use common::{Node, World, finish_fetch, make_package, sha256_file, shell, wait_until};
 
 const SIZE: usize = 32 * 1024 * 1024;
 
@@ -53,31 +53,7 @@ fn a_peer_serving_bad_bytes_is_struck_banned_at_two_and_reported() {
     assert_eq!(sha256_file(&out), sha, "no bad byte reached the output");
 
     let status = victim.status();
-    let rejected = status["counters"]["pieces_rejected"].as_u64().unwrap();
-    assert!(rejected >= 2, "every bad piece was rejected: {rejected}");
-    let strikes = status["strikes"].as_array().unwrap();
-    assert_eq!(strikes.len(), 1, "only the liar was struck: {strikes:?}");
-    let strike = &strikes[0];
-    assert_eq!(strike["peer"], liar_id.as_str());
-    assert_eq!(strike["banned"], true);
-    assert_eq!(
-        strike["strikes"].as_u64(),
-        Some(rejected),
-        "each rejected piece is a strike"
-    );
-    let evidence = strike["evidence"][0]["error"].as_str().unwrap();
-    assert!(
-        evidence.contains("hash mismatch: expected") && evidence.contains(", got "),
-        "the evidence names both hashes: {evidence}"
-    );
-    assert_eq!(strike["evidence"][0]["content"], content.as_str());
-
-    // The same in the debug shell.
-    let (ok, out) = shell(&victim.data_dir, "status");
-    assert!(ok, "{out}");
-    let shown: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(shown["strikes"][0]["banned"], true);
-
+    the_liar_was_struck_and_banned(&victim, &liar_id, &content);
     // The server took the report and keeps the liar from the office.
     wait_until(
         "the server lists the ban",
@@ -112,4 +88,34 @@ fn a_peer_serving_bad_bytes_is_struck_banned_at_two_and_reported() {
     let status = late.status();
     assert_eq!(status["counters"]["pieces_rejected"].as_u64(), Some(0));
     assert_eq!(status["strikes"], serde_json::json!([]));
+}
+
+/// The victim rejected every bad piece, struck only the liar once per
+/// piece, banned it, and keeps the evidence; its debug shell says so too.
+fn the_liar_was_struck_and_banned(victim: &Node, liar_id: &str, content: &str) {
+    let status = victim.status();
+    let rejected = status["counters"]["pieces_rejected"].as_u64().unwrap();
+    assert!(rejected >= 2, "every bad piece was rejected: {rejected}");
+    let strikes = status["strikes"].as_array().unwrap();
+    assert_eq!(strikes.len(), 1, "only the liar was struck: {strikes:?}");
+    let strike = &strikes[0];
+    assert_eq!(strike["peer"], liar_id);
+    assert_eq!(strike["banned"], true);
+    assert_eq!(
+        strike["strikes"].as_u64(),
+        Some(rejected),
+        "each rejected piece is a strike"
+    );
+    let evidence = strike["evidence"][0]["error"].as_str().unwrap();
+    assert!(
+        evidence.contains("hash mismatch: expected") && evidence.contains(", got "),
+        "the evidence names both hashes: {evidence}"
+    );
+    assert_eq!(strike["evidence"][0]["content"], content);
+
+    // The same in the debug shell.
+    let (ok, out) = shell(&victim.data_dir, "status");
+    assert!(ok, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["strikes"][0]["banned"], true);
 }

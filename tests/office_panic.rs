@@ -12,6 +12,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ async fn probe(
     times
 }
 
-fn actor(data_dir: &std::path::Path, name: &str) -> Option<Value> {
+fn actor(data_dir: &Path, name: &str) -> Option<Value> {
     let (ok, out) = shell(data_dir, "actors");
     assert!(ok, "{out}");
     let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -120,23 +121,8 @@ fn a_panicked_office_restarts_its_transfer_completes_and_the_other_office_never_
     }
     let content = world.publish(&package, &[origin.url("package.bin")]);
     let content_id: ContentId = content.parse().unwrap();
-    let probers: Vec<(Identity, SocketAddr)> = [(2, "east"), (3, "west")]
-        .into_iter()
-        .map(|(net, office)| {
-            let from: SocketAddr = format!("127.40.{net}.200:0").parse().unwrap();
-            let identity =
-                common::pki::joined_identity(&world, &format!("prober-{office}"), from.ip());
-            (identity, from)
-        })
-        .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let server_addr = world.server_addr();
-    let probing = common::pki::in_background(
-        probers
-            .into_iter()
-            .map(|(identity, from)| probe(identity, from, server_addr, content_id, stop.clone()))
-            .collect(),
-    );
+    let probing = start_probers(&world, content_id, &stop);
 
     let mut fetches = start_fetches(&world, clients.iter(), &content);
     let pieces = |i: usize| have_pieces(&clients[i].status());
@@ -154,18 +140,7 @@ fn a_panicked_office_restarts_its_transfer_completes_and_the_other_office_never_
     common::wait_until("east's office restarted", Duration::from_secs(20), || {
         actor(&server.data_dir, "office-east").is_some_and(|a| a["restarts"] == 1)
     });
-    let west = actor(&server.data_dir, "office-west").expect("west's office is listed");
-    assert_eq!(west["restarts"], 0, "{west}");
-    // The shell draws each office under the office above it.
-    assert_eq!(west["parent"], "office-hq", "{west}");
-    let hq = actor(&server.data_dir, "office-hq").expect("hq's office is listed");
-    assert_eq!(hq["parent"], "directory", "{hq}");
-    // Each office says how many clients it has (its sessions are rows).
-    let clients = west["note"]
-        .as_str()
-        .and_then(|n| n.strip_suffix(" clients"))
-        .and_then(|n| n.parse::<u32>().ok());
-    assert!(clients.is_some_and(|n| n >= 2), "{west}");
+    the_shell_draws_the_office_tree(&server.data_dir);
     finish_fetches(fetches, &sha);
     stop.store(true, Ordering::Relaxed);
     let times = probing.join().unwrap();
@@ -193,4 +168,40 @@ fn a_panicked_office_restarts_its_transfer_completes_and_the_other_office_never_
         "{}",
         server.log()
     );
+}
+
+/// A prober in east's and one in west's office, on a thread of their own
+/// until `stop`; the thread returns each one's answer times.
+fn start_probers(
+    world: &World,
+    content: ContentId,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Times>> {
+    let server_addr = world.server_addr();
+    let probers = [(2, "east"), (3, "west")]
+        .into_iter()
+        .map(|(net, office)| {
+            let from: SocketAddr = format!("127.40.{net}.200:0").parse().unwrap();
+            let identity =
+                common::pki::joined_identity(world, &format!("prober-{office}"), from.ip());
+            probe(identity, from, server_addr, content, stop.clone())
+        })
+        .collect();
+    common::pki::in_background(probers)
+}
+
+/// West's office never restarted; the shell draws each office under the
+/// office above it, and says how many clients it has (its sessions are
+/// rows).
+fn the_shell_draws_the_office_tree(server_dir: &Path) {
+    let west = actor(server_dir, "office-west").expect("west's office is listed");
+    assert_eq!(west["restarts"], 0, "{west}");
+    assert_eq!(west["parent"], "office-hq", "{west}");
+    let hq = actor(server_dir, "office-hq").expect("hq's office is listed");
+    assert_eq!(hq["parent"], "directory", "{hq}");
+    let clients = west["note"]
+        .as_str()
+        .and_then(|n| n.strip_suffix(" clients"))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(clients.is_some_and(|n| n >= 2), "{west}");
 }

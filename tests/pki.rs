@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -51,37 +52,8 @@ fn assert_got_nothing(world: &World, outsider: &Node, content: &str) {
 fn only_nodes_the_cluster_ca_signed_take_part() {
     let world = World::new(38, 1);
     let ca = world.path("ca");
-    let made = pki(&["init", &path_arg(&ca)]);
-    assert!(made.contains("ca.pem"), "{made}");
-    // A second init on the same directory is refused.
-    let again = run(&["pki".into(), "init".into(), path_arg(&ca)]);
-    assert!(!again.status.success());
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
     let other_ca = world.path("other-ca");
-    pki(&["init", &path_arg(&other_ca)]);
-    // Eve's certificate is revoked before the others are issued, so the
-    // `[tls]` sections printed for them name the revocation list.
-    let eve_config = config_with_certificate(&world, &ca, "client", "eve");
-    let revoked = pki(&["revoke", "--ca", &path_arg(&ca), "--name", "eve"]);
-    assert!(revoked.contains("crl.pem"), "{revoked}");
-    let unknown = run(&[
-        "pki".into(),
-        "revoke".into(),
-        "--ca".into(),
-        path_arg(&ca),
-        "--name".into(),
-        "nobody".into(),
-    ]);
-    assert!(
-        String::from_utf8_lossy(&unknown.stderr).contains("no certificate was issued to `nobody`"),
-        "{}",
-        String::from_utf8_lossy(&unknown.stderr)
-    );
-
+    let eve_config = the_cas_are_made_and_eve_revoked(&world, &ca, &other_ca);
     let package = world.path("package.bin");
     let sha = make_package(&package, SIZE, 38);
     let origin = TestOrigin::start(world.addr(2, 0), package.clone(), OriginOptions::default());
@@ -111,10 +83,63 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
         assert_eq!(sha256_file(&out), sha, "{}", client.name);
     }
 
-    // Another CA's certificate (while trusting the cluster's CA, so it is
-    // the server and the peers that refuse it), and none at all: refused
-    // everywhere.
-    let foreign = config_with_certificate(&world, &other_ca, "client", "mallory");
+    outsiders_get_nothing(&world, &ca, &other_ca, &eve_config, &content);
+    assert_eq!(
+        server.client_names(),
+        ["a", "b"],
+        "only the CA's clients registered"
+    );
+    a_client_certificate_cannot_pose_as_the_server(&world, &ca);
+}
+
+/// `pki init` makes the cluster's CA and another, and refuses to
+/// overwrite one; `pki revoke` revokes eve and refuses a name it never
+/// issued. Returns eve's config.
+fn the_cas_are_made_and_eve_revoked(world: &World, ca: &Path, other_ca: &Path) -> String {
+    let made = pki(&["init", &path_arg(ca)]);
+    assert!(made.contains("ca.pem"), "{made}");
+    // A second init on the same directory is refused.
+    let again = run(&["pki".into(), "init".into(), path_arg(ca)]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    pki(&["init", &path_arg(other_ca)]);
+    // Eve's certificate is revoked before the others are issued, so the
+    // `[tls]` sections printed for them name the revocation list.
+    let eve_config = config_with_certificate(world, ca, "client", "eve");
+    let revoked = pki(&["revoke", "--ca", &path_arg(ca), "--name", "eve"]);
+    assert!(revoked.contains("crl.pem"), "{revoked}");
+    let unknown = run(&[
+        "pki".into(),
+        "revoke".into(),
+        "--ca".into(),
+        path_arg(ca),
+        "--name".into(),
+        "nobody".into(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no certificate was issued to `nobody`"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
+    eve_config
+}
+
+/// Another CA's certificate (while trusting the cluster's CA, so it is
+/// the server and the peers that refuse it), none at all, and a revoked
+/// one: refused everywhere.
+fn outsiders_get_nothing(
+    world: &World,
+    ca: &Path,
+    other_ca: &Path,
+    eve_config: &str,
+    content: &str,
+) {
+    let foreign = config_with_certificate(world, other_ca, "client", "mallory");
     let text = std::fs::read_to_string(&foreign).unwrap();
     let trusting = text.replace(
         &path_arg(&other_ca.join("ca.pem")),
@@ -141,25 +166,20 @@ fn only_nodes_the_cluster_ca_signed_take_part() {
         "eve",
         world.addr(15, 34760),
         world.server_addr(),
-        &["--config", &eve_config],
+        &["--config", eve_config],
     );
     for outsider in [&mallory, &anonymous, &eve] {
-        assert_got_nothing(&world, outsider, &content);
+        assert_got_nothing(world, outsider, content);
     }
-    let names: Vec<String> = server.status()["registry"]["clients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(names, ["a", "b"], "only the CA's clients registered");
+}
 
-    // A client certificate cannot pose as the server: a "server" holding
-    // one is refused by the clients.
-    let imposter_config = config_with_certificate(&world, &ca, "client", "imposter");
+/// A client certificate cannot pose as the server: a "server" holding
+/// one is refused by the clients.
+fn a_client_certificate_cannot_pose_as_the_server(world: &World, ca: &Path) {
+    let imposter_config = config_with_certificate(world, ca, "client", "imposter");
     let imposter_world = World::new(38, 2);
     let imposter = imposter_world.server_with(&["--config", &imposter_config]);
-    let victim_config = config_with_certificate(&world, &ca, "client", "victim");
+    let victim_config = config_with_certificate(world, ca, "client", "victim");
     let victim = imposter_world.client_at(
         "victim",
         imposter_world.addr(11, 34760),

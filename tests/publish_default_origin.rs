@@ -45,27 +45,7 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
         "the origin is the package's URL in the file storage"
     );
 
-    let prestage = std::process::Command::new(bin())
-        .args([
-            "fetch",
-            "--quiet",
-            "--data-dir",
-            &path_arg(&client.data_dir),
-            &content,
-        ])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&prestage.stderr);
-    assert!(prestage.status.success(), "{said}");
-    assert!(
-        said.starts_with(&format!("cached {content}: 3.0 MiB")),
-        "{said}"
-    );
-    assert_eq!(
-        client.status()["contents"][0]["have"],
-        4,
-        "held in the cache"
-    );
+    prestaging_caches_the_package(&client, &content);
 
     let out = world.path("tool.out");
     finish_fetch(world.start_fetch(&client, &content, &out));
@@ -93,6 +73,31 @@ fn publish_without_origin_uses_the_servers_file_storage_url() {
             "restarted: {restarted}"
         );
     }
+}
+
+/// `fetch --quiet` without an output caches the package (pre-staging).
+fn prestaging_caches_the_package(client: &common::Node, content: &str) {
+    let prestage = std::process::Command::new(bin())
+        .args([
+            "fetch",
+            "--quiet",
+            "--data-dir",
+            &path_arg(&client.data_dir),
+            content,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&prestage.stderr);
+    assert!(prestage.status.success(), "{said}");
+    assert!(
+        said.starts_with(&format!("cached {content}: 3.0 MiB")),
+        "{said}"
+    );
+    assert_eq!(
+        client.status()["contents"][0]["have"],
+        4,
+        "held in the cache"
+    );
 }
 
 /// The status code of a HEAD request to the file storage, made over

@@ -135,24 +135,7 @@ fn twenty_kills(seed: u64, b: u8) {
     );
     let mut server = world.server();
     world.import_topology(&sheet(b));
-    let mut members: Vec<Member> = Vec::new();
-    for (office, net) in OFFICES {
-        for host in [11, 12] {
-            let listen = format!("127.{b}.{net}.{host}:34760");
-            let name = format!("{office}-{host}");
-            let node = Member::start(&world, &name, &listen);
-            members.push(Member {
-                office,
-                listen,
-                node,
-                fetch: None,
-                restarted_with: None,
-            });
-        }
-    }
-    for member in &members {
-        world.wait_registered(&member.node);
-    }
+    let mut members = start_members(&world, b);
     let content = world.publish(&package, &[origin.url("package.bin")]);
     for member in &mut members {
         member.fetched(&world, &content);
@@ -171,53 +154,17 @@ fn twenty_kills(seed: u64, b: u8) {
         if downloading > 0 {
             during_download += 1;
         }
+        let round = format!("round {round} ({downloading} clients downloading)");
         // One round in five hits the server.
         if dice.below(5) == 0 {
-            server.kill();
-            eprintln!("round {round}: killed the server ({downloading} clients downloading)");
-            std::thread::sleep(Duration::from_millis(dice.below(1000)));
-            server = world.server();
-            let contents = server.status()["registry"]["contents"].clone();
-            assert!(
-                contents
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|c| c["id"] == content.as_str()),
-                "round {round}: the restarted server forgot the content: {contents}"
-            );
+            server = kill_the_server(&world, server, &mut dice, &content);
+            eprintln!("{round}: killed the server");
             continue;
         }
         let victim = &mut members[usize::try_from(dice.below(8)).unwrap()];
-        let before = victim.node.status();
-        victim.node.kill();
-        duplicates += before["counters"]["pieces_again"].as_u64().unwrap();
-        let name = victim.node.name.clone();
-        victim.node = Member::start(&world, &name, &victim.listen);
-        let found = victim.node.start_check();
-        let checked = &found["done"];
-        assert!(
-            checked["corrupt"].as_array().is_some_and(Vec::is_empty),
-            "round {round}: {name}'s start-up check: {found}"
-        );
-        // The check read every piece the cache held at the start; the
-        // download resumed by itself meanwhile and may hold more now.
-        let held = checked["pieces"].as_u64().unwrap();
-        assert!(
-            have_pieces(&victim.node.status()) >= held,
-            "round {round}: {name} checked every piece it holds"
-        );
-        assert!(
-            held >= have_pieces(&before),
-            "round {round}: {name} lost stored pieces in the kill"
-        );
-        victim.restarted_with = Some(held);
+        let (held, twice) = kill_a_client(&world, victim, &round);
         pieces_checked += held;
-        eprintln!(
-            "round {round}: killed {name} with {} pieces stored ({downloading} clients downloading); \
-             it restarted holding {held}, all sound",
-            have_pieces(&before)
-        );
+        duplicates += twice;
     }
 
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -226,38 +173,7 @@ fn twenty_kills(seed: u64, b: u8) {
         std::thread::sleep(Duration::from_millis(200));
     }
     for member in &members {
-        assert_eq!(
-            sha256_file(&member.out(&world)),
-            sha,
-            "{}",
-            member.node.name
-        );
-        let status = member.node.status();
-        duplicates += status["counters"]["pieces_again"].as_u64().unwrap();
-        if let Some(held) = member.restarted_with {
-            let log = member.node.log();
-            let started = log
-                .lines()
-                .find(|l| l.contains("transfer started"))
-                .unwrap_or_default()
-                .to_owned();
-            assert!(
-                started.contains(&format!(" have={held} ")),
-                "{}'s last transfer did not start from the {held} pieces it held: {started}",
-                member.node.name
-            );
-        }
-        assert_eq!(
-            status["counters"]["pieces_rejected"], 0,
-            "{}",
-            member.node.name
-        );
-        assert_eq!(have_pieces(&status), PIECES);
-        assert_eq!(
-            status["office"]["name"], member.office,
-            "{}",
-            member.node.name
-        );
+        duplicates += every_copy_is_right(&world, member, &sha);
     }
     eprintln!(
         "{ROUNDS} rounds, {during_download} while clients were still downloading; \
@@ -272,4 +188,104 @@ fn twenty_kills(seed: u64, b: u8) {
         during_download >= ROUNDS / 2,
         "most kills landed during the download"
     );
+}
+
+/// Two clients in each office, registered.
+fn start_members(world: &World, b: u8) -> Vec<Member> {
+    let mut members: Vec<Member> = Vec::new();
+    for (office, net) in OFFICES {
+        for host in [11, 12] {
+            let listen = format!("127.{b}.{net}.{host}:34760");
+            let name = format!("{office}-{host}");
+            let node = Member::start(world, &name, &listen);
+            members.push(Member {
+                office,
+                listen,
+                node,
+                fetch: None,
+                restarted_with: None,
+            });
+        }
+    }
+    for member in &members {
+        world.wait_registered(&member.node);
+    }
+    members
+}
+
+/// Kills the server and starts it again after a random pause; it still
+/// knows the content.
+fn kill_the_server(world: &World, mut server: Node, dice: &mut Dice, content: &str) -> Node {
+    server.kill();
+    std::thread::sleep(Duration::from_millis(dice.below(1000)));
+    let server = world.server();
+    let contents = server.status()["registry"]["contents"].clone();
+    assert!(
+        contents
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == content),
+        "the restarted server forgot the content: {contents}"
+    );
+    server
+}
+
+/// Kills a client and starts it again: its start-up check finds nothing
+/// corrupt and every piece it held. Returns the pieces it held and those
+/// that had arrived twice before the kill.
+fn kill_a_client(world: &World, victim: &mut Member, round: &str) -> (u64, u64) {
+    let before = victim.node.status();
+    victim.node.kill();
+    let twice = before["counters"]["pieces_again"].as_u64().unwrap();
+    let name = victim.node.name.clone();
+    victim.node = Member::start(world, &name, &victim.listen);
+    let found = victim.node.start_check();
+    let checked = &found["done"];
+    assert!(
+        checked["corrupt"].as_array().is_some_and(Vec::is_empty),
+        "{round}: {name}'s start-up check: {found}"
+    );
+    // The check read every piece the cache held at the start; the
+    // download resumed by itself meanwhile and may hold more now.
+    let held = checked["pieces"].as_u64().unwrap();
+    assert!(
+        have_pieces(&victim.node.status()) >= held,
+        "{round}: {name} checked every piece it holds"
+    );
+    assert!(
+        held >= have_pieces(&before),
+        "{round}: {name} lost stored pieces in the kill"
+    );
+    victim.restarted_with = Some(held);
+    eprintln!(
+        "{round}: killed {name} with {} pieces stored; it restarted holding {held}, all sound",
+        have_pieces(&before)
+    );
+    (held, twice)
+}
+
+/// The member's copy is the package, its last transfer started from what
+/// it held after its kill, and nothing was rejected. Returns the pieces
+/// that arrived twice.
+fn every_copy_is_right(world: &World, member: &Member, sha: &str) -> u64 {
+    let name = &member.node.name;
+    assert_eq!(sha256_file(&member.out(world)), sha, "{name}");
+    let status = member.node.status();
+    if let Some(held) = member.restarted_with {
+        let log = member.node.log();
+        let started = log
+            .lines()
+            .find(|l| l.contains("transfer started"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            started.contains(&format!(" have={held} ")),
+            "{name}'s last transfer did not start from the {held} pieces it held: {started}"
+        );
+    }
+    assert_eq!(status["counters"]["pieces_rejected"], 0, "{name}");
+    assert_eq!(have_pieces(&status), PIECES);
+    assert_eq!(status["office"]["name"], member.office, "{name}");
+    status["counters"]["pieces_again"].as_u64().unwrap()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
 use common::pki::{config_with_certificate, config_with_certificate_and, pki};
-use common::{World, finish_fetch, make_package, path_arg, sha256_file, wait_until};
+use common::{Node, World, finish_fetch, make_package, path_arg, sha256_file, wait_until};
 
 const SIZE: usize = 8 * 1024 * 1024;
 
@@ -60,29 +60,7 @@ fn a_revoked_node_is_cut_off_without_restarting_anyone() {
     }
 
     pki(&["revoke", "--ca", &path_arg(&ca), "--name", "c"]);
-    wait_until(
-        "the server closes c's connection",
-        Duration::from_secs(15),
-        || c.status()["registered"] == false,
-    );
-    wait_until("a and b take the new list", Duration::from_secs(15), || {
-        [&a, &b]
-            .iter()
-            .all(|n| n.log().contains("took the server's revocation list"))
-    });
-    assert!(
-        server.log().contains("revocation list reloaded"),
-        "{}",
-        server.log()
-    );
-    wait_until(
-        "a closes the connection c opened to it",
-        Duration::from_secs(5),
-        || {
-            a.log()
-                .contains("closing a connection: the peer's certificate was revoked")
-        },
-    );
+    everyone_takes_the_new_list_at_once(&server, &a, &b, &c);
 
     let second_content = world.publish(&second, &[second_origin.url("second.bin")]);
     let out = world.path("a-second.out");
@@ -109,4 +87,32 @@ fn a_revoked_node_is_cut_off_without_restarting_anyone() {
     finish_fetch(world.start_fetch(&b, &second_content, &out));
     assert_eq!(sha256_file(&out), second_sha);
     assert!(b.status()["counters"]["from_peers"].as_u64().unwrap() > 0);
+}
+
+/// The server cuts c off and tells the clients, which take the new list
+/// and close the connection c had opened: no one restarts.
+fn everyone_takes_the_new_list_at_once(server: &Node, a: &Node, b: &Node, c: &Node) {
+    wait_until(
+        "the server closes c's connection",
+        Duration::from_secs(15),
+        || c.status()["registered"] == false,
+    );
+    wait_until("a and b take the new list", Duration::from_secs(15), || {
+        [a, b]
+            .iter()
+            .all(|n| n.log().contains("took the server's revocation list"))
+    });
+    assert!(
+        server.log().contains("revocation list reloaded"),
+        "{}",
+        server.log()
+    );
+    wait_until(
+        "a closes the connection c opened to it",
+        Duration::from_secs(5),
+        || {
+            a.log()
+                .contains("closing a connection: the peer's certificate was revoked")
+        },
+    );
 }

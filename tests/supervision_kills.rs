@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::origin::{OriginOptions, TestOrigin};
@@ -41,7 +42,7 @@ fn scrape(addr: &str) -> String {
     response
 }
 
-fn actor(data_dir: &std::path::Path, name: &str) -> Value {
+fn actor(data_dir: &Path, name: &str) -> Value {
     let (ok, out) = shell(data_dir, "actors");
     assert!(ok, "{out}");
     let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -93,63 +94,10 @@ fn kill_every_kind(subnet: u8, how: &str) {
     let mut fetches = start_fetches(&world, &clients, &content);
 
     let victim = &clients[0].data_dir;
-    let (ok, out) = shell(victim, "kill nobody");
-    assert!(!ok && out.contains("no actor `nobody`"), "{out}");
-    let (ok, out) = shell(victim, "kill store sideways");
-    assert!(
-        !ok && out.contains("kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]"),
-        "{out}"
-    );
-    let (ok, out) = shell(victim, "frobnicate");
-    assert!(!ok && out.contains("unknown command `frobnicate`"), "{out}");
-    for name in KILLS {
-        let (ok, out) = shell(victim, &format!("kill {name} {how}"));
-        assert!(ok, "kill {name}: {out}");
-        wait_until(
-            &format!("{name} restarted"),
-            Duration::from_secs(20),
-            || {
-                let a = actor(victim, name);
-                a["restarts"] == 1 && a["alive"] == true
-            },
-        );
-        let cause = actor(victim, name)["last_cause"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let expected = if how == "panic" {
-            "panicked: killed on request"
-        } else {
-            "stopped"
-        };
-        assert!(cause.starts_with(expected), "{name}: {cause}");
-    }
-    // The short-lived kinds: a transfer and a peer session.
+    the_shell_refuses_what_it_does_not_know(victim);
+    kill_top_level_actors(victim, how);
     for kind in ["transfer", "peer-session"] {
-        let mut name = String::new();
-        wait_until(
-            &format!("a {kind} is listed"),
-            Duration::from_secs(20),
-            || {
-                let (ok, out) = shell(victim, "actors");
-                assert!(ok, "{out}");
-                let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
-                match actors.iter().find(|a| a["kind"] == kind) {
-                    Some(a) => {
-                        name = a["name"].as_str().unwrap().to_owned();
-                        true
-                    }
-                    None => false,
-                }
-            },
-        );
-        let (ok, out) = shell(victim, &format!("kill {name} {how}"));
-        assert!(ok, "kill {name}: {out}");
-        wait_until(
-            &format!("{name} restarted"),
-            Duration::from_secs(20),
-            || actor(victim, &name)["restarts"] == 1,
-        );
+        kill_one_of(victim, kind, how);
     }
     let running = fetches
         .iter_mut()
@@ -174,7 +122,88 @@ fn kill_every_kind(subnet: u8, how: &str) {
     assert!(!ok && out.contains("cannot use that log filter"), "{out}");
 
     finish_fetches(fetches, &sha);
-    let scraped = scrape(&metrics_addr);
+    mailboxes_and_peers_are_shown(victim, &metrics_addr);
+    restarts_and_bytes_are_in_the_metrics(&metrics_addr);
+    assert!(
+        clients[0].log().contains(" DEBUG "),
+        "debug lines appear after `log`"
+    );
+    for name in KILLS {
+        assert_eq!(actor(victim, name)["restarts"], 1, "{name} restarted once");
+    }
+}
+
+fn the_shell_refuses_what_it_does_not_know(victim: &Path) {
+    let (ok, out) = shell(victim, "kill nobody");
+    assert!(!ok && out.contains("no actor `nobody`"), "{out}");
+    let (ok, out) = shell(victim, "kill store sideways");
+    assert!(
+        !ok && out.contains("kill ACTOR [stop|panic|panic-blocking|panic-reply|panic-task]"),
+        "{out}"
+    );
+    let (ok, out) = shell(victim, "frobnicate");
+    assert!(!ok && out.contains("unknown command `frobnicate`"), "{out}");
+}
+
+/// Kills every top-level actor `how`, each restarted once with the cause.
+fn kill_top_level_actors(victim: &Path, how: &str) {
+    let expected = if how == "panic" {
+        "panicked: killed on request"
+    } else {
+        "stopped"
+    };
+    for name in KILLS {
+        let (ok, out) = shell(victim, &format!("kill {name} {how}"));
+        assert!(ok, "kill {name}: {out}");
+        wait_until(
+            &format!("{name} restarted"),
+            Duration::from_secs(20),
+            || {
+                let a = actor(victim, name);
+                a["restarts"] == 1 && a["alive"] == true
+            },
+        );
+        let cause = actor(victim, name)["last_cause"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(cause.starts_with(expected), "{name}: {cause}");
+    }
+}
+
+/// Kills the first actor of a short-lived `kind` (a transfer, a peer
+/// session) once one is listed; it is restarted once.
+fn kill_one_of(victim: &Path, kind: &str, how: &str) {
+    let mut name = String::new();
+    wait_until(
+        &format!("a {kind} is listed"),
+        Duration::from_secs(20),
+        || {
+            let (ok, out) = shell(victim, "actors");
+            assert!(ok, "{out}");
+            let actors: Vec<Value> = serde_json::from_str(&out).unwrap();
+            match actors.iter().find(|a| a["kind"] == kind) {
+                Some(a) => {
+                    name = a["name"].as_str().unwrap().to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let (ok, out) = shell(victim, &format!("kill {name} {how}"));
+    assert!(ok, "kill {name}: {out}");
+    wait_until(
+        &format!("{name} restarted"),
+        Duration::from_secs(20),
+        || actor(victim, &name)["restarts"] == 1,
+    );
+}
+
+/// Every actor's mailbox numbers in the shell and the metrics; the peers
+/// moved bytes.
+fn mailboxes_and_peers_are_shown(victim: &Path, metrics_addr: &str) {
+    let scraped = scrape(metrics_addr);
     assert!(
         scraped.contains("branchline_actor_mailbox_capacity{actor=\"store\",kind=\"store\"} 256"),
         "{scraped}"
@@ -208,7 +237,12 @@ fn kill_every_kind(subnet: u8, how: &str) {
             .any(|p| p["received"].as_u64().unwrap() + p["served"].as_u64().unwrap() > 0),
         "peers moved bytes: {out}"
     );
-    let metrics = scrape(&metrics_addr);
+}
+
+/// Each killed actor's restart, and the byte and transfer families, in
+/// OpenMetrics text.
+fn restarts_and_bytes_are_in_the_metrics(metrics_addr: &str) {
+    let metrics = scrape(metrics_addr);
     for name in KILLS {
         let line = format!("branchline_actor_restarts_total{{actor=\"{name}\",");
         let sample = metrics
@@ -217,28 +251,13 @@ fn kill_every_kind(subnet: u8, how: &str) {
             .unwrap_or_else(|| panic!("{line} missing"));
         assert!(sample.ends_with(" 1"), "{sample}");
     }
-    assert!(
-        metrics.contains("# TYPE branchline_received_bytes counter"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("branchline_pieces_stored_total "),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("# TYPE branchline_content_received_bytes counter"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("branchline_transfers{state=\"done\"} 1"),
-        "{metrics}"
-    );
-    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text: {metrics}");
-    assert!(
-        clients[0].log().contains(" DEBUG "),
-        "debug lines appear after `log`"
-    );
-    for name in KILLS {
-        assert_eq!(actor(victim, name)["restarts"], 1, "{name} restarted once");
+    for expected in [
+        "# TYPE branchline_received_bytes counter",
+        "branchline_pieces_stored_total ",
+        "# TYPE branchline_content_received_bytes counter",
+        "branchline_transfers{state=\"done\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
     }
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text: {metrics}");
 }

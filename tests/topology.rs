@@ -69,9 +69,28 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
     let before = server.status();
     assert_eq!(office_of(&before, "br-laptop").0, "auto-127.32.2.0/24");
 
+    import_places_and_elects(&world, &server, &clients);
+    the_tree_is_shown(&world);
+    let first = export_round_trips(&world);
+    bad_sheets_change_nothing(&world, &first);
+
+    // The topology is durable: a restarted server has it.
+    server.kill();
+    drop(server);
+    let _server = world.server();
+    assert_eq!(export(&world), first, "the topology survived the restart");
+    assert!(
+        first.contains(",40,,,50,"),
+        "the link settings are kept, and survive too:\n{first}"
+    );
+}
+
+/// Importing the sheet moves every client into its office and elects the
+/// client its attributes rank first; the client learns it.
+fn import_places_and_elects(world: &World, server: &Node, clients: &[Node]) {
     let sheet = world.path("offices.csv");
     std::fs::write(&sheet, SHEET).unwrap();
-    let (ok, _, err) = topology(&world, &["import", &path_arg(&sheet)]);
+    let (ok, _, err) = topology(world, &["import", &path_arg(&sheet)]);
     assert!(ok, "import failed: {err}");
     assert!(err.contains("3 offices"), "{err}");
 
@@ -94,8 +113,10 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
                 && office["rvps"] == serde_json::json!([clients[2].status()["id"]])
         },
     );
+}
 
-    let (ok, tree, _) = topology(&world, &["show"]);
+fn the_tree_is_shown(world: &World) {
+    let (ok, tree, _) = topology(world, &["show"]);
     assert!(ok);
     assert!(tree.contains("hq (Default) 127.32.1.0/24"), "{tree}");
     assert!(tree.contains("  branch (Default) 127.32.2.0/24"), "{tree}");
@@ -104,26 +125,32 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
         tree.contains("auto-127.32.9.0/24 (Default, automatic)"),
         "{tree}"
     );
+}
 
-    // Export, import the export, export again: the same bytes.
-    let first = export(&world);
+/// Export, import the export, export again: the same bytes. Returns them.
+fn export_round_trips(world: &World) -> String {
+    let first = export(world);
     assert!(
         first.contains("auto-127.32.9.0/24,hq,Default,127.32.9.0/24,,1,false,,true"),
         "{first}"
     );
     let exported = world.path("exported.csv");
-    let (ok, _, err) = topology(&world, &["export", &path_arg(&exported)]);
+    let (ok, _, err) = topology(world, &["export", &path_arg(&exported)]);
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(&exported).unwrap(), first);
-    let (ok, _, err) = topology(&world, &["import", &path_arg(&exported)]);
+    let (ok, _, err) = topology(world, &["import", &path_arg(&exported)]);
     assert!(ok, "{err}");
     assert_eq!(
-        export(&world),
+        export(world),
         first,
         "export, import, export gives the same file"
     );
 
-    // Bad spreadsheets: refused with line numbers, nothing changes.
+    first
+}
+
+/// Bad spreadsheets: refused with line numbers, nothing changes.
+fn bad_sheets_change_nothing(world: &World, first: &str) {
     let header = "office,parent,type,subnets\n";
     let bad: Vec<(Vec<u8>, &str)> = vec![
         (Vec::new(), "line 1: the file is empty"),
@@ -183,7 +210,7 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
     for (i, (text, expected)) in bad.iter().enumerate() {
         let file = world.path(&format!("bad-{i}.csv"));
         std::fs::write(&file, text).unwrap();
-        let (ok, _, err) = topology(&world, &["import", &path_arg(&file)]);
+        let (ok, _, err) = topology(world, &["import", &path_arg(&file)]);
         assert!(!ok, "bad sheet {i} was accepted");
         assert!(
             err.contains(expected),
@@ -191,7 +218,7 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
         );
         assert!(err.contains("the topology is unchanged"), "{err}");
     }
-    assert_eq!(export(&world), first, "no bad sheet changed anything");
+    assert_eq!(export(world), first, "no bad sheet changed anything");
     let (ok, err) = run_err(&[
         "topology",
         "import",
@@ -200,14 +227,4 @@ fn offices_elections_and_the_spreadsheet_on_a_real_server() {
         "/nonexistent.csv",
     ]);
     assert!(!ok && err.contains("cannot read /nonexistent.csv"), "{err}");
-
-    // The topology is durable: a restarted server has it.
-    server.kill();
-    drop(server);
-    let _server = world.server();
-    assert_eq!(export(&world), first, "the topology survived the restart");
-    assert!(
-        first.contains(",40,,,50,"),
-        "the link settings are kept, and survive too:\n{first}"
-    );
 }

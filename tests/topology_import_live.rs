@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -93,13 +93,6 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
     let package = world.path("package.bin");
     make_package(&package, 64 * 1024, 25);
     let content: ContentId = world.publish(&package, &[]).parse().unwrap();
-    let identities: Vec<(Identity, std::net::SocketAddr)> = (0..CLIENTS)
-        .map(|i| {
-            let addr = world.addr(100 + i, 0);
-            let name = format!("asker-{i}");
-            (common::pki::joined_identity(&world, &name, addr.ip()), addr)
-        })
-        .collect();
     let big = world.path("big.csv");
     std::fs::write(&big, sheet(&format!("{}/24", world.addr(0, 0).ip()))).unwrap();
     let second = world.path("second.csv");
@@ -110,13 +103,7 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
     .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let server_addr = world.server_addr();
-    let askers = common::pki::in_background(
-        identities
-            .into_iter()
-            .map(|(identity, addr)| ask_until(identity, addr, server_addr, content, stop.clone()))
-            .collect(),
-    );
+    let askers = start_askers(&world, content, &stop);
     // Every asker registered and answered before the import starts.
     common::wait_until("50 askers registered", Duration::from_secs(30), || {
         server.status()["registry"]["clients"]
@@ -144,22 +131,7 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
     stop.store(true, Ordering::Relaxed);
     let times: Vec<_> = askers.join().unwrap().into_iter().flatten().collect();
 
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&first.stderr).contains("20000 offices"),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let refused_err = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "the second import was taken");
-    assert!(
-        refused_err.contains("another topology import is in progress"),
-        "{refused_err}"
-    );
+    only_the_first_import_was_taken(&first, &refused);
     let mut during: Vec<Duration> = times
         .iter()
         .filter(|(at, _)| *at >= started && *at <= ended)
@@ -186,6 +158,44 @@ fn fifty_clients_are_answered_quickly_while_a_sheet_at_the_caps_is_imported() {
         usize::from(CLIENTS),
         "every asker is still registered"
     );
+    the_first_import_is_kept(&world);
+}
+
+/// The askers, each joined and on its own address, asking on a thread
+/// of their own until `stop`; the thread returns every answer's time.
+fn start_askers(
+    world: &World,
+    content: ContentId,
+    stop: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Vec<(Instant, Duration)>>> {
+    let server_addr = world.server_addr();
+    let askers = (0..CLIENTS)
+        .map(|i| {
+            let addr = world.addr(100 + i, 0);
+            let name = format!("asker-{i}");
+            let identity = common::pki::joined_identity(world, &name, addr.ip());
+            ask_until(identity, addr, server_addr, content, stop.clone())
+        })
+        .collect();
+    common::pki::in_background(askers)
+}
+
+/// The first import succeeded with every office; the second was refused
+/// while it ran.
+fn only_the_first_import_was_taken(first: &Output, refused: &Output) {
+    let first_err = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{first_err}");
+    assert!(first_err.contains("20000 offices"), "{first_err}");
+    let refused_err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the second import was taken");
+    assert!(
+        refused_err.contains("another topology import is in progress"),
+        "{refused_err}"
+    );
+}
+
+/// The exported topology is the first import's, not the refused one's.
+fn the_first_import_is_kept(world: &World) {
     let exported = Command::new(common::bin())
         .args([
             "topology",

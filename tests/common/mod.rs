@@ -54,6 +54,16 @@ impl Node {
         status(&self.data_dir)
     }
 
+    /// The names of the clients a server has registered, in its order.
+    pub fn client_names(&self) -> Vec<String> {
+        self.status()["registry"]["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Waits for a client's start-up check to end; returns what `status`
     /// says of it (`"not_needed"`, `{"done": ...}` or `{"failed": ...}`).
     pub fn start_check(&self) -> Value {
@@ -204,10 +214,10 @@ impl World {
         node
     }
 
-    /// A client named `name` at `listen` with its data directory at
-    /// `data_dir`; it joins with the world's token if it has not yet.
-    pub fn client_in(&self, data_dir: &Path, name: &str, listen: SocketAddr) -> Node {
-        let mut args: Vec<String> = vec![
+    /// The arguments that start a client on `data_dir` at `listen`, with
+    /// the world's server.
+    pub fn client_args(&self, data_dir: &Path, listen: SocketAddr) -> Vec<String> {
+        vec![
             "client".into(),
             "--data-dir".into(),
             path_arg(data_dir),
@@ -215,9 +225,14 @@ impl World {
             listen.to_string(),
             "--server".into(),
             self.server_addr().to_string(),
-            "--name".into(),
-            name.to_owned(),
-        ];
+        ]
+    }
+
+    /// A client named `name` at `listen` with its data directory at
+    /// `data_dir`; it joins with the world's token if it has not yet.
+    pub fn client_in(&self, data_dir: &Path, name: &str, listen: SocketAddr) -> Node {
+        let mut args = self.client_args(data_dir, listen);
+        args.extend(["--name".to_owned(), name.to_owned()]);
         if let Some(token) = self.join_token() {
             args.extend(["--join".to_owned(), token]);
         }
@@ -299,17 +314,8 @@ impl World {
     /// Starts a client named `name` at `listen` that joined before (its
     /// data directory holds its certificate), without a join token.
     pub fn client_at_without_join(&self, name: &str, listen: SocketAddr) -> Node {
-        let args: Vec<String> = vec![
-            "client".into(),
-            "--data-dir".into(),
-            path_arg(&self.path(name)),
-            "--listen".into(),
-            listen.to_string(),
-            "--server".into(),
-            self.server_addr().to_string(),
-            "--name".into(),
-            name.to_owned(),
-        ];
+        let mut args = self.client_args(&self.path(name), listen);
+        args.extend(["--name".to_owned(), name.to_owned()]);
         let node = self.spawn(name, &args);
         wait_until(&format!("{name} answers"), Duration::from_secs(20), || {
             try_status(&node.data_dir).is_some()

@@ -74,26 +74,16 @@ fn registration(n: u8, addr: std::net::IpAddr) -> crate::wire::Registration {
     }
 }
 
-/// A client off the corporate network (an address no office and no private
-/// range holds) gets an office of its own that takes the origin directly,
-/// and only the CDN origins; a client inside gets them all, CDN first,
-/// whatever order they were published in. Real actors, in one process.
-#[actix_rt::test]
-async fn a_client_off_the_network_goes_to_the_cdn_directly() {
-    use crate::wire::{ServerReply, ServerRequest, SourcesQuery};
+/// Publishes a content whose file storage origin is listed before its
+/// CDN; returns its id.
+async fn publish_with_both_kinds(directory: &Addr<DirectoryActor>) -> ContentId {
     use branchline_storage::Origin;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
-    let signer: PublicationSigner = Arc::new(|_| None);
-    let directory = DirectoryActor::new(deps(), store.clone(), signer, None)
-        .unwrap()
-        .start();
     let manifest = Manifest::from_reader("p", &[3u8; 40_000][..], 16 * 1024, |_| {}).unwrap();
     let origin = |url: &str, kind| Origin {
         url: url.into(),
         kind,
     };
-    let id = directory
+    directory
         .send(changes::Publish {
             manifest,
             origins: vec![
@@ -104,7 +94,23 @@ async fn a_client_off_the_network_goes_to_the_cdn_directly() {
         })
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// A client off the corporate network (an address no office and no private
+/// range holds) gets an office of its own that takes the origin directly,
+/// and only the CDN origins; a client inside gets them all, CDN first,
+/// whatever order they were published in. Real actors, in one process.
+#[actix_rt::test]
+async fn a_client_off_the_network_goes_to_the_cdn_directly() {
+    use crate::wire::{ServerReply, ServerRequest, SourcesQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path(), 1 << 20).unwrap());
+    let signer: PublicationSigner = Arc::new(|_| None);
+    let directory = DirectoryActor::new(deps(), store.clone(), signer, None)
+        .unwrap()
+        .start();
+    let id = publish_with_both_kinds(&directory).await;
     let ask = |request: ServerRequest, from: &str| {
         directory.send(Serve {
             request,

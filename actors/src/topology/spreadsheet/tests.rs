@@ -173,9 +173,9 @@ fn columns_may_come_in_any_order_and_optional_ones_may_be_missing() {
 }
 
 #[test]
-fn bad_sheets_are_refused_with_line_numbers() {
+fn bad_files_and_headers_are_refused_with_line_numbers() {
     let header = "office,parent,type,subnets\n";
-    let cases: Vec<(Vec<u8>, &str)> = vec![
+    refused(vec![
         (b"".to_vec(), "line 1: the file is empty"),
         // Found by the fuzzer: two byte-order marks and carriage returns
         // (the csv reader drops the second mark) once panicked.
@@ -203,6 +203,13 @@ fn bad_sheets_are_refused_with_line_numbers() {
             format!("{header}hq,,Default,10.0.0.0/24\nb,hq,Default\n").into_bytes(),
             "line 3: 3 fields, but the header has 4",
         ),
+    ]);
+}
+
+#[test]
+fn bad_offices_and_subnets_are_refused_with_line_numbers() {
+    let header = "office,parent,type,subnets\n";
+    refused(vec![
         (
             format!("{header}hq,,Default,\nb,nowhere,Default,\n").into_bytes(),
             "line 3: office `b` has parent `nowhere`",
@@ -247,6 +254,12 @@ fn bad_sheets_are_refused_with_line_numbers() {
             b"office,parent,type,subnets\nhq,,Default,\nb\xE9,hq,Default,\n".to_vec(),
             "line 3: byte 0xE9 at column 2 is not UTF-8",
         ),
+    ]);
+}
+
+#[test]
+fn bad_column_values_are_refused_with_line_numbers() {
+    refused(vec![
         (
             b"office,parent,type,subnets,rvp_count\nhq,,Default,,0\n".to_vec(),
             "line 2: rvp_count is `0`; expected 1 to 16",
@@ -285,7 +298,12 @@ fn bad_sheets_are_refused_with_line_numbers() {
                 .to_vec(),
             "line 2: bg_pause_delay_ms is 40, not above bg_target_delay_ms 40",
         ),
-    ];
+
+    ]);
+}
+
+/// Each sheet is refused with an error that starts with its text.
+fn refused(cases: Vec<(Vec<u8>, &str)>) {
     for (text, expected) in cases {
         let got = errors(&text);
         assert!(
