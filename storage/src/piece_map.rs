@@ -153,9 +153,39 @@ impl PieceMap {
         self.bits.iter().map(|b| b.count_ones()).sum()
     }
 
+    /// True if any piece is set (cheaper than counting them).
+    pub fn holds_any(&self) -> bool {
+        // A fold with no early exit: the compiler ORs the bytes a vector
+        // at a time, where `any` went byte by byte.
+        self.bits.iter().fold(0, |acc, b| acc | b) != 0
+    }
+
     /// True if every piece is set.
     pub fn is_complete(&self) -> bool {
         self.count() == self.len
+    }
+
+    /// True if this map holds a piece `other` lacks (a map of another
+    /// length counts as lacking everything).
+    pub fn holds_any_missing_from(&self, other: &PieceMap) -> bool {
+        if other.len != self.len {
+            return self.count() > 0;
+        }
+        self.bits
+            .iter()
+            .zip(&other.bits)
+            .fold(0, |acc, (mine, theirs)| acc | (mine & !theirs))
+            != 0
+    }
+
+    /// Sets every piece `other` holds (a map of another length adds
+    /// nothing: its indices would mean other pieces).
+    pub fn add_all_of(&mut self, other: &PieceMap) {
+        if other.len == self.len {
+            for (mine, theirs) in self.bits.iter_mut().zip(&other.bits) {
+                *mine |= theirs;
+            }
+        }
     }
 
     /// Indices of set pieces, ascending.
@@ -192,6 +222,28 @@ mod tests {
         m.clear(3);
         assert_eq!(m.count(), 1);
         assert!(PieceMap::full(10).is_complete());
+    }
+
+    #[test]
+    fn a_map_adds_to_another_only_what_it_lacks() {
+        let mut covered = PieceMap::new(20);
+        let mut have = PieceMap::new(20);
+        assert!(!have.holds_any());
+        assert!(!have.holds_any_missing_from(&covered), "nothing to add");
+        have.set(3);
+        have.set(17);
+        assert!(have.holds_any());
+        assert!(have.holds_any_missing_from(&covered));
+        covered.add_all_of(&have);
+        assert_eq!(covered.iter_set().collect::<Vec<_>>(), vec![3, 17]);
+        assert!(!have.holds_any_missing_from(&covered), "all covered now");
+        have.set(18);
+        assert!(have.holds_any_missing_from(&covered));
+        // Another length: its indices mean other pieces.
+        let other = PieceMap::full(8);
+        covered.add_all_of(&other);
+        assert_eq!(covered.count(), 2);
+        assert!(other.holds_any_missing_from(&covered));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use branchline_storage::{NodeId, PieceMap};
@@ -43,12 +44,14 @@ impl Source {
     /// which the holdings log of the asker's office tells; for a peer of
     /// the office above, whose changes no log here records, its pieces too.
     fn digest(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        (self.addr, self.upstream, self.rank).hash(&mut h);
         if self.upstream {
+            let mut h = DefaultHasher::new();
+            (self.addr, self.upstream, self.rank).hash(&mut h);
             (self.have.len(), self.have.raw()).hash(&mut h);
+            h.finish()
+        } else {
+            digest_of(self.addr, false, self.rank)
         }
-        h.finish()
     }
 
     fn update(&self, have: HaveUpdate) -> PeerUpdate {
@@ -60,6 +63,13 @@ impl Source {
             have,
         }
     }
+}
+
+/// The digest of a peer's address, place and rank.
+fn digest_of(addr: SocketAddr, upstream: bool, rank: u32) -> u64 {
+    let mut h = DefaultHasher::new();
+    (addr, upstream, rank).hash(&mut h);
+    h.finish()
 }
 
 /// The lease part of an answer.
@@ -82,16 +92,118 @@ impl Leases {
     }
 }
 
+/// The office's members as its answers list them: each id with the
+/// digest of what an asker must be told again if it changes (address and
+/// rank), sorted by id. The registry keeps the current one and makes a new
+/// one only when a member joins, leaves, moves or is ranked anew, so the
+/// records of many answers share one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Roster {
+    members: Box<[(NodeId, u64)]>,
+}
+
+impl Roster {
+    /// The roster of `members` (id, address, rank), in any order.
+    pub fn new(members: impl Iterator<Item = (NodeId, SocketAddr, u32)>) -> Self {
+        let mut members: Vec<(NodeId, u64)> = members
+            .map(|(id, addr, rank)| (id, digest_of(addr, false, rank)))
+            .collect();
+        members.sort_unstable_by_key(|(id, _)| *id);
+        Roster {
+            members: members.into_boxed_slice(),
+        }
+    }
+
+    fn position(&self, peer: &NodeId) -> Option<usize> {
+        self.members.binary_search_by(|(id, _)| id.cmp(peer)).ok()
+    }
+}
+
 /// What the server remembers of the last answer to one asker about one
-/// content.
+/// content. The server keeps one per asker and content while the asker
+/// keeps asking, each listing up to 64 peers: 100,000 askers took 250 MB
+/// as a map of peer digests per answer. The office's peers are now bits
+/// over the roster the answer was made with (shared), and only peers
+/// outside it (of the office above) are listed with their digests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answered {
     /// The answer's version.
     pub version: u64,
     /// When it was sent (old records are dropped).
     pub at: Instant,
-    peers: HashMap<NodeId, u64>,
+    roster: Arc<Roster>,
+    /// Which of `roster`'s members the answer listed, a bit each.
+    listed: Box<[u64]>,
+    /// The peers it listed that `roster` does not hold as they were, by
+    /// id, each with its digest.
+    others: Box<[(NodeId, u64)]>,
     leases: u64,
+}
+
+impl Answered {
+    /// The record of an answer listing `sources`, made with `roster`.
+    fn new(
+        version: u64,
+        sources: &[Source],
+        roster: &Arc<Roster>,
+        leases: u64,
+        now: Instant,
+    ) -> Self {
+        let mut listed = vec![0u64; roster.members.len().div_ceil(64)];
+        let mut others = Vec::new();
+        for s in sources {
+            let digest = s.digest();
+            match roster.position(&s.id) {
+                Some(i) if !s.upstream && roster.members[i].1 == digest => {
+                    listed[i / 64] |= 1 << (i % 64);
+                }
+                _ => others.push((s.id, digest)),
+            }
+        }
+        others.sort_unstable_by_key(|(id, _)| *id);
+        Answered {
+            version,
+            at: now,
+            roster: roster.clone(),
+            listed: listed.into_boxed_slice(),
+            others: others.into_boxed_slice(),
+            leases,
+        }
+    }
+
+    /// The digest `peer` had in the answer, if it was listed.
+    fn digest_of(&self, peer: &NodeId) -> Option<u64> {
+        let in_roster = self
+            .roster
+            .position(peer)
+            .filter(|&i| self.listed[i / 64] & (1 << (i % 64)) != 0)
+            .map(|i| self.roster.members[i].1);
+        in_roster.or_else(|| {
+            self.others
+                .binary_search_by(|(id, _)| id.cmp(peer))
+                .ok()
+                .map(|i| self.others[i].1)
+        })
+    }
+
+    fn listed(&self, peer: &NodeId) -> bool {
+        self.digest_of(peer).is_some()
+    }
+
+    /// Every peer the answer listed, sorted by id.
+    fn peers(&self) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self
+            .roster
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.listed[i / 64] & (1 << (i % 64)) != 0)
+            .map(|(_, (id, _))| *id)
+            .chain(self.others.iter().map(|(id, _)| *id))
+            .collect();
+        peers.sort_unstable();
+        peers
+    }
 }
 
 /// The answer of `version` listing `sources` and `leases`: a delta against
@@ -100,16 +212,12 @@ pub struct Answered {
 pub fn compose(
     version: u64,
     sources: &[Source],
+    roster: &Arc<Roster>,
     last: Option<(&Answered, &HashMap<NodeId, HolderChange>)>,
     leases: Leases,
     now: Instant,
 ) -> (SourcesAnswer, Answered) {
-    let record = Answered {
-        version,
-        at: now,
-        peers: sources.iter().map(|s| (s.id, s.digest())).collect(),
-        leases: leases.digest(),
-    };
+    let record = Answered::new(version, sources, roster, leases.digest(), now);
     let whole = |s: &Source| s.update(HaveUpdate::Whole(s.have.clone()));
     let answer = match last {
         None => SourcesAnswer {
@@ -124,24 +232,22 @@ pub fn compose(
         Some((last, changes)) => {
             let peers = sources
                 .iter()
-                .filter_map(|s| match (last.peers.get(&s.id), changes.get(&s.id)) {
+                .filter_map(|s| match (last.digest_of(&s.id), changes.get(&s.id)) {
                     (None, _) | (Some(_), Some(HolderChange::Reset)) => Some(whole(s)),
                     (Some(_), Some(HolderChange::Gained(pieces))) => {
                         Some(s.update(HaveUpdate::Gained(pieces.clone())))
                     }
-                    (Some(&digest), None) if digest == s.digest() => None,
+                    (Some(digest), None) if digest == s.digest() => None,
                     // A peer of the office above changed: sent whole.
                     (Some(_), None) if s.upstream => Some(whole(s)),
                     (Some(_), None) => Some(s.update(HaveUpdate::Gained(Vec::new()))),
                 })
                 .collect();
-            let mut gone: Vec<NodeId> = last
-                .peers
-                .keys()
-                .filter(|id| !record.peers.contains_key(id))
-                .copied()
+            let gone: Vec<NodeId> = last
+                .peers()
+                .into_iter()
+                .filter(|id| !record.listed(id))
                 .collect();
-            gone.sort_unstable();
             SourcesAnswer {
                 version,
                 base: last.version,
@@ -187,6 +293,7 @@ mod tests {
         let (answer, record) = compose(
             7,
             &[source(1, &[0]), source(2, &[1])],
+            &no_roster(),
             None,
             leases(),
             Instant::now(),
@@ -205,8 +312,26 @@ mod tests {
         assert!(!answer.changes_nothing());
     }
 
+    fn no_roster() -> Arc<Roster> {
+        Arc::default()
+    }
+
+    /// The roster of an office whose members are `sources`.
+    fn roster_of(sources: &[Source]) -> Arc<Roster> {
+        Arc::new(Roster::new(sources.iter().map(|s| (s.id, s.addr, s.rank))))
+    }
+
     #[test]
     fn a_delta_lists_gains_newcomers_resets_movers_and_the_gone() {
+        // Peers outside the roster (of the office above), and peers of the
+        // asker's office, recorded as roster bits: the same deltas.
+        a_delta_lists_gains_newcomers_resets_movers_and_the_gone_with(|_| no_roster());
+        a_delta_lists_gains_newcomers_resets_movers_and_the_gone_with(roster_of);
+    }
+
+    fn a_delta_lists_gains_newcomers_resets_movers_and_the_gone_with(
+        roster: fn(&[Source]) -> Arc<Roster>,
+    ) {
         let now = Instant::now();
         let before = [
             source(1, &[0]),
@@ -214,7 +339,7 @@ mod tests {
             source(3, &[2]),
             source(4, &[3]),
         ];
-        let (_, last) = compose(5, &before, None, leases(), now);
+        let (_, last) = compose(5, &before, &roster(&before), None, leases(), now);
         let mut moved = source(3, &[2]);
         moved.rank = 0;
         let after = [
@@ -228,7 +353,14 @@ mod tests {
             (NodeId([2; 16]), HolderChange::Reset),
             (NodeId([9; 16]), HolderChange::Reset),
         ]);
-        let (answer, _) = compose(9, &after, Some((&last, &changes)), leases(), now);
+        let (answer, _) = compose(
+            9,
+            &after,
+            &roster(&after),
+            Some((&last, &changes)),
+            leases(),
+            now,
+        );
         assert_eq!(answer.base, 5);
         let by_id = |n: u8| {
             answer
@@ -253,13 +385,14 @@ mod tests {
     fn nothing_changed_is_an_empty_delta_and_a_lease_change_is_not() {
         let now = Instant::now();
         let peers = [source(1, &[0])];
-        let (_, last) = compose(5, &peers, None, leases(), now);
+        let roster = roster_of(&peers);
+        let (_, last) = compose(5, &peers, &roster, None, leases(), now);
         let none = HashMap::new();
-        let (answer, _) = compose(6, &peers, Some((&last, &none)), leases(), now);
+        let (answer, _) = compose(6, &peers, &roster, Some((&last, &none)), leases(), now);
         assert!(answer.changes_nothing());
         let mut granted = leases();
         granted.granted = vec![3];
-        let (answer, _) = compose(6, &peers, Some((&last, &none)), granted, now);
+        let (answer, _) = compose(6, &peers, &roster, Some((&last, &none)), granted, now);
         assert!(!answer.changes_nothing());
         assert!(answer.leased_elsewhere.is_some());
     }

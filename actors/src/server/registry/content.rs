@@ -71,52 +71,52 @@ impl Content {
     pub(super) fn held_among(&self, keep: impl Fn(&NodeId) -> bool) -> PieceMap {
         let mut held = PieceMap::new(self.record.manifest.piece_count());
         for (_, have) in self.holders.iter().filter(|(id, _)| keep(id)) {
-            for i in have.iter_set() {
-                held.set(i);
-            }
+            held.add_all_of(have);
         }
         held
     }
 
     /// At most `cap` holders other than `asker` (and accepted by `keep`) for
-    /// its answer: first those
-    /// that add pieces the chosen ones do not cover yet, so every piece
-    /// someone holds stays reachable, then others to spread the load. The
-    /// walk starts at the asker's id, so different askers are sent to
-    /// different peers.
+    /// its answer: first those that add pieces the chosen ones do not cover
+    /// yet, so every piece someone holds stays reachable, then others to
+    /// spread the load. The walk starts at the asker's id, so different
+    /// askers are sent to different peers. One walk, `keep` asked once per
+    /// holder, and no holder compared with the covered pieces once they
+    /// are all covered (this was half of the server's time answering).
     pub(super) fn chosen_peers(
         &self,
         asker: &NodeId,
         cap: usize,
         keep: impl Fn(&NodeId) -> bool,
     ) -> Vec<(&NodeId, &PieceMap)> {
-        let walk = || {
-            self.holders
-                .range(asker..)
-                .chain(self.holders.range(..asker))
-                .filter(|(id, have)| *id != asker && have.count() > 0 && keep(id))
-        };
+        let candidates: Vec<(&NodeId, &PieceMap)> = self
+            .holders
+            .range(asker..)
+            .chain(self.holders.range(..asker))
+            .filter(|(id, have)| *id != asker && have.holds_any() && keep(id))
+            .collect();
         let mut covered = PieceMap::new(self.record.manifest.piece_count());
-        let mut chosen: Vec<(&NodeId, &PieceMap)> = Vec::new();
-        for (id, have) in walk() {
-            if chosen.len() == cap {
-                return chosen;
-            }
-            if have.iter_set().any(|i| !covered.get(i)) {
-                have.iter_set().for_each(|i| {
-                    covered.set(i);
-                });
-                chosen.push((id, have));
-            }
-        }
-        for (id, have) in walk() {
-            if chosen.len() == cap {
+        let mut all_covered = false;
+        let mut adds = vec![false; candidates.len()];
+        let mut chosen: Vec<(&NodeId, &PieceMap)> = Vec::with_capacity(cap.min(candidates.len()));
+        for (i, (id, have)) in candidates.iter().enumerate() {
+            if chosen.len() == cap || all_covered {
                 break;
             }
-            if !chosen.iter().any(|(c, _)| *c == id) {
+            if have.holds_any_missing_from(&covered) {
+                covered.add_all_of(have);
+                all_covered = covered.is_complete();
+                adds[i] = true;
                 chosen.push((id, have));
             }
         }
+        let others = candidates
+            .iter()
+            .zip(&adds)
+            .filter(|(_, adds)| !**adds)
+            .map(|(candidate, _)| *candidate);
+        let room = cap - chosen.len();
+        chosen.extend(others.take(room));
         chosen
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use branchline_storage::{ClientRecord, ContentId, NodeId, PieceMap};
 
-use crate::server::answer_delta::Answered;
+use crate::server::answer_delta::{Answered, Roster};
 use crate::server::catalogue::Catalogue;
 use crate::server::election::Attributes;
 use crate::server::offices::OfficeBook;
@@ -145,6 +145,9 @@ pub struct Registry {
     /// The last sources answer to each asker about each content, which
     /// the next answer is a delta against.
     answered: HashMap<(NodeId, ContentId), Answered>,
+    /// The members as answers list them, shared by the records of answers
+    /// made while it holds.
+    roster: Arc<Roster>,
     /// Peers banned for bad bytes by clients of this office: who reported,
     /// and the evidence. Kept until the server restarts.
     bans: BTreeMap<NodeId, (NodeId, Vec<BadPiece>)>,
@@ -175,6 +178,7 @@ impl Registry {
             fallbacks: HashSet::new(),
             origin_use: BTreeMap::new(),
             answered: HashMap::new(),
+            roster: Arc::default(),
             bans: BTreeMap::new(),
             seats,
         }

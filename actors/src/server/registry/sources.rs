@@ -5,13 +5,14 @@
 //! plan allows, and the answer itself as a delta against the asker's last
 //! one.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use branchline_storage::{ContentId, NodeId, PieceMap};
 
 use super::{Lease, MAX_PEERS_PER_ANSWER, Registry, RegistryError, WANTED_TTL};
 use crate::client::stuck::MAX_STUCK_PER_QUERY;
-use crate::server::answer_delta::{self, Leases, Source};
+use crate::server::answer_delta::{self, Leases, Roster, Source};
 use crate::server::offices::{Share, SourcePlan};
 use crate::wire::{SourcesAnswer, SourcesQuery};
 
@@ -161,6 +162,19 @@ impl Registry {
         Ok(self.answer(query, plan, upstream, leases, now))
     }
 
+    /// The members as answers list them now: the one kept, unless a
+    /// member joined, left, moved or was ranked anew since.
+    fn roster(&mut self) -> Arc<Roster> {
+        let roster = Roster::new(self.clients.iter().map(|(id, client)| {
+            let rank = self.book.rank_of(id).unwrap_or(u32::MAX);
+            (*id, client.record.addr, rank)
+        }));
+        if roster != *self.roster {
+            self.roster = Arc::new(roster);
+        }
+        self.roster.clone()
+    }
+
     /// Whether `id` serves in this office and no client of it banned it.
     fn serves_here(&self, id: &NodeId, now: Instant) -> bool {
         self.book.serves(id, now) && !self.bans.contains_key(id)
@@ -273,6 +287,7 @@ impl Registry {
         } else {
             None
         };
+        let roster = self.roster();
         let c = &self.contents[&query.content];
         let mut sources: Vec<Source> = Vec::new();
         if plan.office_serves {
@@ -290,7 +305,7 @@ impl Registry {
                 };
                 // A peer with nothing of this RVP's share is not offered.
                 peer.have = share.of_map(&peer.have);
-                (peer.have.count() > 0).then_some(peer)
+                peer.have.holds_any().then_some(peer)
             }));
         }
         let key = (query.id, query.content);
@@ -302,6 +317,7 @@ impl Registry {
         let (answer, record) = answer_delta::compose(
             c.version,
             &sources,
+            &roster,
             last.zip(changes.as_ref()),
             Leases {
                 elsewhere: leases.elsewhere,

@@ -88,7 +88,7 @@ impl Registry {
             let partial = c
                 .holders
                 .values()
-                .filter(|h| !h.is_complete() && h.count() > 0)
+                .filter(|h| !h.is_complete() && h.holds_any())
                 .count();
             report.holders.insert(
                 *id,

@@ -426,6 +426,22 @@ fn given_more_holders_than_the_cap_when_asked_then_the_answer_is_capped_and_keep
 }
 
 #[test]
+fn given_holders_of_everything_when_asked_then_the_answer_still_spreads_to_the_cap() {
+    let clients = u8::try_from(MAX_PEERS_PER_ANSWER + 5).unwrap();
+    let (mut r, id, now) = setup(4, clients);
+    for n in 2..=clients {
+        r.report_have(node(n), id, PieceMap::full(4), now).unwrap();
+    }
+    // The first peer covers every piece; the others still come, for load.
+    let first = r.sources(&query(1, id, 0), now).unwrap();
+    assert_eq!(first.peers.len(), MAX_PEERS_PER_ANSWER);
+    // Another asker starts its walk elsewhere.
+    let other = r.sources(&query(40, id, 0), now).unwrap();
+    assert_eq!(other.peers.len(), MAX_PEERS_PER_ANSWER);
+    assert_ne!(first.peers[0].id, other.peers[0].id);
+}
+
+#[test]
 fn given_a_holder_that_leaves_when_leasing_then_its_pieces_are_free_again() {
     let (mut r, id, now) = setup(2, 2);
     r.report_have(node(2), id, PieceMap::full(2), now).unwrap();
