@@ -52,6 +52,59 @@ pub enum Command {
     /// cluster (no certificate) to fetch a published file until they
     /// expire. Run where the server runs.
     Url(UrlArgs),
+    /// The console's accounts and the audit log of every change. Run
+    /// where the server runs.
+    Admin(AdminArgs),
+}
+
+/// `branchline admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+/// `branchline admin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Make a console account. Its password is read from standard input
+    /// with --password-stdin (one line); otherwise one is made and printed
+    /// once, as the last line of stdout.
+    AddUser {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// The account's name: letters, digits, dots, dashes, underscores.
+        name: String,
+        /// admin (reads and changes) or viewer (reads only).
+        #[arg(long, value_parser = |s: &str| s.parse::<branchline_actors::wire::Role>())]
+        role: branchline_actors::wire::Role,
+        /// Read the password from standard input instead of making one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the console's accounts.
+    Users {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the newest entries of the audit log, oldest first.
+    Audit {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        last: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `branchline url`.

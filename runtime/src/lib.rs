@@ -32,6 +32,7 @@ pub mod attributes;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod demo;
 pub mod discovery;

@@ -118,6 +118,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&quiet());
             commands::token::sign_url(&args)
         }
+        Command::Admin(args) => {
+            logging::init(&quiet());
+            commands::admin::run(&args)
+        }
     }
 }
 

@@ -61,6 +61,23 @@ pub enum AdminRequest {
         /// Its lifetime.
         expires_secs: u64,
     },
+    /// Server: make a console account.
+    AddUser {
+        /// Its name.
+        name: String,
+        /// Its role.
+        role: super::Role,
+        /// Its password (the admin socket is the node's own account's;
+        /// the server keeps only a hash).
+        password: String,
+    },
+    /// Server: the console's accounts.
+    Users,
+    /// Server: the newest entries of the audit log.
+    Audit {
+        /// How many at most.
+        most: u32,
+    },
     /// Make an actor stop or panic, to exercise supervision.
     KillActor {
         /// Its name, as the status lists it.
@@ -113,6 +130,10 @@ pub enum AdminReply {
     Done(String),
     /// A client's peers.
     Peers(Vec<PeerView>),
+    /// The console's accounts.
+    Users(Vec<super::AccountView>),
+    /// Audit log entries, oldest first.
+    Audit(Vec<super::AuditEntry>),
     /// The request failed; one line that says why.
     Error(String),
 }

@@ -137,11 +137,13 @@ pub async fn write_frame<T: Serialize>(
 }
 
 mod admin;
+mod console;
 mod peer;
 mod server;
 mod views;
 
 pub use admin::*;
+pub use console::*;
 pub use peer::*;
 pub use server::*;
 pub use views::*;

@@ -92,8 +92,11 @@ impl ClientAdmin {
             | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyExport
-            | AdminRequest::TopologyShow => AdminReply::Error(
-                "this is a client; publish, purge, join tokens and topology need the server's config or data directory"
+            | AdminRequest::TopologyShow
+            | AdminRequest::AddUser { .. }
+            | AdminRequest::Users
+            | AdminRequest::Audit { .. } => AdminReply::Error(
+                "this is a client; publish, purge, join tokens, topology and console accounts need the server's config or data directory"
                     .into(),
             ),
         };

@@ -11,6 +11,8 @@ use branchline_actors::server::directory::{DirectoryActor, ExportTopology, Impor
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
 
 use super::listener::Replies;
+use crate::console::accounts::Accounts;
+use crate::console::audit::AuditLog;
 use crate::file_storage::FileStorage;
 use crate::join::ca::Enroller;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
@@ -27,6 +29,10 @@ pub struct ServerAdmin {
     pub file_storage: Option<(FileStorage, String)>,
     /// Join tokens and certificates, on a server with its own CA.
     pub enroller: Option<Arc<Enroller>>,
+    /// The console's accounts.
+    pub accounts: Arc<Accounts>,
+    /// The record of every change.
+    pub audit: Arc<AuditLog>,
 }
 
 impl ServerAdmin {
@@ -50,9 +56,42 @@ impl ServerAdmin {
         })
     }
 
-    /// Answers one request.
+    /// Answers one request; a change that was made goes to the audit log
+    /// before it is answered.
     pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
-        let reply = match request {
+        let change = change_of(&request);
+        let reply = self.answer(request).await;
+        let reply = match change {
+            Some(what) => self.audited(what, reply).await,
+            None => reply,
+        };
+        replies.send(&reply).await;
+    }
+
+    /// Records `what` in the audit log if `reply` says it was done.
+    async fn audited(&self, what: String, reply: AdminReply) -> AdminReply {
+        let what = match &reply {
+            AdminReply::Error(_) | AdminReply::TopologyRefused(_) => return reply,
+            AdminReply::Published(id) => format!("{what}: {id}"),
+            AdminReply::TopologyImported(offices) => format!("{what}: {offices} offices"),
+            _ => what,
+        };
+        let audit = self.audit.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            audit
+                .record("local administrator", &what, "admin socket")
+                .map_err(|e| format!("{what}: done, but the audit log could not record it: {e}"))
+        })
+        .await;
+        match recorded {
+            Ok(Ok(_)) => reply,
+            Ok(Err(e)) => AdminReply::Error(e),
+            Err(e) => AdminReply::Error(format!("the audit log failed: {e}")),
+        }
+    }
+
+    async fn answer(&self, request: AdminRequest) -> AdminReply {
+        match request {
             AdminRequest::Status => match self.status().await {
                 Ok(status) => AdminReply::ServerStatus(status),
                 Err(e) => AdminReply::Error(e),
@@ -121,8 +160,36 @@ impl ServerAdmin {
                 },
                 None => AdminReply::Error("this server has no file storage".into()),
             },
-        };
-        replies.send(&reply).await;
+            AdminRequest::AddUser {
+                name,
+                role,
+                password,
+            } => {
+                let accounts = self.accounts.clone();
+                let added = tokio::task::spawn_blocking(move || {
+                    accounts.add(&name, role, &password).map(|()| name)
+                })
+                .await;
+                match added {
+                    Ok(Ok(name)) => AdminReply::Done(format!(
+                        "made the {} account `{name}`",
+                        role.name()
+                    )),
+                    Ok(Err(e)) => AdminReply::Error(e.to_string()),
+                    Err(e) => AdminReply::Error(format!("making the account failed: {e}")),
+                }
+            }
+            AdminRequest::Users => match self.accounts.list() {
+                Ok(users) => AdminReply::Users(users),
+                Err(e) => AdminReply::Error(e.to_string()),
+            },
+            AdminRequest::Audit { most } => {
+                match self.audit.recent(usize::try_from(most).unwrap_or(usize::MAX)) {
+                    Ok(entries) => AdminReply::Audit(entries),
+                    Err(e) => AdminReply::Error(e.to_string()),
+                }
+            }
+        }
     }
 
     async fn join_token(&self, expires_secs: u64) -> AdminReply {
@@ -156,4 +223,38 @@ impl ServerAdmin {
             }
         }
     }
+}
+
+/// The line the audit log keeps for `request` if it changes anything.
+fn change_of(request: &AdminRequest) -> Option<String> {
+    Some(match request {
+        AdminRequest::Publish {
+            manifest,
+            confidential,
+            ..
+        } => {
+            let how = if *confidential { " (confidential)" } else { "" };
+            format!("publish {}{how}", manifest.name)
+        }
+        AdminRequest::TopologyImport(_) => "topology import".into(),
+        AdminRequest::Purge(id) => format!("purge {id}"),
+        AdminRequest::SignUrl { url, expires_secs } => {
+            format!("sign url {url} for {expires_secs} s")
+        }
+        AdminRequest::CreateJoinToken { expires_secs } => {
+            format!("create a join token for {expires_secs} s")
+        }
+        AdminRequest::SetLog(filter) => format!("log filter {filter}"),
+        AdminRequest::KillActor { name, how } => format!("kill {name} ({how:?})"),
+        AdminRequest::AddUser { name, role, .. } => {
+            format!("add-user {name} ({})", role.name())
+        }
+        AdminRequest::Status
+        | AdminRequest::Fetch { .. }
+        | AdminRequest::TopologyExport
+        | AdminRequest::TopologyShow
+        | AdminRequest::Peers
+        | AdminRequest::Users
+        | AdminRequest::Audit { .. } => return None,
+    })
 }

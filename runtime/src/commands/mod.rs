@@ -1,6 +1,8 @@
 //! The command line tools that talk to a running node over its admin
-//! socket: `publish`, `purge`, `fetch`, `status`, `topology`, `shell`.
+//! socket: `publish`, `purge`, `fetch`, `status`, `topology`, `shell`,
+//! `token`, `url` and `admin`.
 
+pub mod admin;
 pub mod fetch;
 pub mod output_file;
 pub mod publish;
@@ -37,4 +39,20 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Formats bytes as MiB with one decimal.
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// A time stamp in ms since the epoch as UTC text.
+pub fn utc(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => format!("{ms} ms after the epoch"),
+    }
 }

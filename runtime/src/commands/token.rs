@@ -4,7 +4,7 @@
 
 use branchline_actors::wire::{AdminReply, AdminRequest};
 
-use super::{data_dir, runtime};
+use super::{data_dir, runtime, utc};
 use crate::admin::{connect, socket_path};
 use crate::cli::{TokenAction, TokenArgs, UrlAction, UrlArgs};
 
@@ -50,21 +50,5 @@ pub fn sign_url(args: &UrlArgs) -> anyhow::Result<()> {
                 other => anyhow::bail!("unexpected answer {other:?}"),
             }
         }
-    }
-}
-
-/// A time stamp in ms since the epoch as UTC text.
-fn utc(ms: u64) -> String {
-    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => format!("{ms} ms after the epoch"),
     }
 }

@@ -20,6 +20,8 @@ use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
 use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
+use crate::console::accounts::Accounts;
+use crate::console::audit::AuditLog;
 use crate::file_storage::{Access, FileStorage, signed_url};
 use crate::join::ca::{ClusterCa, Enroller};
 use crate::tls::{Admit, Identity};
@@ -46,6 +48,9 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let storage_listener = bind_file_storage(config)?;
     let meta = open_meta(&data_dir)?;
     let enroller = enroller(ca, identity.as_ref(), &meta, addr)?;
+    let accounts =
+        Arc::new(Accounts::open(meta.clone()).context("opening the console's accounts")?);
+    let audit = Arc::new(AuditLog::open(meta.clone()).context("opening the audit log")?);
     let file_storage = match storage_listener {
         Some((dir, listener)) => Some(file_storage(
             config,
@@ -97,6 +102,8 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             addr,
             file_storage: storage_view,
             enroller,
+            accounts,
+            audit,
         });
         serve_admin(handler, admin, metrics)
     })?;

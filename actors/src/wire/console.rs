@@ -1,0 +1,65 @@
+//! What the console's stores (accounts, the audit log) answer, over the
+//! admin socket and, later, the console's API: plain data, shared by the
+//! server that keeps them and the tools that show them.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What an account may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads and changes.
+    Admin,
+    /// Reads only.
+    Viewer,
+}
+
+impl Role {
+    /// The role's name, as the command line and the API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!("`{other}` is not a role: admin or viewer")),
+        }
+    }
+}
+
+/// An account as it is listed (never its password's hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// When it was made, ms since the epoch.
+    pub made_ms: u64,
+}
+
+/// One change made to the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its place in the log; later changes have larger numbers.
+    pub seq: u64,
+    /// When, ms since the epoch (the server's clock).
+    pub at_ms: u64,
+    /// Who: an account's name, or `local administrator` for the admin
+    /// socket (the server's own account on its host).
+    pub who: String,
+    /// What, as a line: `add-user ada (admin)`, `purge <content>`.
+    pub what: String,
+    /// From where: the console's client address, or `admin socket`.
+    pub from: String,
+}

@@ -1,0 +1,127 @@
+//! `branchline admin`: the console's accounts (`add-user`, `users`) and
+//! the audit log (`audit`), over the server's admin socket.
+
+use std::io::BufRead as _;
+
+use branchline_actors::wire::{AdminReply, AdminRequest};
+
+use super::{data_dir, runtime, utc};
+use crate::admin::{connect, socket_path};
+use crate::cli::{AdminAction, AdminArgs, NodeLocator};
+
+/// Length of a password `add-user` makes.
+const MADE_PASSWORD: usize = 20;
+
+/// Runs `branchline admin`.
+pub fn run(args: &AdminArgs) -> anyhow::Result<()> {
+    match &args.action {
+        AdminAction::AddUser {
+            node,
+            name,
+            role,
+            password_stdin,
+        } => {
+            let (password, made) = if *password_stdin {
+                (read_password()?, false)
+            } else {
+                (make_password()?, true)
+            };
+            let request = AdminRequest::AddUser {
+                name: name.clone(),
+                role: *role,
+                password: password.clone(),
+            };
+            let line = done(ask(node, &request)?)?;
+            eprintln!("{line}");
+            if made {
+                eprintln!("its password (shown once; keep it somewhere safe):");
+                println!("{password}");
+            }
+            Ok(())
+        }
+        AdminAction::Users { node, json } => match ask(node, &AdminRequest::Users)? {
+            AdminReply::Users(users) if *json => print_json(&users),
+            AdminReply::Users(users) => {
+                for user in users {
+                    println!(
+                        "{:<24} {:<7} made {}",
+                        user.name,
+                        user.role.name(),
+                        utc(user.made_ms)
+                    );
+                }
+                Ok(())
+            }
+            other => unexpected(other),
+        },
+        AdminAction::Audit { node, last, json } => {
+            match ask(node, &AdminRequest::Audit { most: *last })? {
+                AdminReply::Audit(entries) if *json => print_json(&entries),
+                AdminReply::Audit(entries) => {
+                    for e in entries {
+                        println!(
+                            "{} {} ({}, {}): {}",
+                            e.seq,
+                            utc(e.at_ms),
+                            e.who,
+                            e.from,
+                            e.what
+                        );
+                    }
+                    Ok(())
+                }
+                other => unexpected(other),
+            }
+        }
+    }
+}
+
+fn ask(node: &NodeLocator, request: &AdminRequest) -> anyhow::Result<AdminReply> {
+    let data_dir = data_dir(node)?;
+    Ok(runtime()?.block_on(connect::request(&socket_path(&data_dir), request, Some))?)
+}
+
+fn done(reply: AdminReply) -> anyhow::Result<String> {
+    match reply {
+        AdminReply::Done(line) => Ok(line),
+        other => unexpected(other),
+    }
+}
+
+fn unexpected<T>(reply: AdminReply) -> anyhow::Result<T> {
+    match reply {
+        AdminReply::Error(e) => anyhow::bail!(e),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// One line of standard input, without its line end.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "--password-stdin: standard input gave no password"
+    );
+    Ok(password)
+}
+
+/// A password of letters and digits from the system's randomness.
+fn make_password() -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; MADE_PASSWORD];
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+    // 256 is not a multiple of the alphabet's 56 letters: the first few
+    // letters come slightly more often, which costs a fraction of a bit of
+    // the password's 116.
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}

@@ -1,0 +1,172 @@
+//! The console's accounts and audit log on a real server (C3, first
+//! part): `branchline admin add-user` makes an account (a password made
+//! and shown once, or read from standard input), refuses a taken name, a
+//! bad name, a short password and an unknown role with a clear line and
+//! changes nothing; `admin users` lists them; every change made over the
+//! admin socket (publish, purge, a join token, an account) is in `admin
+//! audit`, in order; both survive a restart; a client refuses them all.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use common::{World, bin, make_package, path_arg, run_err};
+use serde_json::Value;
+
+fn admin(world: &World, args: &[&str]) -> (bool, String, String) {
+    admin_with_stdin(world, args, None)
+}
+
+fn admin_with_stdin(world: &World, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .args(["--data-dir", &path_arg(&world.path("server"))])
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(world: &World, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (ok, out, err) = admin(world, &all);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn accounts_are_made_refused_listed_and_every_change_is_audited() {
+    let world = World::new(31, 39);
+    let mut server = world.server();
+
+    let (ok, out, err) = admin(&world, &["add-user", "ada", "--role", "admin"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("made the admin account `ada`"), "{err}");
+    let made = out.trim();
+    assert_eq!(made.len(), 20, "a made password is printed once: {out:?}");
+    let (ok, _, err) = admin_with_stdin(
+        &world,
+        &["add-user", "vic", "--role", "viewer", "--password-stdin"],
+        Some("correct horse battery\n"),
+    );
+    assert!(ok, "{err}");
+
+    for (args, stdin, expected) in [
+        (
+            &["add-user", "ada", "--role", "viewer"][..],
+            None,
+            "there is already an account `ada`; nothing was changed",
+        ),
+        (
+            &["add-user", "a b", "--role", "viewer"][..],
+            None,
+            "`a b` is not an account name",
+        ),
+        (
+            &["add-user", "bob", "--role", "viewer", "--password-stdin"][..],
+            Some("short\n"),
+            "a password has 12 to 256 characters; this one has 5",
+        ),
+        (
+            &["add-user", "bob", "--role", "viewer", "--password-stdin"][..],
+            Some(""),
+            "standard input gave no password",
+        ),
+    ] {
+        let (ok, _, err) = admin_with_stdin(&world, args, stdin);
+        assert!(!ok, "{args:?} was accepted");
+        common::assert_one_line_error(&err, &[expected]);
+    }
+    let (ok, _, err) = admin(&world, &["add-user", "bob", "--role", "auditor"]);
+    assert!(
+        !ok && err.contains("`auditor` is not a role: admin or viewer"),
+        "{err}"
+    );
+
+    let users = json(&world, &["users"]);
+    let names: Vec<(&str, &str)> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["name"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("ada", "admin"), ("vic", "viewer")],
+        "nothing else was made"
+    );
+
+    // Changes made over the admin socket are audited, in order.
+    let package = world.path("package.bin");
+    make_package(&package, 64 * 1024, 39);
+    let content = world.publish(&package, &[]);
+    let (ok, err) = run_err(&[
+        "purge",
+        "--data-dir",
+        &path_arg(&world.path("server")),
+        &content,
+    ]);
+    assert!(ok, "{err}");
+    assert!(world.join_token().is_some());
+    let whats = audited(&world);
+    let expected_tail = [
+        "add-user ada (admin)".to_owned(),
+        "add-user vic (viewer)".to_owned(),
+        format!("publish package.bin: {content}"),
+        format!("purge {content}"),
+        "create a join token for 3600 s".to_owned(),
+    ];
+    assert!(whats.ends_with(&expected_tail), "{whats:#?}");
+    let entry = &json(&world, &["audit", "--last", "1"])[0];
+    assert_eq!(entry["who"], "local administrator");
+    assert_eq!(entry["from"], "admin socket");
+    let (ok, out, _) = admin(&world, &["audit"]);
+    assert!(
+        ok && out.contains("(local administrator, admin socket): add-user ada (admin)"),
+        "{out}"
+    );
+
+    // Both survive a restart.
+    server.kill();
+    drop(server);
+    let _server = world.server();
+    assert_eq!(json(&world, &["users"]).as_array().unwrap().len(), 2);
+    assert!(audited(&world).ends_with(&expected_tail));
+
+    // A client has none of this.
+    let client = world.client(11);
+    let (ok, err) = run_err(&["admin", "users", "--data-dir", &path_arg(&client.data_dir)]);
+    assert!(!ok && err.contains("this is a client"), "{err}");
+}
+
+/// What the audit log says happened, oldest first.
+fn audited(world: &World) -> Vec<String> {
+    json(world, &["audit"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap().to_owned())
+        .collect()
+}
