@@ -5,6 +5,8 @@
 //! changes nothing; `admin users` lists them; every change made over the
 //! admin socket (publish, purge, a join token, an account) is in `admin
 //! audit`, in order; both survive a restart; a client refuses them all.
+//! API tokens are made (shown once), listed without their secrets,
+//! revoked, refused with a bad name or lifetime, and audited.
 
 mod common;
 
@@ -169,4 +171,67 @@ fn audited(world: &World) -> Vec<String> {
         .iter()
         .map(|e| e["what"].as_str().unwrap().to_owned())
         .collect()
+}
+
+#[test]
+fn api_tokens_are_made_once_listed_revoked_and_audited() {
+    let world = World::new(31, 40);
+    let _server = world.server();
+    let (ok, out, err) = admin(
+        &world,
+        &[
+            "token-create",
+            "nightly",
+            "--role",
+            "viewer",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert!(ok, "{err}");
+    let token = out.trim().to_owned();
+    assert!(token.starts_with("blt_"), "{out}");
+    let listed = json(&world, &["tokens"]);
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(&format!("blt_{id}_")));
+    assert_eq!(listed[0]["name"], "nightly");
+    assert_eq!(listed[0]["role"], "viewer");
+    assert!(
+        !listed.to_string().contains(&token[token.len() - 64..]),
+        "no secret is listed"
+    );
+
+    for (args, expected) in [
+        (
+            &["token-create", "a b", "--role", "viewer"][..],
+            "`a b` is not a token name",
+        ),
+        (
+            &["token-create", "x", "--role", "viewer", "--expires", "400d"][..],
+            "an API token lives between 1 second and 365 days",
+        ),
+        (
+            &["token-revoke", "0011223344556677"][..],
+            "the API token is not known to this server",
+        ),
+    ] {
+        let (ok, _, err) = admin(&world, args);
+        assert!(!ok, "{args:?} was accepted");
+        common::assert_one_line_error(&err, &[expected]);
+    }
+    let (ok, _, err) = admin(&world, &["token-revoke", &id]);
+    assert!(
+        ok && err.contains(&format!("revoked the API token {id} (nightly)")),
+        "{err}"
+    );
+    assert_eq!(json(&world, &["tokens"]), serde_json::json!([]));
+    let whats = audited(&world);
+    assert_eq!(
+        whats,
+        [
+            format!("create the API token nightly (viewer) for 2592000 s: id {id}"),
+            format!("revoke the API token {id}"),
+        ],
+        "refused attempts change nothing and are not audited"
+    );
 }

@@ -84,6 +84,39 @@ pub enum AdminAction {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Make an API token, for a script or a remote command line to call
+    /// the console's API with. Prints the token once, as the last line of
+    /// stdout.
+    TokenCreate {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// What it is for: letters, digits, dots, dashes, underscores.
+        name: String,
+        /// admin (reads and changes) or viewer (reads only).
+        #[arg(long, value_parser = |s: &str| s.parse::<branchline_actors::wire::Role>())]
+        role: branchline_actors::wire::Role,
+        /// How long it works: a number with s, m, h or d (at most 365d).
+        #[arg(long, default_value = "90d", value_parser = parse_lifetime)]
+        expires: std::time::Duration,
+    },
+    /// List the API tokens (never their secrets).
+    Tokens {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by its id (as `admin tokens` lists it).
+    TokenRevoke {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// The token's id.
+        id: String,
+    },
     /// List the console's accounts.
     Users {
         /// The server.

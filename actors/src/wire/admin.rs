@@ -73,6 +73,19 @@ pub enum AdminRequest {
     },
     /// Server: the console's accounts.
     Users,
+    /// Server: make an API token.
+    CreateApiToken {
+        /// What it is for.
+        name: String,
+        /// What it may do.
+        role: super::Role,
+        /// Its lifetime.
+        expires_secs: u64,
+    },
+    /// Server: the API tokens.
+    ApiTokens,
+    /// Server: revoke the API token with this id.
+    RevokeApiToken(String),
     /// Server: the newest entries of the audit log.
     Audit {
         /// How many at most.
@@ -132,6 +145,15 @@ pub enum AdminReply {
     Peers(Vec<PeerView>),
     /// The console's accounts.
     Users(Vec<super::AccountView>),
+    /// A new API token (its only showing) and how it is listed.
+    ApiToken {
+        /// The token.
+        token: String,
+        /// How it is listed.
+        view: super::ApiTokenView,
+    },
+    /// The API tokens.
+    ApiTokens(Vec<super::ApiTokenView>),
     /// Audit log entries, oldest first.
     Audit(Vec<super::AuditEntry>),
     /// The request failed; one line that says why.

@@ -63,3 +63,19 @@ pub struct AuditEntry {
     /// From where: the console's client address, or `admin socket`.
     pub from: String,
 }
+
+/// An API token as it is listed (never its secret, which is shown once,
+/// when it is made).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenView {
+    /// Its public id, the first part of the token.
+    pub id: String,
+    /// What it is for, as its maker named it (`nightly-report`).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was made, ms since the epoch.
+    pub made_ms: u64,
+    /// When it stops working, ms since the epoch.
+    pub expires_ms: u64,
+}

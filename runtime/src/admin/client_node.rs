@@ -95,6 +95,9 @@ impl ClientAdmin {
             | AdminRequest::TopologyShow
             | AdminRequest::AddUser { .. }
             | AdminRequest::Users
+            | AdminRequest::CreateApiToken { .. }
+            | AdminRequest::ApiTokens
+            | AdminRequest::RevokeApiToken(_)
             | AdminRequest::Audit { .. } => AdminReply::Error(
                 "this is a client; publish, purge, join tokens, topology and console accounts need the server's config or data directory"
                     .into(),

@@ -12,6 +12,7 @@ use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerS
 
 use super::listener::Replies;
 use crate::console::accounts::Accounts;
+use crate::console::api_tokens::ApiTokens;
 use crate::console::audit::AuditLog;
 use crate::file_storage::FileStorage;
 use crate::join::ca::Enroller;
@@ -31,6 +32,8 @@ pub struct ServerAdmin {
     pub enroller: Option<Arc<Enroller>>,
     /// The console's accounts.
     pub accounts: Arc<Accounts>,
+    /// The API tokens.
+    pub api_tokens: Arc<ApiTokens>,
     /// The record of every change.
     pub audit: Arc<AuditLog>,
 }
@@ -74,6 +77,7 @@ impl ServerAdmin {
             AdminReply::Error(_) | AdminReply::TopologyRefused(_) => return reply,
             AdminReply::Published(id) => format!("{what}: {id}"),
             AdminReply::TopologyImported(offices) => format!("{what}: {offices} offices"),
+            AdminReply::ApiToken { view, .. } => format!("{what}: id {}", view.id),
             _ => what,
         };
         let audit = self.audit.clone();
@@ -179,6 +183,25 @@ impl ServerAdmin {
                     Err(e) => AdminReply::Error(format!("making the account failed: {e}")),
                 }
             }
+            AdminRequest::CreateApiToken {
+                name,
+                role,
+                expires_secs,
+            } => match self
+                .api_tokens
+                .make(&name, role, std::time::Duration::from_secs(expires_secs))
+            {
+                Ok((token, view)) => AdminReply::ApiToken { token, view },
+                Err(e) => AdminReply::Error(e.to_string()),
+            },
+            AdminRequest::ApiTokens => match self.api_tokens.list() {
+                Ok(tokens) => AdminReply::ApiTokens(tokens),
+                Err(e) => AdminReply::Error(e.to_string()),
+            },
+            AdminRequest::RevokeApiToken(id) => match self.api_tokens.revoke(&id) {
+                Ok(view) => AdminReply::Done(format!("revoked the API token {} ({})", view.id, view.name)),
+                Err(e) => AdminReply::Error(e.to_string()),
+            },
             AdminRequest::Users => match self.accounts.list() {
                 Ok(users) => AdminReply::Users(users),
                 Err(e) => AdminReply::Error(e.to_string()),
@@ -249,12 +272,24 @@ fn change_of(request: &AdminRequest) -> Option<String> {
         AdminRequest::AddUser { name, role, .. } => {
             format!("add-user {name} ({})", role.name())
         }
+        AdminRequest::CreateApiToken {
+            name,
+            role,
+            expires_secs,
+        } => {
+            format!(
+                "create the API token {name} ({}) for {expires_secs} s",
+                role.name()
+            )
+        }
+        AdminRequest::RevokeApiToken(id) => format!("revoke the API token {id}"),
         AdminRequest::Status
         | AdminRequest::Fetch { .. }
         | AdminRequest::TopologyExport
         | AdminRequest::TopologyShow
         | AdminRequest::Peers
         | AdminRequest::Users
+        | AdminRequest::ApiTokens
         | AdminRequest::Audit { .. } => return None,
     })
 }

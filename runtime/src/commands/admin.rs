@@ -39,6 +39,53 @@ pub fn run(args: &AdminArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AdminAction::TokenCreate {
+            node,
+            name,
+            role,
+            expires,
+        } => {
+            let request = AdminRequest::CreateApiToken {
+                name: name.clone(),
+                role: *role,
+                expires_secs: expires.as_secs(),
+            };
+            match ask(node, &request)? {
+                AdminReply::ApiToken { token, view } => {
+                    eprintln!(
+                        "API token {} ({}, {}), valid until {}; shown once, keep it secret:",
+                        view.id,
+                        view.name,
+                        view.role.name(),
+                        utc(view.expires_ms)
+                    );
+                    println!("{token}");
+                    Ok(())
+                }
+                other => unexpected(other),
+            }
+        }
+        AdminAction::Tokens { node, json } => match ask(node, &AdminRequest::ApiTokens)? {
+            AdminReply::ApiTokens(tokens) if *json => print_json(&tokens),
+            AdminReply::ApiTokens(tokens) => {
+                for t in tokens {
+                    println!(
+                        "{} {:<24} {:<7} until {}",
+                        t.id,
+                        t.name,
+                        t.role.name(),
+                        utc(t.expires_ms)
+                    );
+                }
+                Ok(())
+            }
+            other => unexpected(other),
+        },
+        AdminAction::TokenRevoke { node, id } => {
+            let line = done(ask(node, &AdminRequest::RevokeApiToken(id.clone()))?)?;
+            eprintln!("{line}");
+            Ok(())
+        }
         AdminAction::Users { node, json } => match ask(node, &AdminRequest::Users)? {
             AdminReply::Users(users) if *json => print_json(&users),
             AdminReply::Users(users) => {

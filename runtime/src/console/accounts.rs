@@ -151,8 +151,7 @@ impl Accounts {
 }
 
 fn check_name(name: &str) -> Result<(), AccountError> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
-    if (1..=64).contains(&name.len()) && name.chars().all(allowed) {
+    if super::is_plain_name(name) {
         Ok(())
     } else {
         Err(AccountError::BadName(name.to_owned()))

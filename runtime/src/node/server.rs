@@ -21,6 +21,7 @@ use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
 use crate::console::accounts::Accounts;
+use crate::console::api_tokens::ApiTokens;
 use crate::console::audit::AuditLog;
 use crate::file_storage::{Access, FileStorage, signed_url};
 use crate::join::ca::{ClusterCa, Enroller};
@@ -51,6 +52,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let accounts =
         Arc::new(Accounts::open(meta.clone()).context("opening the console's accounts")?);
     let audit = Arc::new(AuditLog::open(meta.clone()).context("opening the audit log")?);
+    let api_tokens = Arc::new(ApiTokens::open(meta.clone()).context("opening the API tokens")?);
     let file_storage = match storage_listener {
         Some((dir, listener)) => Some(file_storage(
             config,
@@ -103,6 +105,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             file_storage: storage_view,
             enroller,
             accounts,
+            api_tokens,
             audit,
         });
         serve_admin(handler, admin, metrics)
