@@ -128,11 +128,11 @@ impl OfficeActor {
             });
         }
         self.below.retain(|_, offices| !offices.is_empty());
-        self.count_takers_below();
     }
 
     /// Tells the office how many offices below took from it lately
-    /// (their clients may report its members).
+    /// (their clients may report its members): when one asks, and at each
+    /// tick as the others age, not at every request the office serves.
     fn count_takers_below(&mut self) {
         let now = crate::clock::now();
         let offices: HashSet<&String> = self
@@ -411,6 +411,7 @@ impl Actor for OfficeActor {
                     tracing::info!(client = %id, office = %act.registry.office(), "client expired: no heartbeat");
                 }
                 act.wake_watchers();
+                act.count_takers_below();
                 act.persist(ctx);
                 act.note_clients();
             });
