@@ -176,7 +176,7 @@ impl Answered {
         let in_roster = self
             .roster
             .position(peer)
-            .filter(|&i| self.listed[i / 64] & (1 << (i % 64)) != 0)
+            .filter(|&i| self.lists_member(i))
             .map(|i| self.roster.members[i].1);
         in_roster.or_else(|| {
             self.others
@@ -184,6 +184,11 @@ impl Answered {
                 .ok()
                 .map(|i| self.others[i].1)
         })
+    }
+
+    /// Whether the answer listed the `i`-th member of its roster.
+    fn lists_member(&self, i: usize) -> bool {
+        self.listed[i / 64] & (1 << (i % 64)) != 0
     }
 
     fn listed(&self, peer: &NodeId) -> bool {
@@ -197,7 +202,7 @@ impl Answered {
             .members
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.listed[i / 64] & (1 << (i % 64)) != 0)
+            .filter(|(i, _)| self.lists_member(*i))
             .map(|(_, (id, _))| *id)
             .chain(self.others.iter().map(|(id, _)| *id))
             .collect();
