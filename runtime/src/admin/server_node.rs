@@ -81,16 +81,12 @@ impl ServerAdmin {
             _ => what,
         };
         let audit = self.audit.clone();
-        let recorded = tokio::task::spawn_blocking(move || {
-            audit
-                .record("local administrator", &what, "admin socket")
-                .map_err(|e| format!("{what}: done, but the audit log could not record it: {e}"))
-        })
-        .await;
-        match recorded {
-            Ok(Ok(_)) => reply,
-            Ok(Err(e)) => AdminReply::Error(e),
-            Err(e) => AdminReply::Error(format!("the audit log failed: {e}")),
+        let line = what.clone();
+        match off_thread(move || audit.record("local administrator", &line, "admin socket")).await {
+            Ok(_) => reply,
+            Err(e) => AdminReply::Error(format!(
+                "{what}: done, but the audit log could not record it: {e}"
+            )),
         }
     }
 
@@ -170,38 +166,41 @@ impl ServerAdmin {
                 password,
             } => {
                 let accounts = self.accounts.clone();
-                let added = tokio::task::spawn_blocking(move || {
-                    accounts.add(&name, role, &password).map(|()| name)
-                })
-                .await;
-                match added {
-                    Ok(Ok(name)) => AdminReply::Done(format!(
+                match off_thread(move || accounts.add(&name, role, &password).map(|()| name)).await
+                {
+                    Ok(name) => AdminReply::Done(format!(
                         "made the {} account `{name}`",
                         role.name()
                     )),
-                    Ok(Err(e)) => AdminReply::Error(e.to_string()),
-                    Err(e) => AdminReply::Error(format!("making the account failed: {e}")),
+                    Err(e) => AdminReply::Error(e),
                 }
             }
             AdminRequest::CreateApiToken {
                 name,
                 role,
                 expires_secs,
-            } => match self
-                .api_tokens
-                .make(&name, role, std::time::Duration::from_secs(expires_secs))
-            {
-                Ok((token, view)) => AdminReply::ApiToken { token, view },
-                Err(e) => AdminReply::Error(e.to_string()),
-            },
+            } => {
+                let tokens = self.api_tokens.clone();
+                let lifetime = std::time::Duration::from_secs(expires_secs);
+                match off_thread(move || tokens.make(&name, role, lifetime)).await {
+                    Ok((token, view)) => AdminReply::ApiToken { token, view },
+                    Err(e) => AdminReply::Error(e),
+                }
+            }
             AdminRequest::ApiTokens => match self.api_tokens.list() {
                 Ok(tokens) => AdminReply::ApiTokens(tokens),
                 Err(e) => AdminReply::Error(e.to_string()),
             },
-            AdminRequest::RevokeApiToken(id) => match self.api_tokens.revoke(&id) {
-                Ok(view) => AdminReply::Done(format!("revoked the API token {} ({})", view.id, view.name)),
-                Err(e) => AdminReply::Error(e.to_string()),
-            },
+            AdminRequest::RevokeApiToken(id) => {
+                let tokens = self.api_tokens.clone();
+                match off_thread(move || tokens.revoke(&id)).await {
+                    Ok(view) => AdminReply::Done(format!(
+                        "revoked the API token {} ({})",
+                        view.id, view.name
+                    )),
+                    Err(e) => AdminReply::Error(e),
+                }
+            }
             AdminRequest::Users => match self.accounts.list() {
                 Ok(users) => AdminReply::Users(users),
                 Err(e) => AdminReply::Error(e.to_string()),
@@ -221,14 +220,10 @@ impl ServerAdmin {
                 "this server does not let devices join: its certificates come from a [tls] section (issue them with `branchline pki issue`), or it runs insecure".into(),
             );
         };
-        let made = tokio::task::spawn_blocking(move || {
-            enroller.make_token(std::time::Duration::from_secs(expires_secs))
-        })
-        .await;
-        match made {
-            Ok(Ok((token, expires_ms))) => AdminReply::JoinToken { token, expires_ms },
-            Ok(Err(e)) => AdminReply::Error(e.to_string()),
-            Err(e) => AdminReply::Error(format!("making the token failed: {e}")),
+        let lifetime = std::time::Duration::from_secs(expires_secs);
+        match off_thread(move || enroller.make_token(lifetime)).await {
+            Ok((token, expires_ms)) => AdminReply::JoinToken { token, expires_ms },
+            Err(e) => AdminReply::Error(e),
         }
     }
 
@@ -245,6 +240,18 @@ impl ServerAdmin {
                 storage.publish_only(url, []);
             }
         }
+    }
+}
+
+/// Runs a call of the server's stores (each change is flushed to disk)
+/// on the blocking pool, not on the thread answering the admin socket;
+/// its error, or the job's, as a line.
+async fn off_thread<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    job: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    match branchline_actors::panics::run_blocking(|| {}, job).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
