@@ -440,6 +440,19 @@ pub enum TopologyAction {
         /// The spreadsheet.
         file: PathBuf,
     },
+    /// Say what importing a spreadsheet would change (offices added,
+    /// removed and changed; clients that would move), changing nothing;
+    /// problems as `import` gives them.
+    Preview {
+        /// The server.
+        #[command(flatten)]
+        node: NodeLocator,
+        /// The spreadsheet.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the topology as a spreadsheet, automatic offices included.
     Export {
         /// The server.

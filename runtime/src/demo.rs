@@ -251,6 +251,12 @@ impl Demo {
                 parent.map_or(String::new(), |p| format!(", under {p}"))
             );
         }
+        let password = rt.block_on(console_admin(&server_socket))?;
+        println!(
+            "console API: https://{}/api/v1 (described at /api/v1/openapi.json); sign in as `admin` with the one-time password {password}; trust {}",
+            self.addr(0, 1, config::DEFAULT_CONSOLE_PORT),
+            self.work.join("server").join("ca").join("ca.pem").display()
+        );
         Ok((server_socket, file_storage))
     }
 
@@ -381,6 +387,24 @@ async fn wait_for_clients(server: &Path, count: usize) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Makes the console's `admin` account with a fresh password; the
+/// password.
+async fn console_admin(server: &Path) -> anyhow::Result<String> {
+    let password = crate::commands::admin::make_password()?;
+    let request = AdminRequest::AddUser {
+        name: "admin".into(),
+        role: branchline_actors::wire::Role::Admin,
+        password: password.clone(),
+    };
+    connect::request(server, &request, |reply| match reply {
+        AdminReply::Done(_) => Some(Ok(())),
+        AdminReply::Error(e) => Some(Err(anyhow::anyhow!("making the console's account: {e}"))),
+        other => Some(Err(anyhow::anyhow!("unexpected answer {other:?}"))),
+    })
+    .await??;
+    Ok(password)
 }
 
 /// A join token from the demo's server, for its clients.

@@ -227,9 +227,7 @@ pub fn certify(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let mut serial = [0u8; 16];
-    getrandom::getrandom(&mut serial).map_err(|e| PkiError::Random(e.to_string()))?;
-    serial[0] &= 0x7f;
+    let serial = random_serial()?;
     params.serial_number = Some(SerialNumber::from(serial.to_vec()));
     let cert = params.signed_by(public_key, &issuer)?;
     let issued = ca_dir.join(ISSUED);
@@ -240,6 +238,42 @@ pub fn certify(
         0o644,
     )?;
     Ok(cert)
+}
+
+/// How long a web certificate ([`web_certificate`]) is valid.
+const WEB_VALID: time::Duration = time::Duration::days(365);
+
+/// A certificate for a web server of the cluster (the console), signed by
+/// the CA in `ca_dir`: `names` (host names and IP addresses) as its
+/// subject's alternative names, server authentication only, valid a year.
+/// It names neither the cluster nor a role, so it cannot pass for a node
+/// ([`certify`]); it is not recorded in `issued/`, since the server makes
+/// a new one at each start.
+pub fn web_certificate(
+    ca_dir: &Path,
+    names: &[String],
+    key: &KeyPair,
+) -> Result<rcgen::Certificate, PkiError> {
+    let issuer = ca_issuer(ca_dir)?;
+    let mut params = CertificateParams::new(names.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Branchline console");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + WEB_VALID;
+    params.serial_number = Some(SerialNumber::from(random_serial()?.to_vec()));
+    Ok(params.signed_by(key, &issuer)?)
+}
+
+/// A fresh serial number: 16 random bytes, positive.
+fn random_serial() -> Result<[u8; 16], PkiError> {
+    let mut serial = [0u8; 16];
+    getrandom::getrandom(&mut serial).map_err(|e| PkiError::Random(e.to_string()))?;
+    serial[0] &= 0x7f;
+    Ok(serial)
 }
 
 /// Revokes the certificate issued to `name` from the CA in `ca_dir`, and

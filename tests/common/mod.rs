@@ -3,6 +3,7 @@
 //! sleeping.
 #![allow(dead_code)] // each test file uses part of the harness
 
+pub mod console;
 pub mod origin;
 pub mod pki;
 pub mod sim;
@@ -614,20 +615,29 @@ pub fn have_pieces(status: &Value) -> u64 {
 
 /// Waits for a fetch process; panics with its stderr if it failed.
 pub fn finish_fetch(mut child: Child) {
-    let deadline = Instant::now() + FETCH_DEADLINE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the fetch did not end within {FETCH_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_child(&mut child, FETCH_DEADLINE);
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "fetch failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Waits for `child` for at most `limit` (then kills it and panics); its
+/// status.
+pub fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Longest a test waits for one fetch (a stalled download fails the test

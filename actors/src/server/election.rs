@@ -28,7 +28,7 @@ pub const FREE_SPACE_STEP: u64 = 1 << 30;
 pub const UPTIME_STEP: u64 = 3600;
 
 /// A device's form, from DMI's chassis type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Chassis {
     /// Desktop, tower, rack, blade...: stays on and plugged in.
     Desktop,
@@ -39,7 +39,7 @@ pub enum Chassis {
 }
 
 /// What the operating system is installed as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OsKind {
     /// A server installation.
     Server,
@@ -48,7 +48,7 @@ pub enum OsKind {
 }
 
 /// What a client reports about itself for elections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attributes {
     /// Free bytes on the cache's filesystem.
     pub free_bytes: u64,

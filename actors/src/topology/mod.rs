@@ -15,6 +15,7 @@
 //! - [`spreadsheet`]: the CSV an administrator edits, with its caps.
 
 pub mod block;
+pub mod diff;
 pub mod link;
 mod lookup;
 pub mod network;
@@ -37,7 +38,7 @@ pub const MAX_RVP_COUNT: u8 = 16;
 pub const DEFAULT_TOP: &str = "top";
 
 /// How an office's clients share.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OfficeKind {
     /// A wired LAN: clients serve peers and broadcast discovery requests.
     Default,

@@ -37,6 +37,9 @@ pub enum AdminRequest {
     /// Server: replace the topology with this spreadsheet (CSV bytes),
     /// all or nothing.
     TopologyImport(Vec<u8>),
+    /// Server: what importing this spreadsheet would change; nothing
+    /// changes.
+    TopologyPreview(Vec<u8>),
     /// Server: the topology as a spreadsheet.
     TopologyExport,
     /// Server: the office tree with its clients.
@@ -135,6 +138,8 @@ pub enum AdminReply {
     TopologyImported(u32),
     /// The spreadsheet was refused; one `line N: ...` per problem.
     TopologyRefused(Vec<String>),
+    /// What importing the spreadsheet would change.
+    TopologyPreview(crate::topology::diff::TopologyChange),
     /// The topology as a spreadsheet.
     TopologyCsv(String),
     /// The office tree with its clients.

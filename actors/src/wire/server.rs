@@ -406,9 +406,10 @@ pub struct ByteCounters {
 }
 
 /// A piece a peer sent that failed verification: the evidence of a strike.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BadPiece {
     /// The content.
+    #[schema(value_type = String)]
     pub content: ContentId,
     /// The piece.
     pub piece: u32,

@@ -207,13 +207,15 @@ pub struct StrikeView {
 }
 
 /// A ban an office's client reported to the server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BanView {
     /// The office it holds in.
     pub office: String,
     /// The banned peer.
+    #[schema(value_type = String)]
     pub peer: NodeId,
     /// Who reported it.
+    #[schema(value_type = String)]
     pub by: NodeId,
     /// The evidence reported.
     pub evidence: Vec<BadPiece>,
@@ -234,13 +236,15 @@ pub struct BackgroundLink {
 }
 
 /// One registered client, as the server shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientView {
     /// Its id.
+    #[schema(value_type = String)]
     pub id: NodeId,
     /// Its name.
     pub name: String,
     /// Its address.
+    #[schema(value_type = String)]
     pub addr: SocketAddr,
     /// Milliseconds since its last heartbeat.
     pub last_seen_ms_ago: u64,
@@ -253,7 +257,7 @@ pub struct ClientView {
 }
 
 /// One office, as `topology show` prints it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfficeView {
     /// Its name.
     pub name: String,
@@ -272,16 +276,17 @@ pub struct OfficeView {
 }
 
 /// The office tree: offices top down, depth first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopologyView {
     /// The offices.
     pub offices: Vec<OfficeView>,
 }
 
 /// One published content, as the server shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentView {
     /// Its id.
+    #[schema(value_type = String)]
     pub id: ContentId,
     /// Its name.
     pub name: String,
@@ -300,7 +305,7 @@ pub struct ContentView {
 }
 
 /// What the registry shows: live clients and published contents.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryView {
     /// Registered (live) clients: one license each.
     pub clients: Vec<ClientView>,
@@ -312,10 +317,27 @@ pub struct RegistryView {
     pub origin: Vec<OriginUse>,
     /// Peers banned for bad bytes, by office.
     pub bans: Vec<BanView>,
+    /// How far each office's clients are with each content they hold
+    /// some of, top down.
+    pub holdings: Vec<OfficeHoldings>,
+}
+
+/// How many of an office's live clients hold a content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OfficeHoldings {
+    /// The office.
+    pub office: String,
+    /// The content.
+    #[schema(value_type = String)]
+    pub content: ContentId,
+    /// Clients holding all of it.
+    pub complete: u32,
+    /// Clients holding part of it.
+    pub partial: u32,
 }
 
 /// An office's use of the origin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OriginUse {
     /// The office.
     pub office: String,
@@ -328,7 +350,7 @@ pub struct OriginUse {
 
 /// The ledger of one office: the sums of its live clients' counters. Its
 /// `from_parent` is what the WAN link from its parent office carried.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkView {
     /// The office.
     pub office: String,

@@ -91,6 +91,7 @@ impl ClientAdmin {
             | AdminRequest::SignUrl { .. }
             | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
+            | AdminRequest::TopologyPreview(_)
             | AdminRequest::TopologyExport
             | AdminRequest::TopologyShow
             | AdminRequest::AddUser { .. }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use actix::Addr;
 use branchline_actors::server::directory::changes::{Publish, Purge};
-use branchline_actors::server::directory::views::{GetRegistryView, ShowTopology};
+use branchline_actors::server::directory::views::{GetRegistryView, PreviewTopology, ShowTopology};
 use branchline_actors::server::directory::{DirectoryActor, ExportTopology, ImportTopology};
 use branchline_actors::wire::{AdminReply, AdminRequest, FileStorageView, ServerStatus};
 
 use super::listener::Replies;
 use crate::console::accounts::Accounts;
 use crate::console::api_tokens::ApiTokens;
-use crate::console::audit::AuditLog;
+use crate::console::audit::{AuditLog, Caller};
 use crate::file_storage::FileStorage;
 use crate::join::ca::Enroller;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
@@ -59,20 +59,26 @@ impl ServerAdmin {
         })
     }
 
-    /// Answers one request; a change that was made goes to the audit log
-    /// before it is answered.
+    /// Answers one request of the admin socket.
     pub async fn handle(self: Arc<Self>, request: AdminRequest, mut replies: Replies) {
-        let change = change_of(&request);
-        let reply = self.answer(request).await;
-        let reply = match change {
-            Some(what) => self.audited(what, reply).await,
-            None => reply,
-        };
+        let reply = self.perform(request, &Caller::admin_socket()).await;
         replies.send(&reply).await;
     }
 
+    /// Answers `request` made by `caller` (the admin socket, or an account
+    /// or token of the console's API); a change that was made goes to the
+    /// audit log, in the caller's name, before it is answered.
+    pub async fn perform(&self, request: AdminRequest, caller: &Caller) -> AdminReply {
+        let change = change_of(&request);
+        let reply = self.answer(request).await;
+        match change {
+            Some(what) => self.audited(what, reply, caller).await,
+            None => reply,
+        }
+    }
+
     /// Records `what` in the audit log if `reply` says it was done.
-    async fn audited(&self, what: String, reply: AdminReply) -> AdminReply {
+    async fn audited(&self, what: String, reply: AdminReply, caller: &Caller) -> AdminReply {
         let what = match &reply {
             AdminReply::Error(_) | AdminReply::TopologyRefused(_) => return reply,
             AdminReply::Published(id) => format!("{what}: {id}"),
@@ -81,8 +87,8 @@ impl ServerAdmin {
             _ => what,
         };
         let audit = self.audit.clone();
-        let line = what.clone();
-        match off_thread(move || audit.record("local administrator", &line, "admin socket")).await {
+        let (line, caller) = (what.clone(), caller.clone());
+        match off_thread(move || audit.record(&caller.who, &line, &caller.from)).await {
             Ok(_) => reply,
             Err(e) => AdminReply::Error(format!(
                 "{what}: done, but the audit log could not record it: {e}"
@@ -121,6 +127,11 @@ impl ServerAdmin {
             },
             AdminRequest::TopologyImport(csv) => match self.registry.send(ImportTopology(csv)).await {
                 Ok(Ok(offices)) => AdminReply::TopologyImported(offices),
+                Ok(Err(problems)) => AdminReply::TopologyRefused(problems),
+                Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
+            },
+            AdminRequest::TopologyPreview(csv) => match self.registry.send(PreviewTopology(csv)).await {
+                Ok(Ok(change)) => AdminReply::TopologyPreview(change),
                 Ok(Err(problems)) => AdminReply::TopologyRefused(problems),
                 Err(e) => AdminReply::Error(format!("registry unavailable: {e}")),
             },
@@ -293,6 +304,7 @@ fn change_of(request: &AdminRequest) -> Option<String> {
         AdminRequest::Status
         | AdminRequest::Fetch { .. }
         | AdminRequest::TopologyExport
+        | AdminRequest::TopologyPreview(_)
         | AdminRequest::TopologyShow
         | AdminRequest::Peers
         | AdminRequest::Users

@@ -160,7 +160,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 /// A password of letters and digits from the system's randomness.
-fn make_password() -> anyhow::Result<String> {
+pub(crate) fn make_password() -> anyhow::Result<String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; MADE_PASSWORD];
     getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;

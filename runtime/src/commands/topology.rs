@@ -17,6 +17,7 @@ const MAX_SHEET_BYTES: u64 = 16 * 1024 * 1024;
 pub fn run(args: &TopologyArgs) -> anyhow::Result<()> {
     match &args.action {
         TopologyAction::Import { node, file } => import(node, file),
+        TopologyAction::Preview { node, file, json } => preview(node, file, *json),
         TopologyAction::Export { node, file } => export(node, file.as_deref()),
         TopologyAction::Show { node, json } => show(node, *json),
     }
@@ -35,7 +36,8 @@ fn ask(node: &NodeLocator, request: &AdminRequest) -> anyhow::Result<AdminReply>
     }
 }
 
-fn import(node: &NodeLocator, file: &Path) -> anyhow::Result<()> {
+/// The spreadsheet in `file`, at most [`MAX_SHEET_BYTES`].
+fn read_sheet(file: &Path) -> anyhow::Result<Vec<u8>> {
     let size = std::fs::metadata(file)
         .with_context(|| format!("cannot read {}", file.display()))?
         .len();
@@ -44,24 +46,65 @@ fn import(node: &NodeLocator, file: &Path) -> anyhow::Result<()> {
         "{} is {size} bytes; a topology spreadsheet may be at most {MAX_SHEET_BYTES}",
         file.display()
     );
-    let sheet = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    match ask(node, &AdminRequest::TopologyImport(sheet))? {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Prints a refused sheet's problems and fails.
+fn refused(file: &Path, problems: &[String]) -> anyhow::Result<()> {
+    for problem in problems {
+        eprintln!("{}: {problem}", file.display());
+    }
+    anyhow::bail!(
+        "{} refused ({} problem(s)); the topology is unchanged",
+        file.display(),
+        problems.len()
+    )
+}
+
+fn import(node: &NodeLocator, file: &Path) -> anyhow::Result<()> {
+    match ask(node, &AdminRequest::TopologyImport(read_sheet(file)?))? {
         AdminReply::TopologyImported(offices) => {
             eprintln!("imported {}: {offices} offices", file.display());
             Ok(())
         }
-        AdminReply::TopologyRefused(problems) => {
-            for problem in &problems {
-                eprintln!("{}: {problem}", file.display());
-            }
-            anyhow::bail!(
-                "{} refused ({} problem(s)); the topology is unchanged",
-                file.display(),
-                problems.len()
-            )
-        }
+        AdminReply::TopologyRefused(problems) => refused(file, &problems),
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
+}
+
+fn preview(node: &NodeLocator, file: &Path, json: bool) -> anyhow::Result<()> {
+    let change = match ask(node, &AdminRequest::TopologyPreview(read_sheet(file)?))? {
+        AdminReply::TopologyPreview(change) => change,
+        AdminReply::TopologyRefused(problems) => return refused(file, &problems),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&change)?);
+        return Ok(());
+    }
+    println!("{} would make {} offices:", file.display(), change.offices);
+    for (label, names) in [("added", &change.added), ("removed", &change.removed)] {
+        if !names.is_empty() {
+            println!("  {label}: {}", names.join(", "));
+        }
+    }
+    for office in &change.changed {
+        println!("  changed {}: {}", office.office, office.what.join("; "));
+    }
+    for m in &change.moved {
+        println!(
+            "  client {} would move from {} to {}",
+            m.client, m.from, m.to
+        );
+    }
+    if change.added.is_empty()
+        && change.removed.is_empty()
+        && change.changed.is_empty()
+        && change.moved.is_empty()
+    {
+        println!("  no change");
+    }
+    Ok(())
 }
 
 fn export(node: &NodeLocator, file: Option<&Path>) -> anyhow::Result<()> {

@@ -17,6 +17,8 @@ pub const DEFAULT_FOREGROUND_PORT: u16 = 34760;
 pub const DEFAULT_BACKGROUND_PORT: u16 = 34750;
 /// Default port of the embedded file storage (HTTP).
 pub const DEFAULT_FILE_STORAGE_PORT: u16 = 34380;
+/// Default port of the administrator's console (HTTPS).
+pub const DEFAULT_CONSOLE_PORT: u16 = 34390;
 
 /// A configuration that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +233,9 @@ pub use client::{
     DEFAULT_DISCOVERY_PORT, DEFAULT_RESERVE_MIB, DiscoverySection, ElectionSection, LimitsSection,
     OsSetting, TransferSection,
 };
-pub use server::{ControlSection, FileStorageSection, RegistrySection, ServerConfig};
+pub use server::{
+    ConsoleSection, ControlSection, FileStorageSection, RegistrySection, ServerConfig,
+};
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    ConfigError, DEFAULT_CONTROL_PORT, DEFAULT_FILE_STORAGE_PORT, LogSection, MetricsSection,
-    TlsSection, parse, positive, required,
+    ConfigError, DEFAULT_CONSOLE_PORT, DEFAULT_CONTROL_PORT, DEFAULT_FILE_STORAGE_PORT, LogSection,
+    MetricsSection, TlsSection, parse, positive, required,
 };
 
 /// The server's registry timing.
@@ -151,6 +151,70 @@ impl ControlSection {
     }
 }
 
+/// The administrator's console and its HTTPS API.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    /// Serve it.
+    pub enabled: bool,
+    /// Where (TCP); default: the control endpoint's address, port 34390.
+    pub listen: Option<SocketAddr>,
+    /// The certificate it shows (PEM, the chain); default: one the
+    /// cluster CA signs at each start for `names`.
+    pub cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub key: Option<PathBuf>,
+    /// Host names and addresses browsers reach it by, in the certificate
+    /// the cluster CA signs (the host's name, `localhost`, 127.0.0.1 and
+    /// the listen address are always in).
+    pub names: Vec<String>,
+    /// Minutes a session may stay unused.
+    pub session_idle_mins: u64,
+    /// Hours a session lives at most.
+    pub session_hours: u64,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection {
+            enabled: true,
+            listen: None,
+            cert: None,
+            key: None,
+            names: Vec::new(),
+            session_idle_mins: 30,
+            session_hours: 8,
+        }
+    }
+}
+
+impl ConsoleSection {
+    /// Where it listens when the control endpoint is at `control`.
+    pub fn listen(&self, control: SocketAddr) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::new(control.ip(), DEFAULT_CONSOLE_PORT))
+    }
+
+    /// How long sessions live.
+    pub fn lifetimes(&self) -> crate::console::sessions::Lifetimes {
+        crate::console::sessions::Lifetimes {
+            idle: Duration::from_secs(self.session_idle_mins.saturating_mul(60)),
+            most: Duration::from_secs(self.session_hours.saturating_mul(3600)),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive(self.session_idle_mins, "console.session_idle_mins")?;
+        positive(self.session_hours, "console.session_hours")?;
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "console.cert and console.key go together: give both or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The server's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +236,9 @@ pub struct ServerConfig {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// The administrator's console.
+    #[serde(default)]
+    pub console: ConsoleSection,
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
@@ -239,6 +306,7 @@ impl ServerConfig {
         ] {
             positive(value, key)?;
         }
+        self.console.validate()?;
         self.tls.insecure_conflict(self.insecure)?;
         required(&self.data_dir, "data_dir", "--data-dir")
     }

@@ -214,3 +214,31 @@ fn a_metrics_port_in_use_is_a_clear_error() {
         "off unless enabled"
     );
 }
+
+#[test]
+fn the_console_listens_beside_the_control_endpoint_and_bad_settings_are_named() {
+    let server = |text: &str| parse::<ServerConfig>(text, Path::new("server.toml"));
+    let s = server("data_dir = \"/d\"\nlisten = \"127.9.0.1:34323\"\n").unwrap();
+    assert!(s.console.enabled);
+    assert_eq!(
+        s.console.listen(s.listen),
+        "127.9.0.1:34390".parse().unwrap()
+    );
+    let s = server("data_dir = \"/d\"\n[console]\nlisten = \"0.0.0.0:8443\"\n").unwrap();
+    assert_eq!(s.console.listen(s.listen).port(), 8443);
+    for (text, expected) in [
+        (
+            "data_dir = \"/d\"\n[console]\ncert = \"/c.pem\"\n",
+            "console.cert and console.key go together",
+        ),
+        (
+            "data_dir = \"/d\"\n[console]\nsession_idle_mins = 0\n",
+            "console.session_idle_mins",
+        ),
+    ] {
+        let err = server(text).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let err = server("[console]\nport = 1\n").unwrap_err().to_string();
+    assert!(err.contains("line 2: unknown field `port`"), "{err}");
+}

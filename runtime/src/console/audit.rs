@@ -26,6 +26,25 @@ pub enum AuditError {
     BadRecord(#[from] BadRecord),
 }
 
+/// Who asks for a change, and from where: what the log records of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// An account's name, `token <id> (<name>)`, or `local administrator`.
+    pub who: String,
+    /// The console client's address, or `admin socket`.
+    pub from: String,
+}
+
+impl Caller {
+    /// Whoever uses the admin socket: the server's own account on its host.
+    pub fn admin_socket() -> Self {
+        Caller {
+            who: "local administrator".into(),
+            from: "admin socket".into(),
+        }
+    }
+}
+
 /// The audit log kept in the server's metadata store.
 pub struct AuditLog {
     tree: sled::Tree,

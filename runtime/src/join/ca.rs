@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use branchline_actors::wire::{JoinRequest, Joined};
 use branchline_storage::hex_id::hex;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::token::{JoinToken, fingerprint};
 use super::tokens::{JoinTokens, TokenError};
@@ -84,6 +84,18 @@ impl ClusterCa {
     /// What join tokens pin.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
+    }
+
+    /// A new certificate for the console, for `names`, and its key
+    /// ([`pki::web_certificate`]).
+    pub fn web_certificate(
+        &self,
+        names: &[String],
+    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), CaError> {
+        let key = rcgen::KeyPair::generate().map_err(PkiError::from)?;
+        let cert = pki::web_certificate(&self.dir, names, &key)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok((cert.der().clone(), key))
     }
 }
 

@@ -21,8 +21,10 @@ use crate::admin::server_node::ServerAdmin;
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
 use crate::console::accounts::Accounts;
+use crate::console::api::Console;
 use crate::console::api_tokens::ApiTokens;
 use crate::console::audit::AuditLog;
+use crate::console::certificate;
 use crate::file_storage::{Access, FileStorage, signed_url};
 use crate::join::ca::{ClusterCa, Enroller};
 use crate::tls::{Admit, Identity};
@@ -47,6 +49,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let socket = endpoint::bind(config.listen)?;
     let addr = socket.local_addr().context("reading the bound address")?;
     let storage_listener = bind_file_storage(config)?;
+    let console = bind_console(config, addr, ca.as_ref(), identity.as_ref())?;
     let meta = open_meta(&data_dir)?;
     let enroller = enroller(ca, identity.as_ref(), &meta, addr)?;
     let accounts =
@@ -75,6 +78,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let directory = DirectoryActor::new(deps, meta, signer, storage_url)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
+    let session_lifetimes = config.console.lifetimes();
 
     system.block_on(async move {
         // The directory is restored once; a restart keeps its state, and
@@ -108,6 +112,10 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             api_tokens,
             audit,
         });
+        if let Some((listener, tls)) = console {
+            let console = Arc::new(Console::new(handler.clone(), session_lifetimes));
+            actix_rt::spawn(crate::console::server::start(listener, tls, console)?);
+        }
         serve_admin(handler, admin, metrics)
     })?;
     run_until(system, stop, None)
@@ -149,6 +157,40 @@ fn serve_admin(
         handler.clone().handle(request, replies)
     }));
     Ok(())
+}
+
+/// The console's listener and TLS, made before anything else starts so
+/// a port in use or a bad certificate is named at once; `None` when it is
+/// off.
+fn bind_console(
+    config: &ServerConfig,
+    control: std::net::SocketAddr,
+    ca: Option<&ClusterCa>,
+    identity: Option<&Identity>,
+) -> anyhow::Result<Option<(std::net::TcpListener, rustls::ServerConfig)>> {
+    let section = &config.console;
+    if !section.enabled {
+        return Ok(None);
+    }
+    let listen = section.listen(control);
+    let source = match (&section.cert, &section.key, ca, identity) {
+        (Some(cert), Some(key), _, _) => certificate::Source::Given { cert, key },
+        (_, _, Some(ca), _) => certificate::Source::ClusterCa(ca),
+        (_, _, None, Some(identity)) => certificate::Source::Node(identity),
+        (_, _, None, None) => certificate::Source::SelfSigned,
+    };
+    let tls = certificate::server_config(source, &certificate::names(&section.names, listen))?;
+    let listener = std::net::TcpListener::bind(listen).with_context(|| {
+        format!(
+            "cannot listen on {listen} for the console (set [console] listen, or enabled = false)"
+        )
+    })?;
+    let url = match listen.ip().is_unspecified() {
+        true => format!("https://<this host>:{}/", listen.port()),
+        false => format!("https://{listen}/"),
+    };
+    tracing::info!(%url, "the console and its API (/api/v1) answer here; sign in with an account from `branchline admin add-user`");
+    Ok(Some((listener, tls)))
 }
 
 /// The file storage's listener, bound before anything else starts so a

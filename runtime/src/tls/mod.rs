@@ -96,33 +96,19 @@ impl Identity {
     /// Reads the CA certificate, the node's certificate and its key (PEM),
     /// and the CA's revocation list if given.
     pub fn load(ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> Result<Self, TlsError> {
-        let pem = |path: &Path, reason: String| TlsError::Pem {
-            path: path.to_owned(),
-            reason,
-        };
-        let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TlsError> {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| pem(path, e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| pem(path, e.to_string()))?;
-            if certs.is_empty() {
-                return Err(pem(path, "no certificate in the file".into()));
-            }
-            Ok(certs)
-        };
         let mut roots = rustls::RootCertStore::empty();
-        for root in certs(ca)? {
+        for root in read_chain(ca)? {
             roots
                 .add(root)
-                .map_err(|e| pem(ca, format!("not a usable CA certificate: {e}")))?;
+                .map_err(|e| pem_error(ca, format!("not a usable CA certificate: {e}")))?;
         }
         let crls = match crl {
             None => Vec::new(),
             Some(path) => crate::revocation::read_file(path)?,
         };
         Ok(Identity {
-            chain: certs(cert)?,
-            key: PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?,
+            chain: read_chain(cert)?,
+            key: read_key(key)?,
             trust: Trust::new(ca, Arc::new(roots), crls)?,
         })
     }
@@ -154,6 +140,30 @@ impl Identity {
     pub(crate) fn server_verifier(&self) -> Arc<dyn ServerCertVerifier> {
         self.trust.server_verifier()
     }
+}
+
+fn pem_error(path: &Path, reason: String) -> TlsError {
+    TlsError::Pem {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+/// The certificates in a PEM file, in order; at least one.
+pub(crate) fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_error(path, "no certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file.
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, e.to_string()))
 }
 
 /// Says, at every start of a node run with `insecure = true`, that it

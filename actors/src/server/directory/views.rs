@@ -8,7 +8,9 @@ use actix::prelude::*;
 use super::DirectoryActor;
 use crate::server::office_messages::GetReport;
 use crate::server::registry::OfficeReport;
-use crate::wire::{ContentView, LinkView, OfficeView, RegistryView, TopologyView};
+use crate::topology::diff::{TopologyChange, diff};
+use crate::topology::{Topology, spreadsheet};
+use crate::wire::{ContentView, LinkView, OfficeHoldings, OfficeView, RegistryView, TopologyView};
 
 impl DirectoryActor {
     /// Every running office's report, by office name (an office whose
@@ -37,6 +39,7 @@ impl DirectoryActor {
             links: Vec::new(),
             origin: Vec::new(),
             bans: Vec::new(),
+            holdings: Vec::new(),
         };
         let mut holders: HashMap<_, (u32, u32)> = HashMap::new();
         for office in self.topology.top_down() {
@@ -48,6 +51,12 @@ impl DirectoryActor {
                 let sum = holders.entry(content).or_default();
                 sum.0 += complete;
                 sum.1 += partial;
+                view.holdings.push(OfficeHoldings {
+                    office: office.name.clone(),
+                    content,
+                    complete,
+                    partial,
+                });
             }
             view.links.push(LinkView {
                 office: office.name.clone(),
@@ -115,6 +124,49 @@ impl Handler<GetRegistryView> for DirectoryActor {
         Box::pin(
             self.reports()
                 .map(|reports, act, _| act.registry_view(reports)),
+        )
+    }
+}
+
+/// What importing a spreadsheet would change, without changing anything:
+/// the sheet is read off the directory's thread, then compared with the
+/// topology in force and the live clients' addresses.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<TopologyChange, Vec<String>>")]
+pub struct PreviewTopology(pub Vec<u8>);
+
+impl Handler<PreviewTopology> for DirectoryActor {
+    type Result = ResponseActFuture<Self, Result<TopologyChange, Vec<String>>>;
+    fn handle(&mut self, msg: PreviewTopology, _: &mut Context<Self>) -> Self::Result {
+        crate::supervision::handled();
+        let parsed = crate::panics::run_blocking(
+            || {},
+            move || {
+                spreadsheet::import(&msg.0)
+                    .map_err(|problems| problems.iter().map(ToString::to_string).collect())
+            },
+        );
+        Box::pin(
+            parsed
+                .into_actor(self)
+                .then(|parsed, act, _| -> Self::Result {
+                    let new: Topology = match parsed {
+                        Ok(Ok(topology)) => topology,
+                        Ok(Err(problems)) => return Box::pin(fut::ready(Err(problems))),
+                        Err(e) => {
+                            let stopped = vec![format!("the preview stopped: {e}")];
+                            return Box::pin(fut::ready(Err(stopped)));
+                        }
+                    };
+                    Box::pin(act.reports().map(move |reports, act, _| {
+                        let clients: Vec<_> = reports
+                            .values()
+                            .flat_map(|r| &r.clients)
+                            .map(|c| (c.name.clone(), c.addr.ip(), c.office.clone()))
+                            .collect();
+                        Ok(diff(&act.topology, &new, &clients))
+                    }))
+                }),
         )
     }
 }

@@ -41,8 +41,14 @@ fn given_a_client_claiming_another_address_then_its_office_follows_the_one_seen(
 fn given_offices_then_sources_follow_the_office_order_and_only_the_top_rvp_leases() {
     let (mut r, id, now) = offices(4);
     // Nobody holds anything: only hq's RVP (client 1) may use the origin.
-    assert_eq!(r.sources(&query(2, id, 4), now).unwrap().granted, vec![]);
-    assert_eq!(r.sources(&query(3, id, 4), now).unwrap().granted, vec![]);
+    assert_eq!(
+        r.sources(&query(2, id, 4), now).unwrap().granted,
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        r.sources(&query(3, id, 4), now).unwrap().granted,
+        Vec::<u32>::new()
+    );
     assert_eq!(
         r.sources(&query(1, id, 2), now).unwrap().granted,
         vec![0, 1]

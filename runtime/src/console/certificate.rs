@@ -1,0 +1,109 @@
+//! The certificate the console shows browsers and scripts, and its TLS
+//! configuration (decision, in docs/ARCHITECTURE.md "The console"):
+//!
+//! 1. a certificate and key the administrator gave (`[console] cert`,
+//!    `key`), for a console reached by a name the enterprise's own PKI
+//!    vouches for;
+//! 2. otherwise, on a server with its own cluster CA, a certificate that
+//!    CA signs at each start for the host's names and addresses (browsers
+//!    trust it once the CA's `ca.pem` is imported, as they must to trust
+//!    anything of the cluster);
+//! 3. otherwise, under an administrator's `[tls]` PKI without the CA key
+//!    here, the server's own node certificate (it names the cluster, not
+//!    the host, so browsers warn: give `[console] cert`);
+//! 4. insecure, a self-signed certificate made at start (with a warning).
+//!
+//! Only TLS 1.3; no client certificates (people sign in instead).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::join::ca::{CaError, ClusterCa};
+use crate::tls::{Identity, TlsError};
+
+/// Where the console's certificate comes from.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// Files the administrator gave.
+    Given {
+        /// The chain (PEM).
+        cert: &'a Path,
+        /// Its key (PEM).
+        key: &'a Path,
+    },
+    /// The server's own cluster CA.
+    ClusterCa(&'a ClusterCa),
+    /// The node's certificate of an administrator's PKI.
+    Node(&'a Identity),
+    /// None: insecure.
+    SelfSigned,
+}
+
+/// Why the console's TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleTlsError {
+    /// A file or rustls failed.
+    #[error("the console's certificate: {0}")]
+    Tls(#[from] TlsError),
+    /// The CA could not sign.
+    #[error("the console's certificate: {0}")]
+    Ca(#[from] CaError),
+}
+
+/// The names a certificate made here carries: the host's name,
+/// `localhost`, the loopback addresses, the listen address if it is a
+/// specific one, and those configured; each once.
+pub fn names(configured: &[String], listen: SocketAddr) -> Vec<String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut names: Vec<String> = [host.trim(), "localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !listen.ip().is_unspecified() {
+        names.push(listen.ip().to_string());
+    }
+    names.extend(configured.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+/// The console's TLS configuration, its certificate from `source`
+/// (made for `names` where it is made here).
+pub fn server_config(
+    source: Source<'_>,
+    names: &[String],
+) -> Result<rustls::ServerConfig, ConsoleTlsError> {
+    let (chain, key) = match source {
+        Source::Given { cert, key } => (crate::tls::read_chain(cert)?, crate::tls::read_key(key)?),
+        Source::ClusterCa(ca) => {
+            let (cert, key) = ca.web_certificate(names)?;
+            (vec![cert], key)
+        }
+        Source::Node(identity) => {
+            tracing::warn!(
+                "the console shows the server's node certificate, which names the cluster, not this host: browsers will warn; give [console] cert and key"
+            );
+            (identity.chain().to_vec(), identity.key().clone_key())
+        }
+        Source::SelfSigned => {
+            tracing::warn!(
+                "insecure = true: the console's certificate is self-signed; browsers will warn, and nothing proves to them it is this server"
+            );
+            let made =
+                rcgen::generate_simple_self_signed(names.to_vec()).map_err(TlsError::from)?;
+            let key = PrivatePkcs8KeyDer::from(made.signing_key.serialize_der());
+            (vec![made.cert.der().clone()], PrivateKeyDer::Pkcs8(key))
+        }
+    };
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::from)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsError::from)?;
+    Ok(config)
+}
