@@ -128,7 +128,9 @@ fn a_rollout_across_three_offices_is_watched_live_in_a_browser() {
     eprintln!("browser: {rest:?}");
     assert!(status.success(), "the browser's steps failed: {rest:?}");
     assert_eq!(rest.last().map(String::as_str), Some("ok"));
-    for page in ["topology", "offices", "contents", "audit", "sign-in"] {
+    for page in [
+        "topology", "offices", "clients", "contents", "audit", "sign-in",
+    ] {
         let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
         assert!(
             png.starts_with(b"\x89PNG") && png.len() > 10_000,

@@ -488,6 +488,10 @@ pub struct DemoArgs {
     /// offices take the next three /24s.
     #[arg(long, default_value = "127.10.1")]
     pub subnet: String,
+    /// Seconds to keep every node running after the report, to look at
+    /// the console.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub linger: u64,
 }
 
 #[cfg(test)]

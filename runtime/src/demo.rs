@@ -208,6 +208,13 @@ impl Demo {
             client_statuses.push((c.office, rt.block_on(client_status(&c.socket))?));
         }
         report(args, size, wall, matching, &server_status, &client_statuses);
+        if args.linger > 0 {
+            println!(
+                "every node keeps running {} s for the console (Ctrl-C ends the demo)",
+                args.linger
+            );
+            std::thread::sleep(Duration::from_secs(args.linger));
+        }
         anyhow::ensure!(
             matching == clients.len(),
             "{} of {} copies do not match the package",
@@ -253,7 +260,7 @@ impl Demo {
         }
         let password = rt.block_on(console_admin(&server_socket))?;
         println!(
-            "console API: https://{}/api/v1 (described at /api/v1/openapi.json); sign in as `admin` with the one-time password {password}; trust {}",
+            "console: https://{}/ (sign in as `admin` with the one-time password {password}; import {} into the browser as an authority first; the API is described at /api/v1/openapi.json)",
             self.addr(0, 1, config::DEFAULT_CONSOLE_PORT),
             self.work.join("server").join("ca").join("ca.pem").display()
         );

@@ -10,7 +10,8 @@ then one that adds the third office (its preview names the office and the
 clients that would move) and apply it; open the Offices page for the content; say `watching` on stdout and wait
 until every office shows all its clients done and its bytes by source
 (the test starts the fetches when it reads `watching`), with the live
-marker moving; the Contents page lists the content; the audit log page
+marker moving; the Clients page finds west's clients; the Contents page lists the
+content; the audit log page
 shows the sign-in; signing out ends the session. A screenshot of each
 page goes to --shots. Any failure exits non-zero with a line saying what.
 """
@@ -149,6 +150,11 @@ def main():
         if driver.find_element(By.ID, "updated").get_attribute("data-at") == first:
             sys.exit("the live marker never moved")
         driver.save_screenshot(f"{a.shots}/offices.png")
+        driver.get(a.base + "/clients?q=west")
+        wait(driver, "the clients of west",
+             lambda d: sorted(tr.get_attribute("data-client")
+                              for tr in d.find_elements(By.CSS_SELECTOR, "tr[data-client]")) == ["west-0", "west-1"])
+        driver.save_screenshot(f"{a.shots}/clients.png")
         driver.get(a.base + "/contents")
         wait(driver, "the contents table", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-content]"))
         driver.save_screenshot(f"{a.shots}/contents.png")

@@ -7,7 +7,10 @@
 //! - `bench-transfer`: loopback piece throughput between two clients against
 //!   curl from nginx, with CPU seconds per GiB and peak RSS.
 //! - `bench-registry`: peak RSS of the server with many registered clients.
+//! - `bench-console`: the console's page loads and live updates while a
+//!   fleet of fake clients rolls a content out (against an idle server).
 
+pub mod fleet;
 pub mod nodes;
 
 use std::path::Path;

@@ -15,28 +15,21 @@
 //! `--baseline-queries N` asks it fewer questions when it is too slow to
 //! answer them all.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use branchline::tls;
-use branchline::transport::endpoint;
-use branchline::transport::exchange::exchange;
-use branchline_actors::server::election::Attributes;
-use branchline_actors::wire::{
-    MAX_REPLY_FRAME, Registration, ServerReply, ServerRequest, SourcesQuery,
+use branchline_actors::wire::{ServerReply, ServerRequest};
+use branchline_storage::ContentId;
+use branchline_tools::fleet::{
+    PIECES, call, connect_offices, fake_client, half_of, import_sheet, publish_sparse,
+    sources_question, start_server,
 };
-use branchline_storage::{ContentId, NodeId, PieceMap};
 use branchline_tools::nodes::{
-    self, Proc, busiest_thread_cores, cpu_secs, peak_rss_mb, publish, release_binary, rss_mb,
-    spawn, status, thread_cpu_secs, wait_for,
+    busiest_thread_cores, cpu_secs, peak_rss_mb, release_binary, rss_mb, status, thread_cpu_secs,
 };
 use branchline_tools::{print_command, secs};
 use clap::Parser;
 use futures_util::StreamExt as _;
-
-const SERVER: &str = "127.41.1.1:34323";
-const PIECES: u32 = 1024;
 
 /// What one run measured.
 struct Figures {
@@ -169,7 +162,7 @@ fn run(bin: &Path, shape: Shape) -> Figures {
         .tempdir()
         .unwrap();
     let server_dir = work.path().join("server");
-    let server = start_server(bin, work.path(), &server_dir);
+    let server = start_server(bin, work.path(), &server_dir, "");
     let ids: Vec<ContentId> = (0..shape.contents)
         .map(|i| publish_sparse(bin, work.path(), &server_dir, i))
         .collect();
@@ -222,103 +215,10 @@ fn run(bin: &Path, shape: Shape) -> Figures {
     }
 }
 
-/// The server under test, in `work`, with its data in `server_dir`, once
-/// it answers. Fake clients never send heartbeats: they are kept for the
-/// whole run. They register in any id they like, which only an insecure
-/// server takes (under the PKI a connection speaks for its certificate's
-/// node only); the server's memory and answer times do not depend on it.
-fn start_server(bin: &Path, work: &Path, server_dir: &Path) -> Proc {
-    let config = work.join("server.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nlisten = \"{SERVER}\"\ninsecure = true\n[registry]\nclient_timeout_secs = 3600\n[control]\nrequests_per_sec = 1000000\n",
-            server_dir.display()
-        ),
-    )
-    .unwrap();
-    let server = spawn(
-        bin,
-        &[
-            "server".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        &work.join("server.log"),
-    );
-    wait_for("server answers", || status(bin, server_dir).is_some());
-    server
-}
-
 /// The answer time at `per_mille` of the sorted `times`, in ms.
 fn per_mille_ms(times: &[Duration], per_mille: usize) -> f64 {
     let i = (times.len() * per_mille / 1000).min(times.len() - 1);
     times[i].as_secs_f64() * 1e3
-}
-
-/// Office `k`'s /24: 127.42.0.0/24, 127.42.1.0/24, ... 127.45.255.0/24.
-fn office_net(k: u32) -> [u8; 3] {
-    let [_, _, hi, lo] = k.to_be_bytes();
-    [127, 42 + hi, lo]
-}
-
-/// The sheet: office 0 on top, the others in a tree ten wide.
-fn import_sheet(bin: &Path, work: &Path, server_dir: &Path, offices: u32) {
-    let mut sheet = String::from("office,parent,type,subnets\n");
-    for k in 0..offices {
-        let [a, b, c] = office_net(k);
-        let parent = if k == 0 {
-            String::new()
-        } else {
-            format!("o{}", (k - 1) / 10)
-        };
-        sheet.push_str(&format!("o{k},{parent},Default,{a}.{b}.{c}.0/24\n"));
-    }
-    let path = work.join("topology.csv");
-    std::fs::write(&path, sheet).unwrap();
-    nodes::import_topology(bin, server_dir, &path);
-}
-
-/// Publishes a 1 GiB sparse file under its own name (so each content id
-/// differs) and returns its id.
-fn publish_sparse(bin: &Path, work: &Path, server_dir: &Path, i: usize) -> ContentId {
-    let path: PathBuf = work.join(format!("package-{i}.bin"));
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(u64::from(PIECES) << 20)
-        .unwrap();
-    let id = publish(
-        bin,
-        server_dir,
-        &path,
-        &[
-            "--origin",
-            "http://127.41.1.1:9/none",
-            "--name",
-            &format!("package-{i}"),
-        ],
-    );
-    std::fs::remove_file(&path).unwrap();
-    id.parse().unwrap()
-}
-
-/// One connection per office, from the office's .2 address: the server
-/// places a client by the address its packets come from.
-async fn connect_offices(offices: u32) -> Vec<quinn::Connection> {
-    let server: SocketAddr = SERVER.parse().unwrap();
-    let mut conns = Vec::new();
-    for k in 0..offices {
-        let [a, b, c] = office_net(k);
-        let from = SocketAddr::new(Ipv4Addr::new(a, b, c, 2).into(), 0);
-        let socket = endpoint::bind(from).unwrap();
-        let (endpoint, _) =
-            endpoint::endpoint(socket, None, None, branchline::tls::Admit::Members).unwrap();
-        let conn = endpoint::connect(&endpoint, server, tls::CONTROL_NAME, Duration::from_secs(5))
-            .await
-            .unwrap();
-        conns.push(conn);
-    }
-    conns
 }
 
 /// Registers every fake client from its office's connection.
@@ -326,7 +226,12 @@ async fn register_all(conns: &[quinn::Connection], shape: Shape, contents: &[Con
     futures_util::stream::iter(0..shape.clients)
         .map(|n| {
             let conn = conns[(n % shape.offices) as usize].clone();
-            let request = ServerRequest::Register(fake_client(n, shape.offices, contents));
+            let holdings = contents
+                .iter()
+                .zip(0u32..)
+                .map(|(c, i)| (*c, half_of(n.wrapping_mul(64) + i)))
+                .collect();
+            let request = ServerRequest::Register(fake_client(n, shape.offices, holdings));
             async move {
                 match call(&conn, &request).await {
                     ServerReply::Registered { .. } => {}
@@ -350,15 +255,7 @@ async fn ask_sources(
         .map(|q| {
             let n = q.wrapping_mul(7_919) % shape.clients;
             let conn = conns[(n % shape.offices) as usize].clone();
-            let query = ServerRequest::Sources(SourcesQuery {
-                id: fake_id(n),
-                content,
-                since: 0,
-                want_leases: 0,
-                release: Vec::new(),
-                stuck: Vec::new(),
-                wait_ms: 0,
-            });
+            let query = sources_question(n, content);
             async move {
                 let asked = Instant::now();
                 match call(&conn, &query).await {
@@ -370,51 +267,4 @@ async fn ask_sources(
         .buffer_unordered(shape.concurrency)
         .collect()
         .await
-}
-
-async fn call(conn: &quinn::Connection, request: &ServerRequest) -> ServerReply {
-    let streams = conn.open_bi().await.unwrap();
-    exchange(streams, request, MAX_REPLY_FRAME).await.unwrap().0
-}
-
-fn fake_id(n: u32) -> NodeId {
-    let mut id = [0xb1; 16];
-    id[..4].copy_from_slice(&n.to_le_bytes());
-    NodeId(id)
-}
-
-/// Client `n`, in office `n % offices` at an address of its own there,
-/// holding a pseudo-random half of each content.
-fn fake_client(n: u32, offices: u32, contents: &[ContentId]) -> Registration {
-    let [a, b, c] = office_net(n % offices);
-    let host = u8::try_from(10 + n / offices).expect("at most 239 clients per office");
-    let addr = Ipv4Addr::new(a, b, c, host);
-    let mut seed = u64::from(n) * 0x9e37_79b9 + 1;
-    let holdings = contents
-        .iter()
-        .map(|content| {
-            let mut have = PieceMap::new(PIECES);
-            for i in 0..PIECES {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                if seed & 1 == 1 {
-                    have.set(i);
-                }
-            }
-            (*content, have)
-        })
-        .collect();
-    Registration {
-        id: fake_id(n),
-        name: format!("fake-{n}"),
-        addr: SocketAddr::new(addr.into(), 34760),
-        background: SocketAddr::new(addr.into(), 34750),
-        holdings,
-        attributes: Attributes {
-            free_bytes: u64::from(n % 500) << 30,
-            uptime_secs: u64::from(n % 7) * 86400,
-            ..Attributes::default()
-        },
-    }
 }

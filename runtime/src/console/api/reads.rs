@@ -38,15 +38,21 @@ pub async fn clients(
     console: web::Data<Console>,
     search: web::Query<ClientSearch>,
 ) -> Result<web::Json<Vec<ClientView>>, ApiError> {
-    let mut clients = console.registry(&reader.0).await?.clients;
-    if let Some(q) = search.into_inner().q.map(|q| q.to_lowercase()) {
-        clients.retain(|c| {
+    let registered = console.registry(&reader.0).await?.clients;
+    Ok(web::Json(matching(registered, search.q.as_deref())))
+}
+
+/// The clients whose name, office or address holds `q` (any case); all
+/// without it.
+pub fn matching(mut found: Vec<ClientView>, q: Option<&str>) -> Vec<ClientView> {
+    if let Some(q) = q.map(str::to_lowercase).filter(|q| !q.is_empty()) {
+        found.retain(|c| {
             [&c.name, &c.office, &c.addr.to_string()]
                 .iter()
                 .any(|field| field.to_lowercase().contains(&q))
         });
     }
-    Ok(web::Json(clients))
+    found
 }
 
 /// The published contents.
@@ -115,5 +121,43 @@ pub async fn tokens(
     {
         AdminReply::ApiTokens(tokens) => Ok(web::Json(tokens)),
         other => Err(unexpected(&other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use branchline_storage::NodeId;
+
+    fn client(name: &str, office: &str, addr: &str) -> ClientView {
+        ClientView {
+            id: NodeId([1; 16]),
+            name: name.into(),
+            addr: addr.parse().unwrap(),
+            last_seen_ms_ago: 0,
+            office: office.into(),
+            rvp: false,
+            attributes: None,
+        }
+    }
+
+    #[test]
+    fn a_search_matches_a_name_an_office_or_an_address_in_any_case() {
+        let all = vec![
+            client("Desk-7", "east", "10.2.0.7:34760"),
+            client("lap-3", "West", "10.3.0.3:34760"),
+        ];
+        let names = |q: Option<&str>| -> Vec<String> {
+            matching(all.clone(), q)
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        };
+        assert_eq!(names(Some("desk")), ["Desk-7"]);
+        assert_eq!(names(Some("west")), ["lap-3"]);
+        assert_eq!(names(Some("10.3.")), ["lap-3"]);
+        assert_eq!(names(Some("")), ["Desk-7", "lap-3"]);
+        assert_eq!(names(None), ["Desk-7", "lap-3"]);
+        assert!(names(Some("nowhere")).is_empty());
     }
 }

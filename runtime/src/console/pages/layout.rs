@@ -9,6 +9,7 @@ use crate::console::api::auth::Signed;
 /// The pages in the navigation: path and title.
 const NAVIGATION: &[(&str, &str)] = &[
     ("/offices", "Offices"),
+    ("/clients", "Clients"),
     ("/contents", "Contents"),
     ("/topology", "Topology"),
     ("/audit", "Audit log"),

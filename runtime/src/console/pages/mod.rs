@@ -11,6 +11,7 @@
 //! too).
 
 mod audit;
+mod clients;
 mod contents;
 mod layout;
 mod offices;
@@ -31,6 +32,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(home))
         .route("/sign-in", web::get().to(sign_in::page))
         .route("/offices", web::get().to(offices::page))
+        .route("/clients", web::get().to(clients::page))
         .route("/contents", web::get().to(contents::page))
         .route("/topology", web::get().to(topology::page))
         .route("/audit", web::get().to(audit::page))
