@@ -67,7 +67,7 @@ fn anonymous_callers_get_nothing_and_sessions_need_their_csrf_token() {
     let doc = anonymous.get("/api/v1/openapi.json");
     assert_eq!(doc.status, 200, "{doc:?}");
     let routes = documented_routes(&doc.body);
-    assert_eq!(routes.len(), 17, "{routes:?}");
+    assert_eq!(routes.len(), 18, "{routes:?}");
     for (method, path) in &routes {
         if (method.as_str(), path.as_str()) == ("POST", "/api/v1/session") {
             continue;
@@ -141,6 +141,7 @@ fn a_viewer_reads_and_every_change_of_theirs_is_refused() {
     let (world, _server) = world_with_accounts(42);
     let vic = signed_in(&world, "vic", VIEWER_PW);
     for path in [
+        "/api/v1/health",
         "/api/v1/offices",
         "/api/v1/clients",
         "/api/v1/contents",
@@ -152,6 +153,8 @@ fn a_viewer_reads_and_every_change_of_theirs_is_refused() {
         let answer = vic.get(path);
         assert_eq!(answer.status, 200, "{path}: {answer:?}");
     }
+    let health = vic.get("/api/v1/health").body;
+    assert_eq!(health["checks"][1]["level"], "ok", "{health}");
     let before = vic.get("/api/v1/topology").body;
     let sheet = "office,parent,type,subnets\nhq,,Default,127.31.42.0/24\n";
     for (method, path, body) in [

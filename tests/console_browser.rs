@@ -6,7 +6,8 @@
 //! adding the third office (previewed, then applied), opens the Offices
 //! page for a published content, and watches a rollout across
 //! three offices complete live while this test starts the fetches; then
-//! the Contents and Audit pages, and signs out. Its screenshots are those
+//! the Clients, Contents, Health (a device of the previous protocol
+//! version flagged) and Audit pages, and signs out. Its screenshots are those
 //! of docs/console.md (`BRANCHLINE_SCREENSHOTS=docs/console` writes them
 //! there; otherwise into the test's directory).
 
@@ -62,6 +63,24 @@ fn trust_in_browser(home: &std::path::Path, ca: &std::path::Path) {
     }
 }
 
+/// A device of the previous protocol version tries the server (and is
+/// refused), for the Health page to flag.
+fn an_old_device_is_refused(world: &World) {
+    let old = common::pki::joined_identity(world, "old-device", world.addr(40, 0).ip());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let to = world.server_addr();
+        let conn =
+            common::pki::old_node(&old, world.addr(40, 0), to, branchline::tls::CONTROL_NAME).await;
+        tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .expect("refused");
+    });
+}
+
 #[test]
 fn a_rollout_across_three_offices_is_watched_live_in_a_browser() {
     let world = World::new(43, 1);
@@ -86,6 +105,7 @@ fn a_rollout_across_three_offices_is_watched_live_in_a_browser() {
         world.wait_registered(client);
     }
     let content = world.publish(&package, &[origin.url("package.bin")]);
+    an_old_device_is_refused(&world);
 
     let (sheet, bad_sheet) = (world.path("three-offices.csv"), world.path("bad.csv"));
     std::fs::write(&sheet, SHEET).unwrap();

@@ -5,26 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use branchline_actors::wire::ServerRequest;
 use common::World;
-
-/// A B6 node's connection: its certificate, ALPN `branchline/1`.
-async fn old_node(
-    identity: &branchline::tls::Identity,
-    bind: std::net::SocketAddr,
-    to: std::net::SocketAddr,
-    name: &str,
-) -> quinn::Connection {
-    let mut crypto = branchline::tls::client_config(Some(identity)).unwrap();
-    crypto.alpn_protocols = vec![b"branchline/1".to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
-    let mut endpoint = quinn::Endpoint::client(bind).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    endpoint.connect(to, name).unwrap().await.unwrap()
-}
 
 #[test]
 fn a_node_of_the_previous_version_is_refused_naming_both_versions() {
@@ -42,7 +26,7 @@ fn a_node_of_the_previous_version_is_refused_naming_both_versions() {
         (world.addr(11, 34760), branchline::tls::SERVER_NAME),
     ] {
         let reason = rt.block_on(async {
-            let conn = old_node(&old, world.addr(40, 0), to, name).await;
+            let conn = common::pki::old_node(&old, world.addr(40, 0), to, name).await;
             // It may even send a request of its version: no answer comes.
             if let Ok((mut send, _)) = conn.open_bi().await {
                 let _ = branchline_actors::wire::write_frame(
@@ -68,4 +52,31 @@ fn a_node_of_the_previous_version_is_refused_naming_both_versions() {
         "{}",
         server.log()
     );
+    the_health_check_flags_the_old_node(&world);
+}
+
+/// `branchline health` fails its protocol check and names the old node's
+/// address (the console's Health page shows the same report).
+fn the_health_check_flags_the_old_node(world: &World) {
+    let out = std::process::Command::new(common::bin())
+        .args(["health", "--json", "--data-dir"])
+        .arg(world.path("server"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a failed check exits non-zero");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions = &report["checks"][1];
+    assert_eq!(versions["name"], "protocol versions", "{report}");
+    assert_eq!(versions["level"], "fail", "{report}");
+    let flagged = versions["flagged"][0].as_str().unwrap();
+    assert!(
+        flagged.starts_with(&world.addr(40, 0).ip().to_string()),
+        "{flagged}"
+    );
+    assert!(
+        flagged.contains("branchline/1 vs branchline/5"),
+        "{flagged}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the health check failed"), "{err}");
 }

@@ -55,6 +55,10 @@ pub enum Command {
     /// The console's accounts and the audit log of every change. Run
     /// where the server runs.
     Admin(AdminArgs),
+    /// Run the server's health check: clients heard from, devices refused
+    /// for their protocol version, disk. Exits 1 if a check fails. Run
+    /// where the server runs.
+    Health(HealthArgs),
 }
 
 /// `branchline admin`.
@@ -385,6 +389,17 @@ pub struct PurgeArgs {
     pub node: NodeLocator,
     /// The content id.
     pub content: String,
+}
+
+/// `branchline health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server.
+    #[command(flatten)]
+    pub node: NodeLocator,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `branchline status`.

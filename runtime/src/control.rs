@@ -61,6 +61,8 @@ pub struct Control {
     pub trust: Option<Arc<Trust>>,
     /// Devices joining, on a server with its own CA.
     pub enroller: Option<Arc<Enroller>>,
+    /// Devices refused for another protocol version, for the health check.
+    pub refusals: Arc<crate::version_refusals::VersionRefusals>,
     /// Its caps.
     pub limits: ControlLimits,
 }
@@ -82,23 +84,31 @@ pub async fn serve(endpoint: quinn::Endpoint, control: Control) {
         let (control, admission) = (control.clone(), admission.clone());
         actix_rt::spawn(async move {
             match incoming.await {
-                Ok(conn) if crate::tls::check_version(&conn).is_err() => {
-                    tracing::warn!(client = %conn.remote_address(), "refused a client of another protocol version");
-                }
-                Ok(conn) => {
-                    let member = crate::tls::peer_chain(&conn).is_some();
-                    if let Some(trust) = &control.trust
-                        && member
-                    {
-                        actix_rt::spawn(trust.clone().guard(conn.clone(), None));
+                Ok(conn) => match crate::tls::check_version(&conn) {
+                    Err(reason) => {
+                        tracing::warn!(client = %conn.remote_address(), %reason, "refused a client of another protocol version");
+                        let node = crate::tls::peer_node_id(&conn);
+                        control.refusals.record(conn.remote_address(), node, reason);
                     }
-                    serve_connection(conn, control).await
-                }
+                    Ok(()) => serve_member(conn, control).await,
+                },
                 Err(e) => tracing::debug!(error = %e, "control handshake failed"),
             }
             branchline_actors::lock_unpoisoned(&admission).release(ip);
         });
     }
+}
+
+/// Serves a connection of this protocol version; under the PKI, a
+/// member's connection is closed if its certificate is revoked.
+async fn serve_member(conn: quinn::Connection, control: Arc<Control>) {
+    let member = crate::tls::peer_chain(&conn).is_some();
+    if let Some(trust) = &control.trust
+        && member
+    {
+        actix_rt::spawn(trust.clone().guard(conn.clone(), None));
+    }
+    serve_connection(conn, control).await
 }
 
 /// Under the PKI (`sender` is `Some`: the node the connection's

@@ -53,4 +53,5 @@ pub mod server_link;
 pub mod sim;
 pub mod tls;
 pub mod transport;
+pub mod version_refusals;
 pub mod vouch;

@@ -122,6 +122,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&quiet());
             commands::admin::run(&args)
         }
+        Command::Health(args) => {
+            logging::init(&quiet());
+            commands::health::run(&args)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ clients that would move) and apply it; open the Offices page for the content; sa
 until every office shows all its clients done and its bytes by source
 (the test starts the fetches when it reads `watching`), with the live
 marker moving; the Clients page finds west's clients; the Contents page lists the
-content; the audit log page
+content; the Health page flags a device of the previous protocol version; the audit log page
 shows the sign-in; signing out ends the session. A screenshot of each
 page goes to --shots. Any failure exits non-zero with a line saying what.
 """
@@ -158,6 +158,12 @@ def main():
         driver.get(a.base + "/contents")
         wait(driver, "the contents table", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-content]"))
         driver.save_screenshot(f"{a.shots}/contents.png")
+        driver.get(a.base + "/health")
+        wait(driver, "the old device flagged on the Health page",
+             lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-check="protocol versions"]')
+                        .get_attribute("data-level") == "fail"
+             and "branchline/1" in d.find_element(By.CSS_SELECTOR, 'tr[data-check="protocol versions"]').text)
+        driver.save_screenshot(f"{a.shots}/health.png")
         driver.get(a.base + "/audit")
         wait(driver, "the sign-in and the import in the audit log",
              lambda d: all(t in d.find_element(By.ID, "audit").text

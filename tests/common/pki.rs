@@ -195,3 +195,18 @@ pub fn heartbeat_and_sources(
         }),
     ]
 }
+
+/// A B6 node's connection: its certificate, ALPN `branchline/1`.
+pub async fn old_node(
+    identity: &branchline::tls::Identity,
+    bind: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    name: &str,
+) -> quinn::Connection {
+    let mut crypto = branchline::tls::client_config(Some(identity)).unwrap();
+    crypto.alpn_protocols = vec![b"branchline/1".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
+    let mut endpoint = quinn::Endpoint::client(bind).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    endpoint.connect(to, name).unwrap().await.unwrap()
+}

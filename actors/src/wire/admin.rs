@@ -89,6 +89,8 @@ pub enum AdminRequest {
     ApiTokens,
     /// Server: revoke the API token with this id.
     RevokeApiToken(String),
+    /// Server: run the health check.
+    Health,
     /// Server: the newest entries of the audit log.
     Audit {
         /// How many at most.
@@ -161,6 +163,8 @@ pub enum AdminReply {
     ApiTokens(Vec<super::ApiTokenView>),
     /// Audit log entries, oldest first.
     Audit(Vec<super::AuditEntry>),
+    /// A health run.
+    Health(super::HealthReport),
     /// The request failed; one line that says why.
     Error(String),
 }

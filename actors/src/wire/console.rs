@@ -79,3 +79,66 @@ pub struct ApiTokenView {
     /// When it stops working, ms since the epoch.
     pub expires_ms: u64,
 }
+
+/// How a health check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthLevel {
+    /// Nothing to do.
+    Ok,
+    /// Worth a look.
+    Warn,
+    /// Something is wrong.
+    Fail,
+}
+
+/// One check of the server's health.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthCheck {
+    /// What was checked.
+    pub name: String,
+    /// How it came out.
+    pub level: HealthLevel,
+    /// What was found, in one line.
+    pub detail: String,
+    /// The things flagged, one per line (clients, addresses).
+    pub flagged: Vec<String>,
+}
+
+/// A health run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthReport {
+    /// When, ms since the epoch (the server's clock).
+    pub at_ms: u64,
+    /// The checks, in a fixed order.
+    pub checks: Vec<HealthCheck>,
+}
+
+impl HealthReport {
+    /// The worst level of its checks.
+    pub fn level(&self) -> HealthLevel {
+        let worst = |l: HealthLevel| match l {
+            HealthLevel::Ok => 0,
+            HealthLevel::Warn => 1,
+            HealthLevel::Fail => 2,
+        };
+        self.checks
+            .iter()
+            .map(|c| c.level)
+            .max_by_key(|l| worst(*l))
+            .unwrap_or(HealthLevel::Ok)
+    }
+}
+
+/// A node the server refused for speaking another protocol version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VersionRefusal {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Its address.
+    pub from: String,
+    /// The node its certificate names, if any.
+    pub node: Option<String>,
+    /// Why, naming both versions.
+    pub reason: String,
+}

@@ -92,6 +92,7 @@ impl ClientAdmin {
             | AdminRequest::Purge(_)
             | AdminRequest::TopologyImport(_)
             | AdminRequest::TopologyPreview(_)
+            | AdminRequest::Health
             | AdminRequest::TopologyExport
             | AdminRequest::TopologyShow
             | AdminRequest::AddUser { .. }

@@ -14,9 +14,11 @@ use super::listener::Replies;
 use crate::console::accounts::Accounts;
 use crate::console::api_tokens::ApiTokens;
 use crate::console::audit::{AuditLog, Caller};
+use crate::console::health;
 use crate::file_storage::FileStorage;
 use crate::join::ca::Enroller;
 use crate::node::supervisor::{ListActors, NodeSupervisor};
+use crate::version_refusals::VersionRefusals;
 
 /// The server node's admin handler.
 pub struct ServerAdmin {
@@ -36,6 +38,20 @@ pub struct ServerAdmin {
     pub api_tokens: Arc<ApiTokens>,
     /// The record of every change.
     pub audit: Arc<AuditLog>,
+    /// What the health check looks at beyond the registry.
+    pub health: HealthSources,
+}
+
+/// What the health check reads besides the registry.
+pub struct HealthSources {
+    /// Devices the control endpoint refused for their protocol version.
+    pub refusals: Arc<VersionRefusals>,
+    /// The server's data directory.
+    pub data_dir: std::path::PathBuf,
+    /// Its metadata store.
+    pub meta: Arc<branchline_storage::MetaStore>,
+    /// The clients' heartbeat period.
+    pub heartbeat: std::time::Duration,
 }
 
 impl ServerAdmin {
@@ -216,6 +232,10 @@ impl ServerAdmin {
                 Ok(users) => AdminReply::Users(users),
                 Err(e) => AdminReply::Error(e.to_string()),
             },
+            AdminRequest::Health => match self.health().await {
+                Ok(report) => AdminReply::Health(report),
+                Err(e) => AdminReply::Error(e),
+            },
             AdminRequest::Audit { most } => {
                 match self.audit.recent(usize::try_from(most).unwrap_or(usize::MAX)) {
                     Ok(entries) => AdminReply::Audit(entries),
@@ -223,6 +243,33 @@ impl ServerAdmin {
                 }
             }
         }
+    }
+
+    /// A health run: the registry's clients, the refusals, the disk.
+    async fn health(&self) -> Result<branchline_actors::wire::HealthReport, String> {
+        let clients = self
+            .registry
+            .send(GetRegistryView)
+            .await
+            .map_err(|e| format!("registry unavailable: {e}"))?
+            .clients;
+        let (meta, dir) = (self.health.meta.clone(), self.health.data_dir.clone());
+        let (metadata_bytes, disk) = off_thread(move || {
+            let disk = rustix::fs::statvfs(&dir).ok().map(|s| health::Disk {
+                free: s.f_bavail.saturating_mul(s.f_frsize),
+                total: s.f_blocks.saturating_mul(s.f_frsize),
+            });
+            meta.db().size_on_disk().map(|bytes| (bytes, disk))
+        })
+        .await?;
+        Ok(health::assess(&health::Inputs {
+            now_ms: branchline_storage::records::unix_ms(),
+            clients,
+            heartbeat: self.health.heartbeat,
+            refusals: self.health.refusals.recent(),
+            disk,
+            metadata_bytes,
+        }))
     }
 
     async fn join_token(&self, expires_secs: u64) -> AdminReply {
@@ -309,6 +356,7 @@ fn change_of(request: &AdminRequest) -> Option<String> {
         | AdminRequest::Peers
         | AdminRequest::Users
         | AdminRequest::ApiTokens
-        | AdminRequest::Audit { .. } => return None,
+        | AdminRequest::Audit { .. }
+        | AdminRequest::Health => return None,
     })
 }

@@ -1,9 +1,10 @@
 //! The command line tools that talk to a running node over its admin
 //! socket: `publish`, `purge`, `fetch`, `status`, `topology`, `shell`,
-//! `token`, `url` and `admin`.
+//! `token`, `url`, `admin` and `health`.
 
 pub mod admin;
 pub mod fetch;
+pub mod health;
 pub mod output_file;
 pub mod publish;
 pub mod purge;

@@ -11,6 +11,7 @@ pub mod api;
 pub mod api_tokens;
 pub mod audit;
 pub mod certificate;
+pub mod health;
 pub mod pages;
 pub mod server;
 pub mod sessions;

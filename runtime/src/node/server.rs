@@ -17,7 +17,7 @@ use branchline_storage::sealed_db::OpenError;
 use super::supervisor::{Child, NodeSupervisor};
 use super::trust;
 use super::{Stop, WATCHDOG_EVERY, on_arbiter, run_until, serve_metrics};
-use crate::admin::server_node::ServerAdmin;
+use crate::admin::server_node::{HealthSources, ServerAdmin};
 use crate::admin::{listener, socket_path};
 use crate::config::ServerConfig;
 use crate::console::accounts::Accounts;
@@ -29,6 +29,7 @@ use crate::file_storage::{Access, FileStorage, signed_url};
 use crate::join::ca::{ClusterCa, Enroller};
 use crate::tls::{Admit, Identity};
 use crate::transport::endpoint;
+use crate::version_refusals::VersionRefusals;
 use crate::{control, logging, revocation};
 
 /// How long the join token a server prints at each start lives.
@@ -75,10 +76,12 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let book = ActorBook::default();
     let deps = office_deps(config, book.clone(), office_arbiters());
     let storage_url = file_storage.as_ref().map(|(_, _, url)| url.as_str());
+    let health_meta = meta.clone();
     let directory = DirectoryActor::new(deps, meta, signer, storage_url)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
     let session_lifetimes = config.console.lifetimes();
+    let heartbeat = Duration::from_secs(config.registry.heartbeat_secs);
 
     system.block_on(async move {
         // The directory is restored once; a restart keeps its state, and
@@ -91,11 +94,13 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
         )
         .start();
         let registry = registry.0;
+        let refusals = Arc::new(VersionRefusals::default());
         let control = control::Control {
             registry: registry.clone(),
             trust: identity.as_ref().map(|id| id.trust().clone()),
             enroller: enroller.clone(),
             limits: config.control.limits(),
+            refusals: refusals.clone(),
         };
         start_control(socket, identity, crl_file, control).await?;
         let storage_view = match file_storage {
@@ -111,6 +116,12 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
             accounts,
             api_tokens,
             audit,
+            health: HealthSources {
+                refusals,
+                data_dir,
+                meta: health_meta,
+                heartbeat,
+            },
         });
         if let Some((listener, tls)) = console {
             let console = Arc::new(Console::new(handler.clone(), session_lifetimes));

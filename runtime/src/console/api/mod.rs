@@ -137,6 +137,7 @@ pub fn endpoints() -> utoipa_actix_web::scope::Scope<
         .service(topology::preview)
         .service(topology::import)
         .service(reads::audit)
+        .service(reads::health)
         .service(reads::users)
         .service(reads::tokens)
         .service(changes::purge)

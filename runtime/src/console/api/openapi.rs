@@ -104,6 +104,7 @@ mod tests {
                 "GET /api/v1/audit",
                 "GET /api/v1/clients",
                 "GET /api/v1/contents",
+                "GET /api/v1/health",
                 "GET /api/v1/offices",
                 "GET /api/v1/offices/live",
                 "GET /api/v1/session",

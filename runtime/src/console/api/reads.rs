@@ -1,10 +1,11 @@
-//! What any signed-in account (or token) may read (the offices are
+//! What any signed-in account (or token) may read, and the health check (the offices are
 //! [`super::offices`]'s): clients, contents, the audit log, accounts
 //! and API tokens (never a password's hash or a token's secret).
 
 use actix_web::{get, web};
 use branchline_actors::wire::{
     AccountView, AdminReply, AdminRequest, ApiTokenView, AuditEntry, ClientView, ContentView,
+    HealthReport,
 };
 use serde::Deserialize;
 
@@ -86,6 +87,24 @@ pub async fn audit(
         .await?
     {
         AdminReply::Audit(entries) => Ok(web::Json(entries)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Runs the health check: clients heard from, devices refused for their
+/// protocol version, disk (as `branchline health`).
+#[utoipa::path(tag = "health",
+    responses((status = 200, body = HealthReport), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/health")]
+pub async fn health(
+    reader: Reader,
+    console: web::Data<Console>,
+) -> Result<web::Json<HealthReport>, ApiError> {
+    match console
+        .perform(AdminRequest::Health, &reader.0.caller())
+        .await?
+    {
+        AdminReply::Health(report) => Ok(web::Json(report)),
         other => Err(unexpected(&other)),
     }
 }

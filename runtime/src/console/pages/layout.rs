@@ -12,6 +12,7 @@ const NAVIGATION: &[(&str, &str)] = &[
     ("/clients", "Clients"),
     ("/contents", "Contents"),
     ("/topology", "Topology"),
+    ("/health", "Health"),
     ("/audit", "Audit log"),
 ];
 

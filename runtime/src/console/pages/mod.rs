@@ -13,6 +13,7 @@
 mod audit;
 mod clients;
 mod contents;
+mod health;
 mod layout;
 mod offices;
 mod sign_in;
@@ -35,6 +36,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/clients", web::get().to(clients::page))
         .route("/contents", web::get().to(contents::page))
         .route("/topology", web::get().to(topology::page))
+        .route("/health", web::get().to(health::page))
         .route("/audit", web::get().to(audit::page))
         .route("/console.js", web::get().to(script))
         .route("/console.css", web::get().to(style));

@@ -1,0 +1,263 @@
+//! The server's health check (`branchline health`, the console's Health
+//! page): a plain function of what the server knows, so each rule is
+//! tested without a server:
+//!
+//! - **clients heard from**: registered clients whose last heartbeat is
+//!   older than two heartbeat periods are flagged (the server still
+//!   counts them until `client_timeout_secs`);
+//! - **protocol versions**: devices the control endpoint refused in the
+//!   last day for speaking another protocol version fail the check: they
+//!   cannot register until upgraded;
+//! - **disk**: the data directory's filesystem with less than 1 GiB or 5 %
+//!   free warns, and the metadata store's size is shown.
+//!
+//! Certificate expiry and origin reachability come next (C3).
+
+use std::time::Duration;
+
+use branchline_actors::wire::{
+    ClientView, HealthCheck, HealthLevel, HealthReport, PROTOCOL_VERSION, VersionRefusal,
+};
+
+/// How far back a version refusal counts.
+pub const REFUSALS_COUNTED: Duration = Duration::from_secs(24 * 3600);
+/// Free space under which the disk check warns.
+const LOW_FREE_BYTES: u64 = 1 << 30;
+
+/// Free and total bytes of a filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disk {
+    /// Free for the server's user.
+    pub free: u64,
+    /// In all.
+    pub total: u64,
+}
+
+/// What the check looks at.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// Now, ms since the epoch.
+    pub now_ms: u64,
+    /// The registered clients.
+    pub clients: Vec<ClientView>,
+    /// The clients' heartbeat period.
+    pub heartbeat: Duration,
+    /// Devices refused for their protocol version (oldest first).
+    pub refusals: Vec<VersionRefusal>,
+    /// The data directory's filesystem, if it could be read.
+    pub disk: Option<Disk>,
+    /// The metadata store's bytes on disk.
+    pub metadata_bytes: u64,
+}
+
+/// The health report of `inputs`.
+pub fn assess(inputs: &Inputs) -> HealthReport {
+    HealthReport {
+        at_ms: inputs.now_ms,
+        checks: vec![clients_heard(inputs), versions(inputs), disk(inputs)],
+    }
+}
+
+fn check(name: &str, level: HealthLevel, detail: String, flagged: Vec<String>) -> HealthCheck {
+    HealthCheck {
+        name: name.to_owned(),
+        level,
+        detail,
+        flagged,
+    }
+}
+
+fn clients_heard(inputs: &Inputs) -> HealthCheck {
+    let late_ms = u64::try_from(inputs.heartbeat.as_millis() * 2).unwrap_or(u64::MAX);
+    let quiet: Vec<String> = inputs
+        .clients
+        .iter()
+        .filter(|c| c.last_seen_ms_ago > late_ms)
+        .map(|c| {
+            format!(
+                "{} ({}, {:.0} s ago)",
+                c.name,
+                c.office,
+                c.last_seen_ms_ago as f64 / 1e3
+            )
+        })
+        .collect();
+    let all = inputs.clients.len();
+    match quiet.len() {
+        0 => check(
+            "clients heard from",
+            HealthLevel::Ok,
+            format!(
+                "all {all} registered clients sent a heartbeat in the last {} s",
+                late_ms / 1000
+            ),
+            quiet,
+        ),
+        n => check(
+            "clients heard from",
+            HealthLevel::Warn,
+            format!(
+                "{n} of {all} registered clients sent no heartbeat in the last {} s",
+                late_ms / 1000
+            ),
+            quiet,
+        ),
+    }
+}
+
+fn versions(inputs: &Inputs) -> HealthCheck {
+    let since = inputs
+        .now_ms
+        .saturating_sub(u64::try_from(REFUSALS_COUNTED.as_millis()).unwrap_or(u64::MAX));
+    let refused: Vec<String> = inputs
+        .refusals
+        .iter()
+        .filter(|r| r.at_ms >= since)
+        .map(|r| match &r.node {
+            Some(node) => format!("{} (node {node}): {}", r.from, r.reason),
+            None => format!("{}: {}", r.from, r.reason),
+        })
+        .collect();
+    if refused.is_empty() {
+        check(
+            "protocol versions",
+            HealthLevel::Ok,
+            format!(
+                "no device was refused for its protocol version in the last day (this server speaks branchline/{PROTOCOL_VERSION})"
+            ),
+            refused,
+        )
+    } else {
+        check(
+            "protocol versions",
+            HealthLevel::Fail,
+            format!(
+                "{} connections in the last day were refused for another protocol version (this server speaks branchline/{PROTOCOL_VERSION}): upgrade those devices",
+                refused.len()
+            ),
+            refused,
+        )
+    }
+}
+
+fn disk(inputs: &Inputs) -> HealthCheck {
+    let meta = format!(
+        "metadata {:.1} MiB",
+        inputs.metadata_bytes as f64 / 1048576.0
+    );
+    let Some(Disk { free, total }) = inputs.disk else {
+        return check(
+            "disk",
+            HealthLevel::Warn,
+            format!("the data directory's filesystem could not be read; {meta}"),
+            Vec::new(),
+        );
+    };
+    let pct = if total == 0 {
+        0.0
+    } else {
+        100.0 * free as f64 / total as f64
+    };
+    let detail = format!(
+        "{:.1} GiB free of {:.1} GiB ({pct:.0} %); {meta}",
+        free as f64 / 1073741824.0,
+        total as f64 / 1073741824.0
+    );
+    let level = if free < LOW_FREE_BYTES || pct < 5.0 {
+        HealthLevel::Warn
+    } else {
+        HealthLevel::Ok
+    };
+    check("disk", level, detail, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use branchline_storage::NodeId;
+
+    fn client(name: &str, ago_ms: u64) -> ClientView {
+        ClientView {
+            id: NodeId([2; 16]),
+            name: name.into(),
+            addr: "10.0.0.1:34760".parse().unwrap(),
+            last_seen_ms_ago: ago_ms,
+            office: "hq".into(),
+            rvp: false,
+            attributes: None,
+        }
+    }
+
+    fn healthy() -> Inputs {
+        Inputs {
+            now_ms: 100_000_000,
+            clients: vec![client("a", 1_000), client("b", 9_000)],
+            heartbeat: Duration::from_secs(5),
+            refusals: Vec::new(),
+            disk: Some(Disk {
+                free: 50 << 30,
+                total: 100 << 30,
+            }),
+            metadata_bytes: 3 << 20,
+        }
+    }
+
+    fn levels(report: &HealthReport) -> Vec<(String, HealthLevel)> {
+        report
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), c.level))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_server_passes_every_check() {
+        let report = assess(&healthy());
+        assert!(
+            levels(&report).iter().all(|(_, l)| *l == HealthLevel::Ok),
+            "{report:?}"
+        );
+        assert_eq!(report.level(), HealthLevel::Ok);
+        assert!(
+            report.checks[2]
+                .detail
+                .contains("50.0 GiB free of 100.0 GiB (50 %); metadata 3.0 MiB")
+        );
+    }
+
+    #[test]
+    fn quiet_clients_warn_an_old_version_fails_and_a_full_disk_warns() {
+        let mut inputs = healthy();
+        inputs.clients.push(client("quiet", 11_000));
+        let refusal = |at_ms: u64| VersionRefusal {
+            at_ms,
+            from: "10.0.0.9:5000".into(),
+            node: Some("00ff".into()),
+            reason: "protocol version branchline/1 vs branchline/7: upgrade the older node".into(),
+        };
+        inputs.refusals = vec![refusal(1_000), refusal(inputs.now_ms - 60_000)];
+        inputs.disk = Some(Disk {
+            free: 900 << 20,
+            total: 100 << 30,
+        });
+        let report = assess(&inputs);
+        assert_eq!(
+            levels(&report),
+            [
+                ("clients heard from".into(), HealthLevel::Warn),
+                ("protocol versions".into(), HealthLevel::Fail),
+                ("disk".into(), HealthLevel::Warn),
+            ]
+        );
+        assert_eq!(report.checks[0].flagged, ["quiet (hq, 11 s ago)"]);
+        assert_eq!(
+            report.checks[1].flagged.len(),
+            1,
+            "a refusal older than a day is not counted"
+        );
+        assert!(report.checks[1].flagged[0].contains("node 00ff"));
+        assert_eq!(report.level(), HealthLevel::Fail);
+        inputs.disk = None;
+        assert_eq!(assess(&inputs).checks[2].level, HealthLevel::Warn);
+    }
+}
