@@ -60,10 +60,10 @@ fn documented_routes(doc: &Value) -> Vec<(String, String)> {
     routes
 }
 
-#[test]
-fn anonymous_callers_get_nothing_and_sessions_need_their_csrf_token() {
-    let (world, _server) = world_with_accounts(41);
-    let anonymous = Api::new(&world, "nobody");
+/// Every documented route but sign-in answers an anonymous caller 401; an
+/// unknown path 404; a body that is not JSON 400.
+fn nothing_for_anonymous_callers(world: &World) {
+    let anonymous = Api::new(world, "nobody");
     let doc = anonymous.get("/api/v1/openapi.json");
     assert_eq!(doc.status, 200, "{doc:?}");
     let routes = documented_routes(&doc.body);
@@ -91,6 +91,12 @@ fn anonymous_callers_get_nothing_and_sessions_need_their_csrf_token() {
     );
     assert_eq!(garbage.status, 400, "{garbage:?}");
     assert!(!error_of(&garbage).is_empty());
+}
+
+#[test]
+fn anonymous_callers_get_nothing_and_sessions_need_their_csrf_token() {
+    let (world, _server) = world_with_accounts(41);
+    nothing_for_anonymous_callers(&world);
 
     let mut ada = Api::new(&world, "ada");
     let wrong = ada.sign_in("ada", "not the password");
@@ -103,8 +109,20 @@ fn anonymous_callers_get_nothing_and_sessions_need_their_csrf_token() {
         (unknown.status, error_of(&unknown).as_str()),
         (401, "wrong name or password")
     );
+    let forged = ada.sign_in("ada\n2026 INFO forged", ADMIN_PW);
+    assert_eq!(forged.status, 401, "a name no account has: {forged:?}");
+    let huge = json!({"name": "a".repeat(40_000), "password": "x"});
+    let refused = ada.post_json("/api/v1/session", &huge);
+    assert_eq!(refused.status, 400, "a body over 16 KiB: {refused:?}");
+    assert!(error_of(&refused).contains("larger"), "{refused:?}");
     let answer = ada.sign_in("ada", ADMIN_PW);
     assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        answer
+            .headers
+            .to_lowercase()
+            .contains("x-content-type-options: nosniff")
+    );
     assert_eq!(answer.body["role"], "admin");
     let cookie = answer.headers.to_lowercase();
     for flag in [

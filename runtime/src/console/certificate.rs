@@ -67,8 +67,16 @@ pub fn names(configured: &[String], listen: SocketAddr) -> Vec<String> {
     }
     names.extend(configured.iter().cloned());
     let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.clone()));
+    names.retain(|n| seen.insert(n.clone()) && !is_cluster_name(n));
     names
+}
+
+/// Whether `name` is one of the cluster's own (`branchline`,
+/// `*.branchline`): a web certificate naming it could pass for the server
+/// with clients, so it is never put in one.
+fn is_cluster_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == crate::pki::CLUSTER_NAME || name.ends_with(&format!(".{}", crate::pki::CLUSTER_NAME))
 }
 
 /// The console's TLS configuration, its certificate from `source`
@@ -106,4 +114,35 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(TlsError::from)?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_hold_the_host_and_loopback_and_never_the_clusters_own() {
+        let listen = "10.0.0.5:34390".parse().unwrap();
+        let configured = [
+            "console.example.com",
+            "server.branchline",
+            "Branchline.",
+            "localhost",
+        ]
+        .map(String::from);
+        let got = names(&configured, listen);
+        for wanted in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "10.0.0.5",
+            "console.example.com",
+        ] {
+            assert!(got.iter().any(|n| n == wanted), "{wanted}: {got:?}");
+        }
+        assert!(!got.iter().any(|n| is_cluster_name(n)), "{got:?}");
+        assert_eq!(got.iter().filter(|n| *n == "localhost").count(), 1);
+        let any = names(&[], "0.0.0.0:34390".parse().unwrap());
+        assert!(!any.iter().any(|n| n == "0.0.0.0"), "{any:?}");
+    }
 }

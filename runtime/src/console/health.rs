@@ -132,7 +132,7 @@ fn versions(inputs: &Inputs) -> HealthCheck {
             "protocol versions",
             HealthLevel::Fail,
             format!(
-                "{} connections in the last day were refused for another protocol version (this server speaks branchline/{PROTOCOL_VERSION}): upgrade those devices",
+                "connections refused in the last day for another protocol version: {} (this server speaks branchline/{PROTOCOL_VERSION}); upgrade those devices",
                 refused.len()
             ),
             refused,

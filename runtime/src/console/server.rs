@@ -9,6 +9,9 @@ use utoipa_actix_web::AppExt;
 
 use super::api::{self, Console, openapi};
 
+/// Connections each worker holds open at most.
+const MOST_CONNECTIONS: usize = 512;
+
 /// Worker threads answering the console (the server's actors run on
 /// their own).
 const WORKERS: usize = 2;
@@ -24,6 +27,10 @@ pub fn start(
     let document = web::Data::new(openapi::Document::rendered());
     let server = actix_web::HttpServer::new(move || {
         App::new()
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff")),
+            )
             .app_data(data.clone())
             .app_data(document.clone())
             .configure(api::input_errors)
@@ -34,6 +41,7 @@ pub fn start(
             .into_app()
     })
     .workers(WORKERS)
+    .max_connections(MOST_CONNECTIONS)
     .disable_signals()
     .shutdown_timeout(1)
     .listen_rustls_0_23(listener, tls)?

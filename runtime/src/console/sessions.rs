@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 
 /// Sessions at most; signing in beyond is refused until some end.
 pub const MOST_SESSIONS: usize = 10_000;
+/// Sessions of one account at most; its oldest ends when it opens more
+/// (so one account cannot fill the table).
+pub const MOST_PER_ACCOUNT: usize = 16;
 
 /// How long sessions live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,17 @@ impl Sessions {
         role: Role,
         now: Instant,
     ) -> Result<(String, Session), SessionError> {
+        let theirs: Vec<([u8; 32], Instant)> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| k.session.account == account)
+            .map(|(key, k)| (*key, k.opened))
+            .collect();
+        if theirs.len() >= MOST_PER_ACCOUNT
+            && let Some((oldest, _)) = theirs.iter().min_by_key(|(_, opened)| *opened)
+        {
+            self.kept.remove(oldest);
+        }
         if self.kept.len() >= MOST_SESSIONS {
             self.end_expired(now);
             if self.kept.len() >= MOST_SESSIONS {
@@ -209,8 +223,10 @@ mod tests {
     fn a_full_table_drops_expired_sessions_first_then_refuses() {
         let mut sessions = Sessions::new(LIFE);
         let t0 = Instant::now();
-        for _ in 0..MOST_SESSIONS {
-            sessions.open("ada", Role::Viewer, t0).unwrap();
+        for n in 0..MOST_SESSIONS {
+            sessions
+                .open(&format!("user{}", n / 10), Role::Viewer, t0)
+                .unwrap();
         }
         assert!(matches!(
             sessions.open("ada", Role::Viewer, t0),
@@ -219,6 +235,21 @@ mod tests {
         let later = t0 + LIFE.idle;
         sessions.open("ada", Role::Viewer, later).unwrap();
         assert_eq!(sessions.kept.len(), 1);
+    }
+
+    #[test]
+    fn an_account_opening_many_sessions_ends_its_oldest() {
+        let mut sessions = Sessions::new(LIFE);
+        let t0 = Instant::now();
+        let (first, _) = sessions.open("vic", Role::Viewer, t0).unwrap();
+        let (other, _) = sessions.open("ada", Role::Admin, t0).unwrap();
+        for n in 1..=MOST_PER_ACCOUNT {
+            let at = t0 + Duration::from_secs(u64::try_from(n).unwrap());
+            sessions.open("vic", Role::Viewer, at).unwrap();
+        }
+        assert!(!sessions.is_live(&first, t0), "vic's oldest ended");
+        assert!(sessions.is_live(&other, t0), "ada's is untouched");
+        assert_eq!(sessions.kept.len(), MOST_PER_ACCOUNT + 1);
     }
 
     #[test]

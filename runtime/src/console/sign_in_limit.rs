@@ -7,9 +7,10 @@
 //! further attempt from that address, or for that account, must wait, and
 //! the wait doubles with each failure up to a cap. A success clears the
 //! address and the name. The name's threshold is higher than the
-//! address's, so one guesser cannot lock an administrator out as fast as
-//! they lock themselves out, while guessers spread over many addresses
-//! still slow down on the name they all try. Failures older than the
+//! address's and its wait is capped at 30 s, so one guesser cannot lock an
+//! administrator out for long, while guessers spread over many addresses
+//! still slow down on the name they all try. IPv6 addresses count by
+//! their /64 (one host holds a whole /64). Failures older than the
 //! window are forgotten, and so is a key once its wait is over and its
 //! window passed, so the table stays small.
 
@@ -23,8 +24,12 @@ pub const FREE_PER_ADDRESS: u32 = 5;
 pub const FREE_PER_NAME: u32 = 10;
 /// The first wait; each further failure doubles it.
 pub const FIRST_WAIT: Duration = Duration::from_secs(2);
-/// The longest wait.
+/// The longest wait of an address.
 pub const MOST_WAIT: Duration = Duration::from_secs(15 * 60);
+/// The longest wait of an account name: it slows guessers spread over
+/// many addresses without letting one guesser lock the account's owner
+/// out for long.
+pub const MOST_NAME_WAIT: Duration = Duration::from_secs(30);
 /// How long a failure is remembered.
 pub const WINDOW: Duration = Duration::from_secs(30 * 60);
 /// Keys kept at most; beyond, the oldest are forgotten first.
@@ -56,7 +61,7 @@ impl SignInLimit {
     /// Whether `address` may try `name` now; if not, how long until it
     /// may.
     pub fn check(&self, address: IpAddr, name: &str, now: Instant) -> Result<(), Duration> {
-        let wait = [Key::Address(address), Key::Name(name.to_owned())]
+        let wait = [Key::of(address), Key::Name(name.to_owned())]
             .iter()
             .filter_map(|k| self.keys.get(k))
             .filter(|f| now.duration_since(f.last) < WINDOW)
@@ -73,27 +78,41 @@ impl SignInLimit {
         if self.keys.len() >= MOST_KEYS {
             self.forget_old(now);
         }
-        for (key, free) in [
-            (Key::Address(address), FREE_PER_ADDRESS),
-            (Key::Name(name.to_owned()), FREE_PER_NAME),
-        ] {
-            let f = self.keys.entry(key).or_insert(Failures {
-                count: 0,
-                last: now,
-                wait_until: now,
-            });
-            if now.duration_since(f.last) >= WINDOW {
-                f.count = 0;
-            }
-            f.count += 1;
-            f.last = now;
-            f.wait_until = now + wait_after(f.count, free);
+        self.count(Key::of(address), FREE_PER_ADDRESS, MOST_WAIT, now);
+        self.count(
+            Key::Name(name.to_owned()),
+            FREE_PER_NAME,
+            MOST_NAME_WAIT,
+            now,
+        );
+    }
+
+    /// Counts a failed attempt of `address` with a name no account could
+    /// have: against the address only.
+    pub fn failed_address(&mut self, address: IpAddr, now: Instant) {
+        if self.keys.len() >= MOST_KEYS {
+            self.forget_old(now);
         }
+        self.count(Key::of(address), FREE_PER_ADDRESS, MOST_WAIT, now);
+    }
+
+    fn count(&mut self, key: Key, free: u32, most: Duration, now: Instant) {
+        let f = self.keys.entry(key).or_insert(Failures {
+            count: 0,
+            last: now,
+            wait_until: now,
+        });
+        if now.duration_since(f.last) >= WINDOW {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        f.wait_until = now + wait_after(f.count, free).min(most);
     }
 
     /// A success: the address and the name start afresh.
     pub fn succeeded(&mut self, address: IpAddr, name: &str) {
-        self.keys.remove(&Key::Address(address));
+        self.keys.remove(&Key::of(address));
         self.keys.remove(&Key::Name(name.to_owned()));
     }
 
@@ -108,6 +127,19 @@ impl SignInLimit {
             let (_, cut, _) = lasts.select_nth_unstable(middle);
             let cut = *cut;
             self.keys.retain(|_, f| f.last > cut);
+        }
+    }
+}
+
+impl Key {
+    /// The key of an address: itself for IPv4, its /64 for IPv6.
+    fn of(address: IpAddr) -> Key {
+        match address {
+            IpAddr::V4(_) => Key::Address(address),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Key::Address(IpAddr::V6(bits.into()))
+            }
         }
     }
 }
@@ -172,8 +204,40 @@ mod tests {
             Ok(()),
             "other names are not held up"
         );
+        let mut t = t0;
+        for n in 0..40u8 {
+            t += MOST_NAME_WAIT;
+            limit.failed(ip(n.wrapping_add(120)), "ada", t);
+        }
+        assert_eq!(
+            limit.check(ip(99), "ada", t),
+            Err(MOST_NAME_WAIT),
+            "a name waits 30 s at most"
+        );
         limit.succeeded(ip(99), "ada");
         assert_eq!(limit.check(ip(99), "ada", t0), Ok(()));
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64_and_bad_names_count_against_the_address_only() {
+        let mut limit = SignInLimit::default();
+        let t0 = Instant::now();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        for n in 0..=FREE_PER_ADDRESS {
+            limit.failed(host(u16::try_from(n).unwrap()), "ada", t0);
+        }
+        assert_eq!(
+            limit.check(host(999), "bob", t0),
+            Err(FIRST_WAIT),
+            "same /64"
+        );
+        let other = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(limit.check(other, "bob", t0), Ok(()));
+        for _ in 0..=FREE_PER_ADDRESS {
+            limit.failed_address(ip(7), t0);
+        }
+        assert_eq!(limit.check(ip(7), "x", t0), Err(FIRST_WAIT));
+        assert_eq!(limit.check(ip(8), "ada", t0), Ok(()), "no name was counted");
     }
 
     #[test]

@@ -40,6 +40,8 @@ use error::ApiError;
 /// Largest body a request may have: a topology sheet of thousands of
 /// offices fits.
 const MOST_BODY: usize = 16 << 20;
+/// Largest JSON body (a sign-in, an account, a token).
+const MOST_JSON: usize = 16 << 10;
 /// What the API's handlers share.
 pub struct Console {
     /// The server's handler of admin requests, and its stores.
@@ -47,7 +49,16 @@ pub struct Console {
     sessions: Mutex<Sessions>,
     sign_in_limit: Mutex<SignInLimit>,
     session_most: Duration,
+    /// Password checks running at once at most.
+    checking: tokio::sync::Semaphore,
+    /// Live streams open.
+    live_streams: std::sync::atomic::AtomicUsize,
 }
+
+/// Password checks at once at most.
+const CHECKS_AT_ONCE: usize = 4;
+/// Live streams open at once at most.
+pub const MOST_LIVE_STREAMS: usize = 64;
 
 impl Console {
     /// A console in front of `admin`, no one signed in.
@@ -57,6 +68,8 @@ impl Console {
             sessions: Mutex::new(Sessions::new(lifetimes)),
             sign_in_limit: Mutex::new(SignInLimit::default()),
             session_most: lifetimes.most,
+            checking: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
+            live_streams: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -151,7 +164,7 @@ pub fn input_errors(config: &mut web::ServiceConfig) {
     config
         .app_data(
             web::JsonConfig::default()
-                .limit(MOST_BODY)
+                .limit(MOST_JSON)
                 .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
         )
         .app_data(

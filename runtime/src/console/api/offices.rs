@@ -18,7 +18,17 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Reader, Signed};
 use super::error::{ApiError, ErrorBody};
-use super::{Console, unexpected};
+use super::{Console, MOST_LIVE_STREAMS, unexpected};
+use std::sync::atomic::Ordering;
+
+/// A live stream's place among those open, given back when it ends.
+struct LiveSlot(std::sync::Arc<Console>);
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        self.0.live_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// How often the live view is sent.
 pub const LIVE_EVERY: Duration = Duration::from_secs(1);
@@ -175,10 +185,17 @@ pub async fn offices_live(
     choice: web::Query<ContentChoice>,
 ) -> Result<HttpResponse, ApiError> {
     let content = chosen(&choice)?;
+    let open = console.live_streams.fetch_add(1, Ordering::SeqCst);
+    let slot = LiveSlot(console.clone().into_inner());
+    if open >= MOST_LIVE_STREAMS {
+        return Err(ApiError::unavailable(format!(
+            "{MOST_LIVE_STREAMS} live views are open; close one or try again later"
+        )));
+    }
     let ticks = tokio::time::interval(LIVE_EVERY);
     let events = futures_util::stream::unfold(
-        (ticks, console, signed),
-        move |(mut ticks, console, signed)| async move {
+        (ticks, console, signed, slot),
+        move |(mut ticks, console, signed, slot)| async move {
             ticks.tick().await;
             if !console.still_signed(&signed) {
                 return None;
@@ -188,11 +205,14 @@ pub async fn offices_live(
                     "event: offices\ndata: {}\n\n",
                     serde_json::to_string(&view).unwrap_or_default()
                 ),
-                Err(e) => format!("event: problem\ndata: {e}\n\n"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the live offices view could not be made");
+                    "event: problem\ndata: the server could not make the view; it tries again in a second\n\n".to_owned()
+                }
             };
             Some((
                 Ok::<_, actix_web::Error>(web::Bytes::from(event)),
-                (ticks, console, signed),
+                (ticks, console, signed, slot),
             ))
         },
     );

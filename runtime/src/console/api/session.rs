@@ -52,6 +52,19 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, ApiError> {
     let SignIn { name, password } = body.into_inner();
     let from = address_of(&req);
+    if !crate::console::is_plain_name(&name) {
+        // No account has such a name: refused before it can take room in
+        // the limiter or the log.
+        console
+            .sign_in_limit()?
+            .failed_address(from, Instant::now());
+        return Err(ApiError::unauthorized("wrong name or password"));
+    }
+    // A few password checks at once at most (argon2 takes 19 MiB each).
+    let _permit = console
+        .checking
+        .try_acquire()
+        .map_err(|_| ApiError::unavailable("too many sign-ins at once: try again in a moment"))?;
     {
         // Counted as failed before the password is checked, so attempts
         // made in parallel see each other; a success clears it.
@@ -74,7 +87,7 @@ pub async fn sign_in(
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let Some(role) = role else {
-        tracing::warn!(%from, account = %name, "console sign-in refused");
+        tracing::warn!(%from, account = ?name, "console sign-in refused");
         return Err(ApiError::unauthorized("wrong name or password"));
     };
     console.sign_in_limit()?.succeeded(from, &name);
