@@ -52,6 +52,8 @@ pub struct HealthSources {
     pub meta: Arc<branchline_storage::MetaStore>,
     /// The clients' heartbeat period.
     pub heartbeat: std::time::Duration,
+    /// The certificates the server shows (DER), by what they are.
+    pub certificates: Vec<(String, Vec<u8>)>,
 }
 
 impl ServerAdmin {
@@ -269,6 +271,12 @@ impl ServerAdmin {
             refusals: self.health.refusals.recent(),
             disk,
             metadata_bytes,
+            certificates: self
+                .health
+                .certificates
+                .iter()
+                .map(|(what, der)| (what.clone(), crate::console::cert_dates::not_after(der)))
+                .collect(),
         }))
     }
 

@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::join::ca::{CaError, ClusterCa};
 use crate::tls::{Identity, TlsError};
@@ -80,11 +80,11 @@ fn is_cluster_name(name: &str) -> bool {
 }
 
 /// The console's TLS configuration, its certificate from `source`
-/// (made for `names` where it is made here).
+/// (made for `names` where it is made here), and that certificate.
 pub fn server_config(
     source: Source<'_>,
     names: &[String],
-) -> Result<rustls::ServerConfig, ConsoleTlsError> {
+) -> Result<(rustls::ServerConfig, CertificateDer<'static>), ConsoleTlsError> {
     let (chain, key) = match source {
         Source::Given { cert, key } => (crate::tls::read_chain(cert)?, crate::tls::read_key(key)?),
         Source::ClusterCa(ca) => {
@@ -107,13 +107,14 @@ pub fn server_config(
             (vec![made.cert.der().clone()], PrivateKeyDer::Pkcs8(key))
         }
     };
+    let leaf = chain[0].clone();
     let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::from)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(TlsError::from)?;
-    Ok(config)
+    Ok((config, leaf))
 }
 
 #[cfg(test)]

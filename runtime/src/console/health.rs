@@ -9,9 +9,11 @@
 //!   last day for speaking another protocol version fail the check: they
 //!   cannot register until upgraded;
 //! - **disk**: the data directory's filesystem with less than 1 GiB or 5 %
-//!   free warns, and the metadata store's size is shown.
+//!   free warns, and the metadata store's size is shown;
+//! - **certificates**: the server's own, its CA's and the console's; one
+//!   expiring within 30 days warns, an expired one fails.
 //!
-//! Certificate expiry and origin reachability come next (C3).
+//! Origin reachability comes next (C3).
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use branchline_actors::wire::{
 
 /// How far back a version refusal counts.
 pub const REFUSALS_COUNTED: Duration = Duration::from_secs(24 * 3600);
+/// A certificate expiring sooner than this warns.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Free space under which the disk check warns.
 const LOW_FREE_BYTES: u64 = 1 << 30;
 
@@ -48,13 +52,21 @@ pub struct Inputs {
     pub disk: Option<Disk>,
     /// The metadata store's bytes on disk.
     pub metadata_bytes: u64,
+    /// The certificates the server shows, by what they are, with when
+    /// each expires (seconds since the epoch; `None` if unreadable).
+    pub certificates: Vec<(String, Option<i64>)>,
 }
 
 /// The health report of `inputs`.
 pub fn assess(inputs: &Inputs) -> HealthReport {
     HealthReport {
         at_ms: inputs.now_ms,
-        checks: vec![clients_heard(inputs), versions(inputs), disk(inputs)],
+        checks: vec![
+            clients_heard(inputs),
+            versions(inputs),
+            disk(inputs),
+            certificates(inputs),
+        ],
     }
 }
 
@@ -171,6 +183,49 @@ fn disk(inputs: &Inputs) -> HealthCheck {
     check("disk", level, detail, Vec::new())
 }
 
+fn certificates(inputs: &Inputs) -> HealthCheck {
+    let now = i64::try_from(inputs.now_ms / 1000).unwrap_or(i64::MAX);
+    let soon = now.saturating_add(i64::try_from(EXPIRY_WARNING.as_secs()).unwrap_or(i64::MAX));
+    let mut level = HealthLevel::Ok;
+    let mut flagged = Vec::new();
+    let mut found = Vec::new();
+    for (what, expires) in &inputs.certificates {
+        match *expires {
+            None => {
+                level = worse(level, HealthLevel::Warn);
+                flagged.push(format!("{what}: its expiry could not be read"));
+            }
+            Some(at) => {
+                let day = crate::commands::utc(u64::try_from(at).unwrap_or(0).saturating_mul(1000));
+                let day = day.get(..10).unwrap_or(&day).to_owned();
+                found.push(format!("{what} until {day}"));
+                if at <= now {
+                    level = HealthLevel::Fail;
+                    flagged.push(format!("{what} expired on {day}"));
+                } else if at <= soon {
+                    level = worse(level, HealthLevel::Warn);
+                    flagged.push(format!("{what} expires on {day}"));
+                }
+            }
+        }
+    }
+    let detail = if found.is_empty() {
+        "no certificate to check (insecure)".to_owned()
+    } else {
+        found.join("; ")
+    };
+    check("certificates", level, detail, flagged)
+}
+
+/// The worse of two levels.
+fn worse(a: HealthLevel, b: HealthLevel) -> HealthLevel {
+    match (a, b) {
+        (HealthLevel::Fail, _) | (_, HealthLevel::Fail) => HealthLevel::Fail,
+        (HealthLevel::Warn, _) | (_, HealthLevel::Warn) => HealthLevel::Warn,
+        _ => HealthLevel::Ok,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +254,7 @@ mod tests {
                 total: 100 << 30,
             }),
             metadata_bytes: 3 << 20,
+            certificates: vec![("the cluster CA".into(), Some(4_000_000_000))],
         }
     }
 
@@ -226,6 +282,35 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_expiring_soon_warns_and_an_expired_one_fails() {
+        let mut inputs = healthy();
+        let now = i64::try_from(inputs.now_ms / 1000).unwrap();
+        inputs.certificates = vec![
+            ("the cluster CA".into(), Some(4_000_000_000)),
+            ("the console".into(), Some(now + 10 * 86_400)),
+        ];
+        let check = &assess(&inputs).checks[3];
+        assert_eq!(
+            (check.name.as_str(), check.level),
+            ("certificates", HealthLevel::Warn)
+        );
+        assert_eq!(
+            check.flagged,
+            ["the console expires on 1970-01-12"],
+            "{check:?}"
+        );
+        inputs
+            .certificates
+            .push(("the server".into(), Some(now - 1)));
+        inputs.certificates.push(("a file".into(), None));
+        let check = &assess(&inputs).checks[3];
+        assert_eq!(check.level, HealthLevel::Fail);
+        assert_eq!(check.flagged.len(), 3, "{check:?}");
+        inputs.certificates.clear();
+        assert_eq!(assess(&inputs).checks[3].level, HealthLevel::Ok);
+    }
+
+    #[test]
     fn quiet_clients_warn_an_old_version_fails_and_a_full_disk_warns() {
         let mut inputs = healthy();
         inputs.clients.push(client("quiet", 11_000));
@@ -247,6 +332,7 @@ mod tests {
                 ("clients heard from".into(), HealthLevel::Warn),
                 ("protocol versions".into(), HealthLevel::Fail),
                 ("disk".into(), HealthLevel::Warn),
+                ("certificates".into(), HealthLevel::Ok),
             ]
         );
         assert_eq!(report.checks[0].flagged, ["quiet (hq, 11 s ago)"]);

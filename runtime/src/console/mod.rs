@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api;
 pub mod api_tokens;
 pub mod audit;
+pub mod cert_dates;
 pub mod certificate;
 pub mod health;
 pub mod pages;

@@ -77,6 +77,7 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
     let deps = office_deps(config, book.clone(), office_arbiters());
     let storage_url = file_storage.as_ref().map(|(_, _, url)| url.as_str());
     let health_meta = meta.clone();
+    let certificates = shown_certificates(identity.as_ref(), console.as_ref());
     let directory = DirectoryActor::new(deps, meta, signer, storage_url)
         .context("loading the metadata store")?;
     tracing::info!(%addr, "server starting");
@@ -121,9 +122,10 @@ pub fn run(config: &ServerConfig, stop: Stop) -> anyhow::Result<()> {
                 data_dir,
                 meta: health_meta,
                 heartbeat,
+                certificates,
             },
         });
-        if let Some((listener, tls)) = console {
+        if let Some((listener, tls, _)) = console {
             let console = Arc::new(Console::new(handler.clone(), session_lifetimes));
             actix_rt::spawn(crate::console::server::start(listener, tls, console)?);
         }
@@ -178,7 +180,7 @@ fn bind_console(
     control: std::net::SocketAddr,
     ca: Option<&ClusterCa>,
     identity: Option<&Identity>,
-) -> anyhow::Result<Option<(std::net::TcpListener, rustls::ServerConfig)>> {
+) -> anyhow::Result<Option<ConsoleListener>> {
     let section = &config.console;
     if !section.enabled {
         return Ok(None);
@@ -190,7 +192,8 @@ fn bind_console(
         (_, _, None, Some(identity)) => certificate::Source::Node(identity),
         (_, _, None, None) => certificate::Source::SelfSigned,
     };
-    let tls = certificate::server_config(source, &certificate::names(&section.names, listen))?;
+    let (tls, shown) =
+        certificate::server_config(source, &certificate::names(&section.names, listen))?;
     let listener = std::net::TcpListener::bind(listen).with_context(|| {
         format!(
             "cannot listen on {listen} for the console (set [console] listen, or enabled = false)"
@@ -201,7 +204,33 @@ fn bind_console(
         false => format!("https://{listen}/"),
     };
     tracing::info!(%url, "the console and its API (/api/v1) answer here; sign in with an account from `branchline admin add-user`");
-    Ok(Some((listener, tls)))
+    Ok(Some((listener, tls, shown)))
+}
+
+/// The console's listener, its TLS, and the certificate it shows.
+type ConsoleListener = (
+    std::net::TcpListener,
+    rustls::ServerConfig,
+    rustls::pki_types::CertificateDer<'static>,
+);
+
+/// The certificates the server shows, by what they are (DER), for the
+/// health check: its own, its CA's (the chain's next), the console's.
+fn shown_certificates(
+    identity: Option<&Identity>,
+    console: Option<&ConsoleListener>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut shown = Vec::new();
+    if let Some(identity) = identity {
+        let labels = ["the server's certificate", "its CA"];
+        for (label, cert) in labels.iter().zip(identity.chain()) {
+            shown.push(((*label).to_owned(), cert.to_vec()));
+        }
+    }
+    if let Some((_, _, cert)) = console {
+        shown.push(("the console's certificate".to_owned(), cert.to_vec()));
+    }
+    shown
 }
 
 /// The file storage's listener, bound before anything else starts so a
