@@ -10,44 +10,12 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use common::{World, bin, make_package, path_arg, run_err};
+use common::console::admin_with_stdin;
+use common::{World, make_package, path_arg, run_err};
 use serde_json::Value;
 
 fn admin(world: &World, args: &[&str]) -> (bool, String, String) {
     admin_with_stdin(world, args, None)
-}
-
-fn admin_with_stdin(world: &World, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(bin())
-        .arg("admin")
-        .args(args)
-        .args(["--data-dir", &path_arg(&world.path("server"))])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn json(world: &World, args: &[&str]) -> Value {

@@ -3,6 +3,7 @@
 //! imported `ca.pem` would), keeping the session cookie in a jar and
 //! sending the CSRF token or an API token as it is told.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,34 +12,48 @@ use serde_json::Value;
 
 use super::World;
 
-/// Makes the account `name` with `role` and `password` on the world's
-/// server, as an administrator does on its host.
-pub fn add_account(world: &World, name: &str, role: &str, password: &str) {
-    use std::io::Write as _;
+/// `branchline admin ARGS` on the world's server, with `stdin` on its
+/// standard input: whether it succeeded, its stdout and its stderr.
+pub fn admin_with_stdin(
+    world: &World,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut child = Command::new(super::bin())
-        .args([
-            "admin",
-            "add-user",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ])
-        .arg("--data-dir")
-        .arg(world.path("server"))
-        .stdin(std::process::Stdio::piped())
+        .arg("admin")
+        .args(args)
+        .args(["--data-dir", &super::path_arg(&world.path("server"))])
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(password.as_bytes()).unwrap();
-    drop(stdin);
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
     let out = child.wait_with_output().unwrap();
-    assert!(
+    (
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Makes the account `name` with `role` and `password` on the world's
+/// server, as an administrator does on its host.
+pub fn add_account(world: &World, name: &str, role: &str, password: &str) {
+    let args = ["add-user", name, "--role", role, "--password-stdin"];
+    let (ok, _, err) = admin_with_stdin(world, &args, Some(password));
+    assert!(ok, "{err}");
 }
 
 /// The console's port (the default).

@@ -104,14 +104,21 @@ impl ServerAdmin {
             AdminReply::ApiToken { view, .. } => format!("{what}: id {}", view.id),
             _ => what,
         };
-        let audit = self.audit.clone();
-        let (line, caller) = (what.clone(), caller.clone());
-        match off_thread(move || audit.record(&caller.who, &line, &caller.from)).await {
-            Ok(_) => reply,
+        match self.record(caller, what.clone()).await {
+            Ok(()) => reply,
             Err(e) => AdminReply::Error(format!(
                 "{what}: done, but the audit log could not record it: {e}"
             )),
         }
+    }
+
+    /// Appends `what`, done by `caller`, to the audit log; durable when it
+    /// returns.
+    pub async fn record(&self, caller: &Caller, what: String) -> Result<(), String> {
+        let (audit, caller) = (self.audit.clone(), caller.clone());
+        off_thread(move || audit.record(&caller.who, &what, &caller.from))
+            .await
+            .map(|_| ())
     }
 
     async fn answer(&self, request: AdminRequest) -> AdminReply {
@@ -309,10 +316,10 @@ impl ServerAdmin {
     }
 }
 
-/// Runs a call of the server's stores (each change is flushed to disk)
-/// on the blocking pool, not on the thread answering the admin socket;
-/// its error, or the job's, as a line.
-async fn off_thread<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+/// Runs a call of the server's stores (each change is flushed to disk, or
+/// a password is hashed) on the blocking pool, not on the thread answering
+/// the admin socket or the console; its error, or the job's, as a line.
+pub(crate) async fn off_thread<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
     job: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, String> {
     match branchline_actors::panics::run_blocking(|| {}, job).await {

@@ -5,9 +5,8 @@ use std::io::BufRead as _;
 
 use branchline_actors::wire::{AdminReply, AdminRequest};
 
-use super::{data_dir, runtime, utc};
-use crate::admin::{connect, socket_path};
-use crate::cli::{AdminAction, AdminArgs, NodeLocator};
+use super::{ask, utc};
+use crate::cli::{AdminAction, AdminArgs};
 
 /// Length of a password `add-user` makes.
 const MADE_PASSWORD: usize = 20;
@@ -121,11 +120,6 @@ pub fn run(args: &AdminArgs) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-fn ask(node: &NodeLocator, request: &AdminRequest) -> anyhow::Result<AdminReply> {
-    let data_dir = data_dir(node)?;
-    Ok(runtime()?.block_on(connect::request(&socket_path(&data_dir), request, Some))?)
 }
 
 fn done(reply: AdminReply) -> anyhow::Result<String> {

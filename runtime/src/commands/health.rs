@@ -4,20 +4,16 @@
 
 use branchline_actors::wire::{AdminReply, AdminRequest, HealthLevel};
 
-use super::{data_dir, runtime};
-use crate::admin::{connect, socket_path};
+use super::ask;
 use crate::cli::HealthArgs;
 
 /// Runs `branchline health`.
 pub fn run(args: &HealthArgs) -> anyhow::Result<()> {
-    let data_dir = data_dir(&args.node)?;
-    let request = AdminRequest::Health;
-    let report =
-        match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
-            AdminReply::Health(report) => report,
-            AdminReply::Error(e) => anyhow::bail!(e),
-            other => anyhow::bail!("unexpected answer {other:?}"),
-        };
+    let report = match ask(&args.node, &AdminRequest::Health)? {
+        AdminReply::Health(report) => report,
+        AdminReply::Error(e) => anyhow::bail!(e),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

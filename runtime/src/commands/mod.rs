@@ -17,6 +17,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use branchline_actors::wire::{AdminReply, AdminRequest};
+
 use crate::cli::NodeLocator;
 use crate::config;
 
@@ -27,6 +29,16 @@ pub fn data_dir(node: &NodeLocator) -> anyhow::Result<PathBuf> {
         (None, Some(dir)) => Ok(dir.clone()),
         (None, None) => anyhow::bail!("give --config or --data-dir"),
     }
+}
+
+/// Asks the node `node` locates, over its admin socket.
+pub fn ask(node: &NodeLocator, request: &AdminRequest) -> anyhow::Result<AdminReply> {
+    let data_dir = data_dir(node)?;
+    Ok(runtime()?.block_on(crate::admin::connect::request(
+        &crate::admin::socket_path(&data_dir),
+        request,
+        Some,
+    ))?)
 }
 
 /// A single-threaded runtime for a tool's one conversation.

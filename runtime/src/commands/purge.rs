@@ -4,8 +4,7 @@
 use branchline_actors::wire::{AdminReply, AdminRequest};
 use branchline_storage::ContentId;
 
-use super::{data_dir, runtime};
-use crate::admin::{connect, socket_path};
+use super::ask;
 use crate::cli::PurgeArgs;
 
 /// Runs `branchline purge`.
@@ -14,9 +13,7 @@ pub fn run(args: &PurgeArgs) -> anyhow::Result<()> {
         .content
         .parse()
         .map_err(|e| anyhow::anyhow!("`{}` is not a content id: {e}", args.content))?;
-    let data_dir = data_dir(&args.node)?;
-    let request = AdminRequest::Purge(id);
-    match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
+    match ask(&args.node, &AdminRequest::Purge(id))? {
         AdminReply::Done(said) => {
             println!("{said}");
             Ok(())

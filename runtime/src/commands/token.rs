@@ -4,19 +4,17 @@
 
 use branchline_actors::wire::{AdminReply, AdminRequest};
 
-use super::{data_dir, runtime, utc};
-use crate::admin::{connect, socket_path};
+use super::{ask, utc};
 use crate::cli::{TokenAction, TokenArgs, UrlAction, UrlArgs};
 
 /// Runs `branchline token`.
 pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
     match &args.action {
         TokenAction::Create { node, expires } => {
-            let data_dir = data_dir(node)?;
             let request = AdminRequest::CreateJoinToken {
                 expires_secs: expires.as_secs(),
             };
-            match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
+            match ask(node, &request)? {
                 AdminReply::JoinToken { token, expires_ms } => {
                     eprintln!(
                         "join token, valid until {} (keep it secret: anyone holding it can join the cluster until then):",
@@ -36,12 +34,11 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
 pub fn sign_url(args: &UrlArgs) -> anyhow::Result<()> {
     match &args.action {
         UrlAction::Sign { node, url, expires } => {
-            let data_dir = data_dir(node)?;
             let request = AdminRequest::SignUrl {
                 url: url.clone(),
                 expires_secs: expires.as_secs(),
             };
-            match runtime()?.block_on(connect::request(&socket_path(&data_dir), &request, Some))? {
+            match ask(node, &request)? {
                 AdminReply::SignedUrl(signed) => {
                     println!("{signed}");
                     Ok(())

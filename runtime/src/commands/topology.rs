@@ -6,8 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use branchline_actors::wire::{AdminReply, AdminRequest, TopologyView};
 
-use super::{data_dir, runtime};
-use crate::admin::{connect, socket_path};
+use super::data_dir;
 use crate::cli::{NodeLocator, TopologyAction, TopologyArgs};
 
 /// Largest spreadsheet `import` reads (a topology of ~100k offices).
@@ -24,12 +23,10 @@ pub fn run(args: &TopologyArgs) -> anyhow::Result<()> {
 }
 
 fn ask(node: &NodeLocator, request: &AdminRequest) -> anyhow::Result<AdminReply> {
-    let data_dir = data_dir(node)?;
-    let reply = runtime()?.block_on(connect::request(&socket_path(&data_dir), request, Some))?;
-    match reply {
+    match super::ask(node, request)? {
         AdminReply::ClientStatus(_) => anyhow::bail!(
             "{} is a client's data directory; topology needs the server's",
-            data_dir.display()
+            data_dir(node)?.display()
         ),
         AdminReply::Error(e) => anyhow::bail!(e),
         other => Ok(other),

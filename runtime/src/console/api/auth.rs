@@ -40,6 +40,8 @@ pub struct Signed {
     pub from: IpAddr,
     /// Signed in with a session (not a token); its secret.
     pub session: Option<String>,
+    /// The session's CSRF token (empty for an API token).
+    pub csrf: String,
     /// The API token, for a token.
     token: Option<String>,
 }
@@ -88,18 +90,6 @@ impl FromRequest for Changer {
 }
 
 impl Console {
-    /// The CSRF token of `signed`'s session (empty for a token).
-    pub fn csrf_of(&self, signed: &Signed) -> String {
-        let Some(secret) = &signed.session else {
-            return String::new();
-        };
-        self.sessions()
-            .ok()
-            .and_then(|mut s| s.check(secret, Instant::now()))
-            .map(|s| s.csrf)
-            .unwrap_or_default()
-    }
-
     /// Whether `signed`'s session or token still works (for a long
     /// answer, such as the live offices; it does not count as use).
     pub fn still_signed(&self, signed: &Signed) -> bool {
@@ -156,6 +146,7 @@ fn signed(req: &HttpRequest) -> Result<Signed, ApiError> {
         role: session.role,
         from,
         session: Some(secret),
+        csrf: session.csrf,
         token: None,
     })
 }
@@ -177,6 +168,7 @@ fn by_token(
             role,
             from,
             session: None,
+            csrf: String::new(),
             token: Some(token.to_owned()),
         }),
         Err(e @ (ApiTokenError::Db(_) | ApiTokenError::BadRecord(_))) => {

@@ -111,13 +111,10 @@ impl Console {
 
     /// Records something done that is not an admin request (a sign-in).
     async fn record(&self, caller: &Caller, what: String) -> Result<(), ApiError> {
-        let audit = self.admin.audit.clone();
-        let caller = caller.clone();
-        web::block(move || audit.record(&caller.who, &what, &caller.from))
+        self.admin
+            .record(caller, what)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map(|_| ())
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(ApiError::internal)
     }
 }
 

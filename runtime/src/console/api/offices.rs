@@ -86,17 +86,31 @@ pub async fn view(
     signed: &Signed,
     content: Option<ContentId>,
 ) -> Result<OfficesView, ApiError> {
-    let caller = signed.caller();
-    let tree = match console.perform(AdminRequest::TopologyShow, &caller).await? {
-        AdminReply::Topology(view) => view.offices,
-        other => return Err(unexpected(&other)),
-    };
-    let registry = console.registry(signed).await?;
+    let (tree, registry) = asked(console, signed).await?;
     Ok(rows(tree, &registry, content))
 }
 
+/// The office tree and the registry's figures, asked of the server now.
+pub async fn asked(
+    console: &Console,
+    signed: &Signed,
+) -> Result<(Vec<OfficeView>, RegistryView), ApiError> {
+    let tree = match console
+        .perform(AdminRequest::TopologyShow, &signed.caller())
+        .await?
+    {
+        AdminReply::Topology(view) => view.offices,
+        other => return Err(unexpected(&other)),
+    };
+    Ok((tree, console.registry(signed).await?))
+}
+
 /// Puts the tree and the registry's figures together (no I/O).
-fn rows(tree: Vec<OfficeView>, registry: &RegistryView, content: Option<ContentId>) -> OfficesView {
+pub fn rows(
+    tree: Vec<OfficeView>,
+    registry: &RegistryView,
+    content: Option<ContentId>,
+) -> OfficesView {
     let chosen = content.and_then(|id| registry.contents.iter().find(|c| c.id == id).cloned());
     let offices = tree
         .into_iter()

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Console;
 use super::auth::{Reader, SESSION_COOKIE, address_of};
 use super::error::{ApiError, ErrorBody};
+use crate::admin::server_node::off_thread;
 use crate::console::audit::Caller;
 
 /// A sign-in.
@@ -82,10 +83,9 @@ pub async fn sign_in(
     }
     let accounts = console.admin.accounts.clone();
     let checked_name = name.clone();
-    let role = web::block(move || accounts.sign_in(&checked_name, &password))
+    let role = off_thread(move || accounts.sign_in(&checked_name, &password))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let Some(role) = role else {
         tracing::warn!(%from, account = ?name, "console sign-in refused");
         return Err(ApiError::unauthorized("wrong name or password"));
@@ -123,9 +123,9 @@ pub async fn sign_in(
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 #[get("/session")]
-pub async fn who(Reader(signed): Reader, console: web::Data<Console>) -> web::Json<SessionView> {
+pub async fn who(Reader(signed): Reader) -> web::Json<SessionView> {
     web::Json(SessionView {
-        csrf_token: console.csrf_of(&signed),
+        csrf_token: signed.csrf.clone(),
         name: signed.name,
         role: signed.role,
     })

@@ -26,10 +26,9 @@ pub async fn page(reader: Option<Reader>, console: web::Data<Console>) -> HttpRe
         Ok(other) => return unexpected(&other).error_response(),
         Err(e) => return e.error_response(),
     };
-    let csrf = console.csrf_of(&signed);
     super::page(frame(
         "Audit log",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             table #audit {
                 thead { tr { th { "When (UTC)" } th { "Who" } th { "What" } th { "From" } } }

@@ -25,10 +25,9 @@ pub async fn page(
         Ok(registry) => matching(registry.clients, search.q.as_deref()),
         Err(e) => return e.error_response(),
     };
-    let csrf = console.csrf_of(&signed);
     super::page(frame(
         "Clients",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             form #search method="get" action="/clients" {
                 label { "Name, address or office " input name="q" value=[search.q.as_deref()]; }

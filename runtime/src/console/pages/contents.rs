@@ -21,11 +21,10 @@ pub async fn page(reader: Option<Reader>, console: web::Data<Console>) -> HttpRe
         Ok(registry) => registry.contents,
         Err(e) => return e.error_response(),
     };
-    let csrf = console.csrf_of(&signed);
     let admin = signed.role == Role::Admin;
     super::page(frame(
         "Contents",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             @if contents.is_empty() {
                 p { "Nothing is published yet (" code { "branchline publish" } ")." }

@@ -25,10 +25,9 @@ pub async fn page(reader: Option<Reader>, console: web::Data<Console>) -> HttpRe
         Ok(other) => return unexpected(&other).error_response(),
         Err(e) => return e.error_response(),
     };
-    let csrf = console.csrf_of(&signed);
     super::page(frame(
         "Health",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             form method="get" action="/health" {
                 button type="submit" { "Run the health check" }

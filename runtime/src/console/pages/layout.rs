@@ -16,9 +16,9 @@ const NAVIGATION: &[(&str, &str)] = &[
     ("/audit", "Audit log"),
 ];
 
-/// A page titled `title` for `signed` (nobody on the sign-in page), whose
-/// CSRF token is `csrf`.
-pub fn frame(title: &str, signed: Option<(&Signed, &str)>, body: &Markup) -> Markup {
+/// A page titled `title` for `signed` (nobody on the sign-in page), with
+/// its session's CSRF token for the script.
+pub fn frame(title: &str, signed: Option<&Signed>, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -26,8 +26,8 @@ pub fn frame(title: &str, signed: Option<(&Signed, &str)>, body: &Markup) -> Mar
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Branchline" }
-                @if let Some((_, csrf)) = signed {
-                    meta name="csrf-token" content=(csrf);
+                @if let Some(who) = signed {
+                    meta name="csrf-token" content=(who.csrf);
                 }
                 link rel="stylesheet" href="/console.css";
                 script src="/console.js" defer {}
@@ -35,7 +35,7 @@ pub fn frame(title: &str, signed: Option<(&Signed, &str)>, body: &Markup) -> Mar
             body {
                 header {
                     strong { "Branchline" }
-                    @if let Some((who, _)) = signed {
+                    @if let Some(who) = signed {
                         nav {
                             @for (path, name) in NAVIGATION {
                                 a href=(path) class=[(*name == title).then_some("here")] { (name) }

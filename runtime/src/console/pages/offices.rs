@@ -12,7 +12,7 @@ use super::see_other;
 use crate::commands::mib;
 use crate::console::api::Console;
 use crate::console::api::auth::Reader;
-use crate::console::api::offices::{ContentChoice, OfficeRow, chosen, view};
+use crate::console::api::offices::{ContentChoice, OfficeRow, asked, chosen, rows};
 
 /// `GET /offices?content=ID`.
 pub async fn page(
@@ -27,22 +27,21 @@ pub async fn page(
         Ok(content) => content,
         Err(e) => return e.error_response(),
     };
-    let contents = match console.registry(&signed).await {
-        Ok(registry) => registry.contents,
+    // One question to the server for both the table and the choice of
+    // contents.
+    let (tree, registry) = match asked(&console, &signed).await {
+        Ok(asked) => asked,
         Err(e) => return e.error_response(),
     };
-    let offices = match view(&console, &signed, content).await {
-        Ok(view) => view,
-        Err(e) => return e.error_response(),
-    };
-    let csrf = console.csrf_of(&signed);
+    let offices = rows(tree, &registry, content);
+    let contents = registry.contents;
     let live = match content {
         Some(id) => format!("/api/v1/offices/live?content={id}"),
         None => "/api/v1/offices/live".to_owned(),
     };
     super::page(frame(
         "Offices",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             form #choose-content method="get" action="/offices" {
                 label { "Rollout of "

@@ -4,25 +4,23 @@
 //! problems by line, as the command line gives them. The script sends the
 //! file to `POST /api/v1/topology/preview`, then `PUT /api/v1/topology`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use branchline_actors::wire::Role;
 use maud::html;
 
 use super::layout::frame;
 use super::see_other;
-use crate::console::api::Console;
 use crate::console::api::auth::Reader;
 
 /// `GET /topology`.
-pub async fn page(reader: Option<Reader>, console: web::Data<Console>) -> HttpResponse {
+pub async fn page(reader: Option<Reader>) -> HttpResponse {
     let Some(Reader(signed)) = reader else {
         return see_other("/sign-in");
     };
-    let csrf = console.csrf_of(&signed);
     let admin = signed.role == Role::Admin;
     super::page(frame(
         "Topology",
-        Some((&signed, &csrf)),
+        Some(&signed),
         &html! {
             p { a #download href="/api/v1/topology" download="topology.csv" { "Download the spreadsheet" } }
             form #topology-upload {
