@@ -514,6 +514,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_demos_linger_takes_0_to_a_day_and_names_a_bad_value() {
+        let parse = |v: &str| Cli::try_parse_from(["branchline", "demo", "--linger", v]);
+        let Command::Demo(demo) = parse("600").unwrap().command else {
+            panic!("not the demo");
+        };
+        assert_eq!(demo.linger, 600);
+        for bad in ["86401", "ten"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("'{bad}' for '--linger <LINGER>'")),
+                "{err}"
+            );
+        }
+        let err = parse("-1").unwrap_err().to_string();
+        assert!(err.contains("unexpected argument '-1'"), "{err}");
+    }
+
+    #[test]
     fn lifetimes_parse_and_anything_else_is_refused_without_a_panic() {
         assert_eq!(
             parse_lifetime("90s"),
